@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cryo-cr/cryo/internal/cpu"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+// feature is one kernel capability cryo relies on or can use.
+type feature struct {
+	name      string
+	essential bool
+	probe     func() (string, error)
+}
+
+func cmdCheck(args []string) error {
+	if _, err := parseFlags(args); err != nil {
+		return err
+	}
+	features := []feature{
+		{"ptrace seize and syscall injection", true, probeInjection},
+		{"PTRACE_GET_RSEQ_CONFIGURATION", false, probeRseq},
+		{"clone3 with set_tid (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)", true, probeSetTid},
+		{"process_vm_readv", true, probeVMRead},
+		{"MADV_POPULATE_WRITE", false, probePopulate},
+		{"userfaultfd", false, probeUserfaultfd},
+		{"xsave features", false, func() (string, error) {
+			return fmt.Sprintf("%#x", cpu.SupportedXfeatures()), nil
+		}},
+	}
+	missing := []string{}
+	for _, f := range features {
+		detail, err := f.probe()
+		state := "yes"
+		if err != nil {
+			state = "NO (" + err.Error() + ")"
+			if f.essential {
+				missing = append(missing, f.name)
+			}
+		} else if detail != "" {
+			state = "yes, " + detail
+		}
+		fmt.Printf("%-62s %s\n", f.name+":", state)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("essential features missing: %s", strings.Join(missing, ", "))
+	}
+	fmt.Println("Looks good.")
+	return nil
+}
+
+// withStub starts a blank traced stub and runs f on it.
+func withStub(f func(t *ptrace.Tracee) (string, error)) (string, error) {
+	tr := ptrace.NewTracer()
+	defer tr.Close()
+	t, err := tr.StartStub("/proc/self/exe", []string{stubName}, nil)
+	if err != nil {
+		return "", err
+	}
+	defer func() { t.Kill(); t.WaitExit() }()
+	maps, err := proc.Maps(t.Pid)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range maps {
+		if m.Path == "[vdso]" {
+			insn, err := ptrace.FindSyscallInsn(t.Pid, m.Start, m.End)
+			if err != nil {
+				return "", err
+			}
+			t.SetSyscallAddr(insn)
+		}
+	}
+	return f(t)
+}
+
+func probeInjection() (string, error) {
+	return withStub(func(t *ptrace.Tracee) (string, error) {
+		pid, err := t.Syscall(unix.SYS_GETPID)
+		if err != nil {
+			return "", err
+		}
+		if int(pid) != t.Pid {
+			return "", fmt.Errorf("injected getpid returned %d, not %d", pid, t.Pid)
+		}
+		return "", nil
+	})
+}
+
+func probeRseq() (string, error) {
+	return withStub(func(t *ptrace.Tracee) (string, error) {
+		_, err := t.Rseq()
+		return "", err
+	})
+}
+
+func probeSetTid() (string, error) {
+	st, err := proc.ReadStatus(os.Getpid())
+	if err != nil {
+		return "", err
+	}
+	const capSysAdmin, capCheckpointRestore = 21, 40
+	if st.CapEff&(1<<capCheckpointRestore|1<<capSysAdmin) == 0 {
+		return "", fmt.Errorf("no CAP_CHECKPOINT_RESTORE: same PIDs only inside a new pid namespace")
+	}
+	return "", nil
+}
+
+func probeVMRead() (string, error) {
+	b := []byte{1}
+	if err := ptrace.ReadMem(os.Getpid(), uint64(uintptrOf(b)), make([]byte, 1)); err != nil {
+		return "", err
+	}
+	return "", nil
+}
+
+func probePopulate() (string, error) {
+	m, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Munmap(m)
+	const madvPopulateWrite = 23
+	return "", unix.Madvise(m, madvPopulateWrite)
+}
+
+func probeUserfaultfd() (string, error) {
+	const uffdUserModeOnly = 1
+	fd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|uffdUserModeOnly, 0, 0)
+	if e != 0 {
+		return "", e
+	}
+	unix.Close(int(fd))
+	return "", nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/restore"
+)
+
+// logger opens the -o log (relative to the images directory, as in CRIU)
+// and returns a printf for messages at verbosity 4 and the closer.
+func (o *options) logger() (func(string, ...any), func(error), error) {
+	var w io.Writer = io.Discard
+	var f *os.File
+	if o.logFile != "" {
+		path := o.logFile
+		if !filepath.IsAbs(path) && o.dir != "" {
+			if err := os.MkdirAll(o.dir, 0o700); err != nil {
+				return nil, nil, fmt.Errorf("images directory: %w", err)
+			}
+			path = filepath.Join(o.dir, path)
+		}
+		var err error
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		w = f
+	} else if o.verbosity >= 4 {
+		w = os.Stderr
+	}
+	l := log.New(w, "", log.Lmicroseconds)
+	logf := func(format string, args ...any) {
+		if o.verbosity >= 4 {
+			l.Printf(format, args...)
+		}
+	}
+	done := func(err error) {
+		if err != nil {
+			l.Printf("Error: %v", err)
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
+	return logf, done, nil
+}
+
+func cmdDump(args []string) (err error) {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	if o.pid == 0 {
+		return usageError("dump needs -t PID")
+	}
+	if o.dir == "" {
+		return usageError("dump needs -D DIR")
+	}
+	logf, done, err := o.logger()
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
+	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, ShellJob: o.shellJob, Logf: logf})
+	if err != nil {
+		return fmt.Errorf("dump %d: %w", o.pid, err)
+	}
+	return nil
+}
+
+func cmdRestore(args []string) (status int, err error) {
+	o, err := parseFlags(args)
+	if err != nil {
+		return 0, err
+	}
+	if o.dir == "" {
+		return 0, usageError("restore needs -D DIR")
+	}
+	logf, done, err := o.logger()
+	if err != nil {
+		return 0, err
+	}
+	defer func() { done(err) }()
+	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob, Logf: logf})
+	if err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	if o.detach {
+		return 0, nil
+	}
+	return p.Wait()
+}
+
+func cmdShow(args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	path := o.dir
+	if len(o.positional) == 1 && path == "" {
+		path = o.positional[0]
+	}
+	if path == "" || len(o.positional) > 1 {
+		return usageError("show needs one DIR or FILE")
+	}
+	return image.Show(os.Stdout, path)
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+)
+
+// options holds the CRIU-compatible flags cryo understands.
+type options struct {
+	pid          int
+	dir          string
+	shellJob     bool
+	leaveRunning bool
+	detach       bool
+	pidFile      string
+	verbosity    int
+	logFile      string
+	positional   []string
+}
+
+// parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
+// --images-dir DIR, -v, -v4, -vvv, -o FILE, --log-file FILE, and so on.
+func parseFlags(args []string) (*options, error) {
+	o := &options{verbosity: 2}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		if !strings.HasPrefix(a, "--") {
+			name, hasVal = a, false
+		}
+		value := func() (string, error) {
+			if hasVal {
+				return val, nil
+			}
+			if i+1 >= len(args) {
+				return "", usageError("%s needs a value", name)
+			}
+			i++
+			return args[i], nil
+		}
+		var err error
+		switch {
+		case name == "-t" || name == "--tree":
+			var v string
+			if v, err = value(); err == nil {
+				o.pid, err = strconv.Atoi(v)
+				if err != nil || o.pid <= 0 {
+					err = usageError("invalid pid %q", v)
+				}
+			}
+		case name == "-D" || name == "--images-dir":
+			o.dir, err = value()
+		case name == "-o" || name == "--log-file":
+			o.logFile, err = value()
+		case name == "--pidfile":
+			o.pidFile, err = value()
+		case name == "-j" || name == "--shell-job":
+			o.shellJob = true
+		case name == "--leave-running":
+			o.leaveRunning = true
+		case name == "-d" || name == "--restore-detached":
+			o.detach = true
+		case name == "-v" || name == "--verbosity":
+			if hasVal {
+				o.verbosity, err = strconv.Atoi(val)
+			} else if i+1 < len(args) && isNumber(args[i+1]) {
+				i++
+				o.verbosity, _ = strconv.Atoi(args[i])
+			} else {
+				o.verbosity++
+			}
+		case strings.HasPrefix(name, "-v") && isNumber(name[2:]):
+			o.verbosity, _ = strconv.Atoi(name[2:])
+		case strings.HasPrefix(name, "-v") && strings.Trim(name[1:], "v") == "":
+			o.verbosity += len(name) - 1
+		case strings.HasPrefix(a, "-") && a != "-":
+			err = usageError("unknown option %s", a)
+		default:
+			o.positional = append(o.positional, a)
+		}
+		if err != nil {
+			if _, ok := err.(usageErr); !ok {
+				err = usageError("%s: %v", name, err)
+			}
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return s != "" && err == nil
+}

@@ -1,0 +1,91 @@
+// Command cryo checkpoints and restores Linux processes, with CRIU's
+// command-line flags and image format.
+//
+//	cryo dump -t PID -D DIR [-j] [--leave-running] [-v N] [-o FILE]
+//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-v N] [-o FILE]
+//	cryo check
+//	cryo show DIR|FILE
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+)
+
+const usage = `usage:
+  cryo dump -t PID -D DIR [-j|--shell-job] [--leave-running] [-v N] [-o FILE]
+  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-v N] [-o FILE]
+  cryo check
+  cryo show DIR|FILE
+`
+
+// stubName is argv[0] of the blank stub a restore starts from cryo's own
+// binary. The stub is stopped before any of its code runs; should it ever
+// run, it leaves at once.
+const stubName = "cryo-restore-stub"
+
+func main() {
+	if len(os.Args) > 0 && os.Args[0] == stubName {
+		os.Exit(127)
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes one command and returns the exit status. Every failure is
+// one line on stderr.
+func run(args []string) (status int) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(os.Stderr, "cryo: internal error: %v\n", p)
+			if os.Getenv("CRYO_DEBUG") != "" {
+				os.Stderr.Write(debug.Stack())
+			}
+			status = 1
+		}
+	}()
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "dump":
+		err = cmdDump(rest)
+	case "restore":
+		status, err = cmdRestore(rest)
+	case "check":
+		err = cmdCheck(rest)
+	case "show":
+		err = cmdShow(rest)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return 0
+	default:
+		err = usageError("unknown command %q", cmd)
+	}
+	if err != nil {
+		msg := err.Error()
+		if os.Getenv("CRYO_DEBUG") == "" {
+			msg = oneLine(msg)
+		}
+		fmt.Fprintf(os.Stderr, "cryo: %s\n", msg)
+		if _, ok := err.(usageErr); ok {
+			return 2
+		}
+		return 1
+	}
+	return status
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+type usageErr string
+
+func (e usageErr) Error() string { return string(e) }
+
+func usageError(format string, args ...any) error {
+	return usageErr(fmt.Sprintf(format, args...) + " (see cryo --help)")
+}

@@ -1,0 +1,176 @@
+package dump
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fown"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// fileTable numbers the files of files.img: descriptors, cwd, root, the
+// executable and mapped files.
+type fileTable struct {
+	entries []*fdinfo.FileEntry
+	byKey   map[string]uint32
+}
+
+func newFileTable() *fileTable { return &fileTable{byKey: map[string]uint32{}} }
+
+// addReg adds a regular-file entry; entries with the same non-empty key
+// (mapped files, directories) are shared.
+func (ft *fileTable) addReg(r *regfile.RegFileEntry, key string) uint32 {
+	if key != "" {
+		if id, ok := ft.byKey[key]; ok {
+			return id
+		}
+	}
+	id := uint32(len(ft.entries) + 1)
+	r.Id = proto.Uint32(id)
+	ft.entries = append(ft.entries, &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(id), Reg: r})
+	if key != "" {
+		ft.byKey[key] = id
+	}
+	return id
+}
+
+func noOwner() *fown.FownEntry {
+	z := proto.Uint32(0)
+	return &fown.FownEntry{Uid: z, Euid: z, Signum: z, PidType: z, Pid: z}
+}
+
+// ChecksumLimit bounds how much of a mapped file is hashed: enough to
+// notice a replaced library or binary without reading a huge data file.
+const ChecksumLimit = 64 << 20
+
+// Checksum returns the CRC32C of the first min(size, ChecksumLimit) bytes of
+// the file and how many bytes that was. Restore computes the same to refuse
+// a mapped file that changed since the dump.
+func Checksum(path string) (sum uint32, n uint32, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	c, err := io.Copy(h, io.LimitReader(f, ChecksumLimit))
+	if err != nil {
+		return 0, 0, err
+	}
+	return h.Sum32(), uint32(c), nil
+}
+
+// pathFile describes a file reached through a path, for the executable,
+// mapped files, cwd and root. openFlags are the flags to reopen it with.
+func (ft *fileTable) pathFile(path string, openFlags uint32, checksum bool) (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("file %s: %w", path, err)
+	}
+	r := &regfile.RegFileEntry{
+		Flags: proto.Uint32(openFlags),
+		Pos:   proto.Uint64(0),
+		Fown:  noOwner(),
+		Name:  proto.String(path),
+		Size:  proto.Uint64(uint64(st.Size)),
+		Mode:  proto.Uint32(st.Mode),
+	}
+	if checksum && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		sum, n, err := Checksum(path)
+		if err != nil {
+			return 0, fmt.Errorf("file %s: checksum: %w", path, err)
+		}
+		r.Checksum, r.ChecksumConfig = proto.Uint32(sum), proto.Uint32(n)
+	}
+	return ft.addReg(r, fmt.Sprintf("%s\x00%d", path, openFlags)), nil
+}
+
+// isTerminal tells whether a character device is a terminal: a pty slave
+// (136-143), a virtual console or serial line (4), /dev/tty, console or ptmx (5).
+func isTerminal(rdev uint64) bool {
+	major := unix.Major(rdev)
+	return major == 4 || major == 5 || (major >= 136 && major <= 143)
+}
+
+// dumpFds describes every open descriptor. Kinds not handled yet are
+// refused by name, before anything is written.
+func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
+	fds, err := proc.Fds(p.pid)
+	if err != nil {
+		return nil, fmt.Errorf("process %d: list descriptors: %w", p.pid, err)
+	}
+	var out []*fdinfo.FdinfoEntry
+	for _, fd := range fds {
+		target, err := proc.FdTarget(p.pid, fd)
+		if err != nil {
+			return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+		}
+		info, err := proc.ReadFdInfo(p.pid, fd)
+		if err != nil {
+			return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+		}
+		if !strings.HasPrefix(target, "/") {
+			kind, _, _ := strings.Cut(target, ":")
+			return nil, fmt.Errorf("process %d fd %d: %s is not supported yet", p.pid, fd, describeKind(kind, target))
+		}
+		if strings.HasSuffix(target, " (deleted)") {
+			return nil, fmt.Errorf("process %d fd %d: %s was deleted while open: not supported yet", p.pid, fd, strings.TrimSuffix(target, " (deleted)"))
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
+			return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
+		case unix.S_IFCHR:
+			if isTerminal(st.Rdev) && !p.opts.ShellJob {
+				return nil, fmt.Errorf("process %d fd %d: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.pid, fd, target)
+			}
+		case unix.S_IFIFO:
+			return nil, fmt.Errorf("process %d fd %d: FIFO %s is not supported yet", p.pid, fd, target)
+		default:
+			return nil, fmt.Errorf("process %d fd %d: %s: file type %#o is not supported yet", p.pid, fd, target, st.Mode&unix.S_IFMT)
+		}
+		id := ft.addReg(&regfile.RegFileEntry{
+			Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
+			Pos:   proto.Uint64(info.Pos),
+			Fown:  noOwner(),
+			Name:  proto.String(target),
+			Size:  proto.Uint64(uint64(st.Size)),
+			Mode:  proto.Uint32(st.Mode),
+		}, "")
+		var fdFlags uint32
+		if info.Flags&unix.O_CLOEXEC != 0 {
+			fdFlags = unix.FD_CLOEXEC
+		}
+		out = append(out, &fdinfo.FdinfoEntry{
+			Id:    proto.Uint32(id),
+			Flags: proto.Uint32(fdFlags),
+			Type:  fdinfo.FdTypes_REG.Enum(),
+			Fd:    proto.Uint32(uint32(fd)),
+		})
+	}
+	return out, nil
+}
+
+func describeKind(kind, target string) string {
+	switch kind {
+	case "pipe":
+		return "pipe " + target
+	case "socket":
+		return "socket " + target
+	case "anon_inode":
+		return "anonymous inode " + strings.TrimPrefix(target, "anon_inode:")
+	}
+	return "descriptor " + target
+}
+
+var errNoVdso = errors.New("no [vdso] mapping")

@@ -1,0 +1,319 @@
+package dump
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/ptrace"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// CRIU's VMA status bits (the image ABI).
+const (
+	VmaRegular     = 1 << 0
+	VmaStack       = 1 << 1
+	VmaVsyscall    = 1 << 2
+	VmaVdso        = 1 << 3
+	VmaHeap        = 1 << 5
+	VmaFilePrivate = 1 << 6
+	VmaFileShared  = 1 << 7
+	VmaAnonShared  = 1 << 8
+	VmaAnonPrivate = 1 << 9
+	VmaVvar        = 1 << 12
+)
+
+// PagePresent is CRIU's PE_PRESENT pagemap flag.
+const PagePresent = 1 << 2
+
+// madvFlags maps VmFlags set by madvise(2) to the advice that sets them.
+var madvFlags = []struct {
+	flag   proc.VmFlags
+	advice uint
+}{
+	{proc.FlagHugePage, unix.MADV_HUGEPAGE},
+	{proc.FlagNoHugePage, unix.MADV_NOHUGEPAGE},
+	{proc.FlagMergeable, unix.MADV_MERGEABLE},
+	{proc.FlagDontCopy, unix.MADV_DONTFORK},
+	{proc.FlagDontDump, unix.MADV_DONTDUMP},
+	{proc.FlagWipeOnFork, unix.MADV_WIPEONFORK},
+	{proc.FlagSeqRead, unix.MADV_SEQUENTIAL},
+	{proc.FlagRandRead, unix.MADV_RANDOM},
+}
+
+// pageRun is a run of pages to save: [addr, addr+size).
+type pageRun struct {
+	addr, size uint64
+	force      bool // not readable: go through /proc/PID/mem
+}
+
+// vmaEntries turns the memory map into VMA entries and lists the page runs
+// whose contents the image must carry.
+func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntry, []pageRun, error) {
+	pm, err := proc.OpenPagemap(p.pid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("process %d: %w", p.pid, err)
+	}
+	defer pm.Close()
+	page := proc.PageSize()
+	var vmas []*vma.VmaEntry
+	var runs []pageRun
+	for _, m := range maps {
+		e := &vma.VmaEntry{
+			Start: proto.Uint64(m.Start),
+			End:   proto.Uint64(m.End),
+			Pgoff: proto.Uint64(m.Offset),
+			Shmid: proto.Uint64(0),
+			Prot:  proto.Uint32(uint32(m.Prot)),
+			Fd:    proto.Int64(-1),
+		}
+		var status, flags uint32
+		anonPages := false // only anonymous (COW) pages are saved
+		where := fmt.Sprintf("process %d mapping %#x-%#x %s", p.pid, m.Start, m.End, m.Path)
+		switch {
+		case m.Path == "[vsyscall]":
+			continue // fixed kernel page, the same in every process
+		case m.Path == "[vdso]":
+			status, flags = VmaRegular|VmaVdso, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
+		case m.Path == "[vvar]" || m.Path == "[vvar_vclock]":
+			status, flags = VmaRegular|VmaVvar, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
+		case m.IsSpecial():
+			return nil, nil, fmt.Errorf("%s: special mapping not supported", where)
+		case m.VmFlags.Has(proc.FlagIO) || m.VmFlags.Has(proc.FlagPFNMap):
+			return nil, nil, fmt.Errorf("%s: device memory (VM_IO/VM_PFNMAP) cannot be checkpointed", where)
+		case m.Shared && (m.Inode == 0 || m.Path == "/dev/zero" || m.Deleted):
+			return nil, nil, fmt.Errorf("%s: shared anonymous memory is not supported yet", where)
+		case m.Inode != 0 && m.Deleted:
+			return nil, nil, fmt.Errorf("%s: mapped file was deleted: not supported yet", where)
+		case m.Inode != 0:
+			openFlags := uint32(unix.O_RDONLY)
+			if m.Shared {
+				status, flags = VmaRegular|VmaFileShared, unix.MAP_SHARED
+				if m.VmFlags.Has(proc.FlagMayWrite) {
+					openFlags = unix.O_RDWR
+				}
+			} else {
+				status, flags = VmaRegular|VmaFilePrivate, unix.MAP_PRIVATE
+				anonPages = true
+			}
+			id, err := ft.pathFile(m.Path, openFlags, true)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", where, err)
+			}
+			e.Shmid = proto.Uint64(uint64(id))
+			e.Fdflags = proto.Uint32(openFlags)
+		default:
+			status, flags = VmaRegular|VmaAnonPrivate, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
+			if m.Path == "[stack]" {
+				status |= VmaStack
+			}
+			if m.Path == "[heap]" {
+				status |= VmaHeap
+			}
+		}
+		if m.VmFlags.Has(proc.FlagGrowsDown) {
+			flags |= unix.MAP_GROWSDOWN
+		}
+		if m.VmFlags.Has(proc.FlagNoReserve) {
+			flags |= unix.MAP_NORESERVE
+		}
+		var madv uint64
+		for _, f := range madvFlags {
+			if m.VmFlags.Has(f.flag) {
+				madv |= 1 << f.advice
+			}
+		}
+		e.Status = proto.Uint32(status)
+		e.Flags = proto.Uint32(flags)
+		if madv != 0 {
+			e.Madv = proto.Uint64(madv)
+		}
+		vmas = append(vmas, e)
+
+		if status&(VmaAnonPrivate|VmaFilePrivate) == 0 {
+			continue
+		}
+		pages, err := pm.Read(m.Start, m.End)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", where, err)
+		}
+		force := m.Prot&unix.PROT_READ == 0
+		var run *pageRun
+		for i, pe := range pages {
+			keep := pe.Swapped() || (pe.Present() && !(anonPages && pe.FileOrSharedAnon()))
+			addr := m.Start + uint64(i)*page
+			if !keep {
+				run = nil
+				continue
+			}
+			if run != nil && run.addr+run.size == addr {
+				run.size += page
+				continue
+			}
+			runs = append(runs, pageRun{addr: addr, size: page, force: force})
+			run = &runs[len(runs)-1]
+		}
+	}
+	return vmas, runs, nil
+}
+
+// writePages copies the runs into pages-<id>.img and writes the pagemap.
+func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun) (int64, error) {
+	f, err := dir.CreatePages(pagesID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := copyPages(p.pid, runs, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("process %d: save memory: %w", p.pid, err)
+	}
+	entries := make([]*pagemap.PagemapEntry, 0, len(runs))
+	page := proc.PageSize()
+	for _, r := range runs {
+		entries = append(entries, &pagemap.PagemapEntry{
+			Vaddr:   proto.Uint64(r.addr),
+			NrPages: proto.Uint32(uint32(r.size / page)),
+			Flags:   proto.Uint32(PagePresent),
+		})
+	}
+	return n, dir.WritePagemap(p.pid, pagesID, entries)
+}
+
+// copyBufSize is the size of each buffer between the reader and the writer.
+// Reused buffers keep process_vm_readv near memory bandwidth; fresh ones
+// would fault on every page.
+const copyBufSize = 4 << 20
+
+// copyPages reads the runs from process pid and writes them to w in order.
+// Reading (process_vm_readv) and writing overlap through a small ring of
+// buffers, so that the two cores work at once.
+func copyPages(pid int, runs []pageRun, w io.Writer) (int64, error) {
+	type chunk struct {
+		buf []byte
+		n   int
+	}
+	free := make(chan []byte, 3)
+	for i := 0; i < cap(free); i++ {
+		free <- make([]byte, copyBufSize)
+	}
+	full := make(chan chunk, 3)
+	readErr := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		defer close(full)
+		readErr <- readRuns(pid, runs, free, func(buf []byte, n int) bool {
+			select {
+			case full <- chunk{buf, n}:
+				return true
+			case <-stop:
+				return false
+			}
+		})
+	}()
+	var written int64
+	var werr error
+	for c := range full {
+		if werr == nil {
+			var n int
+			n, werr = w.Write(c.buf[:c.n])
+			written += int64(n)
+			if werr != nil {
+				close(stop)
+			}
+		}
+		free <- c.buf
+	}
+	if err := <-readErr; err != nil {
+		return written, err
+	}
+	return written, werr
+}
+
+// readRuns fills buffers from free with the runs' bytes, in order, and
+// hands each to emit. Splits runs across buffers as needed.
+func readRuns(pid int, runs []pageRun, free chan []byte, emit func([]byte, int) bool) error {
+	var mem *ptrace.MemFile
+	defer func() {
+		if mem != nil {
+			mem.Close()
+		}
+	}()
+	buf := <-free
+	n := 0
+	var local []unix.Iovec
+	var remote []unix.RemoteIovec
+	flush := func() error {
+		if len(remote) > 0 {
+			want := 0
+			for _, r := range remote {
+				want += r.Len
+			}
+			got, err := unix.ProcessVMReadv(pid, local, remote, 0)
+			if err != nil {
+				return fmt.Errorf("read memory at %#x: %w", remote[0].Base, err)
+			}
+			if got != want {
+				return fmt.Errorf("read memory at %#x: %d of %d bytes", remote[0].Base, got, want)
+			}
+			local, remote = local[:0], remote[:0]
+		}
+		return nil
+	}
+	send := func() error {
+		if err := flush(); err != nil {
+			return err
+		}
+		if n > 0 {
+			if !emit(buf, n) {
+				return fmt.Errorf("writer stopped")
+			}
+			buf, n = <-free, 0
+		}
+		return nil
+	}
+	for _, r := range runs {
+		addr, size := r.addr, r.size
+		for size > 0 {
+			if n == len(buf) || len(remote) == 1024 {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+			part := min(size, uint64(len(buf)-n))
+			if r.force {
+				if err := flush(); err != nil {
+					return err
+				}
+				if mem == nil {
+					var err error
+					if mem, err = ptrace.OpenMem(pid); err != nil {
+						return err
+					}
+				}
+				if err := mem.ReadAt(buf[n:n+int(part)], addr); err != nil {
+					return err
+				}
+			} else {
+				iov := unix.Iovec{Base: &buf[n]}
+				iov.SetLen(int(part))
+				local = append(local, iov)
+				remote = append(remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(part)})
+			}
+			n += int(part)
+			addr += part
+			size -= part
+		}
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	free <- buf
+	return nil
+}

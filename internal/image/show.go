@@ -1,0 +1,174 @@
+package image
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// PagesMagic is the pseudo magic name Decode and Show give pages-<id>.img
+// files, which are raw page data with no header.
+const PagesMagic = "PAGES"
+
+var pagesRE = regexp.MustCompile(`^pages-[0-9]+\.img$`)
+
+// isPagesFile reports whether the base name of path is that of a raw pages
+// file.
+func isPagesFile(path string) bool { return pagesRE.MatchString(filepath.Base(path)) }
+
+// Decode reads any image file cryo understands and returns its magic name and
+// entries. The type of the entries follows from the magic (see NewEntry); for
+// PAGEMAP the first entry is a *pagemap.PagemapHead and the rest are
+// *pagemap.PagemapEntry (not checked for order as ReadPagemap does). A file
+// named pages-<id>.img is raw data: Decode returns PagesMagic and no entries.
+func Decode(path string) (magic string, entries []proto.Message, err error) {
+	f, size, err := openImage(path, false)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	if isPagesFile(path) {
+		return PagesMagic, nil, nil
+	}
+	return decode(f, size, path)
+}
+
+func decode(r io.Reader, size int64, path string) (string, []proto.Message, error) {
+	rd := newReader(r, size, path)
+	magic, err := rd.readMagic("")
+	if err != nil {
+		return "", nil, err
+	}
+	var ms []proto.Message
+	if magic == "PAGEMAP" {
+		ms, err = rd.entries(0, MaxPagemapEntries+1, newPagemapEntry)
+		if err == nil && len(ms) == 0 {
+			err = formatErr(path, -1, "missing pagemap head entry")
+		}
+	} else {
+		var newT func() proto.Message
+		if newT, err = plainMagic(path, magic); err == nil {
+			ms, err = rd.entries(0, MaxEntries, func(int) proto.Message { return newT() })
+		}
+	}
+	if err != nil {
+		return magic, nil, err
+	}
+	return magic, ms, nil
+}
+
+// Show writes a JSON description of path to w. For an image file it is
+// {"magic": NAME, "entries": [...]}, the entries in protojson form with proto
+// field names (as CRIU's crit shows them, except that 64-bit integers are
+// strings), and for a pages file {"magic": "PAGES", "size": BYTES}.
+//
+// For a directory it is an object keyed by file name, holding each image file
+// in that form. Hidden files, subdirectories, symlinks and files that are not
+// images (neither named *.img nor starting with an image magic, such as
+// CRIU's logs) are left out; an image that cannot be decoded is shown as
+// {"error": MESSAGE} and does not make Show fail.
+func Show(w io.Writer, path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	var doc []byte
+	if st.IsDir() {
+		doc, err = showDir(path)
+	} else {
+		doc, err = showFile(path, false)
+	}
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, doc, "", "  "); err != nil {
+		return fmt.Errorf("image: show %s: %w", path, err)
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
+	return err
+}
+
+type pagesJSON struct {
+	Magic string `json:"magic"`
+	Size  int64  `json:"size"`
+}
+
+type imageJSON struct {
+	Magic   string            `json:"magic"`
+	Entries []json.RawMessage `json:"entries"`
+}
+
+// showFile returns the JSON for one file; noFollow refuses symlinks.
+func showFile(path string, noFollow bool) ([]byte, error) {
+	f, size, err := openImage(path, noFollow)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if isPagesFile(path) {
+		return json.Marshal(pagesJSON{Magic: PagesMagic, Size: size})
+	}
+	magic, ms, err := decode(f, size, path)
+	if err != nil {
+		return nil, err
+	}
+	return imageToJSON(path, magic, ms)
+}
+
+func imageToJSON(path, magic string, ms []proto.Message) ([]byte, error) {
+	img := imageJSON{Magic: magic, Entries: make([]json.RawMessage, len(ms))}
+	opts := protojson.MarshalOptions{UseProtoNames: true}
+	for i, m := range ms {
+		b, err := opts.Marshal(m)
+		if err != nil {
+			return nil, formatErr(path, i, "to JSON: %v", err)
+		}
+		img.Entries[i] = b
+	}
+	return json.Marshal(img)
+}
+
+func showDir(dir string) ([]byte, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	docs := make(map[string]json.RawMessage)
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasPrefix(name, ".") || !de.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		doc, err := showFile(path, true)
+		if err != nil {
+			if !strings.HasSuffix(name, ".img") && !hasImageMagic(path) {
+				continue
+			}
+			doc, _ = json.Marshal(map[string]string{"error": err.Error()})
+		}
+		docs[name] = doc
+	}
+	return json.Marshal(docs)
+}
+
+// hasImageMagic reports whether the file starts with a valid image header.
+func hasImageMagic(path string) bool {
+	f, size, err := openImage(path, true)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = newReader(io.LimitReader(f, 8), size, path).readMagic("")
+	return err == nil
+}

@@ -1,0 +1,115 @@
+package ptrace
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// syscallInsnLen is the length of the x86-64 "syscall" instruction (0f 05).
+const syscallInsnLen = 2
+
+// SyscallInsn is the byte pattern of the "syscall" instruction.
+var SyscallInsn = []byte{0x0f, 0x05}
+
+// SetSyscallAddr tells the tracee where a "syscall" instruction lives in its
+// address space (normally inside [vdso]). It must be updated when that
+// mapping moves.
+func (t *Tracee) SetSyscallAddr(addr uint64) { t.syscallAddr = addr }
+
+// SyscallAddr returns the address set by SetSyscallAddr.
+func (t *Tracee) SyscallAddr() uint64 { return t.syscallAddr }
+
+// EventMsg returns PTRACE_GETEVENTMSG of the last clone event seen during an
+// injection: the new thread's or child's TID.
+func (t *Tracee) EventMsg() uint { return t.eventMsg }
+
+// Syscall injects one system call into the stopped thread and returns its raw
+// result (a negative errno is returned as an error of type unix.Errno). The
+// thread's own registers are put back on Detach.
+func (t *Tracee) Syscall(nr uintptr, args ...uint64) (uint64, error) {
+	if len(args) > 6 {
+		return 0, fmt.Errorf("syscall %d: %d arguments, at most 6", nr, len(args))
+	}
+	if t.syscallAddr == 0 {
+		return 0, fmt.Errorf("thread %d: no syscall instruction known", t.Tid)
+	}
+	if err := t.loadRegs(); err != nil {
+		return 0, err
+	}
+	var a [6]uint64
+	copy(a[:], args)
+	var ret uint64
+	err := t.tr.Do(func() error {
+		r := t.regs
+		r.Rax = uint64(nr)
+		r.Orig_rax = ^uint64(0) // not in a syscall: no restart fixups
+		r.Rdi, r.Rsi, r.Rdx, r.R10, r.R8, r.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
+		r.Rip = t.syscallAddr
+		if err := unix.PtraceSetRegs(t.Tid, &r); err != nil {
+			return fmt.Errorf("thread %d: set registers for syscall %d: %w", t.Tid, nr, err)
+		}
+		t.dirty = true
+		if err := t.step(nr); err != nil {
+			return err
+		}
+		if err := unix.PtraceGetRegs(t.Tid, &r); err != nil {
+			return fmt.Errorf("thread %d: get registers after syscall %d: %w", t.Tid, nr, err)
+		}
+		ret = r.Rax
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if int64(ret) < 0 && int64(ret) >= -4095 {
+		return ret, unix.Errno(-int64(ret))
+	}
+	return ret, nil
+}
+
+// step single-steps over the syscall instruction, handling the stops that
+// can come first: clone events, and signals (kept and delivered later).
+func (t *Tracee) step(nr uintptr) error {
+	for {
+		if err := ptrace(unix.PTRACE_SINGLESTEP, t.Tid, 0, 0); err != nil {
+			return fmt.Errorf("thread %d: single-step syscall %d: %w", t.Tid, nr, err)
+		}
+		ws, err := wait(t.Tid)
+		if err != nil {
+			return fmt.Errorf("thread %d: wait for syscall %d: %w", t.Tid, nr, err)
+		}
+		if ws.Exited() || ws.Signaled() {
+			return fmt.Errorf("syscall %d: %w", nr, exitError(t.Tid, ws))
+		}
+		if !ws.Stopped() {
+			continue
+		}
+		sig := ws.StopSignal()
+		if ev := event(ws); ev != 0 {
+			if ev == unix.PTRACE_EVENT_CLONE || ev == unix.PTRACE_EVENT_FORK || ev == unix.PTRACE_EVENT_VFORK {
+				msg, err := unix.PtraceGetEventMsg(t.Tid)
+				if err != nil {
+					return fmt.Errorf("thread %d: event message: %w", t.Tid, err)
+				}
+				t.eventMsg = msg
+			}
+			continue
+		}
+		switch sig {
+		case unix.SIGTRAP:
+			var r unix.PtraceRegs
+			if err := unix.PtraceGetRegs(t.Tid, &r); err != nil {
+				return fmt.Errorf("thread %d: get registers: %w", t.Tid, err)
+			}
+			if r.Rip == t.syscallAddr+syscallInsnLen {
+				return nil
+			}
+			// A trap before the instruction ran: step again.
+		case unix.SIGSEGV, unix.SIGBUS, unix.SIGILL, unix.SIGFPE:
+			return fmt.Errorf("thread %d: %v while injecting syscall %d", t.Tid, sig, nr)
+		default:
+			t.pending = append(t.pending, sig)
+		}
+	}
+}

@@ -1,0 +1,319 @@
+package restore
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
+	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	pageSize = 4096
+	// taskSize is the top of the x86-64 user address space (4-level paging).
+	taskSize = 0x7ffffffff000
+	// scratchSize holds the buffers of injected calls (paths, clone_args,
+	// the groups list of setgroups, which can be 256 KiB).
+	scratchSize = 1 << 20
+	// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14).
+	madvPopulateWrite = 23
+)
+
+type span struct{ start, end uint64 }
+
+// findGap returns the lowest address at or above 4 GiB where size bytes fit
+// between the used spans.
+func findGap(used []span, size uint64) (uint64, error) {
+	sort.Slice(used, func(i, j int) bool { return used[i].start < used[j].start })
+	addr := uint64(1 << 32)
+	for _, s := range used {
+		if s.end <= addr {
+			continue
+		}
+		if s.start >= addr+size {
+			break
+		}
+		addr = (s.end + pageSize - 1) &^ (pageSize - 1)
+	}
+	if addr+size > taskSize {
+		return 0, fmt.Errorf("no free %d bytes in the address space", size)
+	}
+	return addr, nil
+}
+
+func isSpecial(v *vma.VmaEntry) bool {
+	return v.GetStatus()&(dump.VmaVdso|dump.VmaVvar) != 0
+}
+
+// checkVmas validates the image's memory map: hostile images must not
+// make cryo map outside user space or overlap areas.
+func (c *checkpoint) checkVmas() error {
+	var prev uint64
+	for i, v := range c.mm.GetVmas() {
+		s, e := v.GetStart(), v.GetEnd()
+		if s%pageSize != 0 || e%pageSize != 0 || s >= e || e > taskSize || s < prev {
+			return fmt.Errorf("mm-%d.img: vma %d %#x-%#x is invalid or out of order", c.pid, i, s, e)
+		}
+		if v.GetProt()&^uint32(unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC) != 0 {
+			return fmt.Errorf("mm-%d.img: vma %#x-%#x: invalid protection %#x", c.pid, s, e, v.GetProt())
+		}
+		st := v.GetStatus()
+		if st&(dump.VmaAnonShared) != 0 || st&dump.VmaRegular == 0 {
+			return fmt.Errorf("mm-%d.img: vma %#x-%#x: status %#x is not supported", c.pid, s, e, st)
+		}
+		if st&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
+			if _, ok := c.files[uint32(v.GetShmid())]; !ok || v.GetPgoff()%pageSize != 0 {
+				return fmt.Errorf("mm-%d.img: vma %#x-%#x: unknown file %d or bad offset", c.pid, s, e, v.GetShmid())
+			}
+		}
+		prev = e
+	}
+	// Every page run must lie inside one private mapping.
+	vmas := c.mm.GetVmas()
+	j := 0
+	for _, pe := range c.pagemap {
+		s := pe.GetVaddr()
+		e := s + uint64(pe.GetNrPages())*pageSize
+		for j < len(vmas) && vmas[j].GetEnd() <= s {
+			j++
+		}
+		if j == len(vmas) || vmas[j].GetStart() > s || vmas[j].GetEnd() < e ||
+			vmas[j].GetStatus()&(dump.VmaAnonPrivate|dump.VmaFilePrivate) == 0 {
+			return fmt.Errorf("pagemap-%d.img: pages %#x-%#x are outside private memory", c.pid, s, e)
+		}
+	}
+	return nil
+}
+
+// remapSpecial moves the kernel's [vvar]/[vdso] block of the new process
+// to where the image had it. The two-step move (through a gap) avoids
+// overlapping the stub's other mappings, which are unmapped in between.
+func (r *restorer) buildMemory() error {
+	t := r.leader
+	cur, err := proc.Maps(t.Pid)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: memory map: %w", t.Pid, err)
+	}
+	var curSpecial []proc.Mapping
+	var used []span
+	for _, m := range cur {
+		used = append(used, span{m.Start, m.End})
+		if m.Path == "[vdso]" || m.Path == "[vvar]" || m.Path == "[vvar_vclock]" {
+			curSpecial = append(curSpecial, m)
+		}
+	}
+	var imgSpecial []*vma.VmaEntry
+	for _, v := range r.c.mm.GetVmas() {
+		used = append(used, span{v.GetStart(), v.GetEnd()})
+		if isSpecial(v) {
+			imgSpecial = append(imgSpecial, v)
+		}
+	}
+	if len(curSpecial) == 0 || len(curSpecial) != len(imgSpecial) {
+		return fmt.Errorf("restore pid %d: the image has %d vdso/vvar mappings, this kernel %d: restoring on another kernel is not supported", t.Pid, len(imgSpecial), len(curSpecial))
+	}
+	for i, m := range curSpecial {
+		iv := imgSpecial[i]
+		if m.End-m.Start != iv.GetEnd()-iv.GetStart() ||
+			(m.Path == "[vdso]") != (iv.GetStatus()&dump.VmaVdso != 0) ||
+			m.Start-curSpecial[0].Start != iv.GetStart()-imgSpecial[0].GetStart() {
+			return fmt.Errorf("restore pid %d: vdso layout differs from the image's (%s %#x bytes): restoring on another kernel is not supported", t.Pid, m.Path, m.End-m.Start)
+		}
+	}
+	blockStart := curSpecial[0].Start
+	blockSize := curSpecial[len(curSpecial)-1].End - blockStart
+	gap, err := findGap(used, scratchSize+blockSize)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: scratch memory: %w", t.Pid, err)
+	}
+	if err := r.mapScratch(gap); err != nil {
+		return err
+	}
+	insnOff := t.SyscallAddr() - blockStart
+	move := func(from, to uint64) error {
+		for _, m := range curSpecial {
+			src, dst := from+(m.Start-blockStart), to+(m.Start-blockStart)
+			if _, err := t.Syscall(unix.SYS_MREMAP, src, m.End-m.Start, m.End-m.Start,
+				unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, dst); err != nil {
+				return fmt.Errorf("restore pid %d: move %s %#x to %#x: %w", t.Pid, m.Path, src, dst, err)
+			}
+		}
+		for _, th := range r.threads {
+			th.SetSyscallAddr(to + insnOff)
+		}
+		return nil
+	}
+	tmp := gap + scratchSize
+	if err := move(blockStart, tmp); err != nil {
+		return err
+	}
+	for _, m := range cur {
+		if m.Path == "[vdso]" || m.Path == "[vvar]" || m.Path == "[vvar_vclock]" || m.Path == "[vsyscall]" {
+			continue
+		}
+		if _, err := t.Syscall(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
+			return fmt.Errorf("restore pid %d: unmap stub mapping %#x-%#x: %w", t.Pid, m.Start, m.End, err)
+		}
+	}
+	if err := move(tmp, imgSpecial[0].GetStart()); err != nil {
+		return err
+	}
+	return r.mapVmas()
+}
+
+// mapVmas maps every area of the image, fills it from the pages image and
+// gives it its final protection.
+func (r *restorer) mapVmas() error {
+	t := r.leader
+	vmas := r.c.mm.GetVmas()
+	hasPages := make([]bool, len(vmas))
+	j := 0
+	for _, pe := range r.c.pagemap {
+		for vmas[j].GetEnd() <= pe.GetVaddr() {
+			j++
+		}
+		hasPages[j] = true
+	}
+	for i, v := range vmas {
+		if isSpecial(v) {
+			continue
+		}
+		prot := uint64(v.GetProt())
+		if hasPages[i] {
+			prot |= unix.PROT_READ | unix.PROT_WRITE
+		}
+		flags := uint64(v.GetFlags())&^unix.MAP_FIXED_NOREPLACE | unix.MAP_FIXED
+		fd := ^uint64(0)
+		if v.GetStatus()&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
+			f := r.c.files[uint32(v.GetShmid())]
+			n, err := r.open(f.GetName(), uint64(v.GetFdflags()))
+			if err != nil {
+				return fmt.Errorf("restore pid %d: mapping %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
+			}
+			fd = n
+			flags &^= unix.MAP_ANONYMOUS
+		} else {
+			flags |= unix.MAP_ANONYMOUS
+		}
+		addr, err := t.Syscall(unix.SYS_MMAP, v.GetStart(), v.GetEnd()-v.GetStart(), prot, flags, fd, v.GetPgoff())
+		if fd != ^uint64(0) {
+			t.Syscall(unix.SYS_CLOSE, fd)
+		}
+		if err == nil && addr != v.GetStart() {
+			err = fmt.Errorf("mapped at %#x", addr)
+		}
+		if err != nil {
+			return fmt.Errorf("restore pid %d: map %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
+		}
+	}
+	if err := r.fillPages(); err != nil {
+		return err
+	}
+	for i, v := range vmas {
+		if isSpecial(v) {
+			continue
+		}
+		if hasPages[i] && uint64(v.GetProt()) != unix.PROT_READ|unix.PROT_WRITE {
+			if _, err := t.Syscall(unix.SYS_MPROTECT, v.GetStart(), v.GetEnd()-v.GetStart(), uint64(v.GetProt())); err != nil {
+				return fmt.Errorf("restore pid %d: protect %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
+			}
+		}
+		for adv := uint64(0); adv < 64; adv++ {
+			if v.GetMadv()&(1<<adv) == 0 {
+				continue
+			}
+			if _, err := t.Syscall(unix.SYS_MADVISE, v.GetStart(), v.GetEnd()-v.GetStart(), adv); err != nil {
+				return fmt.Errorf("restore pid %d: madvise(%d) %#x-%#x: %w", t.Pid, adv, v.GetStart(), v.GetEnd(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// fillPages writes the pages image into the new process: populate the
+// destination first (one injected madvise per run, far cheaper than a
+// page fault per page), then process_vm_writev straight from a mapping of
+// the image file.
+func (r *restorer) fillPages() error {
+	t := r.leader
+	if len(r.c.pagemap) == 0 {
+		return nil
+	}
+	f, err := r.dir.OpenPages(r.c.pagesID)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var total uint64
+	for _, pe := range r.c.pagemap {
+		total += uint64(pe.GetNrPages()) * pageSize
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("pages image: %w", err)
+	}
+	if uint64(st.Size()) != total {
+		return fmt.Errorf("%s: %d bytes, pagemap-%d.img needs %d", f.Name(), st.Size(), r.c.pid, total)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(total), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("%s: map: %w", f.Name(), err)
+	}
+	defer unix.Munmap(data)
+	// Populate runs of adjacent entries with one call each.
+	for i := 0; i < len(r.c.pagemap); {
+		start := r.c.pagemap[i].GetVaddr()
+		end := start + uint64(r.c.pagemap[i].GetNrPages())*pageSize
+		i++
+		for i < len(r.c.pagemap) && r.c.pagemap[i].GetVaddr() == end {
+			end += uint64(r.c.pagemap[i].GetNrPages()) * pageSize
+			i++
+		}
+		if _, err := t.Syscall(unix.SYS_MADVISE, start, end-start, madvPopulateWrite); err != nil {
+			return fmt.Errorf("restore pid %d: populate %#x-%#x: %w", t.Pid, start, end, err)
+		}
+	}
+	var local []unix.Iovec
+	var remote []unix.RemoteIovec
+	flush := func() error {
+		if len(remote) == 0 {
+			return nil
+		}
+		want := 0
+		for _, rv := range remote {
+			want += rv.Len
+		}
+		n, err := unix.ProcessVMWritev(t.Pid, local, remote, 0)
+		if err != nil || n != want {
+			return fmt.Errorf("restore pid %d: write memory at %#x: %d of %d bytes: %v", t.Pid, remote[0].Base, n, want, err)
+		}
+		local, remote = local[:0], remote[:0]
+		return nil
+	}
+	var off uint64
+	const maxChunk = 1 << 30
+	for _, pe := range r.c.pagemap {
+		size := uint64(pe.GetNrPages()) * pageSize
+		addr := pe.GetVaddr()
+		for size > 0 {
+			part := min(size, maxChunk)
+			iov := unix.Iovec{Base: &data[off]}
+			iov.SetLen(int(part))
+			local = append(local, iov)
+			remote = append(remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(part)})
+			if len(remote) == 1024 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			off, addr, size = off+part, addr+part, size-part
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	r.logf("restored %d bytes of memory", total)
+	return nil
+}

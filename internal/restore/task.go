@@ -1,0 +1,406 @@
+package restore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
+	"github.com/cryo-cr/cryo/internal/cpu"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+func putU64(b []byte, vs ...uint64) []byte {
+	for _, v := range vs {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+var rlimitNames = [...]string{"CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE",
+	"MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"}
+
+// restoreTask restores what belongs to the whole process: signal
+// dispositions, rlimits, personality, umask, session and group, and the
+// mm fields (with the executable link).
+func (r *restorer) restoreTask() error {
+	t := r.leader
+	tc := r.c.cores[0].GetTc()
+	fail := func(what string, err error) error {
+		return fmt.Errorf("restore pid %d: %s: %w", r.c.pid, what, err)
+	}
+	for i, a := range tc.GetSigactions() {
+		sig := uint64(i + 1)
+		if sig == uint64(unix.SIGKILL) || sig == uint64(unix.SIGSTOP) {
+			continue
+		}
+		addr, err := r.put(putU64(nil, a.GetSigaction(), a.GetFlags(), a.GetRestorer(), a.GetMask()))
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_RT_SIGACTION, sig, addr, 0, 8); err != nil {
+			return fail(fmt.Sprintf("sigaction %d", sig), err)
+		}
+	}
+	for i, l := range tc.GetRlimits().GetRlimits() {
+		addr, err := r.put(putU64(nil, l.GetCur(), l.GetMax()))
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_PRLIMIT64, 0, uint64(i), addr, 0); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fail(fmt.Sprintf("rlimit %s", rlimitNames[i]), fmt.Errorf("hard limit %d is above cryo's and raising it needs CAP_SYS_RESOURCE: %w", l.GetMax(), err))
+			}
+			return fail(fmt.Sprintf("rlimit %s", rlimitNames[i]), err)
+		}
+	}
+	if _, err := t.Syscall(unix.SYS_PERSONALITY, uint64(tc.GetPersonality())); err != nil {
+		return fail("personality", err)
+	}
+	if _, err := t.Syscall(unix.SYS_UMASK, uint64(r.c.fs.GetUmask())); err != nil {
+		return fail("umask", err)
+	}
+	pid := uint32(r.c.pid)
+	switch {
+	case r.c.tree.GetSid() == pid:
+		if _, err := t.Syscall(unix.SYS_SETSID); err != nil {
+			return fail("setsid", err)
+		}
+	case r.c.tree.GetPgid() == pid:
+		if _, err := t.Syscall(unix.SYS_SETPGID, 0, 0); err != nil {
+			return fail("setpgid", err)
+		}
+	}
+	if tc.GetChildSubreaper() {
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
+			return fail("child subreaper", err)
+		}
+	}
+	return r.restoreMM()
+}
+
+// restoreMM sets start/end of code, data, brk, stack, args, environment, the
+// auxv and the executable in one PR_SET_MM_MAP.
+func (r *restorer) restoreMM() error {
+	t := r.leader
+	m := r.c.mm
+	auxv := m.GetMmSavedAuxv()
+	if len(auxv) > 2*64 || len(auxv)%2 != 0 {
+		return fmt.Errorf("mm-%d.img: auxv of %d words is invalid", r.c.pid, len(auxv))
+	}
+	exe := r.c.files[m.GetExeFileId()].GetName()
+	exeFd, err := r.open(exe, unix.O_RDONLY)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: executable: %w", r.c.pid, err)
+	}
+	defer t.Syscall(unix.SYS_CLOSE, exeFd)
+	auxvAddr, err := r.putAt(4096, putU64(nil, auxv...))
+	if err != nil {
+		return err
+	}
+	b := putU64(nil, m.GetMmStartCode(), m.GetMmEndCode(), m.GetMmStartData(), m.GetMmEndData(),
+		m.GetMmStartBrk(), m.GetMmBrk(), m.GetMmStartStack(), m.GetMmArgStart(), m.GetMmArgEnd(),
+		m.GetMmEnvStart(), m.GetMmEnvEnd(), auxvAddr)
+	b = binary.LittleEndian.AppendUint32(b, uint32(8*len(auxv)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(exeFd))
+	addr, err := r.put(b)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, addr, uint64(len(b)), 0); err != nil {
+		return fmt.Errorf("restore pid %d: PR_SET_MM_MAP (exe %s): %w", r.c.pid, exe, err)
+	}
+	if m.GetThpDisabled() {
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("restore pid %d: thp_disable: %w", r.c.pid, err)
+		}
+	}
+	return nil
+}
+
+// threadFlags make a thread of the leader's process.
+const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
+	unix.CLONE_THREAD | unix.CLONE_SYSVSEM
+
+// createThreads clones every other thread at its TID.
+func (r *restorer) createThreads() error {
+	for _, tid := range r.c.tree.GetThreads()[1:] {
+		args := ptrace.CloneArgs{Flags: threadFlags, SetTid: r.scratch + 128, SetTidSize: 1}
+		if _, err := r.put(args.Bytes()); err != nil {
+			return err
+		}
+		if _, err := r.putAt(128, putU64(nil, uint64(tid))); err != nil {
+			return err
+		}
+		got, err := r.leader.Syscall(unix.SYS_CLONE3, r.scratch, uint64(len(args.Bytes())))
+		if err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("restore pid %d: thread id %d is taken", r.c.pid, tid)
+			}
+			return fmt.Errorf("restore pid %d: clone3 thread %d: %w", r.c.pid, tid, err)
+		}
+		if uint32(got) != tid {
+			return fmt.Errorf("restore pid %d: clone3 made thread %d, not %d", r.c.pid, got, tid)
+		}
+		t, err := r.tr.Adopt(r.c.pid, int(tid))
+		if err != nil {
+			return fmt.Errorf("restore pid %d: %w", r.c.pid, err)
+		}
+		t.SetSyscallAddr(r.leader.SyscallAddr())
+		r.threads = append(r.threads, t)
+	}
+	return nil
+}
+
+// restoreThread restores one thread's kernel state; credentials go last
+// since they may take away the rights the other steps need.
+func (r *restorer) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
+	tc := c.GetThreadCore()
+	fail := func(what string, err error) error {
+		return fmt.Errorf("restore pid %d thread %d: %s: %w", r.c.pid, t.Tid, what, err)
+	}
+	if _, err := t.Syscall(unix.SYS_SET_TID_ADDRESS, c.GetThreadInfo().GetClearTidAddr()); err != nil {
+		return fail("set_tid_address", err)
+	}
+	if head := tc.GetFutexRla(); head != 0 {
+		if _, err := t.Syscall(unix.SYS_SET_ROBUST_LIST, head, uint64(tc.GetFutexRlaLen())); err != nil {
+			return fail("robust list", err)
+		}
+	}
+	if rs := tc.GetRseqEntry(); rs != nil && rs.GetRseqAbiPointer() != 0 {
+		if _, err := t.Syscall(unix.SYS_RSEQ, rs.GetRseqAbiPointer(), uint64(rs.GetRseqAbiSize()), 0, uint64(rs.GetSignature())); err != nil {
+			return fail("rseq", err)
+		}
+	}
+	if sas := tc.GetSas(); sas != nil && sas.GetSsFlags()&ssDisable == 0 {
+		// SS_ONSTACK is state, not a flag one can set; SS_AUTODISARM is.
+		flags := uint64(sas.GetSsFlags()) & ssAutoDisarm
+		b := putU64(nil, sas.GetSsSp())
+		b = binary.LittleEndian.AppendUint64(b, flags)
+		b = putU64(b, sas.GetSsSize())
+		addr, err := r.put(b)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_SIGALTSTACK, addr, 0); err != nil {
+			return fail("sigaltstack", err)
+		}
+	}
+	if comm := tc.GetComm(); comm != "" {
+		addr, err := r.putString(comm)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_NAME, addr); err != nil {
+			return fail("name", err)
+		}
+	}
+	if sig := tc.GetPdeathSig(); sig != 0 {
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uint64(sig)); err != nil {
+			return fail("pdeath signal", err)
+		}
+	}
+	if nice := tc.GetSchedNice(); nice != 0 {
+		if _, err := t.Syscall(unix.SYS_SETPRIORITY, unix.PRIO_PROCESS, 0, uint64(int64(nice))); err != nil {
+			return fail("nice", err)
+		}
+	}
+	if err := t.SetSigMask(tc.GetBlkSigset()); err != nil {
+		return err
+	}
+	return r.restoreCreds(t, c)
+}
+
+// Capability and sigaltstack constants.
+const (
+	ssDisable         = 2
+	ssAutoDisarm      = 1 << 31
+	capVersion3       = 0x20080522
+	secbitKeepCaps    = 1 << 4
+	secbitLockedMask  = 1<<1 | 1<<3 | 1<<5 | 1<<7 // the *_LOCKED bits
+	prCapAmbient      = 47
+	prCapAmbientRaise = 2
+	lastCap           = 63
+)
+
+func capsOf(words []uint32) uint64 {
+	var v uint64
+	for i, w := range words {
+		if i < 2 {
+			v |= uint64(w) << (32 * i)
+		}
+	}
+	return v
+}
+
+// restoreCreds sets the thread's credentials. Order matters: drop bounding
+// caps while CAP_SETPCAP is there, switch ids keeping capabilities, set the
+// securebits, raise ambient ones, and only then lower the capability sets.
+func (r *restorer) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
+	cr := c.GetThreadCore().GetCreds()
+	if cr == nil {
+		return nil
+	}
+	ext, err := image.GetCredsExt(cr)
+	if err != nil {
+		return fmt.Errorf("core-%d.img: %w", t.Tid, err)
+	}
+	fail := func(what string, err error) error {
+		return fmt.Errorf("restore pid %d thread %d: credentials: %s: %w", r.c.pid, t.Tid, what, err)
+	}
+	call := func(what string, nr uintptr, args ...uint64) error {
+		if _, err := t.Syscall(nr, args...); err != nil {
+			return fail(what, err)
+		}
+		return nil
+	}
+	bnd := capsOf(cr.GetCapBnd())
+	for capNr := uint64(0); capNr <= lastCap; capNr++ {
+		if bnd&(1<<capNr) != 0 {
+			continue
+		}
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, capNr); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fail(fmt.Sprintf("drop bounding capability %d", capNr), err)
+		}
+	}
+	groups := cr.GetGroups()
+	if len(groups) > 65536 {
+		return fail("groups", fmt.Errorf("%d groups", len(groups)))
+	}
+	gb := make([]byte, 0, 4*len(groups))
+	for _, g := range groups {
+		gb = binary.LittleEndian.AppendUint32(gb, g)
+	}
+	addr := r.scratch
+	if len(gb) > 0 {
+		if addr, err = r.put(gb); err != nil {
+			return err
+		}
+	}
+	if err := call("setgroups", unix.SYS_SETGROUPS, uint64(len(groups)), addr); err != nil {
+		return err
+	}
+	if err := call("setresgid", unix.SYS_SETRESGID, uint64(cr.GetGid()), uint64(cr.GetEgid()), uint64(cr.GetSgid())); err != nil {
+		return err
+	}
+	if err := call("setfsgid", unix.SYS_SETFSGID, uint64(cr.GetFsgid())); err != nil {
+		return err
+	}
+	secbits := uint64(cr.GetSecbits())
+	if err := call("securebits", unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, secbits&^secbitLockedMask|secbitKeepCaps); err != nil {
+		return err
+	}
+	if err := call("setresuid", unix.SYS_SETRESUID, uint64(cr.GetUid()), uint64(cr.GetEuid()), uint64(cr.GetSuid())); err != nil {
+		return err
+	}
+	if err := call("setfsuid", unix.SYS_SETFSUID, uint64(cr.GetFsuid())); err != nil {
+		return err
+	}
+	capset := func(eff, prm, inh uint64) error {
+		b := binary.LittleEndian.AppendUint32(nil, capVersion3)
+		b = binary.LittleEndian.AppendUint32(b, 0)
+		for i := 0; i < 2; i++ {
+			b = binary.LittleEndian.AppendUint32(b, uint32(eff>>(32*i)))
+			b = binary.LittleEndian.AppendUint32(b, uint32(prm>>(32*i)))
+			b = binary.LittleEndian.AppendUint32(b, uint32(inh>>(32*i)))
+		}
+		a, err := r.put(b)
+		if err != nil {
+			return err
+		}
+		return call("capset", unix.SYS_CAPSET, a, a+8)
+	}
+	// Still holding the stub's full permitted set (kept over setresuid):
+	// make it effective again to set securebits and ambient capabilities.
+	prm, inh, eff := capsOf(cr.GetCapPrm()), capsOf(cr.GetCapInh()), capsOf(cr.GetCapEff())
+	cur := r.currentPermitted(t)
+	if err := capset(cur, cur, inh); err != nil {
+		return err
+	}
+	if err := call("securebits", unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, secbits); err != nil {
+		return err
+	}
+	for capNr := uint64(0); capNr <= lastCap; capNr++ {
+		if ext.CapAmb&(1<<capNr) != 0 {
+			if err := call(fmt.Sprintf("raise ambient capability %d", capNr), unix.SYS_PRCTL, prCapAmbient, prCapAmbientRaise, capNr, 0, 0); err != nil {
+				return err
+			}
+		}
+	}
+	if err := capset(eff, prm, inh); err != nil {
+		return err
+	}
+	if ext.NoNewPrivs {
+		if err := call("no_new_privs", unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// currentPermitted reads the thread's permitted set from /proc.
+func (r *restorer) currentPermitted(t *ptrace.Tracee) uint64 {
+	st, err := procStatus(r.c.pid, t.Tid)
+	if err != nil {
+		return 0
+	}
+	return st.CapPrm
+}
+
+// finishTask restores what must come after the credentials change:
+// changing ids clears the dumpable flag.
+func (r *restorer) finishTask() error {
+	if d := r.c.mm.Dumpable; d != nil {
+		if _, err := r.leader.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(*d)); err != nil {
+			return fmt.Errorf("restore pid %d: dumpable: %w", r.c.pid, err)
+		}
+	}
+	return nil
+}
+
+// Kernel return values that ask for a system call to be restarted.
+const (
+	errRestartSys          = -512
+	errRestartNoIntr       = -513
+	errRestartNoHand       = -514
+	errRestartRestartBlock = -516
+)
+
+// setRegisters loads the thread's registers. A thread caught inside a
+// system call resumes by re-executing it: the kernel's restart state did
+// not survive, so the call starts again with its original arguments
+// (a relative sleep sleeps its full length again).
+func (r *restorer) setRegisters(t *ptrace.Tracee, c *core.CoreEntry) error {
+	ti := c.GetThreadInfo()
+	template, err := t.Xstate()
+	if err != nil {
+		return err
+	}
+	if r.c.xfeatures != 0 {
+		if have := cpu.Xfeatures(template); have != 0 && r.c.xfeatures&^have != 0 {
+			return fmt.Errorf("restore pid %d: the image uses CPU state components %#x this CPU lacks (has %#x)", r.c.pid, r.c.xfeatures&^have, have)
+		}
+	}
+	area, err := cpu.XsaveFromImage(ti.GetFpregs(), template)
+	if err != nil {
+		return fmt.Errorf("restore pid %d thread %d: %w", r.c.pid, t.Tid, err)
+	}
+	if err := t.SetXstate(area); err != nil {
+		return err
+	}
+	regs, err := cpu.GPRsFromImage(ti.GetGpregs())
+	if err != nil {
+		return fmt.Errorf("restore pid %d thread %d: %w", r.c.pid, t.Tid, err)
+	}
+	if int64(regs.Orig_rax) >= 0 {
+		switch int64(regs.Rax) {
+		case errRestartSys, errRestartNoIntr, errRestartNoHand, errRestartRestartBlock:
+			regs.Rax = regs.Orig_rax
+			regs.Rip -= 2
+		}
+	}
+	regs.Orig_rax = ^uint64(0)
+	return t.SetRegs(regs)
+}
