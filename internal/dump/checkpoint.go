@@ -24,6 +24,14 @@ const ImageVersion = 2
 // the process go: the caller kills or releases it.
 func (p *process) checkpoint(dir *image.Dir) error {
 	start := time.Now()
+	// Checked while frozen: no child can appear any more.
+	children, err := proc.ChildrenOf(p.pid)
+	if err != nil {
+		return fmt.Errorf("process %d: children: %w", p.pid, err)
+	}
+	if len(children) > 0 {
+		return fmt.Errorf("process %d has children %v: dumping process trees is not supported yet", p.pid, children)
+	}
 	maps, err := proc.Maps(p.pid)
 	if err != nil {
 		return fmt.Errorf("process %d: memory map: %w", p.pid, err)
@@ -90,10 +98,12 @@ func (p *process) checkpoint(dir *image.Dir) error {
 		return fmt.Errorf("process %d: executable: %w", p.pid, err)
 	}
 	mmEntry.ExeFileId = proto.Uint32(exeID)
+	scanStart := time.Now()
 	vmas, runs, err := p.vmaEntries(maps, ft)
 	if err != nil {
 		return err
 	}
+	p.stats.memdump = time.Since(scanStart)
 	mmEntry.Vmas = vmas
 	p.logf("collected state of %d threads, %d mappings, %d page runs in %v", len(p.threads), len(vmas), len(runs), time.Since(start))
 
@@ -103,7 +113,12 @@ func (p *process) checkpoint(dir *image.Dir) error {
 	if err != nil {
 		return err
 	}
-	p.logf("saved %d bytes of memory in %v", n, time.Since(copyStart))
+	p.stats.memwrite = time.Since(copyStart)
+	p.stats.pagesSaved = uint64(n) / proc.PageSize()
+	for _, m := range maps {
+		p.stats.pagesScanned += m.Size() / proc.PageSize()
+	}
+	p.logf("saved %d bytes of memory in %v", n, p.stats.memwrite)
 
 	ids := &core.TaskKobjIdsEntry{
 		VmId: proto.Uint32(1), FilesId: proto.Uint32(1), FsId: proto.Uint32(1), SighandId: proto.Uint32(1),

@@ -11,6 +11,10 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"time"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -65,10 +69,12 @@ func Dump(opts Options) (err error) {
 			err = fmt.Errorf("internal error while dumping %d (process left running): %v\n%s", pid, r, debug.Stack())
 		}
 	}()
+	p.stats.frozenAt = time.Now()
 	if err := p.seize(); err != nil {
 		p.release()
 		return err
 	}
+	p.stats.freezing = time.Since(p.stats.frozenAt)
 	opts.Logf("seized process %d: %d threads", pid, len(p.threads))
 	if err := p.checkpoint(dir); err != nil {
 		p.release()
@@ -79,11 +85,42 @@ func Dump(opts Options) (err error) {
 			return fmt.Errorf("resume process %d: %w", pid, err)
 		}
 		opts.Logf("process %d left running", pid)
-		return nil
+	} else {
+		p.kill()
+		opts.Logf("process %d killed", pid)
 	}
-	p.kill()
-	opts.Logf("process %d killed", pid)
+	p.stats.frozen = time.Since(p.stats.frozenAt)
+	opts.Logf("frozen for %v", p.stats.frozen)
+	if err := dir.Write(StatsName, "STATS", p.stats.entry()); err != nil {
+		opts.Logf("warning: %v", err)
+	}
 	return nil
+}
+
+// StatsName is CRIU's name for the dump statistics image.
+const StatsName = "stats-dump"
+
+// dumpStats are the figures CRIU's stats-dump image holds (microseconds).
+type dumpStats struct {
+	frozenAt                 time.Time
+	freezing, frozen         time.Duration
+	memdump, memwrite        time.Duration
+	pagesScanned, pagesSaved uint64
+}
+
+func usec(d time.Duration) *uint32 { return proto.Uint32(uint32(d.Microseconds())) }
+
+func (s *dumpStats) entry() *stats.StatsEntry {
+	return &stats.StatsEntry{Dump: &stats.DumpStatsEntry{
+		FreezingTime:       usec(s.freezing),
+		FrozenTime:         usec(s.frozen),
+		MemdumpTime:        usec(s.memdump),
+		MemwriteTime:       usec(s.memwrite),
+		PagesScanned:       proto.Uint64(s.pagesScanned),
+		PagesSkippedParent: proto.Uint64(0),
+		PagesWritten:       proto.Uint64(s.pagesSaved),
+		PagesLazy:          proto.Uint64(0),
+	}}
 }
 
 // process is one process being dumped.
@@ -94,6 +131,7 @@ type process struct {
 	logf    func(string, ...any)
 	threads []*ptrace.Tracee // leader first
 	scratch scratch
+	stats   dumpStats
 }
 
 // seize attaches to every thread, looping until no new thread appears.

@@ -63,14 +63,19 @@ func FdinfoName(filesID uint32) string { return fmt.Sprintf("fdinfo-%d.img", fil
 // (current CRIU keeps creds in the core image's thread_core).
 func CredsName(pid int) string { return fmt.Sprintf("creds-%d.img", pid) }
 
-// Dir is an image directory.
+// Dir is an image directory. Its methods may be called concurrently (on
+// different files).
 type Dir struct {
 	path string
 }
 
 // Create makes path an image directory for a dump: it creates it (and any
-// missing parents, 0755) if needed, and sets its mode to 0700. An existing
-// directory is used as is, like CRIU does, but it must be a directory.
+// missing parents, 0755) if needed, with mode 0700. Like CRIU, it also dumps
+// into an existing directory, whose mode it sets to 0700 if it holds nothing
+// but image files (*.img, stats-*, irmap-cache) and logs (*.log); a
+// directory with other contents (subdirectories, other files) is refused
+// unless its mode already is 0700. Files from an earlier dump are
+// overwritten as they are written again.
 func Create(path string) (*Dir, error) {
 	if path == "" {
 		return nil, errors.New("image: empty directory path")
@@ -89,10 +94,44 @@ func Create(path string) (*Dir, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("image: %s exists and is not a directory", path)
 	}
-	if err := os.Chmod(path, 0o700); err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+	if st.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetgid|os.ModeSetuid) != 0o700 {
+		// Tighten a directory that is empty or holds only image files and
+		// logs, but never one with other contents: a mistaken "-D /tmp",
+		// "-D /" or "-D ~" must not chmod that to 0700.
+		ok, err := mayChmod(path)
+		if err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("image: %s (mode %v) holds files other than images and logs; "+
+				"refusing to change its mode to 0700: use a new or empty directory", path, st.Mode())
+		}
+		if err := os.Chmod(path, 0o700); err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
 	}
 	return &Dir{path: path}, nil
+}
+
+// mayChmod reports whether the directory holds nothing but what CRIU or cryo
+// put in image directories: image files, logs, stats, the "parent" link of an
+// incremental dump, and cryo's temporary files.
+func mayChmod(path string) (bool, error) {
+	des, err := os.ReadDir(path)
+	if err != nil {
+		return false, err
+	}
+	for _, de := range des {
+		n := de.Name()
+		ok := (n == "parent" && de.Type()&os.ModeSymlink != 0) ||
+			(!de.IsDir() && (strings.HasSuffix(n, ".img") || strings.HasSuffix(n, ".log") ||
+				strings.HasPrefix(n, "stats-") || n == "irmap-cache" ||
+				(strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-"))))
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Open opens an existing image directory for restore or inspection.

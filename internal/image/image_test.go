@@ -15,6 +15,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
@@ -281,7 +282,8 @@ func TestPermissions(t *testing.T) {
 		checkMode(filepath.Join(d.Path(), de.Name()), 0o600)
 	}
 
-	// An existing directory is tightened to 0700.
+	// An existing empty directory, or one of images and logs, is tightened
+	// to 0700.
 	ex := filepath.Join(base, "existing")
 	if err := os.Mkdir(ex, 0o777); err != nil {
 		t.Fatal(err)
@@ -290,6 +292,33 @@ func TestPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMode(ex, 0o700)
+	os.Chmod(ex, 0o755)
+	os.WriteFile(filepath.Join(ex, "dump.log"), nil, 0o600)
+	if _, err := Create(ex); err != nil {
+		t.Fatal(err)
+	}
+	checkMode(ex, 0o700)
+	os.Chmod(d.Path(), 0o755)
+	if _, err := Create(d.Path()); err != nil {
+		t.Fatal(err)
+	}
+	checkMode(d.Path(), 0o700)
+	// But a non-empty directory of other things is not chmod-ed...
+	other := filepath.Join(base, "other")
+	os.Mkdir(other, 0o777)
+	os.Chmod(other, 0o777|os.ModeSticky)
+	os.WriteFile(filepath.Join(other, "notes.txt"), nil, 0o644)
+	if _, err := Create(other); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("Create on a non-empty directory: %v", err)
+	}
+	if st, _ := os.Stat(other); st.Mode()&os.ModePerm != 0o777 || st.Mode()&os.ModeSticky == 0 {
+		t.Fatalf("mode of a refused directory changed to %v", st.Mode())
+	}
+	// ...unless it already is 0700.
+	os.Chmod(other, 0o700)
+	if _, err := Create(other); err != nil {
+		t.Fatal(err)
+	}
 
 	// A pages file that already exists (even as a symlink) is replaced.
 	target := filepath.Join(base, "target")
@@ -514,6 +543,12 @@ func TestShow(t *testing.T) {
 	os.WriteFile(filepath.Join(d.Path(), "core-9.img"), []byte("junk"), 0o600)
 	os.WriteFile(filepath.Join(d.Path(), ".core-1.img.tmp-1"), []byte("junk"), 0o600)
 	os.Mkdir(filepath.Join(d.Path(), "sub"), 0o700)
+	// File names are bytes, not necessarily UTF-8.
+	rf := proto.Clone(samples()[7].entries[0]).(*fdinfo.FileEntry).GetReg()
+	rf.Name = proto.String("/tmp/caf\xe9")
+	if err := d.Write(RegFilesName, "REG_FILES", rf); err != nil {
+		t.Fatal(err)
+	}
 
 	var buf bytes.Buffer
 	if err := Show(&buf, d.Path()); err != nil {
@@ -541,6 +576,9 @@ func TestShow(t *testing.T) {
 		if _, ok := doc[n]; ok {
 			t.Errorf("%s shown", n)
 		}
+	}
+	if !strings.Contains(buf.String(), `"/tmp/caf\\xe9"`) {
+		t.Errorf("non-UTF-8 name not escaped:\n%s", buf.String())
 	}
 	// Proto field names, as crit shows them.
 	if !strings.Contains(buf.String(), `"blk_sigset"`) || !strings.Contains(buf.String(), `"pages_id"`) {

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // PagesMagic is the pseudo magic name Decode and Show give pages-<id>.img
@@ -131,11 +133,62 @@ func imageToJSON(path, magic string, ms []proto.Message) ([]byte, error) {
 	for i, m := range ms {
 		b, err := opts.Marshal(m)
 		if err != nil {
+			// proto2 strings need not be UTF-8 (CRIU stores file names,
+			// which are arbitrary bytes, as strings) but JSON must be.
+			m = proto.Clone(m)
+			escapeNonUTF8(m.ProtoReflect())
+			b, err = opts.Marshal(m)
+		}
+		if err != nil {
 			return nil, formatErr(path, i, "to JSON: %v", err)
 		}
 		img.Entries[i] = b
 	}
 	return json.Marshal(img)
+}
+
+// escapeNonUTF8 rewrites, throughout m, every string field that is not valid
+// UTF-8 with its invalid bytes shown as \xNN. (CRIU's protos have no maps.)
+func escapeNonUTF8(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		isMsg := fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind
+		switch {
+		case fd.IsMap():
+		case fd.IsList() && fd.Kind() == protoreflect.StringKind:
+			l := m.Mutable(fd).List()
+			for i := range l.Len() {
+				if s := l.Get(i).String(); !utf8.ValidString(s) {
+					l.Set(i, protoreflect.ValueOfString(escapeString(s)))
+				}
+			}
+		case fd.IsList() && isMsg:
+			l := m.Mutable(fd).List()
+			for i := range l.Len() {
+				escapeNonUTF8(l.Get(i).Message())
+			}
+		case fd.Kind() == protoreflect.StringKind:
+			if s := v.String(); !utf8.ValidString(s) {
+				m.Set(fd, protoreflect.ValueOfString(escapeString(s)))
+			}
+		case isMsg:
+			escapeNonUTF8(m.Mutable(fd).Message())
+		}
+		return true
+	})
+}
+
+func escapeString(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, "\\x%02x", s[0])
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
 
 func showDir(dir string) ([]byte, error) {

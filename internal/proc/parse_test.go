@@ -539,3 +539,23 @@ func TestPagemapEntryBits(t *testing.T) {
 		t.Error("guard bit")
 	}
 }
+
+func TestLeaderFirst(t *testing.T) {
+	for _, c := range []struct {
+		in   []int
+		pid  int
+		want []int
+	}{
+		{[]int{3, 5, 9, 12}, 9, []int{9, 3, 5, 12}},
+		{[]int{3, 5, 9, 12}, 3, []int{3, 5, 9, 12}},
+		{[]int{3, 5, 9, 12}, 12, []int{12, 3, 5, 9}},
+		{[]int{3, 5}, 7, []int{3, 5}}, // leader already reaped
+		{nil, 1, nil},
+	} {
+		got := slices.Clone(c.in)
+		leaderFirst(got, c.pid)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("leaderFirst(%v, %d) = %v, want %v", c.in, c.pid, got, c.want)
+		}
+	}
+}

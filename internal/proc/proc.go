@@ -76,6 +76,8 @@ var bufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
+const maxPooledBuf = 64 << 10
+
 // withFile reads the whole file at path into a pooled buffer and calls parse
 // on it. The buffer is only valid during the call.
 //
@@ -90,7 +92,13 @@ func withFile(path string, parse func([]byte) error) error {
 	defer f.Close()
 
 	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	defer func() {
+		// Do not let one huge file (an epoll fdinfo with 100k targets)
+		// pin its buffer in the pool.
+		if cap(*bp) <= maxPooledBuf {
+			bufPool.Put(bp)
+		}
+	}()
 	buf := (*bp)[:0]
 	for {
 		if len(buf) == cap(buf) {

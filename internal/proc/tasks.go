@@ -15,11 +15,17 @@ func Tasks(pid int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	leaderFirst(tids, pid)
+	return tids, nil
+}
+
+// leaderFirst moves pid to the front of the sorted tids, keeping the order
+// of the others.
+func leaderFirst(tids []int, pid int) {
 	if i := slices.Index(tids, pid); i > 0 {
 		copy(tids[1:i+1], tids[:i])
 		tids[0] = pid
 	}
-	return tids, nil
 }
 
 // ChildrenOf returns the pids of pid's children, sorted: the union of

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -232,12 +233,12 @@ func (r *restorer) mapVmas() error {
 	return nil
 }
 
-// fillPages writes the pages image into the new process: populate the
-// destination first (one injected madvise per run, far cheaper than a
-// page fault per page), then process_vm_writev straight from a mapping of
-// the image file.
+// fillPages writes the pages image into the new process. Fresh pages are
+// expensive to fault in one by one, so each chunk is first populated by an
+// injected MADV_POPULATE_WRITE; while the tracee populates the next chunk,
+// another goroutine copies the current one with process_vm_writev straight
+// from a mapping of the image file, so that both cores work.
 func (r *restorer) fillPages() error {
-	t := r.leader
 	if len(r.c.pagemap) == 0 {
 		return nil
 	}
@@ -257,63 +258,87 @@ func (r *restorer) fillPages() error {
 	if uint64(st.Size()) != total {
 		return fmt.Errorf("%s: %d bytes, pagemap-%d.img needs %d", f.Name(), st.Size(), r.c.pid, total)
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(total), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+	data, err := unix.Mmap(int(f.Fd()), 0, int(total), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return fmt.Errorf("%s: map: %w", f.Name(), err)
 	}
 	defer unix.Munmap(data)
-	// Populate runs of adjacent entries with one call each.
-	for i := 0; i < len(r.c.pagemap); {
-		start := r.c.pagemap[i].GetVaddr()
-		end := start + uint64(r.c.pagemap[i].GetNrPages())*pageSize
-		i++
-		for i < len(r.c.pagemap) && r.c.pagemap[i].GetVaddr() == end {
-			end += uint64(r.c.pagemap[i].GetNrPages()) * pageSize
-			i++
-		}
-		if _, err := t.Syscall(unix.SYS_MADVISE, start, end-start, madvPopulateWrite); err != nil {
-			return fmt.Errorf("restore pid %d: populate %#x-%#x: %w", t.Pid, start, end, err)
-		}
-	}
-	var local []unix.Iovec
-	var remote []unix.RemoteIovec
-	flush := func() error {
-		if len(remote) == 0 {
-			return nil
-		}
-		want := 0
-		for _, rv := range remote {
-			want += rv.Len
-		}
-		n, err := unix.ProcessVMWritev(t.Pid, local, remote, 0)
-		if err != nil || n != want {
-			return fmt.Errorf("restore pid %d: write memory at %#x: %d of %d bytes: %v", t.Pid, remote[0].Base, n, want, err)
-		}
-		local, remote = local[:0], remote[:0]
-		return nil
-	}
-	var off uint64
-	const maxChunk = 1 << 30
-	for _, pe := range r.c.pagemap {
-		size := uint64(pe.GetNrPages()) * pageSize
-		addr := pe.GetVaddr()
-		for size > 0 {
-			part := min(size, maxChunk)
-			iov := unix.Iovec{Base: &data[off]}
-			iov.SetLen(int(part))
-			local = append(local, iov)
-			remote = append(remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(part)})
-			if len(remote) == 1024 {
-				if err := flush(); err != nil {
-					return err
-				}
+
+	chunks := splitChunks(r.c.pagemap, fillChunk)
+	work := make(chan pageChunk, 2)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for c := range work {
+			if err == nil {
+				err = writeChunk(r.c.pid, data, c)
 			}
-			off, addr, size = off+part, addr+part, size-part
 		}
+		done <- err
+	}()
+	var perr error
+	for _, c := range chunks {
+		if _, perr = r.leader.Syscall(unix.SYS_MADVISE, c.addr, c.size, madvPopulateWrite); perr != nil {
+			perr = fmt.Errorf("restore pid %d: populate %#x-%#x: %w", r.c.pid, c.addr, c.addr+c.size, perr)
+			break
+		}
+		work <- c
 	}
-	if err := flush(); err != nil {
-		return err
+	close(work)
+	if werr := <-done; perr == nil {
+		perr = werr
 	}
+	if perr != nil {
+		return perr
+	}
+	r.pagesRestored = total / pageSize
 	r.logf("restored %d bytes of memory", total)
 	return nil
 }
+
+// fillChunk is how much is populated and written at a time.
+const fillChunk = 64 << 20
+
+// pageChunk is a contiguous destination range and where its bytes start in
+// the pages image.
+type pageChunk struct{ addr, size, off uint64 }
+
+// splitChunks cuts the pagemap into contiguous ranges of at most max bytes.
+func splitChunks(pm []*pagemapEntry, max uint64) []pageChunk {
+	var out []pageChunk
+	var off uint64
+	for _, pe := range pm {
+		addr := pe.GetVaddr()
+		size := uint64(pe.GetNrPages()) * pageSize
+		for size > 0 {
+			n := min(size, max)
+			if k := len(out) - 1; k >= 0 && out[k].addr+out[k].size == addr && out[k].size+n <= max {
+				out[k].size += n
+			} else {
+				out = append(out, pageChunk{addr: addr, size: n, off: off})
+			}
+			addr, off, size = addr+n, off+n, size-n
+		}
+	}
+	return out
+}
+
+// writeChunk copies one chunk from the image mapping into process pid.
+func writeChunk(pid int, data []byte, c pageChunk) error {
+	for done := uint64(0); done < c.size; {
+		local := []unix.Iovec{{Base: &data[c.off+done]}}
+		local[0].SetLen(int(c.size - done))
+		remote := []unix.RemoteIovec{{Base: uintptr(c.addr + done), Len: int(c.size - done)}}
+		n, err := unix.ProcessVMWritev(pid, local, remote, 0)
+		if err != nil {
+			return fmt.Errorf("restore pid %d: write memory at %#x: %w", pid, c.addr+done, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("restore pid %d: write memory at %#x: no progress", pid, c.addr+done)
+		}
+		done += uint64(n)
+	}
+	return nil
+}
+
+type pagemapEntry = pagemap.PagemapEntry

@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
@@ -65,7 +68,13 @@ type restorer struct {
 	leader  *ptrace.Tracee
 	threads []*ptrace.Tracee // leader first
 	scratch uint64
+
+	forking       time.Duration
+	pagesRestored uint64
 }
+
+// StatsName is CRIU's name for the restore statistics image.
+const StatsName = "stats-restore"
 
 // Restore recreates the process saved in opts.Dir. On error nothing is
 // left behind: the stub and any half-built process are killed and reaped.
@@ -104,7 +113,18 @@ func Restore(opts Options) (p *Process, err error) {
 		r.abort()
 		return nil, err
 	}
-	r.logf("restored process %d in %v", c.pid, time.Since(start))
+	elapsed := time.Since(start)
+	r.logf("restored process %d in %v", c.pid, elapsed)
+	st := &stats.StatsEntry{Restore: &stats.RestoreStatsEntry{
+		PagesCompared:   proto.Uint64(0),
+		PagesSkippedCow: proto.Uint64(0),
+		ForkingTime:     proto.Uint32(uint32(r.forking.Microseconds())),
+		RestoreTime:     proto.Uint32(uint32(elapsed.Microseconds())),
+		PagesRestored:   proto.Uint64(r.pagesRestored),
+	}}
+	if err := dir.Write(StatsName, "STATS", st); err != nil {
+		r.logf("warning: %v", err)
+	}
 	if opts.PidFile != "" {
 		if err := os.WriteFile(opts.PidFile, []byte(strconv.Itoa(c.pid)+"\n"), 0o600); err != nil {
 			return &Process{Pid: c.pid}, fmt.Errorf("write pid file: %w", err)
@@ -130,9 +150,11 @@ func (r *restorer) abort() {
 }
 
 func (r *restorer) run() error {
+	t0 := time.Now()
 	if err := r.createProcess(); err != nil {
 		return err
 	}
+	r.forking = time.Since(t0)
 	if err := r.buildMemory(); err != nil {
 		return err
 	}
