@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite uses: gcc and the static C
-# library for the workloads the tests compile. Idempotent; needs root.
+# library for the workloads the tests compile, and criu for CRIU's own
+# crit, which must read cryo's images. Idempotent; needs root.
 set -euo pipefail
-packages=(gcc libc6-dev)
+packages=(gcc libc6-dev criu)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

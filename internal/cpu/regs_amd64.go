@@ -46,11 +46,12 @@ const (
 	offMXCSR, offMXCSRMask         = 24, 28
 	offST, lenST                   = 32, 128
 	offXMM, lenXMM                 = 160, 256
-	offSWBytes                     = 464 // struct _fpx_sw_bytes, filled by the kernel
-	offXfeatures                   = offSWBytes + 8
-	offXstateBV                    = 512
-	offXcompBV                     = 520
-	legacyAndHeader                = 576
+	// ptrace (like core dumps) puts the kernel's XCR0 in the first word of
+	// the FXSAVE area's software-reserved bytes.
+	offSWBytes      = 464
+	offXstateBV     = 512
+	offXcompBV      = 520
+	legacyAndHeader = 576
 )
 
 // XSAVE state components CRIU's image can hold.
@@ -65,13 +66,13 @@ const (
 const imageFeatures = 1<<featFP | 1<<featSSE | 1<<featYMM | 1<<featBNDREGS | 1<<featBNDCSR |
 	1<<featOpmask | 1<<featZMMHi256 | 1<<featHi16 | 1<<featPKRU
 
-// Xfeatures returns the feature mask the kernel reports in an XSAVE area
-// (XCR0 as the kernel uses it), or 0 if the area carries none.
+// Xfeatures returns the feature mask (XCR0) the kernel reports in an XSAVE
+// area read with ptrace, or 0 if the area is too short to carry it.
 func Xfeatures(area []byte) uint64 {
-	if len(area) < offXfeatures+8 || binary.LittleEndian.Uint32(area[offSWBytes:]) != 0x46505853 {
+	if len(area) < offSWBytes+8 {
 		return 0
 	}
-	return binary.LittleEndian.Uint64(area[offXfeatures:])
+	return binary.LittleEndian.Uint64(area[offSWBytes:])
 }
 
 func u32s(b []byte) []uint32 {
