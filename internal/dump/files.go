@@ -108,6 +108,9 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		return nil, fmt.Errorf("process %d: list descriptors: %w", p.pid, err)
 	}
 	var out []*fdinfo.FdinfoEntry
+	// Descriptors that share one open file description (dup, fork) must
+	// come back sharing it: one file entry, several fdinfo entries.
+	byTarget := map[string][]seenFile{}
 	for _, fd := range fds {
 		target, err := proc.FdTarget(p.pid, fd)
 		if err != nil {
@@ -139,6 +142,16 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		default:
 			return nil, fmt.Errorf("process %d fd %d: %s: file type %#o is not supported yet", p.pid, fd, target, st.Mode&unix.S_IFMT)
 		}
+		var fdFlags uint32
+		if info.Flags&unix.O_CLOEXEC != 0 {
+			fdFlags = unix.FD_CLOEXEC
+		}
+		if id, ok := p.sameFile(byTarget[target], fd); ok {
+			out = append(out, &fdinfo.FdinfoEntry{
+				Id: proto.Uint32(id), Flags: proto.Uint32(fdFlags), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd)),
+			})
+			continue
+		}
 		id := ft.addReg(&regfile.RegFileEntry{
 			Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
 			Pos:   proto.Uint64(info.Pos),
@@ -147,10 +160,7 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 			Size:  proto.Uint64(uint64(st.Size)),
 			Mode:  proto.Uint32(st.Mode),
 		}, "")
-		var fdFlags uint32
-		if info.Flags&unix.O_CLOEXEC != 0 {
-			fdFlags = unix.FD_CLOEXEC
-		}
+		byTarget[target] = append(byTarget[target], seenFile{fd, id})
 		out = append(out, &fdinfo.FdinfoEntry{
 			Id:    proto.Uint32(id),
 			Flags: proto.Uint32(fdFlags),
@@ -159,6 +169,27 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		})
 	}
 	return out, nil
+}
+
+// seenFile is a descriptor already described, and its file id.
+type seenFile struct {
+	fd int
+	id uint32
+}
+
+// kcmpFile is KCMP_FILE: do two descriptors refer to one open file?
+const kcmpFile = 0
+
+// sameFile returns the file id of an earlier descriptor (with the same
+// target path) that shares fd's open file description.
+func (p *process) sameFile(candidates []seenFile, fd int) (uint32, bool) {
+	for _, c := range candidates {
+		r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(p.pid), uintptr(p.pid), kcmpFile, uintptr(c.fd), uintptr(fd), 0)
+		if e == 0 && r == 0 {
+			return c.id, true
+		}
+	}
+	return 0, false
 }
 
 func describeKind(kind, target string) string {

@@ -10,6 +10,7 @@ import (
 	sa "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-sa"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rlimit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rseq"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -122,6 +123,11 @@ func (p *process) threadCore(t *ptrace.Tracee) (*core.CoreEntry, uint64, error) 
 		SeccompMode: core.SeccompMode(st.Seccomp).Enum(),
 		Comm:        proto.String(comm),
 	}
+	pending, err := t.PendingSiginfo(false)
+	if err != nil {
+		return fail("pending signals", err)
+	}
+	tc.SignalsP = signalQueue(append(append([][]byte(nil), t.InterceptedSignals()...), pending...))
 	if st.Seccomp != 0 {
 		return fail("seccomp", fmt.Errorf("seccomp mode %d is not supported yet", st.Seccomp))
 	}
@@ -142,6 +148,15 @@ func (p *process) threadCore(t *ptrace.Tracee) (*core.CoreEntry, uint64, error) 
 		ThreadCore: tc,
 	}
 	return entry, cpu.Xfeatures(area), nil
+}
+
+// signalQueue wraps raw siginfo records for the image.
+func signalQueue(infos [][]byte) *siginfo.SignalQueueEntry {
+	q := &siginfo.SignalQueueEntry{}
+	for _, info := range infos {
+		q.Signals = append(q.Signals, &siginfo.SiginfoEntry{Siginfo: info})
+	}
+	return q
 }
 
 // capWords splits a 64-bit capability set into CRIU's two 32-bit words.
@@ -196,6 +211,10 @@ func (p *process) taskCore(leader *core.CoreEntry) (*core.TaskCoreEntry, error) 
 			Mask:      proto.Uint64(le64(b[24:])),
 		}
 	}
+	shared, err := t.PendingSiginfo(true)
+	if err != nil {
+		return fail("pending signals", err)
+	}
 	lim, err := proc.Limits(p.pid)
 	if err != nil {
 		return fail("limits", err)
@@ -242,5 +261,6 @@ func (p *process) taskCore(leader *core.CoreEntry) (*core.TaskCoreEntry, error) 
 		OomScoreAdj:    proto.Int32(int32(oom)),
 		Sigactions:     acts,
 		ChildSubreaper: proto.Bool(binary.LittleEndian.Uint32(w) != 0),
+		SignalsS:       signalQueue(shared),
 	}, nil
 }

@@ -41,6 +41,9 @@ func (t *Tracee) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 	copy(a[:], args)
 	var ret uint64
 	err := t.tr.Do(func() error {
+		if err := t.blockSignals(); err != nil {
+			return err
+		}
 		r := t.regs
 		r.Rax = uint64(nr)
 		r.Orig_rax = ^uint64(0) // not in a syscall: no restart fixups
@@ -109,7 +112,10 @@ func (t *Tracee) step(nr uintptr) error {
 		case unix.SIGSEGV, unix.SIGBUS, unix.SIGILL, unix.SIGFPE:
 			return fmt.Errorf("thread %d: %v while injecting syscall %d", t.Tid, sig, nr)
 		default:
-			t.pending = append(t.pending, sig)
+			// Only unblockable signals get here (all others are blocked).
+			if err := t.intercept(sig); err != nil {
+				return err
+			}
 		}
 	}
 }

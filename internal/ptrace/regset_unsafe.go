@@ -41,8 +41,12 @@ func (t *Tracee) SetXstate(buf []byte) error {
 	})
 }
 
-// SigMask returns the thread's blocked signal mask.
+// SigMask returns the thread's blocked signal mask (its own, not the
+// all-blocked mask in force during injections).
 func (t *Tracee) SigMask() (uint64, error) {
+	if t.blocked {
+		return t.mask, nil
+	}
 	var mask uint64
 	err := t.tr.Do(func() error {
 		if err := ptrace(unix.PTRACE_GETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&mask))); err != nil {
@@ -53,8 +57,13 @@ func (t *Tracee) SigMask() (uint64, error) {
 	return mask, err
 }
 
-// SetSigMask sets the thread's blocked signal mask.
+// SetSigMask sets the thread's blocked signal mask; during injections it
+// takes effect on Detach.
 func (t *Tracee) SetSigMask(mask uint64) error {
+	if t.blocked {
+		t.mask = mask
+		return nil
+	}
 	return t.tr.Do(func() error {
 		if err := ptrace(unix.PTRACE_SETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&mask))); err != nil {
 			return fmt.Errorf("set signal mask of thread %d: %w", t.Tid, err)

@@ -3,6 +3,7 @@ package ptrace
 import (
 	"fmt"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,9 +27,17 @@ type Tracee struct {
 	// GroupStopped is true when the thread was found in a group stop
 	// (the process was stopped by SIGSTOP/SIGTSTP before we came).
 	GroupStopped bool
-	// pending holds signals that arrived while we held the thread; they
-	// are delivered again on Detach so that none is lost.
-	pending []syscall.Signal
+	// intercepted holds the siginfo of signals that were being delivered
+	// when we stopped the thread; they are queued again on Detach so that
+	// none is lost, and a dump saves them with the pending ones.
+	intercepted [][]byte
+
+	// While we inject system calls every signal is blocked, so that queued
+	// signals stay queued (with their siginfo) instead of being delivered
+	// into our injected code. mask is the thread's own mask, put back on
+	// Detach.
+	blocked bool
+	mask    uint64
 }
 
 // Tracer returns the tracer owning t.
@@ -102,22 +111,21 @@ func (t *Tracee) waitStop(interrupted bool) error {
 			if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, 0); err != nil {
 				return fmt.Errorf("continue thread %d: %w", t.Tid, err)
 			}
-		case !interrupted:
+		case !interrupted && (sig == unix.SIGSTOP || sig == unix.SIGTRAP):
 			// Auto-attached children start in a SIGSTOP signal-delivery stop;
 			// the stub starts in the SIGTRAP of its execve.
-			if sig == unix.SIGSTOP || sig == unix.SIGTRAP {
-				return nil
-			}
-			t.pending = append(t.pending, sig)
-			if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, 0); err != nil {
-				return fmt.Errorf("continue thread %d: %w", t.Tid, err)
-			}
+			return nil
 		default:
 			// A signal was being delivered: keep it for later and let the
 			// pending interrupt stop the thread.
-			t.pending = append(t.pending, sig)
+			if err := t.intercept(sig); err != nil {
+				return err
+			}
 			if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, 0); err != nil {
 				return fmt.Errorf("continue thread %d: %w", t.Tid, err)
+			}
+			if !interrupted {
+				continue
 			}
 			if err := ptrace(unix.PTRACE_INTERRUPT, t.Tid, 0, 0); err != nil {
 				return fmt.Errorf("interrupt thread %d: %w", t.Tid, err)
@@ -126,8 +134,40 @@ func (t *Tracee) waitStop(interrupted bool) error {
 	}
 }
 
-// PendingSignals returns the signals intercepted while the thread was held.
-func (t *Tracee) PendingSignals() []syscall.Signal { return t.pending }
+// intercept records the signal the thread is in a delivery stop for; the
+// caller then resumes it with signal 0, which suppresses the delivery.
+// Runs on the tracer thread.
+func (t *Tracee) intercept(sig syscall.Signal) error {
+	info, err := getSiginfo(t.Tid)
+	if err != nil {
+		return fmt.Errorf("thread %d: siginfo of %v: %w", t.Tid, sig, err)
+	}
+	t.intercepted = append(t.intercepted, info)
+	return nil
+}
+
+// InterceptedSignals returns the siginfo of signals that were being
+// delivered when the thread was stopped; they precede its pending ones.
+func (t *Tracee) InterceptedSignals() [][]byte { return t.intercepted }
+
+// blockSignals blocks every signal while injections run. Runs on the
+// tracer thread.
+func (t *Tracee) blockSignals() error {
+	if t.blocked {
+		return nil
+	}
+	if err := ptrace(unix.PTRACE_GETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&t.mask))); err != nil {
+		return fmt.Errorf("get signal mask of thread %d: %w", t.Tid, err)
+	}
+	// SIGTRAP stays open: single-stepping raises it with force_sig, which
+	// would reset a blocked SIGTRAP's handler to SIG_DFL.
+	all := ^uint64(0) &^ (1 << (unix.SIGTRAP - 1))
+	if err := ptrace(unix.PTRACE_SETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&all))); err != nil {
+		return fmt.Errorf("block signals of thread %d: %w", t.Tid, err)
+	}
+	t.blocked = true
+	return nil
+}
 
 // Regs returns the registers the thread had when it stopped (or the ones
 // set last by SetRegs).
@@ -192,14 +232,19 @@ func (t *Tracee) Detach() error {
 		if err := t.restoreRegs(); err != nil {
 			return err
 		}
+		if t.blocked {
+			if err := ptrace(unix.PTRACE_SETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&t.mask))); err != nil {
+				return fmt.Errorf("restore signal mask of thread %d: %w", t.Tid, err)
+			}
+			t.blocked = false
+		}
+		for _, info := range t.intercepted {
+			requeue(t.Pid, t.Tid, info)
+		}
+		t.intercepted = nil
 		if err := ptrace(unix.PTRACE_DETACH, t.Tid, 0, 0); err != nil {
 			return fmt.Errorf("detach thread %d: %w", t.Tid, err)
 		}
-		for _, sig := range t.pending {
-			// Best effort: the signal was already dequeued once; queue it again.
-			_ = unix.Tgkill(t.Pid, t.Tid, sig)
-		}
-		t.pending = nil
 		return nil
 	})
 }

@@ -34,6 +34,7 @@ func (r *restorer) restoreFiles() error {
 		}
 		t.Syscall(unix.SYS_CLOSE, i)
 	}
+	opened := map[uint32]uint64{} // file id -> first descriptor restored for it
 	for _, fd := range r.c.fds {
 		f := r.c.files[fd.GetId()]
 		target := uint64(fd.GetFd())
@@ -42,6 +43,14 @@ func (r *restorer) restoreFiles() error {
 			cloexec = unix.O_CLOEXEC
 		}
 		where := fmt.Sprintf("restore pid %d fd %d (%s)", r.c.pid, target, f.GetName())
+		if first, ok := opened[fd.GetId()]; ok {
+			// Shares the open file description (and offset) of an earlier one.
+			if _, err := t.Syscall(unix.SYS_DUP3, first, target, cloexec); err != nil {
+				return fmt.Errorf("%s: dup3 from fd %d: %w", where, first, err)
+			}
+			continue
+		}
+		opened[fd.GetId()] = target
 		if r.opts.ShellJob && isTerminalPath(f.GetName(), f.GetMode()) {
 			src, ok := inherited[fd.GetFd()]
 			if !ok {

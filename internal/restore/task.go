@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/ptrace"
@@ -210,7 +211,48 @@ func (r *restorer) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
 	if err := t.SetSigMask(tc.GetBlkSigset()); err != nil {
 		return err
 	}
+	// Queued while every signal is blocked for the injections; they are
+	// delivered (or stay pending) once the thread runs with its own mask.
+	if err := r.queueSignals(t, unix.SYS_RT_TGSIGQUEUEINFO, tc.GetSignalsP().GetSignals()); err != nil {
+		return err
+	}
+	if t == r.leader {
+		if err := r.queueSignals(t, unix.SYS_RT_SIGQUEUEINFO, r.c.cores[0].GetTc().GetSignalsS().GetSignals()); err != nil {
+			return err
+		}
+	}
 	return r.restoreCreds(t, c)
+}
+
+// queueSignals queues saved siginfo records from the thread itself: the
+// kernel lets only the receiving thread queue kernel- or kill()-made
+// siginfo, so sender details come back as they were.
+func (r *restorer) queueSignals(t *ptrace.Tracee, nr uintptr, infos []*siginfo.SiginfoEntry) error {
+	if len(infos) > 1<<16 {
+		return fmt.Errorf("core-%d.img: %d pending signals", t.Tid, len(infos))
+	}
+	for _, e := range infos {
+		info := e.GetSiginfo()
+		if len(info) != ptrace.SiginfoSize {
+			return fmt.Errorf("core-%d.img: siginfo of %d bytes", t.Tid, len(info))
+		}
+		sig := uint64(binary.LittleEndian.Uint32(info))
+		if sig == 0 || sig > 64 {
+			return fmt.Errorf("core-%d.img: pending signal %d is invalid", t.Tid, sig)
+		}
+		addr, err := r.put(info)
+		if err != nil {
+			return err
+		}
+		args := []uint64{uint64(r.c.pid), uint64(t.Tid), sig, addr}
+		if nr == unix.SYS_RT_SIGQUEUEINFO {
+			args = []uint64{uint64(r.c.pid), sig, addr}
+		}
+		if _, err := t.Syscall(nr, args...); err != nil {
+			return fmt.Errorf("restore pid %d thread %d: queue signal %d: %w", r.c.pid, t.Tid, sig, err)
+		}
+	}
+	return nil
 }
 
 // Capability and sigaltstack constants.
