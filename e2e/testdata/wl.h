@@ -1,0 +1,309 @@
+/*
+ * wl.h - common protocol for the cryo end-to-end workloads.
+ *
+ * Protocol (see e2e/README.md):
+ *   usage: WORKLOAD [-t NTHREADS] [MODE]
+ *     NTHREADS is the total number of threads including main (default 1).
+ *   1. The workload sets up its state and records the expected values.
+ *   2. It prints "READY pid=<pid> tids=<tid>,<tid>,..." (main first) and
+ *      flushes stdout.
+ *   3. It loops (spinning, sleeping or blocked in a syscall, depending on the
+ *      workload) until SIGTERM sets wl_stop (the handler only sets a
+ *      volatile sig_atomic_t).
+ *   4. It re-checks everything and prints one "FAIL: <what>" line per failed
+ *      check, or "PASS" when all passed, then exits 0 (PASS) or 1 (FAIL).
+ *   A workload that cannot run on this machine prints "SKIP: <reason>" and
+ *   exits 77 instead of printing READY.
+ *
+ * Developer aid: with WL_CORRUPT=1 in the environment each workload
+ * deliberately damages the state it checks after SIGTERM (as a broken
+ * restore would), so that every check can be seen to fail.
+ *
+ * stdout must be a regular file (cryo does not support pipes yet).
+ */
+#ifndef CRYO_WL_H
+#define CRYO_WL_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WL_MAX_THREADS 64
+
+static volatile sig_atomic_t wl_stop;
+static int wl_nthreads = 1;
+static const char *wl_mode = "";
+static const char *wl_prog = "workload";
+static pid_t wl_pid;
+static pid_t wl_tids[WL_MAX_THREADS];
+static atomic_int wl_fails;
+static atomic_int wl_started;
+static int wl_corrupt;
+static char wl_stdout_buf[1 << 16];
+
+static __attribute__((unused)) pid_t wl_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+static __attribute__((unused)) void wl_vprint(const char *prefix, const char *fmt, va_list ap)
+{
+	flockfile(stdout);
+	fputs(prefix, stdout);
+	vfprintf(stdout, fmt, ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+	funlockfile(stdout);
+}
+
+static __attribute__((unused)) void wl_info(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	wl_vprint("INFO: ", fmt, ap);
+	va_end(ap);
+}
+
+static __attribute__((unused)) void wl_fail(const char *fmt, ...)
+{
+	va_list ap;
+	atomic_fetch_add(&wl_fails, 1);
+	va_start(ap, fmt);
+	wl_vprint("FAIL: ", fmt, ap);
+	va_end(ap);
+}
+
+/* A setup step failed: the workload cannot run at all. */
+static __attribute__((unused)) void wl_die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	wl_vprint("FAIL: setup: ", fmt, ap);
+	va_end(ap);
+	exit(2);
+}
+
+static __attribute__((unused)) void wl_skip(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	wl_vprint("SKIP: ", fmt, ap);
+	va_end(ap);
+	exit(77);
+}
+
+#define CHECK(cond, ...)                      \
+	do {                                  \
+		if (!(cond))                  \
+			wl_fail(__VA_ARGS__); \
+	} while (0)
+
+static __attribute__((unused)) void wl_term_handler(int sig)
+{
+	(void)sig;
+	wl_stop = 1;
+}
+
+static __attribute__((unused)) uint64_t wl_now_ns(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleep ms milliseconds, resuming after EINTR. */
+static __attribute__((unused)) void wl_msleep(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* splitmix64: deterministic patterns for memory contents. */
+static __attribute__((unused)) uint64_t wl_pat(uint64_t seed, uint64_t i)
+{
+	uint64_t z = seed * 0x9E3779B97F4A7C15ull + i + 0x632BE59BD9B4E019ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static __attribute__((unused)) void wl_fill(void *p, size_t len, uint64_t seed)
+{
+	uint64_t *q = p;
+	for (size_t i = 0; i < len / 8; i++)
+		q[i] = wl_pat(seed, i);
+}
+
+/* Returns the index of the first mismatching 8-byte word, or -1. */
+static __attribute__((unused)) long wl_verify(const void *p, size_t len, uint64_t seed)
+{
+	const volatile uint64_t *q = p;
+	for (size_t i = 0; i < len / 8; i++)
+		if (q[i] != wl_pat(seed, i))
+			return (long)i;
+	return -1;
+}
+
+static __attribute__((unused)) long wl_verify_zero(const void *p, size_t len)
+{
+	const volatile uint64_t *q = p;
+	for (size_t i = 0; i < len / 8; i++)
+		if (q[i] != 0)
+			return (long)i;
+	return -1;
+}
+
+/* Reads a whole file into buf (NUL-terminated); returns length or -1. */
+static __attribute__((unused)) ssize_t wl_read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+	if (fd < 0)
+		return -1;
+	while (n + 1 < size) {
+		ssize_t r = read(fd, buf + n, size - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = 0;
+	return (ssize_t)n;
+}
+
+static __attribute__((unused)) void wl_usage(void)
+{
+	fprintf(stderr, "usage: %s [-t NTHREADS] [MODE]\n", wl_prog);
+	exit(2);
+}
+
+/*
+ * Parses the arguments, makes stdout line-buffered with a static buffer (so
+ * no heap allocation happens later for it), installs the SIGTERM handler.
+ */
+static __attribute__((unused)) void wl_init(int argc, char **argv)
+{
+	struct sigaction sa;
+
+	wl_prog = argv[0];
+	setvbuf(stdout, wl_stdout_buf, _IOLBF, sizeof(wl_stdout_buf));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+			wl_nthreads = atoi(argv[++i]);
+			if (wl_nthreads < 1 || wl_nthreads > WL_MAX_THREADS)
+				wl_usage();
+		} else if (argv[i][0] != '-' && wl_mode[0] == 0) {
+			wl_mode = argv[i];
+		} else {
+			wl_usage();
+		}
+	}
+	wl_corrupt = getenv("WL_CORRUPT") != NULL;
+	wl_pid = getpid();
+	wl_tids[0] = wl_gettid();
+	if (wl_tids[0] != wl_pid)
+		wl_die("main tid %d != pid %d", wl_tids[0], wl_pid);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wl_term_handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: blocked syscalls return EINTR */
+	if (sigaction(SIGTERM, &sa, NULL))
+		wl_die("sigaction(SIGTERM): %s", strerror(errno));
+}
+
+/* Worker threads call this once their state is set up. */
+static __attribute__((unused)) void wl_thread_started(int idx)
+{
+	wl_tids[idx] = wl_gettid();
+	atomic_fetch_add(&wl_started, 1);
+}
+
+/* Main waits (bounded) until n workers called wl_thread_started. */
+static __attribute__((unused)) void wl_wait_started(int n)
+{
+	for (int i = 0; i < 10000 && atomic_load(&wl_started) < n; i++)
+		wl_msleep(1);
+	if (atomic_load(&wl_started) < n)
+		wl_die("only %d of %d threads started", atomic_load(&wl_started), n);
+}
+
+/* Blocks SIGTERM in the calling (worker) thread: SIGTERM goes to main. */
+static __attribute__((unused)) void wl_block_sigterm(void)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &s, NULL);
+}
+
+static __attribute__((unused)) void wl_ready(void)
+{
+	char buf[WL_MAX_THREADS * 12 + 64];
+	int n = snprintf(buf, sizeof(buf), "READY pid=%d tids=", wl_pid);
+	for (int i = 0; i < wl_nthreads; i++)
+		n += snprintf(buf + n, sizeof(buf) - n, "%s%d", i ? "," : "", wl_tids[i]);
+	flockfile(stdout);
+	puts(buf);
+	fflush(stdout);
+	funlockfile(stdout);
+}
+
+/* Polls (10 ms sleeps) until SIGTERM arrived. */
+static __attribute__((unused)) void wl_wait_stop(void)
+{
+	while (!wl_stop)
+		wl_msleep(10);
+}
+
+/* Every thread calls this after the checkpoint: pid and own tid unchanged. */
+static __attribute__((unused)) void wl_check_ids(int idx)
+{
+	pid_t pid = getpid(), tid = wl_gettid();
+	CHECK(pid == wl_pid, "getpid() = %d, want %d", pid, wl_pid);
+	CHECK(tid == wl_tids[idx], "thread %d: gettid() = %d, want %d", idx, tid, wl_tids[idx]);
+}
+
+/* Bounded pthread_join of all workers (index 1..n-1). */
+static __attribute__((unused)) void wl_join(pthread_t *th, int n)
+{
+	for (int i = 1; i < n; i++) {
+		struct timespec dl;
+		int rc;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 10;
+		rc = pthread_timedjoin_np(th[i], NULL, &dl);
+		if (rc) {
+			wl_fail("thread %d (tid %d) did not finish: %s", i, wl_tids[i], strerror(rc));
+			fflush(stdout);
+			_exit(1);
+		}
+	}
+}
+
+static __attribute__((unused)) int wl_finish(void)
+{
+	int fails = atomic_load(&wl_fails);
+	if (fails == 0)
+		puts("PASS");
+	else
+		printf("INFO: %d check(s) failed\n", fails);
+	fflush(stdout);
+	return fails ? 1 : 0;
+}
+
+#endif
