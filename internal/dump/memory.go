@@ -2,7 +2,10 @@ package dump
 
 import (
 	"fmt"
-	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
@@ -186,134 +189,131 @@ func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun) (in
 	return n, dir.WritePagemap(p.pid, pagesID, entries)
 }
 
-// copyBufSize is the size of each buffer between the reader and the writer.
-// Reused buffers keep process_vm_readv near memory bandwidth; fresh ones
-// would fault on every page.
+// copyBufSize is the size of each worker's buffer. Reused buffers keep
+// process_vm_readv near memory bandwidth; fresh ones would fault on every
+// page.
 const copyBufSize = 4 << 20
 
-// copyPages reads the runs from process pid and writes them to w in order.
-// Reading (process_vm_readv) and writing overlap through a small ring of
-// buffers, so that the two cores work at once.
-func copyPages(pid int, runs []pageRun, w io.Writer) (int64, error) {
-	type chunk struct {
-		buf []byte
-		n   int
-	}
-	free := make(chan []byte, 3)
-	for i := 0; i < cap(free); i++ {
-		free <- make([]byte, copyBufSize)
-	}
-	full := make(chan chunk, 3)
-	readErr := make(chan error, 1)
-	stop := make(chan struct{})
-	go func() {
-		defer close(full)
-		readErr <- readRuns(pid, runs, free, func(buf []byte, n int) bool {
-			select {
-			case full <- chunk{buf, n}:
-				return true
-			case <-stop:
-				return false
-			}
-		})
-	}()
-	var written int64
-	var werr error
-	for c := range full {
-		if werr == nil {
-			var n int
-			n, werr = w.Write(c.buf[:c.n])
-			written += int64(n)
-			if werr != nil {
-				close(stop)
-			}
-		}
-		free <- c.buf
-	}
-	if err := <-readErr; err != nil {
-		return written, err
-	}
-	return written, werr
+// copySlice is one buffer's worth of page runs and where it goes in the
+// pages image.
+type copySlice struct {
+	off   int64
+	parts []pageRun
 }
 
-// readRuns fills buffers from free with the runs' bytes, in order, and
-// hands each to emit. Splits runs across buffers as needed.
-func readRuns(pid int, runs []pageRun, free chan []byte, emit func([]byte, int) bool) error {
-	var mem *ptrace.MemFile
-	defer func() {
-		if mem != nil {
-			mem.Close()
-		}
-	}()
-	buf := <-free
-	n := 0
-	var local []unix.Iovec
-	var remote []unix.RemoteIovec
-	flush := func() error {
-		if len(remote) > 0 {
-			want := 0
-			for _, r := range remote {
-				want += r.Len
-			}
-			got, err := unix.ProcessVMReadv(pid, local, remote, 0)
-			if err != nil {
-				return fmt.Errorf("read memory at %#x: %w", remote[0].Base, err)
-			}
-			if got != want {
-				return fmt.Errorf("read memory at %#x: %d of %d bytes", remote[0].Base, got, want)
-			}
-			local, remote = local[:0], remote[:0]
-		}
-		return nil
-	}
-	send := func() error {
-		if err := flush(); err != nil {
-			return err
-		}
-		if n > 0 {
-			if !emit(buf, n) {
-				return fmt.Errorf("writer stopped")
-			}
-			buf, n = <-free, 0
-		}
-		return nil
-	}
+// sliceRuns cuts the runs into buffer-sized slices laid out back to back.
+func sliceRuns(runs []pageRun) []copySlice {
+	var out []copySlice
+	var cur copySlice
+	var fill, off int64
 	for _, r := range runs {
 		addr, size := r.addr, r.size
 		for size > 0 {
-			if n == len(buf) || len(remote) == 1024 {
-				if err := send(); err != nil {
-					return err
-				}
+			if fill == copyBufSize || len(cur.parts) == 1024 {
+				out = append(out, cur)
+				cur, fill = copySlice{off: off}, 0
 			}
-			part := min(size, uint64(len(buf)-n))
-			if r.force {
-				if err := flush(); err != nil {
-					return err
-				}
-				if mem == nil {
-					var err error
-					if mem, err = ptrace.OpenMem(pid); err != nil {
-						return err
-					}
-				}
-				if err := mem.ReadAt(buf[n:n+int(part)], addr); err != nil {
-					return err
-				}
-			} else {
-				iov := unix.Iovec{Base: &buf[n]}
-				iov.SetLen(int(part))
-				local = append(local, iov)
-				remote = append(remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(part)})
-			}
-			n += int(part)
-			addr += part
-			size -= part
+			n := min(size, uint64(copyBufSize-fill))
+			cur.parts = append(cur.parts, pageRun{addr: addr, size: n, force: r.force})
+			addr, size, fill, off = addr+n, size-n, fill+int64(n), off+int64(n)
 		}
 	}
-	if err := send(); err != nil {
-		return err
+	if len(cur.parts) > 0 {
+		out = append(out, cur)
 	}
-	free <- buf
-	return nil
+	return out
+}
+
+// copyPages copies the runs of process pid into f, back to back in run
+// order. One worker per CPU reads a slice into its own buffer and writes
+// it at its offset: on this kind of VM the cost is in the image file's
+// fresh pages, and two cores take them twice as fast as one.
+func copyPages(pid int, runs []pageRun, f *os.File) (int64, error) {
+	slices := sliceRuns(runs)
+	work := make(chan copySlice)
+	errs := make(chan error, runtime.NumCPU())
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	var written atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < cap(errs); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, copyBufSize)
+			var mem *ptrace.MemFile
+			defer func() {
+				if mem != nil {
+					mem.Close()
+				}
+			}()
+			for sl := range work {
+				n, err := readSlice(pid, sl, buf, &mem)
+				if err == nil {
+					_, err = f.WriteAt(buf[:n], sl.off)
+				}
+				if err != nil {
+					errs <- err
+					stopOnce.Do(func() { close(stop) })
+					return
+				}
+				written.Add(int64(n))
+			}
+		}()
+	}
+feed:
+	for _, sl := range slices {
+		select {
+		case work <- sl:
+		case <-stop:
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return written.Load(), err
+	}
+	return written.Load(), nil
+}
+
+// readSlice fills buf with one slice: readable pages with one
+// process_vm_readv, unreadable ones through /proc/PID/mem.
+func readSlice(pid int, sl copySlice, buf []byte, mem **ptrace.MemFile) (int, error) {
+	var local []unix.Iovec
+	var remote []unix.RemoteIovec
+	want, n := 0, 0
+	for _, part := range sl.parts {
+		dst := buf[n : n+int(part.size)]
+		n += int(part.size)
+		if part.force {
+			if *mem == nil {
+				m, err := ptrace.OpenMem(pid)
+				if err != nil {
+					return 0, err
+				}
+				*mem = m
+			}
+			if err := (*mem).ReadAt(dst, part.addr); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		iov := unix.Iovec{Base: &dst[0]}
+		iov.SetLen(len(dst))
+		local = append(local, iov)
+		remote = append(remote, unix.RemoteIovec{Base: uintptr(part.addr), Len: len(dst)})
+		want += len(dst)
+	}
+	if len(remote) > 0 {
+		got, err := unix.ProcessVMReadv(pid, local, remote, 0)
+		if err != nil {
+			return 0, fmt.Errorf("read memory at %#x: %w", remote[0].Base, err)
+		}
+		if got != want {
+			return 0, fmt.Errorf("read memory at %#x: %d of %d bytes", remote[0].Base, got, want)
+		}
+	}
+	return n, nil
 }
