@@ -456,6 +456,48 @@ func TestE2ECorruptImages(t *testing.T) {
 				t.Fatalf("encode %s: %v", pm, err)
 			}
 		}},
+		{"cpu-lacks-xfeature", func(t *testing.T, dir string) {
+			// The dumped threads "used" an XSAVE component no CPU has.
+			p := filepath.Join(dir, "cpuinfo.img")
+			img, err := decodeImage(p)
+			if err != nil {
+				t.Fatalf("decode cpuinfo.img: %v", err)
+			}
+			ci := img.Entries[0].Message.(*cpuinfo.CpuinfoEntry)
+			x := ci.GetX86Entry()[0]
+			x.XfeaturesMask = proto.Uint64(x.GetXfeaturesMask() | 1<<62)
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := crit.New(nil, f, "", false, false).Encode(img); err != nil {
+				t.Fatalf("encode cpuinfo.img: %v", err)
+			}
+		}},
+		{"mapped-file-changed", func(t *testing.T, dir string) {
+			// The memory workload maps a file of its own; change one byte of
+			// it (same size) and put it back after this case.
+			var mapped string
+			for _, e := range filesImage(t, dir) {
+				if r := e.GetReg(); r != nil && r.ChecksumConfig != nil && strings.HasPrefix(r.GetName(), os.TempDir()) {
+					mapped = r.GetName()
+				}
+			}
+			if mapped == "" {
+				t.Fatal("no mapped file of the workload in files.img")
+			}
+			orig, err := os.ReadFile(mapped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed := append([]byte(nil), orig...)
+			changed[len(changed)/2] ^= 0xff
+			if err := os.WriteFile(mapped, changed, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.WriteFile(mapped, orig, 0o600) })
+		}},
 		{"pages-truncated", func(t *testing.T, dir string) {
 			ps, _ := filepath.Glob(filepath.Join(dir, "pages-*.img"))
 			if len(ps) == 0 {
@@ -504,6 +546,22 @@ func TestE2ECorruptImages(t *testing.T) {
 			checkNoStrayCryo(t, "after the failed restore")
 		})
 	}
+}
+
+// filesImage decodes files.img of an image directory.
+func filesImage(t *testing.T, dir string) []*fdinfo.FileEntry {
+	t.Helper()
+	img, err := decodeImage(filepath.Join(dir, "files.img"))
+	if err != nil {
+		t.Fatalf("decode files.img: %v", err)
+	}
+	var out []*fdinfo.FileEntry
+	for _, e := range img.Entries {
+		if fe, ok := e.Message.(*fdinfo.FileEntry); ok {
+			out = append(out, fe)
+		}
+	}
+	return out
 }
 
 func overwrite(t *testing.T, path string, off int64, data []byte) {

@@ -15,6 +15,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
@@ -201,6 +202,15 @@ func (r *restorer) createProcess() error {
 		return fmt.Errorf("restore pid %d: %w", r.c.pid, err)
 	}
 	r.stub = stub
+	// Refuse early a CPU that lacks an XSAVE component the dumped threads
+	// ran with: their registers could not be put back.
+	template, err := stub.Xstate()
+	if err != nil {
+		return err
+	}
+	if have := cpu.Xfeatures(template); have != 0 && r.c.xfeatures&^have != 0 {
+		return fmt.Errorf("restore pid %d: the image uses CPU state components %#x this CPU lacks (has %#x)", r.c.pid, r.c.xfeatures&^have, have)
+	}
 	insn, err := r.syscallInsn(stub.Pid)
 	if err != nil {
 		return err

@@ -420,11 +420,6 @@ func (r *restorer) setRegisters(t *ptrace.Tracee, c *core.CoreEntry) error {
 	if err != nil {
 		return err
 	}
-	if r.c.xfeatures != 0 {
-		if have := cpu.Xfeatures(template); have != 0 && r.c.xfeatures&^have != 0 {
-			return fmt.Errorf("restore pid %d: the image uses CPU state components %#x this CPU lacks (has %#x)", r.c.pid, r.c.xfeatures&^have, have)
-		}
-	}
 	area, err := cpu.XsaveFromImage(ti.GetFpregs(), template)
 	if err != nil {
 		return fmt.Errorf("restore pid %d thread %d: %w", r.c.pid, t.Tid, err)
