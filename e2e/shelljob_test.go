@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPty returns a new pseudo-terminal's master and slave.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// TestE2EShellJob: a process whose standard descriptors are a terminal is
+// refused without -j (one line, left running); with -j it is dumped, and
+// `restore -j` hands it the restoring cryo's terminal, as CRIU does. One of
+// its threads is blocked in read() on the terminal at dump time and must
+// get the line typed on the new terminal.
+func TestE2EShellJob(t *testing.T) {
+	requireCryo(t)
+	bin := workloadBin(t, "tty", linkDynamic)
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report")
+	_, slave := openPty(t)
+	cmd := exec.Command(bin, report)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() { unix.Kill(pid, unix.SIGKILL); cmd.Wait() })
+	deadline := time.Now().Add(bound(t, readyTimeout))
+	for !strings.Contains(readString(report), "READY") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tty workload not ready: %s", readString(report))
+		}
+		time.Sleep(pollInterval)
+	}
+
+	images := filepath.Join(dir, "images")
+	res := tryDump(t, pid, images)
+	if res.ExitCode == 0 {
+		t.Fatal("dump of a process holding a terminal succeeded without -j")
+	}
+	assertOneErrorLine(t, res)
+	if !strings.Contains(res.Stderr, "shell-job") {
+		t.Errorf("the refusal does not point at -j: %s", res.Stderr)
+	}
+	if !pidAlive(pid) {
+		t.Fatal("the refused dump did not leave the process running")
+	}
+
+	dump(t, pid, images, "-j")
+	cmd.Wait()
+	if err := waitPidFree(pid, bound(t, pidFreeTimeout)); err != nil {
+		t.Fatal(err)
+	}
+
+	master2, slave2 := openPty(t)
+	rc := exec.Command(cryoBin, "restore", "-D", images, "-j", "-v", "4", "-o", "restore.log")
+	rc.Stdin, rc.Stdout, rc.Stderr = slave2, slave2, slave2
+	if err := rc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rc.Wait() }()
+	deadline = time.Now().Add(bound(t, restoreReadyTimeout))
+	for !pidAlive(pid) || !strings.HasSuffix(mustReadlink(fmt.Sprintf("/proc/%d/exe", pid)), "tty.dyn") {
+		if time.Now().After(deadline) {
+			logFile(t, filepath.Join(images, "restore.log"))
+			t.Fatal("restored tty workload did not appear")
+		}
+		time.Sleep(pollInterval)
+	}
+	time.Sleep(100 * time.Millisecond)
+	// The thread that was blocked in read() on the old terminal reads this.
+	if _, err := master2.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	unix.Kill(pid, unix.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			logFile(t, filepath.Join(images, "restore.log"))
+			t.Fatalf("cryo restore -j: %v; report:\n%s", err, readString(report))
+		}
+	case <-time.After(bound(t, finishTimeout)):
+		rc.Process.Kill()
+		t.Fatalf("restored workload did not exit; report:\n%s", readString(report))
+	}
+	if out := readString(report); !strings.Contains(out, "PASS") {
+		t.Fatalf("workload report:\n%s", out)
+	}
+	// What it wrote to its terminal arrived on the restoring terminal.
+	master2.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 4096)
+	n, _ := master2.Read(buf)
+	if !strings.Contains(string(buf[:n]), "tty-workload-after-restore") {
+		t.Fatalf("the restoring terminal got %q", buf[:n])
+	}
+}
+
+func mustReadlink(p string) string {
+	s, _ := os.Readlink(p)
+	return s
+}
