@@ -27,6 +27,9 @@ const (
 	// one pagemap image (not counting the head). 4M entries describe, for
 	// example, every other page of a 32 GiB sparse mapping.
 	MaxPagemapEntries = 1 << 22
+	// MaxPayloadBytes is the largest total of raw payload bytes (pipe
+	// buffers, socket queues) in one payload image (see ReadPayloads).
+	MaxPayloadBytes = 1 << 30
 )
 
 // FormatError reports a malformed image file.

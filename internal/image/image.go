@@ -4,7 +4,9 @@
 // STATS and IRMAP_CACHE; nothing for INVENTORY), the 4-byte magic of the image
 // type, then entries, each a 4-byte little-endian length followed by that
 // many bytes of protobuf (the messages of go-criu's crit/images packages).
-// A PAGEMAP image holds one pagemap_head entry then pagemap_entry entries;
+// A PAGEMAP image holds one pagemap_head entry then pagemap_entry entries. In
+// a payload image (PIPES_DATA, FIFO_DATA, SK_QUEUES) every entry is followed
+// by as many raw bytes as a field of the entry says (see ReadPayloads).
 // pages-<id>.img files are raw page contents with no header. Images written
 // here are read by CRIU's crit and by go-criu's crit package.
 //
@@ -13,14 +15,16 @@
 //
 // Images are untrusted input. Every read checks the framing and the magic,
 // bounds entry sizes and counts (MaxEntrySize, MaxEntries,
-// MaxPagemapEntries), requires proto2 required fields, and reports problems as
-// a *FormatError naming the file and the entry. A missing file yields an
-// error satisfying errors.Is(err, fs.ErrNotExist).
+// MaxPagemapEntries) and payload sizes (MaxPayloadBytes), requires proto2
+// required fields, and reports problems as a *FormatError naming the file and
+// the entry. A missing file yields an error satisfying
+// errors.Is(err, fs.ErrNotExist).
 package image
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,6 +175,8 @@ func plainMagic(path, magic string) (func() proto.Message, error) {
 	switch {
 	case magic == "PAGEMAP":
 		return nil, formatErr(path, -1, "PAGEMAP images have a head entry: use WritePagemap/ReadPagemap")
+	case payloadTypes[magic].newEntry != nil:
+		return nil, formatErr(path, -1, "%s images carry raw payload data after entries: use WritePayloads/ReadPayloads", magic)
 	case rawPayloadMagics[magic]:
 		return nil, formatErr(path, -1, "%s images carry raw payload data after entries; not supported", magic)
 	case isFileMagic(magic):
@@ -221,7 +227,16 @@ func (d *Dir) Write(name, magic string, entries ...proto.Message) error {
 }
 
 // writeFile atomically replaces name with data.
-func (d *Dir) writeFile(name, path string, data []byte) (err error) {
+func (d *Dir) writeFile(name, path string, data []byte) error {
+	return d.writeFileFunc(name, path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeFileFunc atomically replaces name with what write writes: to a
+// temporary file (mode 0600) in d, synced, then renamed to name.
+func (d *Dir) writeFileFunc(name, path string, write func(io.Writer) error) (err error) {
 	f, err := os.CreateTemp(d.path, "."+name+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("image: write %s: %w", path, err)
@@ -237,7 +252,7 @@ func (d *Dir) writeFile(name, path string, data []byte) (err error) {
 	if err = f.Chmod(0o600); err != nil {
 		return err
 	}
-	if _, err = f.Write(data); err != nil {
+	if err = write(f); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {

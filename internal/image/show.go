@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,8 +30,11 @@ func isPagesFile(path string) bool { return pagesRE.MatchString(filepath.Base(pa
 // Decode reads any image file cryo understands and returns its magic name and
 // entries. The type of the entries follows from the magic (see NewEntry); for
 // PAGEMAP the first entry is a *pagemap.PagemapHead and the rest are
-// *pagemap.PagemapEntry (not checked for order as ReadPagemap does). A file
-// named pages-<id>.img is raw data: Decode returns PagesMagic and no entries.
+// *pagemap.PagemapEntry (not checked for order as ReadPagemap does). Of a
+// payload image (PIPES_DATA, FIFO_DATA, SK_QUEUES) it returns the entries
+// only: the payloads are checked to be there and skipped (ReadPayloads
+// returns them). A file named pages-<id>.img is raw data: Decode returns
+// PagesMagic and no entries.
 func Decode(path string) (magic string, entries []proto.Message, err error) {
 	f, size, err := openImage(path, false)
 	if err != nil {
@@ -40,21 +44,27 @@ func Decode(path string) (magic string, entries []proto.Message, err error) {
 	if isPagesFile(path) {
 		return PagesMagic, nil, nil
 	}
-	return decode(f, size, path)
+	magic, entries, _, err = decode(f, size, path, 0)
+	return magic, entries, err
 }
 
-func decode(r io.Reader, size int64, path string) (string, []proto.Message, error) {
+// decode reads an image of any type. For a payload image it also returns the
+// payloads, each cut to its first keep bytes (whole if keep < 0).
+func decode(r io.Reader, size int64, path string, keep int) (string, []proto.Message, [][]byte, error) {
 	rd := newReader(r, size, path)
 	magic, err := rd.readMagic("")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	var ms []proto.Message
+	var ps [][]byte
 	if magic == "PAGEMAP" {
 		ms, err = rd.entries(0, MaxPagemapEntries+1, newPagemapEntry)
 		if err == nil && len(ms) == 0 {
 			err = formatErr(path, -1, "missing pagemap head entry")
 		}
+	} else if pt, ok := payloadTypes[magic]; ok {
+		ms, ps, err = rd.payloadEntries(pt, keep)
 	} else {
 		var newT func() proto.Message
 		if newT, err = plainMagic(path, magic); err == nil {
@@ -62,15 +72,21 @@ func decode(r io.Reader, size int64, path string) (string, []proto.Message, erro
 		}
 	}
 	if err != nil {
-		return magic, nil, err
+		return magic, nil, nil, err
 	}
-	return magic, ms, nil
+	return magic, ms, ps, nil
 }
 
 // Show writes a JSON description of path to w. For an image file it is
 // {"magic": NAME, "entries": [...]}, the entries in protojson form with proto
 // field names (as CRIU's crit shows them, except that 64-bit integers are
 // strings), and for a pages file {"magic": "PAGES", "size": BYTES}.
+//
+// In a payload image (PIPES_DATA, FIFO_DATA, SK_QUEUES) each entry also has
+// "extra_size", the length of its payload, and, as crit shows it, "extra",
+// the payload in base64 (standard encoding, no line breaks), if it is at most
+// 4096 bytes; a longer payload is shown only by "extra_prefix", the base64 of
+// its first 64 bytes.
 //
 // For a directory it is an object keyed by file name, holding each image file
 // in that form. Hidden files, subdirectories, symlinks and files that are not
@@ -100,6 +116,12 @@ func Show(w io.Writer, path string) error {
 	return err
 }
 
+// How much of a payload Show shows.
+const (
+	showPayloadMax    = 4096 // whole payloads up to this size
+	showPayloadPrefix = 64   // else this much
+)
+
 type pagesJSON struct {
 	Magic string `json:"magic"`
 	Size  int64  `json:"size"`
@@ -120,14 +142,16 @@ func showFile(path string, noFollow bool) ([]byte, error) {
 	if isPagesFile(path) {
 		return json.Marshal(pagesJSON{Magic: PagesMagic, Size: size})
 	}
-	magic, ms, err := decode(f, size, path)
+	magic, ms, ps, err := decode(f, size, path, showPayloadMax)
 	if err != nil {
 		return nil, err
 	}
-	return imageToJSON(path, magic, ms)
+	return imageToJSON(path, magic, ms, ps)
 }
 
-func imageToJSON(path, magic string, ms []proto.Message) ([]byte, error) {
+// imageToJSON returns the JSON for an image. ps, if not nil, holds the
+// payloads of the entries (each possibly cut short).
+func imageToJSON(path, magic string, ms []proto.Message, ps [][]byte) ([]byte, error) {
 	img := imageJSON{Magic: magic, Entries: make([]json.RawMessage, len(ms))}
 	opts := protojson.MarshalOptions{UseProtoNames: true}
 	for i, m := range ms {
@@ -139,12 +163,49 @@ func imageToJSON(path, magic string, ms []proto.Message) ([]byte, error) {
 			escapeNonUTF8(m.ProtoReflect())
 			b, err = opts.Marshal(m)
 		}
+		if err == nil && ps != nil {
+			b, err = addPayloadJSON(b, payloadTypes[magic], m, ps[i])
+		}
 		if err != nil {
 			return nil, formatErr(path, i, "to JSON: %v", err)
 		}
 		img.Entries[i] = b
 	}
 	return json.Marshal(img)
+}
+
+type payloadJSON struct {
+	Extra  *string `json:"extra,omitempty"`
+	Prefix *string `json:"extra_prefix,omitempty"`
+	Size   uint64  `json:"extra_size"`
+}
+
+// addPayloadJSON adds the payload fields to obj, the JSON object of entry m,
+// whose payload starts with p.
+func addPayloadJSON(obj []byte, pt payloadType, m proto.Message, p []byte) ([]byte, error) {
+	size, _ := pt.payloadSize(m)
+	var pj payloadJSON
+	pj.Size = size
+	if size <= showPayloadMax && uint64(len(p)) == size {
+		s := base64.StdEncoding.EncodeToString(p)
+		pj.Extra = &s
+	} else {
+		s := base64.StdEncoding.EncodeToString(p[:min(len(p), showPayloadPrefix)])
+		pj.Prefix = &s
+	}
+	extra, err := json.Marshal(pj)
+	if err != nil {
+		return nil, err
+	}
+	obj = bytes.TrimSpace(obj)
+	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
+		return nil, fmt.Errorf("entry is not a JSON object: %.20q", obj)
+	}
+	out := append([]byte(nil), obj[:len(obj)-1]...)
+	if len(bytes.TrimSpace(out[1:])) > 0 {
+		out = append(out, ',')
+	}
+	return append(out, extra[1:]...), nil
 }
 
 // escapeNonUTF8 rewrites, throughout m, every string field that is not valid

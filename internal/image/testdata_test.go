@@ -11,8 +11,10 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	pipe_data "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	sk_packet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"google.golang.org/protobuf/proto"
 )
@@ -121,4 +123,55 @@ func pagemapMessages(id uint32, es []*pagemap.PagemapEntry) []proto.Message {
 		ms = append(ms, e)
 	}
 	return ms
+}
+
+// payloadSample is one payload image used by several tests.
+type payloadSample struct {
+	name     string
+	magic    string
+	entries  []proto.Message
+	payloads [][]byte
+}
+
+func samplePayloads() []payloadSample {
+	big := make([]byte, 3*4096+5) // longer than Show shows
+	for i := range big {
+		big[i] = byte(i*7 + i>>8)
+	}
+	pde := func(id uint32, p []byte) *pipe_data.PipeDataEntry {
+		return &pipe_data.PipeDataEntry{PipeId: u32(id), Bytes: u32(uint32(len(p))), Size: u32(65536)}
+	}
+	ske := func(id uint32, p []byte) *sk_packet.SkPacketEntry {
+		return &sk_packet.SkPacketEntry{IdFor: u32(id), Length: u32(uint32(len(p)))}
+	}
+	hello, bin, none := []byte("hello, pipe\n"), []byte{0, 0xff, 0xfe, '\n', 0, 1}, []byte{}
+	return []payloadSample{
+		{"pipes-data.img", "PIPES_DATA",
+			[]proto.Message{pde(7, hello), pde(8, none), pde(9, big), pde(10, bin)},
+			[][]byte{hello, none, big, bin}},
+		{"fifo-data.img", "FIFO_DATA", []proto.Message{pde(11, bin)}, [][]byte{bin}},
+		{"sk-queues.img", "SK_QUEUES",
+			[]proto.Message{ske(3, hello), ske(3, bin), ske(4, none), &sk_packet.SkPacketEntry{
+				IdFor: u32(5), Length: u32(uint32(len(hello))),
+				Scm:   []*sk_packet.ScmEntry{{Type: u32(1), Rights: []uint32{12, 13}}},
+			}},
+			[][]byte{hello, bin, none, hello}},
+		// Only the header.
+		{"fifo-data-empty.img", "FIFO_DATA", nil, nil},
+	}
+}
+
+// encodePayloadImage returns the bytes of a payload image, without checks.
+func encodePayloadImage(magic string, entries []proto.Message, payloads [][]byte) []byte {
+	b := header(magic)
+	for i, m := range entries {
+		data, err := proto.MarshalOptions{AllowPartial: true}.Marshal(m)
+		if err != nil {
+			panic(err)
+		}
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
+		b = append(b, data...)
+		b = append(b, payloads[i]...)
+	}
+	return b
 }

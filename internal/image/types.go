@@ -29,6 +29,7 @@ import (
 	packet_sock "github.com/checkpoint-restore/go-criu/v7/crit/images/packet-sock"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pidns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pipe"
+	pipe_data "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	remap_file_path "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
@@ -38,6 +39,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/signalfd"
 	sk_inet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	sk_netlink "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-netlink"
+	sk_packet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	sk_unix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timens"
@@ -49,6 +51,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // entryTypes maps the magic name of every image whose file is nothing but a
@@ -59,7 +62,10 @@ import (
 // Not listed, because their files are not plain entry sequences:
 //   - PAGEMAP: a pagemap_head entry, then pagemap_entry entries
 //     (see ReadPagemap/WritePagemap);
-//   - magics in rawPayloadMagics: each entry is followed by raw data.
+//   - magics in payloadTypes: each entry is followed by raw data whose
+//     length a field of the entry gives (see ReadPayloads/WritePayloads);
+//   - magics in rawPayloadMagics: entries followed by raw data in layouts
+//     cryo does not handle.
 var entryTypes = map[string]func() proto.Message{
 	"APPARMOR":       func() proto.Message { return &apparmor.ApparmorEntry{} },
 	"AUTOFS":         func() proto.Message { return &autofs.AutofsEntry{} },
@@ -120,24 +126,51 @@ var entryTypes = map[string]func() proto.Message{
 	"VMAS":           func() proto.Message { return &vma.VmaEntry{} },
 }
 
-// rawPayloadMagics are images in which entries are followed by raw data
-// whose length is given inside the entry (pipe buffers, socket queues, ghost
-// file contents, ...). cryo neither writes nor decodes them.
+// payloadType describes an image in which every entry is immediately
+// followed by raw payload bytes, as many as the entry's sizeField says.
+type payloadType struct {
+	newEntry  func() proto.Message
+	sizeField protoreflect.Name
+}
+
+// payloadSize returns the payload length m's size field gives; ok is false if
+// m's type has no such unsigned 32-bit field.
+func (pt payloadType) payloadSize(m proto.Message) (size uint64, ok bool) {
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName(pt.sizeField)
+	if fd == nil || fd.Kind() != protoreflect.Uint32Kind || fd.IsList() {
+		return 0, false
+	}
+	return r.Get(fd).Uint(), true
+}
+
+// payloadTypes are the payload images cryo reads and writes. Their layout is
+// that of CRIU (pipes.c, fifo.c, sk-queue.c: the entry, then exactly that
+// many bytes, no padding), go-criu's crit (decodePipesData, decodeSkQueues)
+// and CRIU's python crit (pipes_data_extra_handler, sk_queues_extra_handler).
+var payloadTypes = map[string]payloadType{
+	"FIFO_DATA":  {func() proto.Message { return &pipe_data.PipeDataEntry{} }, "bytes"},
+	"PIPES_DATA": {func() proto.Message { return &pipe_data.PipeDataEntry{} }, "bytes"},
+	"SK_QUEUES":  {func() proto.Message { return &sk_packet.SkPacketEntry{} }, "length"},
+}
+
+// rawPayloadMagics are the other images in which entries are followed by raw
+// data (ghost file contents, TCP queues, SysV IPC objects, BPF maps), in
+// layouts with padding, nested entries or two lengths. cryo neither writes
+// nor decodes them.
 var rawPayloadMagics = map[string]bool{
 	"BPFMAP_DATA": true,
-	"FIFO_DATA":   true,
 	"GHOST_FILE":  true,
 	"IPCNS_MSG":   true,
 	"IPCNS_SEM":   true,
 	"IPCNS_SHM":   true,
-	"PIPES_DATA":  true,
-	"SK_QUEUES":   true,
 	"TCP_STREAM":  true,
 }
 
 // NewEntry returns a new empty message of the entry type that images with the
 // given magic name hold, or nil if cryo does not know how to decode that magic
-// as a plain entry sequence (PAGEMAP, images with raw payloads, unknown names).
+// as a plain entry sequence (PAGEMAP, images with raw payloads such as
+// PIPES_DATA, which ReadPayloads reads, unknown names).
 func NewEntry(magic string) proto.Message {
 	if f, ok := entryTypes[magic]; ok {
 		return f()

@@ -119,3 +119,59 @@ func (t *Tracee) step(nr uintptr) error {
 		}
 	}
 }
+
+// ExitWith makes the thread's process call exit_group(code) and waits until
+// it has exited; the tracer's wait hands the zombie to its real parent.
+func (t *Tracee) ExitWith(code int) error {
+	if err := t.loadRegs(); err != nil {
+		return err
+	}
+	return t.tr.Do(func() error {
+		r := t.regs
+		r.Rax, r.Orig_rax, r.Rdi, r.Rip = unix.SYS_EXIT_GROUP, ^uint64(0), uint64(code), t.syscallAddr
+		if err := unix.PtraceSetRegs(t.Tid, &r); err != nil {
+			return fmt.Errorf("thread %d: set registers for exit: %w", t.Tid, err)
+		}
+		return t.runToDeath(0)
+	})
+}
+
+// KillWith kills the thread's process with sig through its default action,
+// so that its exit status says it was killed by sig.
+func (t *Tracee) KillWith(sig unix.Signal) error {
+	return t.tr.Do(func() error {
+		if err := setSigmask(t.Tid, 0); err != nil {
+			return fmt.Errorf("thread %d: unblock signals: %w", t.Tid, err)
+		}
+		t.blocked = false
+		if err := t.restoreRegs(); err != nil {
+			return err
+		}
+		if err := unix.Tgkill(t.Pid, t.Tid, sig); err != nil {
+			return fmt.Errorf("thread %d: send %v: %w", t.Tid, sig, err)
+		}
+		return t.runToDeath(sig)
+	})
+}
+
+// runToDeath resumes the thread until it exits, delivering sig when it
+// stops for it. Runs on the tracer thread.
+func (t *Tracee) runToDeath(sig unix.Signal) error {
+	deliver := 0
+	for {
+		if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, uintptr(deliver)); err != nil {
+			return fmt.Errorf("thread %d: continue: %w", t.Tid, err)
+		}
+		ws, err := wait(t.Tid)
+		if err != nil {
+			return fmt.Errorf("thread %d: wait: %w", t.Tid, err)
+		}
+		if ws.Exited() || ws.Signaled() {
+			return nil
+		}
+		deliver = 0
+		if ws.Stopped() && event(ws) == 0 && ws.StopSignal() == sig {
+			deliver = int(sig)
+		}
+	}
+}

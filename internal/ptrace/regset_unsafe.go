@@ -102,3 +102,15 @@ func RobustList(tid int) (head uint64, length uint64, err error) {
 	}
 	return head, length, nil
 }
+
+// getSigmask and setSigmask are PTRACE_GETSIGMASK/SETSIGMASK. They run on
+// the tracer thread.
+func getSigmask(tid int) (uint64, error) {
+	var mask uint64
+	err := ptrace(unix.PTRACE_GETSIGMASK, tid, 8, uintptr(unsafe.Pointer(&mask)))
+	return mask, err
+}
+
+func setSigmask(tid int, mask uint64) error {
+	return ptrace(unix.PTRACE_SETSIGMASK, tid, 8, uintptr(unsafe.Pointer(&mask)))
+}

@@ -3,7 +3,6 @@ package ptrace
 import (
 	"fmt"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,13 +155,14 @@ func (t *Tracee) blockSignals() error {
 	if t.blocked {
 		return nil
 	}
-	if err := ptrace(unix.PTRACE_GETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&t.mask))); err != nil {
+	mask, err := getSigmask(t.Tid)
+	if err != nil {
 		return fmt.Errorf("get signal mask of thread %d: %w", t.Tid, err)
 	}
+	t.mask = mask
 	// SIGTRAP stays open: single-stepping raises it with force_sig, which
 	// would reset a blocked SIGTRAP's handler to SIG_DFL.
-	all := ^uint64(0) &^ (1 << (unix.SIGTRAP - 1))
-	if err := ptrace(unix.PTRACE_SETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&all))); err != nil {
+	if err := setSigmask(t.Tid, ^uint64(0)&^(1<<(unix.SIGTRAP-1))); err != nil {
 		return fmt.Errorf("block signals of thread %d: %w", t.Tid, err)
 	}
 	t.blocked = true
@@ -233,7 +233,7 @@ func (t *Tracee) Detach() error {
 			return err
 		}
 		if t.blocked {
-			if err := ptrace(unix.PTRACE_SETSIGMASK, t.Tid, 8, uintptr(unsafe.Pointer(&t.mask))); err != nil {
+			if err := setSigmask(t.Tid, t.mask); err != nil {
 				return fmt.Errorf("restore signal mask of thread %d: %w", t.Tid, err)
 			}
 			t.blocked = false

@@ -20,22 +20,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkpoint is everything read from an image directory for one process,
-// checked for consistency before any process is created.
-type checkpoint struct {
-	pid       int
-	tree      *pstree.PstreeEntry
-	cores     []*core.CoreEntry // leader first, in tree.Threads order
-	mm        *mm.MmEntry
-	pagesID   uint32
-	pagemap   []*pagemap.PagemapEntry
-	fds       []*fdinfo.FdinfoEntry
-	files     map[uint32]*regfile.RegFileEntry
-	fs        *fsimg.FsEntry
+// snapshot is everything read from an image directory, checked for
+// consistency before any process is created.
+type snapshot struct {
+	procs     []*checkpoint // pstree order: parents before children
+	files     map[uint32]*fdinfo.FileEntry
 	xfeatures uint64
 }
 
-func load(dir *image.Dir) (*checkpoint, error) {
+// checkpoint is one process of the snapshot.
+type checkpoint struct {
+	pid     int
+	tree    *pstree.PstreeEntry
+	cores   []*core.CoreEntry // leader first, in tree.Threads order
+	zombie  bool              // dead but not reaped: only cores[0].Tc matters
+	mm      *mm.MmEntry
+	pagesID uint32
+	pagemap []*pagemap.PagemapEntry
+	fds     []*fdinfo.FdinfoEntry
+	fs      *fsimg.FsEntry
+}
+
+// CRIU's task states.
+const (
+	taskAlive = 1
+	taskDead  = 2
+)
+
+func load(dir *image.Dir) (*snapshot, error) {
 	var inv inventory.InventoryEntry
 	if err := dir.ReadOne(image.InventoryName, "INVENTORY", &inv); err != nil {
 		return nil, err
@@ -47,21 +59,73 @@ func load(dir *image.Dir) (*checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(trees) != 1 {
-		return nil, fmt.Errorf("%s: %d processes: restoring process trees is not supported yet", image.PstreeName, len(trees))
+	if len(trees) == 0 || len(trees) > 1<<15 {
+		return nil, fmt.Errorf("%s: %d processes", image.PstreeName, len(trees))
 	}
-	c := &checkpoint{tree: trees[0], pid: int(trees[0].GetPid()), files: map[uint32]*regfile.RegFileEntry{}}
+	s := &snapshot{files: map[uint32]*fdinfo.FileEntry{}}
+	files, err := image.ReadEntries[*fdinfo.FileEntry](dir, image.FilesName, "FILES")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		switch {
+		case f.GetType() == fdinfo.FdTypes_REG && f.GetReg() != nil:
+		case f.GetType() == fdinfo.FdTypes_PIPE && f.GetPipe() != nil:
+		default:
+			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
+		}
+		if _, dup := s.files[f.GetId()]; dup {
+			return nil, fmt.Errorf("%s: file id %d appears twice", image.FilesName, f.GetId())
+		}
+		s.files[f.GetId()] = f
+	}
+	seen := map[uint32]bool{}
+	for i, t := range trees {
+		c, err := loadProcess(dir, s, t, seen)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 && c.zombie {
+			return nil, fmt.Errorf("%s: the root process %d is a zombie", image.PstreeName, c.pid)
+		}
+		s.procs = append(s.procs, c)
+	}
+	// Every parent comes before its children and is in the tree.
+	index := map[uint32]int{}
+	for i, c := range s.procs {
+		index[uint32(c.pid)] = i
+		if i == 0 {
+			continue
+		}
+		pi, ok := index[c.tree.GetPpid()]
+		if !ok || s.procs[pi].zombie {
+			return nil, fmt.Errorf("%s: process %d: parent %d is not an earlier live process of the tree", image.PstreeName, c.pid, c.tree.GetPpid())
+		}
+	}
+	var ci cpuinfo.CpuinfoEntry
+	if err := dir.ReadOne("cpuinfo.img", "CPUINFO", &ci); err == nil {
+		for _, x := range ci.GetX86Entry() {
+			s.xfeatures |= x.GetXfeaturesMask()
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return s, s.checkFiles()
+}
+
+// loadProcess reads one process's images.
+func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[uint32]bool) (*checkpoint, error) {
+	c := &checkpoint{tree: t, pid: int(t.GetPid())}
 	if c.pid <= 0 || c.pid > 1<<22 {
 		return nil, fmt.Errorf("%s: invalid pid %d", image.PstreeName, c.pid)
 	}
-	threads := c.tree.GetThreads()
+	threads := t.GetThreads()
 	if len(threads) == 0 || int(threads[0]) != c.pid {
 		return nil, fmt.Errorf("%s: process %d: first thread must be the process itself", image.PstreeName, c.pid)
 	}
 	if len(threads) > 1<<16 {
 		return nil, fmt.Errorf("%s: process %d: %d threads", image.PstreeName, c.pid, len(threads))
 	}
-	seen := map[uint32]bool{}
 	for _, tid := range threads {
 		if tid == 0 || tid > 1<<22 || seen[tid] {
 			return nil, fmt.Errorf("%s: process %d: invalid or repeated thread id %d", image.PstreeName, c.pid, tid)
@@ -71,43 +135,52 @@ func load(dir *image.Dir) (*checkpoint, error) {
 		if err := dir.ReadOne(image.CoreName(int(tid)), "CORE", &ce); err != nil {
 			return nil, err
 		}
-		if ce.GetMtype() != core.CoreEntry_X86_64 || ce.GetThreadInfo() == nil || ce.GetThreadCore() == nil {
-			return nil, fmt.Errorf("%s: not an x86-64 thread core", image.CoreName(int(tid)))
+		if ce.GetMtype() != core.CoreEntry_X86_64 {
+			return nil, fmt.Errorf("%s: not an x86-64 core", image.CoreName(int(tid)))
 		}
 		c.cores = append(c.cores, &ce)
 	}
-	if c.cores[0].GetTc() == nil {
+	tc := c.cores[0].GetTc()
+	if tc == nil {
 		return nil, fmt.Errorf("%s: no task core", image.CoreName(c.pid))
 	}
-	if len(c.cores[0].GetTc().GetSigactions()) > 64 || len(c.cores[0].GetTc().GetRlimits().GetRlimits()) > 16 {
+	switch tc.GetTaskState() {
+	case taskDead:
+		if len(threads) != 1 {
+			return nil, fmt.Errorf("%s: zombie %d with %d threads", image.PstreeName, c.pid, len(threads))
+		}
+		c.zombie = true
+		return c, nil
+	case taskAlive:
+	default:
+		return nil, fmt.Errorf("%s: task state %d is not supported", image.CoreName(c.pid), tc.GetTaskState())
+	}
+	for _, ce := range c.cores {
+		if ce.GetThreadInfo() == nil || ce.GetThreadCore() == nil {
+			return nil, fmt.Errorf("core of process %d: a thread has no registers", c.pid)
+		}
+	}
+	if len(tc.GetSigactions()) > 64 || len(tc.GetRlimits().GetRlimits()) > 16 {
 		return nil, fmt.Errorf("%s: too many sigactions or rlimits", image.CoreName(c.pid))
 	}
 	c.mm = &mm.MmEntry{}
 	if err := dir.ReadOne(image.MMName(c.pid), "MM", c.mm); err != nil {
 		return nil, err
 	}
+	var err error
 	if c.pagesID, c.pagemap, err = dir.ReadPagemap(c.pid); err != nil {
 		return nil, err
-	}
-	files, err := image.ReadEntries[*fdinfo.FileEntry](dir, image.FilesName, "FILES")
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		if f.GetType() != fdinfo.FdTypes_REG || f.GetReg() == nil {
-			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
-		}
-		c.files[f.GetId()] = f.GetReg()
 	}
 	if c.fds, err = image.ReadEntries[*fdinfo.FdinfoEntry](dir, image.FdinfoName(c.cores[0].GetIds().GetFilesId()), "FDINFO"); err != nil {
 		return nil, err
 	}
 	for _, fd := range c.fds {
-		if _, ok := c.files[fd.GetId()]; !ok || fd.GetType() != fdinfo.FdTypes_REG {
-			return nil, fmt.Errorf("fd %d: refers to unknown file %d", fd.GetFd(), fd.GetId())
+		f, ok := s.files[fd.GetId()]
+		if !ok || f.GetType() != fd.GetType() {
+			return nil, fmt.Errorf("process %d fd %d: refers to unknown file %d", c.pid, fd.GetFd(), fd.GetId())
 		}
 		if fd.GetFd() > 1<<20 {
-			return nil, fmt.Errorf("fd %d: out of range", fd.GetFd())
+			return nil, fmt.Errorf("process %d fd %d: out of range", c.pid, fd.GetFd())
 		}
 	}
 	c.fs = &fsimg.FsEntry{}
@@ -115,26 +188,22 @@ func load(dir *image.Dir) (*checkpoint, error) {
 		return nil, err
 	}
 	for _, id := range []uint32{c.fs.GetCwdId(), c.fs.GetRootId(), c.mm.GetExeFileId()} {
-		if _, ok := c.files[id]; !ok {
+		if f, ok := s.files[id]; !ok || f.GetReg() == nil {
 			return nil, fmt.Errorf("%s: refers to unknown file %d", image.FSName(c.pid), id)
 		}
 	}
-	var ci cpuinfo.CpuinfoEntry
-	if err := dir.ReadOne("cpuinfo.img", "CPUINFO", &ci); err == nil {
-		for _, x := range ci.GetX86Entry() {
-			c.xfeatures |= x.GetXfeaturesMask()
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	return c, c.checkFiles()
+	return c, nil
 }
+
+// reg returns the regular-file entry of a file id (checked in load).
+func (s *snapshot) reg(id uint32) *regfile.RegFileEntry { return s.files[id].GetReg() }
 
 // checkFiles refuses files that changed since the dump: a mapped library or
 // executable with another size or checksum would run foreign code.
-func (c *checkpoint) checkFiles() error {
-	for id, f := range c.files {
-		if f.ChecksumConfig == nil {
+func (s *snapshot) checkFiles() error {
+	for id, fe := range s.files {
+		f := fe.GetReg()
+		if f == nil || f.ChecksumConfig == nil {
 			continue
 		}
 		name := f.GetName()
@@ -157,8 +226,8 @@ func (c *checkpoint) checkFiles() error {
 }
 
 // checkPidsFree refuses to start when any PID or TID of the image is in use.
-func (c *checkpoint) checkPidsFree() error {
-	for _, tid := range c.tree.GetThreads() {
+func (s *snapshot) checkPidsFree() error {
+	for _, tid := range s.allTids() {
 		if err := unix.Kill(int(tid), 0); err != unix.ESRCH {
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tid))
 			return fmt.Errorf("pid %d is taken by a running process (%s)", tid, trimNL(comm))
@@ -175,4 +244,12 @@ func trimNL(b []byte) string {
 		return "?"
 	}
 	return string(b)
+}
+
+func (s *snapshot) allTids() []uint32 {
+	var out []uint32
+	for _, c := range s.procs {
+		out = append(out, c.tree.GetThreads()...)
+	}
+	return out
 }

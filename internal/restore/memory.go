@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"github.com/cryo-cr/cryo/internal/dump"
@@ -50,7 +51,7 @@ func isSpecial(v *vma.VmaEntry) bool {
 
 // checkVmas validates the image's memory map: hostile images must not
 // make cryo map outside user space or overlap areas.
-func (c *checkpoint) checkVmas() error {
+func (c *checkpoint) checkVmas(files map[uint32]*fdinfo.FileEntry) error {
 	var prev uint64
 	for i, v := range c.mm.GetVmas() {
 		s, e := v.GetStart(), v.GetEnd()
@@ -65,7 +66,7 @@ func (c *checkpoint) checkVmas() error {
 			return fmt.Errorf("mm-%d.img: vma %#x-%#x: status %#x is not supported", c.pid, s, e, st)
 		}
 		if st&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
-			if _, ok := c.files[uint32(v.GetShmid())]; !ok || v.GetPgoff()%pageSize != 0 {
+			if f, ok := files[uint32(v.GetShmid())]; !ok || f.GetReg() == nil || v.GetPgoff()%pageSize != 0 {
 				return fmt.Errorf("mm-%d.img: vma %#x-%#x: unknown file %d or bad offset", c.pid, s, e, v.GetShmid())
 			}
 		}
@@ -91,8 +92,8 @@ func (c *checkpoint) checkVmas() error {
 // remapSpecial moves the kernel's [vvar]/[vdso] block of the new process
 // to where the image had it. The two-step move (through a gap) avoids
 // overlapping the stub's other mappings, which are unmapped in between.
-func (r *restorer) buildMemory() error {
-	t := r.leader
+func (p *process) buildMemory() error {
+	t := p.leader
 	cur, err := proc.Maps(t.Pid)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: memory map: %w", t.Pid, err)
@@ -106,7 +107,7 @@ func (r *restorer) buildMemory() error {
 		}
 	}
 	var imgSpecial []*vma.VmaEntry
-	for _, v := range r.c.mm.GetVmas() {
+	for _, v := range p.c.mm.GetVmas() {
 		used = append(used, span{v.GetStart(), v.GetEnd()})
 		if isSpecial(v) {
 			imgSpecial = append(imgSpecial, v)
@@ -129,7 +130,7 @@ func (r *restorer) buildMemory() error {
 	if err != nil {
 		return fmt.Errorf("restore pid %d: scratch memory: %w", t.Pid, err)
 	}
-	if err := r.mapScratch(gap); err != nil {
+	if err := p.mapScratch(gap); err != nil {
 		return err
 	}
 	insnOff := t.SyscallAddr() - blockStart
@@ -141,7 +142,7 @@ func (r *restorer) buildMemory() error {
 				return fmt.Errorf("restore pid %d: move %s %#x to %#x: %w", t.Pid, m.Path, src, dst, err)
 			}
 		}
-		for _, th := range r.threads {
+		for _, th := range p.threads {
 			th.SetSyscallAddr(to + insnOff)
 		}
 		return nil
@@ -161,17 +162,17 @@ func (r *restorer) buildMemory() error {
 	if err := move(tmp, imgSpecial[0].GetStart()); err != nil {
 		return err
 	}
-	return r.mapVmas()
+	return p.mapVmas()
 }
 
 // mapVmas maps every area of the image, fills it from the pages image and
 // gives it its final protection.
-func (r *restorer) mapVmas() error {
-	t := r.leader
-	vmas := r.c.mm.GetVmas()
+func (p *process) mapVmas() error {
+	t := p.leader
+	vmas := p.c.mm.GetVmas()
 	hasPages := make([]bool, len(vmas))
 	j := 0
-	for _, pe := range r.c.pagemap {
+	for _, pe := range p.c.pagemap {
 		for vmas[j].GetEnd() <= pe.GetVaddr() {
 			j++
 		}
@@ -188,8 +189,8 @@ func (r *restorer) mapVmas() error {
 		flags := uint64(v.GetFlags())&^unix.MAP_FIXED_NOREPLACE | unix.MAP_FIXED
 		fd := ^uint64(0)
 		if v.GetStatus()&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
-			f := r.c.files[uint32(v.GetShmid())]
-			n, err := r.open(f.GetName(), uint64(v.GetFdflags()))
+			f := p.r.snap.reg(uint32(v.GetShmid()))
+			n, err := p.open(f.GetName(), uint64(v.GetFdflags()))
 			if err != nil {
 				return fmt.Errorf("restore pid %d: mapping %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 			}
@@ -209,7 +210,7 @@ func (r *restorer) mapVmas() error {
 			return fmt.Errorf("restore pid %d: map %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 		}
 	}
-	if err := r.fillPages(); err != nil {
+	if err := p.fillPages(); err != nil {
 		return err
 	}
 	for i, v := range vmas {
@@ -238,17 +239,17 @@ func (r *restorer) mapVmas() error {
 // injected MADV_POPULATE_WRITE; while the tracee populates the next chunk,
 // another goroutine copies the current one with process_vm_writev straight
 // from a mapping of the image file, so that both cores work.
-func (r *restorer) fillPages() error {
-	if len(r.c.pagemap) == 0 {
+func (p *process) fillPages() error {
+	if len(p.c.pagemap) == 0 {
 		return nil
 	}
-	f, err := r.dir.OpenPages(r.c.pagesID)
+	f, err := p.r.dir.OpenPages(p.c.pagesID)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	var total uint64
-	for _, pe := range r.c.pagemap {
+	for _, pe := range p.c.pagemap {
 		total += uint64(pe.GetNrPages()) * pageSize
 	}
 	st, err := f.Stat()
@@ -256,7 +257,7 @@ func (r *restorer) fillPages() error {
 		return fmt.Errorf("pages image: %w", err)
 	}
 	if uint64(st.Size()) != total {
-		return fmt.Errorf("%s: %d bytes, pagemap-%d.img needs %d", f.Name(), st.Size(), r.c.pid, total)
+		return fmt.Errorf("%s: %d bytes, pagemap-%d.img needs %d", f.Name(), st.Size(), p.c.pid, total)
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, int(total), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
@@ -264,22 +265,22 @@ func (r *restorer) fillPages() error {
 	}
 	defer unix.Munmap(data)
 
-	chunks := splitChunks(r.c.pagemap, fillChunk)
+	chunks := splitChunks(p.c.pagemap, fillChunk)
 	work := make(chan pageChunk, 2)
 	done := make(chan error, 1)
 	go func() {
 		var err error
 		for c := range work {
 			if err == nil {
-				err = writeChunk(r.c.pid, data, c)
+				err = writeChunk(p.c.pid, data, c)
 			}
 		}
 		done <- err
 	}()
 	var perr error
 	for _, c := range chunks {
-		if _, perr = r.leader.Syscall(unix.SYS_MADVISE, c.addr, c.size, madvPopulateWrite); perr != nil {
-			perr = fmt.Errorf("restore pid %d: populate %#x-%#x: %w", r.c.pid, c.addr, c.addr+c.size, perr)
+		if _, perr = p.leader.Syscall(unix.SYS_MADVISE, c.addr, c.size, madvPopulateWrite); perr != nil {
+			perr = fmt.Errorf("restore pid %d: populate %#x-%#x: %w", p.c.pid, c.addr, c.addr+c.size, perr)
 			break
 		}
 		work <- c
@@ -291,8 +292,8 @@ func (r *restorer) fillPages() error {
 	if perr != nil {
 		return perr
 	}
-	r.pagesRestored = total / pageSize
-	r.logf("restored %d bytes of memory", total)
+	p.r.pagesRestored = total / pageSize
+	p.r.logf("restored %d bytes of memory", total)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"golang.org/x/sys/unix"
 )
@@ -26,18 +27,18 @@ var rlimitNames = [...]string{"CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "N
 // restoreTask restores what belongs to the whole process: signal
 // dispositions, rlimits, personality, umask, session and group, and the
 // mm fields (with the executable link).
-func (r *restorer) restoreTask() error {
-	t := r.leader
-	tc := r.c.cores[0].GetTc()
+func (p *process) restoreTask() error {
+	t := p.leader
+	tc := p.c.cores[0].GetTc()
 	fail := func(what string, err error) error {
-		return fmt.Errorf("restore pid %d: %s: %w", r.c.pid, what, err)
+		return fmt.Errorf("restore pid %d: %s: %w", p.c.pid, what, err)
 	}
 	for i, a := range tc.GetSigactions() {
 		sig := uint64(i + 1)
 		if sig == uint64(unix.SIGKILL) || sig == uint64(unix.SIGSTOP) {
 			continue
 		}
-		addr, err := r.put(putU64(nil, a.GetSigaction(), a.GetFlags(), a.GetRestorer(), a.GetMask()))
+		addr, err := p.put(putU64(nil, a.GetSigaction(), a.GetFlags(), a.GetRestorer(), a.GetMask()))
 		if err != nil {
 			return err
 		}
@@ -46,7 +47,7 @@ func (r *restorer) restoreTask() error {
 		}
 	}
 	for i, l := range tc.GetRlimits().GetRlimits() {
-		addr, err := r.put(putU64(nil, l.GetCur(), l.GetMax()))
+		addr, err := p.put(putU64(nil, l.GetCur(), l.GetMax()))
 		if err != nil {
 			return err
 		}
@@ -60,44 +61,33 @@ func (r *restorer) restoreTask() error {
 	if _, err := t.Syscall(unix.SYS_PERSONALITY, uint64(tc.GetPersonality())); err != nil {
 		return fail("personality", err)
 	}
-	if _, err := t.Syscall(unix.SYS_UMASK, uint64(r.c.fs.GetUmask())); err != nil {
+	if _, err := t.Syscall(unix.SYS_UMASK, uint64(p.c.fs.GetUmask())); err != nil {
 		return fail("umask", err)
-	}
-	pid := uint32(r.c.pid)
-	switch {
-	case r.c.tree.GetSid() == pid:
-		if _, err := t.Syscall(unix.SYS_SETSID); err != nil {
-			return fail("setsid", err)
-		}
-	case r.c.tree.GetPgid() == pid:
-		if _, err := t.Syscall(unix.SYS_SETPGID, 0, 0); err != nil {
-			return fail("setpgid", err)
-		}
 	}
 	if tc.GetChildSubreaper() {
 		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
 			return fail("child subreaper", err)
 		}
 	}
-	return r.restoreMM()
+	return p.restoreMM()
 }
 
 // restoreMM sets start/end of code, data, brk, stack, args, environment, the
 // auxv and the executable in one PR_SET_MM_MAP.
-func (r *restorer) restoreMM() error {
-	t := r.leader
-	m := r.c.mm
+func (p *process) restoreMM() error {
+	t := p.leader
+	m := p.c.mm
 	auxv := m.GetMmSavedAuxv()
 	if len(auxv) > 2*64 || len(auxv)%2 != 0 {
-		return fmt.Errorf("mm-%d.img: auxv of %d words is invalid", r.c.pid, len(auxv))
+		return fmt.Errorf("mm-%d.img: auxv of %d words is invalid", p.c.pid, len(auxv))
 	}
-	exe := r.c.files[m.GetExeFileId()].GetName()
-	exeFd, err := r.open(exe, unix.O_RDONLY)
+	exe := p.r.snap.reg(m.GetExeFileId()).GetName()
+	exeFd, err := p.open(exe, unix.O_RDONLY)
 	if err != nil {
-		return fmt.Errorf("restore pid %d: executable: %w", r.c.pid, err)
+		return fmt.Errorf("restore pid %d: executable: %w", p.c.pid, err)
 	}
 	defer t.Syscall(unix.SYS_CLOSE, exeFd)
-	auxvAddr, err := r.putAt(4096, putU64(nil, auxv...))
+	auxvAddr, err := p.putAt(4096, putU64(nil, auxv...))
 	if err != nil {
 		return err
 	}
@@ -106,16 +96,16 @@ func (r *restorer) restoreMM() error {
 		m.GetMmEnvStart(), m.GetMmEnvEnd(), auxvAddr)
 	b = binary.LittleEndian.AppendUint32(b, uint32(8*len(auxv)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(exeFd))
-	addr, err := r.put(b)
+	addr, err := p.put(b)
 	if err != nil {
 		return err
 	}
 	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, addr, uint64(len(b)), 0); err != nil {
-		return fmt.Errorf("restore pid %d: PR_SET_MM_MAP (exe %s): %w", r.c.pid, exe, err)
+		return fmt.Errorf("restore pid %d: PR_SET_MM_MAP (exe %s): %w", p.c.pid, exe, err)
 	}
 	if m.GetThpDisabled() {
 		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("restore pid %d: thp_disable: %w", r.c.pid, err)
+			return fmt.Errorf("restore pid %d: thp_disable: %w", p.c.pid, err)
 		}
 	}
 	return nil
@@ -126,41 +116,41 @@ const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLON
 	unix.CLONE_THREAD | unix.CLONE_SYSVSEM
 
 // createThreads clones every other thread at its TID.
-func (r *restorer) createThreads() error {
-	for _, tid := range r.c.tree.GetThreads()[1:] {
-		args := ptrace.CloneArgs{Flags: threadFlags, SetTid: r.scratch + 128, SetTidSize: 1}
-		if _, err := r.put(args.Bytes()); err != nil {
+func (p *process) createThreads() error {
+	for _, tid := range p.c.tree.GetThreads()[1:] {
+		args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
+		if _, err := p.put(args.Bytes()); err != nil {
 			return err
 		}
-		if _, err := r.putAt(128, putU64(nil, uint64(tid))); err != nil {
+		if _, err := p.putAt(128, putU64(nil, uint64(tid))); err != nil {
 			return err
 		}
-		got, err := r.leader.Syscall(unix.SYS_CLONE3, r.scratch, uint64(len(args.Bytes())))
+		got, err := p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("restore pid %d: thread id %d is taken", r.c.pid, tid)
+				return fmt.Errorf("restore pid %d: thread id %d is taken", p.c.pid, tid)
 			}
-			return fmt.Errorf("restore pid %d: clone3 thread %d: %w", r.c.pid, tid, err)
+			return fmt.Errorf("restore pid %d: clone3 thread %d: %w", p.c.pid, tid, err)
 		}
 		if uint32(got) != tid {
-			return fmt.Errorf("restore pid %d: clone3 made thread %d, not %d", r.c.pid, got, tid)
+			return fmt.Errorf("restore pid %d: clone3 made thread %d, not %d", p.c.pid, got, tid)
 		}
-		t, err := r.tr.Adopt(r.c.pid, int(tid))
+		t, err := p.r.tr.Adopt(p.c.pid, int(tid))
 		if err != nil {
-			return fmt.Errorf("restore pid %d: %w", r.c.pid, err)
+			return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
 		}
-		t.SetSyscallAddr(r.leader.SyscallAddr())
-		r.threads = append(r.threads, t)
+		t.SetSyscallAddr(p.leader.SyscallAddr())
+		p.threads = append(p.threads, t)
 	}
 	return nil
 }
 
 // restoreThread restores one thread's kernel state; credentials go last
 // since they may take away the rights the other steps need.
-func (r *restorer) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
+func (p *process) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
 	tc := c.GetThreadCore()
 	fail := func(what string, err error) error {
-		return fmt.Errorf("restore pid %d thread %d: %s: %w", r.c.pid, t.Tid, what, err)
+		return fmt.Errorf("restore pid %d thread %d: %s: %w", p.c.pid, t.Tid, what, err)
 	}
 	if _, err := t.Syscall(unix.SYS_SET_TID_ADDRESS, c.GetThreadInfo().GetClearTidAddr()); err != nil {
 		return fail("set_tid_address", err)
@@ -181,7 +171,7 @@ func (r *restorer) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
 		b := putU64(nil, sas.GetSsSp())
 		b = binary.LittleEndian.AppendUint64(b, flags)
 		b = putU64(b, sas.GetSsSize())
-		addr, err := r.put(b)
+		addr, err := p.put(b)
 		if err != nil {
 			return err
 		}
@@ -190,7 +180,7 @@ func (r *restorer) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
 		}
 	}
 	if comm := tc.GetComm(); comm != "" {
-		addr, err := r.putString(comm)
+		addr, err := p.putString(comm)
 		if err != nil {
 			return err
 		}
@@ -211,23 +201,50 @@ func (r *restorer) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
 	if err := t.SetSigMask(tc.GetBlkSigset()); err != nil {
 		return err
 	}
-	// Queued while every signal is blocked for the injections; they are
+	// Signals raised while the tree was built (a zombie child's SIGCHLD)
+	// are not the process's: drop them, then queue the saved ones. They
+	// stay queued while every signal is blocked for the injections, and are
 	// delivered (or stay pending) once the thread runs with its own mask.
-	if err := r.queueSignals(t, unix.SYS_RT_TGSIGQUEUEINFO, tc.GetSignalsP().GetSignals()); err != nil {
+	if err := p.drainSignals(t); err != nil {
 		return err
 	}
-	if t == r.leader {
-		if err := r.queueSignals(t, unix.SYS_RT_SIGQUEUEINFO, r.c.cores[0].GetTc().GetSignalsS().GetSignals()); err != nil {
+	if err := p.queueSignals(t, unix.SYS_RT_TGSIGQUEUEINFO, tc.GetSignalsP().GetSignals()); err != nil {
+		return err
+	}
+	if t == p.leader {
+		if err := p.queueSignals(t, unix.SYS_RT_SIGQUEUEINFO, p.c.cores[0].GetTc().GetSignalsS().GetSignals()); err != nil {
 			return err
 		}
 	}
-	return r.restoreCreds(t, c)
+	return p.restoreCreds(t, c)
+}
+
+// drainSignals dequeues every pending signal of the thread (and, for the
+// leader, of the process) with a zero-timeout rt_sigtimedwait.
+func (p *process) drainSignals(t *ptrace.Tracee) error {
+	addr, err := p.put(make([]byte, 24)) // sigset, then a zero timespec
+	if err != nil {
+		return err
+	}
+	if _, err := p.putAt(0, le64bytes(^uint64(0))); err != nil {
+		return err
+	}
+	for i := 0; i < 1<<16; i++ {
+		_, err := t.Syscall(unix.SYS_RT_SIGTIMEDWAIT, addr, 0, addr+8, 8)
+		if errors.Is(err, unix.EAGAIN) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("restore pid %d thread %d: drain signals: %w", p.c.pid, t.Tid, err)
+		}
+	}
+	return fmt.Errorf("restore pid %d thread %d: signals keep arriving", p.c.pid, t.Tid)
 }
 
 // queueSignals queues saved siginfo records from the thread itself: the
 // kernel lets only the receiving thread queue kernel- or kill()-made
 // siginfo, so sender details come back as they were.
-func (r *restorer) queueSignals(t *ptrace.Tracee, nr uintptr, infos []*siginfo.SiginfoEntry) error {
+func (p *process) queueSignals(t *ptrace.Tracee, nr uintptr, infos []*siginfo.SiginfoEntry) error {
 	if len(infos) > 1<<16 {
 		return fmt.Errorf("core-%d.img: %d pending signals", t.Tid, len(infos))
 	}
@@ -240,16 +257,16 @@ func (r *restorer) queueSignals(t *ptrace.Tracee, nr uintptr, infos []*siginfo.S
 		if sig == 0 || sig > 64 {
 			return fmt.Errorf("core-%d.img: pending signal %d is invalid", t.Tid, sig)
 		}
-		addr, err := r.put(info)
+		addr, err := p.put(info)
 		if err != nil {
 			return err
 		}
-		args := []uint64{uint64(r.c.pid), uint64(t.Tid), sig, addr}
+		args := []uint64{uint64(p.c.pid), uint64(t.Tid), sig, addr}
 		if nr == unix.SYS_RT_SIGQUEUEINFO {
-			args = []uint64{uint64(r.c.pid), sig, addr}
+			args = []uint64{uint64(p.c.pid), sig, addr}
 		}
 		if _, err := t.Syscall(nr, args...); err != nil {
-			return fmt.Errorf("restore pid %d thread %d: queue signal %d: %w", r.c.pid, t.Tid, sig, err)
+			return fmt.Errorf("restore pid %d thread %d: queue signal %d: %w", p.c.pid, t.Tid, sig, err)
 		}
 	}
 	return nil
@@ -280,7 +297,7 @@ func capsOf(words []uint32) uint64 {
 // restoreCreds sets the thread's credentials. Order matters: drop bounding
 // caps while CAP_SETPCAP is there, switch ids keeping capabilities, set the
 // securebits, raise ambient ones, and only then lower the capability sets.
-func (r *restorer) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
+func (p *process) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 	cr := c.GetThreadCore().GetCreds()
 	if cr == nil {
 		return nil
@@ -290,7 +307,7 @@ func (r *restorer) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 		return fmt.Errorf("core-%d.img: %w", t.Tid, err)
 	}
 	fail := func(what string, err error) error {
-		return fmt.Errorf("restore pid %d thread %d: credentials: %s: %w", r.c.pid, t.Tid, what, err)
+		return fmt.Errorf("restore pid %d thread %d: credentials: %s: %w", p.c.pid, t.Tid, what, err)
 	}
 	call := func(what string, nr uintptr, args ...uint64) error {
 		if _, err := t.Syscall(nr, args...); err != nil {
@@ -315,9 +332,9 @@ func (r *restorer) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 	for _, g := range groups {
 		gb = binary.LittleEndian.AppendUint32(gb, g)
 	}
-	addr := r.scratch
+	addr := p.scratch
 	if len(gb) > 0 {
-		if addr, err = r.put(gb); err != nil {
+		if addr, err = p.put(gb); err != nil {
 			return err
 		}
 	}
@@ -348,7 +365,7 @@ func (r *restorer) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 			b = binary.LittleEndian.AppendUint32(b, uint32(prm>>(32*i)))
 			b = binary.LittleEndian.AppendUint32(b, uint32(inh>>(32*i)))
 		}
-		a, err := r.put(b)
+		a, err := p.put(b)
 		if err != nil {
 			return err
 		}
@@ -357,7 +374,7 @@ func (r *restorer) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 	// Still holding the stub's full permitted set (kept over setresuid):
 	// make it effective again to set securebits and ambient capabilities.
 	prm, inh, eff := capsOf(cr.GetCapPrm()), capsOf(cr.GetCapInh()), capsOf(cr.GetCapEff())
-	cur := r.currentPermitted(t)
+	cur := p.currentPermitted(t)
 	if err := capset(cur, cur, inh); err != nil {
 		return err
 	}
@@ -383,8 +400,8 @@ func (r *restorer) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 }
 
 // currentPermitted reads the thread's permitted set from /proc.
-func (r *restorer) currentPermitted(t *ptrace.Tracee) uint64 {
-	st, err := procStatus(r.c.pid, t.Tid)
+func (p *process) currentPermitted(t *ptrace.Tracee) uint64 {
+	st, err := proc.ReadTaskStatus(p.c.pid, t.Tid)
 	if err != nil {
 		return 0
 	}
@@ -393,10 +410,10 @@ func (r *restorer) currentPermitted(t *ptrace.Tracee) uint64 {
 
 // finishTask restores what must come after the credentials change:
 // changing ids clears the dumpable flag.
-func (r *restorer) finishTask() error {
-	if d := r.c.mm.Dumpable; d != nil {
-		if _, err := r.leader.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(*d)); err != nil {
-			return fmt.Errorf("restore pid %d: dumpable: %w", r.c.pid, err)
+func (p *process) finishTask() error {
+	if d := p.c.mm.Dumpable; d != nil {
+		if _, err := p.leader.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(*d)); err != nil {
+			return fmt.Errorf("restore pid %d: dumpable: %w", p.c.pid, err)
 		}
 	}
 	return nil
@@ -414,7 +431,7 @@ const (
 // system call resumes by re-executing it: the kernel's restart state did
 // not survive, so the call starts again with its original arguments
 // (a relative sleep sleeps its full length again).
-func (r *restorer) setRegisters(t *ptrace.Tracee, c *core.CoreEntry) error {
+func (p *process) setRegisters(t *ptrace.Tracee, c *core.CoreEntry) error {
 	ti := c.GetThreadInfo()
 	template, err := t.Xstate()
 	if err != nil {
@@ -422,14 +439,14 @@ func (r *restorer) setRegisters(t *ptrace.Tracee, c *core.CoreEntry) error {
 	}
 	area, err := cpu.XsaveFromImage(ti.GetFpregs(), template)
 	if err != nil {
-		return fmt.Errorf("restore pid %d thread %d: %w", r.c.pid, t.Tid, err)
+		return fmt.Errorf("restore pid %d thread %d: %w", p.c.pid, t.Tid, err)
 	}
 	if err := t.SetXstate(area); err != nil {
 		return err
 	}
 	regs, err := cpu.GPRsFromImage(ti.GetGpregs())
 	if err != nil {
-		return fmt.Errorf("restore pid %d thread %d: %w", r.c.pid, t.Tid, err)
+		return fmt.Errorf("restore pid %d thread %d: %w", p.c.pid, t.Tid, err)
 	}
 	if int64(regs.Orig_rax) >= 0 {
 		switch int64(regs.Rax) {

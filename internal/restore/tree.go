@@ -1,0 +1,287 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cryo-cr/cryo/internal/cpu"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+// phase1Scratch is the part of the stub's stack used as scratch memory while
+// the tree is built: below the stack pointer, inside the stack mapping the
+// kernel set up for execve (at least 128 KiB), unused since no stub code runs.
+const (
+	phase1Below = 64 << 10
+	phase1Size  = 60 << 10
+)
+
+// createTree is phase one: the stub, the root at its PID, and every process
+// cloned by its parent at its PID, each opening the files its subtree
+// shares before cloning its children, so that they inherit them.
+func (r *restorer) createTree() error {
+	byPid := map[int]*process{}
+	for i, c := range r.snap.procs {
+		p := &process{r: r, c: c}
+		r.procs = append(r.procs, p)
+		byPid[c.pid] = p
+		if i > 0 {
+			p.parent = byPid[int(c.tree.GetPpid())]
+			p.parent.children = append(p.parent.children, p)
+		}
+	}
+	plan, err := planFiles(r.snap, r.procs)
+	if err != nil {
+		return err
+	}
+	r.files = plan
+	root := r.procs[0]
+	if err := r.createRoot(root); err != nil {
+		return err
+	}
+	if err := r.build(root); err != nil {
+		return err
+	}
+	if err := r.setGroups(); err != nil {
+		return err
+	}
+	for _, p := range r.procs {
+		if p.c.zombie {
+			if err := p.becomeZombie(); err != nil {
+				return err
+			}
+		}
+	}
+	r.logf("created %d processes", len(r.procs))
+	return nil
+}
+
+// createRoot starts the stub and clones the root from it at its PID.
+func (r *restorer) createRoot(root *process) error {
+	pid := root.c.pid
+	stub, err := r.tr.StartStub(r.opts.StubPath, []string{"cryo-restore-stub"}, []uintptr{0, 1, 2})
+	if err != nil {
+		return fmt.Errorf("restore pid %d: %w", pid, err)
+	}
+	r.stub = stub
+	// Refuse early a CPU that lacks an XSAVE component the dumped threads
+	// ran with: their registers could not be put back.
+	template, err := stub.Xstate()
+	if err != nil {
+		return err
+	}
+	if have := cpu.Xfeatures(template); have != 0 && r.snap.xfeatures&^have != 0 {
+		return fmt.Errorf("restore pid %d: the image uses CPU state components %#x this CPU lacks (has %#x)", pid, r.snap.xfeatures&^have, have)
+	}
+	insn, err := syscallInsn(stub.Pid)
+	if err != nil {
+		return err
+	}
+	stub.SetSyscallAddr(insn)
+	regs, err := stub.Regs()
+	if err != nil {
+		return err
+	}
+	stubScratch := &process{r: r, c: &checkpoint{pid: stub.Pid}, leader: stub,
+		scratch: (regs.Rsp - phase1Below) &^ 4095, scratchSize: phase1Size}
+	// cryo becomes the root's parent, not the stub; clone3 refuses
+	// CLONE_PARENT with an exit signal.
+	if err := stubScratch.clone(root, unix.CLONE_PARENT, 0); err != nil {
+		return err
+	}
+	r.stub.Kill()
+	r.stub.WaitExit()
+	r.stub = nil
+	// Temporary descriptors of shared files sit above every restored
+	// descriptor; make room for them (children inherit the limit, and the
+	// image's limits are set later).
+	lim, err := root.put(make([]byte, 16))
+	if err != nil {
+		return err
+	}
+	if _, err := root.leader.Syscall(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, lim); err != nil {
+		return fmt.Errorf("restore pid %d: read RLIMIT_NOFILE: %w", pid, err)
+	}
+	b := make([]byte, 16)
+	if err := ptrace.ReadMem(pid, lim, b); err != nil {
+		return err
+	}
+	hard := le64(b[8:])
+	if need := r.files.base + uint64(len(r.files.temp)) + 1; need > hard {
+		return fmt.Errorf("restore pid %d: %d descriptors needed, RLIMIT_NOFILE allows %d", pid, need, hard)
+	}
+	copy(b[:8], b[8:])
+	if _, err := root.put(b); err != nil {
+		return err
+	}
+	if _, err := root.leader.Syscall(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, lim, 0); err != nil {
+		return fmt.Errorf("restore pid %d: raise RLIMIT_NOFILE: %w", pid, err)
+	}
+	return nil
+}
+
+// clone injects clone3 into p to create child at its PID, and adopts it.
+func (p *process) clone(child *process, flags, exitSignal uint64) error {
+	pid := child.c.pid
+	args := ptrace.CloneArgs{Flags: flags, ExitSignal: exitSignal, SetTid: p.scratch + 128, SetTidSize: 1}
+	if _, err := p.put(args.Bytes()); err != nil {
+		return err
+	}
+	if _, err := p.putAt(128, le64bytes(uint64(pid))); err != nil {
+		return err
+	}
+	got, err := p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.EEXIST):
+			return fmt.Errorf("restore pid %d: the pid is taken", pid)
+		case errors.Is(err, unix.EPERM):
+			return fmt.Errorf("restore pid %d: not allowed to choose the pid (needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN over the pid namespace): %w", pid, err)
+		}
+		return fmt.Errorf("restore pid %d: clone3: %w", pid, err)
+	}
+	if int(got) != pid {
+		return fmt.Errorf("restore pid %d: clone3 created %d", pid, got)
+	}
+	t, err := p.r.tr.Adopt(pid, pid)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: %w", pid, err)
+	}
+	t.SetSyscallAddr(p.leader.SyscallAddr())
+	child.leader, child.threads = t, []*ptrace.Tracee{t}
+	// A clone shares the parent's layout: the same scratch addresses.
+	child.scratch, child.scratchSize = p.scratch, p.scratchSize
+	return nil
+}
+
+// build gives p its session, opens the files its subtree shares, and
+// clones its children, recursively.
+func (r *restorer) build(p *process) error {
+	if !p.c.zombie && int(p.c.tree.GetSid()) == p.c.pid {
+		if _, err := p.leader.Syscall(unix.SYS_SETSID); err != nil {
+			return fmt.Errorf("restore pid %d: setsid: %w", p.c.pid, err)
+		}
+	}
+	if err := r.files.openIn(p); err != nil {
+		return err
+	}
+	for _, child := range p.children {
+		if err := p.clone(child, 0, uint64(unix.SIGCHLD)); err != nil {
+			return err
+		}
+		if err := r.build(child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setGroups puts every process in its process group, and checks sessions.
+// A process in the root's session or group, when the root does not lead
+// it, stays in cryo's (a shell job, as with CRIU's -j).
+func (r *restorer) setGroups() error {
+	root := r.procs[0]
+	rootTree := root.c.tree
+	actual := func(p *process, nr uintptr) (uint64, error) {
+		v, err := p.leader.Syscall(nr, 0)
+		if err != nil {
+			return 0, fmt.Errorf("restore pid %d: %w", p.c.pid, err)
+		}
+		return v, nil
+	}
+	rootSid, err := actual(root, unix.SYS_GETSID)
+	if err != nil {
+		return err
+	}
+	rootPgid, err := actual(root, unix.SYS_GETPGID)
+	if err != nil {
+		return err
+	}
+	want := func(v, rootV uint32, rootActual uint64) uint64 {
+		if v == rootV && int(rootV) != root.c.pid {
+			return rootActual
+		}
+		return uint64(v)
+	}
+	// Group leaders first, then the members.
+	for pass := 0; pass < 2; pass++ {
+		for _, p := range r.procs {
+			pgid := want(p.c.tree.GetPgid(), rootTree.GetPgid(), rootPgid)
+			if (pgid == uint64(p.c.pid)) != (pass == 0) {
+				continue
+			}
+			cur, err := actual(p, unix.SYS_GETPGID)
+			if err != nil {
+				return err
+			}
+			if cur == pgid {
+				continue
+			}
+			if _, err := p.leader.Syscall(unix.SYS_SETPGID, 0, pgid); err != nil {
+				return fmt.Errorf("restore pid %d: join process group %d: %w (its leader must be a live process of the same session)", p.c.pid, pgid, err)
+			}
+		}
+	}
+	for _, p := range r.procs {
+		sid, err := actual(p, unix.SYS_GETSID)
+		if err != nil {
+			return err
+		}
+		if w := want(p.c.tree.GetSid(), rootTree.GetSid(), rootSid); sid != w {
+			return fmt.Errorf("restore pid %d: session %d cannot be recreated (got %d): its leader is not an ancestor in the tree", p.c.pid, w, sid)
+		}
+	}
+	return nil
+}
+
+// becomeZombie makes a process of the tree exit the way the dumped zombie
+// did, leaving it unreaped for its parent.
+func (p *process) becomeZombie() error {
+	status := p.c.cores[0].GetTc().GetExitCode()
+	if sig := status & 0x7f; sig != 0 {
+		// Default disposition, then the signal kills it.
+		if _, err := p.put(make([]byte, 32)); err != nil {
+			return err
+		}
+		if _, err := p.leader.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), p.scratch, 0, 8); err != nil {
+			return fmt.Errorf("restore zombie %d: default action of signal %d: %w", p.c.pid, sig, err)
+		}
+		err := p.leader.KillWith(unix.Signal(sig))
+		p.leader, p.threads = nil, nil
+		if err != nil {
+			return fmt.Errorf("restore zombie %d: %w", p.c.pid, err)
+		}
+		return nil
+	}
+	err := p.leader.ExitWith(int((status >> 8) & 0xff))
+	p.leader, p.threads = nil, nil
+	if err != nil {
+		return fmt.Errorf("restore zombie %d: %w", p.c.pid, err)
+	}
+	return nil
+}
+
+func syscallInsn(pid int) (uint64, error) {
+	maps, err := proc.Maps(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range maps {
+		if m.Path == "[vdso]" {
+			return ptrace.FindSyscallInsn(pid, m.Start, m.End)
+		}
+	}
+	return 0, fmt.Errorf("restore: stub %d has no [vdso]", pid)
+}
+
+func le64(b []byte) uint64 {
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
+}
+
+func readMem(p *process, addr uint64, b []byte) error { return ptrace.ReadMem(p.c.pid, addr, b) }
