@@ -73,7 +73,7 @@ func (d *Dir) WritePayloads(name, magic string, entries []proto.Message, payload
 			return formatErr(path, i, "%s is %d but the payload is %d bytes", pt.sizeFieldName(), n, len(payloads[i]))
 		}
 		if total += n; total > MaxPayloadBytes {
-			return formatErr(path, i, "payloads total more than the limit of %d bytes", MaxPayloadBytes)
+			return formatErr(path, i, "payloads total over the limit of %d bytes", MaxPayloadBytes)
 		}
 		if encoded[i], err = appendEntry(nil, path, i, m); err != nil {
 			return err
@@ -142,7 +142,7 @@ func (rd *reader) payloadEntries(pt payloadType, keep int) ([]proto.Message, [][
 		}
 		n, _ := pt.payloadSize(m)
 		if total += n; total > MaxPayloadBytes {
-			return nil, nil, formatErr(rd.path, i, "%s is %d: payloads total more than the limit of %d bytes",
+			return nil, nil, formatErr(rd.path, i, "%s is %d: payloads total over the limit of %d bytes",
 				pt.sizeFieldName(), n, MaxPayloadBytes)
 		}
 		p, err := rd.payload(i, pt, n, keep)

@@ -153,7 +153,7 @@ func samplePayloads() []payloadSample {
 		{"sk-queues.img", "SK_QUEUES",
 			[]proto.Message{ske(3, hello), ske(3, bin), ske(4, none), &sk_packet.SkPacketEntry{
 				IdFor: u32(5), Length: u32(uint32(len(hello))),
-				Scm:   []*sk_packet.ScmEntry{{Type: u32(1), Rights: []uint32{12, 13}}},
+				Scm: []*sk_packet.ScmEntry{{Type: u32(1), Rights: []uint32{12, 13}}},
 			}},
 			[][]byte{hello, bin, none, hello}},
 		// Only the header.
