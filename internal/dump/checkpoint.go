@@ -20,21 +20,14 @@ import (
 // ImageVersion is CRIU's img_version for images with per-id fdinfo files.
 const ImageVersion = 2
 
-// checkpoint collects everything and writes the images. It does not let
-// the process go: the caller kills or releases it.
-func (p *process) checkpoint(dir *image.Dir) error {
+// checkpoint collects one live process and writes its own images (cores,
+// mm, pagemap and pages, ids, fs, fdinfo); the tree-wide ones are the
+// dumper's. It does not let the process go.
+func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures uint64, err error) {
 	start := time.Now()
-	// Checked while frozen: no child can appear any more.
-	children, err := proc.ChildrenOf(p.pid)
-	if err != nil {
-		return fmt.Errorf("process %d: children: %w", p.pid, err)
-	}
-	if len(children) > 0 {
-		return fmt.Errorf("process %d has children %v: dumping process trees is not supported yet", p.pid, children)
-	}
 	maps, err := proc.Maps(p.pid)
 	if err != nil {
-		return fmt.Errorf("process %d: memory map: %w", p.pid, err)
+		return 0, fmt.Errorf("process %d: memory map: %w", p.pid, err)
 	}
 	var vdso *proc.Mapping
 	for i := range maps {
@@ -43,124 +36,95 @@ func (p *process) checkpoint(dir *image.Dir) error {
 		}
 	}
 	if vdso == nil {
-		return fmt.Errorf("process %d: %w", p.pid, errNoVdso)
+		return 0, fmt.Errorf("process %d: %w", p.pid, errNoVdso)
 	}
 	insn, err := ptrace.FindSyscallInsn(p.pid, vdso.Start, vdso.End)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, t := range p.threads {
 		t.SetSyscallAddr(insn)
 	}
 	// Mapped after reading the memory map, so it is not in the image.
 	if err := p.scratch.mapIn(p.leader()); err != nil {
-		return err
+		return 0, err
 	}
 
 	cores := make([]*core.CoreEntry, len(p.threads))
-	var xfeatures uint64
 	for i, t := range p.threads {
 		c, xf, err := p.threadCore(t)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		cores[i] = c
 		xfeatures |= xf
 	}
 	tc, err := p.taskCore(cores[0])
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cores[0].Tc = tc
 	mmEntry, err := p.mmEntry()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := p.scratch.unmap(); err != nil {
-		return err
+		return 0, err
 	}
 
-	ft := newFileTable()
+	ft := d.files
 	fds, err := p.dumpFds(ft)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	fsEntry, err := p.fsEntry(ft)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	exe, err := proc.Exe(p.pid)
 	if err != nil {
-		return fmt.Errorf("process %d: executable: %w", p.pid, err)
+		return 0, fmt.Errorf("process %d: executable: %w", p.pid, err)
 	}
 	exeID, err := ft.pathFile(exe, unix.O_RDONLY, true)
 	if err != nil {
-		return fmt.Errorf("process %d: executable: %w", p.pid, err)
+		return 0, fmt.Errorf("process %d: executable: %w", p.pid, err)
 	}
 	mmEntry.ExeFileId = proto.Uint32(exeID)
 	scanStart := time.Now()
 	vmas, runs, err := p.vmaEntries(maps, ft)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	p.stats.memdump = time.Since(scanStart)
+	d.stats.memdump += time.Since(scanStart)
 	mmEntry.Vmas = vmas
-	p.logf("collected state of %d threads, %d mappings, %d page runs in %v", len(p.threads), len(vmas), len(runs), time.Since(start))
+	p.logf("process %d: collected %d threads, %d mappings, %d page runs in %v", p.pid, len(p.threads), len(vmas), len(runs), time.Since(start))
 
-	const pagesID = 1
+	pagesID := uint32(index + 1)
 	copyStart := time.Now()
 	n, err := p.writePages(dir, pagesID, runs)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	p.stats.memwrite = time.Since(copyStart)
-	p.stats.pagesSaved = uint64(n) / proc.PageSize()
+	d.stats.memwrite += time.Since(copyStart)
+	d.stats.pagesSaved += uint64(n) / proc.PageSize()
 	for _, m := range maps {
-		p.stats.pagesScanned += m.Size() / proc.PageSize()
+		d.stats.pagesScanned += m.Size() / proc.PageSize()
 	}
-	p.logf("saved %d bytes of memory in %v", n, p.stats.memwrite)
+	p.logf("process %d: saved %d bytes of memory in %v", p.pid, n, time.Since(copyStart))
 
-	ids := &core.TaskKobjIdsEntry{
-		VmId: proto.Uint32(1), FilesId: proto.Uint32(1), FsId: proto.Uint32(1), SighandId: proto.Uint32(1),
-	}
-	cores[0].Ids = ids
-	stat, err := proc.ReadStat(p.pid)
-	if err != nil {
-		return fmt.Errorf("process %d: %w", p.pid, err)
-	}
-	var tids []uint32
-	for _, t := range p.threads {
-		tids = append(tids, uint32(t.Tid))
-	}
-	pst := &pstree.PstreeEntry{
-		Pid:     proto.Uint32(uint32(p.pid)),
-		Ppid:    proto.Uint32(0), // the root of the dumped tree
-		Pgid:    proto.Uint32(uint32(stat.Pgrp)),
-		Sid:     proto.Uint32(uint32(stat.Session)),
-		Threads: tids,
-	}
-	var uptime unix.Sysinfo_t
-	_ = unix.Sysinfo(&uptime)
-	inv := &inventory.InventoryEntry{
-		ImgVersion:  proto.Uint32(ImageVersion),
-		FdinfoPerId: proto.Bool(true),
-		RootIds:     ids,
-		NsPerId:     proto.Bool(true),
-		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
-		DumpUptime:  proto.Uint64(uint64(uptime.Uptime) * 1e6),
-	}
+	// One mm, fd table, fs and signal table per process: ids by index.
+	id := proto.Uint32(uint32(index + 1))
+	p.ids = &core.TaskKobjIdsEntry{VmId: id, FilesId: id, FsId: id, SighandId: id}
+	cores[0].Ids = p.ids
 
 	writes := []struct {
 		name, magic string
 		entries     []proto.Message
 	}{
 		{image.MMName(p.pid), "MM", []proto.Message{mmEntry}},
-		{image.IDsName(p.pid), "IDS", []proto.Message{ids}},
+		{image.IDsName(p.pid), "IDS", []proto.Message{p.ids}},
 		{image.FSName(p.pid), "FS", []proto.Message{fsEntry}},
-		{image.FdinfoName(1), "FDINFO", toMessages(fds)},
-		{image.FilesName, "FILES", toMessages(ft.entries)},
-		{image.PstreeName, "PSTREE", []proto.Message{pst}},
-		{cpuinfoName, "CPUINFO", []proto.Message{cpuInfo(xfeatures)}},
+		{image.FdinfoName(uint32(index + 1)), "FDINFO", toMessages(fds)},
 	}
 	for i, t := range p.threads {
 		writes = append(writes, struct {
@@ -170,16 +134,80 @@ func (p *process) checkpoint(dir *image.Dir) error {
 	}
 	for _, w := range writes {
 		if err := dir.Write(w.name, w.magic, w.entries...); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	// The inventory goes last: an image directory without one is
-	// recognisably incomplete.
-	if err := dir.Write(image.InventoryName, "INVENTORY", inv); err != nil {
+	return xfeatures, nil
+}
+
+// pstreeEntry describes the process for pstree.img.
+func (p *process) pstreeEntry() *pstree.PstreeEntry {
+	tids := []uint32{uint32(p.pid)}
+	if !p.zombie {
+		tids = tids[:0]
+		for _, t := range p.threads {
+			tids = append(tids, uint32(t.Tid))
+		}
+	}
+	return &pstree.PstreeEntry{
+		Pid:     proto.Uint32(uint32(p.pid)),
+		Ppid:    proto.Uint32(uint32(p.ppid)),
+		Pgid:    proto.Uint32(uint32(p.stat.Pgrp)),
+		Sid:     proto.Uint32(uint32(p.stat.Session)),
+		Threads: tids,
+	}
+}
+
+// zombieCore is the core image of a dead, unreaped process: its exit
+// status is all there is.
+func (p *process) zombieCore() *core.CoreEntry {
+	z := proto.Uint32(0)
+	return &core.CoreEntry{
+		Mtype: core.CoreEntry_X86_64.Enum(),
+		Tc: &core.TaskCoreEntry{
+			TaskState:   proto.Uint32(taskDead),
+			ExitCode:    proto.Uint32(uint32(p.stat.ExitCode)),
+			Personality: z,
+			Flags:       z,
+			BlkSigset:   proto.Uint64(0),
+			Comm:        proto.String(p.stat.Comm),
+		},
+	}
+}
+
+// writeTree writes the images that describe the whole tree: pstree,
+// files, cpuinfo and, last, the inventory (a directory without one is
+// recognisably incomplete).
+func (d *dumper) writeTree(dir *image.Dir, xfeatures uint64) error {
+	var tree []proto.Message
+	for _, p := range d.procs {
+		tree = append(tree, p.pstreeEntry())
+		if p.zombie {
+			if err := dir.Write(image.CoreName(p.pid), "CORE", p.zombieCore()); err != nil {
+				return err
+			}
+		}
+	}
+	if err := dir.Write(image.PstreeName, "PSTREE", tree...); err != nil {
 		return err
 	}
-	p.logf("dump of %d done in %v", p.pid, time.Since(start))
-	return nil
+	if err := dir.Write(image.FilesName, "FILES", toMessages(d.files.entries)...); err != nil {
+		return err
+	}
+	if err := dir.Write(cpuinfoName, "CPUINFO", cpuInfo(xfeatures)); err != nil {
+		return err
+	}
+	var uptime unix.Sysinfo_t
+	_ = unix.Sysinfo(&uptime)
+	inv := &inventory.InventoryEntry{
+		ImgVersion:  proto.Uint32(ImageVersion),
+		FdinfoPerId: proto.Bool(true),
+		RootIds:     d.procs[0].ids,
+		NsPerId:     proto.Bool(true),
+		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
+		DumpUptime:  proto.Uint64(uint64(uptime.Uptime) * 1e6),
+	}
+	return dir.Write(image.InventoryName, "INVENTORY", inv)
 }
 
 const cpuinfoName = "cpuinfo.img"

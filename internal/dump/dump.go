@@ -1,7 +1,7 @@
-// Package dump checkpoints a running process: it freezes every thread with
-// ptrace, collects the process state from /proc, ptrace and injected system
-// calls, copies memory, writes CRIU-format images, and then kills the
-// process or lets it run on.
+// Package dump checkpoints a running process tree: it freezes every thread
+// of the root and its descendants with ptrace, collects their state from
+// /proc, ptrace and injected system calls, copies memory, writes
+// CRIU-format images, and then kills the tree or lets it run on.
 package dump
 
 import (
@@ -13,26 +13,33 @@ import (
 	"sort"
 	"time"
 
+	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
 
 // Options says what to dump and how.
 type Options struct {
 	Pid          int
 	Dir          string
-	LeaveRunning bool // resume the process after the dump instead of killing it
-	ShellJob     bool // the process may hold the caller's terminal (-j)
+	LeaveRunning bool // resume the tree after the dump instead of killing it
+	ShellJob     bool // the tree may hold the caller's terminal (-j)
 	Logf         func(format string, args ...any)
 }
 
-// Dump checkpoints opts.Pid into opts.Dir. On any error the process is left
-// running as it was: registers restored, scratch memory unmapped, detached.
+// CRIU's task states.
+const (
+	taskAlive = 1
+	taskDead  = 2
+)
+
+// Dump checkpoints opts.Pid and its descendants into opts.Dir. On any error
+// the tree is left running as it was: registers restored, scratch memory
+// unmapped, detached.
 func Dump(opts Options) (err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
@@ -51,47 +58,53 @@ func Dump(opts Options) (err error) {
 	if st.Tgid != pid {
 		return fmt.Errorf("%d is a thread of process %d: dump the process", pid, st.Tgid)
 	}
-	if pid == os.Getpid() {
-		return fmt.Errorf("process %d is cryo itself", pid)
+	for a := os.Getpid(); a > 1; {
+		if a == pid {
+			return fmt.Errorf("process %d is cryo or one of its ancestors", pid)
+		}
+		s, err := proc.ReadStat(a)
+		if err != nil {
+			break
+		}
+		a = s.PPid
 	}
 	dir, err := image.Create(opts.Dir)
 	if err != nil {
 		return err
 	}
 
-	tr := ptrace.NewTracer()
-	defer tr.Close()
-	p := &process{pid: pid, tr: tr, opts: opts, logf: opts.Logf}
-	// Whatever goes wrong, even a bug, the process must run on as it was.
+	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable()}
+	defer d.tr.Close()
+	// Whatever goes wrong, even a bug, the tree must run on as it was.
 	defer func() {
 		if r := recover(); r != nil {
-			p.release()
-			err = fmt.Errorf("internal error while dumping %d (process left running): %v\n%s", pid, r, debug.Stack())
+			d.release()
+			err = fmt.Errorf("internal error while dumping %d (tree left running): %v\n%s", pid, r, debug.Stack())
 		}
 	}()
-	p.stats.frozenAt = time.Now()
-	if err := p.seize(); err != nil {
-		p.release()
+	d.stats.frozenAt = time.Now()
+	if err := d.seizeTree(pid); err != nil {
+		d.release()
 		return err
 	}
-	p.stats.freezing = time.Since(p.stats.frozenAt)
-	opts.Logf("seized process %d: %d threads", pid, len(p.threads))
-	if err := p.checkpoint(dir); err != nil {
-		p.release()
+	d.stats.freezing = time.Since(d.stats.frozenAt)
+	opts.Logf("seized %d processes in %v", len(d.procs), d.stats.freezing)
+	if err := d.checkpoint(dir); err != nil {
+		d.release()
 		return err
 	}
 	if opts.LeaveRunning {
-		if err := p.release(); err != nil {
+		if err := d.release(); err != nil {
 			return fmt.Errorf("resume process %d: %w", pid, err)
 		}
-		opts.Logf("process %d left running", pid)
+		opts.Logf("tree of %d left running", pid)
 	} else {
-		p.kill()
-		opts.Logf("process %d killed", pid)
+		d.kill()
+		opts.Logf("tree of %d killed", pid)
 	}
-	p.stats.frozen = time.Since(p.stats.frozenAt)
-	opts.Logf("frozen for %v", p.stats.frozen)
-	if err := dir.Write(StatsName, "STATS", p.stats.entry()); err != nil {
+	d.stats.frozen = time.Since(d.stats.frozenAt)
+	opts.Logf("frozen for %v", d.stats.frozen)
+	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
 		opts.Logf("warning: %v", err)
 	}
 	return nil
@@ -123,15 +136,121 @@ func (s *dumpStats) entry() *stats.StatsEntry {
 	}}
 }
 
-// process is one process being dumped.
+// dumper dumps one tree.
+type dumper struct {
+	tr    *ptrace.Tracer
+	opts  Options
+	logf  func(string, ...any)
+	procs []*process // breadth-first: parents before children
+	files *fileTable
+	stats dumpStats
+}
+
+// process is one process of the tree being dumped.
 type process struct {
 	pid     int
+	ppid    int // 0 for the root of the tree
+	stat    *proc.Stat
+	zombie  bool // dead, not reaped: only its exit status is saved
 	tr      *ptrace.Tracer
 	opts    Options
 	logf    func(string, ...any)
 	threads []*ptrace.Tracee // leader first
 	scratch scratch
-	stats   dumpStats
+	ids     *core.TaskKobjIdsEntry
+}
+
+// seizeTree freezes the root, then each process's children once the
+// process itself is frozen (so it cannot fork any more), breadth first.
+func (d *dumper) seizeTree(root int) error {
+	queue := []int{root}
+	parent := map[int]int{root: 0}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		st, err := proc.ReadStat(pid)
+		if err != nil {
+			return fmt.Errorf("process %d: %w", pid, err)
+		}
+		p := &process{pid: pid, ppid: parent[pid], stat: st, tr: d.tr, opts: d.opts, logf: d.logf}
+		if st.State == 'Z' {
+			if pid == root {
+				return fmt.Errorf("process %d is a zombie", pid)
+			}
+			p.zombie = true
+			d.procs = append(d.procs, p)
+			continue
+		}
+		d.procs = append(d.procs, p)
+		if err := p.seize(); err != nil {
+			return err
+		}
+		// Read again now that it is frozen.
+		if p.stat, err = proc.ReadStat(pid); err != nil {
+			return fmt.Errorf("process %d: %w", pid, err)
+		}
+		children, err := proc.ChildrenOf(pid)
+		if err != nil {
+			return fmt.Errorf("process %d: children: %w", pid, err)
+		}
+		for _, c := range children {
+			if _, seen := parent[c]; !seen {
+				parent[c] = pid
+				queue = append(queue, c)
+			}
+		}
+	}
+	return nil
+}
+
+// checkpoint collects every process and writes the images.
+func (d *dumper) checkpoint(dir *image.Dir) error {
+	start := time.Now()
+	var xfeatures uint64
+	for i, p := range d.procs {
+		if p.zombie {
+			continue
+		}
+		xf, err := p.checkpoint(d, dir, i)
+		if err != nil {
+			return err
+		}
+		xfeatures |= xf
+	}
+	if err := d.files.writePipeData(dir); err != nil {
+		return err
+	}
+	if err := d.writeTree(dir, xfeatures); err != nil {
+		return err
+	}
+	d.logf("dump of %d processes done in %v", len(d.procs), time.Since(start))
+	return nil
+}
+
+// release undoes everything done to the tree and detaches from it.
+// It is safe to call more than once.
+func (d *dumper) release() error {
+	var first error
+	for _, p := range d.procs {
+		if err := p.release(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// kill kills every process of the tree and waits until every thread is
+// gone, so that parents see their children exit as soon as cryo lets go.
+// Children first: a parent killed first would reparent them.
+func (d *dumper) kill() {
+	for _, p := range d.procs {
+		if len(p.threads) > 0 {
+			p.leader().Kill()
+		}
+	}
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		d.procs[i].waitGone()
+	}
 }
 
 // seize attaches to every thread, looping until no new thread appears.
@@ -196,13 +315,8 @@ func (p *process) release() error {
 	return first
 }
 
-// kill kills the dumped process and waits until every thread is gone, so
-// that its parent sees it exit as soon as cryo lets go.
-func (p *process) kill() {
-	if len(p.threads) == 0 {
-		return
-	}
-	p.leader().Kill()
+// waitGone waits until every killed thread of the process has exited.
+func (p *process) waitGone() {
 	// Non-leader threads first: a leader is reported only after them.
 	for i := len(p.threads) - 1; i >= 0; i-- {
 		p.threads[i].WaitExit()

@@ -21,9 +21,24 @@ import (
 type fileTable struct {
 	entries []*fdinfo.FileEntry
 	byKey   map[string]uint32
+	// byTarget lists, per fd target ("/path", "pipe:[ino]"), the
+	// descriptors already described anywhere in the tree, to find open
+	// file descriptions shared between descriptors and processes.
+	byTarget map[string][]seenFile
+	pipes    map[uint64]*pipeData // by pipe inode
+	pipeIDs  []uint64             // in the order first seen
 }
 
-func newFileTable() *fileTable { return &fileTable{byKey: map[string]uint32{}} }
+func newFileTable() *fileTable {
+	return &fileTable{byKey: map[string]uint32{}, byTarget: map[string][]seenFile{}, pipes: map[uint64]*pipeData{}}
+}
+
+func (ft *fileTable) add(e *fdinfo.FileEntry) uint32 {
+	id := uint32(len(ft.entries) + 1)
+	e.Id = proto.Uint32(id)
+	ft.entries = append(ft.entries, e)
+	return id
+}
 
 // addReg adds a regular-file entry; entries with the same non-empty key
 // (mapped files, directories) are shared.
@@ -33,9 +48,8 @@ func (ft *fileTable) addReg(r *regfile.RegFileEntry, key string) uint32 {
 			return id
 		}
 	}
-	id := uint32(len(ft.entries) + 1)
+	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Reg: r})
 	r.Id = proto.Uint32(id)
-	ft.entries = append(ft.entries, &fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: proto.Uint32(id), Reg: r})
 	if key != "" {
 		ft.byKey[key] = id
 	}
@@ -110,7 +124,7 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 	var out []*fdinfo.FdinfoEntry
 	// Descriptors that share one open file description (dup, fork) must
 	// come back sharing it: one file entry, several fdinfo entries.
-	byTarget := map[string][]seenFile{}
+	byTarget := ft.byTarget
 	for _, fd := range fds {
 		target, err := proc.FdTarget(p.pid, fd)
 		if err != nil {
@@ -119,6 +133,19 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		info, err := proc.ReadFdInfo(p.pid, fd)
 		if err != nil {
 			return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+		}
+		var fdFlags uint32
+		if info.Flags&unix.O_CLOEXEC != 0 {
+			fdFlags = unix.FD_CLOEXEC
+		}
+		if strings.HasPrefix(target, "pipe:[") {
+			e, err := p.dumpPipe(ft, fd, target, info)
+			if err != nil {
+				return nil, err
+			}
+			e.Flags = proto.Uint32(fdFlags)
+			out = append(out, e)
+			continue
 		}
 		if !strings.HasPrefix(target, "/") {
 			kind, _, _ := strings.Cut(target, ":")
@@ -142,10 +169,6 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		default:
 			return nil, fmt.Errorf("process %d fd %d: %s: file type %#o is not supported yet", p.pid, fd, target, st.Mode&unix.S_IFMT)
 		}
-		var fdFlags uint32
-		if info.Flags&unix.O_CLOEXEC != 0 {
-			fdFlags = unix.FD_CLOEXEC
-		}
 		if id, ok := p.sameFile(byTarget[target], fd); ok {
 			out = append(out, &fdinfo.FdinfoEntry{
 				Id: proto.Uint32(id), Flags: proto.Uint32(fdFlags), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd)),
@@ -160,7 +183,7 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 			Size:  proto.Uint64(uint64(st.Size)),
 			Mode:  proto.Uint32(st.Mode),
 		}, "")
-		byTarget[target] = append(byTarget[target], seenFile{fd, id})
+		byTarget[target] = append(byTarget[target], seenFile{p.pid, fd, id})
 		out = append(out, &fdinfo.FdinfoEntry{
 			Id:    proto.Uint32(id),
 			Flags: proto.Uint32(fdFlags),
@@ -173,8 +196,8 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 
 // seenFile is a descriptor already described, and its file id.
 type seenFile struct {
-	fd int
-	id uint32
+	pid, fd int
+	id      uint32
 }
 
 // kcmpFile is KCMP_FILE: do two descriptors refer to one open file?
@@ -184,7 +207,7 @@ const kcmpFile = 0
 // target path) that shares fd's open file description.
 func (p *process) sameFile(candidates []seenFile, fd int) (uint32, bool) {
 	for _, c := range candidates {
-		r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(p.pid), uintptr(p.pid), kcmpFile, uintptr(c.fd), uintptr(fd), 0)
+		r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(c.pid), uintptr(p.pid), kcmpFile, uintptr(c.fd), uintptr(fd), 0)
 		if e == 0 && r == 0 {
 			return c.id, true
 		}

@@ -19,9 +19,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// CRIU's task states.
-const taskAlive = 1
-
 // Offsets in the scratch mapping.
 const (
 	scratchWord  = 0   // one 8-byte result

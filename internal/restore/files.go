@@ -203,8 +203,40 @@ func (fp *filePlan) makePipe(p *process, j fileJob) error {
 			return fmt.Errorf("restore pid %d: pipe %d: flags: %w", p.c.pid, j.pipeID, err)
 		}
 	}
+	err = fp.fillPipe(p, j.pipeID, ends[1])
 	t.Syscall(unix.SYS_CLOSE, ends[0])
 	t.Syscall(unix.SYS_CLOSE, ends[1])
+	return err
+}
+
+// fillPipe gives the new pipe its capacity and queues its saved bytes,
+// written by cryo through a write end of its own (/proc/PID/fd/N).
+func (fp *filePlan) fillPipe(p *process, pipeID uint32, writeEnd uint64) error {
+	pd, ok := fp.snap.pipes[pipeID]
+	if !ok {
+		return nil
+	}
+	if size := pd.GetSize(); size != 0 {
+		if _, err := p.leader.Syscall(unix.SYS_FCNTL, writeEnd, unix.F_SETPIPE_SZ, uint64(size)); err != nil {
+			return fmt.Errorf("restore pid %d: pipe %d: capacity %d: %w", p.c.pid, pipeID, size, err)
+		}
+	}
+	data := fp.snap.pipeBytes[pipeID]
+	if len(data) == 0 {
+		return nil
+	}
+	w, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", p.c.pid, writeEnd), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: pipe %d: open a write end: %w", p.c.pid, pipeID, err)
+	}
+	defer unix.Close(w)
+	for len(data) > 0 {
+		n, err := unix.Write(w, data)
+		if err != nil {
+			return fmt.Errorf("restore pid %d: pipe %d: queue %d bytes: %w", p.c.pid, pipeID, len(data), err)
+		}
+		data = data[n:]
+	}
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	"github.com/cryo-cr/cryo/internal/dump"
@@ -25,6 +26,8 @@ import (
 type snapshot struct {
 	procs     []*checkpoint // pstree order: parents before children
 	files     map[uint32]*fdinfo.FileEntry
+	pipes     map[uint32]*pipedata.PipeDataEntry // by pipe id
+	pipeBytes map[uint32][]byte
 	xfeatures uint64
 }
 
@@ -101,6 +104,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		if !ok || s.procs[pi].zombie {
 			return nil, fmt.Errorf("%s: process %d: parent %d is not an earlier live process of the tree", image.PstreeName, c.pid, c.tree.GetPpid())
 		}
+	}
+	if err := s.loadPipeData(dir); err != nil {
+		return nil, err
 	}
 	var ci cpuinfo.CpuinfoEntry
 	if err := dir.ReadOne("cpuinfo.img", "CPUINFO", &ci); err == nil {
@@ -193,6 +199,30 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 		}
 	}
 	return c, nil
+}
+
+// loadPipeData reads pipes-data.img, if the tree had pipes.
+func (s *snapshot) loadPipeData(dir *image.Dir) error {
+	s.pipes, s.pipeBytes = map[uint32]*pipedata.PipeDataEntry{}, map[uint32][]byte{}
+	entries, payloads, err := dir.ReadPayloads(dump.PipesDataName, "PIPES_DATA")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for i, m := range entries {
+		e, ok := m.(*pipedata.PipeDataEntry)
+		if !ok {
+			return fmt.Errorf("%s: entry %d is not pipe data", dump.PipesDataName, i)
+		}
+		if e.GetSize() > 1<<30 || uint32(len(payloads[i])) > max(e.GetSize(), 1<<20) {
+			return fmt.Errorf("%s: pipe %d: %d bytes queued in a pipe of %d", dump.PipesDataName, e.GetPipeId(), len(payloads[i]), e.GetSize())
+		}
+		s.pipes[e.GetPipeId()] = e
+		s.pipeBytes[e.GetPipeId()] = payloads[i]
+	}
+	return nil
 }
 
 // reg returns the regular-file entry of a file id (checked in load).

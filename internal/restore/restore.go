@@ -216,6 +216,14 @@ func (p *process) restore() error {
 	if err := p.createThreads(); err != nil {
 		return err
 	}
+	// Signals raised while the tree was built (a zombie child's SIGCHLD)
+	// are not the process's: drop them from every thread before any saved
+	// one is queued (a thread's drain also takes shared signals).
+	for _, t := range p.threads {
+		if err := p.drainSignals(t); err != nil {
+			return err
+		}
+	}
 	for i, t := range p.threads {
 		if err := p.restoreThread(t, p.c.cores[i]); err != nil {
 			return err

@@ -201,13 +201,8 @@ func (p *process) restoreThread(t *ptrace.Tracee, c *core.CoreEntry) error {
 	if err := t.SetSigMask(tc.GetBlkSigset()); err != nil {
 		return err
 	}
-	// Signals raised while the tree was built (a zombie child's SIGCHLD)
-	// are not the process's: drop them, then queue the saved ones. They
-	// stay queued while every signal is blocked for the injections, and are
+	// Queued while every signal is blocked for the injections; they are
 	// delivered (or stay pending) once the thread runs with its own mask.
-	if err := p.drainSignals(t); err != nil {
-		return err
-	}
 	if err := p.queueSignals(t, unix.SYS_RT_TGSIGQUEUEINFO, tc.GetSignalsP().GetSignals()); err != nil {
 		return err
 	}
