@@ -220,6 +220,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	if err := d.files.writePipeData(dir); err != nil {
 		return err
 	}
+	if err := d.files.shmem.write(dir, uint32(len(d.procs)+1)); err != nil {
+		return err
+	}
 	if err := d.writeTree(dir, xfeatures); err != nil {
 		return err
 	}

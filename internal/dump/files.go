@@ -27,10 +27,12 @@ type fileTable struct {
 	byTarget map[string][]seenFile
 	pipes    map[uint64]*pipeData // by pipe inode
 	pipeIDs  []uint64             // in the order first seen
+	shmem    *shmemTable
 }
 
 func newFileTable() *fileTable {
-	return &fileTable{byKey: map[string]uint32{}, byTarget: map[string][]seenFile{}, pipes: map[uint64]*pipeData{}}
+	return &fileTable{byKey: map[string]uint32{}, byTarget: map[string][]seenFile{}, pipes: map[uint64]*pipeData{},
+		shmem: &shmemTable{objs: map[uint64]*shmemObj{}}}
 }
 
 func (ft *fileTable) add(e *fdinfo.FileEntry) uint32 {

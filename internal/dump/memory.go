@@ -88,8 +88,16 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			return nil, nil, fmt.Errorf("%s: special mapping not supported", where)
 		case m.VmFlags.Has(proc.FlagIO) || m.VmFlags.Has(proc.FlagPFNMap):
 			return nil, nil, fmt.Errorf("%s: device memory (VM_IO/VM_PFNMAP) cannot be checkpointed", where)
-		case m.Shared && (m.Inode == 0 || m.Path == "/dev/zero" || m.Deleted):
-			return nil, nil, fmt.Errorf("%s: shared anonymous memory is not supported yet", where)
+		case m.Shared && m.Path == "/dev/zero" && m.Deleted:
+			// MAP_SHARED|MAP_ANONYMOUS: a shmem object, saved once for
+			// every process that maps it (by inode).
+			if err := ft.shmem.add(p.pid, m); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", where, err)
+			}
+			status, flags = VmaRegular|VmaAnonShared, unix.MAP_SHARED|unix.MAP_ANONYMOUS
+			e.Shmid = proto.Uint64(m.Inode)
+		case m.Shared && (m.Inode == 0 || m.Deleted):
+			return nil, nil, fmt.Errorf("%s: this kind of shared memory is not supported yet", where)
 		case m.Inode != 0 && m.Deleted:
 			return nil, nil, fmt.Errorf("%s: mapped file was deleted: not supported yet", where)
 		case m.Inode != 0:

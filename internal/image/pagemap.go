@@ -25,7 +25,12 @@ var pageSize = uint64(os.Getpagesize())
 // WritePagemap writes pagemap-<pid>.img: a head naming pages-<pagesID>.img,
 // then entries, which must pass the checks ReadPagemap makes.
 func (d *Dir) WritePagemap(pid int, pagesID uint32, entries []*pagemap.PagemapEntry) error {
-	name := PagemapName(pid)
+	return d.WritePagemapNamed(PagemapName(pid), pagesID, entries)
+}
+
+// WritePagemapNamed writes a pagemap image under another name, such as
+// pagemap-shmem-<shmid>.img, whose vaddrs are offsets in the object.
+func (d *Dir) WritePagemapNamed(name string, pagesID uint32, entries []*pagemap.PagemapEntry) error {
 	path, err := d.file(name)
 	if err != nil {
 		return err
@@ -53,7 +58,12 @@ func (d *Dir) WritePagemap(pid int, pagesID uint32, entries []*pagemap.PagemapEn
 // vaddr + nr_pages pages not overflowing, entries sorted by address and not
 // overlapping. Errors name the file and the entry (the head is entry 0).
 func (d *Dir) ReadPagemap(pid int) (pagesID uint32, entries []*pagemap.PagemapEntry, err error) {
-	path, err := d.file(PagemapName(pid))
+	return d.ReadPagemapNamed(PagemapName(pid))
+}
+
+// ReadPagemapNamed reads a pagemap image written by WritePagemapNamed.
+func (d *Dir) ReadPagemapNamed(name string) (pagesID uint32, entries []*pagemap.PagemapEntry, err error) {
+	path, err := d.file(name)
 	if err != nil {
 		return 0, nil, err
 	}

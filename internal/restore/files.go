@@ -2,10 +2,14 @@ package restore
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/image"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,19 +31,27 @@ func isTerminalPath(name string, mode uint32) bool {
 // and closes the temporaries. Both ends of a pipe are made together.
 type filePlan struct {
 	snap *snapshot
+	dir  *image.Dir
 	base uint64            // first temporary descriptor
 	temp map[uint32]uint64 // file id -> temporary descriptor
-	jobs map[*process][]fileJob
+	// shmTemp: anonymous shared memory object (shmid) -> temporary
+	// descriptor of the memfd that stands for it.
+	shmTemp map[uint64]uint64
+	jobs    map[*process][]fileJob
 }
+
+// tempCount is how many temporary descriptors the plan uses.
+func (fp *filePlan) tempCount() int { return len(fp.temp) + len(fp.shmTemp) }
 
 // fileJob is one file, or one pipe (both ends), to create in a process.
 type fileJob struct {
 	ids    []uint32 // one file id, or a pipe's read and write ends
 	pipeID uint32
+	shmid  uint64 // or an anonymous shared memory object
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
-	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, jobs: map[*process][]fileJob{}}
+	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{}}
 	holders := map[uint32][]*process{}
 	base := uint64(3)
 	for _, p := range procs {
@@ -91,7 +103,81 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 		lca := commonAncestor(all)
 		fp.jobs[lca] = append(fp.jobs[lca], *j)
 	}
+	// Anonymous shared memory: a memfd made by the common ancestor of the
+	// processes mapping the object, which each maps from it.
+	shmHolders := map[uint64][]*process{}
+	var shmOrder []uint64
+	for _, p := range procs {
+		if p.c.zombie {
+			continue
+		}
+		for _, v := range p.c.mm.GetVmas() {
+			if v.GetStatus()&dump.VmaAnonShared == 0 {
+				continue
+			}
+			id := v.GetShmid()
+			if len(shmHolders[id]) == 0 {
+				shmOrder = append(shmOrder, id)
+			}
+			if hs := shmHolders[id]; len(hs) == 0 || hs[len(hs)-1] != p {
+				shmHolders[id] = append(hs, p)
+			}
+		}
+	}
+	for i, id := range shmOrder {
+		fp.shmTemp[id] = base + uint64(len(ids)+i)
+		lca := commonAncestor(shmHolders[id])
+		fp.jobs[lca] = append(fp.jobs[lca], fileJob{shmid: id})
+	}
 	return fp, nil
+}
+
+// makeShmem creates the memfd standing for an anonymous shared memory
+// object, at its temporary descriptor, sized and filled by cryo through
+// /proc/PID/fd/N.
+func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
+	t := p.leader
+	obj := fp.snap.shmem[shmid]
+	addr, err := p.putString("cryo-shmem")
+	if err != nil {
+		return err
+	}
+	const mfdCloexec = 1
+	fd, err := t.Syscall(unix.SYS_MEMFD_CREATE, addr, mfdCloexec)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d: memfd_create: %w", p.c.pid, shmid, err)
+	}
+	temp := fp.shmTemp[shmid]
+	if err := fp.moveTo(p, fd, temp); err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", p.c.pid, temp), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(obj.size)); err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d: size %d: %w", p.c.pid, shmid, obj.size, err)
+	}
+	if len(obj.pages) == 0 {
+		return nil
+	}
+	src, err := fp.dir.OpenPages(obj.pagesID)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for _, pe := range obj.pages {
+		n := int64(pe.GetNrPages()) * pageSize
+		w, err := io.Copy(io.NewOffsetWriter(f, int64(pe.GetVaddr())), io.LimitReader(src, n))
+		if err == nil && w != n {
+			err = fmt.Errorf("%s: %d of %d bytes", src.Name(), w, n)
+		}
+		if err != nil {
+			return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
+		}
+	}
+	return nil
 }
 
 // commonAncestor returns the lowest process that is an ancestor of (or is)
@@ -124,7 +210,9 @@ func commonAncestor(ps []*process) *process {
 func (fp *filePlan) openIn(p *process) error {
 	for _, j := range fp.jobs[p] {
 		var err error
-		if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
+		if j.shmid != 0 {
+			err = fp.makeShmem(p, j.shmid)
+		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
 		} else {
 			err = fp.openFile(p, j.ids[0])
@@ -159,17 +247,26 @@ func (fp *filePlan) openFile(p *process, id uint32) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	if n != temp {
-		_, err := t.Syscall(unix.SYS_DUP3, n, temp, unix.O_CLOEXEC)
-		t.Syscall(unix.SYS_CLOSE, n)
-		if err != nil {
-			return fmt.Errorf("%s: dup3: %w", where, err)
-		}
+	if err := fp.moveTo(p, n, temp); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	if pos := f.GetPos(); pos != 0 {
 		if _, err := t.Syscall(unix.SYS_LSEEK, temp, pos, 0); err != nil {
 			return fmt.Errorf("%s: seek to %d: %w", where, pos, err)
 		}
+	}
+	return nil
+}
+
+// moveTo moves a just-opened descriptor to its temporary number.
+func (fp *filePlan) moveTo(p *process, fd, temp uint64) error {
+	if fd == temp {
+		return nil
+	}
+	_, err := p.leader.Syscall(unix.SYS_DUP3, fd, temp, unix.O_CLOEXEC)
+	p.leader.Syscall(unix.SYS_CLOSE, fd)
+	if err != nil {
+		return fmt.Errorf("dup3 %d to %d: %w", fd, temp, err)
 	}
 	return nil
 }
@@ -190,6 +287,16 @@ func (fp *filePlan) makePipe(p *process, j fileJob) error {
 		return err
 	}
 	ends := [2]uint64{uint64(uint32(le64(b))), uint64(uint32(le64(b) >> 32))}
+	// pipe2 takes the lowest free numbers, which may be temporaries still
+	// to be filled: move both ends out of their way first.
+	for i, end := range ends {
+		high, err := t.Syscall(unix.SYS_FCNTL, end, unix.F_DUPFD_CLOEXEC, fp.base+uint64(fp.tempCount()))
+		t.Syscall(unix.SYS_CLOSE, end)
+		if err != nil {
+			return fmt.Errorf("restore pid %d: pipe %d: %w", p.c.pid, j.pipeID, err)
+		}
+		ends[i] = high
+	}
 	for _, id := range j.ids {
 		pe := fp.snap.files[id].GetPipe()
 		end := ends[1]

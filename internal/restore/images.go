@@ -28,7 +28,15 @@ type snapshot struct {
 	files     map[uint32]*fdinfo.FileEntry
 	pipes     map[uint32]*pipedata.PipeDataEntry // by pipe id
 	pipeBytes map[uint32][]byte
+	shmem     map[uint64]*shmemImage // anonymous shared memory, by shmid
 	xfeatures uint64
+}
+
+// shmemImage is one MAP_SHARED|MAP_ANONYMOUS object: its size and pages.
+type shmemImage struct {
+	size    uint64
+	pagesID uint32
+	pages   []*pagemap.PagemapEntry // vaddr is the offset in the object
 }
 
 // checkpoint is one process of the snapshot.
@@ -106,6 +114,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		}
 	}
 	if err := s.loadPipeData(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadShmem(dir); err != nil {
 		return nil, err
 	}
 	var ci cpuinfo.CpuinfoEntry
@@ -221,6 +232,38 @@ func (s *snapshot) loadPipeData(dir *image.Dir) error {
 		}
 		s.pipes[e.GetPipeId()] = e
 		s.pipeBytes[e.GetPipeId()] = payloads[i]
+	}
+	return nil
+}
+
+// loadShmem reads the shared anonymous objects the VMAs refer to.
+func (s *snapshot) loadShmem(dir *image.Dir) error {
+	s.shmem = map[uint64]*shmemImage{}
+	for _, c := range s.procs {
+		if c.zombie {
+			continue
+		}
+		for _, v := range c.mm.GetVmas() {
+			if v.GetStatus()&dump.VmaAnonShared == 0 {
+				continue
+			}
+			obj, ok := s.shmem[v.GetShmid()]
+			if !ok {
+				obj = &shmemImage{}
+				var err error
+				if obj.pagesID, obj.pages, err = dir.ReadPagemapNamed(dump.ShmemPagemapName(v.GetShmid())); err != nil {
+					return err
+				}
+				for _, pe := range obj.pages {
+					obj.size = max(obj.size, pe.GetVaddr()+uint64(pe.GetNrPages())*pageSize)
+				}
+				s.shmem[v.GetShmid()] = obj
+			}
+			obj.size = max(obj.size, v.GetPgoff()+v.GetEnd()-v.GetStart())
+			if obj.size > 1<<40 {
+				return fmt.Errorf("%s: shared memory %d of %d bytes", image.MMName(c.pid), v.GetShmid(), obj.size)
+			}
+		}
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func (c *checkpoint) checkVmas(files map[uint32]*fdinfo.FileEntry) error {
 			return fmt.Errorf("mm-%d.img: vma %#x-%#x: invalid protection %#x", c.pid, s, e, v.GetProt())
 		}
 		st := v.GetStatus()
-		if st&(dump.VmaAnonShared) != 0 || st&dump.VmaRegular == 0 {
+		if st&dump.VmaRegular == 0 {
 			return fmt.Errorf("mm-%d.img: vma %#x-%#x: status %#x is not supported", c.pid, s, e, st)
 		}
 		if st&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
@@ -188,7 +188,12 @@ func (p *process) mapVmas() error {
 		}
 		flags := uint64(v.GetFlags())&^unix.MAP_FIXED_NOREPLACE | unix.MAP_FIXED
 		fd := ^uint64(0)
-		if v.GetStatus()&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
+		if v.GetStatus()&dump.VmaAnonShared != 0 {
+			// The object was created by the tree's common ancestor and is
+			// still open at its temporary descriptor.
+			fd = p.r.files.shmTemp[v.GetShmid()]
+			flags &^= unix.MAP_ANONYMOUS
+		} else if v.GetStatus()&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
 			f := p.r.snap.reg(uint32(v.GetShmid()))
 			n, err := p.open(f.GetName(), uint64(v.GetFdflags()))
 			if err != nil {
@@ -200,7 +205,7 @@ func (p *process) mapVmas() error {
 			flags |= unix.MAP_ANONYMOUS
 		}
 		addr, err := t.Syscall(unix.SYS_MMAP, v.GetStart(), v.GetEnd()-v.GetStart(), prot, flags, fd, v.GetPgoff())
-		if fd != ^uint64(0) {
+		if fd != ^uint64(0) && v.GetStatus()&dump.VmaAnonShared == 0 {
 			t.Syscall(unix.SYS_CLOSE, fd)
 		}
 		if err == nil && addr != v.GetStart() {

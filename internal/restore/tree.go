@@ -36,6 +36,7 @@ func (r *restorer) createTree() error {
 	if err != nil {
 		return err
 	}
+	plan.dir = r.dir
 	r.files = plan
 	root := r.procs[0]
 	if err := r.createRoot(root); err != nil {
@@ -109,7 +110,7 @@ func (r *restorer) createRoot(root *process) error {
 		return err
 	}
 	hard := le64(b[8:])
-	if need := r.files.base + uint64(len(r.files.temp)) + 1; need > hard {
+	if need := r.files.base + uint64(r.files.tempCount()) + 1; need > hard {
 		return fmt.Errorf("restore pid %d: %d descriptors needed, RLIMIT_NOFILE allows %d", pid, need, hard)
 	}
 	copy(b[:8], b[8:])
@@ -239,7 +240,14 @@ func (r *restorer) setGroups() error {
 // becomeZombie makes a process of the tree exit the way the dumped zombie
 // did, leaving it unreaped for its parent.
 func (p *process) becomeZombie() error {
-	status := p.c.cores[0].GetTc().GetExitCode()
+	tc := p.c.cores[0].GetTc()
+	status := tc.GetExitCode()
+	// A zombie keeps its name: ps shows it.
+	if addr, err := p.putString(tc.GetComm()); err == nil {
+		if _, err := p.leader.Syscall(unix.SYS_PRCTL, unix.PR_SET_NAME, addr); err != nil {
+			return fmt.Errorf("restore zombie %d: name: %w", p.c.pid, err)
+		}
+	}
 	if sig := status & 0x7f; sig != 0 {
 		// Default disposition, then the signal kills it.
 		if _, err := p.put(make([]byte, 32)); err != nil {
