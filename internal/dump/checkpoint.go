@@ -115,6 +115,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	// One mm, fd table, fs and signal table per process: ids by index.
 	id := proto.Uint32(uint32(index + 1))
 	p.ids = &core.TaskKobjIdsEntry{VmId: id, FilesId: id, FsId: id, SighandId: id}
+	d.ns.setIDs(p, p.ids)
 	cores[0].Ids = p.ids
 
 	writes := []struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -72,8 +73,12 @@ func Dump(opts Options) (err error) {
 	if err != nil {
 		return err
 	}
+	own, err := readNamespaces(os.Getpid())
+	if err != nil {
+		return err
+	}
 
-	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable()}
+	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
 	defer d.tr.Close()
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
 	defer func() {
@@ -143,6 +148,7 @@ type dumper struct {
 	logf  func(string, ...any)
 	procs []*process // breadth-first: parents before children
 	files *fileTable
+	ns    *nsTable
 	stats dumpStats
 }
 
@@ -158,6 +164,10 @@ type process struct {
 	threads []*ptrace.Tracee // leader first
 	scratch scratch
 	ids     *core.TaskKobjIdsEntry
+	// uidMap and gidMap convert its ids to its user namespace's view
+	// (identity in the initial namespace).
+	uidMap, gidMap userns.Map
+	ns             map[string]uint64 // namespace inodes by kind
 }
 
 // seizeTree freezes the root, then each process's children once the
@@ -207,6 +217,14 @@ func (d *dumper) seizeTree(root int) error {
 func (d *dumper) checkpoint(dir *image.Dir) error {
 	start := time.Now()
 	var xfeatures uint64
+	for _, p := range d.procs {
+		if p.zombie {
+			continue
+		}
+		if err := d.ns.add(p); err != nil {
+			return err
+		}
+	}
 	for i, p := range d.procs {
 		if p.zombie {
 			continue
@@ -221,6 +239,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.shmem.write(dir, uint32(len(d.procs)+1)); err != nil {
+		return err
+	}
+	if err := d.ns.write(dir); err != nil {
 		return err
 	}
 	if err := d.writeTree(dir, xfeatures); err != nil {

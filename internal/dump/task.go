@@ -15,6 +15,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -116,7 +117,7 @@ func (p *process) threadCore(t *ptrace.Tracee) (*core.CoreEntry, uint64, error) 
 			SsSize:  proto.Uint64(le64(ss[16:])),
 		},
 		PdeathSig:   proto.Uint32(pdeath),
-		Creds:       credsEntry(st, uint32(secbits)),
+		Creds:       credsEntry(st, uint32(secbits), p.uidMap, p.gidMap),
 		SeccompMode: core.SeccompMode(st.Seccomp).Enum(),
 		Comm:        proto.String(comm),
 	}
@@ -159,16 +160,26 @@ func signalQueue(infos [][]byte) *siginfo.SignalQueueEntry {
 // capWords splits a 64-bit capability set into CRIU's two 32-bit words.
 func capWords(v uint64) []uint32 { return []uint32{uint32(v), uint32(v >> 32)} }
 
-func credsEntry(st *proc.Status, secbits uint32) *creds.CredsEntry {
+// credsEntry records a thread's credentials as its own user namespace sees
+// them (CRIU's convention): /proc shows them as the host sees them, and a
+// restored thread sets them from inside its namespace. uids and gids the
+// namespace does not map show as the overflow id, as the kernel shows them.
+func credsEntry(st *proc.Status, secbits uint32, uids, gids userns.Map) *creds.CredsEntry {
+	u := func(i int) *uint32 { return proto.Uint32(uids.ToInside(st.Uid[i])) }
+	g := func(i int) *uint32 { return proto.Uint32(gids.ToInside(st.Gid[i])) }
+	groups := make([]uint32, len(st.Groups))
+	for i, gr := range st.Groups {
+		groups[i] = gids.ToInside(gr)
+	}
 	c := &creds.CredsEntry{
-		Uid: proto.Uint32(st.Uid[0]), Euid: proto.Uint32(st.Uid[1]), Suid: proto.Uint32(st.Uid[2]), Fsuid: proto.Uint32(st.Uid[3]),
-		Gid: proto.Uint32(st.Gid[0]), Egid: proto.Uint32(st.Gid[1]), Sgid: proto.Uint32(st.Gid[2]), Fsgid: proto.Uint32(st.Gid[3]),
+		Uid: u(0), Euid: u(1), Suid: u(2), Fsuid: u(3),
+		Gid: g(0), Egid: g(1), Sgid: g(2), Fsgid: g(3),
 		CapInh:  capWords(st.CapInh),
 		CapPrm:  capWords(st.CapPrm),
 		CapEff:  capWords(st.CapEff),
 		CapBnd:  capWords(st.CapBnd),
 		Secbits: proto.Uint32(secbits),
-		Groups:  append([]uint32(nil), st.Groups...),
+		Groups:  groups,
 	}
 	image.SetCredsExt(c, image.CredsExt{CapAmb: st.CapAmb, NoNewPrivs: st.NoNewPrivs})
 	return c

@@ -4,16 +4,23 @@ import (
 	"fmt"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/creds"
+	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// CRIU's creds_entry has no field for ambient capabilities or no_new_privs.
-// cryo keeps them as extra protobuf fields with numbers far above CRIU's:
-// protobuf readers, crit among them, skip fields they do not know, so the
-// image stays readable by CRIU's tools.
+// Some state has no field in CRIU's messages. cryo keeps it in extra
+// protobuf fields with numbers far above CRIU's: protobuf readers, crit
+// among them, skip fields they do not know, so the images stay readable by
+// CRIU's tools.
 const (
+	// creds_entry: ambient capabilities and no_new_privs.
 	fieldCapAmb     protowire.Number = 1001
 	fieldNoNewPrivs protowire.Number = 1002
+	// userns_entry: the owner (host uid of the creator), the parent
+	// namespace's id (0: the initial one) and whether setgroups is denied.
+	fieldUsernsOwner     protowire.Number = 1001
+	fieldUsernsParent    protowire.Number = 1002
+	fieldUsernsSetgroups protowire.Number = 1003
 )
 
 // CredsExt is what cryo stores beside CRIU's credentials.
@@ -24,43 +31,88 @@ type CredsExt struct {
 
 // SetCredsExt records x in c.
 func SetCredsExt(c *creds.CredsEntry, x CredsExt) {
-	var b []byte
-	b = protowire.AppendTag(b, fieldCapAmb, protowire.VarintType)
-	b = protowire.AppendVarint(b, x.CapAmb)
-	b = protowire.AppendTag(b, fieldNoNewPrivs, protowire.VarintType)
-	b = protowire.AppendVarint(b, protowire.EncodeBool(x.NoNewPrivs))
-	c.ProtoReflect().SetUnknown(b)
+	c.ProtoReflect().SetUnknown(appendVarints(nil,
+		fieldCapAmb, x.CapAmb,
+		fieldNoNewPrivs, protowire.EncodeBool(x.NoNewPrivs)))
 }
 
 // GetCredsExt reads what SetCredsExt recorded (zero values if absent).
 func GetCredsExt(c *creds.CredsEntry) (CredsExt, error) {
 	var x CredsExt
-	b := c.ProtoReflect().GetUnknown()
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return x, fmt.Errorf("creds extension: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if typ != protowire.VarintType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return x, fmt.Errorf("creds extension: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeVarint(b)
-		if n < 0 {
-			return x, fmt.Errorf("creds extension: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
+	err := varintFields(c.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
 		switch num {
 		case fieldCapAmb:
 			x.CapAmb = v
 		case fieldNoNewPrivs:
 			x.NoNewPrivs = protowire.DecodeBool(v)
 		}
+	})
+	return x, err
+}
+
+// UsernsExt is what cryo stores beside CRIU's user namespace entry.
+type UsernsExt struct {
+	Owner         uint32
+	Parent        uint32
+	SetgroupsDeny bool
+}
+
+// SetUsernsExt records x in e.
+func SetUsernsExt(e *usernsimg.UsernsEntry, x UsernsExt) {
+	e.ProtoReflect().SetUnknown(appendVarints(nil,
+		fieldUsernsOwner, uint64(x.Owner),
+		fieldUsernsParent, uint64(x.Parent),
+		fieldUsernsSetgroups, protowire.EncodeBool(x.SetgroupsDeny)))
+}
+
+// GetUsernsExt reads what SetUsernsExt recorded (zero values if absent).
+func GetUsernsExt(e *usernsimg.UsernsEntry) (UsernsExt, error) {
+	var x UsernsExt
+	err := varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		switch num {
+		case fieldUsernsOwner:
+			x.Owner = uint32(v)
+		case fieldUsernsParent:
+			x.Parent = uint32(v)
+		case fieldUsernsSetgroups:
+			x.SetgroupsDeny = protowire.DecodeBool(v)
+		}
+	})
+	return x, err
+}
+
+// appendVarints appends (field number, value) pairs as varint fields.
+func appendVarints(b []byte, pairs ...any) []byte {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		b = protowire.AppendTag(b, pairs[i].(protowire.Number), protowire.VarintType)
+		b = protowire.AppendVarint(b, pairs[i+1].(uint64))
 	}
-	return x, nil
+	return b
+}
+
+// varintFields calls fn for every varint field in raw protobuf bytes and
+// skips the others.
+func varintFields(b []byte, fn func(protowire.Number, uint64)) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("extension fields: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if typ != protowire.VarintType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return fmt.Errorf("extension fields: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return fmt.Errorf("extension fields: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		fn(num, v)
+	}
+	return nil
 }

@@ -29,6 +29,7 @@ type snapshot struct {
 	pipes     map[uint32]*pipedata.PipeDataEntry // by pipe id
 	pipeBytes map[uint32][]byte
 	shmem     map[uint64]*shmemImage // anonymous shared memory, by shmid
+	ns        *namespaces
 	xfeatures uint64
 }
 
@@ -117,6 +118,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		return nil, err
 	}
 	if err := s.loadShmem(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadNamespaces(dir); err != nil {
 		return nil, err
 	}
 	var ci cpuinfo.CpuinfoEntry

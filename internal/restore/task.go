@@ -126,6 +126,17 @@ func (p *process) createThreads() error {
 			return err
 		}
 		got, err := p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
+		if errors.Is(err, unix.EPERM) {
+			// Inside a user namespace that does not own cryo's pid
+			// namespace, set_tid is refused.
+			got, err = p.cloneAtLastPid(tid, func() (uint64, error) {
+				plain := ptrace.CloneArgs{Flags: threadFlags}
+				if _, err := p.put(plain.Bytes()); err != nil {
+					return 0, err
+				}
+				return p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(plain.Bytes())))
+			})
+		}
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("restore pid %d: thread id %d is taken", p.c.pid, tid)
@@ -333,8 +344,11 @@ func (p *process) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 			return err
 		}
 	}
-	if err := call("setgroups", unix.SYS_SETGROUPS, uint64(len(groups)), addr); err != nil {
-		return err
+	// A user namespace with setgroups denied keeps the groups it has.
+	if u := p.r.snap.ns.users[p.c.cores[0].GetIds().GetUserNsId()]; u == nil || !u.ext.SetgroupsDeny {
+		if err := call("setgroups", unix.SYS_SETGROUPS, uint64(len(groups)), addr); err != nil {
+			return err
+		}
 	}
 	if err := call("setresgid", unix.SYS_SETRESGID, uint64(cr.GetGid()), uint64(cr.GetEgid()), uint64(cr.GetSgid())); err != nil {
 		return err

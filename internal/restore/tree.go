@@ -48,6 +48,9 @@ func (r *restorer) createTree() error {
 	if err := r.setGroups(); err != nil {
 		return err
 	}
+	if err := r.enterNamespaces(); err != nil {
+		return err
+	}
 	for _, p := range r.procs {
 		if p.c.zombie {
 			if err := p.becomeZombie(); err != nil {

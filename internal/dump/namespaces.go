@@ -1,0 +1,308 @@
+package dump
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+
+	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
+	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
+	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/userns"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// nsKinds are the namespaces a process has, as named in /proc/PID/ns.
+var nsKinds = []string{"user", "uts", "ipc", "pid", "mnt", "net", "cgroup", "time"}
+
+// supportedNs are the kinds a dumped process may have of its own; the
+// others must be cryo's.
+var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true}
+
+// UsernsName, UtsnsName are CRIU's images of a user and a UTS namespace.
+func UsernsName(id uint32) string { return fmt.Sprintf("userns-%d.img", id) }
+func UtsnsName(id uint32) string  { return fmt.Sprintf("utsns-%d.img", id) }
+
+func readNamespaces(pid int) (map[string]uint64, error) {
+	ns := map[string]uint64{}
+	for _, kind := range nsKinds {
+		ino, err := proc.NsInode(pid, kind)
+		if err != nil {
+			if kind == "time" || kind == "cgroup" {
+				continue // older kernels
+			}
+			return nil, fmt.Errorf("process %d: %s namespace: %w", pid, kind, err)
+		}
+		ns[kind] = ino
+	}
+	return ns, nil
+}
+
+// nsTable numbers the namespaces of the tree and describes those that are
+// not cryo's own.
+type nsTable struct {
+	own   map[string]uint64            // cryo's namespaces: restore uses its own
+	ids   map[string]map[uint64]uint32 // kind -> inode -> id
+	next  uint32
+	users map[uint64]*userns.Info
+	uts   map[uint64]*utsns.UtsnsEntry
+	ipc   map[uint64]*ipcvar.IpcVarEntry
+}
+
+func newNsTable(own map[string]uint64) *nsTable {
+	t := &nsTable{own: own, ids: map[string]map[uint64]uint32{}, users: map[uint64]*userns.Info{}, uts: map[uint64]*utsns.UtsnsEntry{},
+		ipc: map[uint64]*ipcvar.IpcVarEntry{}}
+	for _, kind := range nsKinds {
+		t.ids[kind] = map[uint64]uint32{}
+	}
+	return t
+}
+
+func (t *nsTable) id(kind string, ino uint64) uint32 {
+	if id, ok := t.ids[kind][ino]; ok {
+		return id
+	}
+	t.next++
+	t.ids[kind][ino] = t.next
+	return t.next
+}
+
+// add records the namespaces of a live process, refusing kinds cryo cannot
+// restore yet, and sets its id maps.
+func (t *nsTable) add(p *process) error {
+	ns, err := readNamespaces(p.pid)
+	if err != nil {
+		return err
+	}
+	p.ns = ns
+	for _, kind := range nsKinds {
+		ino, ok := ns[kind]
+		if !ok || ino == t.own[kind] {
+			continue
+		}
+		if !supportedNs[kind] {
+			return fmt.Errorf("process %d: its own %s namespace (%d) is not supported yet", p.pid, kind, ino)
+		}
+		t.id(kind, ino)
+	}
+	if ino := ns["user"]; ino != t.own["user"] {
+		info, ok := t.users[ino]
+		if !ok {
+			if info, err = userns.Read(p.pid); err != nil {
+				return err
+			}
+			if info.Parent != t.own["user"] {
+				if _, known := t.users[info.Parent]; !known {
+					return fmt.Errorf("process %d: user namespace %d is nested in namespace %d, which holds no earlier process of the tree: not supported yet", p.pid, ino, info.Parent)
+				}
+			}
+			t.users[ino] = info
+		}
+		p.uidMap, p.gidMap = info.UIDMap, info.GIDMap
+	}
+	if ino := ns["uts"]; ino != t.own["uts"] {
+		if _, ok := t.uts[ino]; !ok {
+			var u unix.Utsname
+			if err := inNamespace(p.pid, "uts", unix.CLONE_NEWUTS, func() error { return unix.Uname(&u) }); err != nil {
+				return err
+			}
+			t.uts[ino] = &utsns.UtsnsEntry{Nodename: proto.String(cstr(u.Nodename[:])), Domainname: proto.String(cstr(u.Domainname[:]))}
+		}
+	}
+	if ino := ns["ipc"]; ino != t.own["ipc"] {
+		if _, ok := t.ipc[ino]; !ok {
+			var objects []string
+			var vars *ipcvar.IpcVarEntry
+			if err := inNamespace(p.pid, "ipc", unix.CLONE_NEWIPC, func() error {
+				var err error
+				if objects, err = sysvObjects(); err != nil {
+					return err
+				}
+				vars, err = ipcVars()
+				return err
+			}); err != nil {
+				return err
+			}
+			if len(objects) > 0 {
+				return fmt.Errorf("process %d: its IPC namespace holds System V objects (%s): not supported yet", p.pid, objects[0])
+			}
+			t.ipc[ino] = vars
+		}
+	}
+	return nil
+}
+
+// setIDs fills the namespace ids of a process's ids entry.
+func (t *nsTable) setIDs(p *process, ids *core.TaskKobjIdsEntry) {
+	set := func(kind string) *uint32 {
+		ino, ok := p.ns[kind]
+		if !ok {
+			return nil
+		}
+		return proto.Uint32(t.id(kind, ino))
+	}
+	ids.UserNsId, ids.UtsNsId, ids.IpcNsId = set("user"), set("uts"), set("ipc")
+	ids.PidNsId, ids.MntNsId, ids.NetNsId = set("pid"), set("mnt"), set("net")
+	ids.CgroupNsId, ids.TimeNsId = set("cgroup"), set("time")
+}
+
+// write saves the user and UTS namespaces that are not cryo's own. Parents
+// get lower ids than their children (they were met first).
+func (t *nsTable) write(dir *image.Dir) error {
+	var inos []uint64
+	for ino := range t.users {
+		inos = append(inos, ino)
+	}
+	sort.Slice(inos, func(i, j int) bool { return t.ids["user"][inos[i]] < t.ids["user"][inos[j]] })
+	for _, ino := range inos {
+		info := t.users[ino]
+		e := &usernsimg.UsernsEntry{UidMap: extents(info.UIDMap), GidMap: extents(info.GIDMap)}
+		var parent uint32
+		if info.Parent != t.own["user"] {
+			parent = t.ids["user"][info.Parent]
+		}
+		image.SetUsernsExt(e, image.UsernsExt{Owner: info.Owner, Parent: parent, SetgroupsDeny: info.Setgroups == "deny"})
+		if err := dir.Write(UsernsName(t.ids["user"][ino]), "USERNS", e); err != nil {
+			return err
+		}
+	}
+	for ino, e := range t.uts {
+		if err := dir.Write(UtsnsName(t.ids["uts"][ino]), "UTSNS", e); err != nil {
+			return err
+		}
+	}
+	for ino, e := range t.ipc {
+		if err := dir.Write(IpcnsVarName(t.ids["ipc"][ino]), "IPC_VAR", e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func extents(m userns.Map) []*usernsimg.UidGidExtent {
+	var out []*usernsimg.UidGidExtent
+	for _, e := range m {
+		out = append(out, &usernsimg.UidGidExtent{First: proto.Uint32(e.Inside), LowerFirst: proto.Uint32(e.Outside), Count: proto.Uint32(e.Count)})
+	}
+	return out
+}
+
+func cstr(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// inNamespace runs fn on an OS thread that joined pid's namespace of one
+// kind (UTS and IPC can be joined per thread). The thread is thrown away
+// afterwards: the goroutine exits locked, so the runtime never reuses it.
+func inNamespace(pid int, kind string, flag int, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("process %d: %s namespace: %w", pid, kind, err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, flag); err != nil {
+			errc <- fmt.Errorf("process %d: enter its %s namespace: %w", pid, kind, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// sysvObjects lists the System V IPC objects of the calling thread's IPC
+// namespace, from /proc/sysvipc.
+func sysvObjects() ([]string, error) {
+	var out []string
+	for _, kind := range []string{"shm", "sem", "msg"} {
+		f, err := os.Open("/proc/sysvipc/" + kind)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(f)
+		first := true
+		for sc.Scan() {
+			if first {
+				first = false
+				continue
+			}
+			fields := bytes.Fields(sc.Bytes())
+			if len(fields) > 1 {
+				out = append(out, kind+" id "+string(fields[1]))
+			}
+		}
+		f.Close()
+	}
+	return out, nil
+}
+
+// IpcnsVarName is CRIU's image of an IPC namespace's limits.
+func IpcnsVarName(id uint32) string { return fmt.Sprintf("ipcns-var-%d.img", id) }
+
+// IPCSysctls are the IPC namespace's limits, in ipc_var_entry's order
+// (after sem_ctls), as files under /proc/sys. A file the kernel lacks
+// reads as 0 and is not restored.
+var IPCSysctls = []string{
+	"kernel/msgmax", "kernel/msgmnb", "kernel/msgmni", "kernel/auto_msgmni",
+	"kernel/shmmax", "kernel/shmall", "kernel/shmmni", "kernel/shm_rmid_forced",
+	"fs/mqueue/queues_max", "fs/mqueue/msg_max", "fs/mqueue/msgsize_max",
+	"fs/mqueue/msg_default", "fs/mqueue/msgsize_default",
+}
+
+// ipcVars reads the calling thread's IPC namespace limits.
+func ipcVars() (*ipcvar.IpcVarEntry, error) {
+	read := func(name string) []uint64 {
+		b, err := os.ReadFile("/proc/sys/" + name)
+		if err != nil {
+			return []uint64{0}
+		}
+		var out []uint64
+		for _, f := range bytes.Fields(b) {
+			var v uint64
+			fmt.Sscan(string(f), &v)
+			out = append(out, v)
+		}
+		if len(out) == 0 {
+			out = []uint64{0}
+		}
+		return out
+	}
+	v := make([]uint64, len(IPCSysctls))
+	for i, name := range IPCSysctls {
+		v[i] = read(name)[0]
+	}
+	var sem []uint32
+	for _, x := range read("kernel/sem") {
+		sem = append(sem, uint32(x))
+	}
+	u32 := func(x uint64) *uint32 { return proto.Uint32(uint32(x)) }
+	return &ipcvar.IpcVarEntry{
+		SemCtls:          sem,
+		MsgCtlmax:        u32(v[0]),
+		MsgCtlmnb:        u32(v[1]),
+		MsgCtlmni:        u32(v[2]),
+		AutoMsgmni:       u32(v[3]),
+		ShmCtlmax:        proto.Uint64(v[4]),
+		ShmCtlall:        proto.Uint64(v[5]),
+		ShmCtlmni:        u32(v[6]),
+		ShmRmidForced:    u32(v[7]),
+		MqQueuesMax:      u32(v[8]),
+		MqMsgMax:         u32(v[9]),
+		MqMsgsizeMax:     u32(v[10]),
+		MqMsgDefault:     u32(v[11]),
+		MqMsgsizeDefault: u32(v[12]),
+	}, nil
+}

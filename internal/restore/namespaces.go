@@ -1,0 +1,395 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
+	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
+	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/userns"
+	"golang.org/x/sys/unix"
+)
+
+// usernsImage is a user namespace to recreate. Maps are in the host's view.
+type usernsImage struct {
+	id             uint32
+	uidMap, gidMap userns.Map
+	ext            image.UsernsExt
+}
+
+// namespaces are the namespaces of the tree that were not the dumper's own;
+// a process whose namespace has no image stays in cryo's.
+type namespaces struct {
+	users map[uint32]*usernsImage
+	uts   map[uint32]*utsns.UtsnsEntry
+	ipc   map[uint32]*ipcvar.IpcVarEntry
+}
+
+func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
+	var m userns.Map
+	for _, e := range ext {
+		m = append(m, proc.IDMapEntry{Inside: e.GetFirst(), Outside: e.GetLowerFirst(), Count: e.GetCount()})
+	}
+	return m
+}
+
+// loadNamespaces reads the namespace images the processes refer to.
+func (s *snapshot) loadNamespaces(dir *image.Dir) error {
+	s.ns = &namespaces{users: map[uint32]*usernsImage{}, uts: map[uint32]*utsns.UtsnsEntry{}, ipc: map[uint32]*ipcvar.IpcVarEntry{}}
+	missing := func(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+	var loadUser func(id uint32, depth int) error
+	loadUser = func(id uint32, depth int) error {
+		if id == 0 || s.ns.users[id] != nil {
+			return nil
+		}
+		if depth > 32 {
+			return fmt.Errorf("%s: user namespaces nested too deep", dump.UsernsName(id))
+		}
+		var e usernsimg.UsernsEntry
+		if err := dir.ReadOne(dump.UsernsName(id), "USERNS", &e); err != nil {
+			if missing(err) {
+				return nil
+			}
+			return err
+		}
+		ext, err := image.GetUsernsExt(&e)
+		if err != nil {
+			return fmt.Errorf("%s: %w", dump.UsernsName(id), err)
+		}
+		if len(e.GetUidMap()) == 0 || len(e.GetUidMap()) > 340 || len(e.GetGidMap()) > 340 {
+			return fmt.Errorf("%s: %d uid map lines", dump.UsernsName(id), len(e.GetUidMap()))
+		}
+		s.ns.users[id] = &usernsImage{id: id, uidMap: readMap(e.GetUidMap()), gidMap: readMap(e.GetGidMap()), ext: ext}
+		if ext.Parent == id {
+			return fmt.Errorf("%s: is its own parent", dump.UsernsName(id))
+		}
+		return loadUser(ext.Parent, depth+1)
+	}
+	for _, c := range s.procs {
+		if c.zombie {
+			continue
+		}
+		ids := c.cores[0].GetIds()
+		if err := loadUser(ids.GetUserNsId(), 0); err != nil {
+			return err
+		}
+		if id := ids.GetUtsNsId(); id != 0 && s.ns.uts[id] == nil {
+			var e utsns.UtsnsEntry
+			if err := dir.ReadOne(dump.UtsnsName(id), "UTSNS", &e); err == nil {
+				s.ns.uts[id] = &e
+			} else if !missing(err) {
+				return err
+			}
+		}
+		if id := ids.GetIpcNsId(); id != 0 && s.ns.ipc[id] == nil {
+			var e ipcvar.IpcVarEntry
+			if err := dir.ReadOne(dump.IpcnsVarName(id), "IPC_VAR", &e); err == nil {
+				s.ns.ipc[id] = &e
+			} else if !missing(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// enterNamespaces puts every live process in its namespaces (end of phase
+// one). The tree was built in cryo's namespaces, where cryo may choose
+// PIDs; now the first process of each namespace creates it (a user
+// namespace with its owner's uid, maps written from its parent namespace)
+// and the others join it with setns.
+func (r *restorer) enterNamespaces() error {
+	ns := r.snap.ns
+	if len(ns.users)+len(ns.uts)+len(ns.ipc) == 0 {
+		return nil
+	}
+	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}}
+	for _, p := range r.procs {
+		if p.c.zombie {
+			continue
+		}
+		ids := p.c.cores[0].GetIds()
+		kinds := []struct {
+			name string
+			flag uint64
+			id   uint32
+			has  bool
+		}{
+			{"user", unix.CLONE_NEWUSER, ids.GetUserNsId(), ns.users[ids.GetUserNsId()] != nil},
+			{"uts", unix.CLONE_NEWUTS, ids.GetUtsNsId(), ns.uts[ids.GetUtsNsId()] != nil},
+			{"ipc", unix.CLONE_NEWIPC, ids.GetIpcNsId(), ns.ipc[ids.GetIpcNsId()] != nil},
+		}
+		// Open what p joins while it is still root in cryo's namespaces:
+		// once in a user namespace it may no longer reach them.
+		fds := map[string]uint64{}
+		for _, k := range kinds {
+			if c := creators[k.name][k.id]; k.has && c != nil {
+				fd, err := p.openNs(c, k.name)
+				if err != nil {
+					return err
+				}
+				fds[k.name] = fd
+			}
+		}
+		if u := ns.users[ids.GetUserNsId()]; u != nil {
+			if u.ext.Parent != 0 && fds["user"] == 0 {
+				if c := creators["user"][u.ext.Parent]; c != nil {
+					fd, err := p.openNs(c, "user")
+					if err != nil {
+						return err
+					}
+					fds["parent-user"] = fd
+				}
+			}
+		}
+		for _, k := range kinds {
+			if !k.has {
+				continue
+			}
+			if fd, ok := fds[k.name]; ok {
+				if err := p.setns(fd, k.name, k.flag); err != nil {
+					return err
+				}
+				continue
+			}
+			var err error
+			switch k.name {
+			case "user":
+				err = r.createUserns(p, ns.users[k.id], fds["parent-user"], creators["user"])
+			case "uts":
+				err = p.createUts(ns.uts[k.id])
+			case "ipc":
+				err = p.createIpc(ns.ipc[k.id])
+			}
+			if err != nil {
+				return err
+			}
+			creators[k.name][k.id] = p
+		}
+		for _, fd := range fds {
+			p.leader.Syscall(unix.SYS_CLOSE, fd)
+		}
+	}
+	return nil
+}
+
+// createUserns creates user namespace u in p, first entering its parent
+// (parentFd, opened beforehand) unless that is cryo's own.
+func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, creators map[uint32]*process) error {
+	var parent *usernsImage
+	if u.ext.Parent != 0 {
+		parent = r.snap.ns.users[u.ext.Parent]
+		if parent == nil || parentFd == 0 {
+			return fmt.Errorf("restore pid %d: user namespace %d: its parent %d has no process of the tree before it", p.c.pid, u.id, u.ext.Parent)
+		}
+		if err := p.setns(parentFd, "user", unix.CLONE_NEWUSER); err != nil {
+			return err
+		}
+	}
+	// The namespace's owner is the euid of its creator, and its creator's
+	// ids must be mapped where it stands.
+	owner, gid := u.ext.Owner, uint32(0)
+	if parent != nil {
+		owner = parent.uidMap.ToInside(owner)
+		if len(parent.gidMap) > 0 {
+			gid = parent.gidMap[0].Inside
+		}
+	}
+	t := p.leader
+	if _, err := t.Syscall(unix.SYS_SETRESGID, uint64(gid), uint64(gid), uint64(gid)); err != nil {
+		return fmt.Errorf("restore pid %d: user namespace %d: become gid %d: %w", p.c.pid, u.id, gid, err)
+	}
+	if _, err := t.Syscall(unix.SYS_SETRESUID, uint64(owner), uint64(owner), uint64(owner)); err != nil {
+		return fmt.Errorf("restore pid %d: user namespace %d: become its owner %d: %w", p.c.pid, u.id, owner, err)
+	}
+	if _, err := t.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWUSER); err != nil {
+		return fmt.Errorf("restore pid %d: create user namespace %d (owner %d): %w", p.c.pid, u.id, u.ext.Owner, err)
+	}
+	// Maps are written from the parent namespace: by cryo for the initial
+	// one, else by the process that created the parent, which sits in it.
+	uidMap, gidMap := u.uidMap, u.gidMap
+	if parent != nil {
+		var err error
+		if uidMap, err = relativeMap(u.uidMap, parent.uidMap); err != nil {
+			return fmt.Errorf("restore pid %d: user namespace %d: uid map: %w", p.c.pid, u.id, err)
+		}
+		if gidMap, err = relativeMap(u.gidMap, parent.gidMap); err != nil {
+			return fmt.Errorf("restore pid %d: user namespace %d: gid map: %w", p.c.pid, u.id, err)
+		}
+	}
+	setgroups := "allow"
+	if u.ext.SetgroupsDeny {
+		setgroups = "deny"
+	}
+	writes := []struct{ file, data string }{
+		{"setgroups", setgroups},
+		{"uid_map", userns.FormatMap(uidMap)},
+		{"gid_map", userns.FormatMap(gidMap)},
+	}
+	for _, w := range writes {
+		path := fmt.Sprintf("/proc/%d/%s", p.c.pid, w.file)
+		var err error
+		if parent == nil {
+			err = os.WriteFile(path, []byte(w.data), 0)
+		} else {
+			err = creators[u.ext.Parent].writeFile(path, w.data)
+		}
+		if err != nil {
+			return fmt.Errorf("restore pid %d: user namespace %d: write %s %q: %w", p.c.pid, u.id, w.file, strings.TrimSpace(w.data), err)
+		}
+	}
+	return nil
+}
+
+// relativeMap converts a map whose outside ids are host ids to one whose
+// outside ids are seen from the parent namespace, as uid_map is written.
+func relativeMap(m, parent userns.Map) (userns.Map, error) {
+	out := make(userns.Map, len(m))
+	for i, e := range m {
+		lower := parent.ToInside(e.Outside)
+		last := parent.ToInside(e.Outside + e.Count - 1)
+		if lower == userns.Overflow || last-lower != e.Count-1 {
+			return nil, fmt.Errorf("host ids %d-%d are not mapped in one piece in the parent namespace", e.Outside, e.Outside+e.Count-1)
+		}
+		out[i] = proc.IDMapEntry{Inside: e.Inside, Outside: lower, Count: e.Count}
+	}
+	return out, nil
+}
+
+// writeFile writes data to path from inside the process (injected).
+func (p *process) writeFile(path, data string) error {
+	fd, err := p.open(path, unix.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	defer p.leader.Syscall(unix.SYS_CLOSE, fd)
+	addr, err := p.put([]byte(data))
+	if err != nil {
+		return err
+	}
+	if _, err := p.leader.Syscall(unix.SYS_WRITE, fd, addr, uint64(len(data))); err != nil {
+		return err
+	}
+	return nil
+}
+
+// openNs opens, in p, creator's namespace of one kind.
+func (p *process) openNs(creator *process, kind string) (uint64, error) {
+	fd, err := p.open(fmt.Sprintf("/proc/%d/ns/%s", creator.c.pid, kind), unix.O_RDONLY)
+	if err != nil {
+		return 0, fmt.Errorf("restore pid %d: %s namespace of %d: %w", p.c.pid, kind, creator.c.pid, err)
+	}
+	return fd, nil
+}
+
+// setns makes p enter the namespace open at fd.
+func (p *process) setns(fd uint64, kind string, flag uint64) error {
+	if _, err := p.leader.Syscall(unix.SYS_SETNS, fd, flag); err != nil {
+		return fmt.Errorf("restore pid %d: join a %s namespace: %w", p.c.pid, kind, err)
+	}
+	return nil
+}
+
+// createUts makes a UTS namespace with the saved host and domain names.
+func (p *process) createUts(e *utsns.UtsnsEntry) error {
+	t := p.leader
+	if _, err := t.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWUTS); err != nil {
+		return fmt.Errorf("restore pid %d: create UTS namespace: %w", p.c.pid, err)
+	}
+	for _, n := range []struct {
+		nr   uintptr
+		name string
+	}{{unix.SYS_SETHOSTNAME, e.GetNodename()}, {unix.SYS_SETDOMAINNAME, e.GetDomainname()}} {
+		if len(n.name) > 64 {
+			return fmt.Errorf("restore pid %d: UTS name %q is too long", p.c.pid, n.name)
+		}
+		addr, err := p.put([]byte(n.name))
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(n.nr, addr, uint64(len(n.name))); err != nil {
+			return fmt.Errorf("restore pid %d: set UTS name %q: %w", p.c.pid, n.name, err)
+		}
+	}
+	return nil
+}
+
+// createIpc makes an IPC namespace and gives it the saved limits, written
+// by cryo from a thread that joined it.
+func (p *process) createIpc(e *ipcvar.IpcVarEntry) error {
+	if _, err := p.leader.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWIPC); err != nil {
+		return fmt.Errorf("restore pid %d: create IPC namespace: %w", p.c.pid, err)
+	}
+	values := []uint64{uint64(e.GetMsgCtlmax()), uint64(e.GetMsgCtlmnb()), uint64(e.GetMsgCtlmni()), uint64(e.GetAutoMsgmni()),
+		e.GetShmCtlmax(), e.GetShmCtlall(), uint64(e.GetShmCtlmni()), uint64(e.GetShmRmidForced()),
+		uint64(e.GetMqQueuesMax()), uint64(e.GetMqMsgMax()), uint64(e.GetMqMsgsizeMax()),
+		uint64(e.GetMqMsgDefault()), uint64(e.GetMqMsgsizeDefault())}
+	return inNamespace(p.c.pid, "ipc", unix.CLONE_NEWIPC, func() error {
+		for i, name := range dump.IPCSysctls {
+			setSysctl(name, strconv.FormatUint(values[i], 10))
+		}
+		if sem := e.GetSemCtls(); len(sem) == 4 {
+			setSysctl("kernel/sem", fmt.Sprintf("%d %d %d %d", sem[0], sem[1], sem[2], sem[3]))
+		}
+		return nil
+	})
+}
+
+// setSysctl writes a value that differs from the current one; a file the
+// kernel lacks is skipped.
+func setSysctl(name, value string) {
+	path := "/proc/sys/" + name
+	cur, err := os.ReadFile(path)
+	if err != nil || strings.Join(strings.Fields(string(cur)), " ") == value || value == "0" {
+		return
+	}
+	os.WriteFile(path, []byte(value), 0)
+}
+
+// inNamespace runs fn on an OS thread that joined pid's namespace of one
+// kind; the thread is thrown away afterwards (the goroutine exits locked).
+func inNamespace(pid int, kind string, flag int, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("restore pid %d: %s namespace: %w", pid, kind, err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, flag); err != nil {
+			errc <- fmt.Errorf("restore pid %d: enter its %s namespace: %w", pid, kind, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// nsLastPid serialises uses of /proc/sys/kernel/ns_last_pid.
+var nsLastPid sync.Mutex
+
+// cloneAtLastPid creates a thread at tid the old way, for a process inside
+// a user namespace that does not own cryo's pid namespace (so clone3's
+// set_tid is refused): cryo sets ns_last_pid to tid-1 and the thread takes
+// the next PID. Another process forking at that moment would take it
+// first; the result is checked.
+func (p *process) cloneAtLastPid(tid uint32, clone func() (uint64, error)) (uint64, error) {
+	nsLastPid.Lock()
+	defer nsLastPid.Unlock()
+	if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(int(tid)-1)), 0); err != nil {
+		return 0, fmt.Errorf("set ns_last_pid: %w", err)
+	}
+	return clone()
+}
