@@ -144,7 +144,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 // pstreeEntry describes the process for pstree.img.
 func (p *process) pstreeEntry() *pstree.PstreeEntry {
 	tids := []uint32{uint32(p.pid)}
-	if !p.zombie {
+	if !p.zombie && !p.helper {
 		tids = tids[:0]
 		for _, t := range p.threads {
 			tids = append(tids, uint32(t.Tid))
@@ -159,14 +159,18 @@ func (p *process) pstreeEntry() *pstree.PstreeEntry {
 	}
 }
 
-// zombieCore is the core image of a dead, unreaped process: its exit
-// status is all there is.
+// zombieCore is the core image of a dead, unreaped process (its exit
+// status is all there is) or of a group helper.
 func (p *process) zombieCore() *core.CoreEntry {
 	z := proto.Uint32(0)
+	state := uint32(taskDead)
+	if p.helper {
+		state = taskHelper
+	}
 	return &core.CoreEntry{
 		Mtype: core.CoreEntry_X86_64.Enum(),
 		Tc: &core.TaskCoreEntry{
-			TaskState:   proto.Uint32(taskDead),
+			TaskState:   proto.Uint32(state),
 			ExitCode:    proto.Uint32(uint32(p.stat.ExitCode)),
 			Personality: z,
 			Flags:       z,
@@ -183,7 +187,7 @@ func (d *dumper) writeTree(dir *image.Dir, xfeatures uint64) error {
 	var tree []proto.Message
 	for _, p := range d.procs {
 		tree = append(tree, p.pstreeEntry())
-		if p.zombie {
+		if p.zombie || p.helper {
 			if err := dir.Write(image.CoreName(p.pid), "CORE", p.zombieCore()); err != nil {
 				return err
 			}

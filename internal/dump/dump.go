@@ -34,8 +34,9 @@ type Options struct {
 
 // CRIU's task states.
 const (
-	taskAlive = 1
-	taskDead  = 2
+	taskAlive  = 1
+	taskDead   = 2
+	taskHelper = 4
 )
 
 // Dump checkpoints opts.Pid and its descendants into opts.Dir. On any error
@@ -154,10 +155,13 @@ type dumper struct {
 
 // process is one process of the tree being dumped.
 type process struct {
-	pid     int
-	ppid    int // 0 for the root of the tree
-	stat    *proc.Stat
-	zombie  bool // dead, not reaped: only its exit status is saved
+	pid    int
+	ppid   int // 0 for the root of the tree
+	stat   *proc.Stat
+	zombie bool // dead, not reaped: only its exit status is saved
+	// helper stands for a process group whose leader is gone: restore
+	// needs a process at that PID to recreate the group, then drops it.
+	helper  bool
 	tr      *ptrace.Tracer
 	opts    Options
 	logf    func(string, ...any)
@@ -210,7 +214,31 @@ func (d *dumper) seizeTree(root int) error {
 			}
 		}
 	}
+	d.addGroupHelpers()
 	return nil
+}
+
+// addGroupHelpers adds a helper for every process group of the tree whose
+// leader is not in it (it exited): restore makes a short-lived process at
+// the group's id, under the parent of the group's first member, so that
+// the members can join the group, as CRIU's helper tasks do.
+func (d *dumper) addGroupHelpers() {
+	pids := map[int]bool{}
+	for _, p := range d.procs {
+		pids[p.pid] = true
+	}
+	rootPgid := d.procs[0].stat.Pgrp
+	for _, p := range d.procs {
+		g := p.stat.Pgrp
+		if p.zombie || pids[g] || g == rootPgid || p.stat.Session == g {
+			continue
+		}
+		pids[g] = true
+		st := *p.stat
+		st.Pid, st.PPid, st.Pgrp = g, p.ppid, g
+		d.procs = append(d.procs, &process{pid: g, ppid: p.ppid, stat: &st, helper: true})
+		d.logf("process group %d has no leader in the tree: a helper stands for it", g)
+	}
 }
 
 // checkpoint collects every process and writes the images.
@@ -218,7 +246,7 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	start := time.Now()
 	var xfeatures uint64
 	for _, p := range d.procs {
-		if p.zombie {
+		if p.zombie || p.helper {
 			continue
 		}
 		if err := d.ns.add(p); err != nil {
@@ -226,7 +254,7 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		}
 	}
 	for i, p := range d.procs {
-		if p.zombie {
+		if p.zombie || p.helper {
 			continue
 		}
 		xf, err := p.checkpoint(d, dir, i)

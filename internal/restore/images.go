@@ -46,6 +46,7 @@ type checkpoint struct {
 	tree    *pstree.PstreeEntry
 	cores   []*core.CoreEntry // leader first, in tree.Threads order
 	zombie  bool              // dead but not reaped: only cores[0].Tc matters
+	helper  bool              // (with zombie) stands for a group whose leader is gone
 	mm      *mm.MmEntry
 	pagesID uint32
 	pagemap []*pagemap.PagemapEntry
@@ -55,8 +56,9 @@ type checkpoint struct {
 
 // CRIU's task states.
 const (
-	taskAlive = 1
-	taskDead  = 2
+	taskAlive  = 1
+	taskDead   = 2
+	taskHelper = 4
 )
 
 func load(dir *image.Dir) (*snapshot, error) {
@@ -166,11 +168,11 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 		return nil, fmt.Errorf("%s: no task core", image.CoreName(c.pid))
 	}
 	switch tc.GetTaskState() {
-	case taskDead:
+	case taskDead, taskHelper:
 		if len(threads) != 1 {
 			return nil, fmt.Errorf("%s: zombie %d with %d threads", image.PstreeName, c.pid, len(threads))
 		}
-		c.zombie = true
+		c.zombie, c.helper = true, tc.GetTaskState() == taskHelper
 		return c, nil
 	case taskAlive:
 	default:

@@ -52,7 +52,11 @@ func (r *restorer) createTree() error {
 		return err
 	}
 	for _, p := range r.procs {
-		if p.c.zombie {
+		if p.c.helper {
+			if err := p.dropHelper(); err != nil {
+				return err
+			}
+		} else if p.c.zombie {
 			if err := p.becomeZombie(); err != nil {
 				return err
 			}
@@ -270,6 +274,19 @@ func (p *process) becomeZombie() error {
 	p.leader, p.threads = nil, nil
 	if err != nil {
 		return fmt.Errorf("restore zombie %d: %w", p.c.pid, err)
+	}
+	return nil
+}
+
+// dropHelper ends a group helper once the members joined its group: it
+// exits and its parent reaps it, so no trace of it is left.
+func (p *process) dropHelper() error {
+	if err := p.leader.ExitWith(0); err != nil {
+		return fmt.Errorf("restore group helper %d: %w", p.c.pid, err)
+	}
+	p.leader, p.threads = nil, nil
+	if _, err := p.parent.leader.Syscall(unix.SYS_WAIT4, uint64(p.c.pid), 0, unix.WALL, 0); err != nil {
+		return fmt.Errorf("restore group helper %d: reap it from %d: %w", p.c.pid, p.parent.c.pid, err)
 	}
 	return nil
 }
