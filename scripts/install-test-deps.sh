@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite uses: gcc and the static C
 # library for the workloads the tests compile, and criu for CRIU's own
-# crit, which must read cryo's images. Idempotent; needs root.
+# crit, which must read cryo's images, and uidmap (newuidmap) for the
+# user-namespace tests. Idempotent; needs root.
 set -euo pipefail
-packages=(gcc libc6-dev criu)
+packages=(gcc libc6-dev criu uidmap)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -27,6 +28,7 @@ const (
 	VmaFileShared  = 1 << 7
 	VmaAnonShared  = 1 << 8
 	VmaAnonPrivate = 1 << 9
+	VmaSysvIPC     = 1 << 10
 	VmaVvar        = 1 << 12
 )
 
@@ -96,6 +98,14 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			}
 			status, flags = VmaRegular|VmaAnonShared, unix.MAP_SHARED|unix.MAP_ANONYMOUS
 			e.Shmid = proto.Uint64(m.Inode)
+		case m.Shared && strings.HasPrefix(m.Path, "/SYSV") && m.Deleted:
+			// An attached System V segment: the maps inode is its id; its
+			// contents are saved with the IPC namespace.
+			status, flags = VmaRegular|VmaSysvIPC, unix.MAP_SHARED
+			e.Shmid = proto.Uint64(m.Inode)
+			if m.Offset != 0 {
+				return nil, nil, fmt.Errorf("%s: partly attached System V segment: not supported yet", where)
+			}
 		case m.Shared && (m.Inode == 0 || m.Deleted):
 			return nil, nil, fmt.Errorf("%s: this kind of shared memory is not supported yet", where)
 		case m.Inode != 0 && m.Deleted:

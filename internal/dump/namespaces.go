@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -9,11 +8,16 @@ import (
 	"sort"
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
+	ipcdesc "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-desc"
+	ipcmsg "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-msg"
+	ipcsem "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-sem"
+	ipcshm "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-shm"
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -54,11 +58,12 @@ type nsTable struct {
 	users map[uint64]*userns.Info
 	uts   map[uint64]*utsns.UtsnsEntry
 	ipc   map[uint64]*ipcvar.IpcVarEntry
+	sysv  map[uint64]*image.SysV
 }
 
 func newNsTable(own map[string]uint64) *nsTable {
 	t := &nsTable{own: own, ids: map[string]map[uint64]uint32{}, users: map[uint64]*userns.Info{}, uts: map[uint64]*utsns.UtsnsEntry{},
-		ipc: map[uint64]*ipcvar.IpcVarEntry{}}
+		ipc: map[uint64]*ipcvar.IpcVarEntry{}, sysv: map[uint64]*image.SysV{}}
 	for _, kind := range nsKinds {
 		t.ids[kind] = map[uint64]uint32{}
 	}
@@ -118,22 +123,19 @@ func (t *nsTable) add(p *process) error {
 	}
 	if ino := ns["ipc"]; ino != t.own["ipc"] {
 		if _, ok := t.ipc[ino]; !ok {
-			var objects []string
+			var objs *image.SysV
 			var vars *ipcvar.IpcVarEntry
 			if err := inNamespace(p.pid, "ipc", unix.CLONE_NEWIPC, func() error {
 				var err error
-				if objects, err = sysvObjects(); err != nil {
+				if objs, err = readSysV(p.uidMap, p.gidMap); err != nil {
 					return err
 				}
 				vars, err = ipcVars()
 				return err
 			}); err != nil {
-				return err
+				return fmt.Errorf("process %d: IPC namespace: %w", p.pid, err)
 			}
-			if len(objects) > 0 {
-				return fmt.Errorf("process %d: its IPC namespace holds System V objects (%s): not supported yet", p.pid, objects[0])
-			}
-			t.ipc[ino] = vars
+			t.ipc[ino], t.sysv[ino] = vars, objs
 		}
 	}
 	return nil
@@ -182,6 +184,9 @@ func (t *nsTable) write(dir *image.Dir) error {
 		if err := dir.Write(IpcnsVarName(t.ids["ipc"][ino]), "IPC_VAR", e); err != nil {
 			return err
 		}
+		if err := dir.WriteSysV(t.ids["ipc"][ino], t.sysv[ino]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -223,28 +228,53 @@ func inNamespace(pid int, kind string, flag int, fn func() error) error {
 	return <-errc
 }
 
-// sysvObjects lists the System V IPC objects of the calling thread's IPC
-// namespace, from /proc/sysvipc.
-func sysvObjects() ([]string, error) {
-	var out []string
-	for _, kind := range []string{"shm", "sem", "msg"} {
-		f, err := os.Open("/proc/sysvipc/" + kind)
+// readSysV saves the System V objects of the calling thread's IPC
+// namespace, their owners and creators as the namespace's users see them.
+func readSysV(uids, gids userns.Map) (*image.SysV, error) {
+	out := &image.SysV{}
+	desc := func(o sysv.Object) *ipcdesc.IpcDescEntry {
+		return &ipcdesc.IpcDescEntry{
+			Key: proto.Uint32(uint32(o.Key)), Id: proto.Uint32(uint32(o.ID)), Mode: proto.Uint32(o.Mode),
+			Uid: proto.Uint32(uids.ToInside(o.UID)), Gid: proto.Uint32(gids.ToInside(o.GID)),
+			Cuid: proto.Uint32(uids.ToInside(o.CUID)), Cgid: proto.Uint32(gids.ToInside(o.CGID)),
+		}
+	}
+	shms, err := sysv.List("shm")
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range shms {
+		data, err := sysv.ReadShm(o.ID, o.Size)
 		if err != nil {
 			return nil, err
 		}
-		sc := bufio.NewScanner(f)
-		first := true
-		for sc.Scan() {
-			if first {
-				first = false
-				continue
-			}
-			fields := bytes.Fields(sc.Bytes())
-			if len(fields) > 1 {
-				out = append(out, kind+" id "+string(fields[1]))
-			}
+		out.Shm = append(out.Shm, image.ShmSegment{Entry: &ipcshm.IpcShmEntry{Desc: desc(o), Size: proto.Uint64(o.Size)}, Data: data})
+	}
+	sems, err := sysv.List("sem")
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range sems {
+		vals, err := sysv.ReadSem(o.ID, int(o.Size))
+		if err != nil {
+			return nil, err
 		}
-		f.Close()
+		out.Sem = append(out.Sem, image.SemSet{Entry: &ipcsem.IpcSemEntry{Desc: desc(o), Nsems: proto.Uint32(uint32(o.Size))}, Values: vals})
+	}
+	msgs, err := sysv.List("msg")
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range msgs {
+		ms, err := sysv.ReadMsgs(o.ID, int(o.Count))
+		if err != nil {
+			return nil, err
+		}
+		q := image.MsgQueue{Entry: &ipcmsg.IpcMsgEntry{Desc: desc(o), Qbytes: proto.Uint32(0), Qnum: proto.Uint32(uint32(len(ms)))}}
+		for _, m := range ms {
+			q.Msgs = append(q.Msgs, image.Msg{Type: m.Type, Data: m.Data})
+		}
+		out.Msg = append(out.Msg, q)
 	}
 	return out, nil
 }

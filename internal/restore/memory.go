@@ -182,6 +182,12 @@ func (p *process) mapVmas() error {
 		if isSpecial(v) {
 			continue
 		}
+		if v.GetStatus()&dump.VmaSysvIPC != 0 {
+			if err := p.attachShm(v); err != nil {
+				return err
+			}
+			continue
+		}
 		prot := uint64(v.GetProt())
 		if hasPages[i] {
 			prot |= unix.PROT_READ | unix.PROT_WRITE
@@ -235,6 +241,26 @@ func (p *process) mapVmas() error {
 				return fmt.Errorf("restore pid %d: madvise(%d) %#x-%#x: %w", t.Pid, adv, v.GetStart(), v.GetEnd(), err)
 			}
 		}
+	}
+	return nil
+}
+
+// attachShm attaches a System V segment where it was; its contents came
+// back with the IPC namespace.
+func (p *process) attachShm(v *vma.VmaEntry) error {
+	var flags uint64
+	if v.GetProt()&unix.PROT_WRITE == 0 {
+		flags |= unix.SHM_RDONLY
+	}
+	if v.GetProt()&unix.PROT_EXEC != 0 {
+		flags |= 0o100000 // SHM_EXEC
+	}
+	addr, err := p.leader.Syscall(unix.SYS_SHMAT, v.GetShmid(), v.GetStart(), flags)
+	if err == nil && addr != v.GetStart() {
+		err = fmt.Errorf("attached at %#x", addr)
+	}
+	if err != nil {
+		return fmt.Errorf("restore pid %d: attach System V segment %d at %#x: %w", p.c.pid, v.GetShmid(), v.GetStart(), err)
 	}
 	return nil
 }

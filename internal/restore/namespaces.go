@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,12 +11,14 @@ import (
 	"strings"
 	"sync"
 
+	ipcdesc "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-desc"
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +36,7 @@ type namespaces struct {
 	users map[uint32]*usernsImage
 	uts   map[uint32]*utsns.UtsnsEntry
 	ipc   map[uint32]*ipcvar.IpcVarEntry
+	sysv  map[uint32]*image.SysV
 }
 
 func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
@@ -45,7 +49,8 @@ func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
 
 // loadNamespaces reads the namespace images the processes refer to.
 func (s *snapshot) loadNamespaces(dir *image.Dir) error {
-	s.ns = &namespaces{users: map[uint32]*usernsImage{}, uts: map[uint32]*utsns.UtsnsEntry{}, ipc: map[uint32]*ipcvar.IpcVarEntry{}}
+	s.ns = &namespaces{users: map[uint32]*usernsImage{}, uts: map[uint32]*utsns.UtsnsEntry{},
+		ipc: map[uint32]*ipcvar.IpcVarEntry{}, sysv: map[uint32]*image.SysV{}}
 	missing := func(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 	var loadUser func(id uint32, depth int) error
 	loadUser = func(id uint32, depth int) error {
@@ -95,6 +100,11 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 			var e ipcvar.IpcVarEntry
 			if err := dir.ReadOne(dump.IpcnsVarName(id), "IPC_VAR", &e); err == nil {
 				s.ns.ipc[id] = &e
+				objs, err := dir.ReadSysV(id)
+				if err != nil {
+					return err
+				}
+				s.ns.sysv[id] = objs
 			} else if !missing(err) {
 				return err
 			}
@@ -142,6 +152,11 @@ func (r *restorer) enterNamespaces() error {
 			}
 		}
 		if u := ns.users[ids.GetUserNsId()]; u != nil {
+			if u.ext.SetgroupsDeny {
+				if err := p.setHostGroups(u); err != nil {
+					return err
+				}
+			}
 			if u.ext.Parent != 0 && fds["user"] == 0 {
 				if c := creators["user"][u.ext.Parent]; c != nil {
 					fd, err := p.openNs(c, "user")
@@ -169,7 +184,7 @@ func (r *restorer) enterNamespaces() error {
 			case "uts":
 				err = p.createUts(ns.uts[k.id])
 			case "ipc":
-				err = p.createIpc(ns.ipc[k.id])
+				err = p.createIpc(ns.ipc[k.id], ns.sysv[k.id], ns.users[ids.GetUserNsId()])
 			}
 			if err != nil {
 				return err
@@ -251,6 +266,31 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 	return nil
 }
 
+// setHostGroups gives p its supplementary groups before it enters a user
+// namespace where setgroups is denied: inside, it could not set them.
+func (p *process) setHostGroups(u *usernsImage) error {
+	groups := p.c.cores[0].GetThreadCore().GetCreds().GetGroups()
+	if len(groups) > 65536 {
+		return fmt.Errorf("restore pid %d: %d groups", p.c.pid, len(groups))
+	}
+	b := make([]byte, 0, 4*len(groups)+4)
+	for _, g := range groups {
+		h, ok := u.gidMap.ToHost(g)
+		if !ok {
+			h = userns.Overflow
+		}
+		b = binary.LittleEndian.AppendUint32(b, h)
+	}
+	addr, err := p.put(append(b, 0, 0, 0, 0))
+	if err != nil {
+		return err
+	}
+	if _, err := p.leader.Syscall(unix.SYS_SETGROUPS, uint64(len(groups)), addr); err != nil {
+		return fmt.Errorf("restore pid %d: supplementary groups: %w", p.c.pid, err)
+	}
+	return nil
+}
+
 // relativeMap converts a map whose outside ids are host ids to one whose
 // outside ids are seen from the parent namespace, as uid_map is written.
 func relativeMap(m, parent userns.Map) (userns.Map, error) {
@@ -324,9 +364,10 @@ func (p *process) createUts(e *utsns.UtsnsEntry) error {
 	return nil
 }
 
-// createIpc makes an IPC namespace and gives it the saved limits, written
-// by cryo from a thread that joined it.
-func (p *process) createIpc(e *ipcvar.IpcVarEntry) error {
+// createIpc makes an IPC namespace and gives it the saved limits and
+// System V objects, made by cryo from a thread that joined it; owners and
+// creators are converted back to host ids with the user namespace's maps.
+func (p *process) createIpc(e *ipcvar.IpcVarEntry, objs *image.SysV, u *usernsImage) error {
 	if _, err := p.leader.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWIPC); err != nil {
 		return fmt.Errorf("restore pid %d: create IPC namespace: %w", p.c.pid, err)
 	}
@@ -341,8 +382,49 @@ func (p *process) createIpc(e *ipcvar.IpcVarEntry) error {
 		if sem := e.GetSemCtls(); len(sem) == 4 {
 			setSysctl("kernel/sem", fmt.Sprintf("%d %d %d %d", sem[0], sem[1], sem[2], sem[3]))
 		}
-		return nil
+		return makeSysV(objs, u)
 	})
+}
+
+// makeSysV recreates the objects in the calling thread's IPC namespace.
+func makeSysV(objs *image.SysV, u *usernsImage) error {
+	if objs == nil {
+		return nil
+	}
+	var uids, gids userns.Map
+	if u != nil {
+		uids, gids = u.uidMap, u.gidMap
+	}
+	host := func(m userns.Map, id uint32) uint32 {
+		if h, ok := m.ToHost(id); ok {
+			return h
+		}
+		return userns.Overflow
+	}
+	creator := func(d *ipcdesc.IpcDescEntry) sysv.Creator {
+		return sysv.Creator{ID: int(d.GetId()), Key: int32(d.GetKey()), Mode: d.GetMode(),
+			UID: host(uids, d.GetUid()), GID: host(gids, d.GetGid()), CUID: host(uids, d.GetCuid()), CGID: host(gids, d.GetCgid())}
+	}
+	for _, seg := range objs.Shm {
+		if err := sysv.MakeShm(creator(seg.Entry.GetDesc()), seg.Data); err != nil {
+			return err
+		}
+	}
+	for _, set := range objs.Sem {
+		if err := sysv.MakeSem(creator(set.Entry.GetDesc()), set.Values); err != nil {
+			return err
+		}
+	}
+	for _, q := range objs.Msg {
+		var msgs []sysv.Message
+		for _, m := range q.Msgs {
+			msgs = append(msgs, sysv.Message{Type: m.Type, Data: m.Data})
+		}
+		if err := sysv.MakeMsg(creator(q.Entry.GetDesc()), uint64(q.Entry.GetQbytes()), msgs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setSysctl writes a value that differs from the current one; a file the
