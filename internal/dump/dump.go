@@ -78,6 +78,13 @@ func Dump(opts Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if os.Geteuid() != 0 {
+		// Without root, restore could not give the tree its PIDs in the
+		// initial pid namespace: refuse now, while it runs untouched.
+		if ns, err := readNamespaces(pid); err == nil && ns["pid"] == own["pid"] {
+			return fmt.Errorf("process %d is in the initial pid namespace, where only root can restore its PIDs: dump it as root, or run the tree in a pid namespace of its own", pid)
+		}
+	}
 
 	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
 	defer d.tr.Close()

@@ -227,6 +227,11 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 	if _, err := t.Syscall(unix.SYS_SETRESUID, uint64(owner), uint64(owner), uint64(owner)); err != nil {
 		return fmt.Errorf("restore pid %d: user namespace %d: become its owner %d: %w", p.c.pid, u.id, owner, err)
 	}
+	// Changing ids made the process non-dumpable, which makes its /proc
+	// files root's: the parent namespace's creator could not write its maps.
+	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1); err != nil {
+		return fmt.Errorf("restore pid %d: dumpable: %w", p.c.pid, err)
+	}
 	if _, err := t.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWUSER); err != nil {
 		return fmt.Errorf("restore pid %d: create user namespace %d (owner %d): %w", p.c.pid, u.id, u.ext.Owner, err)
 	}
