@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"time"
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
@@ -221,7 +222,39 @@ func (d *dumper) seizeTree(root int) error {
 			}
 		}
 	}
+	if err := d.checkSessionComplete(root); err != nil {
+		return err
+	}
 	d.addGroupHelpers()
+	return nil
+}
+
+// checkSessionComplete refuses a tree that leads a session some process
+// outside the tree is in: an orphan of the tree reparented elsewhere,
+// which the dump would leave behind without its session's leader.
+func (d *dumper) checkSessionComplete(root int) error {
+	if d.procs[0].stat.Session != root {
+		return nil
+	}
+	in := map[int]bool{}
+	for _, p := range d.procs {
+		in[p.pid] = true
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || in[pid] {
+			continue
+		}
+		st, err := proc.ReadStat(pid)
+		if err != nil || st.Session != root {
+			continue
+		}
+		return fmt.Errorf("process %d is in the session of %d but not in its tree (its parent %d is outside): dumping it is not supported", pid, root, st.PPid)
+	}
 	return nil
 }
 
