@@ -306,4 +306,237 @@ static __attribute__((unused)) int wl_finish(void)
 	return fails ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Process trees (tree_*.c workloads).
+ *
+ * Every process of a tree prints its own line
+ *   TREE pid=<pid> ppid=<ppid> pgid=<pgid> sid=<sid> role=<name>
+ * once it is set up, before the root prints READY. Handshakes use files in
+ * the (shared) cwd, not pipes: wl_mark(NAME) creates "wl-mark.NAME" holding
+ * the caller's pid, wl_wait_mark(NAME) polls for it (bounded). After SIGTERM
+ * each parent SIGTERMs its own children, checks itself, reaps its children
+ * (bounded) and exits 1 if it or any child failed: failures travel up as
+ * exit statuses; the FAIL lines themselves go straight to the shared
+ * O_APPEND stdout, prefixed with the role and pid.
+ */
+#include <dirent.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+static const char *wl_role = "root";
+static pid_t wl_exp_pid, wl_exp_ppid, wl_exp_pgid, wl_exp_sid;
+
+#define TCHECK(cond, fmt, ...) CHECK(cond, "%s[%d]: " fmt, wl_role, (int)wl_exp_pid, ##__VA_ARGS__)
+
+/* Forks a tree member. In the child: role set, pid/tid bookkeeping reset,
+ * no failures inherited. stdout is flushed first (no duplicated output). */
+static __attribute__((unused)) pid_t wl_fork(const char *role)
+{
+	pid_t pid;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		wl_die("%s: fork for %s: %s", wl_role, role, strerror(errno));
+	if (pid == 0) {
+		wl_role = role;
+		wl_pid = getpid();
+		wl_tids[0] = wl_pid;
+		wl_nthreads = 1;
+		atomic_store(&wl_fails, 0);
+		atomic_store(&wl_started, 0);
+		wl_exp_pid = wl_pid;
+	}
+	return pid;
+}
+
+/* Records the caller's ids as expected values and prints its TREE line. */
+static __attribute__((unused)) void wl_tree_line(void)
+{
+	wl_exp_pid = getpid();
+	wl_exp_ppid = getppid();
+	wl_exp_pgid = getpgrp();
+	wl_exp_sid = getsid(0);
+	flockfile(stdout);
+	printf("TREE pid=%d ppid=%d pgid=%d sid=%d role=%s\n", wl_exp_pid, wl_exp_ppid, wl_exp_pgid, wl_exp_sid,
+	       wl_role);
+	/* The root's parent is whoever started or restored it (cryo restore):
+	 * not checked (the harness checks it). */
+	if (strcmp(wl_role, "root") == 0)
+		wl_exp_ppid = -1;
+	fflush(stdout);
+	funlockfile(stdout);
+}
+
+/* getpid/getppid/getpgrp/getsid against the recorded values (not the
+ * root's ppid). */
+static __attribute__((unused)) void wl_tree_check_ids(void)
+{
+	pid_t pid = getpid(), ppid = getppid(), pgid = getpgrp(), sid = getsid(0);
+	TCHECK(pid == wl_exp_pid, "getpid() = %d, want %d", pid, wl_exp_pid);
+	TCHECK(ppid == wl_exp_ppid || wl_exp_ppid == -1, "getppid() = %d, want %d", ppid, wl_exp_ppid);
+	TCHECK(pgid == wl_exp_pgid, "getpgrp() = %d, want %d", pgid, wl_exp_pgid);
+	TCHECK(sid == wl_exp_sid, "getsid(0) = %d, want %d", sid, wl_exp_sid);
+}
+
+/* wl_wait_stop with a watchdog: a tree whose test process died (nobody
+ * will send SIGTERM) does not live forever: after about 10 minutes of
+ * waiting each process gives up (FAIL, exit 1). */
+static __attribute__((unused)) void wl_tree_wait_stop(void)
+{
+	for (long i = 0; !wl_stop; i++) {
+		if (i >= 60000) {
+			wl_fail("%s[%d]: no SIGTERM within 10 minutes: giving up", wl_role, (int)wl_exp_pid);
+			fflush(stdout);
+			_exit(1);
+		}
+		wl_msleep(10);
+	}
+}
+
+/* Creates wl-mark.NAME (atomically: write + rename) holding our pid. */
+static __attribute__((unused)) void wl_mark(const char *name)
+{
+	char tmp[256], path[256], buf[32];
+	int fd, n;
+	snprintf(tmp, sizeof(tmp), ".wl-mark.%s.%d", name, (int)getpid());
+	snprintf(path, sizeof(path), "wl-mark.%s", name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		wl_die("%s: create %s: %s", wl_role, tmp, strerror(errno));
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		wl_die("%s: write %s: %s", wl_role, tmp, strerror(errno));
+	close(fd);
+	if (rename(tmp, path))
+		wl_die("%s: rename %s: %s", wl_role, path, strerror(errno));
+}
+
+/* The root calls this first: no stale marks (the cwd should be fresh). */
+static __attribute__((unused)) void wl_clear_marks(void)
+{
+	DIR *d = opendir(".");
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, "wl-mark.", 8) == 0 || strncmp(e->d_name, ".wl-mark.", 9) == 0)
+			unlink(e->d_name);
+	closedir(d);
+}
+
+/* Returns the pid in wl-mark.NAME, or 0 if there is none yet. */
+static __attribute__((unused)) pid_t wl_read_mark(const char *name)
+{
+	char path[256], buf[32];
+	snprintf(path, sizeof(path), "wl-mark.%s", name);
+	if (wl_read_file(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	return (pid_t)atoi(buf);
+}
+
+/* Waits (at most 8 s: less than the harness's READY timeout) for a mark. */
+static __attribute__((unused)) pid_t wl_wait_mark(const char *name)
+{
+	for (int i = 0; i < 8000; i++) {
+		pid_t pid = wl_read_mark(name);
+		if (pid > 0)
+			return pid;
+		wl_msleep(1);
+	}
+	wl_die("%s: %s did not get ready within 8 s", wl_role, name);
+	return 0;
+}
+
+/* Bounded waitpid: returns 0 and the status, or -1 (and a FAIL line) if
+ * the child did not exit within timeout_ms (it is then SIGKILLed) or is
+ * not our child. */
+static __attribute__((unused)) int wl_reap(pid_t pid, const char *what, int *status, int timeout_ms)
+{
+	for (int i = 0; i < timeout_ms; i++) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			wl_fail("%s[%d]: waitpid(%s %d): %s", wl_role, (int)wl_exp_pid, what, (int)pid, strerror(errno));
+			return -1;
+		}
+		wl_msleep(1);
+	}
+	wl_fail("%s[%d]: %s (pid %d) did not exit within %d ms", wl_role, (int)wl_exp_pid, what, (int)pid, timeout_ms);
+	kill(pid, SIGKILL);
+	waitpid(pid, status, 0);
+	return -1;
+}
+
+/* Reaps a child that must exit 0 (its own FAIL lines explain a 1). */
+static __attribute__((unused)) void wl_reap_ok(pid_t pid, const char *what)
+{
+	int st = 0;
+	if (wl_reap(pid, what, &st, 10000))
+		return;
+	TCHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s (pid %d) ended with wait status %#x, want exit 0", what,
+	       (int)pid, st);
+}
+
+/* No child is left to reap (no helper or placeholder process, no extra
+ * child): waitpid(-1, WNOHANG) fails with ECHILD. */
+static __attribute__((unused)) void wl_check_no_children(void)
+{
+	int st;
+	pid_t r = waitpid(-1, &st, WNOHANG | __WALL);
+	TCHECK(r == -1 && errno == ECHILD, "unexpected child: waitpid(-1, WNOHANG) = %d (%s), want ECHILD", (int)r,
+	       r < 0 ? strerror(errno) : "a child exists");
+}
+
+/* A tree member other than the root ends: exit status 0 (PASS) or 1. */
+static __attribute__((unused)) void wl_child_exit(void)
+{
+	fflush(stdout);
+	_exit(atomic_load(&wl_fails) ? 1 : 0);
+}
+
+/* Waits (at most 5 s) until process PID sits in syscall NR with first
+ * argument ARG0 (/proc/PID/syscall), i.e. is blocked there. */
+static __attribute__((unused)) void wl_wait_in_syscall(pid_t pid, long nr, long arg0, const char *what)
+{
+	char path[64], buf[512];
+	for (int i = 0; i < 5000; i++) {
+		long n, a;
+		snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+		if (wl_read_file(path, buf, sizeof(buf)) > 0 && sscanf(buf, "%ld 0x%lx", &n, &a) == 2 && n == nr &&
+		    a == arg0)
+			return;
+		wl_msleep(1);
+	}
+	wl_die("%s: %s (pid %d) is not blocked in syscall %ld(%ld, ...) after 5 s: /proc/%d/syscall is \"%s\"", wl_role,
+	       what, (int)pid, nr, arg0, (int)pid, buf);
+}
+
+/* A private anonymous region with a pattern, checked after restore. */
+struct wl_region {
+	uint64_t *p;
+	size_t len;
+	uint64_t seed;
+	const char *what;
+};
+
+static __attribute__((unused)) void wl_region_new(struct wl_region *r, size_t len, uint64_t seed, const char *what)
+{
+	r->p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->p == MAP_FAILED)
+		wl_die("%s: mmap %zu: %s", wl_role, len, strerror(errno));
+	r->len = len;
+	r->seed = seed;
+	r->what = what;
+	wl_fill(r->p, len, seed);
+}
+
+static __attribute__((unused)) void wl_region_check(const struct wl_region *r)
+{
+	long bad = wl_verify(r->p, r->len, r->seed);
+	TCHECK(bad < 0, "memory %s (%zu bytes, seed %llu): word %ld differs", r->what, r->len,
+	       (unsigned long long)r->seed, bad);
+}
+
 #endif

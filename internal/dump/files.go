@@ -27,12 +27,14 @@ type fileTable struct {
 	byTarget map[string][]seenFile
 	pipes    map[uint64]*pipeData // by pipe inode
 	pipeIDs  []uint64             // in the order first seen
+	fifos    map[uint64]*pipeData // by FIFO inode
+	fifoIDs  []uint64
 	shmem    *shmemTable
 }
 
 func newFileTable() *fileTable {
 	return &fileTable{byKey: map[string]uint32{}, byTarget: map[string][]seenFile{}, pipes: map[uint64]*pipeData{},
-		shmem: &shmemTable{objs: map[uint64]*shmemObj{}}}
+		fifos: map[uint64]*pipeData{}, shmem: &shmemTable{objs: map[uint64]*shmemObj{}}}
 }
 
 func (ft *fileTable) add(e *fdinfo.FileEntry) uint32 {
@@ -167,7 +169,13 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 				return nil, fmt.Errorf("process %d fd %d: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.pid, fd, target)
 			}
 		case unix.S_IFIFO:
-			return nil, fmt.Errorf("process %d fd %d: FIFO %s is not supported yet", p.pid, fd, target)
+			e, err := p.dumpFifo(ft, fd, target, info, &st)
+			if err != nil {
+				return nil, err
+			}
+			e.Flags = proto.Uint32(fdFlags)
+			out = append(out, e)
+			continue
 		default:
 			return nil, fmt.Errorf("process %d fd %d: %s: file type %#o is not supported yet", p.pid, fd, target, st.Mode&unix.S_IFMT)
 		}

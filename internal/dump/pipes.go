@@ -7,8 +7,10 @@ import (
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fifo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pipe"
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -108,13 +110,58 @@ func peekPipe(pid, fd int) (*pipeData, error) {
 	return pd, nil
 }
 
-// writePipeData writes pipes-data.img: one entry per pipe with its
-// capacity, followed by its queued bytes.
+// FifoDataName is CRIU's image of the bytes queued in FIFOs.
+const FifoDataName = "fifo-data.img"
+
+// dumpFifo describes a FIFO (named pipe) held at fd: a regular-file entry
+// for its path and flags, a FIFO entry pointing at it, and its queued
+// bytes, read once per FIFO without consuming them.
+func (p *process) dumpFifo(ft *fileTable, fd int, target string, info *proc.FdInfo, st *unix.Stat_t) (*fdinfo.FdinfoEntry, error) {
+	if _, ok := ft.fifos[st.Ino]; !ok {
+		pd, err := peekPipe(p.pid, fd)
+		if err != nil {
+			return nil, fmt.Errorf("process %d fd %d: FIFO %s: %w", p.pid, fd, target, err)
+		}
+		pd.ino = st.Ino
+		ft.fifos[st.Ino] = pd
+		ft.fifoIDs = append(ft.fifoIDs, st.Ino)
+	}
+	entry := func(id uint32) *fdinfo.FdinfoEntry {
+		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_FIFO.Enum(), Fd: proto.Uint32(uint32(fd))}
+	}
+	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
+		return entry(id), nil
+	}
+	regID := ft.addReg(&regfile.RegFileEntry{
+		Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
+		Pos:   proto.Uint64(0),
+		Fown:  noOwner(),
+		Name:  proto.String(target),
+		Mode:  proto.Uint32(st.Mode),
+	}, "")
+	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_FIFO.Enum(), Fifo: &fifo.FifoEntry{
+		PipeId: proto.Uint32(uint32(st.Ino)),
+		RegfId: proto.Uint32(regID),
+	}})
+	ft.entries[id-1].Fifo.Id = proto.Uint32(id)
+	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
+	return entry(id), nil
+}
+
+// writePipeData writes pipes-data.img and fifo-data.img: one entry per
+// pipe with its capacity, followed by its queued bytes.
 func (ft *fileTable) writePipeData(dir *image.Dir) error {
+	if err := writeQueues(dir, PipesDataName, "PIPES_DATA", ft.pipeIDs, ft.pipes); err != nil {
+		return err
+	}
+	return writeQueues(dir, FifoDataName, "FIFO_DATA", ft.fifoIDs, ft.fifos)
+}
+
+func writeQueues(dir *image.Dir, name, magic string, ids []uint64, pipes map[uint64]*pipeData) error {
 	var entries []proto.Message
 	var payloads [][]byte
-	for _, ino := range ft.pipeIDs {
-		pd := ft.pipes[ino]
+	for _, ino := range ids {
+		pd := pipes[ino]
 		entries = append(entries, &pipedata.PipeDataEntry{
 			PipeId: proto.Uint32(uint32(ino)),
 			Bytes:  proto.Uint32(uint32(len(pd.data))),
@@ -125,5 +172,5 @@ func (ft *fileTable) writePipeData(dir *image.Dir) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	return dir.WritePayloads(PipesDataName, "PIPES_DATA", entries, payloads)
+	return dir.WritePayloads(name, magic, entries, payloads)
 }

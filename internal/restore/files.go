@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"golang.org/x/sys/unix"
@@ -38,6 +39,8 @@ type filePlan struct {
 	// descriptor of the memfd that stands for it.
 	shmTemp map[uint64]uint64
 	jobs    map[*process][]fileJob
+	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
+	fifosFilled map[uint32]bool
 }
 
 // tempCount is how many temporary descriptors the plan uses.
@@ -212,6 +215,8 @@ func (fp *filePlan) openIn(p *process) error {
 		var err error
 		if j.shmid != 0 {
 			err = fp.makeShmem(p, j.shmid)
+		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
+			err = fp.openFifo(p, j.ids[0])
 		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
 		} else {
@@ -271,6 +276,43 @@ func (fp *filePlan) moveTo(p *process, fd, temp uint64) error {
 	return nil
 }
 
+// openFifo opens a FIFO end at its temporary descriptor. A read-write
+// "keeper" opened first means neither end blocks (or fails, non-blocking)
+// waiting for the other; the first end opened of each FIFO also gets its
+// capacity and queued bytes, written by cryo through the keeper.
+func (fp *filePlan) openFifo(p *process, id uint32) error {
+	t := p.leader
+	ff := fp.snap.files[id].GetFifo()
+	f := fp.snap.reg(ff.GetRegfId())
+	where := fmt.Sprintf("restore pid %d FIFO %s", p.c.pid, f.GetName())
+	keeper, err := p.open(f.GetName(), unix.O_RDWR|unix.O_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	defer t.Syscall(unix.SYS_CLOSE, keeper)
+	flags := uint64(f.GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+	n, err := p.open(f.GetName(), flags|unix.O_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	temp := fp.temp[id]
+	if err := fp.moveTo(p, n, temp); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, temp, unix.F_SETFL, flags&^unix.O_ACCMODE); err != nil {
+		return fmt.Errorf("%s: flags: %w", where, err)
+	}
+	pipeID := ff.GetPipeId()
+	if fp.fifosFilled == nil {
+		fp.fifosFilled = map[uint32]bool{}
+	}
+	if fp.fifosFilled[pipeID] {
+		return nil
+	}
+	fp.fifosFilled[pipeID] = true
+	return fillQueue(p, keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
+}
+
 // makePipe creates a pipe and puts its ends at their temporary descriptors
 // with their flags.
 func (fp *filePlan) makePipe(p *process, j fileJob) error {
@@ -310,37 +352,36 @@ func (fp *filePlan) makePipe(p *process, j fileJob) error {
 			return fmt.Errorf("restore pid %d: pipe %d: flags: %w", p.c.pid, j.pipeID, err)
 		}
 	}
-	err = fp.fillPipe(p, j.pipeID, ends[1])
+	err = fillQueue(p, ends[1], fp.snap.pipes[j.pipeID], fp.snap.pipeBytes[j.pipeID])
 	t.Syscall(unix.SYS_CLOSE, ends[0])
 	t.Syscall(unix.SYS_CLOSE, ends[1])
 	return err
 }
 
-// fillPipe gives the new pipe its capacity and queues its saved bytes,
-// written by cryo through a write end of its own (/proc/PID/fd/N).
-func (fp *filePlan) fillPipe(p *process, pipeID uint32, writeEnd uint64) error {
-	pd, ok := fp.snap.pipes[pipeID]
-	if !ok {
+// fillQueue gives a new pipe or FIFO its capacity and queues its saved
+// bytes, written by cryo through a write end of its own (/proc/PID/fd/N
+// of the given end).
+func fillQueue(p *process, end uint64, pd *pipedata.PipeDataEntry, data []byte) error {
+	if pd == nil {
 		return nil
 	}
 	if size := pd.GetSize(); size != 0 {
-		if _, err := p.leader.Syscall(unix.SYS_FCNTL, writeEnd, unix.F_SETPIPE_SZ, uint64(size)); err != nil {
-			return fmt.Errorf("restore pid %d: pipe %d: capacity %d: %w", p.c.pid, pipeID, size, err)
+		if _, err := p.leader.Syscall(unix.SYS_FCNTL, end, unix.F_SETPIPE_SZ, uint64(size)); err != nil {
+			return fmt.Errorf("restore pid %d: pipe %d: capacity %d: %w", p.c.pid, pd.GetPipeId(), size, err)
 		}
 	}
-	data := fp.snap.pipeBytes[pipeID]
 	if len(data) == 0 {
 		return nil
 	}
-	w, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", p.c.pid, writeEnd), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	w, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", p.c.pid, end), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("restore pid %d: pipe %d: open a write end: %w", p.c.pid, pipeID, err)
+		return fmt.Errorf("restore pid %d: pipe %d: open a write end: %w", p.c.pid, pd.GetPipeId(), err)
 	}
 	defer unix.Close(w)
 	for len(data) > 0 {
 		n, err := unix.Write(w, data)
 		if err != nil {
-			return fmt.Errorf("restore pid %d: pipe %d: queue %d bytes: %w", p.c.pid, pipeID, len(data), err)
+			return fmt.Errorf("restore pid %d: pipe %d: queue %d bytes: %w", p.c.pid, pd.GetPipeId(), len(data), err)
 		}
 		data = data[n:]
 	}

@@ -28,6 +28,8 @@ type snapshot struct {
 	files     map[uint32]*fdinfo.FileEntry
 	pipes     map[uint32]*pipedata.PipeDataEntry // by pipe id
 	pipeBytes map[uint32][]byte
+	fifos     map[uint32]*pipedata.PipeDataEntry // by FIFO inode
+	fifoBytes map[uint32][]byte
 	shmem     map[uint64]*shmemImage // anonymous shared memory, by shmid
 	ns        *namespaces
 	xfeatures uint64
@@ -85,6 +87,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 		switch {
 		case f.GetType() == fdinfo.FdTypes_REG && f.GetReg() != nil:
 		case f.GetType() == fdinfo.FdTypes_PIPE && f.GetPipe() != nil:
+		case f.GetType() == fdinfo.FdTypes_FIFO && f.GetFifo() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
@@ -92,6 +95,11 @@ func load(dir *image.Dir) (*snapshot, error) {
 			return nil, fmt.Errorf("%s: file id %d appears twice", image.FilesName, f.GetId())
 		}
 		s.files[f.GetId()] = f
+	}
+	for id, f := range s.files {
+		if f.GetType() == fdinfo.FdTypes_FIFO && s.files[f.GetFifo().GetRegfId()].GetReg() == nil {
+			return nil, fmt.Errorf("%s: FIFO %d refers to unknown file %d", image.FilesName, id, f.GetFifo().GetRegfId())
+		}
 	}
 	seen := map[uint32]bool{}
 	for i, t := range trees {
@@ -218,28 +226,37 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 	return c, nil
 }
 
-// loadPipeData reads pipes-data.img, if the tree had pipes.
+// loadPipeData reads pipes-data.img and fifo-data.img, if there are.
 func (s *snapshot) loadPipeData(dir *image.Dir) error {
-	s.pipes, s.pipeBytes = map[uint32]*pipedata.PipeDataEntry{}, map[uint32][]byte{}
-	entries, payloads, err := dir.ReadPayloads(dump.PipesDataName, "PIPES_DATA")
+	var err error
+	if s.pipes, s.pipeBytes, err = loadQueues(dir, dump.PipesDataName, "PIPES_DATA"); err != nil {
+		return err
+	}
+	s.fifos, s.fifoBytes, err = loadQueues(dir, dump.FifoDataName, "FIFO_DATA")
+	return err
+}
+
+func loadQueues(dir *image.Dir, name, magic string) (map[uint32]*pipedata.PipeDataEntry, map[uint32][]byte, error) {
+	pipes, data := map[uint32]*pipedata.PipeDataEntry{}, map[uint32][]byte{}
+	entries, payloads, err := dir.ReadPayloads(name, magic)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return pipes, data, nil
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	for i, m := range entries {
 		e, ok := m.(*pipedata.PipeDataEntry)
 		if !ok {
-			return fmt.Errorf("%s: entry %d is not pipe data", dump.PipesDataName, i)
+			return nil, nil, fmt.Errorf("%s: entry %d is not pipe data", name, i)
 		}
 		if e.GetSize() > 1<<30 || uint32(len(payloads[i])) > max(e.GetSize(), 1<<20) {
-			return fmt.Errorf("%s: pipe %d: %d bytes queued in a pipe of %d", dump.PipesDataName, e.GetPipeId(), len(payloads[i]), e.GetSize())
+			return nil, nil, fmt.Errorf("%s: pipe %d: %d bytes queued in a pipe of %d", name, e.GetPipeId(), len(payloads[i]), e.GetSize())
 		}
-		s.pipes[e.GetPipeId()] = e
-		s.pipeBytes[e.GetPipeId()] = payloads[i]
+		pipes[e.GetPipeId()] = e
+		data[e.GetPipeId()] = payloads[i]
 	}
-	return nil
+	return pipes, data, nil
 }
 
 // loadShmem reads the shared anonymous objects the VMAs refer to.
