@@ -151,6 +151,15 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 			out = append(out, e)
 			continue
 		}
+		if kind, ok := anonKinds[target]; ok {
+			e, err := p.dumpAnon(ft, fd, target, kind, info)
+			if err != nil {
+				return nil, err
+			}
+			e.Flags = proto.Uint32(fdFlags)
+			out = append(out, e)
+			continue
+		}
 		if !strings.HasPrefix(target, "/") {
 			kind, _, _ := strings.Cut(target, ":")
 			return nil, fmt.Errorf("process %d fd %d: %s is not supported yet", p.pid, fd, describeKind(kind, target))

@@ -11,6 +11,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rlimit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/rseq"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -223,6 +224,19 @@ func (p *process) taskCore(leader *core.CoreEntry) (*core.TaskCoreEntry, error) 
 	if err != nil {
 		return fail("pending signals", err)
 	}
+	// The three interval timers; getitimer can only be asked from inside.
+	var itimers [3]*timer.ItimerEntry
+	for which := range itimers {
+		if _, err := t.Syscall(unix.SYS_GETITIMER, uint64(which), s.addr+scratchWord); err != nil {
+			return fail("itimer", err)
+		}
+		b, err := s.read(scratchWord, 32)
+		if err != nil {
+			return fail("itimer", err)
+		}
+		itimers[which] = &timer.ItimerEntry{Isec: proto.Uint64(le64(b[0:])), Iusec: proto.Uint64(le64(b[8:])),
+			Vsec: proto.Uint64(le64(b[16:])), Vusec: proto.Uint64(le64(b[24:]))}
+	}
 	lim, err := proc.Limits(p.pid)
 	if err != nil {
 		return fail("limits", err)
@@ -270,5 +284,6 @@ func (p *process) taskCore(leader *core.CoreEntry) (*core.TaskCoreEntry, error) 
 		Sigactions:     acts,
 		ChildSubreaper: proto.Bool(binary.LittleEndian.Uint32(w) != 0),
 		SignalsS:       signalQueue(shared),
+		Timers:         &timer.TaskTimersEntry{Real: itimers[0], Virt: itimers[1], Prof: itimers[2]},
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/creds"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // Some state has no field in CRIU's messages. cryo keeps it in extra
@@ -115,4 +116,24 @@ func varintFields(b []byte, fn func(protowire.Number, uint64)) error {
 		fn(num, v)
 	}
 	return nil
+}
+
+// fieldEventfdSemaphore marks an eventfd made with EFD_SEMAPHORE:
+// eventfd_file_entry has no field for it.
+const fieldEventfdSemaphore protowire.Number = 1001
+
+// SetEventfdSemaphore records EFD_SEMAPHORE in an eventfd entry.
+func SetEventfdSemaphore(e proto.Message, on bool) {
+	e.ProtoReflect().SetUnknown(appendVarints(nil, fieldEventfdSemaphore, protowire.EncodeBool(on)))
+}
+
+// EventfdSemaphore reads what SetEventfdSemaphore recorded.
+func EventfdSemaphore(e proto.Message) (bool, error) {
+	var on bool
+	err := varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		if num == fieldEventfdSemaphore {
+			on = protowire.DecodeBool(v)
+		}
+	})
+	return on, err
 }

@@ -217,6 +217,8 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeShmem(p, j.shmid)
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
+		} else if t := fp.snap.files[j.ids[0]].GetType(); t == fdinfo.FdTypes_EVENTFD || t == fdinfo.FdTypes_TIMERFD || t == fdinfo.FdTypes_SIGNALFD {
+			err = fp.makeAnon(p, j.ids[0])
 		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
 		} else {
@@ -274,6 +276,63 @@ func (fp *filePlan) moveTo(p *process, fd, temp uint64) error {
 		return fmt.Errorf("dup3 %d to %d: %w", fd, temp, err)
 	}
 	return nil
+}
+
+// makeAnon recreates an eventfd (counter, semaphore mode), a timerfd
+// (clock, interval, time left, unread expirations) or a signalfd (mask)
+// at its temporary descriptor.
+func (fp *filePlan) makeAnon(p *process, id uint32) error {
+	t := p.leader
+	f := fp.snap.files[id]
+	where := fmt.Sprintf("restore pid %d %v %d", p.c.pid, f.GetType(), id)
+	var fd uint64
+	var err error
+	switch f.GetType() {
+	case fdinfo.FdTypes_EVENTFD:
+		e := f.GetEfd()
+		flags := uint64(e.GetFlags()&unix.O_NONBLOCK) | unix.O_CLOEXEC
+		if sem, _ := image.EventfdSemaphore(e); sem {
+			flags |= 1 // EFD_SEMAPHORE
+		}
+		if e.GetCounter() > 0xfffffffe {
+			return fmt.Errorf("%s: counter %d", where, e.GetCounter())
+		}
+		// eventfd2 takes an unsigned int; a larger counter is written after.
+		fd, err = t.Syscall(unix.SYS_EVENTFD2, 0, flags)
+		if err == nil && e.GetCounter() > 0 {
+			var addr uint64
+			if addr, err = p.put(le64bytes(e.GetCounter())); err == nil {
+				_, err = t.Syscall(unix.SYS_WRITE, fd, addr, 8)
+			}
+		}
+	case fdinfo.FdTypes_TIMERFD:
+		e := f.GetTfd()
+		fd, err = t.Syscall(unix.SYS_TIMERFD_CREATE, uint64(e.GetClockid()), uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.O_CLOEXEC)
+		if err == nil && (e.GetVsec() != 0 || e.GetVnsec() != 0) {
+			// The time left was saved: arm it relative to now.
+			var addr uint64
+			if addr, err = p.put(putU64(nil, e.GetIsec(), e.GetInsec(), e.GetVsec(), e.GetVnsec())); err == nil {
+				_, err = t.Syscall(unix.SYS_TIMERFD_SETTIME, fd, 0, addr, 0)
+			}
+		}
+		if err == nil && e.GetTicks() > 0 {
+			const tfdIocSetTicks = 0x40085400
+			var addr uint64
+			if addr, err = p.put(le64bytes(e.GetTicks())); err == nil {
+				_, err = t.Syscall(unix.SYS_IOCTL, fd, tfdIocSetTicks, addr)
+			}
+		}
+	case fdinfo.FdTypes_SIGNALFD:
+		e := f.GetSgfd()
+		var addr uint64
+		if addr, err = p.put(le64bytes(e.GetSigmask())); err == nil {
+			fd, err = t.Syscall(unix.SYS_SIGNALFD4, ^uint64(0), addr, 8, uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.O_CLOEXEC)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return fp.moveTo(p, fd, fp.temp[id])
 }
 
 // openFifo opens a FIFO end at its temporary descriptor. A read-write

@@ -88,6 +88,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_REG && f.GetReg() != nil:
 		case f.GetType() == fdinfo.FdTypes_PIPE && f.GetPipe() != nil:
 		case f.GetType() == fdinfo.FdTypes_FIFO && f.GetFifo() != nil:
+		case f.GetType() == fdinfo.FdTypes_EVENTFD && f.GetEfd() != nil:
+		case f.GetType() == fdinfo.FdTypes_TIMERFD && f.GetTfd() != nil:
+		case f.GetType() == fdinfo.FdTypes_SIGNALFD && f.GetSgfd() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}

@@ -7,6 +7,7 @@ import (
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -56,6 +57,18 @@ func (p *process) restoreTask() error {
 				return fail(fmt.Sprintf("rlimit %s", rlimitNames[i]), fmt.Errorf("hard limit %d is above cryo's and raising it needs CAP_SYS_RESOURCE: %w", l.GetMax(), err))
 			}
 			return fail(fmt.Sprintf("rlimit %s", rlimitNames[i]), err)
+		}
+	}
+	for which, it := range []*timer.ItimerEntry{tc.GetTimers().GetReal(), tc.GetTimers().GetVirt(), tc.GetTimers().GetProf()} {
+		if it == nil || (it.GetVsec() == 0 && it.GetVusec() == 0) {
+			continue
+		}
+		addr, err := p.put(putU64(nil, it.GetIsec(), it.GetIusec(), it.GetVsec(), it.GetVusec()))
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_SETITIMER, uint64(which), addr, 0); err != nil {
+			return fail(fmt.Sprintf("itimer %d", which), err)
 		}
 	}
 	if _, err := t.Syscall(unix.SYS_PERSONALITY, uint64(tc.GetPersonality())); err != nil {

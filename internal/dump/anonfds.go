@@ -1,0 +1,115 @@
+package dump
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventfd"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/signalfd"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timerfd"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// anonKinds are the anonymous-inode descriptors cryo saves, by the name
+// /proc/PID/fd shows.
+var anonKinds = map[string]fdinfo.FdTypes{
+	"anon_inode:[eventfd]":  fdinfo.FdTypes_EVENTFD,
+	"anon_inode:[timerfd]":  fdinfo.FdTypes_TIMERFD,
+	"anon_inode:[signalfd]": fdinfo.FdTypes_SIGNALFD,
+}
+
+// dumpAnon describes an eventfd, timerfd or signalfd from its fdinfo.
+func (p *process) dumpAnon(ft *fileTable, fd int, target string, kind fdinfo.FdTypes, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
+	entry := func(id uint32) *fdinfo.FdinfoEntry {
+		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: kind.Enum(), Fd: proto.Uint32(uint32(fd))}
+	}
+	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
+		return entry(id), nil
+	}
+	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
+	flags := proto.Uint32(info.Flags &^ unix.O_CLOEXEC)
+	num := func(key string, base int) (uint64, error) {
+		v, ok := info.Extra[key]
+		if !ok {
+			return 0, fmt.Errorf("%s: no %q in fdinfo", where, key)
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), base, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: fdinfo %s %q: %w", where, key, v, err)
+		}
+		return n, nil
+	}
+	fe := &fdinfo.FileEntry{Type: kind.Enum()}
+	switch kind {
+	case fdinfo.FdTypes_EVENTFD:
+		count, err := num("eventfd-count", 16)
+		if err != nil {
+			return nil, err
+		}
+		fe.Efd = &eventfd.EventfdFileEntry{Flags: flags, Fown: noOwner(), Counter: proto.Uint64(count)}
+		if sem, err := num("eventfd-semaphore", 10); err == nil {
+			image.SetEventfdSemaphore(fe.Efd, sem != 0)
+		}
+	case fdinfo.FdTypes_TIMERFD:
+		clock, err := num("clockid", 10)
+		if err != nil {
+			return nil, err
+		}
+		ticks, err := num("ticks", 10)
+		if err != nil {
+			return nil, err
+		}
+		setFlags, err := num("settime flags", 8)
+		if err != nil {
+			return nil, err
+		}
+		vs, vns, err := pair(info.Extra["it_value"])
+		if err != nil {
+			return nil, fmt.Errorf("%s: it_value: %w", where, err)
+		}
+		is, ins, err := pair(info.Extra["it_interval"])
+		if err != nil {
+			return nil, fmt.Errorf("%s: it_interval: %w", where, err)
+		}
+		fe.Tfd = &timerfd.TimerfdEntry{Flags: flags, Fown: noOwner(), Clockid: proto.Uint32(uint32(clock)),
+			Ticks: proto.Uint64(ticks), SettimeFlags: proto.Uint32(uint32(setFlags)),
+			Vsec: proto.Uint64(vs), Vnsec: proto.Uint64(vns), Isec: proto.Uint64(is), Insec: proto.Uint64(ins)}
+	case fdinfo.FdTypes_SIGNALFD:
+		mask, err := num("sigmask", 16)
+		if err != nil {
+			return nil, err
+		}
+		fe.Sgfd = &signalfd.SignalfdEntry{Flags: flags, Fown: noOwner(), Sigmask: proto.Uint64(mask)}
+	}
+	id := ft.add(fe)
+	switch kind {
+	case fdinfo.FdTypes_EVENTFD:
+		fe.Efd.Id = proto.Uint32(id)
+	case fdinfo.FdTypes_TIMERFD:
+		fe.Tfd.Id = proto.Uint32(id)
+	case fdinfo.FdTypes_SIGNALFD:
+		fe.Sgfd.Id = proto.Uint32(id)
+	}
+	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
+	return entry(id), nil
+}
+
+// pair parses fdinfo's "(sec, nsec)".
+func pair(s string) (uint64, uint64, error) {
+	s = strings.Trim(strings.TrimSpace(s), "()")
+	a, b, ok := strings.Cut(s, ",")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not (sec, nsec)", s)
+	}
+	x, err := strconv.ParseUint(strings.TrimSpace(a), 10, 64)
+	if err != nil {
+		return 0, 0, err
+	}
+	y, err := strconv.ParseUint(strings.TrimSpace(b), 10, 64)
+	return x, y, err
+}
