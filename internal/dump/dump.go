@@ -303,7 +303,13 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		}
 		xfeatures |= xf
 	}
+	if err := d.files.unix.check(); err != nil {
+		return err
+	}
 	if err := d.files.writePipeData(dir); err != nil {
+		return err
+	}
+	if err := d.files.unix.write(dir); err != nil {
 		return err
 	}
 	if err := d.files.shmem.write(dir, uint32(len(d.procs)+1)); err != nil {

@@ -28,6 +28,7 @@ type fileTable struct {
 	pipes    map[uint64]*pipeData // by pipe inode
 	pipeIDs  []uint64             // in the order first seen
 	fifos    map[uint64]*pipeData // by FIFO inode
+	unix     unixTable
 	fifoIDs  []uint64
 	shmem    *shmemTable
 }
@@ -144,6 +145,15 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		}
 		if strings.HasPrefix(target, "pipe:[") {
 			e, err := p.dumpPipe(ft, fd, target, info)
+			if err != nil {
+				return nil, err
+			}
+			e.Flags = proto.Uint32(fdFlags)
+			out = append(out, e)
+			continue
+		}
+		if strings.HasPrefix(target, "socket:[") {
+			e, err := p.dumpUnix(ft, fd, target, info)
 			if err != nil {
 				return nil, err
 			}

@@ -48,9 +48,10 @@ func (fp *filePlan) tempCount() int { return len(fp.temp) + len(fp.shmTemp) }
 
 // fileJob is one file, or one pipe (both ends), to create in a process.
 type fileJob struct {
-	ids    []uint32 // one file id, or a pipe's read and write ends
-	pipeID uint32
-	shmid  uint64 // or an anonymous shared memory object
+	ids      []uint32 // one file id, or a pipe's read and write ends
+	pipeID   uint32
+	shmid    uint64 // or an anonymous shared memory object
+	unixPair bool   // or two connected Unix sockets
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
@@ -71,9 +72,34 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	pipes := map[uint32]*fileJob{}
 	var pipeOrder []uint32
+	// Unix sockets connected to each other are made together (socketpair).
+	byIno := map[uint32]uint32{}
+	for _, id := range ids {
+		if u := s.files[id].GetUsk(); u != nil {
+			byIno[u.GetIno()] = id
+		}
+	}
+	paired := map[uint32]bool{}
 	for i, id := range ids {
 		fp.temp[id] = base + uint64(i)
 		f := s.files[id]
+		if u := f.GetUsk(); u != nil {
+			if paired[id] {
+				continue
+			}
+			if peer, ok := byIno[u.GetPeer()]; ok && u.GetPeer() != 0 {
+				if s.files[peer].GetUsk().GetPeer() != u.GetIno() {
+					return nil, fmt.Errorf("Unix socket %d is connected one way to socket %d: not supported yet", u.GetIno(), u.GetPeer())
+				}
+				paired[id], paired[peer] = true, true
+				lca := commonAncestor(append(append([]*process(nil), holders[id]...), holders[peer]...))
+				fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id, peer}, unixPair: true})
+				continue
+			}
+			if u.GetPeer() != 0 {
+				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image", u.GetIno(), u.GetPeer())
+			}
+		}
 		if f.GetType() == fdinfo.FdTypes_PIPE {
 			pid := f.GetPipe().GetPipeId()
 			j, ok := pipes[pid]
@@ -215,6 +241,10 @@ func (fp *filePlan) openIn(p *process) error {
 		var err error
 		if j.shmid != 0 {
 			err = fp.makeShmem(p, j.shmid)
+		} else if j.unixPair {
+			err = fp.makeUnixPair(p, j.ids)
+		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK {
+			err = fp.makeUnix(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
 		} else if t := fp.snap.files[j.ids[0]].GetType(); t == fdinfo.FdTypes_EVENTFD || t == fdinfo.FdTypes_TIMERFD || t == fdinfo.FdTypes_SIGNALFD {

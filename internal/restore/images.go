@@ -16,6 +16,7 @@ import (
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"golang.org/x/sys/unix"
@@ -30,6 +31,7 @@ type snapshot struct {
 	pipeBytes map[uint32][]byte
 	fifos     map[uint32]*pipedata.PipeDataEntry // by FIFO inode
 	fifoBytes map[uint32][]byte
+	skQueues  map[uint32][]byte      // bytes to read, by socket file id
 	shmem     map[uint64]*shmemImage // anonymous shared memory, by shmid
 	ns        *namespaces
 	xfeatures uint64
@@ -91,6 +93,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_EVENTFD && f.GetEfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_TIMERFD && f.GetTfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_SIGNALFD && f.GetSgfd() != nil:
+		case f.GetType() == fdinfo.FdTypes_UNIXSK && f.GetUsk() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
@@ -235,8 +238,25 @@ func (s *snapshot) loadPipeData(dir *image.Dir) error {
 	if s.pipes, s.pipeBytes, err = loadQueues(dir, dump.PipesDataName, "PIPES_DATA"); err != nil {
 		return err
 	}
-	s.fifos, s.fifoBytes, err = loadQueues(dir, dump.FifoDataName, "FIFO_DATA")
-	return err
+	if s.fifos, s.fifoBytes, err = loadQueues(dir, dump.FifoDataName, "FIFO_DATA"); err != nil {
+		return err
+	}
+	s.skQueues = map[uint32][]byte{}
+	entries, payloads, err := dir.ReadPayloads(dump.SkQueuesName, "SK_QUEUES")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for i, m := range entries {
+		e, ok := m.(*skpacket.SkPacketEntry)
+		if !ok || s.files[e.GetIdFor()].GetUsk() == nil {
+			return fmt.Errorf("%s: entry %d is not for a Unix socket of the tree", dump.SkQueuesName, i)
+		}
+		s.skQueues[e.GetIdFor()] = append(s.skQueues[e.GetIdFor()], payloads[i]...)
+	}
+	return nil
 }
 
 func loadQueues(dir *image.Dir, name, magic string) (map[uint32]*pipedata.PipeDataEntry, map[uint32][]byte, error) {

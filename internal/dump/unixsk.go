@@ -1,0 +1,212 @@
+package dump
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
+	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
+	skunix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/sockdiag"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// SkQueuesName is CRIU's image of the bytes queued in sockets.
+const SkQueuesName = "sk-queues.img"
+
+// TCP states as sock_diag reports them for Unix sockets.
+const (
+	stateEstablished = 1
+	stateClose       = 7
+	stateListen      = 10
+)
+
+// unixTable holds the tree's Unix sockets and what the kernel says of the
+// sockets of cryo's network namespace.
+type unixTable struct {
+	diag   map[uint32]*sockdiag.Unix
+	dumped map[uint32]*unixDumped // by inode
+	order  []uint32
+}
+
+type unixDumped struct {
+	pid, fd int
+	entry   *skunix.UnixSkEntry
+	queued  []byte // stream bytes waiting to be read from this socket
+}
+
+// dumpUnix describes a Unix socket held at fd.
+func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
+	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
+	ino64, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("%s: bad socket link", where)
+	}
+	ino := uint32(ino64)
+	entry := func(id uint32) *fdinfo.FdinfoEntry {
+		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_UNIXSK.Enum(), Fd: proto.Uint32(uint32(fd))}
+	}
+	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
+		return entry(id), nil
+	}
+	ut := &ft.unix
+	if ut.diag == nil {
+		if ut.diag, err = sockdiag.Unixes(); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		ut.dumped = map[uint32]*unixDumped{}
+	}
+	u := ut.diag[ino]
+	if u == nil {
+		return nil, fmt.Errorf("%s: only Unix sockets are supported yet (TCP, UDP and others are not)", where)
+	}
+	if len(u.Icons) > 0 {
+		return nil, fmt.Errorf("%s: listening socket with %d connections waiting to be accepted: not supported yet", where, len(u.Icons))
+	}
+	if u.State != stateListen && u.Type != unix.SOCK_STREAM && u.RQueue > 0 {
+		return nil, fmt.Errorf("%s: datagrams queued in a %s socket: not supported yet", where, sockType(u.Type))
+	}
+	name := u.Name
+	if len(name) > 0 && name[0] != 0 {
+		// A path: the kernel keeps its terminating NUL.
+		name, _, _ = strings.Cut(name, "\x00")
+		u.Name = name
+	}
+	e := &skunix.UnixSkEntry{
+		Ino:     proto.Uint32(ino),
+		Type:    proto.Uint32(uint32(u.Type)),
+		State:   proto.Uint32(uint32(u.State)),
+		Flags:   proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
+		Uflags:  proto.Uint32(0),
+		Backlog: proto.Uint32(0),
+		Peer:    proto.Uint32(u.Peer),
+		Fown:    noOwner(),
+		Name:    []byte(u.Name),
+	}
+	if u.State == stateListen {
+		e.Backlog = proto.Uint32(u.WQueue)
+	}
+	if u.Shutdown != 0 {
+		e.Shutdown = skopts.SkShutdown(u.Shutdown).Enum()
+	}
+	// A bound path: its permissions come back with it.
+	if u.HasName && len(u.Name) > 0 && u.Name[0] != 0 && u.State != stateEstablished {
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/root%s", p.pid, u.Name), &st); err == nil {
+			e.FilePerms = &skunix.FilePermsEntry{Mode: proto.Uint32(st.Mode), Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid)}
+		}
+	}
+	d := &unixDumped{pid: p.pid, fd: fd, entry: e}
+	opts, queued, err := socketState(p.pid, fd, u.Type == unix.SOCK_STREAM && u.State == stateEstablished && u.RQueue > 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	e.Opts, d.queued = opts, queued
+	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: e})
+	e.Id = proto.Uint32(id)
+	ut.dumped[ino] = d
+	ut.order = append(ut.order, ino)
+	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
+	return entry(id), nil
+}
+
+func sockType(t uint8) string {
+	switch t {
+	case unix.SOCK_STREAM:
+		return "stream"
+	case unix.SOCK_DGRAM:
+		return "datagram"
+	case unix.SOCK_SEQPACKET:
+		return "seqpacket"
+	}
+	return "type " + strconv.Itoa(int(t))
+}
+
+// socketState takes a copy of the socket (pidfd_getfd) to read its buffer
+// sizes and, if asked, the bytes queued for reading, peeked without taking
+// them (SO_PEEK_OFF walks through the queue).
+func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pidfd: %w", err)
+	}
+	defer unix.Close(pidfd)
+	s, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("take a copy of the socket: %w", err)
+	}
+	defer unix.Close(s)
+	get := func(opt int) uint32 {
+		v, _ := unix.GetsockoptInt(s, unix.SOL_SOCKET, opt)
+		return uint32(v)
+	}
+	opts := &skopts.SkOptsEntry{
+		SoSndbuf: proto.Uint32(get(unix.SO_SNDBUF)), SoRcvbuf: proto.Uint32(get(unix.SO_RCVBUF)),
+		SoSndTmoSec: proto.Uint64(0), SoSndTmoUsec: proto.Uint64(0), SoRcvTmoSec: proto.Uint64(0), SoRcvTmoUsec: proto.Uint64(0),
+		SoPasscred: proto.Bool(get(unix.SO_PASSCRED) != 0),
+	}
+	if !peek {
+		return opts, nil, nil
+	}
+	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
+		return nil, nil, fmt.Errorf("peek offset: %w", err)
+	}
+	defer unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
+	var data []byte
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, 256)
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN || n == 0 {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("peek queued bytes: %w", err)
+		}
+		if oobn > 0 {
+			return nil, nil, fmt.Errorf("descriptors or credentials in flight: not supported yet")
+		}
+		data = append(data, buf[:n]...)
+	}
+	return opts, data, nil
+}
+
+// check refuses a connected socket whose peer is not in the tree.
+func (ut *unixTable) check() error {
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		peer := d.entry.GetPeer()
+		if peer == 0 || ut.dumped[peer] != nil {
+			continue
+		}
+		name := ""
+		if pu := ut.diag[peer]; pu != nil && pu.HasName {
+			name = " (" + strings.TrimPrefix(pu.Name, "\x00") + ")"
+		}
+		return fmt.Errorf("process %d fd %d: Unix socket %d is connected to socket %d%s outside the tree: not supported (CRIU's --ext-unix-sk is not implemented yet)", d.pid, d.fd, ino, peer, name)
+	}
+	return nil
+}
+
+// write saves the bytes queued in stream sockets to sk-queues.img.
+func (ut *unixTable) write(dir *image.Dir) error {
+	var entries []proto.Message
+	var payloads [][]byte
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		if len(d.queued) == 0 {
+			continue
+		}
+		entries = append(entries, &skpacket.SkPacketEntry{IdFor: proto.Uint32(d.entry.GetId()), Length: proto.Uint32(uint32(len(d.queued)))})
+		payloads = append(payloads, d.queued)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return dir.WritePayloads(SkQueuesName, "SK_QUEUES", entries, payloads)
+}

@@ -1,0 +1,165 @@
+package restore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// TCP_LISTEN as sock_diag reports it.
+const stateListen = 10
+
+// makeUnixPair recreates two connected Unix sockets with socketpair and
+// queues again the bytes each had to read, written into its peer.
+func (fp *filePlan) makeUnixPair(p *process, ids []uint32) error {
+	t := p.leader
+	a := fp.snap.files[ids[0]].GetUsk()
+	where := fmt.Sprintf("restore pid %d Unix sockets %d-%d", p.c.pid, a.GetIno(), a.GetPeer())
+	addr, err := p.put(make([]byte, 8))
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_SOCKETPAIR, unix.AF_UNIX, uint64(a.GetType())|unix.SOCK_CLOEXEC, 0, addr); err != nil {
+		return fmt.Errorf("%s: socketpair: %w", where, err)
+	}
+	b := make([]byte, 8)
+	if err := readMem(p, addr, b); err != nil {
+		return err
+	}
+	ends := []uint64{uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[4:]))}
+	for i, id := range ids {
+		high, err := t.Syscall(unix.SYS_FCNTL, ends[i], unix.F_DUPFD_CLOEXEC, fp.base+uint64(fp.tempCount()))
+		t.Syscall(unix.SYS_CLOSE, ends[i])
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if err := fp.moveTo(p, high, fp.temp[id]); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if err := fp.socketSettings(p, id); err != nil {
+			return err
+		}
+	}
+	for i, id := range ids {
+		if data := fp.snap.skQueues[id]; len(data) > 0 {
+			// Bytes to be read from this end are written into the other.
+			if err := writeThrough(p, fp.temp[ids[1-i]], data); err != nil {
+				return fmt.Errorf("%s: queue %d bytes: %w", where, len(data), err)
+			}
+		}
+	}
+	return nil
+}
+
+// makeUnix recreates an unconnected Unix socket: bound to its name (a
+// stale socket file at a path is removed first), listening if it was.
+func (fp *filePlan) makeUnix(p *process, id uint32) error {
+	t := p.leader
+	u := fp.snap.files[id].GetUsk()
+	where := fmt.Sprintf("restore pid %d Unix socket %d", p.c.pid, u.GetIno())
+	fd, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(u.GetType())|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if err := fp.moveTo(p, fd, fp.temp[id]); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	fd = fp.temp[id]
+	if name := u.GetName(); len(name) > 0 {
+		if len(name) > 107 {
+			return fmt.Errorf("%s: name of %d bytes", where, len(name))
+		}
+		if name[0] != 0 {
+			removeStaleSocket(string(name))
+		}
+		sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
+		sa = append(sa, name...)
+		if name[0] != 0 {
+			sa = append(sa, 0)
+		}
+		addr, err := p.put(sa)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_BIND, fd, addr, uint64(len(sa))); err != nil {
+			return fmt.Errorf("%s: bind %q: %w", where, printable(name), err)
+		}
+		if perms := u.GetFilePerms(); perms != nil && name[0] != 0 {
+			os.Chmod(string(name), os.FileMode(perms.GetMode()&0o7777))
+			os.Lchown(string(name), int(perms.GetUid()), int(perms.GetGid()))
+		}
+	}
+	if u.GetState() == stateListen {
+		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(u.GetBacklog())); err != nil {
+			return fmt.Errorf("%s: listen: %w", where, err)
+		}
+	}
+	return fp.socketSettings(p, id)
+}
+
+// socketSettings restores file flags and buffer sizes (the kernel doubles
+// what is set, and reports the doubled value).
+func (fp *filePlan) socketSettings(p *process, id uint32) error {
+	t := p.leader
+	u := fp.snap.files[id].GetUsk()
+	fd := fp.temp[id]
+	if _, err := t.Syscall(unix.SYS_FCNTL, fd, unix.F_SETFL, uint64(u.GetFlags()&^unix.O_ACCMODE)); err != nil {
+		return fmt.Errorf("restore pid %d Unix socket %d: flags: %w", p.c.pid, u.GetIno(), err)
+	}
+	opts := u.GetOpts()
+	set := func(opt, v uint64) {
+		if addr, err := p.put(binary.LittleEndian.AppendUint32(nil, uint32(v))); err == nil {
+			t.Syscall(unix.SYS_SETSOCKOPT, fd, unix.SOL_SOCKET, opt, addr, 4)
+		}
+	}
+	if v := opts.GetSoSndbuf(); v > 0 {
+		set(unix.SO_SNDBUF, uint64(v/2))
+	}
+	if v := opts.GetSoRcvbuf(); v > 0 {
+		set(unix.SO_RCVBUF, uint64(v/2))
+	}
+	if opts.GetSoPasscred() {
+		set(unix.SO_PASSCRED, 1)
+	}
+	return nil
+}
+
+// writeThrough writes data into descriptor fd of the process from cryo,
+// through a copy of it (pidfd_getfd): sockets cannot be reopened by path.
+func writeThrough(p *process, fd uint64, data []byte) error {
+	pidfd, err := unix.PidfdOpen(p.c.pid, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pidfd)
+	s, err := unix.PidfdGetfd(pidfd, int(fd), 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(s)
+	for len(data) > 0 {
+		n, err := unix.Write(s, data)
+		if err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// removeStaleSocket removes a socket file left at path by the dumped
+// process (it was killed, not closed); anything else stays.
+func removeStaleSocket(path string) {
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+}
+
+func printable(name []byte) string {
+	if len(name) > 0 && name[0] == 0 {
+		return "@" + string(name[1:])
+	}
+	return string(name)
+}
