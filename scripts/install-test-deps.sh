@@ -2,9 +2,10 @@
 # Installs the Debian packages the test suite uses: gcc and the static C
 # library for the workloads the tests compile, and criu for CRIU's own
 # crit, which must read cryo's images, and uidmap (newuidmap) for the
-# user-namespace tests. Idempotent; needs root.
+# user-namespace tests, and Xvnc, xclock, xdpyinfo and xwininfo for the
+# desktop test. Idempotent; needs root.
 set -euo pipefail
-packages=(gcc libc6-dev criu uidmap)
+packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

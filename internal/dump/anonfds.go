@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventfd"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventpoll"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/signalfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timerfd"
@@ -18,9 +19,10 @@ import (
 // anonKinds are the anonymous-inode descriptors cryo saves, by the name
 // /proc/PID/fd shows.
 var anonKinds = map[string]fdinfo.FdTypes{
-	"anon_inode:[eventfd]":  fdinfo.FdTypes_EVENTFD,
-	"anon_inode:[timerfd]":  fdinfo.FdTypes_TIMERFD,
-	"anon_inode:[signalfd]": fdinfo.FdTypes_SIGNALFD,
+	"anon_inode:[eventfd]":   fdinfo.FdTypes_EVENTFD,
+	"anon_inode:[timerfd]":   fdinfo.FdTypes_TIMERFD,
+	"anon_inode:[signalfd]":  fdinfo.FdTypes_SIGNALFD,
+	"anon_inode:[eventpoll]": fdinfo.FdTypes_EVENTPOLL,
 }
 
 // dumpAnon describes an eventfd, timerfd or signalfd from its fdinfo.
@@ -85,6 +87,20 @@ func (p *process) dumpAnon(ft *fileTable, fd int, target string, kind fdinfo.FdT
 			return nil, err
 		}
 		fe.Sgfd = &signalfd.SignalfdEntry{Flags: flags, Fown: noOwner(), Sigmask: proto.Uint64(mask)}
+	case fdinfo.FdTypes_EVENTPOLL:
+		// "tfd: N events: HEX data: HEX pos:... ino:... sdev:...", one line
+		// per watched descriptor, numbered in this process.
+		ep := &eventpoll.EventpollFileEntry{Flags: flags, Fown: noOwner()}
+		for _, line := range info.Lines {
+			var tfd uint32
+			var events uint32
+			var data uint64
+			if _, err := fmt.Sscanf(line, "tfd: %d events: %x data: %x", &tfd, &events, &data); err != nil {
+				continue
+			}
+			ep.Tfd = append(ep.Tfd, &eventpoll.EventpollTfdEntry{Id: proto.Uint32(0), Tfd: proto.Uint32(tfd), Events: proto.Uint32(events), Data: proto.Uint64(data)})
+		}
+		fe.Epfd = ep
 	}
 	id := ft.add(fe)
 	switch kind {
@@ -94,6 +110,11 @@ func (p *process) dumpAnon(ft *fileTable, fd int, target string, kind fdinfo.FdT
 		fe.Tfd.Id = proto.Uint32(id)
 	case fdinfo.FdTypes_SIGNALFD:
 		fe.Sgfd.Id = proto.Uint32(id)
+	case fdinfo.FdTypes_EVENTPOLL:
+		fe.Epfd.Id = proto.Uint32(id)
+		for _, t := range fe.Epfd.Tfd {
+			t.Id = proto.Uint32(id)
+		}
 	}
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil

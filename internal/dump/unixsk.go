@@ -52,7 +52,8 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_UNIXSK.Enum(), Fd: proto.Uint32(uint32(fd))}
 	}
 	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
-		return entry(id), nil
+		t := ft.entries[id-1].GetType()
+		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: t.Enum(), Fd: proto.Uint32(uint32(fd))}, nil
 	}
 	ut := &ft.unix
 	if ut.diag == nil {
@@ -63,7 +64,7 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	u := ut.diag[ino]
 	if u == nil {
-		return nil, fmt.Errorf("%s: only Unix sockets are supported yet (TCP, UDP and others are not)", where)
+		return p.dumpInet(ft, fd, target, ino, info)
 	}
 	if len(u.Icons) > 0 {
 		return nil, fmt.Errorf("%s: listening socket with %d connections waiting to be accepted: not supported yet", where, len(u.Icons))

@@ -41,6 +41,8 @@ type filePlan struct {
 	jobs    map[*process][]fileJob
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
+	// epollsWatching: epoll instances (file ids) whose watches were added.
+	epollsWatching map[uint32]bool
 }
 
 // tempCount is how many temporary descriptors the plan uses.
@@ -245,6 +247,10 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeUnixPair(p, j.ids)
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK {
 			err = fp.makeUnix(p, j.ids[0])
+		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_INETSK {
+			err = fp.makeInet(p, j.ids[0])
+		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_EVENTPOLL {
+			err = fp.makeEpoll(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
 		} else if t := fp.snap.files[j.ids[0]].GetType(); t == fdinfo.FdTypes_EVENTFD || t == fdinfo.FdTypes_TIMERFD || t == fdinfo.FdTypes_SIGNALFD {
@@ -498,6 +504,9 @@ func (p *process) restoreFiles() error {
 		if !targets[fd] {
 			t.Syscall(unix.SYS_CLOSE, fd)
 		}
+	}
+	if err := fp.addEpollWatches(p); err != nil {
+		return err
 	}
 	if _, err := t.Syscall(unix.SYS_CLOSE_RANGE, fp.base, uint64(^uint32(0)), 0); err != nil {
 		return fmt.Errorf("restore pid %d: close temporary descriptors: %w", p.c.pid, err)

@@ -94,6 +94,8 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_TIMERFD && f.GetTfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_SIGNALFD && f.GetSgfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_UNIXSK && f.GetUsk() != nil:
+		case f.GetType() == fdinfo.FdTypes_INETSK && f.GetIsk() != nil:
+		case f.GetType() == fdinfo.FdTypes_EVENTPOLL && f.GetEpfd() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
