@@ -134,3 +134,22 @@ func pair(s string) (uint64, uint64, error) {
 	y, err := strconv.ParseUint(strings.TrimSpace(b), 10, 64)
 	return x, y, err
 }
+
+// pokeTimerfds makes the kernel count the expirations of every timerfd
+// (it does so lazily): an injected timerfd_gettime updates what fdinfo
+// shows, its ticks and its next expiry.
+func (p *process) pokeTimerfds() error {
+	fds, err := proc.Fds(p.pid)
+	if err != nil {
+		return fmt.Errorf("process %d: list descriptors: %w", p.pid, err)
+	}
+	for _, fd := range fds {
+		if target, err := proc.FdTarget(p.pid, fd); err != nil || target != "anon_inode:[timerfd]" {
+			continue
+		}
+		if _, err := p.leader().Syscall(unix.SYS_TIMERFD_GETTIME, uint64(fd), p.scratch.addr+scratchStack); err != nil {
+			return fmt.Errorf("process %d fd %d: timerfd_gettime: %w", p.pid, fd, err)
+		}
+	}
+	return nil
+}

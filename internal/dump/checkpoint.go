@@ -68,6 +68,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, err
 	}
+	if err := p.pokeTimerfds(); err != nil {
+		return 0, err
+	}
 	if err := p.scratch.unmap(); err != nil {
 		return 0, err
 	}

@@ -330,10 +330,10 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 		if sem, _ := image.EventfdSemaphore(e); sem {
 			flags |= 1 // EFD_SEMAPHORE
 		}
-		if e.GetCounter() > 0xfffffffe {
+		if e.GetCounter() > 0xfffffffffffffffe {
 			return fmt.Errorf("%s: counter %d", where, e.GetCounter())
 		}
-		// eventfd2 takes an unsigned int; a larger counter is written after.
+		// The counter is written after: eventfd2 takes only 32 bits.
 		fd, err = t.Syscall(unix.SYS_EVENTFD2, 0, flags)
 		if err == nil && e.GetCounter() > 0 {
 			var addr uint64
@@ -344,12 +344,8 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 	case fdinfo.FdTypes_TIMERFD:
 		e := f.GetTfd()
 		fd, err = t.Syscall(unix.SYS_TIMERFD_CREATE, uint64(e.GetClockid()), uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.O_CLOEXEC)
-		if err == nil && (e.GetVsec() != 0 || e.GetVnsec() != 0) {
-			// The time left was saved: arm it relative to now.
-			var addr uint64
-			if addr, err = p.put(putU64(nil, e.GetIsec(), e.GetInsec(), e.GetVsec(), e.GetVnsec())); err == nil {
-				_, err = t.Syscall(unix.SYS_TIMERFD_SETTIME, fd, 0, addr, 0)
-			}
+		if err == nil && (e.GetVsec() != 0 || e.GetVnsec() != 0 || e.GetIsec() != 0 || e.GetInsec() != 0) {
+			err = armTimerfd(p, fd, e.GetClockid(), e.GetSettimeFlags(), e.GetVsec(), e.GetVnsec(), e.GetIsec(), e.GetInsec())
 		}
 		if err == nil && e.GetTicks() > 0 {
 			const tfdIocSetTicks = 0x40085400
@@ -369,6 +365,31 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	return fp.moveTo(p, fd, fp.temp[id])
+}
+
+// armTimerfd arms a recreated timerfd with the time that was left. An
+// absolute timer (TFD_TIMER_ABSTIME) is armed at now+left on its clock, so
+// that it stays absolute; a periodic timer with no time left fires after
+// one interval.
+func armTimerfd(p *process, fd uint64, clock, flags uint32, vsec, vnsec, isec, insec uint64) error {
+	if vsec == 0 && vnsec == 0 {
+		vsec, vnsec = isec, insec
+	}
+	const tfdTimerAbstime = 1
+	if flags&tfdTimerAbstime != 0 {
+		var now unix.Timespec
+		if err := unix.ClockGettime(int32(clock), &now); err != nil {
+			return fmt.Errorf("clock %d: %w", clock, err)
+		}
+		ns := uint64(now.Nsec) + vnsec
+		vsec, vnsec = uint64(now.Sec)+vsec+ns/1e9, ns%1e9
+	}
+	addr, err := p.put(putU64(nil, isec, insec, vsec, vnsec))
+	if err != nil {
+		return err
+	}
+	_, err = p.leader.Syscall(unix.SYS_TIMERFD_SETTIME, fd, uint64(flags&tfdTimerAbstime), addr, 0)
+	return err
 }
 
 // openFifo opens a FIFO end at its temporary descriptor. A read-write
