@@ -1004,10 +1004,7 @@ func TestE2EUsernsMapRange(t *testing.T) { usernsRunAsRoot(t, "range") }
 
 // TestE2EUsernsPeerCred: the range scenario plus two unix socketpairs made
 // before and after the id switch: SO_PEERCRED pid/uid/gid as seen inside.
-func TestE2EUsernsPeerCred(t *testing.T) {
-	pending(t, "unix sockets are not checkpointed yet (issue 5)")
-	usernsRunAsRoot(t, "peercred")
-}
+func TestE2EUsernsPeerCred(t *testing.T) { usernsRunAsRoot(t, "peercred") }
 
 // TestE2EUsernsNested: the root in ns1 (range map), its child in ns2
 // nested in ns1 with its own map and setgroups deny, other ids.

@@ -103,11 +103,14 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 		}
 	}
 	d := &unixDumped{pid: p.pid, fd: fd, entry: e}
-	opts, queued, err := socketState(p.pid, fd, u.Type == unix.SOCK_STREAM && u.State == stateEstablished && u.RQueue > 0)
+	opts, queued, cred, err := socketState(p.pid, fd, u.Type == unix.SOCK_STREAM && u.State == stateEstablished && u.RQueue > 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	e.Opts, d.queued = opts, queued
+	if cred != nil && u.State == stateEstablished {
+		image.SetPeerCred(e, image.PeerCred{Pid: uint32(cred.Pid), UID: cred.Uid, GID: cred.Gid})
+	}
 	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: e})
 	e.Id = proto.Uint32(id)
 	ut.dumped[ino] = d
@@ -131,15 +134,15 @@ func sockType(t uint8) string {
 // socketState takes a copy of the socket (pidfd_getfd) to read its buffer
 // sizes and, if asked, the bytes queued for reading, peeked without taking
 // them (SO_PEEK_OFF walks through the queue).
-func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, error) {
+func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, *unix.Ucred, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pidfd: %w", err)
+		return nil, nil, nil, fmt.Errorf("pidfd: %w", err)
 	}
 	defer unix.Close(pidfd)
 	s, err := unix.PidfdGetfd(pidfd, fd, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("take a copy of the socket: %w", err)
+		return nil, nil, nil, fmt.Errorf("take a copy of the socket: %w", err)
 	}
 	defer unix.Close(s)
 	get := func(opt int) uint32 {
@@ -151,11 +154,12 @@ func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, error) {
 		SoSndTmoSec: proto.Uint64(0), SoSndTmoUsec: proto.Uint64(0), SoRcvTmoSec: proto.Uint64(0), SoRcvTmoUsec: proto.Uint64(0),
 		SoPasscred: proto.Bool(get(unix.SO_PASSCRED) != 0),
 	}
+	cred, _ := unix.GetsockoptUcred(s, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if !peek {
-		return opts, nil, nil
+		return opts, nil, cred, nil
 	}
 	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
-		return nil, nil, fmt.Errorf("peek offset: %w", err)
+		return nil, nil, nil, fmt.Errorf("peek offset: %w", err)
 	}
 	defer unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
 	var data []byte
@@ -167,14 +171,14 @@ func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("peek queued bytes: %w", err)
+			return nil, nil, nil, fmt.Errorf("peek queued bytes: %w", err)
 		}
 		if oobn > 0 {
-			return nil, nil, fmt.Errorf("descriptors or credentials in flight: not supported yet")
+			return nil, nil, nil, fmt.Errorf("descriptors or credentials in flight: not supported yet")
 		}
 		data = append(data, buf[:n]...)
 	}
-	return opts, data, nil
+	return opts, data, cred, nil
 }
 
 // check refuses a connected socket whose peer is not in the tree.

@@ -137,3 +137,35 @@ func EventfdSemaphore(e proto.Message) (bool, error) {
 	})
 	return on, err
 }
+
+// unix_sk_entry has no field for the peer credentials (SO_PEERCRED) a
+// connected socket reports; cryo keeps them in extra fields.
+const (
+	fieldPeerPid protowire.Number = 1001
+	fieldPeerUID protowire.Number = 1002
+	fieldPeerGID protowire.Number = 1003
+)
+
+// PeerCred is what SO_PEERCRED reports, ids as the host sees them.
+type PeerCred struct{ Pid, UID, GID uint32 }
+
+// SetPeerCred records c in a socket entry.
+func SetPeerCred(e proto.Message, c PeerCred) {
+	e.ProtoReflect().SetUnknown(appendVarints(nil,
+		fieldPeerPid, uint64(c.Pid), fieldPeerUID, uint64(c.UID), fieldPeerGID, uint64(c.GID)))
+}
+
+// GetPeerCred reads what SetPeerCred recorded; ok is false if nothing was.
+func GetPeerCred(e proto.Message) (c PeerCred, ok bool, err error) {
+	err = varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		switch num {
+		case fieldPeerPid:
+			c.Pid, ok = uint32(v), true
+		case fieldPeerUID:
+			c.UID = uint32(v)
+		case fieldPeerGID:
+			c.GID = uint32(v)
+		}
+	})
+	return c, ok, err
+}

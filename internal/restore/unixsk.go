@@ -3,6 +3,7 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -17,18 +18,10 @@ func (fp *filePlan) makeUnixPair(p *process, ids []uint32) error {
 	t := p.leader
 	a := fp.snap.files[ids[0]].GetUsk()
 	where := fmt.Sprintf("restore pid %d Unix sockets %d-%d", p.c.pid, a.GetIno(), a.GetPeer())
-	addr, err := p.put(make([]byte, 8))
+	ends, err := fp.connectedPair(p, ids)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", where, err)
 	}
-	if _, err := t.Syscall(unix.SYS_SOCKETPAIR, unix.AF_UNIX, uint64(a.GetType())|unix.SOCK_CLOEXEC, 0, addr); err != nil {
-		return fmt.Errorf("%s: socketpair: %w", where, err)
-	}
-	b := make([]byte, 8)
-	if err := readMem(p, addr, b); err != nil {
-		return err
-	}
-	ends := []uint64{uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[4:]))}
 	for i, id := range ids {
 		high, err := t.Syscall(unix.SYS_FCNTL, ends[i], unix.F_DUPFD_CLOEXEC, fp.base+uint64(fp.tempCount()))
 		t.Syscall(unix.SYS_CLOSE, ends[i])
@@ -51,6 +44,79 @@ func (fp *filePlan) makeUnixPair(p *process, ids []uint32) error {
 		}
 	}
 	return nil
+}
+
+// connectedPair makes two connected sockets. socketpair gives both ends
+// the creator's credentials as SO_PEERCRED; when the saved peer
+// credentials say otherwise (a connect/accept made by processes with other
+// ids), a stream or seqpacket pair is made by listening with the first
+// end's peer's ids and connecting with the second's, as it happened.
+func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
+	t := p.leader
+	a, b := fp.snap.files[ids[0]].GetUsk(), fp.snap.files[ids[1]].GetUsk()
+	ca, okA, _ := image.GetPeerCred(a)
+	cb, okB, _ := image.GetPeerCred(b)
+	if !okA || !okB || a.GetType() == unix.SOCK_DGRAM || (ca.UID == 0 && ca.GID == 0 && cb.UID == 0 && cb.GID == 0) {
+		addr, err := p.put(make([]byte, 8))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := t.Syscall(unix.SYS_SOCKETPAIR, unix.AF_UNIX, uint64(a.GetType())|unix.SOCK_CLOEXEC, 0, addr); err != nil {
+			return nil, fmt.Errorf("socketpair: %w", err)
+		}
+		raw := make([]byte, 8)
+		if err := readMem(p, addr, raw); err != nil {
+			return nil, err
+		}
+		return []uint64{uint64(binary.LittleEndian.Uint32(raw)), uint64(binary.LittleEndian.Uint32(raw[4:]))}, nil
+	}
+	sock := func() (uint64, error) {
+		return t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(a.GetType())|unix.SOCK_CLOEXEC, 0)
+	}
+	as := func(c image.PeerCred, fn func() error) error {
+		keep := ^uint64(0)
+		if _, err := t.Syscall(unix.SYS_SETRESGID, keep, uint64(c.GID), keep); err != nil {
+			return fmt.Errorf("become gid %d: %w", c.GID, err)
+		}
+		if _, err := t.Syscall(unix.SYS_SETRESUID, keep, uint64(c.UID), keep); err != nil {
+			return fmt.Errorf("become uid %d: %w", c.UID, err)
+		}
+		err := fn()
+		t.Syscall(unix.SYS_SETRESUID, keep, 0, keep)
+		t.Syscall(unix.SYS_SETRESGID, keep, 0, keep)
+		return err
+	}
+	name := fmt.Sprintf("\x00cryo-restore-%d-%d", p.c.pid, ids[0])
+	sa := append(binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX), name...)
+	listener, err := sock()
+	if err != nil {
+		return nil, err
+	}
+	defer t.Syscall(unix.SYS_CLOSE, listener)
+	addr, err := p.putAt(512, sa)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.Syscall(unix.SYS_BIND, listener, addr, uint64(len(sa))); err != nil {
+		return nil, fmt.Errorf("bind a rendezvous socket: %w", err)
+	}
+	// The connecting end sees the listener's credentials; the accepted
+	// end sees the connecting one's.
+	if err := as(ca, func() error { _, err := t.Syscall(unix.SYS_LISTEN, listener, 1); return err }); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	client, err := sock()
+	if err != nil {
+		return nil, err
+	}
+	if err := as(cb, func() error { _, err := t.Syscall(unix.SYS_CONNECT, client, addr, uint64(len(sa))); return err }); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	server, err := t.Syscall(unix.SYS_ACCEPT4, listener, 0, 0, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("accept: %w", err)
+	}
+	return []uint64{client, server}, nil
 }
 
 // makeUnix recreates an unconnected Unix socket: bound to its name (a
