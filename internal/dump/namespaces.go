@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
@@ -16,6 +15,7 @@ import (
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/nsthread"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -115,7 +115,7 @@ func (t *nsTable) add(p *process) error {
 	if ino := ns["uts"]; ino != t.own["uts"] {
 		if _, ok := t.uts[ino]; !ok {
 			var u unix.Utsname
-			if err := inNamespace(p.pid, "uts", unix.CLONE_NEWUTS, func() error { return unix.Uname(&u) }); err != nil {
+			if err := nsthread.Run(p.pid, "uts", unix.CLONE_NEWUTS, func() error { return unix.Uname(&u) }); err != nil {
 				return err
 			}
 			t.uts[ino] = &utsns.UtsnsEntry{Nodename: proto.String(cstr(u.Nodename[:])), Domainname: proto.String(cstr(u.Domainname[:]))}
@@ -125,7 +125,7 @@ func (t *nsTable) add(p *process) error {
 		if _, ok := t.ipc[ino]; !ok {
 			var objs *image.SysV
 			var vars *ipcvar.IpcVarEntry
-			if err := inNamespace(p.pid, "ipc", unix.CLONE_NEWIPC, func() error {
+			if err := nsthread.Run(p.pid, "ipc", unix.CLONE_NEWIPC, func() error {
 				var err error
 				if objs, err = readSysV(p.uidMap, p.gidMap); err != nil {
 					return err
@@ -204,28 +204,6 @@ func cstr(b []byte) string {
 		b = b[:i]
 	}
 	return string(b)
-}
-
-// inNamespace runs fn on an OS thread that joined pid's namespace of one
-// kind (UTS and IPC can be joined per thread). The thread is thrown away
-// afterwards: the goroutine exits locked, so the runtime never reuses it.
-func inNamespace(pid int, kind string, flag int, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("process %d: %s namespace: %w", pid, kind, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, flag); err != nil {
-			errc <- fmt.Errorf("process %d: enter its %s namespace: %w", pid, kind, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // readSysV saves the System V objects of the calling thread's IPC

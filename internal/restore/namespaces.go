@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/nsthread"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -380,7 +380,7 @@ func (p *process) createIpc(e *ipcvar.IpcVarEntry, objs *image.SysV, u *usernsIm
 		e.GetShmCtlmax(), e.GetShmCtlall(), uint64(e.GetShmCtlmni()), uint64(e.GetShmRmidForced()),
 		uint64(e.GetMqQueuesMax()), uint64(e.GetMqMsgMax()), uint64(e.GetMqMsgsizeMax()),
 		uint64(e.GetMqMsgDefault()), uint64(e.GetMqMsgsizeDefault())}
-	return inNamespace(p.c.pid, "ipc", unix.CLONE_NEWIPC, func() error {
+	return nsthread.Run(p.c.pid, "ipc", unix.CLONE_NEWIPC, func() error {
 		for i, name := range dump.IPCSysctls {
 			setSysctl(name, strconv.FormatUint(values[i], 10))
 		}
@@ -441,27 +441,6 @@ func setSysctl(name, value string) {
 		return
 	}
 	os.WriteFile(path, []byte(value), 0)
-}
-
-// inNamespace runs fn on an OS thread that joined pid's namespace of one
-// kind; the thread is thrown away afterwards (the goroutine exits locked).
-func inNamespace(pid int, kind string, flag int, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("restore pid %d: %s namespace: %w", pid, kind, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, flag); err != nil {
-			errc <- fmt.Errorf("restore pid %d: enter its %s namespace: %w", pid, kind, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // nsLastPid serialises uses of /proc/sys/kernel/ns_last_pid.
