@@ -153,13 +153,21 @@ func (p *process) pstreeEntry() *pstree.PstreeEntry {
 			tids = append(tids, uint32(t.Tid))
 		}
 	}
-	return &pstree.PstreeEntry{
+	e := &pstree.PstreeEntry{
 		Pid:     proto.Uint32(uint32(p.pid)),
 		Ppid:    proto.Uint32(uint32(p.ppid)),
 		Pgid:    proto.Uint32(uint32(p.stat.Pgrp)),
 		Sid:     proto.Uint32(uint32(p.stat.Session)),
 		Threads: tids,
 	}
+	if p.nsPid != 0 {
+		inner := []uint32{}
+		for _, t := range p.threads {
+			inner = append(inner, p.nsTids[t.Tid])
+		}
+		image.SetNsPids(e, inner)
+	}
+	return e
 }
 
 // zombieCore is the core image of a dead, unreaped process (its exit

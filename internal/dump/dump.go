@@ -180,6 +180,10 @@ type process struct {
 	// (identity in the initial namespace).
 	uidMap, gidMap userns.Map
 	ns             map[string]uint64 // namespace inodes by kind
+	// nsPid and nsTids are the ids in its own pid namespace, when that is
+	// not cryo's.
+	nsPid  uint32
+	nsTids map[int]uint32
 }
 
 // seizeTree freezes the root, then each process's children once the

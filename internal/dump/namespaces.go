@@ -12,6 +12,8 @@ import (
 	ipcsem "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-sem"
 	ipcshm "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-shm"
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pidns"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -28,7 +30,10 @@ var nsKinds = []string{"user", "uts", "ipc", "pid", "mnt", "net", "cgroup", "tim
 
 // supportedNs are the kinds a dumped process may have of its own; the
 // others must be cryo's.
-var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true}
+var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true, "pid": true, "mnt": true}
+
+// PidnsName is CRIU's image of a pid namespace.
+func PidnsName(id uint32) string { return fmt.Sprintf("pidns-%d.img", id) }
 
 // UsernsName, UtsnsName are CRIU's images of a user and a UTS namespace.
 func UsernsName(id uint32) string { return fmt.Sprintf("userns-%d.img", id) }
@@ -52,18 +57,22 @@ func readNamespaces(pid int) (map[string]uint64, error) {
 // nsTable numbers the namespaces of the tree and describes those that are
 // not cryo's own.
 type nsTable struct {
-	own   map[string]uint64            // cryo's namespaces: restore uses its own
-	ids   map[string]map[uint64]uint32 // kind -> inode -> id
-	next  uint32
-	users map[uint64]*userns.Info
-	uts   map[uint64]*utsns.UtsnsEntry
-	ipc   map[uint64]*ipcvar.IpcVarEntry
-	sysv  map[uint64]*image.SysV
+	own       map[string]uint64            // cryo's namespaces: restore uses its own
+	ids       map[string]map[uint64]uint32 // kind -> inode -> id
+	next      uint32
+	users     map[uint64]*userns.Info
+	uts       map[uint64]*utsns.UtsnsEntry
+	ipc       map[uint64]*ipcvar.IpcVarEntry
+	sysv      map[uint64]*image.SysV
+	pids      map[uint64]uint64          // pid namespace -> owning user namespace
+	mnts      map[uint64][]*mnt.MntEntry // mount namespace -> its mounts
+	ownMounts []mountInfo
 }
 
 func newNsTable(own map[string]uint64) *nsTable {
 	t := &nsTable{own: own, ids: map[string]map[uint64]uint32{}, users: map[uint64]*userns.Info{}, uts: map[uint64]*utsns.UtsnsEntry{},
-		ipc: map[uint64]*ipcvar.IpcVarEntry{}, sysv: map[uint64]*image.SysV{}}
+		ipc: map[uint64]*ipcvar.IpcVarEntry{}, sysv: map[uint64]*image.SysV{},
+		pids: map[uint64]uint64{}, mnts: map[uint64][]*mnt.MntEntry{}}
 	for _, kind := range nsKinds {
 		t.ids[kind] = map[uint64]uint32{}
 	}
@@ -111,6 +120,39 @@ func (t *nsTable) add(p *process) error {
 			t.users[ino] = info
 		}
 		p.uidMap, p.gidMap = info.UIDMap, info.GIDMap
+	}
+	if ino := ns["pid"]; ino != t.own["pid"] {
+		if err := p.innerPids(); err != nil {
+			return err
+		}
+		if _, ok := t.pids[ino]; !ok {
+			owner, err := ownerUserns(p.pid, "pid")
+			if err != nil {
+				return fmt.Errorf("process %d: owner of its pid namespace: %w", p.pid, err)
+			}
+			if owner != t.own["user"] && t.users[owner] == nil {
+				return fmt.Errorf("process %d: its pid namespace is owned by user namespace %d, which no process of the tree is in: not supported", p.pid, owner)
+			}
+			if p.nsPid != 1 {
+				return fmt.Errorf("process %d is pid %d of its pid namespace, whose init is not in the tree: dump from the init", p.pid, p.nsPid)
+			}
+			t.pids[ino] = owner
+		}
+	}
+	if ino := ns["mnt"]; ino != t.own["mnt"] {
+		if _, ok := t.mnts[ino]; !ok {
+			if t.ownMounts == nil {
+				var err error
+				if t.ownMounts, err = readMountinfo(os.Getpid()); err != nil {
+					return err
+				}
+			}
+			mounts, err := mountNs(p.pid, t.ownMounts)
+			if err != nil {
+				return err
+			}
+			t.mnts[ino] = mounts
+		}
 	}
 	if ino := ns["uts"]; ino != t.own["uts"] {
 		if _, ok := t.uts[ino]; !ok {
@@ -177,6 +219,23 @@ func (t *nsTable) write(dir *image.Dir) error {
 	}
 	for ino, e := range t.uts {
 		if err := dir.Write(UtsnsName(t.ids["uts"][ino]), "UTSNS", e); err != nil {
+			return err
+		}
+	}
+	for ino, mounts := range t.mnts {
+		if err := dir.Write(MountpointsName(t.ids["mnt"][ino]), "MNTS", toMessages(mounts)...); err != nil {
+			return err
+		}
+	}
+	for ino, owner := range t.pids {
+		// The pid namespace's owner: 0 for cryo's user namespace.
+		e := &pidns.PidnsEntry{}
+		var ownerID uint32
+		if owner != t.own["user"] {
+			ownerID = t.ids["user"][owner]
+		}
+		image.SetPidnsOwner(e, ownerID)
+		if err := dir.Write(PidnsName(t.ids["pid"][ino]), "PIDNS", e); err != nil {
 			return err
 		}
 	}

@@ -169,3 +169,49 @@ func GetPeerCred(e proto.Message) (c PeerCred, ok bool, err error) {
 	})
 	return c, ok, err
 }
+
+// pstree_entry keeps pids as cryo's pid namespace sees them; the ids in
+// the tree's own pid namespace (one level below) are an extra field,
+// thread by thread in the order of threads.
+const fieldNsPids protowire.Number = 1001
+
+// SetNsPids records the inner ids of a process's threads.
+func SetNsPids(e proto.Message, inner []uint32) {
+	var b []byte
+	for _, v := range inner {
+		b = protowire.AppendTag(b, fieldNsPids, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(v))
+	}
+	e.ProtoReflect().SetUnknown(b)
+}
+
+// NsPids reads what SetNsPids recorded (nil if nothing).
+func NsPids(e proto.Message) ([]uint32, error) {
+	var out []uint32
+	err := varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		if num == fieldNsPids {
+			out = append(out, uint32(v))
+		}
+	})
+	return out, err
+}
+
+// pidns_entry has no field for the user namespace owning the pid
+// namespace; 0 means the dumper's own.
+const fieldPidnsOwner protowire.Number = 1001
+
+// SetPidnsOwner records the owning user namespace's id.
+func SetPidnsOwner(e proto.Message, id uint32) {
+	e.ProtoReflect().SetUnknown(appendVarints(nil, fieldPidnsOwner, uint64(id)))
+}
+
+// PidnsOwner reads what SetPidnsOwner recorded.
+func PidnsOwner(e proto.Message) (uint32, error) {
+	var id uint32
+	err := varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		if num == fieldPidnsOwner {
+			id = uint32(v)
+		}
+	})
+	return id, err
+}

@@ -28,6 +28,13 @@ func (t *Tracee) EventMsg() uint { return t.eventMsg }
 // result (a negative errno is returned as an error of type unix.Errno). The
 // thread's own registers are put back on Detach.
 func (t *Tracee) Syscall(nr uintptr, args ...uint64) (uint64, error) {
+	return t.SyscallAfter(nil, nr, args...)
+}
+
+// SyscallAfter is Syscall with pre run on the tracer thread right before
+// the call starts, in the same step: nothing else of cryo's runs between
+// them (used to set ns_last_pid just before an injected clone).
+func (t *Tracee) SyscallAfter(pre func() error, nr uintptr, args ...uint64) (uint64, error) {
 	if len(args) > 6 {
 		return 0, fmt.Errorf("syscall %d: %d arguments, at most 6", nr, len(args))
 	}
@@ -53,6 +60,11 @@ func (t *Tracee) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 			return fmt.Errorf("thread %d: set registers for syscall %d: %w", t.Tid, nr, err)
 		}
 		t.dirty = true
+		if pre != nil {
+			if err := pre(); err != nil {
+				return err
+			}
+		}
 		if err := t.step(nr); err != nil {
 			return err
 		}

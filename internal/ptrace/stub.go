@@ -3,6 +3,7 @@ package ptrace
 import (
 	"fmt"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,17 +57,26 @@ func ReapAll() {
 	}
 }
 
-// WaitExit waits until the traced thread has exited and reaps it.
+// WaitExit waits until the killed thread has exited and reaps it. It gives
+// up after a few seconds rather than hang a cleanup.
 func (t *Tracee) WaitExit() {
 	_ = t.tr.Do(func() error {
-		for {
-			ws, err := wait(t.Tid)
-			if err != nil || ws.Exited() || ws.Signaled() {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(t.Tid, &ws, unix.WALL|unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || (pid == t.Tid && (ws.Exited() || ws.Signaled())) {
 				return nil
 			}
-			if ws.Stopped() {
+			if pid == t.Tid && ws.Stopped() {
 				ptrace(unix.PTRACE_CONT, t.Tid, 0, 0)
+				continue
 			}
+			time.Sleep(time.Millisecond)
 		}
+		return nil
 	})
 }

@@ -50,6 +50,7 @@ type checkpoint struct {
 	tree    *pstree.PstreeEntry
 	cores   []*core.CoreEntry // leader first, in tree.Threads order
 	zombie  bool              // dead but not reaped: only cores[0].Tc matters
+	nsPids  []uint32          // ids in its own pid namespace, thread by thread (nil: cryo's)
 	helper  bool              // (with zombie) stands for a group whose leader is gone
 	mm      *mm.MmEntry
 	pagesID uint32
@@ -165,6 +166,13 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 	if len(threads) > 1<<16 {
 		return nil, fmt.Errorf("%s: process %d: %d threads", image.PstreeName, c.pid, len(threads))
 	}
+	var err error
+	if c.nsPids, err = image.NsPids(t); err != nil {
+		return nil, fmt.Errorf("%s: process %d: %w", image.PstreeName, c.pid, err)
+	}
+	if c.nsPids != nil && len(c.nsPids) != len(threads) {
+		return nil, fmt.Errorf("%s: process %d: %d namespace ids for %d threads", image.PstreeName, c.pid, len(c.nsPids), len(threads))
+	}
 	for _, tid := range threads {
 		if tid == 0 || tid > 1<<22 || seen[tid] {
 			return nil, fmt.Errorf("%s: process %d: invalid or repeated thread id %d", image.PstreeName, c.pid, tid)
@@ -206,7 +214,6 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 	if err := dir.ReadOne(image.MMName(c.pid), "MM", c.mm); err != nil {
 		return nil, err
 	}
-	var err error
 	if c.pagesID, c.pagemap, err = dir.ReadPagemap(c.pid); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 
 	ipcdesc "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-desc"
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pidns"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/dump"
@@ -37,6 +39,8 @@ type namespaces struct {
 	uts   map[uint32]*utsns.UtsnsEntry
 	ipc   map[uint32]*ipcvar.IpcVarEntry
 	sysv  map[uint32]*image.SysV
+	pids  map[uint32]uint32          // pid namespace id -> owning user namespace id (0: cryo's)
+	mnts  map[uint32][]*mnt.MntEntry // mount namespace id -> its mounts
 }
 
 func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
@@ -50,7 +54,8 @@ func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
 // loadNamespaces reads the namespace images the processes refer to.
 func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 	s.ns = &namespaces{users: map[uint32]*usernsImage{}, uts: map[uint32]*utsns.UtsnsEntry{},
-		ipc: map[uint32]*ipcvar.IpcVarEntry{}, sysv: map[uint32]*image.SysV{}}
+		ipc: map[uint32]*ipcvar.IpcVarEntry{}, sysv: map[uint32]*image.SysV{},
+		pids: map[uint32]uint32{}, mnts: map[uint32][]*mnt.MntEntry{}}
 	missing := func(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 	var loadUser func(id uint32, depth int) error
 	loadUser = func(id uint32, depth int) error {
@@ -96,6 +101,31 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 				return err
 			}
 		}
+		if id := ids.GetPidNsId(); id != 0 {
+			if _, ok := s.ns.pids[id]; !ok {
+				var e pidns.PidnsEntry
+				if err := dir.ReadOne(dump.PidnsName(id), "PIDNS", &e); err == nil {
+					owner, err := image.PidnsOwner(&e)
+					if err != nil {
+						return fmt.Errorf("%s: %w", dump.PidnsName(id), err)
+					}
+					if err := loadUser(owner, 0); err != nil {
+						return err
+					}
+					s.ns.pids[id] = owner
+				} else if !missing(err) {
+					return err
+				}
+			}
+		}
+		if id := ids.GetMntNsId(); id != 0 && s.ns.mnts[id] == nil {
+			mounts, err := image.ReadEntries[*mnt.MntEntry](dir, dump.MountpointsName(id), "MNTS")
+			if err == nil {
+				s.ns.mnts[id] = mounts
+			} else if !missing(err) {
+				return err
+			}
+		}
 		if id := ids.GetIpcNsId(); id != 0 && s.ns.ipc[id] == nil {
 			var e ipcvar.IpcVarEntry
 			if err := dir.ReadOne(dump.IpcnsVarName(id), "IPC_VAR", &e); err == nil {
@@ -123,7 +153,10 @@ func (r *restorer) enterNamespaces() error {
 	if len(ns.users)+len(ns.uts)+len(ns.ipc) == 0 {
 		return nil
 	}
-	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}}
+	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}, "mnt": {}}
+	if r.rootUserns != 0 {
+		creators["user"][r.rootUserns] = r.procs[0]
+	}
 	for _, p := range r.procs {
 		if p.c.zombie {
 			continue
@@ -138,11 +171,15 @@ func (r *restorer) enterNamespaces() error {
 			{"user", unix.CLONE_NEWUSER, ids.GetUserNsId(), ns.users[ids.GetUserNsId()] != nil},
 			{"uts", unix.CLONE_NEWUTS, ids.GetUtsNsId(), ns.uts[ids.GetUtsNsId()] != nil},
 			{"ipc", unix.CLONE_NEWIPC, ids.GetIpcNsId(), ns.ipc[ids.GetIpcNsId()] != nil},
+			{"mnt", unix.CLONE_NEWNS, ids.GetMntNsId(), ns.mnts[ids.GetMntNsId()] != nil},
 		}
 		// Open what p joins while it is still root in cryo's namespaces:
 		// once in a user namespace it may no longer reach them.
 		fds := map[string]uint64{}
 		for _, k := range kinds {
+			if k.name == "user" && k.id == r.rootUserns {
+				continue // born in it
+			}
 			if c := creators[k.name][k.id]; k.has && c != nil {
 				fd, err := p.openNs(c, k.name)
 				if err != nil {
@@ -152,8 +189,8 @@ func (r *restorer) enterNamespaces() error {
 			}
 		}
 		if u := ns.users[ids.GetUserNsId()]; u != nil {
-			if u.ext.SetgroupsDeny {
-				if err := p.setHostGroups(u); err != nil {
+			if u.ext.SetgroupsDeny && u.id != r.rootUserns {
+				if err := p.setHostGroups(u, p.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
 					return err
 				}
 			}
@@ -168,7 +205,7 @@ func (r *restorer) enterNamespaces() error {
 			}
 		}
 		for _, k := range kinds {
-			if !k.has {
+			if !k.has || (k.name == "user" && k.id == r.rootUserns) {
 				continue
 			}
 			if fd, ok := fds[k.name]; ok {
@@ -185,6 +222,8 @@ func (r *restorer) enterNamespaces() error {
 				err = p.createUts(ns.uts[k.id])
 			case "ipc":
 				err = p.createIpc(ns.ipc[k.id], ns.sysv[k.id], ns.users[ids.GetUserNsId()])
+			case "mnt":
+				err = p.createMnt(ns.mnts[k.id])
 			}
 			if err != nil {
 				return err
@@ -273,8 +312,7 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 
 // setHostGroups gives p its supplementary groups before it enters a user
 // namespace where setgroups is denied: inside, it could not set them.
-func (p *process) setHostGroups(u *usernsImage) error {
-	groups := p.c.cores[0].GetThreadCore().GetCreds().GetGroups()
+func (p *process) setHostGroups(u *usernsImage, groups []uint32) error {
 	if len(groups) > 65536 {
 		return fmt.Errorf("restore pid %d: %d groups", p.c.pid, len(groups))
 	}
@@ -341,6 +379,41 @@ func (p *process) openNs(creator *process, kind string) (uint64, error) {
 func (p *process) setns(fd uint64, kind string, flag uint64) error {
 	if _, err := p.leader.Syscall(unix.SYS_SETNS, fd, flag); err != nil {
 		return fmt.Errorf("restore pid %d: join a %s namespace: %w", p.c.pid, kind, err)
+	}
+	return nil
+}
+
+// createMnt makes a mount namespace: a private copy of cryo's, plus the
+// proc mounts the tree made (for its own pid namespace: p must be in it).
+func (p *process) createMnt(mounts []*mnt.MntEntry) error {
+	t := p.leader
+	if _, err := t.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("restore pid %d: create mount namespace: %w", p.c.pid, err)
+	}
+	root, err := p.putString("/")
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_MOUNT, 0, root, 0, unix.MS_REC|unix.MS_PRIVATE, 0); err != nil {
+		return fmt.Errorf("restore pid %d: make / private: %w", p.c.pid, err)
+	}
+	for _, m := range mounts {
+		if m.GetExtMount() {
+			continue
+		}
+		if m.GetFstype() != 1 {
+			return fmt.Errorf("restore pid %d: %s mount at %s: not supported yet", p.c.pid, m.GetFsname(), m.GetMountpoint())
+		}
+		b := append([]byte("proc\x00"), m.GetMountpoint()...)
+		b = append(b, 0)
+		addr, err := p.put(b)
+		if err != nil {
+			return err
+		}
+		flags := uint64(m.GetFlags()) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RELATIME | unix.MS_NOATIME)
+		if _, err := t.Syscall(unix.SYS_MOUNT, addr, addr+5, addr, flags, 0); err != nil {
+			return fmt.Errorf("restore pid %d: mount proc at %s: %w", p.c.pid, m.GetMountpoint(), err)
+		}
 	}
 	return nil
 }
@@ -446,16 +519,38 @@ func setSysctl(name, value string) {
 // nsLastPid serialises uses of /proc/sys/kernel/ns_last_pid.
 var nsLastPid sync.Mutex
 
-// cloneAtLastPid creates a thread at tid the old way, for a process inside
+// setLastPid returns a function that sets ns_last_pid with raw system
+// calls: it runs on the tracer thread right before an injected clone, so
+// that no task of cryo's (a runtime thread) can take the PID in between.
+func setLastPid(pid uint32) func() error {
+	return func() error {
+		fd, err := unix.Open("/proc/sys/kernel/ns_last_pid", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open ns_last_pid: %w", err)
+		}
+		defer unix.Close(fd)
+		if _, err := unix.Write(fd, []byte(strconv.Itoa(int(pid)-1))); err != nil {
+			return fmt.Errorf("set ns_last_pid: %w", err)
+		}
+		return nil
+	}
+}
+
+// cloneAtLastPid creates a task at pid the old way, for a process inside
 // a user namespace that does not own cryo's pid namespace (so clone3's
-// set_tid is refused): cryo sets ns_last_pid to tid-1 and the thread takes
-// the next PID. Another process forking at that moment would take it
-// first; the result is checked.
-func (p *process) cloneAtLastPid(tid uint32, clone func() (uint64, error)) (uint64, error) {
+// set_tid is refused for cryo's level): ns_last_pid is set to pid-1 and
+// the task takes the next PID. Another task created on the machine at
+// that moment could take it first: callers check the result.
+func (p *process) cloneAtLastPid(pid uint32, args []byte) (uint64, error) {
 	nsLastPid.Lock()
 	defer nsLastPid.Unlock()
-	if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(int(tid)-1)), 0); err != nil {
-		return 0, fmt.Errorf("set ns_last_pid: %w", err)
+	if _, err := p.put(args); err != nil {
+		return 0, err
 	}
-	return clone()
+	got, err := p.leader.SyscallAfter(setLastPid(pid), unix.SYS_CLONE3, p.scratch, uint64(len(args)))
+	// Move the machine's next PID past the tree's: otherwise every task
+	// created meanwhile (runtime threads, kernel workers) would take the
+	// PIDs still to be restored.
+	setLastPid(p.r.maxPid + 1)()
+	return got, err
 }

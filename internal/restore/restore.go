@@ -74,6 +74,11 @@ type restorer struct {
 
 	forking       time.Duration
 	pagesRestored uint64
+	// rootUserns is the user namespace the root was born in (it owns the
+	// root's pid namespace); the whole tree is in it from the start.
+	rootUserns uint32
+	// maxPid is the highest PID or TID of the tree.
+	maxPid uint32
 }
 
 // process is one process being restored.
@@ -121,6 +126,9 @@ func Restore(opts Options) (root *Process, err error) {
 		return nil, err
 	}
 	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: ptrace.NewTracer()}
+	for _, tid := range snap.allTids() {
+		r.maxPid = max(r.maxPid, tid)
+	}
 	defer r.tr.Close()
 	// Whatever goes wrong, even a bug, nothing half-restored may stay.
 	defer func() {
@@ -130,6 +138,7 @@ func Restore(opts Options) (root *Process, err error) {
 		}
 	}()
 	if err := r.run(); err != nil {
+		r.logf("restore failed, cleaning up: %v", err)
 		r.abort()
 		return nil, err
 	}

@@ -60,10 +60,16 @@ func (p *process) restoreTask() error {
 		}
 	}
 	for which, it := range []*timer.ItimerEntry{tc.GetTimers().GetReal(), tc.GetTimers().GetVirt(), tc.GetTimers().GetProf()} {
-		if it == nil || (it.GetVsec() == 0 && it.GetVusec() == 0) {
+		if it == nil || (it.GetVsec() == 0 && it.GetVusec() == 0 && it.GetIsec() == 0 && it.GetIusec() == 0) {
 			continue
 		}
-		addr, err := p.put(putU64(nil, it.GetIsec(), it.GetIusec(), it.GetVsec(), it.GetVusec()))
+		vsec, vusec := it.GetVsec(), it.GetVusec()
+		if vsec == 0 && vusec == 0 {
+			// Expired with its signal still pending: the kernel re-arms a
+			// periodic timer when the signal is taken; give it one interval.
+			vsec, vusec = it.GetIsec(), it.GetIusec()
+		}
+		addr, err := p.put(putU64(nil, it.GetIsec(), it.GetIusec(), vsec, vusec))
 		if err != nil {
 			return err
 		}
@@ -130,25 +136,33 @@ const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLON
 
 // createThreads clones every other thread at its TID.
 func (p *process) createThreads() error {
-	for _, tid := range p.c.tree.GetThreads()[1:] {
-		args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
-		if _, err := p.put(args.Bytes()); err != nil {
-			return err
+	for i, tid := range p.c.tree.GetThreads()[1:] {
+		var got uint64
+		var err error
+		if p.c.nsPids != nil {
+			// Its own pid namespace: the inner id by set_tid, the outer
+			// one from ns_last_pid.
+			inner := p.c.nsPids[i+1]
+			if _, err := p.putAt(128, putU64(nil, uint64(inner))); err != nil {
+				return err
+			}
+			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
+			got, err = p.cloneAtLastPid(tid, args.Bytes())
+		} else {
+			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
+			if _, err := p.put(args.Bytes()); err != nil {
+				return err
+			}
+			if _, err := p.putAt(128, putU64(nil, uint64(tid))); err != nil {
+				return err
+			}
+			got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 		}
-		if _, err := p.putAt(128, putU64(nil, uint64(tid))); err != nil {
-			return err
-		}
-		got, err := p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 		if errors.Is(err, unix.EPERM) {
 			// Inside a user namespace that does not own cryo's pid
 			// namespace, set_tid is refused.
-			got, err = p.cloneAtLastPid(tid, func() (uint64, error) {
-				plain := ptrace.CloneArgs{Flags: threadFlags}
-				if _, err := p.put(plain.Bytes()); err != nil {
-					return 0, err
-				}
-				return p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(plain.Bytes())))
-			})
+			plain := ptrace.CloneArgs{Flags: threadFlags}
+			got, err = p.cloneAtLastPid(tid, plain.Bytes())
 		}
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
@@ -156,7 +170,11 @@ func (p *process) createThreads() error {
 			}
 			return fmt.Errorf("restore pid %d: clone3 thread %d: %w", p.c.pid, tid, err)
 		}
-		if uint32(got) != tid {
+		want := tid
+		if p.c.nsPids != nil {
+			want = p.c.nsPids[i+1]
+		}
+		if uint32(got) != want {
 			return fmt.Errorf("restore pid %d: clone3 made thread %d, not %d", p.c.pid, got, tid)
 		}
 		t, err := p.r.tr.Adopt(p.c.pid, int(tid))

@@ -96,24 +96,52 @@ func (r *restorer) createRoot(root *process) error {
 		scratch: (regs.Rsp - phase1Below) &^ 4095, scratchSize: phase1Size}
 	// cryo becomes the root's parent, not the stub; clone3 refuses
 	// CLONE_PARENT with an exit signal.
-	if err := stubScratch.clone(root, unix.CLONE_PARENT, 0); err != nil {
+	if err := r.raiseNofile(stubScratch); err != nil {
+		return err
+	}
+	flags := uint64(unix.CLONE_PARENT)
+	if root.c.nsPids != nil {
+		// The stub opens every file of the tree while it is still root in
+		// cryo's namespaces; the root inherits them, and the rest of the
+		// tree from it. Inside the user namespace it could not.
+		for _, p := range r.procs {
+			r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], r.files.jobs[p]...)
+			delete(r.files.jobs, p)
+		}
+		if err := r.files.openIn(stubScratch); err != nil {
+			return err
+		}
+		// The root is the init of its own pid namespace, which must belong
+		// to the right user namespace: the stub enters that first, and the
+		// namespace comes with the root (CLONE_NEWPID).
+		if err := r.stubIntoOwner(stubScratch, root); err != nil {
+			return err
+		}
+		flags |= unix.CLONE_NEWPID
+	}
+	if err := stubScratch.clone(root, flags, 0); err != nil {
 		return err
 	}
 	r.stub.Kill()
 	r.stub.WaitExit()
 	r.stub = nil
-	// Temporary descriptors of shared files sit above every restored
-	// descriptor; make room for them (children inherit the limit, and the
-	// image's limits are set later).
-	lim, err := root.put(make([]byte, 16))
+	return nil
+}
+
+// raiseNofile makes room for the temporary descriptors of shared files,
+// which sit above every restored one (children inherit the limit; the
+// image's limits are set later).
+func (r *restorer) raiseNofile(p *process) error {
+	pid := p.c.pid
+	lim, err := p.put(make([]byte, 16))
 	if err != nil {
 		return err
 	}
-	if _, err := root.leader.Syscall(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, lim); err != nil {
+	if _, err := p.leader.Syscall(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, lim); err != nil {
 		return fmt.Errorf("restore pid %d: read RLIMIT_NOFILE: %w", pid, err)
 	}
 	b := make([]byte, 16)
-	if err := ptrace.ReadMem(pid, lim, b); err != nil {
+	if err := ptrace.ReadMem(p.leader.Pid, lim, b); err != nil {
 		return err
 	}
 	hard := le64(b[8:])
@@ -121,10 +149,10 @@ func (r *restorer) createRoot(root *process) error {
 		return fmt.Errorf("restore pid %d: %d descriptors needed, RLIMIT_NOFILE allows %d", pid, need, hard)
 	}
 	copy(b[:8], b[8:])
-	if _, err := root.put(b); err != nil {
+	if _, err := p.put(b); err != nil {
 		return err
 	}
-	if _, err := root.leader.Syscall(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, lim, 0); err != nil {
+	if _, err := p.leader.Syscall(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, lim, 0); err != nil {
 		return fmt.Errorf("restore pid %d: raise RLIMIT_NOFILE: %w", pid, err)
 	}
 	return nil
@@ -133,14 +161,30 @@ func (r *restorer) createRoot(root *process) error {
 // clone injects clone3 into p to create child at its PID, and adopts it.
 func (p *process) clone(child *process, flags, exitSignal uint64) error {
 	pid := child.c.pid
-	args := ptrace.CloneArgs{Flags: flags, ExitSignal: exitSignal, SetTid: p.scratch + 128, SetTidSize: 1}
-	if _, err := p.put(args.Bytes()); err != nil {
-		return err
+	var got uint64
+	var err error
+	if child.c.nsPids == nil {
+		args := ptrace.CloneArgs{Flags: flags, ExitSignal: exitSignal, SetTid: p.scratch + 128, SetTidSize: 1}
+		if _, err := p.put(args.Bytes()); err != nil {
+			return err
+		}
+		if _, err := p.putAt(128, le64bytes(uint64(pid))); err != nil {
+			return err
+		}
+		got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
+	} else {
+		// In a pid namespace owned by another user namespace only the
+		// inner id can be chosen (set_tid); the outer one comes from
+		// ns_last_pid. The init of the namespace is always 1.
+		args := ptrace.CloneArgs{Flags: flags, ExitSignal: exitSignal}
+		if flags&unix.CLONE_NEWPID == 0 {
+			args.SetTid, args.SetTidSize = p.scratch+128, 1
+		}
+		if _, err := p.putAt(128, le64bytes(uint64(child.c.nsPids[0]))); err != nil {
+			return err
+		}
+		got, err = p.cloneAtLastPidRetry(child, args.Bytes())
 	}
-	if _, err := p.putAt(128, le64bytes(uint64(pid))); err != nil {
-		return err
-	}
-	got, err := p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.EEXIST):
@@ -150,8 +194,13 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 		}
 		return fmt.Errorf("restore pid %d: clone3: %w", pid, err)
 	}
-	if int(got) != pid {
-		return fmt.Errorf("restore pid %d: clone3 created %d", pid, got)
+	// clone3 answers in the parent's pid namespace.
+	want := uint64(pid)
+	if p.c.nsPids != nil {
+		want = uint64(child.c.nsPids[0])
+	}
+	if got != want {
+		return fmt.Errorf("restore pid %d: clone3 created %d, not %d", pid, got, want)
 	}
 	t, err := p.r.tr.Adopt(pid, pid)
 	if err != nil {
@@ -161,6 +210,84 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 	child.leader, child.threads = t, []*ptrace.Tracee{t}
 	// A clone shares the parent's layout: the same scratch addresses.
 	child.scratch, child.scratchSize = p.scratch, p.scratchSize
+	return nil
+}
+
+// cloneAtLastPidRetry clones through ns_last_pid until the child gets its
+// outer PID: a task created elsewhere on the machine between cryo's write
+// and the clone takes the PID first; the child made with the wrong one is
+// killed and the clone tried again.
+func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, error) {
+	pid := child.c.pid
+	for try := 0; ; try++ {
+		got, err := p.cloneAtLastPid(uint32(pid), args)
+		if err != nil {
+			return got, err
+		}
+		outer, err := outerPid(p, got)
+		if err != nil {
+			return got, err
+		}
+		if outer == pid {
+			return got, nil
+		}
+		// Kill the child made with another PID (our tracee, in its first
+		// stop), reap it in its parent's namespace, and try again.
+		p.r.logf("restore pid %d: the PID was taken meanwhile (got %d), trying again", pid, outer)
+		stray, err := p.r.tr.Adopt(outer, outer)
+		if err != nil {
+			return got, err
+		}
+		stray.Kill()
+		stray.WaitExit()
+		if p.c.nsPids != nil {
+			p.leader.Syscall(unix.SYS_WAIT4, got, 0, unix.WALL, 0)
+		}
+		if try == 20 {
+			return got, fmt.Errorf("restore pid %d: other processes keep taking the PID", pid)
+		}
+	}
+}
+
+// outerPid converts a PID seen in p's pid namespace to cryo's.
+func outerPid(p *process, pid uint64) (int, error) {
+	if p.c.nsPids == nil {
+		return int(pid), nil
+	}
+	children, err := proc.ChildrenOf(p.c.pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range children {
+		st, err := proc.ReadStatus(c)
+		if err == nil && len(st.NSpid) > 1 && uint64(st.NSpid[len(st.NSpid)-1]) == pid {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("child %d of %d not found", pid, p.c.pid)
+}
+
+// stubIntoOwner makes the stub enter the user namespace that owns the
+// root's pid namespace (creating it, as its owner), so that the pid
+// namespace the root comes with belongs to it.
+func (r *restorer) stubIntoOwner(stub *process, root *process) error {
+	owner := r.snap.ns.pids[root.c.cores[0].GetIds().GetPidNsId()]
+	u := r.snap.ns.users[owner]
+	if owner == 0 || u == nil {
+		return nil
+	}
+	if u.ext.Parent != 0 {
+		return fmt.Errorf("restore pid %d: its pid namespace belongs to a nested user namespace: not supported yet", root.c.pid)
+	}
+	if u.ext.SetgroupsDeny {
+		if err := stub.setHostGroups(u, root.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
+			return err
+		}
+	}
+	if err := r.createUserns(stub, u, 0, nil); err != nil {
+		return err
+	}
+	r.rootUserns = owner
 	return nil
 }
 
@@ -207,17 +334,33 @@ func (r *restorer) setGroups() error {
 	if err != nil {
 		return err
 	}
-	want := func(v, rootV uint32, rootActual uint64) uint64 {
-		if v == rootV && int(rootV) != root.c.pid {
-			return rootActual
+	// Inside a pid namespace ids are its own: translate the saved ones.
+	inner := map[uint32]uint32{}
+	for _, q := range r.procs {
+		if q.c.nsPids != nil {
+			inner[uint32(q.c.pid)] = q.c.nsPids[0]
 		}
-		return uint64(v)
+	}
+	wantFor := func(p *process) func(v, rootV uint32, rootActual uint64) uint64 {
+		return func(v, rootV uint32, rootActual uint64) uint64 {
+			if v == rootV && int(rootV) != root.c.pid {
+				return rootActual
+			}
+			if in, ok := inner[v]; ok && p.c.nsPids != nil {
+				return uint64(in)
+			}
+			return uint64(v)
+		}
 	}
 	// Group leaders first, then the members.
 	for pass := 0; pass < 2; pass++ {
 		for _, p := range r.procs {
-			pgid := want(p.c.tree.GetPgid(), rootTree.GetPgid(), rootPgid)
-			if (pgid == uint64(p.c.pid)) != (pass == 0) {
+			pgid := wantFor(p)(p.c.tree.GetPgid(), rootTree.GetPgid(), rootPgid)
+			self := uint64(p.c.pid)
+			if p.c.nsPids != nil {
+				self = uint64(p.c.nsPids[0])
+			}
+			if (pgid == self) != (pass == 0) {
 				continue
 			}
 			cur, err := actual(p, unix.SYS_GETPGID)
@@ -237,7 +380,7 @@ func (r *restorer) setGroups() error {
 		if err != nil {
 			return err
 		}
-		if w := want(p.c.tree.GetSid(), rootTree.GetSid(), rootSid); sid != w {
+		if w := wantFor(p)(p.c.tree.GetSid(), rootTree.GetSid(), rootSid); sid != w {
 			return fmt.Errorf("restore pid %d: session %d cannot be recreated (got %d): its leader is not an ancestor in the tree", p.c.pid, w, sid)
 		}
 	}

@@ -86,37 +86,72 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 		t.Syscall(unix.SYS_SETRESGID, keep, 0, keep)
 		return err
 	}
-	name := fmt.Sprintf("\x00cryo-restore-%d-%d", p.c.pid, ids[0])
-	sa := append(binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX), name...)
+	// The accepted end of a connection carries its listener's name: it is
+	// the end with a name. The rendezvous listener takes that name when it
+	// is free (the real listener, made later, takes it back), else one of
+	// cryo's.
+	server, client := 1, 0
+	srv := b
+	cServer, cClient := cb, ca
+	if len(a.GetName()) > 0 && len(b.GetName()) == 0 {
+		server, client, srv, cServer, cClient = 0, 1, a, ca, cb
+	}
 	listener, err := sock()
 	if err != nil {
 		return nil, err
 	}
 	defer t.Syscall(unix.SYS_CLOSE, listener)
-	addr, err := p.putAt(512, sa)
-	if err != nil {
-		return nil, err
+	bindTo := func(name []byte) (uint64, int, error) {
+		sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
+		sa = append(sa, name...)
+		if len(name) > 0 && name[0] != 0 {
+			sa = append(sa, 0)
+		}
+		addr, err := p.putAt(512, sa)
+		if err != nil {
+			return 0, 0, err
+		}
+		_, err = t.Syscall(unix.SYS_BIND, listener, addr, uint64(len(sa)))
+		return addr, len(sa), err
 	}
-	if _, err := t.Syscall(unix.SYS_BIND, listener, addr, uint64(len(sa))); err != nil {
-		return nil, fmt.Errorf("bind a rendezvous socket: %w", err)
+	var addr uint64
+	var salen int
+	bound := false
+	if name := srv.GetName(); len(name) > 0 && len(name) < 108 {
+		if name[0] != 0 {
+			removeStaleSocket(string(name))
+		}
+		if addr, salen, err = bindTo(name); err == nil {
+			bound = true
+			if name[0] != 0 {
+				defer os.Remove(string(name))
+			}
+		}
+	}
+	if !bound {
+		if addr, salen, err = bindTo([]byte(fmt.Sprintf("\x00cryo-restore-%d-%d", p.c.pid, ids[0]))); err != nil {
+			return nil, fmt.Errorf("bind a rendezvous socket: %w", err)
+		}
 	}
 	// The connecting end sees the listener's credentials; the accepted
 	// end sees the connecting one's.
-	if err := as(ca, func() error { _, err := t.Syscall(unix.SYS_LISTEN, listener, 1); return err }); err != nil {
+	if err := as(cClient, func() error { _, err := t.Syscall(unix.SYS_LISTEN, listener, 1); return err }); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	client, err := sock()
+	c, err := sock()
 	if err != nil {
 		return nil, err
 	}
-	if err := as(cb, func() error { _, err := t.Syscall(unix.SYS_CONNECT, client, addr, uint64(len(sa))); return err }); err != nil {
+	if err := as(cServer, func() error { _, err := t.Syscall(unix.SYS_CONNECT, c, addr, uint64(salen)); return err }); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	server, err := t.Syscall(unix.SYS_ACCEPT4, listener, 0, 0, unix.SOCK_CLOEXEC)
+	acc, err := t.Syscall(unix.SYS_ACCEPT4, listener, 0, 0, unix.SOCK_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("accept: %w", err)
 	}
-	return []uint64{client, server}, nil
+	ends := make([]uint64, 2)
+	ends[client], ends[server] = c, acc
+	return ends, nil
 }
 
 // makeUnix recreates an unconnected Unix socket: bound to its name (a
