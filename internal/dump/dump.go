@@ -319,6 +319,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	if err := d.files.shmem.write(dir, uint32(len(d.procs)+1)); err != nil {
 		return err
 	}
+	if err := d.files.writeMemfds(dir); err != nil {
+		return err
+	}
 	if err := d.ns.write(dir); err != nil {
 		return err
 	}

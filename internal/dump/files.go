@@ -10,6 +10,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fown"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -24,13 +25,15 @@ type fileTable struct {
 	// byTarget lists, per fd target ("/path", "pipe:[ino]"), the
 	// descriptors already described anywhere in the tree, to find open
 	// file descriptions shared between descriptors and processes.
-	byTarget map[string][]seenFile
-	pipes    map[uint64]*pipeData // by pipe inode
-	pipeIDs  []uint64             // in the order first seen
-	fifos    map[uint64]*pipeData // by FIFO inode
-	unix     unixTable
-	fifoIDs  []uint64
-	shmem    *shmemTable
+	byTarget   map[string][]seenFile
+	pipes      map[uint64]*pipeData // by pipe inode
+	pipeIDs    []uint64             // in the order first seen
+	fifos      map[uint64]*pipeData // by FIFO inode
+	unix       unixTable
+	memfds     map[uint64]*memfd.MemfdInodeEntry // by inode
+	memfdOrder []uint64
+	fifoIDs    []uint64
+	shmem      *shmemTable
 }
 
 func newFileTable() *fileTable {
@@ -173,6 +176,15 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		if !strings.HasPrefix(target, "/") {
 			kind, _, _ := strings.Cut(target, ":")
 			return nil, fmt.Errorf("process %d fd %d: %s is not supported yet", p.pid, fd, describeKind(kind, target))
+		}
+		if strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)") {
+			e, err := p.dumpMemfd(ft, fd, target, info)
+			if err != nil {
+				return nil, err
+			}
+			e.Flags = proto.Uint32(fdFlags)
+			out = append(out, e)
+			continue
 		}
 		if strings.HasSuffix(target, " (deleted)") {
 			return nil, fmt.Errorf("process %d fd %d: %s was deleted while open: not supported yet", p.pid, fd, strings.TrimSuffix(target, " (deleted)"))

@@ -90,7 +90,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			return nil, nil, fmt.Errorf("%s: special mapping not supported", where)
 		case m.VmFlags.Has(proc.FlagIO) || m.VmFlags.Has(proc.FlagPFNMap):
 			return nil, nil, fmt.Errorf("%s: device memory (VM_IO/VM_PFNMAP) cannot be checkpointed", where)
-		case m.Shared && m.Path == "/dev/zero" && m.Deleted:
+		case m.Shared && m.Deleted && (m.Path == "/dev/zero" || strings.HasPrefix(m.Path, "/memfd:")):
 			// MAP_SHARED|MAP_ANONYMOUS: a shmem object, saved once for
 			// every process that maps it (by inode).
 			if err := ft.shmem.add(p.pid, m); err != nil {

@@ -36,10 +36,16 @@ type shmemTable struct {
 // through /proc/PID/map_files, which reaches the whole object (also pages
 // this process never touched) and tells data from holes.
 func (st *shmemTable) add(pid int, m proc.Mapping) error {
-	if _, ok := st.objs[m.Inode]; ok {
+	return st.addPath(m.Inode, fmt.Sprintf("/proc/%d/map_files/%x-%x", pid, m.Start, m.End))
+}
+
+// addPath records the object with inode ino, read through path (a
+// map_files or fd link of a process).
+func (st *shmemTable) addPath(ino uint64, path string) error {
+	if _, ok := st.objs[ino]; ok {
 		return nil
 	}
-	f, err := unix.Open(fmt.Sprintf("/proc/%d/map_files/%x-%x", pid, m.Start, m.End), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open the shared memory object: %w", err)
 	}
@@ -48,7 +54,7 @@ func (st *shmemTable) add(pid int, m proc.Mapping) error {
 	if err := unix.Fstat(f, &sb); err != nil {
 		return err
 	}
-	obj := &shmemObj{ino: m.Inode}
+	obj := &shmemObj{ino: ino}
 	size := sb.Size
 	for off := int64(0); off < size; {
 		data, err := unix.Seek(f, off, unix.SEEK_DATA)
@@ -78,8 +84,8 @@ func (st *shmemTable) add(pid int, m proc.Mapping) error {
 		obj.segments = append(obj.segments, shmemSegment{off: uint64(start), data: buf})
 		off = end
 	}
-	st.objs[m.Inode] = obj
-	st.order = append(st.order, m.Inode)
+	st.objs[ino] = obj
+	st.order = append(st.order, ino)
 	return nil
 }
 

@@ -142,6 +142,15 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 		if p.c.zombie {
 			continue
 		}
+		for _, fd := range p.c.fds {
+			if m := s.files[fd.GetId()].GetMemfd(); m != nil {
+				id := uint64(m.GetInodeId())
+				if len(shmHolders[id]) == 0 {
+					shmOrder = append(shmOrder, id)
+				}
+				shmHolders[id] = append(shmHolders[id], p)
+			}
+		}
 		for _, v := range p.c.mm.GetVmas() {
 			if v.GetStatus()&dump.VmaAnonShared == 0 {
 				continue
@@ -169,12 +178,19 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
 	t := p.leader
 	obj := fp.snap.shmem[shmid]
-	addr, err := p.putString("cryo-shmem")
+	name, flags := "cryo-shmem", uint64(1) // MFD_CLOEXEC
+	mi := fp.snap.memfds[shmid]
+	if mi != nil {
+		name = mi.GetName()
+		if mi.GetSeals() != 0 {
+			flags |= 2 // MFD_ALLOW_SEALING
+		}
+	}
+	addr, err := p.putString(name)
 	if err != nil {
 		return err
 	}
-	const mfdCloexec = 1
-	fd, err := t.Syscall(unix.SYS_MEMFD_CREATE, addr, mfdCloexec)
+	fd, err := t.Syscall(unix.SYS_MEMFD_CREATE, addr, flags)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d: memfd_create: %w", p.c.pid, shmid, err)
 	}
@@ -189,6 +205,14 @@ func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
 	defer f.Close()
 	if err := f.Truncate(int64(obj.size)); err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d: size %d: %w", p.c.pid, shmid, obj.size, err)
+	}
+	if mi != nil && mi.GetSeals() != 0 {
+		// Sealed once filled: a write seal would forbid filling it.
+		defer func() {
+			if _, err := t.Syscall(unix.SYS_FCNTL, temp, unix.F_ADD_SEALS, uint64(mi.GetSeals())); err != nil {
+				p.r.logf("restore pid %d: memfd %s: seals %#x: %v", p.c.pid, name, mi.GetSeals(), err)
+			}
+		}()
 	}
 	if len(obj.pages) == 0 {
 		return nil
@@ -238,11 +262,21 @@ func commonAncestor(ps []*process) *process {
 }
 
 // openIn creates, in p, the files p is the common ancestor of (phase one).
+// Shared memory objects come first: memfd descriptors are made from them.
 func (fp *filePlan) openIn(p *process) error {
+	for _, j := range fp.jobs[p] {
+		if j.shmid != 0 {
+			if err := fp.makeShmem(p, j.shmid); err != nil {
+				return err
+			}
+		}
+	}
 	for _, j := range fp.jobs[p] {
 		var err error
 		if j.shmid != 0 {
-			err = fp.makeShmem(p, j.shmid)
+			continue
+		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
+			err = fp.makeMemfd(p, j.ids[0])
 		} else if j.unixPair {
 			err = fp.makeUnixPair(p, j.ids)
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK {
@@ -310,6 +344,26 @@ func (fp *filePlan) moveTo(p *process, fd, temp uint64) error {
 	p.leader.Syscall(unix.SYS_CLOSE, fd)
 	if err != nil {
 		return fmt.Errorf("dup3 %d to %d: %w", fd, temp, err)
+	}
+	return nil
+}
+
+// makeMemfd gives a memfd descriptor its temporary number: a copy of the
+// memfd made for its inode, with its flags and offset.
+func (fp *filePlan) makeMemfd(p *process, id uint32) error {
+	t := p.leader
+	m := fp.snap.files[id].GetMemfd()
+	where := fmt.Sprintf("restore pid %d memfd %d", p.c.pid, id)
+	if _, err := t.Syscall(unix.SYS_DUP3, fp.shmTemp[uint64(m.GetInodeId())], fp.temp[id], unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, fp.temp[id], unix.F_SETFL, uint64(m.GetFlags()&^unix.O_ACCMODE)); err != nil {
+		return fmt.Errorf("%s: flags: %w", where, err)
+	}
+	if pos := m.GetPos(); pos != 0 {
+		if _, err := t.Syscall(unix.SYS_LSEEK, fp.temp[id], pos, 0); err != nil {
+			return fmt.Errorf("%s: seek: %w", where, err)
+		}
 	}
 	return nil
 }

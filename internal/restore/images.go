@@ -11,6 +11,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
@@ -31,8 +32,9 @@ type snapshot struct {
 	pipeBytes map[uint32][]byte
 	fifos     map[uint32]*pipedata.PipeDataEntry // by FIFO inode
 	fifoBytes map[uint32][]byte
-	skQueues  map[uint32][]byte      // bytes to read, by socket file id
-	shmem     map[uint64]*shmemImage // anonymous shared memory, by shmid
+	skQueues  map[uint32][]byte                 // bytes to read, by socket file id
+	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
+	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
 	ns        *namespaces
 	xfeatures uint64
 }
@@ -97,6 +99,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_UNIXSK && f.GetUsk() != nil:
 		case f.GetType() == fdinfo.FdTypes_INETSK && f.GetIsk() != nil:
 		case f.GetType() == fdinfo.FdTypes_EVENTPOLL && f.GetEpfd() != nil:
+		case f.GetType() == fdinfo.FdTypes_MEMFD && f.GetMemfd() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
@@ -291,9 +294,31 @@ func loadQueues(dir *image.Dir, name, magic string) (map[uint32]*pipedata.PipeDa
 	return pipes, data, nil
 }
 
-// loadShmem reads the shared anonymous objects the VMAs refer to.
+// loadShmem reads the shared anonymous objects the VMAs and memfds refer
+// to.
 func (s *snapshot) loadShmem(dir *image.Dir) error {
 	s.shmem = map[uint64]*shmemImage{}
+	s.memfds = map[uint64]*memfd.MemfdInodeEntry{}
+	inodes, err := image.ReadEntries[*memfd.MemfdInodeEntry](dir, dump.MemfdInodeName, "MEMFD_INODE")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range inodes {
+		if e.GetSize() > 1<<40 || len(e.GetName()) > 249 {
+			return fmt.Errorf("%s: memfd %d: size %d, name of %d bytes", dump.MemfdInodeName, e.GetInodeId(), e.GetSize(), len(e.GetName()))
+		}
+		s.memfds[e.GetInodeId()] = e
+		obj := &shmemImage{size: e.GetSize()}
+		if obj.pagesID, obj.pages, err = dir.ReadPagemapNamed(dump.ShmemPagemapName(e.GetInodeId())); err != nil {
+			return err
+		}
+		s.shmem[e.GetInodeId()] = obj
+	}
+	for _, f := range s.files {
+		if m := f.GetMemfd(); m != nil && s.memfds[uint64(m.GetInodeId())] == nil {
+			return fmt.Errorf("%s: memfd file %d refers to unknown inode %d", image.FilesName, f.GetId(), m.GetInodeId())
+		}
+	}
 	for _, c := range s.procs {
 		if c.zombie {
 			continue
