@@ -1,13 +1,19 @@
 package dump
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventpoll"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fh"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fsnotify"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/signalfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timerfd"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -23,6 +29,7 @@ var anonKinds = map[string]fdinfo.FdTypes{
 	"anon_inode:[timerfd]":   fdinfo.FdTypes_TIMERFD,
 	"anon_inode:[signalfd]":  fdinfo.FdTypes_SIGNALFD,
 	"anon_inode:[eventpoll]": fdinfo.FdTypes_EVENTPOLL,
+	"anon_inode:inotify":     fdinfo.FdTypes_INOTIFY,
 }
 
 // dumpAnon describes an eventfd, timerfd or signalfd from its fdinfo.
@@ -101,6 +108,19 @@ func (p *process) dumpAnon(ft *fileTable, fd int, target string, kind fdinfo.FdT
 			ep.Tfd = append(ep.Tfd, &eventpoll.EventpollTfdEntry{Id: proto.Uint32(0), Tfd: proto.Uint32(tfd), Events: proto.Uint32(events), Data: proto.Uint64(data)})
 		}
 		fe.Epfd = ep
+	case fdinfo.FdTypes_INOTIFY:
+		in := &fsnotify.InotifyFileEntry{Flags: flags, Fown: noOwner()}
+		for _, line := range info.Lines {
+			w, err := parseInotifyWatch(line)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			if w != nil {
+				in.Wd = append(in.Wd, w)
+			}
+		}
+		sort.Slice(in.Wd, func(i, j int) bool { return in.Wd[i].GetWd() < in.Wd[j].GetWd() })
+		fe.Ify = in
 	}
 	id := ft.add(fe)
 	switch kind {
@@ -114,6 +134,11 @@ func (p *process) dumpAnon(ft *fileTable, fd int, target string, kind fdinfo.FdT
 		fe.Epfd.Id = proto.Uint32(id)
 		for _, t := range fe.Epfd.Tfd {
 			t.Id = proto.Uint32(id)
+		}
+	case fdinfo.FdTypes_INOTIFY:
+		fe.Ify.Id = proto.Uint32(id)
+		for _, w := range fe.Ify.Wd {
+			w.Id = proto.Uint32(id)
 		}
 	}
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
@@ -152,4 +177,71 @@ func (p *process) pokeTimerfds() error {
 		}
 	}
 	return nil
+}
+
+// parseInotifyWatch reads one "inotify wd:.. ino:.. sdev:.. mask:..
+// ignored_mask:.. fhandle-bytes:.. fhandle-type:.. f_handle:.." line and
+// finds the watched path from the file handle (open_by_handle_at, which
+// needs CAP_DAC_READ_SEARCH), since inotify watches are added by path.
+func parseInotifyWatch(line string) (*fsnotify.InotifyWdEntry, error) {
+	if !strings.HasPrefix(line, "inotify ") {
+		return nil, nil
+	}
+	var wd, mask, ignored, sdev, hbytes uint32
+	var ino uint64
+	var htype int32
+	var handle string
+	if _, err := fmt.Sscanf(line, "inotify wd:%x ino:%x sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x fhandle-type:%x f_handle:%s",
+		&wd, &ino, &sdev, &mask, &ignored, &hbytes, &htype, &handle); err != nil {
+		return nil, fmt.Errorf("inotify watch %q: %w", line, err)
+	}
+	raw, err := hex.DecodeString(handle)
+	if err != nil || len(raw) != int(hbytes) {
+		return nil, fmt.Errorf("inotify watch %d: bad file handle %q", wd, handle)
+	}
+	path, err := handlePath(sdev, htype, raw)
+	if err != nil {
+		return nil, fmt.Errorf("inotify watch %d (inode %d): %w", wd, ino, err)
+	}
+	words := make([]uint64, (len(raw)+7)/8)
+	for i := range words {
+		var b [8]byte
+		copy(b[:], raw[8*i:])
+		words[i] = binary.LittleEndian.Uint64(b[:])
+	}
+	return &fsnotify.InotifyWdEntry{
+		IIno: proto.Uint64(ino), Mask: proto.Uint32(mask), IgnoredMask: proto.Uint32(ignored),
+		SDev: proto.Uint32(sdev), Wd: proto.Uint32(wd),
+		FHandle: &fh.FhEntry{Bytes: proto.Uint32(hbytes), Type: proto.Uint32(uint32(htype)), Handle: words, Path: proto.String(path)},
+	}, nil
+}
+
+// handlePath resolves a file handle on the filesystem of device sdev (the
+// kernel's encoding: major<<20 | minor) to a path, through a mount of it.
+func handlePath(sdev uint32, htype int32, raw []byte) (string, error) {
+	mounts, err := readMountinfo(os.Getpid())
+	if err != nil {
+		return "", err
+	}
+	dev := fmt.Sprintf("%d:%d", sdev>>20, sdev&0xfffff)
+	for _, m := range mounts {
+		if m.dev != dev {
+			continue
+		}
+		mfd, err := unix.Open(m.point, unix.O_RDONLY|unix.O_CLOEXEC, 0) // not O_PATH: open_by_handle_at refuses it
+		if err != nil {
+			continue
+		}
+		fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(htype, raw), unix.O_PATH|unix.O_CLOEXEC)
+		unix.Close(mfd)
+		if err != nil {
+			continue
+		}
+		path, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		unix.Close(fd)
+		if err == nil {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("no mount of device %s reaches the watched file", dev)
 }

@@ -287,7 +287,7 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeEpoll(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
-		} else if t := fp.snap.files[j.ids[0]].GetType(); t == fdinfo.FdTypes_EVENTFD || t == fdinfo.FdTypes_TIMERFD || t == fdinfo.FdTypes_SIGNALFD {
+		} else if t := fp.snap.files[j.ids[0]].GetType(); t == fdinfo.FdTypes_EVENTFD || t == fdinfo.FdTypes_TIMERFD || t == fdinfo.FdTypes_SIGNALFD || t == fdinfo.FdTypes_INOTIFY {
 			err = fp.makeAnon(p, j.ids[0])
 		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
@@ -406,6 +406,23 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 			var addr uint64
 			if addr, err = p.put(le64bytes(e.GetTicks())); err == nil {
 				_, err = t.Syscall(unix.SYS_IOCTL, fd, tfdIocSetTicks, addr)
+			}
+		}
+	case fdinfo.FdTypes_INOTIFY:
+		e := f.GetIfy()
+		fd, err = t.Syscall(unix.SYS_INOTIFY_INIT1, uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.IN_CLOEXEC)
+		// Watches are added by path, in the order of their descriptors,
+		// which the kernel hands out one after the other.
+		for _, w := range e.GetWd() {
+			if err != nil {
+				break
+			}
+			var addr, wd uint64
+			if addr, err = p.putString(w.GetFHandle().GetPath()); err != nil {
+				break
+			}
+			if wd, err = t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, fd, addr, uint64(w.GetMask())); err == nil && wd != uint64(w.GetWd()) {
+				err = fmt.Errorf("watch of %s came back as %d, not %d (the watches had gaps)", w.GetFHandle().GetPath(), wd, w.GetWd())
 			}
 		}
 	case fdinfo.FdTypes_SIGNALFD:

@@ -100,6 +100,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_INETSK && f.GetIsk() != nil:
 		case f.GetType() == fdinfo.FdTypes_EVENTPOLL && f.GetEpfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_MEMFD && f.GetMemfd() != nil:
+		case f.GetType() == fdinfo.FdTypes_INOTIFY && f.GetIfy() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
