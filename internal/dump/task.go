@@ -237,6 +237,10 @@ func (p *process) taskCore(leader *core.CoreEntry) (*core.TaskCoreEntry, error) 
 		itimers[which] = &timer.ItimerEntry{Isec: proto.Uint64(le64(b[0:])), Iusec: proto.Uint64(le64(b[8:])),
 			Vsec: proto.Uint64(le64(b[16:])), Vusec: proto.Uint64(le64(b[24:]))}
 	}
+	posix, err := p.posixTimers()
+	if err != nil {
+		return nil, err
+	}
 	lim, err := proc.Limits(p.pid)
 	if err != nil {
 		return fail("limits", err)
@@ -284,6 +288,6 @@ func (p *process) taskCore(leader *core.CoreEntry) (*core.TaskCoreEntry, error) 
 		Sigactions:     acts,
 		ChildSubreaper: proto.Bool(binary.LittleEndian.Uint32(w) != 0),
 		SignalsS:       signalQueue(shared),
-		Timers:         &timer.TaskTimersEntry{Real: itimers[0], Virt: itimers[1], Prof: itimers[2]},
+		Timers:         &timer.TaskTimersEntry{Real: itimers[0], Virt: itimers[1], Prof: itimers[2], Posix: posix},
 	}, nil
 }

@@ -233,6 +233,9 @@ func (p *process) restore() error {
 			return err
 		}
 	}
+	if err := p.restorePosixTimers(); err != nil {
+		return err
+	}
 	for i, t := range p.threads {
 		if err := p.restoreThread(t, p.c.cores[i]); err != nil {
 			return err
