@@ -18,6 +18,7 @@ import (
 const (
 	sigevSignal   = 0
 	sigevNone     = 1
+	sigevThread   = 2
 	sigevThreadID = 4
 )
 
@@ -55,18 +56,22 @@ func (p *process) posixTimers() ([]*timer.PosixTimerEntry, error) {
 				cur.SiSigno, cur.SivalPtr = proto.Uint32(uint32(n)), proto.Uint64(ptr)
 			}
 		case "notify":
-			// "signal/pid.N", "thread/tid.N" or "none/pid.N"
+			// "HOW/pid.N" or "HOW/tid.N": HOW is signal, none or thread,
+			// and tid marks SIGEV_THREAD_ID (a signal to that thread).
 			how, who, _ := strings.Cut(val, "/")
 			notify := uint32(sigevSignal)
 			switch how {
-			case "thread":
-				notify = sigevThreadID
 			case "none":
 				notify = sigevNone
+			case "thread":
+				notify = sigevThread
+			}
+			if strings.HasPrefix(who, "tid.") {
+				notify |= sigevThreadID
 			}
 			if cur != nil {
 				cur.ItSigevNotify = proto.Uint32(notify)
-				if notify == sigevThreadID {
+				if notify&sigevThreadID != 0 {
 					_, tid, _ := strings.Cut(who, ".")
 					n, _ := strconv.Atoi(tid)
 					cur.NotifyThreadId = proto.Int32(int32(n))

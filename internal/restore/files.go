@@ -11,6 +11,7 @@ import (
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/ptrace"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,6 +44,9 @@ type filePlan struct {
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.
 	epollsWatching map[uint32]bool
+	// anonAddr: where an anonymous shared object is mapped whole while the
+	// tree is built (shmid -> address).
+	anonAddr map[uint64]uint64
 }
 
 // tempCount is how many temporary descriptors the plan uses.
@@ -164,10 +168,32 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			}
 		}
 	}
+	// An anonymous object (not a memfd) is made as real MAP_SHARED|
+	// MAP_ANONYMOUS memory, so that it is /dev/zero's again: the common
+	// ancestor maps it whole at an address free in every process, the
+	// processes below inherit it and move pieces of it into place.
+	var used []span
+	for _, p := range procs {
+		if !p.c.zombie {
+			for _, v := range p.c.mm.GetVmas() {
+				used = append(used, span{v.GetStart(), v.GetEnd()})
+			}
+		}
+	}
+	fp.anonAddr = map[uint64]uint64{}
 	for i, id := range shmOrder {
 		fp.shmTemp[id] = base + uint64(len(ids)+i)
 		lca := commonAncestor(shmHolders[id])
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{shmid: id})
+		if s.memfds[id] == nil {
+			size := (s.shmem[id].size + pageSize - 1) &^ (pageSize - 1)
+			addr, err := findGap(used, size+pageSize)
+			if err != nil {
+				return nil, fmt.Errorf("shared memory %d: %w", id, err)
+			}
+			fp.anonAddr[id] = addr
+			used = append(used, span{addr, addr + size + pageSize})
+		}
 	}
 	return fp, nil
 }
@@ -176,6 +202,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 // object, at its temporary descriptor, sized and filled by cryo through
 // /proc/PID/fd/N.
 func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
+	if addr, ok := fp.anonAddr[shmid]; ok {
+		return fp.makeAnonShared(p, shmid, addr)
+	}
 	t := p.leader
 	obj := fp.snap.shmem[shmid]
 	name, flags := "cryo-shmem", uint64(1) // MFD_CLOEXEC
@@ -346,6 +375,55 @@ func (fp *filePlan) moveTo(p *process, fd, temp uint64) error {
 		return fmt.Errorf("dup3 %d to %d: %w", fd, temp, err)
 	}
 	return nil
+}
+
+// makeAnonShared maps an anonymous shared object whole at addr in p and
+// fills it from the pages image (process_vm_writev).
+func (fp *filePlan) makeAnonShared(p *process, shmid, addr uint64) error {
+	obj := fp.snap.shmem[shmid]
+	size := (obj.size + pageSize - 1) &^ (pageSize - 1)
+	got, err := p.leader.Syscall(unix.SYS_MMAP, addr, size, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_SHARED|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0)
+	if err == nil && got != addr {
+		err = fmt.Errorf("mapped at %#x", got)
+	}
+	if err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d at %#x: %w", p.c.pid, shmid, addr, err)
+	}
+	if len(obj.pages) == 0 {
+		return nil
+	}
+	src, err := fp.dir.OpenPages(obj.pagesID)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for _, pe := range obj.pages {
+		n := int(pe.GetNrPages()) * pageSize
+		if pe.GetVaddr()+uint64(n) > size {
+			return fmt.Errorf("%s: pages beyond shared memory %d", src.Name(), shmid)
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(src, buf); err != nil {
+			return fmt.Errorf("%s: %w", src.Name(), err)
+		}
+		if err := ptrace.WriteMem(p.c.pid, addr+pe.GetVaddr(), buf); err != nil {
+			return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
+		}
+	}
+	return nil
+}
+
+// isAnonStaging tells whether [start, end) is an anonymous shared object
+// mapped whole while the tree is built.
+func (fp *filePlan) isAnonStaging(start, end uint64) bool {
+	for id, addr := range fp.anonAddr {
+		size := (fp.snap.shmem[id].size + pageSize - 1) &^ (pageSize - 1)
+		if start >= addr && end <= addr+size {
+			return true
+		}
+	}
+	return false
 }
 
 // makeMemfd gives a memfd descriptor its temporary number: a copy of the

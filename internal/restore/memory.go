@@ -155,6 +155,9 @@ func (p *process) buildMemory() error {
 		if m.Path == "[vdso]" || m.Path == "[vvar]" || m.Path == "[vvar_vclock]" || m.Path == "[vsyscall]" {
 			continue
 		}
+		if p.r.files.isAnonStaging(m.Start, m.End) {
+			continue // shared objects to move pieces of into place
+		}
 		if _, err := t.Syscall(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
 			return fmt.Errorf("restore pid %d: unmap stub mapping %#x-%#x: %w", t.Pid, m.Start, m.End, err)
 		}
@@ -194,7 +197,22 @@ func (p *process) mapVmas() error {
 		}
 		flags := uint64(v.GetFlags())&^unix.MAP_FIXED_NOREPLACE | unix.MAP_FIXED
 		fd := ^uint64(0)
-		if v.GetStatus()&dump.VmaAnonShared != 0 {
+		if addr, ok := p.r.files.anonAddr[v.GetShmid()]; ok && v.GetStatus()&dump.VmaAnonShared != 0 {
+			// A piece of the object, inherited whole: a new mapping of the
+			// same pages (mremap with old size 0), then its protection.
+			size := v.GetEnd() - v.GetStart()
+			got, err := t.Syscall(unix.SYS_MREMAP, addr+v.GetPgoff(), 0, size, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.GetStart())
+			if err == nil && got != v.GetStart() {
+				err = fmt.Errorf("moved to %#x", got)
+			}
+			if err == nil && v.GetProt() != unix.PROT_READ|unix.PROT_WRITE {
+				_, err = t.Syscall(unix.SYS_MPROTECT, v.GetStart(), size, uint64(v.GetProt()))
+			}
+			if err != nil {
+				return fmt.Errorf("restore pid %d: shared memory at %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
+			}
+			continue
+		} else if v.GetStatus()&dump.VmaAnonShared != 0 {
 			// The object was created by the tree's common ancestor and is
 			// still open at its temporary descriptor.
 			fd = p.r.files.shmTemp[v.GetShmid()]
@@ -223,6 +241,11 @@ func (p *process) mapVmas() error {
 	}
 	if err := p.fillPages(); err != nil {
 		return err
+	}
+	// The whole objects inherited for building are not the process's.
+	for id, addr := range p.r.files.anonAddr {
+		size := (p.r.snap.shmem[id].size + pageSize - 1) &^ (pageSize - 1)
+		t.Syscall(unix.SYS_MUNMAP, addr, size)
 	}
 	for i, v := range vmas {
 		if isSpecial(v) {

@@ -35,7 +35,7 @@ func (p *process) restorePosixTimers() error {
 		le.PutUint64(sev[0:], e.GetSivalPtr())
 		le.PutUint32(sev[8:], e.GetSiSigno())
 		le.PutUint32(sev[12:], e.GetItSigevNotify())
-		if e.GetItSigevNotify() == sigevThreadID {
+		if e.GetItSigevNotify()&sigevThreadID != 0 {
 			tid := uint32(e.GetNotifyThreadId())
 			if p.c.nsPids != nil {
 				// Saved as cryo sees it; the process names it in its own
