@@ -243,23 +243,8 @@ func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
 			}
 		}()
 	}
-	if len(obj.pages) == 0 {
-		return nil
-	}
-	src, err := fp.dir.OpenPages(obj.pagesID)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	for _, pe := range obj.pages {
-		n := int64(pe.GetNrPages()) * pageSize
-		w, err := io.Copy(io.NewOffsetWriter(f, int64(pe.GetVaddr())), io.LimitReader(src, n))
-		if err == nil && w != n {
-			err = fmt.Errorf("%s: %d of %d bytes", src.Name(), w, n)
-		}
-		if err != nil {
-			return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
-		}
+	if err := fp.copyObject(obj, f, obj.size); err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
 	}
 	return nil
 }
@@ -390,6 +375,15 @@ func (fp *filePlan) makeAnonShared(p *process, shmid, addr uint64) error {
 	if err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d at %#x: %w", p.c.pid, shmid, addr, err)
 	}
+	if err := fp.copyObject(obj, memAt{p.c.pid, addr}, size); err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
+	}
+	return nil
+}
+
+// copyObject writes a shared object's saved pages to w at their offsets,
+// refusing pages beyond size.
+func (fp *filePlan) copyObject(obj *shmemImage, w io.WriterAt, size uint64) error {
 	if len(obj.pages) == 0 {
 		return nil
 	}
@@ -399,19 +393,32 @@ func (fp *filePlan) makeAnonShared(p *process, shmid, addr uint64) error {
 	}
 	defer src.Close()
 	for _, pe := range obj.pages {
-		n := int(pe.GetNrPages()) * pageSize
+		n := int64(pe.GetNrPages()) * pageSize
 		if pe.GetVaddr()+uint64(n) > size {
-			return fmt.Errorf("%s: pages beyond shared memory %d", src.Name(), shmid)
+			return fmt.Errorf("%s: pages beyond the object's %d bytes", src.Name(), size)
 		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(src, buf); err != nil {
-			return fmt.Errorf("%s: %w", src.Name(), err)
+		got, err := io.Copy(io.NewOffsetWriter(w, int64(pe.GetVaddr())), io.LimitReader(src, n))
+		if err == nil && got != n {
+			err = fmt.Errorf("%s: %d of %d bytes", src.Name(), got, n)
 		}
-		if err := ptrace.WriteMem(p.c.pid, addr+pe.GetVaddr(), buf); err != nil {
-			return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// memAt writes into a process's memory at base+offset.
+type memAt struct {
+	pid  int
+	base uint64
+}
+
+func (m memAt) WriteAt(b []byte, off int64) (int, error) {
+	if err := ptrace.WriteMem(m.pid, m.base+uint64(off), b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // isAnonStaging tells whether [start, end) is an anonymous shared object
