@@ -322,6 +322,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	if err := d.files.writeMemfds(dir); err != nil {
 		return err
 	}
+	if err := d.files.writeGhosts(dir); err != nil {
+		return err
+	}
 	if err := d.ns.write(dir); err != nil {
 		return err
 	}

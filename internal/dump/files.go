@@ -31,6 +31,7 @@ type fileTable struct {
 	fifos      map[uint64]*pipeData // by FIFO inode
 	unix       unixTable
 	memfds     map[uint64]*memfd.MemfdInodeEntry // by inode
+	ghosts     []ghostFile
 	memfdOrder []uint64
 	fifoIDs    []uint64
 	shmem      *shmemTable
@@ -186,12 +187,16 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 			out = append(out, e)
 			continue
 		}
-		if strings.HasSuffix(target, " (deleted)") {
-			return nil, fmt.Errorf("process %d fd %d: %s was deleted while open: not supported yet", p.pid, fd, strings.TrimSuffix(target, " (deleted)"))
-		}
 		var st unix.Stat_t
 		if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
 			return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
+		}
+		ghost := false
+		if strings.HasSuffix(target, " (deleted)") {
+			if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
+				return nil, fmt.Errorf("process %d fd %d: %s was deleted while open: only regular files up to %d bytes are saved", p.pid, fd, strings.TrimSuffix(target, " (deleted)"), maxGhost)
+			}
+			ghost = true
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
@@ -220,10 +225,15 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 			Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
 			Pos:   proto.Uint64(info.Pos),
 			Fown:  noOwner(),
-			Name:  proto.String(target),
+			Name:  proto.String(strings.TrimSuffix(target, " (deleted)")),
 			Size:  proto.Uint64(uint64(st.Size)),
 			Mode:  proto.Uint32(st.Mode),
 		}, "")
+		if ghost {
+			if err := ft.addGhost(id, p.pid, fd, &st); err != nil {
+				return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
+			}
+		}
 		byTarget[target] = append(byTarget[target], seenFile{p.pid, fd, id})
 		out = append(out, &fdinfo.FdinfoEntry{
 			Id:    proto.Uint32(id),

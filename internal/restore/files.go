@@ -333,8 +333,19 @@ func (fp *filePlan) openFile(p *process, id uint32) error {
 		}
 		return nil
 	}
+	name := f.GetName()
+	if g := fp.snap.ghosts[id]; g != nil {
+		// Deleted while open: put the contents back under the old name
+		// (or beside it, if it was reused), open it, unlink it again.
+		path, err := makeGhost(name, id, g)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		defer os.Remove(path)
+		name = path
+	}
 	flags := uint64(f.GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
-	n, err := p.open(f.GetName(), flags)
+	n, err := p.open(name, flags)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -583,6 +594,37 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 	}
 	fp.fifosFilled[pipeID] = true
 	return fillQueue(p, keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
+}
+
+// makeGhost writes a deleted file's saved contents to a new file at its
+// old path (or beside it when something took the name since) and returns
+// the path used.
+func makeGhost(name string, id uint32, g *ghost) (string, error) {
+	path := name
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if os.IsExist(err) {
+		path = fmt.Sprintf("%s.cryo-ghost-%d", name, id)
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	if err != nil {
+		return "", fmt.Errorf("recreate the deleted file: %w", err)
+	}
+	_, werr := f.Write(g.data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(path, os.FileMode(g.entry.GetMode()&0o7777))
+	}
+	if werr == nil {
+		werr = os.Lchown(path, int(g.entry.GetUid()), int(g.entry.GetGid()))
+	}
+	if werr != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("recreate the deleted file: %w", werr)
+	}
+	return path, nil
 }
 
 // makePipe creates a pipe and puts its ends at their temporary descriptors

@@ -10,6 +10,7 @@ import (
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
+	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
@@ -17,6 +18,7 @@ import (
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -33,6 +35,7 @@ type snapshot struct {
 	fifos     map[uint32]*pipedata.PipeDataEntry // by FIFO inode
 	fifoBytes map[uint32][]byte
 	skQueues  map[uint32][]byte                 // bytes to read, by socket file id
+	ghosts    map[uint32]*ghost                 // deleted-while-open files, by file id
 	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
 	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
 	ns        *namespaces
@@ -141,6 +144,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		return nil, err
 	}
 	if err := s.loadShmem(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadGhosts(dir); err != nil {
 		return nil, err
 	}
 	if err := s.loadNamespaces(dir); err != nil {
@@ -345,6 +351,38 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 				return fmt.Errorf("%s: shared memory %d of %d bytes", image.MMName(c.pid), v.GetShmid(), obj.size)
 			}
 		}
+	}
+	return nil
+}
+
+// ghost is a file that was deleted while open: its saved contents.
+type ghost struct {
+	entry *ghostfile.GhostFileEntry
+	data  []byte
+}
+
+// loadGhosts reads remap-fpath.img and the ghost files it names.
+func (s *snapshot) loadGhosts(dir *image.Dir) error {
+	s.ghosts = map[uint32]*ghost{}
+	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, dump.RemapName, "REMAP_FPATH")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range remaps {
+		if r.GetRemapType() != remap.RemapType_GHOST {
+			return fmt.Errorf("%s: remap of file %d of type %v is not supported", dump.RemapName, r.GetOrigId(), r.GetRemapType())
+		}
+		if s.files[r.GetOrigId()].GetReg() == nil {
+			return fmt.Errorf("%s: ghost for unknown file %d", dump.RemapName, r.GetOrigId())
+		}
+		e, data, err := dir.ReadGhost(r.GetRemapId())
+		if err != nil {
+			return err
+		}
+		s.ghosts[r.GetOrigId()] = &ghost{entry: e, data: data}
 	}
 	return nil
 }
