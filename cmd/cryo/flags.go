@@ -7,15 +7,16 @@ import (
 
 // options holds the CRIU-compatible flags cryo understands.
 type options struct {
-	pid          int
-	dir          string
-	shellJob     bool
-	leaveRunning bool
-	detach       bool
-	pidFile      string
-	verbosity    int
-	logFile      string
-	positional   []string
+	pid            int
+	dir            string
+	shellJob       bool
+	leaveRunning   bool
+	tcpEstablished bool
+	detach         bool
+	pidFile        string
+	verbosity      int
+	logFile        string
+	positional     []string
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -58,6 +59,8 @@ func parseFlags(args []string) (*options, error) {
 			o.shellJob = true
 		case name == "--leave-running":
 			o.leaveRunning = true
+		case name == "--tcp-established":
+			o.tcpEstablished = true
 		case name == "-d" || name == "--restore-detached":
 			o.detach = true
 		case name == "-v" || name == "--verbosity":

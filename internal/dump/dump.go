@@ -30,7 +30,10 @@ type Options struct {
 	Dir          string
 	LeaveRunning bool // resume the tree after the dump instead of killing it
 	ShellJob     bool // the tree may hold the caller's terminal (-j)
-	Logf         func(format string, args ...any)
+	// TCPEstablished saves established TCP connections with TCP repair
+	// (--tcp-established); without it they make the dump fail.
+	TCPEstablished bool
+	Logf           func(format string, args ...any)
 }
 
 // CRIU's task states.
@@ -322,6 +325,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	if err := d.files.writeMemfds(dir); err != nil {
 		return err
 	}
+	if err := d.files.writeTCP(dir); err != nil {
+		return err
+	}
 	if err := d.files.writeGhosts(dir); err != nil {
 		return err
 	}
@@ -338,7 +344,7 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 // release undoes everything done to the tree and detaches from it.
 // It is safe to call more than once.
 func (d *dumper) release() error {
-	var first error
+	first := d.files.repair.Resume()
 	for _, p := range d.procs {
 		if err := p.release(); err != nil && first == nil {
 			first = err
@@ -359,6 +365,7 @@ func (d *dumper) kill() {
 	for i := len(d.procs) - 1; i >= 0; i-- {
 		d.procs[i].waitGone()
 	}
+	d.files.repair.Drop()
 }
 
 // seize attaches to every thread, looping until no new thread appears.

@@ -13,6 +13,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/tcprepair"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -35,6 +36,8 @@ type fileTable struct {
 	memfdOrder []uint64
 	fifoIDs    []uint64
 	shmem      *shmemTable
+	tcp        []tcpStream
+	repair     tcprepair.Set
 }
 
 func newFileTable() *fileTable {

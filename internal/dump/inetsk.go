@@ -13,8 +13,8 @@ import (
 )
 
 // dumpInet describes a TCP or UDP socket, IPv4 or IPv6, from a copy of it
-// (pidfd_getfd): listening and bound sockets, and connected UDP ones. An
-// established TCP connection needs TCP repair, which is not there yet.
+// (pidfd_getfd): listening and bound sockets, connected UDP ones, and with
+// --tcp-established, established TCP connections (TCP repair).
 func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
 	pidfd, err := unix.PidfdOpen(p.pid, 0)
@@ -45,7 +45,12 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	}
 	remote, _ := unix.Getpeername(s)
 	if remote != nil && typ == unix.SOCK_STREAM {
-		return nil, fmt.Errorf("%s: established TCP connection %s -> %s: needs --tcp-established, which is not supported yet", where, addrString(local), addrString(remote))
+		if !p.opts.TCPEstablished {
+			return nil, fmt.Errorf("%s: established TCP connection %s -> %s: dump with --tcp-established to save it", where, addrString(local), addrString(remote))
+		}
+		if err := ft.saveTCP(s, ino); err != nil {
+			return nil, fmt.Errorf("%s: TCP connection %s -> %s: %w", where, addrString(local), addrString(remote), err)
+		}
 	}
 	state := uint32(stateClose)
 	if listening {

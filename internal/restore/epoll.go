@@ -49,7 +49,7 @@ func (fp *filePlan) addEpollWatches(p *process) error {
 
 // makeInet recreates a TCP or UDP socket: bound to its address, listening
 // or connected (UDP) as it was.
-func (fp *filePlan) makeInet(p *process, id uint32) error {
+func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	t := p.leader
 	e := fp.snap.files[id].GetIsk()
 	where := fmt.Sprintf("restore pid %d socket %d", p.c.pid, e.GetIno())
@@ -93,7 +93,28 @@ func (fp *filePlan) makeInet(p *process, id uint32) error {
 			return fmt.Errorf("%s: IPV6_V6ONLY: %w", where, err)
 		}
 	}
-	if e.GetSrcPort() != 0 || anyNonZero(e.GetSrcAddr()) {
+	established := e.GetType() == unix.SOCK_STREAM && e.GetState() == stateEstablished
+	if established {
+		// Bound and connected in repair mode, which binds the port even
+		// where the listener that accepted the connection holds it.
+		if err := fp.rebuildTCP(p, fd, id); err != nil {
+			return fmt.Errorf("%s: TCP connection to port %d: %w", where, e.GetDstPort(), err)
+		}
+	} else if e.GetSrcPort() != 0 || anyNonZero(e.GetSrcAddr()) {
+		// The port may still be held by connections of the dumped tree in
+		// TIME_WAIT: bind as CRIU does, with SO_REUSEADDR for the moment.
+		if !opts.GetReuseaddr() {
+			if err := setInt(unix.SOL_SOCKET, unix.SO_REUSEADDR, true); err != nil {
+				return fmt.Errorf("%s: SO_REUSEADDR: %w", where, err)
+			}
+			defer func() {
+				if err == nil {
+					if err = setInt(unix.SOL_SOCKET, unix.SO_REUSEADDR, false); err != nil {
+						err = fmt.Errorf("%s: SO_REUSEADDR: %w", where, err)
+					}
+				}
+			}()
+		}
 		sa, err := sockaddr(e.GetFamily(), e.GetSrcAddr(), e.GetSrcPort())
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -111,7 +132,11 @@ func (fp *filePlan) makeInet(p *process, id uint32) error {
 		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(e.GetBacklog())); err != nil {
 			return fmt.Errorf("%s: listen: %w", where, err)
 		}
-	case 1: // a connected UDP socket
+	case stateEstablished:
+		if established {
+			break
+		}
+		// a connected UDP socket
 		sa, err := sockaddr(e.GetFamily(), e.GetDstAddr(), e.GetDstPort())
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/tcprepair"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,6 +48,8 @@ type filePlan struct {
 	// anonAddr: where an anonymous shared object is mapped whole while the
 	// tree is built (shmid -> address).
 	anonAddr map[uint64]uint64
+	// repair: restored TCP connections, in repair mode until the end.
+	repair tcprepair.Set
 }
 
 // tempCount is how many temporary descriptors the plan uses.

@@ -165,6 +165,9 @@ func Restore(opts Options) (root *Process, err error) {
 
 // abort kills and reaps everything created so far; idempotent.
 func (r *restorer) abort() {
+	if r.files != nil {
+		defer r.files.repair.Drop()
+	}
 	if r.stub != nil {
 		r.stub.Kill()
 		r.stub.WaitExit()
@@ -196,6 +199,9 @@ func (r *restorer) run() error {
 		if err := p.restore(); err != nil {
 			return err
 		}
+	}
+	if err := r.files.repair.Resume(); err != nil {
+		return err
 	}
 	// Threads first, leaders last, children before parents, so that every
 	// process starts whole and finds its children there.

@@ -9,8 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TCP_LISTEN as sock_diag reports it.
-const stateListen = 10
+// TCP states as sock_diag reports them.
+const (
+	stateEstablished = 1
+	stateListen      = 10
+)
 
 // makeUnixPair recreates two connected Unix sockets with socketpair and
 // queues again the bytes each had to read, written into its peer.

@@ -1,0 +1,30 @@
+package tcprepair
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// getsockoptBytes reads an option whose value is a structure: x/sys has no
+// getter that keeps TCP_INFO's bit fields or TCP_REPAIR_WINDOW.
+func getsockoptBytes(fd, level, opt, size int) ([]byte, error) {
+	b := make([]byte, size)
+	n := uint32(size)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&n)), 0)
+	if errno != 0 {
+		return nil, errno
+	}
+	return b[:n], nil
+}
+
+// setsockoptBytes sets an option whose value is a structure.
+func setsockoptBytes(fd, level, opt int, b []byte) error {
+	_, _, errno := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
