@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,11 @@ func TestE2ETreeTCPNoFlag(t *testing.T) {
 // each line with its running count; the test asks twice, the tree is dumped
 // and killed (the peer is told nothing: no FIN, no RST) and restored, and
 // the same connection answers 3 and 4: the connection and the server's
-// memory both went on. The peer stays silent while the tree is down (see
-// the pause below).
+// memory both went on. The peer's delayed ACK of "2:b" comes after the
+// dump (which takes less than its 40 ms): without the network lock (an
+// nftables table dropping the peer's packets until the restore) it would
+// find no socket and the connection would be reset. The lock is gone after
+// the restore.
 func TestE2ETCPExternalPeer(t *testing.T) {
 	forEachLink(t, "tcp_peer", func(t *testing.T, bin string) {
 		w := startWorkload(t, bin)
@@ -69,16 +73,16 @@ func TestE2ETCPExternalPeer(t *testing.T) {
 		}
 		ask("a", "1:a")
 		ask("b", "2:b")
-		// Let the peer's delayed ACK of "2:b" (up to 40 ms; the dump takes
-		// less) land while the tree runs: cryo has no network lock yet
-		// (CRIU's firewall rules for the time between dump and restore), so
-		// any packet of the peer while the tree is down is answered with a
-		// reset by the kernel. Without this pause the test fails that way.
-		time.Sleep(300 * time.Millisecond)
 		w.Checkpoint("--tcp-established")
 		w.Restore()
 		ask("c", "3:c")
 		ask("d", "4:d")
+		out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+		if err != nil {
+			t.Errorf("nft list tables (package nftables, installed by scripts/install-test-deps.sh): %v\n%s", err, out)
+		} else if lock := fmt.Sprintf("table inet cryo-%d\n", w.Pid); strings.Contains(string(out), lock) {
+			t.Errorf("the network lock is still there after the restore:\n%s", out)
+		}
 		w.Finish()
 	})
 }

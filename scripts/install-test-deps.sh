@@ -5,7 +5,7 @@
 # user-namespace tests, and Xvnc, xclock, xdpyinfo and xwininfo for the
 # desktop test. Idempotent; needs root.
 set -euo pipefail
-packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils)
+packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -116,6 +116,10 @@ func Dump(opts Options) (err error) {
 		}
 		opts.Logf("tree of %d left running", pid)
 	} else {
+		if err := d.lockNetwork(); err != nil {
+			d.release()
+			return fmt.Errorf("process %d (tree left running): %w", pid, err)
+		}
 		d.kill()
 		opts.Logf("tree of %d killed", pid)
 	}

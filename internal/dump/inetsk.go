@@ -7,6 +7,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
+	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -48,7 +49,7 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		if !p.opts.TCPEstablished {
 			return nil, fmt.Errorf("%s: established TCP connection %s -> %s: dump with --tcp-established to save it", where, addrString(local), addrString(remote))
 		}
-		if err := ft.saveTCP(s, ino); err != nil {
+		if err := ft.saveTCP(s, ino, netlock.Conn{Local: addrPort(local), Remote: addrPort(remote)}); err != nil {
 			return nil, fmt.Errorf("%s: TCP connection %s -> %s: %w", where, addrString(local), addrString(remote), err)
 		}
 	}

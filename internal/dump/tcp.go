@@ -1,14 +1,19 @@
 package dump
 
 import (
+	"net/netip"
+
 	tcpstream "github.com/checkpoint-restore/go-criu/v7/crit/images/tcp-stream"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/tcprepair"
+	"golang.org/x/sys/unix"
 )
 
 // tcpStream is an established connection saved with --tcp-established.
 type tcpStream struct {
 	ino       uint32
+	conn      netlock.Conn
 	entry     *tcpstream.TcpStreamEntry
 	inq, outq []byte
 }
@@ -17,7 +22,7 @@ type tcpStream struct {
 // connection. The socket stays in repair mode while the tree is killed, so
 // that closing it sends nothing to the peer; ft.repair takes it out when
 // the tree runs on.
-func (ft *fileTable) saveTCP(s int, ino uint32) error {
+func (ft *fileTable) saveTCP(s int, ino uint32, conn netlock.Conn) error {
 	fd, err := ft.repair.Add(s)
 	if err != nil {
 		return err
@@ -26,7 +31,7 @@ func (ft *fileTable) saveTCP(s int, ino uint32) error {
 	if err != nil {
 		return err
 	}
-	ft.tcp = append(ft.tcp, tcpStream{ino, e, inq, outq})
+	ft.tcp = append(ft.tcp, tcpStream{ino, conn, e, inq, outq})
 	return nil
 }
 
@@ -37,4 +42,33 @@ func (ft *fileTable) writeTCP(dir *image.Dir) error {
 		}
 	}
 	return nil
+}
+
+// lockNetwork drops the peers' packets of the saved connections until the
+// restore has rebuilt them: the tree is about to be killed, and a packet
+// finding no socket would reset its connection.
+func (d *dumper) lockNetwork() error {
+	if len(d.files.tcp) == 0 {
+		return nil
+	}
+	var conns []netlock.Conn
+	for _, t := range d.files.tcp {
+		conns = append(conns, t.conn)
+	}
+	if err := netlock.Lock(d.opts.Pid, conns); err != nil {
+		return err
+	}
+	d.logf("network locked for %d TCP connections (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))
+	return nil
+}
+
+// addrPort converts an inet socket address.
+func addrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	}
+	return netip.AddrPort{}
 }

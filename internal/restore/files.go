@@ -50,6 +50,8 @@ type filePlan struct {
 	anonAddr map[uint64]uint64
 	// repair: restored TCP connections, in repair mode until the end.
 	repair tcprepair.Set
+	// tcpRestored counts them: the dump locked the network for them.
+	tcpRestored int
 }
 
 // tempCount is how many temporary descriptors the plan uses.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -202,6 +203,12 @@ func (r *restorer) run() error {
 	}
 	if err := r.files.repair.Resume(); err != nil {
 		return err
+	}
+	if r.files.tcpRestored > 0 {
+		// The connections exist again: let their peers' packets in.
+		if err := netlock.Unlock(r.snap.procs[0].pid); err != nil {
+			return err
+		}
 	}
 	// Threads first, leaders last, children before parents, so that every
 	// process starts whole and finds its children there.

@@ -35,6 +35,7 @@ func (fp *filePlan) rebuildTCP(p *process, fd uint64, id uint32) error {
 	}
 	defer unix.Close(s)
 	// Repair mode lasts until the whole tree is back (fp.repair).
+	fp.tcpRestored++
 	repairing, err := fp.repair.Add(s)
 	if err != nil {
 		return err
