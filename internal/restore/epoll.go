@@ -74,6 +74,9 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 		return err
 	}
 	opts := e.GetOpts()
+	if err := setBuffers(p, fd, opts); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
 	for _, o := range []struct {
 		level, opt uint64
 		on         bool
