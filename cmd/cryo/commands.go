@@ -66,7 +66,7 @@ func cmdDump(args []string) (err error) {
 		return err
 	}
 	defer func() { done(err) }()
-	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, TCPEstablished: o.tcpEstablished, ShellJob: o.shellJob, Logf: logf})
+	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, Logf: logf})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}

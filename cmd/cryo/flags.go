@@ -12,6 +12,7 @@ type options struct {
 	shellJob       bool
 	leaveRunning   bool
 	tcpEstablished bool
+	extUnixSk      bool
 	detach         bool
 	pidFile        string
 	verbosity      int
@@ -61,6 +62,8 @@ func parseFlags(args []string) (*options, error) {
 			o.leaveRunning = true
 		case name == "--tcp-established":
 			o.tcpEstablished = true
+		case name == "--ext-unix-sk":
+			o.extUnixSk = true
 		case name == "-d" || name == "--restore-detached":
 			o.detach = true
 		case name == "-v" || name == "--verbosity":

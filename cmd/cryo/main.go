@@ -1,7 +1,7 @@
 // Command cryo checkpoints and restores Linux processes, with CRIU's
 // command-line flags and image format.
 //
-//	cryo dump -t PID -D DIR [-j] [--leave-running] [--tcp-established] [-v N] [-o FILE]
+//	cryo dump -t PID -D DIR [-j] [--leave-running] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
 //	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-v N] [-o FILE]
 //	cryo check
 //	cryo show DIR|FILE
@@ -15,7 +15,7 @@ import (
 )
 
 const usage = `usage:
-  cryo dump -t PID -D DIR [-j|--shell-job] [--leave-running] [--tcp-established] [-v N] [-o FILE]
+  cryo dump -t PID -D DIR [-j|--shell-job] [--leave-running] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
   cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-v N] [-o FILE]
   cryo check
   cryo show DIR|FILE

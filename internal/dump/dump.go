@@ -33,7 +33,10 @@ type Options struct {
 	// TCPEstablished saves established TCP connections with TCP repair
 	// (--tcp-established); without it they make the dump fail.
 	TCPEstablished bool
-	Logf           func(format string, args ...any)
+	// ExtUnixSk lets datagram Unix sockets connected to a named socket
+	// outside the tree be dumped (--ext-unix-sk).
+	ExtUnixSk bool
+	Logf      func(format string, args ...any)
 }
 
 // CRIU's task states.
@@ -314,7 +317,7 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		}
 		xfeatures |= xf
 	}
-	if err := d.files.unix.check(); err != nil {
+	if err := d.files.unix.check(d.files, d.opts.ExtUnixSk); err != nil {
 		return err
 	}
 	if err := d.files.writePipeData(dir); err != nil {

@@ -32,6 +32,8 @@ type unixTable struct {
 	diag   map[uint32]*sockdiag.Unix
 	dumped map[uint32]*unixDumped // by inode
 	order  []uint32
+	// external: peers outside the tree saved as external sockets.
+	external map[uint32]bool
 }
 
 type unixDumped struct {
@@ -181,19 +183,48 @@ func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, *unix.Ucr
 	return opts, data, cred, nil
 }
 
-// check refuses a connected socket whose peer is not in the tree.
-func (ut *unixTable) check() error {
+// usk_extern: CRIU's flag for a socket outside the tree.
+const uskExtern = 1
+
+// check refuses a connected socket whose peer is not in the tree, unless
+// external sockets are allowed (--ext-unix-sk) and the socket is a
+// datagram one connected to a named peer: then the peer goes into the
+// image as an external socket, and restore connects to its name again (a
+// stream connection cannot be made again without the peer's consent).
+func (ut *unixTable) check(ft *fileTable, external bool) error {
 	for _, ino := range ut.order {
 		d := ut.dumped[ino]
 		peer := d.entry.GetPeer()
 		if peer == 0 || ut.dumped[peer] != nil {
 			continue
 		}
+		pu := ut.diag[peer]
 		name := ""
-		if pu := ut.diag[peer]; pu != nil && pu.HasName {
+		if pu != nil && pu.HasName {
 			name = " (" + strings.TrimPrefix(pu.Name, "\x00") + ")"
 		}
-		return fmt.Errorf("process %d fd %d: Unix socket %d is connected to socket %d%s outside the tree: not supported (CRIU's --ext-unix-sk is not implemented yet)", d.pid, d.fd, ino, peer, name)
+		where := fmt.Sprintf("process %d fd %d: Unix socket %d is connected to socket %d%s outside the tree", d.pid, d.fd, ino, peer, name)
+		if !external {
+			return fmt.Errorf("%s: dump with --ext-unix-sk to reconnect it to that name on restore", where)
+		}
+		if d.entry.GetType() != unix.SOCK_DGRAM || pu == nil || !pu.HasName || len(pu.Name) == 0 {
+			return fmt.Errorf("%s: only a datagram socket connected to a named peer can be external", where)
+		}
+		if ut.external == nil {
+			ut.external = map[uint32]bool{}
+		}
+		if ut.external[peer] {
+			continue
+		}
+		ut.external[peer] = true
+		usk := &skunix.UnixSkEntry{
+			Ino: proto.Uint32(peer), Type: proto.Uint32(uint32(pu.Type)), State: proto.Uint32(uint32(pu.State)),
+			Flags: proto.Uint32(0), Uflags: proto.Uint32(uskExtern), Backlog: proto.Uint32(0), Peer: proto.Uint32(0),
+			Fown: noOwner(), Name: []byte(pu.Name),
+			Opts: &skopts.SkOptsEntry{SoSndbuf: proto.Uint32(0), SoRcvbuf: proto.Uint32(0),
+				SoSndTmoSec: proto.Uint64(0), SoSndTmoUsec: proto.Uint64(0), SoRcvTmoSec: proto.Uint64(0), SoRcvTmoUsec: proto.Uint64(0)},
+		}
+		usk.Id = proto.Uint32(ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: usk}))
 	}
 	return nil
 }

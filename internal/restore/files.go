@@ -85,8 +85,8 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 	var pipeOrder []uint32
 	// Unix sockets connected to each other are made together (socketpair).
 	byIno := map[uint32]uint32{}
-	for _, id := range ids {
-		if u := s.files[id].GetUsk(); u != nil {
+	for id, f := range s.files {
+		if u := f.GetUsk(); u != nil {
 			byIno[u.GetIno()] = id
 		}
 	}
@@ -98,7 +98,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			if paired[id] {
 				continue
 			}
-			if peer, ok := byIno[u.GetPeer()]; ok && u.GetPeer() != 0 {
+			peer, ok := byIno[u.GetPeer()]
+			external := ok && s.files[peer].GetUsk().GetUflags()&uskExtern != 0
+			if ok && u.GetPeer() != 0 && !external {
 				if s.files[peer].GetUsk().GetPeer() != u.GetIno() {
 					return nil, fmt.Errorf("Unix socket %d is connected one way to socket %d: not supported yet", u.GetIno(), u.GetPeer())
 				}
@@ -107,8 +109,11 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 				fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id, peer}, unixPair: true})
 				continue
 			}
-			if u.GetPeer() != 0 {
+			if u.GetPeer() != 0 && !ok {
 				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image", u.GetIno(), u.GetPeer())
+			}
+			if u.GetUflags()&uskExtern != 0 {
+				return nil, fmt.Errorf("Unix socket %d: an external socket is held by the tree", u.GetIno())
 			}
 		}
 		if f.GetType() == fdinfo.FdTypes_PIPE {

@@ -159,8 +159,13 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	return ends, nil
 }
 
-// makeUnix recreates an unconnected Unix socket: bound to its name (a
-// stale socket file at a path is removed first), listening if it was.
+// uskExtern: CRIU's flag for a socket outside the tree (--ext-unix-sk).
+const uskExtern = 1
+
+// makeUnix recreates a Unix socket that is not one end of a pair in the
+// tree: bound to its name (a stale socket file at a path is removed
+// first), listening if it was, or connected again to the name of its
+// external peer.
 func (fp *filePlan) makeUnix(p *process, id uint32) error {
 	t := p.leader
 	u := fp.snap.files[id].GetUsk()
@@ -180,11 +185,7 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 		if name[0] != 0 {
 			removeStaleSocket(string(name))
 		}
-		sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
-		sa = append(sa, name...)
-		if name[0] != 0 {
-			sa = append(sa, 0)
-		}
+		sa := unixSockaddr(name)
 		addr, err := p.put(sa)
 		if err != nil {
 			return err
@@ -200,6 +201,11 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 	if u.GetState() == stateListen {
 		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(u.GetBacklog())); err != nil {
 			return fmt.Errorf("%s: listen: %w", where, err)
+		}
+	}
+	if u.GetPeer() != 0 {
+		if err := fp.connectExternal(p, fd, u.GetPeer()); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
 	return fp.socketSettings(p, id)
@@ -296,4 +302,40 @@ func setBuffers(p *process, fd uint64, opts *skopts.SkOptsEntry) error {
 		}
 	}
 	return nil
+}
+
+// connectExternal connects the socket at fd to its peer outside the tree,
+// by the name the peer had at the dump.
+func (fp *filePlan) connectExternal(p *process, fd uint64, ino uint32) error {
+	for _, f := range fp.snap.files {
+		peer := f.GetUsk()
+		if peer.GetIno() != ino || peer.GetUflags()&uskExtern == 0 {
+			continue
+		}
+		name := peer.GetName()
+		if len(name) == 0 || len(name) > 107 {
+			return fmt.Errorf("external peer %d: name of %d bytes", ino, len(name))
+		}
+		sa := unixSockaddr(name)
+		addr, err := p.put(sa)
+		if err != nil {
+			return err
+		}
+		if _, err := p.leader.Syscall(unix.SYS_CONNECT, fd, addr, uint64(len(sa))); err != nil {
+			return fmt.Errorf("connect to external peer %q: %w", printable(name), err)
+		}
+		return nil
+	}
+	return fmt.Errorf("peer %d is neither in the tree nor an external socket", ino)
+}
+
+// unixSockaddr is struct sockaddr_un for a path (NUL-terminated) or an
+// abstract name (leading NUL, exact length).
+func unixSockaddr(name []byte) []byte {
+	sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
+	sa = append(sa, name...)
+	if name[0] != 0 {
+		sa = append(sa, 0)
+	}
+	return sa
 }
