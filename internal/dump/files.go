@@ -233,7 +233,7 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 			Mode:  proto.Uint32(st.Mode),
 		}, "")
 		if ghost {
-			if err := ft.addGhost(id, p.pid, fd, &st); err != nil {
+			if err := ft.addGhost(id, fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
 				return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
 			}
 		}

@@ -6,8 +6,10 @@ import (
 	"os"
 
 	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -26,8 +28,10 @@ type ghostFile struct {
 	data  []byte
 }
 
-func (ft *fileTable) addGhost(id uint32, pid, fd int, st *unix.Stat_t) error {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+// addGhost saves the contents of the deleted file open at procPath (a
+// /proc/PID/fd or /proc/PID/map_files link) as file id's ghost.
+func (ft *fileTable) addGhost(id uint32, procPath string, st *unix.Stat_t) error {
+	f, err := os.Open(procPath)
 	if err != nil {
 		return fmt.Errorf("read the deleted file: %w", err)
 	}
@@ -59,4 +63,27 @@ func (ft *fileTable) writeGhosts(dir *image.Dir) error {
 		return nil
 	}
 	return dir.Write(RemapName, "REMAP_FPATH", remaps...)
+}
+
+// mappedGhost gives the file id of a deleted file mapped at m (read
+// through /proc/PID/map_files): every mapping of the same file with the
+// same open flags shares one entry and one ghost.
+func (ft *fileTable) mappedGhost(pid int, m *proc.Mapping, openFlags uint32) (uint32, error) {
+	link := fmt.Sprintf("/proc/%d/map_files/%x-%x", pid, m.Start, m.End)
+	var st unix.Stat_t
+	if err := unix.Stat(link, &st); err != nil {
+		return 0, fmt.Errorf("deleted file: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
+		return 0, fmt.Errorf("deleted file: only regular files up to %d bytes are saved", maxGhost)
+	}
+	key := fmt.Sprintf("ghost\x00%d\x00%d\x00%d", st.Dev, st.Ino, openFlags)
+	if id, ok := ft.byKey[key]; ok {
+		return id, nil
+	}
+	id := ft.addReg(&regfile.RegFileEntry{
+		Flags: proto.Uint32(openFlags), Pos: proto.Uint64(0), Fown: noOwner(),
+		Name: proto.String(m.Path), Size: proto.Uint64(uint64(st.Size)), Mode: proto.Uint32(st.Mode),
+	}, key)
+	return id, ft.addGhost(id, link, &st)
 }

@@ -108,8 +108,6 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			}
 		case m.Shared && (m.Inode == 0 || m.Deleted):
 			return nil, nil, fmt.Errorf("%s: this kind of shared memory is not supported yet", where)
-		case m.Inode != 0 && m.Deleted:
-			return nil, nil, fmt.Errorf("%s: mapped file was deleted: not supported yet", where)
 		case m.Inode != 0:
 			openFlags := uint32(unix.O_RDONLY)
 			if m.Shared {
@@ -121,7 +119,14 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 				status, flags = VmaRegular|VmaFilePrivate, unix.MAP_PRIVATE
 				anonPages = true
 			}
-			id, err := ft.pathFile(m.Path, openFlags, true)
+			var id uint32
+			var err error
+			if m.Deleted {
+				// Saved whole, like a file deleted while open (a ghost).
+				id, err = ft.mappedGhost(p.pid, &m, openFlags)
+			} else {
+				id, err = ft.pathFile(m.Path, openFlags, true)
+			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", where, err)
 			}

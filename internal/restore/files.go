@@ -50,6 +50,8 @@ type filePlan struct {
 	anonAddr map[uint64]uint64
 	// repair: restored TCP connections, in repair mode until the end.
 	repair tcprepair.Set
+	// ghostPaths: deleted files put back for the restore (file id -> path).
+	ghostPaths map[uint32]string
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
 }
@@ -344,14 +346,11 @@ func (fp *filePlan) openFile(p *process, id uint32) error {
 		return nil
 	}
 	name := f.GetName()
-	if g := fp.snap.ghosts[id]; g != nil {
-		// Deleted while open: put the contents back under the old name
-		// (or beside it, if it was reused), open it, unlink it again.
-		path, err := makeGhost(name, id, g)
+	if fp.snap.ghosts[id] != nil {
+		path, err := fp.ghostPath(id)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
-		defer os.Remove(path)
 		name = path
 	}
 	flags := uint64(f.GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
@@ -604,6 +603,33 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 	}
 	fp.fifosFilled[pipeID] = true
 	return fillQueue(p, keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
+}
+
+// ghostPath gives the path of file id's ghost: a file deleted while open
+// or mapped, whose contents are put back under the old name (or beside it,
+// if it was reused) once, for every descriptor and mapping of it, and
+// unlinked again by removeGhosts once the tree holds it.
+func (fp *filePlan) ghostPath(id uint32) (string, error) {
+	if path, ok := fp.ghostPaths[id]; ok {
+		return path, nil
+	}
+	path, err := makeGhost(fp.snap.reg(id).GetName(), id, fp.snap.ghosts[id])
+	if err != nil {
+		return "", err
+	}
+	if fp.ghostPaths == nil {
+		fp.ghostPaths = map[uint32]string{}
+	}
+	fp.ghostPaths[id] = path
+	return path, nil
+}
+
+// removeGhosts unlinks the ghosts again; idempotent.
+func (fp *filePlan) removeGhosts() {
+	for id, path := range fp.ghostPaths {
+		os.Remove(path)
+		delete(fp.ghostPaths, id)
+	}
 }
 
 // makeGhost writes a deleted file's saved contents to a new file at its

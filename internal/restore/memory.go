@@ -218,8 +218,16 @@ func (p *process) mapVmas() error {
 			fd = p.r.files.shmTemp[v.GetShmid()]
 			flags &^= unix.MAP_ANONYMOUS
 		} else if v.GetStatus()&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
-			f := p.r.snap.reg(uint32(v.GetShmid()))
-			n, err := p.open(f.GetName(), uint64(v.GetFdflags()))
+			id := uint32(v.GetShmid())
+			name := p.r.snap.reg(id).GetName()
+			if p.r.snap.ghosts[id] != nil {
+				path, err := p.r.files.ghostPath(id)
+				if err != nil {
+					return fmt.Errorf("restore pid %d: mapping %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
+				}
+				name = path
+			}
+			n, err := p.open(name, uint64(v.GetFdflags()))
 			if err != nil {
 				return fmt.Errorf("restore pid %d: mapping %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 			}

@@ -168,6 +168,7 @@ func Restore(opts Options) (root *Process, err error) {
 func (r *restorer) abort() {
 	if r.files != nil {
 		defer r.files.repair.Drop()
+		defer r.files.removeGhosts()
 	}
 	if r.stub != nil {
 		r.stub.Kill()
@@ -201,6 +202,7 @@ func (r *restorer) run() error {
 			return err
 		}
 	}
+	r.files.removeGhosts()
 	if err := r.files.repair.Resume(); err != nil {
 		return err
 	}
