@@ -39,7 +39,7 @@ type unixTable struct {
 type unixDumped struct {
 	pid, fd int
 	entry   *skunix.UnixSkEntry
-	queued  []byte // stream bytes waiting to be read from this socket
+	queued  [][]byte // waiting to be read: a stream's bytes, or each message
 }
 
 // dumpUnix describes a Unix socket held at fd.
@@ -71,8 +71,8 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	if len(u.Icons) > 0 {
 		return nil, fmt.Errorf("%s: listening socket with %d connections waiting to be accepted: not supported yet", where, len(u.Icons))
 	}
-	if u.State != stateListen && u.Type != unix.SOCK_STREAM && u.RQueue > 0 {
-		return nil, fmt.Errorf("%s: datagrams queued in a %s socket: not supported yet", where, sockType(u.Type))
+	if u.State != stateListen && u.State != stateEstablished && u.Type != unix.SOCK_STREAM && u.RQueue > 0 {
+		return nil, fmt.Errorf("%s: datagrams queued in an unconnected %s socket: not supported yet", where, sockType(u.Type))
 	}
 	name := u.Name
 	if len(name) > 0 && name[0] != 0 {
@@ -105,7 +105,7 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 		}
 	}
 	d := &unixDumped{pid: p.pid, fd: fd, entry: e}
-	opts, queued, cred, err := socketState(p.pid, fd, u.Type == unix.SOCK_STREAM && u.State == stateEstablished && u.RQueue > 0)
+	opts, queued, cred, err := socketState(p.pid, fd, u.Type, u.State == stateEstablished)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -134,9 +134,10 @@ func sockType(t uint8) string {
 }
 
 // socketState takes a copy of the socket (pidfd_getfd) to read its buffer
-// sizes and, if asked, the bytes queued for reading, peeked without taking
-// them (SO_PEEK_OFF walks through the queue).
-func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, *unix.Ucred, error) {
+// sizes and, if asked, what is queued for reading, peeked without taking
+// it (SO_PEEK_OFF walks through the queue): a stream's bytes in one piece,
+// or each datagram or seqpacket message.
+func socketState(pid, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, [][]byte, *unix.Ucred, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("pidfd: %w", err)
@@ -164,12 +165,14 @@ func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, *unix.Ucr
 		return nil, nil, nil, fmt.Errorf("peek offset: %w", err)
 	}
 	defer unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
-	var data []byte
-	buf := make([]byte, 64<<10)
+	var queued [][]byte
+	stream := typ == unix.SOCK_STREAM
+	// A message is bounded by the sender's buffer; a bigger one is refused.
+	buf := make([]byte, 4<<20)
 	oob := make([]byte, 256)
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN || n == 0 {
+		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
 			break
 		}
 		if err != nil {
@@ -178,9 +181,23 @@ func socketState(pid, fd int, peek bool) (*skopts.SkOptsEntry, []byte, *unix.Ucr
 		if oobn > 0 {
 			return nil, nil, nil, fmt.Errorf("descriptors or credentials in flight: not supported yet")
 		}
-		data = append(data, buf[:n]...)
+		if flags&unix.MSG_TRUNC != 0 {
+			return nil, nil, nil, fmt.Errorf("queued message of more than %d bytes: not supported", len(buf))
+		}
+		if n == 0 {
+			if stream {
+				break // the peer shut down writing: the end of the stream
+			}
+			return nil, nil, nil, fmt.Errorf("empty message queued: not supported yet")
+		}
+		msg := append([]byte(nil), buf[:n]...)
+		if stream && len(queued) > 0 {
+			queued[0] = append(queued[0], msg...)
+		} else {
+			queued = append(queued, msg)
+		}
 	}
-	return opts, data, cred, nil
+	return opts, queued, cred, nil
 }
 
 // usk_extern: CRIU's flag for a socket outside the tree.
@@ -210,6 +227,9 @@ func (ut *unixTable) check(ft *fileTable, external bool) error {
 		if d.entry.GetType() != unix.SOCK_DGRAM || pu == nil || !pu.HasName || len(pu.Name) == 0 {
 			return fmt.Errorf("%s: only a datagram socket connected to a named peer can be external", where)
 		}
+		if len(d.queued) > 0 {
+			return fmt.Errorf("%s: %d messages from the outside peer queued: only that peer could send them again", where, len(d.queued))
+		}
 		if ut.external == nil {
 			ut.external = map[uint32]bool{}
 		}
@@ -229,17 +249,17 @@ func (ut *unixTable) check(ft *fileTable, external bool) error {
 	return nil
 }
 
-// write saves the bytes queued in stream sockets to sk-queues.img.
+// write saves what is queued in sockets to sk-queues.img: a stream's
+// bytes as one entry, each message as its own.
 func (ut *unixTable) write(dir *image.Dir) error {
 	var entries []proto.Message
 	var payloads [][]byte
 	for _, ino := range ut.order {
 		d := ut.dumped[ino]
-		if len(d.queued) == 0 {
-			continue
+		for _, msg := range d.queued {
+			entries = append(entries, &skpacket.SkPacketEntry{IdFor: proto.Uint32(d.entry.GetId()), Length: proto.Uint32(uint32(len(msg)))})
+			payloads = append(payloads, msg)
 		}
-		entries = append(entries, &skpacket.SkPacketEntry{IdFor: proto.Uint32(d.entry.GetId()), Length: proto.Uint32(uint32(len(d.queued)))})
-		payloads = append(payloads, d.queued)
 	}
 	if len(entries) == 0 {
 		return nil

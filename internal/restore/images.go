@@ -34,7 +34,7 @@ type snapshot struct {
 	pipeBytes map[uint32][]byte
 	fifos     map[uint32]*pipedata.PipeDataEntry // by FIFO inode
 	fifoBytes map[uint32][]byte
-	skQueues  map[uint32][]byte                 // bytes to read, by socket file id
+	skQueues  map[uint32][][]byte               // to read, by socket file id: stream bytes or messages
 	ghosts    map[uint32]*ghost                 // deleted-while-open files, by file id
 	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
 	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
@@ -260,7 +260,7 @@ func (s *snapshot) loadPipeData(dir *image.Dir) error {
 	if s.fifos, s.fifoBytes, err = loadQueues(dir, dump.FifoDataName, "FIFO_DATA"); err != nil {
 		return err
 	}
-	s.skQueues = map[uint32][]byte{}
+	s.skQueues = map[uint32][][]byte{}
 	entries, payloads, err := dir.ReadPayloads(dump.SkQueuesName, "SK_QUEUES")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -273,7 +273,7 @@ func (s *snapshot) loadPipeData(dir *image.Dir) error {
 		if !ok || s.files[e.GetIdFor()].GetUsk() == nil {
 			return fmt.Errorf("%s: entry %d is not for a Unix socket of the tree", dump.SkQueuesName, i)
 		}
-		s.skQueues[e.GetIdFor()] = append(s.skQueues[e.GetIdFor()], payloads[i]...)
+		s.skQueues[e.GetIdFor()] = append(s.skQueues[e.GetIdFor()], payloads[i])
 	}
 	return nil
 }

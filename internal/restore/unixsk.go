@@ -41,10 +41,11 @@ func (fp *filePlan) makeUnixPair(p *process, ids []uint32) error {
 		}
 	}
 	for i, id := range ids {
-		if data := fp.snap.skQueues[id]; len(data) > 0 {
-			// Bytes to be read from this end are written into the other.
-			if err := writeThrough(p, fp.temp[ids[1-i]], data); err != nil {
-				return fmt.Errorf("%s: queue %d bytes: %w", where, len(data), err)
+		// What this end had to read is written into the other end: a
+		// message per write, so that datagrams keep their boundaries.
+		for _, msg := range fp.snap.skQueues[id] {
+			if err := writeThrough(p, fp.temp[ids[1-i]], msg); err != nil {
+				return fmt.Errorf("%s: queue %d bytes: %w", where, len(msg), err)
 			}
 		}
 	}
