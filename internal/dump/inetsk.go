@@ -18,14 +18,9 @@ import (
 // --tcp-established, established TCP connections (TCP repair).
 func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
-	pidfd, err := unix.PidfdOpen(p.pid, 0)
+	s, err := proc.CopyFd(p.pid, fd)
 	if err != nil {
-		return nil, fmt.Errorf("%s: pidfd: %w", where, err)
-	}
-	defer unix.Close(pidfd)
-	s, err := unix.PidfdGetfd(pidfd, fd, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: take a copy of the socket: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	defer unix.Close(s)
 	get := func(level, opt int) int {

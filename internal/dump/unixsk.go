@@ -138,14 +138,9 @@ func sockType(t uint8) string {
 // it (SO_PEEK_OFF walks through the queue): a stream's bytes in one piece,
 // or each datagram or seqpacket message.
 func socketState(pid, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, [][]byte, *unix.Ucred, error) {
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	s, err := proc.CopyFd(pid, fd)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("pidfd: %w", err)
-	}
-	defer unix.Close(pidfd)
-	s, err := unix.PidfdGetfd(pidfd, fd, 0)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("take a copy of the socket: %w", err)
+		return nil, nil, nil, err
 	}
 	defer unix.Close(s)
 	get := func(opt int) uint32 {

@@ -1,6 +1,7 @@
 // Package proc parses the /proc files the dumper needs to describe a Linux
 // process tree: memory mappings, pagemap, status, stat, limits, file
-// descriptors, namespaces and id maps.
+// descriptors, namespaces and id maps; and it takes copies of a process's
+// descriptors (CopyFd), for what /proc does not show.
 //
 // Every reader comes in two halves: a function that opens the file for a pid
 // (ReadStat, Maps, ...) and a Parse* function that only sees bytes. The split
@@ -149,4 +150,20 @@ func readSingleUint(path string, base int) (uint64, error) {
 		return err
 	})
 	return v, err
+}
+
+// CopyFd takes a copy of descriptor fd of process pid (pidfd_getfd): the
+// same open file, a socket say, to query or fill from cryo. The caller
+// closes it.
+func CopyFd(pid, fd int) (int, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, fmt.Errorf("pidfd of process %d: %w", pid, err)
+	}
+	defer unix.Close(pidfd)
+	s, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return -1, fmt.Errorf("take a copy of fd %d: %w", fd, err)
+	}
+	return s, nil
 }

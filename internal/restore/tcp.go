@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/tcprepair"
 	"golang.org/x/sys/unix"
 )
@@ -24,14 +25,9 @@ func (fp *filePlan) rebuildTCP(p *process, fd uint64, id uint32) error {
 	if err != nil {
 		return err
 	}
-	pidfd, err := unix.PidfdOpen(p.leader.Tid, 0)
+	s, err := proc.CopyFd(p.leader.Tid, int(fd))
 	if err != nil {
-		return fmt.Errorf("pidfd: %w", err)
-	}
-	defer unix.Close(pidfd)
-	s, err := unix.PidfdGetfd(pidfd, int(fd), 0)
-	if err != nil {
-		return fmt.Errorf("take a copy of the socket: %w", err)
+		return err
 	}
 	defer unix.Close(s)
 	// Repair mode lasts until the whole tree is back (fp.repair).

@@ -8,6 +8,7 @@ import (
 
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -239,12 +240,7 @@ func (fp *filePlan) socketSettings(p *process, id uint32) error {
 // writeThrough writes data into descriptor fd of the process from cryo,
 // through a copy of it (pidfd_getfd): sockets cannot be reopened by path.
 func writeThrough(p *process, fd uint64, data []byte) error {
-	pidfd, err := unix.PidfdOpen(p.c.pid, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pidfd)
-	s, err := unix.PidfdGetfd(pidfd, int(fd), 0)
+	s, err := proc.CopyFd(p.c.pid, int(fd))
 	if err != nil {
 		return err
 	}
