@@ -315,3 +315,19 @@ func appendEntry(b []byte, path string, i int, m proto.Message) ([]byte, error) 
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
 	return append(b, data...), nil
 }
+
+// first reads the entry an image of one entry and raw data starts with
+// (a ghost file, a TCP stream) into e; what names it in the error.
+func (rd *reader) first(e proto.Message, what string) error {
+	b, err := rd.next(0)
+	if err == io.EOF {
+		return formatErr(rd.path, 0, "no %s entry", what)
+	}
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(b, e); err != nil {
+		return formatErr(rd.path, 0, "%v", err)
+	}
+	return nil
+}

@@ -2,10 +2,8 @@ package image
 
 import (
 	"fmt"
-	"io"
 
 	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
-	"google.golang.org/protobuf/proto"
 )
 
 // GhostName is CRIU's image of a file that was deleted while open.
@@ -35,32 +33,17 @@ func (d *Dir) WriteGhost(id uint32, e *ghostfile.GhostFileEntry, data []byte) er
 // ReadGhost reads what WriteGhost wrote; the data must be exactly the
 // entry's size.
 func (d *Dir) ReadGhost(id uint32) (*ghostfile.GhostFileEntry, []byte, error) {
-	path, err := d.file(GhostName(id))
-	if err != nil {
-		return nil, nil, err
-	}
-	f, size, err := openImage(path, true)
+	rd, f, err := d.open(GhostName(id), "GHOST_FILE")
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	rd := newReader(f, size, path)
-	if _, err := rd.readMagic("GHOST_FILE"); err != nil {
-		return nil, nil, err
-	}
-	b, err := rd.next(0)
-	if err != nil {
-		if err == io.EOF {
-			return nil, nil, formatErr(path, 0, "no ghost entry")
-		}
-		return nil, nil, err
-	}
 	e := &ghostfile.GhostFileEntry{}
-	if err := proto.Unmarshal(b, e); err != nil {
-		return nil, nil, formatErr(path, 0, "%v", err)
+	if err := rd.first(e, "ghost"); err != nil {
+		return nil, nil, err
 	}
 	if e.GetChunks() || e.GetSize() > MaxGhostBytes {
-		return nil, nil, formatErr(path, 0, "ghost of %d bytes (chunks %v) is not supported", e.GetSize(), e.GetChunks())
+		return nil, nil, formatErr(rd.path, 0, "ghost of %d bytes (chunks %v) is not supported", e.GetSize(), e.GetChunks())
 	}
 	data, err := rd.raw(0, int(e.GetSize()))
 	if err != nil {

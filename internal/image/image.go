@@ -264,22 +264,34 @@ func (d *Dir) writeFileFunc(name, path string, write func(io.Writer) error) (err
 	return os.Rename(tmp, path)
 }
 
+// open opens the named image (not following a symlink) and checks that it
+// is of type magic: the reader stands at the first entry. The caller
+// closes f.
+func (d *Dir) open(name, magic string) (rd *reader, f *os.File, err error) {
+	path, err := d.file(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, size, err := openImage(path, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd = newReader(f, size, path)
+	if _, err := rd.readMagic(magic); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return rd, f, nil
+}
+
 // read opens the named image, checks that it is of type magic, and reads its
 // entries.
 func (d *Dir) read(name, magic string, first, max int, newEntry func(i int) proto.Message) ([]proto.Message, error) {
-	path, err := d.file(name)
-	if err != nil {
-		return nil, err
-	}
-	f, size, err := openImage(path, true)
+	rd, f, err := d.open(name, magic)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	rd := newReader(f, size, path)
-	if _, err := rd.readMagic(magic); err != nil {
-		return nil, err
-	}
 	return rd.entries(first, max, newEntry)
 }
 

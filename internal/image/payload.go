@@ -106,15 +106,11 @@ func (d *Dir) ReadPayloads(name, magic string) (entries []proto.Message, payload
 	if err != nil {
 		return nil, nil, err
 	}
-	f, size, err := openImage(path, true)
+	rd, f, err := d.open(name, magic)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	rd := newReader(f, size, path)
-	if _, err := rd.readMagic(magic); err != nil {
-		return nil, nil, err
-	}
 	return rd.payloadEntries(pt, -1)
 }
 

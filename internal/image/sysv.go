@@ -137,22 +137,14 @@ func (d *Dir) WriteSysV(id uint32, s *SysV) error {
 func (d *Dir) ReadSysV(id uint32) (*SysV, error) {
 	s := &SysV{}
 	read := func(name, magic string, each func(rd *reader, i int, b []byte) error) error {
-		path, err := d.file(name)
-		if err != nil {
-			return err
+		rd, f, err := d.open(name, magic)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
-		f, size, err := openImage(path, true)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
 			return err
 		}
 		defer f.Close()
-		rd := newReader(f, size, path)
-		if _, err := rd.readMagic(magic); err != nil {
-			return err
-		}
 		for i := 0; ; i++ {
 			b, err := rd.next(i)
 			if err == io.EOF {
@@ -162,7 +154,7 @@ func (d *Dir) ReadSysV(id uint32) (*SysV, error) {
 				return err
 			}
 			if i >= MaxEntries {
-				return formatErr(path, i, "too many entries")
+				return formatErr(rd.path, i, "too many entries")
 			}
 			if err := each(rd, i, b); err != nil {
 				return err

@@ -2,10 +2,8 @@ package image
 
 import (
 	"fmt"
-	"io"
 
 	tcpstream "github.com/checkpoint-restore/go-criu/v7/crit/images/tcp-stream"
-	"google.golang.org/protobuf/proto"
 )
 
 // TCPStreamName is CRIU's image of an established TCP connection's state.
@@ -32,32 +30,17 @@ func (d *Dir) WriteTCPStream(ino uint32, e *tcpstream.TcpStreamEntry, inq, outq 
 
 // ReadTCPStream reads what WriteTCPStream wrote.
 func (d *Dir) ReadTCPStream(ino uint32) (*tcpstream.TcpStreamEntry, []byte, []byte, error) {
-	path, err := d.file(TCPStreamName(ino))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	f, size, err := openImage(path, true)
+	rd, f, err := d.open(TCPStreamName(ino), "TCP_STREAM")
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer f.Close()
-	rd := newReader(f, size, path)
-	if _, err := rd.readMagic("TCP_STREAM"); err != nil {
-		return nil, nil, nil, err
-	}
-	b, err := rd.next(0)
-	if err != nil {
-		if err == io.EOF {
-			return nil, nil, nil, formatErr(path, 0, "no entry")
-		}
-		return nil, nil, nil, err
-	}
 	e := &tcpstream.TcpStreamEntry{}
-	if err := proto.Unmarshal(b, e); err != nil {
-		return nil, nil, nil, formatErr(path, 0, "%v", err)
+	if err := rd.first(e, "TCP stream"); err != nil {
+		return nil, nil, nil, err
 	}
 	if e.GetInqLen() > 64<<20 || e.GetOutqLen() > 64<<20 {
-		return nil, nil, nil, formatErr(path, 0, "queues of %d and %d bytes", e.GetInqLen(), e.GetOutqLen())
+		return nil, nil, nil, formatErr(rd.path, 0, "queues of %d and %d bytes", e.GetInqLen(), e.GetOutqLen())
 	}
 	inq, err := rd.raw(0, int(e.GetInqLen()))
 	if err != nil {
