@@ -3,6 +3,7 @@ package dump
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
@@ -42,10 +43,11 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	remote, _ := unix.Getpeername(s)
 	if remote != nil && typ == unix.SOCK_STREAM {
 		if !p.opts.TCPEstablished {
-			return nil, fmt.Errorf("%s: established TCP connection %s -> %s: dump with --tcp-established to save it", where, addrString(local), addrString(remote))
+			return nil, fmt.Errorf("%s: established TCP connection %s -> %s: dump with --tcp-established to save it", where, addrPort(local), addrPort(remote))
 		}
-		if err := ft.saveTCP(s, ino, netlock.Conn{Local: addrPort(local), Remote: addrPort(remote)}); err != nil {
-			return nil, fmt.Errorf("%s: TCP connection %s -> %s: %w", where, addrString(local), addrString(remote), err)
+		conn := netlock.Conn{Local: addrPort(local), Remote: addrPort(remote)}
+		if err := ft.saveTCP(s, ino, conn); err != nil {
+			return nil, fmt.Errorf("%s: TCP connection %s -> %s: %w", where, conn.Local, conn.Remote, err)
 		}
 	}
 	state := uint32(stateClose)
@@ -91,29 +93,25 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 // addrWords gives an address as CRIU stores it (32-bit words in network
 // order) and its port.
 func addrWords(sa unix.Sockaddr) ([]uint32, uint32) {
-	var b []byte
-	var port int
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		b, port = a.Addr[:], a.Port
-	case *unix.SockaddrInet6:
-		b, port = a.Addr[:], a.Port
-	default:
+	ap := addrPort(sa)
+	if !ap.IsValid() {
 		return nil, 0
 	}
+	b := ap.Addr().AsSlice()
 	words := make([]uint32, len(b)/4)
 	for i := range words {
 		words[i] = binary.LittleEndian.Uint32(b[4*i:])
 	}
-	return words, uint32(port)
+	return words, uint32(ap.Port())
 }
 
-func addrString(sa unix.Sockaddr) string {
+// addrPort converts an inet socket address.
+func addrPort(sa unix.Sockaddr) netip.AddrPort {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		return fmt.Sprintf("%d.%d.%d.%d:%d", a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3], a.Port)
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
 	case *unix.SockaddrInet6:
-		return fmt.Sprintf("[%x]:%d", a.Addr, a.Port)
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
 	}
-	return "?"
+	return netip.AddrPort{}
 }

@@ -1,13 +1,10 @@
 package dump
 
 import (
-	"net/netip"
-
 	tcpstream "github.com/checkpoint-restore/go-criu/v7/crit/images/tcp-stream"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/tcprepair"
-	"golang.org/x/sys/unix"
 )
 
 // tcpStream is an established connection saved with --tcp-established.
@@ -60,15 +57,4 @@ func (d *dumper) lockNetwork() error {
 	}
 	d.logf("network locked for %d TCP connections (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))
 	return nil
-}
-
-// addrPort converts an inet socket address.
-func addrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
-	}
-	return netip.AddrPort{}
 }
