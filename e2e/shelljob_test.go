@@ -82,13 +82,7 @@ func TestE2EShellJob(t *testing.T) {
 	}
 
 	master2, slave2 := openPty(t)
-	rc := exec.Command(cryoBin, "restore", "-D", images, "-j", "-v", "4", "-o", "restore.log")
-	rc.Stdin, rc.Stdout, rc.Stderr = slave2, slave2, slave2
-	if err := rc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- rc.Wait() }()
+	rc, done := restoreOnTerminal(t, images, slave2)
 	deadline = time.Now().Add(bound(t, restoreReadyTimeout))
 	for !pidAlive(pid) || !strings.HasSuffix(mustReadlink(fmt.Sprintf("/proc/%d/exe", pid)), "tty.dyn") {
 		if time.Now().After(deadline) {
@@ -124,6 +118,20 @@ func TestE2EShellJob(t *testing.T) {
 	if !strings.Contains(string(buf[:n]), "tty-workload-after-restore") {
 		t.Fatalf("the restoring terminal got %q", buf[:n])
 	}
+}
+
+// restoreOnTerminal starts `cryo restore -j` of images with tty as its
+// stdin, stdout and stderr (the restoring terminal); done gets its exit.
+func restoreOnTerminal(t *testing.T, images string, tty *os.File) (rc *exec.Cmd, done <-chan error) {
+	t.Helper()
+	rc = exec.Command(cryoBin, "restore", "-D", images, "-j", "-v", "4", "-o", "restore.log")
+	rc.Stdin, rc.Stdout, rc.Stderr = tty, tty, tty
+	if err := rc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- rc.Wait() }()
+	return rc, ch
 }
 
 func mustReadlink(p string) string {

@@ -47,13 +47,7 @@ func TestE2ETreeShellJob(t *testing.T) {
 
 	master2, slave2 := openPty(t)
 	noEcho(t, slave2)
-	rc := exec.Command(cryoBin, "restore", "-D", images, "-j", "-v", "4", "-o", "restore.log")
-	rc.Stdin, rc.Stdout, rc.Stderr = slave2, slave2, slave2
-	if err := rc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- rc.Wait() }()
+	rc, done := restoreOnTerminal(t, images, slave2)
 	t.Cleanup(func() { unix.Kill(-pid, unix.SIGKILL); rc.Process.Kill(); <-done })
 	deadline := time.Now().Add(bound(t, restoreReadyTimeout))
 	for len(treePids(pid)) != 3 {

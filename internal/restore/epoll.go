@@ -96,6 +96,19 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 			return fmt.Errorf("%s: IPV6_V6ONLY: %w", where, err)
 		}
 	}
+	// withAddr makes bind or connect to an address of the image.
+	withAddr := func(nr uintptr, words []uint32, port uint32) error {
+		sa, err := sockaddr(e.GetFamily(), words, port)
+		if err != nil {
+			return err
+		}
+		addr, err := p.put(sa)
+		if err != nil {
+			return err
+		}
+		_, err = t.Syscall(nr, fd, addr, uint64(len(sa)))
+		return err
+	}
 	established := e.GetType() == unix.SOCK_STREAM && e.GetState() == stateEstablished
 	if established {
 		// Bound and connected in repair mode, which binds the port even
@@ -118,37 +131,18 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 				}
 			}()
 		}
-		sa, err := sockaddr(e.GetFamily(), e.GetSrcAddr(), e.GetSrcPort())
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		addr, err := p.put(sa)
-		if err != nil {
-			return err
-		}
-		if _, err := t.Syscall(unix.SYS_BIND, fd, addr, uint64(len(sa))); err != nil {
+		if err := withAddr(unix.SYS_BIND, e.GetSrcAddr(), e.GetSrcPort()); err != nil {
 			return fmt.Errorf("%s: bind port %d: %w", where, e.GetSrcPort(), err)
 		}
 	}
-	switch e.GetState() {
-	case stateListen:
+	switch {
+	case established: // connected above
+	case e.GetState() == stateListen:
 		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(e.GetBacklog())); err != nil {
 			return fmt.Errorf("%s: listen: %w", where, err)
 		}
-	case stateEstablished:
-		if established {
-			break
-		}
-		// a connected UDP socket
-		sa, err := sockaddr(e.GetFamily(), e.GetDstAddr(), e.GetDstPort())
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		addr, err := p.put(sa)
-		if err != nil {
-			return err
-		}
-		if _, err := t.Syscall(unix.SYS_CONNECT, fd, addr, uint64(len(sa))); err != nil {
+	case e.GetState() == stateEstablished: // a connected UDP socket
+		if err := withAddr(unix.SYS_CONNECT, e.GetDstAddr(), e.GetDstPort()); err != nil {
 			return fmt.Errorf("%s: connect: %w", where, err)
 		}
 	}
