@@ -553,6 +553,15 @@ func (w *Workload) Finish() {
 		}
 		status, known = w.orig.ExitCode(), true
 	}
+	w.verdict(status, known)
+}
+
+// verdict judges the workload's own checks once it exited with status
+// (known says whether it could be read): PASS, no FAIL line and status 0;
+// with CRYO_E2E_CORRUPT=1, FAIL lines and status 1 instead.
+func (w *Workload) verdict(status int, known bool) {
+	t := w.t
+	t.Helper()
 	out := w.Output()
 	pass := findLine(out, "PASS") != ""
 	fails := findLines(out, "FAIL")

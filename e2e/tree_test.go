@@ -770,19 +770,7 @@ func (tr *Tree) finishBySelf() {
 		}
 		status, known = w.orig.ExitCode(), true
 	}
-	out := w.Output()
-	pass := findLine(out, "PASS") != ""
-	fails := findLines(out, "FAIL")
-	if corrupt {
-		if pass || len(fails) == 0 || (known && status != 1) {
-			w.logAll()
-			t.Fatalf("%s=1: want FAIL lines and exit status 1, got status %d (known %v), PASS %v", envCorrupt, status, known, pass)
-		}
-		t.Logf("%s=1: the workload detected the damage:\n%s", envCorrupt, strings.Join(fails, "\n"))
-	} else if !pass || len(fails) > 0 || (known && status != 0) {
-		w.logAll()
-		t.Fatalf("%s failed: exit status %d (known %v), PASS printed %v, FAIL lines:\n%s", w.Name, status, known, pass, strings.Join(fails, "\n"))
-	}
+	w.verdict(status, known)
 	tr.waitGone()
 }
 
