@@ -49,6 +49,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err := p.scratch.mapIn(p.leader()); err != nil {
 		return 0, err
 	}
+	if err := d.ns.readInside(p, p.scratch.remote()); err != nil {
+		return 0, fmt.Errorf("process %d: %w", p.pid, err)
+	}
 
 	cores := make([]*core.CoreEntry, len(p.threads))
 	for i, t := range p.threads {

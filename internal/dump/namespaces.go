@@ -17,11 +17,10 @@ import (
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/image"
-	"github.com/cryo-cr/cryo/internal/nsthread"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -154,30 +153,30 @@ func (t *nsTable) add(p *process) error {
 			t.mnts[ino] = mounts
 		}
 	}
-	if ino := ns["uts"]; ino != t.own["uts"] {
+	return nil
+}
+
+// readInside reads what only a process inside a namespace sees, the
+// first time one of the tree's UTS or IPC namespaces comes up: its names,
+// limits and System V objects, by calls injected into the process (rp),
+// so that cryo never joins the namespace.
+func (t *nsTable) readInside(p *process, rp remote.Proc) error {
+	if ino := p.ns["uts"]; ino != t.own["uts"] {
 		if _, ok := t.uts[ino]; !ok {
-			var u unix.Utsname
-			if err := nsthread.Run(p.pid, "uts", unix.CLONE_NEWUTS, func() error { return unix.Uname(&u) }); err != nil {
-				return err
+			node, domain, err := rp.Uname()
+			if err != nil {
+				return fmt.Errorf("UTS namespace: %w", err)
 			}
-			t.uts[ino] = &utsns.UtsnsEntry{Nodename: proto.String(cstr(u.Nodename[:])), Domainname: proto.String(cstr(u.Domainname[:]))}
+			t.uts[ino] = &utsns.UtsnsEntry{Nodename: proto.String(node), Domainname: proto.String(domain)}
 		}
 	}
-	if ino := ns["ipc"]; ino != t.own["ipc"] {
+	if ino := p.ns["ipc"]; ino != t.own["ipc"] {
 		if _, ok := t.ipc[ino]; !ok {
-			var objs *image.SysV
-			var vars *ipcvar.IpcVarEntry
-			if err := nsthread.Run(p.pid, "ipc", unix.CLONE_NEWIPC, func() error {
-				var err error
-				if objs, err = readSysV(p.uidMap, p.gidMap); err != nil {
-					return err
-				}
-				vars, err = ipcVars()
-				return err
-			}); err != nil {
-				return fmt.Errorf("process %d: IPC namespace: %w", p.pid, err)
+			objs, err := readSysV(rp)
+			if err != nil {
+				return fmt.Errorf("IPC namespace: %w", err)
 			}
-			t.ipc[ino], t.sysv[ino] = vars, objs
+			t.ipc[ino], t.sysv[ino] = ipcVars(rp), objs
 		}
 	}
 	return nil
@@ -258,56 +257,53 @@ func extents(m userns.Map) []*usernsimg.UidGidExtent {
 	return out
 }
 
-func cstr(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
-}
-
-// readSysV saves the System V objects of the calling thread's IPC
-// namespace, their owners and creators as the namespace's users see them.
-func readSysV(uids, gids userns.Map) (*image.SysV, error) {
+// readSysV saves the System V objects of rp's IPC namespace. rp reads
+// them, so owners and creators are already as its user namespace sees
+// them (unmapped ones as the overflow id).
+func readSysV(rp remote.Proc) (*image.SysV, error) {
 	out := &image.SysV{}
 	desc := func(o sysv.Object) *ipcdesc.IpcDescEntry {
 		return &ipcdesc.IpcDescEntry{
 			Key: proto.Uint32(uint32(o.Key)), Id: proto.Uint32(uint32(o.ID)), Mode: proto.Uint32(o.Mode),
-			Uid: proto.Uint32(uids.ToInside(o.UID)), Gid: proto.Uint32(gids.ToInside(o.GID)),
-			Cuid: proto.Uint32(uids.ToInside(o.CUID)), Cgid: proto.Uint32(gids.ToInside(o.CGID)),
+			Uid: proto.Uint32(o.UID), Gid: proto.Uint32(o.GID), Cuid: proto.Uint32(o.CUID), Cgid: proto.Uint32(o.CGID),
 		}
 	}
-	shms, err := sysv.List("shm")
+	shms, err := sysv.List(rp, "shm")
 	if err != nil {
 		return nil, err
 	}
 	for _, o := range shms {
-		data, err := sysv.ReadShm(o.ID, o.Size)
+		data, err := sysv.ReadShm(rp, o.ID, o.Size)
 		if err != nil {
 			return nil, err
 		}
 		out.Shm = append(out.Shm, image.ShmSegment{Entry: &ipcshm.IpcShmEntry{Desc: desc(o), Size: proto.Uint64(o.Size)}, Data: data})
 	}
-	sems, err := sysv.List("sem")
+	sems, err := sysv.List(rp, "sem")
 	if err != nil {
 		return nil, err
 	}
 	for _, o := range sems {
-		vals, err := sysv.ReadSem(o.ID, int(o.Size))
+		vals, err := sysv.ReadSem(rp, o.ID, int(o.Size))
 		if err != nil {
 			return nil, err
 		}
 		out.Sem = append(out.Sem, image.SemSet{Entry: &ipcsem.IpcSemEntry{Desc: desc(o), Nsems: proto.Uint32(uint32(o.Size))}, Values: vals})
 	}
-	msgs, err := sysv.List("msg")
+	msgs, err := sysv.List(rp, "msg")
 	if err != nil {
 		return nil, err
 	}
 	for _, o := range msgs {
-		ms, err := sysv.ReadMsgs(o.ID, int(o.Count))
+		ms, err := sysv.ReadMsgs(rp, o.ID, int(o.Count))
 		if err != nil {
 			return nil, err
 		}
-		q := image.MsgQueue{Entry: &ipcmsg.IpcMsgEntry{Desc: desc(o), Qbytes: proto.Uint32(0), Qnum: proto.Uint32(uint32(len(ms)))}}
+		qbytes, err := sysv.MsgQbytes(rp, o.ID)
+		if err != nil {
+			return nil, err
+		}
+		q := image.MsgQueue{Entry: &ipcmsg.IpcMsgEntry{Desc: desc(o), Qbytes: proto.Uint32(uint32(qbytes)), Qnum: proto.Uint32(uint32(len(ms)))}}
 		for _, m := range ms {
 			q.Msgs = append(q.Msgs, image.Msg{Type: m.Type, Data: m.Data})
 		}
@@ -329,10 +325,10 @@ var IPCSysctls = []string{
 	"fs/mqueue/msg_default", "fs/mqueue/msgsize_default",
 }
 
-// ipcVars reads the calling thread's IPC namespace limits.
-func ipcVars() (*ipcvar.IpcVarEntry, error) {
+// ipcVars reads the limits of rp's IPC namespace.
+func ipcVars(rp remote.Proc) *ipcvar.IpcVarEntry {
 	read := func(name string) []uint64 {
-		b, err := os.ReadFile("/proc/sys/" + name)
+		b, err := rp.ReadFile("/proc/sys/" + name)
 		if err != nil {
 			return []uint64{0}
 		}
@@ -371,5 +367,5 @@ func ipcVars() (*ipcvar.IpcVarEntry, error) {
 		MqMsgsizeMax:     u32(v[10]),
 		MqMsgDefault:     u32(v[11]),
 		MqMsgsizeDefault: u32(v[12]),
-	}, nil
+	}
 }

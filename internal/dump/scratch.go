@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/remote"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,4 +53,9 @@ func (s *scratch) read(off uint64, n int) ([]byte, error) {
 
 func (s *scratch) zero(off uint64, n int) error {
 	return ptrace.WriteMem(s.t.Pid, s.addr+off, make([]byte, n))
+}
+
+// remote is the scratch area as package remote's view of the process.
+func (s *scratch) remote() remote.Proc {
+	return remote.Proc{T: s.t, Scratch: s.addr, Size: scratchSize}
 }

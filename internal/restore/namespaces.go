@@ -18,8 +18,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
-	"github.com/cryo-cr/cryo/internal/nsthread"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
@@ -443,53 +443,61 @@ func (p *process) createUts(e *utsns.UtsnsEntry) error {
 }
 
 // createIpc makes an IPC namespace and gives it the saved limits and
-// System V objects, made by cryo from a thread that joined it; owners and
-// creators are converted back to host ids with the user namespace's maps.
+// System V objects, all by calls injected into p: cryo does not join the
+// namespace (without root it could not). Owners and creators are ids as
+// p's user namespace sees them.
 func (p *process) createIpc(e *ipcvar.IpcVarEntry, objs *image.SysV, u *usernsImage) error {
 	if _, err := p.leader.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWIPC); err != nil {
 		return fmt.Errorf("restore pid %d: create IPC namespace: %w", p.c.pid, err)
 	}
+	rp := p.remote()
 	values := []uint64{uint64(e.GetMsgCtlmax()), uint64(e.GetMsgCtlmnb()), uint64(e.GetMsgCtlmni()), uint64(e.GetAutoMsgmni()),
 		e.GetShmCtlmax(), e.GetShmCtlall(), uint64(e.GetShmCtlmni()), uint64(e.GetShmRmidForced()),
 		uint64(e.GetMqQueuesMax()), uint64(e.GetMqMsgMax()), uint64(e.GetMqMsgsizeMax()),
 		uint64(e.GetMqMsgDefault()), uint64(e.GetMqMsgsizeDefault())}
-	return nsthread.Run(p.c.pid, "ipc", unix.CLONE_NEWIPC, func() error {
-		for i, name := range dump.IPCSysctls {
-			setSysctl(name, strconv.FormatUint(values[i], 10))
-		}
-		if sem := e.GetSemCtls(); len(sem) == 4 {
-			setSysctl("kernel/sem", fmt.Sprintf("%d %d %d %d", sem[0], sem[1], sem[2], sem[3]))
-		}
-		return makeSysV(objs, u)
-	})
+	for i, name := range dump.IPCSysctls {
+		setSysctl(rp, name, strconv.FormatUint(values[i], 10))
+	}
+	if sem := e.GetSemCtls(); len(sem) == 4 {
+		setSysctl(rp, "kernel/sem", fmt.Sprintf("%d %d %d %d", sem[0], sem[1], sem[2], sem[3]))
+	}
+	if err := makeSysV(rp, objs, u); err != nil {
+		return fmt.Errorf("restore pid %d: IPC namespace: %w", p.c.pid, err)
+	}
+	return nil
 }
 
-// makeSysV recreates the objects in the calling thread's IPC namespace.
-func makeSysV(objs *image.SysV, u *usernsImage) error {
+// makeSysV recreates the objects in rp's IPC namespace.
+func makeSysV(rp remote.Proc, objs *image.SysV, u *usernsImage) error {
 	if objs == nil {
 		return nil
+	}
+	// An id that p's user namespace does not map (seen as 65534 when it
+	// was dumped) cannot be given back: the object keeps p's.
+	mapped := func(m userns.Map, id uint32) uint32 {
+		if u == nil {
+			return id
+		}
+		if _, ok := m.ToHost(id); ok {
+			return id
+		}
+		return sysv.Unmapped
 	}
 	var uids, gids userns.Map
 	if u != nil {
 		uids, gids = u.uidMap, u.gidMap
 	}
-	host := func(m userns.Map, id uint32) uint32 {
-		if h, ok := m.ToHost(id); ok {
-			return h
-		}
-		return userns.Overflow
-	}
 	creator := func(d *ipcdesc.IpcDescEntry) sysv.Creator {
 		return sysv.Creator{ID: int(d.GetId()), Key: int32(d.GetKey()), Mode: d.GetMode(),
-			UID: host(uids, d.GetUid()), GID: host(gids, d.GetGid()), CUID: host(uids, d.GetCuid()), CGID: host(gids, d.GetCgid())}
+			UID: mapped(uids, d.GetUid()), GID: mapped(gids, d.GetGid()), CUID: mapped(uids, d.GetCuid()), CGID: mapped(gids, d.GetCgid())}
 	}
 	for _, seg := range objs.Shm {
-		if err := sysv.MakeShm(creator(seg.Entry.GetDesc()), seg.Data); err != nil {
+		if err := sysv.MakeShm(rp, creator(seg.Entry.GetDesc()), seg.Data); err != nil {
 			return err
 		}
 	}
 	for _, set := range objs.Sem {
-		if err := sysv.MakeSem(creator(set.Entry.GetDesc()), set.Values); err != nil {
+		if err := sysv.MakeSem(rp, creator(set.Entry.GetDesc()), set.Values); err != nil {
 			return err
 		}
 	}
@@ -498,22 +506,23 @@ func makeSysV(objs *image.SysV, u *usernsImage) error {
 		for _, m := range q.Msgs {
 			msgs = append(msgs, sysv.Message{Type: m.Type, Data: m.Data})
 		}
-		if err := sysv.MakeMsg(creator(q.Entry.GetDesc()), uint64(q.Entry.GetQbytes()), msgs); err != nil {
+		if err := sysv.MakeMsg(rp, creator(q.Entry.GetDesc()), uint64(q.Entry.GetQbytes()), msgs); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// setSysctl writes a value that differs from the current one; a file the
-// kernel lacks is skipped.
-func setSysctl(name, value string) {
+// setSysctl writes a setting of rp's namespaces that differs from the
+// current one; a file the kernel lacks, or one p may not write (a limit
+// of a namespace whose root is unmapped), is left as it is.
+func setSysctl(rp remote.Proc, name, value string) {
 	path := "/proc/sys/" + name
-	cur, err := os.ReadFile(path)
+	cur, err := rp.ReadFile(path)
 	if err != nil || strings.Join(strings.Fields(string(cur)), " ") == value || value == "0" {
 		return
 	}
-	os.WriteFile(path, []byte(value), 0)
+	rp.WriteFile(path, []byte(value))
 }
 
 // nsLastPid serialises uses of /proc/sys/kernel/ns_last_pid.

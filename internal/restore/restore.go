@@ -18,6 +18,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/remote"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -311,6 +312,11 @@ func (p *process) putAt(off uint64, data []byte) (uint64, error) {
 		return 0, err
 	}
 	return p.scratch + off, nil
+}
+
+// remote is p with its scratch area, for package remote's injected calls.
+func (p *process) remote() remote.Proc {
+	return remote.Proc{T: p.leader, Scratch: p.scratch, Size: p.scratchSize}
 }
 
 // putString stores a NUL-terminated string.

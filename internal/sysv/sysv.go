@@ -1,15 +1,16 @@
 // Package sysv reads and recreates the System V IPC objects (shared memory
-// segments, semaphore sets, message queues) of the IPC namespace the
-// calling OS thread is in. Callers run it on a locked thread that joined
-// the namespace, since IPC namespaces are per thread.
+// segments, semaphore sets, message queues) of a traced process's IPC
+// namespace, by system calls injected into that process (package remote):
+// cryo itself stays in its own namespaces.
 package sysv
 
 import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
+
+	"github.com/cryo-cr/cryo/internal/remote"
 )
 
 // Object is one line of /proc/sysvipc/{shm,sem,msg}, ids as the reader's
@@ -24,12 +25,18 @@ type Object struct {
 	Count      uint64 // msg: number of messages
 }
 
-// List reads /proc/sysvipc/kind ("shm", "sem" or "msg").
-func List(kind string) ([]Object, error) {
-	b, err := os.ReadFile("/proc/sysvipc/" + kind)
+// List reads /proc/sysvipc/kind ("shm", "sem" or "msg") as p sees it: the
+// objects of p's IPC namespace, ids as p's user namespace maps them.
+func List(p remote.Proc, kind string) ([]Object, error) {
+	b, err := p.ReadFile("/proc/sysvipc/" + kind)
 	if err != nil {
 		return nil, err
 	}
+	return parseList(kind, b)
+}
+
+// parseList parses a /proc/sysvipc table.
+func parseList(kind string, b []byte) ([]Object, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	if !sc.Scan() {
 		return nil, nil
