@@ -90,6 +90,11 @@ func cmdRestore(args []string) (status int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
+	if p.Moved != "" {
+		// Not an error: the tree runs. One line, as every message of cryo's.
+		fmt.Fprintf(os.Stderr, "cryo: %s\n", p.Moved)
+		logf("%s", p.Moved)
+	}
 	if o.detach {
 		return 0, nil
 	}

@@ -239,7 +239,7 @@ func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
 	if err := fp.moveTo(p, fd, temp); err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
 	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", p.c.pid, temp), os.O_RDWR, 0)
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", p.pid, temp), os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
 	}
@@ -395,7 +395,7 @@ func (fp *filePlan) makeAnonShared(p *process, shmid, addr uint64) error {
 	if err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d at %#x: %w", p.c.pid, shmid, addr, err)
 	}
-	if err := fp.copyObject(obj, memAt{p.c.pid, addr}, size); err != nil {
+	if err := fp.copyObject(obj, memAt{p.pid, addr}, size); err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
 	}
 	return nil
@@ -723,7 +723,7 @@ func fillQueue(p *process, end uint64, pd *pipedata.PipeDataEntry, data []byte) 
 	if len(data) == 0 {
 		return nil
 	}
-	w, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", p.c.pid, end), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	w, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", p.pid, end), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: pipe %d: open a write end: %w", p.c.pid, pd.GetPipeId(), err)
 	}

@@ -334,7 +334,7 @@ func (p *process) fillPages() error {
 		var err error
 		for c := range work {
 			if err == nil {
-				err = writeChunk(p.c.pid, data, c)
+				err = writeChunk(p.pid, data, c)
 			}
 		}
 		done <- err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,11 +261,19 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 		}
 	}
 	t := p.leader
-	if _, err := t.Syscall(unix.SYS_SETRESGID, uint64(gid), uint64(gid), uint64(gid)); err != nil {
-		return fmt.Errorf("restore pid %d: user namespace %d: become gid %d: %w", p.c.pid, u.id, gid, err)
-	}
-	if _, err := t.Syscall(unix.SYS_SETRESUID, uint64(owner), uint64(owner), uint64(owner)); err != nil {
-		return fmt.Errorf("restore pid %d: user namespace %d: become its owner %d: %w", p.c.pid, u.id, owner, err)
+	if parent == nil && os.Geteuid() != 0 {
+		// A rootless restore: p has cryo's ids, and only cryo's user can
+		// own the namespace it makes.
+		if uint32(os.Geteuid()) != owner {
+			return fmt.Errorf("restore pid %d: user namespace %d is owned by uid %d: only root or that user can restore it", p.c.pid, u.id, owner)
+		}
+	} else {
+		if _, err := t.Syscall(unix.SYS_SETRESGID, uint64(gid), uint64(gid), uint64(gid)); err != nil {
+			return fmt.Errorf("restore pid %d: user namespace %d: become gid %d: %w", p.c.pid, u.id, gid, err)
+		}
+		if _, err := t.Syscall(unix.SYS_SETRESUID, uint64(owner), uint64(owner), uint64(owner)); err != nil {
+			return fmt.Errorf("restore pid %d: user namespace %d: become its owner %d: %w", p.c.pid, u.id, owner, err)
+		}
 	}
 	// Changing ids made the process non-dumpable, which makes its /proc
 	// files root's: the parent namespace's creator could not write its maps.
@@ -296,7 +305,7 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 		{"gid_map", userns.FormatMap(gidMap)},
 	}
 	for _, w := range writes {
-		path := fmt.Sprintf("/proc/%d/%s", p.c.pid, w.file)
+		path := fmt.Sprintf("/proc/%d/%s", p.pid, w.file)
 		var err error
 		if parent == nil {
 			err = os.WriteFile(path, []byte(w.data), 0)
@@ -328,10 +337,45 @@ func (p *process) setHostGroups(u *usernsImage, groups []uint32) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.leader.Syscall(unix.SYS_SETGROUPS, uint64(len(groups)), addr); err != nil {
+	_, err = p.leader.Syscall(unix.SYS_SETGROUPS, uint64(len(groups)), addr)
+	if errors.Is(err, unix.EPERM) {
+		// Without CAP_SETGID (a rootless restore) the groups can only be
+		// the ones cryo's user already has.
+		if same, gerr := p.hasGroups(b); gerr != nil || !same {
+			return fmt.Errorf("restore pid %d: supplementary groups %v (host ids %v): only root can set them: %w", p.c.pid, groups, hostIDs(b), err)
+		}
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("restore pid %d: supplementary groups: %w", p.c.pid, err)
 	}
 	return nil
+}
+
+// hasGroups tells whether p's supplementary groups are want (host ids,
+// little-endian u32s), in any order.
+func (p *process) hasGroups(want []byte) (bool, error) {
+	n, err := p.leader.Syscall(unix.SYS_GETGROUPS, 65536, p.scratch)
+	if err != nil {
+		return false, err
+	}
+	b := make([]byte, 4*n)
+	if err := readMem(p, p.scratch, b); err != nil {
+		return false, err
+	}
+	have, wanted := hostIDs(b), hostIDs(want)
+	slices.Sort(have)
+	slices.Sort(wanted)
+	return slices.Equal(slices.Compact(have), slices.Compact(wanted)), nil
+}
+
+// hostIDs decodes little-endian u32 ids.
+func hostIDs(b []byte) []uint32 {
+	ids := make([]uint32, len(b)/4)
+	for i := range ids {
+		ids[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return ids
 }
 
 // relativeMap converts a map whose outside ids are host ids to one whose
@@ -368,7 +412,7 @@ func (p *process) writeFile(path, data string) error {
 
 // openNs opens, in p, creator's namespace of one kind.
 func (p *process) openNs(creator *process, kind string) (uint64, error) {
-	fd, err := p.open(fmt.Sprintf("/proc/%d/ns/%s", creator.c.pid, kind), unix.O_RDONLY)
+	fd, err := p.open(fmt.Sprintf("/proc/%d/ns/%s", creator.pid, kind), unix.O_RDONLY)
 	if err != nil {
 		return 0, fmt.Errorf("restore pid %d: %s namespace of %d: %w", p.c.pid, kind, creator.c.pid, err)
 	}

@@ -36,7 +36,12 @@ type Options struct {
 }
 
 // Process is a restored root process that is cryo's child.
-type Process struct{ Pid int }
+type Process struct {
+	Pid int
+	// Moved says, when not empty, why and how the tree's PIDs differ from
+	// the dumped ones outside its pid namespace.
+	Moved string
+}
 
 // Wait waits for the restored process to exit and returns its exit status
 // the way a shell reports it (128+signal when killed).
@@ -81,12 +86,20 @@ type restorer struct {
 	rootUserns uint32
 	// maxPid is the highest PID or TID of the tree.
 	maxPid uint32
+	// movedPids: cryo may not choose PIDs in its own pid namespace (a
+	// rootless restore), only inside the tree's, where it owns the user
+	// namespace. Processes there get their old ids, and new ones outside.
+	movedPids bool
 }
 
 // process is one process being restored.
 type process struct {
-	r        *restorer
-	c        *checkpoint
+	r *restorer
+	c *checkpoint
+	// pid is the process's PID in cryo's pid namespace: c.pid, unless a
+	// rootless restore could choose it only inside the tree's own pid
+	// namespace (see movedPids).
+	pid      int
 	parent   *process
 	children []*process
 	leader   *ptrace.Tracee
@@ -124,10 +137,16 @@ func Restore(opts Options) (root *Process, err error) {
 			return nil, err
 		}
 	}
-	if err := snap.checkPidsFree(); err != nil {
+	moved, err := mustMovePids(snap)
+	if err != nil {
 		return nil, err
 	}
-	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: ptrace.NewTracer()}
+	if !moved {
+		if err := snap.checkPidsFree(); err != nil {
+			return nil, err
+		}
+	}
+	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: ptrace.NewTracer(), movedPids: moved}
 	for _, tid := range snap.allTids() {
 		r.maxPid = max(r.maxPid, tid)
 	}
@@ -144,7 +163,7 @@ func Restore(opts Options) (root *Process, err error) {
 		r.abort()
 		return nil, err
 	}
-	pid := snap.procs[0].pid
+	pid := r.procs[0].pid
 	elapsed := time.Since(start)
 	r.logf("restored %d processes (root %d) in %v", len(snap.procs), pid, elapsed)
 	st := &stats.StatsEntry{Restore: &stats.RestoreStatsEntry{
@@ -162,7 +181,12 @@ func Restore(opts Options) (root *Process, err error) {
 			return &Process{Pid: pid}, fmt.Errorf("write pid file: %w", err)
 		}
 	}
-	return &Process{Pid: pid}, nil
+	root = &Process{Pid: pid}
+	if moved {
+		root.Moved = fmt.Sprintf("the tree is back in its own pid namespace with its PIDs there, but a normal user cannot choose PIDs in the pid namespace above it: its root, pid %d inside and %d when dumped, is now pid %d outside",
+			r.procs[0].c.nsPids[0], snap.procs[0].pid, pid)
+	}
+	return root, nil
 }
 
 // abort kills and reaps everything created so far; idempotent.
@@ -308,7 +332,7 @@ func (p *process) putAt(off uint64, data []byte) (uint64, error) {
 	if off+uint64(len(data)) > p.scratchSize {
 		return 0, fmt.Errorf("restore pid %d: %d bytes do not fit the scratch area", p.c.pid, len(data))
 	}
-	if err := ptrace.WriteMem(p.c.pid, p.scratch+off, data); err != nil {
+	if err := ptrace.WriteMem(p.pid, p.scratch+off, data); err != nil {
 		return 0, err
 	}
 	return p.scratch + off, nil

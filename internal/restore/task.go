@@ -141,13 +141,20 @@ func (p *process) createThreads() error {
 		var err error
 		if p.c.nsPids != nil {
 			// Its own pid namespace: the inner id by set_tid, the outer
-			// one from ns_last_pid.
+			// one from ns_last_pid, or the kernel's choice if cryo may
+			// not choose it.
 			inner := p.c.nsPids[i+1]
 			if _, err := p.putAt(128, putU64(nil, uint64(inner))); err != nil {
 				return err
 			}
 			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
-			got, err = p.cloneAtLastPid(tid, args.Bytes())
+			if p.r.movedPids {
+				if _, err = p.put(args.Bytes()); err == nil {
+					got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
+				}
+			} else {
+				got, err = p.cloneAtLastPid(tid, args.Bytes())
+			}
 		} else {
 			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
 			if _, err := p.put(args.Bytes()); err != nil {
@@ -177,7 +184,13 @@ func (p *process) createThreads() error {
 		if uint32(got) != want {
 			return fmt.Errorf("restore pid %d: clone3 made thread %d, not %d", p.c.pid, got, tid)
 		}
-		t, err := p.r.tr.Adopt(p.c.pid, int(tid))
+		outer := int(tid)
+		if p.r.movedPids {
+			if outer, err = outerTid(p.pid, uint32(got)); err != nil {
+				return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
+			}
+		}
+		t, err := p.r.tr.Adopt(p.pid, outer)
 		if err != nil {
 			return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
 		}
@@ -441,7 +454,7 @@ func (p *process) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 
 // currentPermitted reads the thread's permitted set from /proc.
 func (p *process) currentPermitted(t *ptrace.Tracee) uint64 {
-	st, err := proc.ReadTaskStatus(p.c.pid, t.Tid)
+	st, err := proc.ReadTaskStatus(p.pid, t.Tid)
 	if err != nil {
 		return 0
 	}

@@ -24,7 +24,7 @@ const (
 func (r *restorer) createTree() error {
 	byPid := map[int]*process{}
 	for i, c := range r.snap.procs {
-		p := &process{r: r, c: c}
+		p := &process{r: r, c: c, pid: c.pid}
 		r.procs = append(r.procs, p)
 		byPid[c.pid] = p
 		if i > 0 {
@@ -92,7 +92,7 @@ func (r *restorer) createRoot(root *process) error {
 	if err != nil {
 		return err
 	}
-	stubScratch := &process{r: r, c: &checkpoint{pid: stub.Pid}, leader: stub,
+	stubScratch := &process{r: r, c: &checkpoint{pid: stub.Pid}, pid: stub.Pid, leader: stub,
 		scratch: (regs.Rsp - phase1Below) &^ 4095, scratchSize: phase1Size}
 	// cryo becomes the root's parent, not the stub; clone3 refuses
 	// CLONE_PARENT with an exit signal.
@@ -183,7 +183,14 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 		if _, err := p.putAt(128, le64bytes(uint64(child.c.nsPids[0]))); err != nil {
 			return err
 		}
-		got, err = p.cloneAtLastPidRetry(child, args.Bytes())
+		if p.r.movedPids {
+			// Outside, the kernel picks.
+			if _, err = p.put(args.Bytes()); err == nil {
+				got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
+			}
+		} else {
+			got, err = p.cloneAtLastPidRetry(child, args.Bytes())
+		}
 	}
 	if err != nil {
 		switch {
@@ -199,10 +206,15 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 	if p.c.nsPids != nil {
 		want = uint64(child.c.nsPids[0])
 	}
-	if got != want {
+	if got != want && !(p.r.movedPids && p.c.nsPids == nil) {
 		return fmt.Errorf("restore pid %d: clone3 created %d, not %d", pid, got, want)
 	}
-	t, err := p.r.tr.Adopt(pid, pid)
+	outer, err := outerPid(p, got)
+	if err != nil {
+		return fmt.Errorf("restore pid %d: %w", pid, err)
+	}
+	child.pid = outer
+	t, err := p.r.tr.Adopt(outer, outer)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: %w", pid, err)
 	}
@@ -254,7 +266,7 @@ func outerPid(p *process, pid uint64) (int, error) {
 	if p.c.nsPids == nil {
 		return int(pid), nil
 	}
-	children, err := proc.ChildrenOf(p.c.pid)
+	children, err := proc.ChildrenOf(p.pid)
 	if err != nil {
 		return 0, err
 	}
@@ -455,4 +467,4 @@ func le64(b []byte) uint64 {
 	return v
 }
 
-func readMem(p *process, addr uint64, b []byte) error { return ptrace.ReadMem(p.c.pid, addr, b) }
+func readMem(p *process, addr uint64, b []byte) error { return ptrace.ReadMem(p.pid, addr, b) }

@@ -240,7 +240,7 @@ func (fp *filePlan) socketSettings(p *process, id uint32) error {
 // writeThrough writes data into descriptor fd of the process from cryo,
 // through a copy of it (pidfd_getfd): sockets cannot be reopened by path.
 func writeThrough(p *process, fd uint64, data []byte) error {
-	s, err := proc.CopyFd(p.c.pid, int(fd))
+	s, err := proc.CopyFd(p.pid, int(fd))
 	if err != nil {
 		return err
 	}

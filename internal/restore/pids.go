@@ -1,0 +1,50 @@
+package restore
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/cryo-cr/cryo/internal/proc"
+)
+
+// Capabilities that let clone3's set_tid and ns_last_pid choose PIDs in a
+// pid namespace owned by cryo's user namespace.
+const (
+	capSysAdmin          = 21
+	capCheckpointRestore = 40
+)
+
+// mustMovePids tells whether the tree's PIDs can be chosen only inside its
+// own pid namespace: cryo lacks CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE,
+// as when the user who owns the tree's user namespace restores it. A tree
+// in cryo's pid namespace then cannot be restored at all.
+func mustMovePids(s *snapshot) (bool, error) {
+	st, err := proc.ReadStatus(os.Getpid())
+	if err != nil {
+		return false, err
+	}
+	if st.CapEff&(1<<capSysAdmin|1<<capCheckpointRestore) != 0 {
+		return false, nil
+	}
+	root := s.procs[0]
+	if root.nsPids == nil {
+		return false, fmt.Errorf("process %d was in the initial pid namespace, where only root (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) can choose PIDs: restore it as root", root.pid)
+	}
+	return true, nil
+}
+
+// outerTid finds the TID in cryo's pid namespace of the thread of process
+// pid whose id in the process's own pid namespace is inner.
+func outerTid(pid int, inner uint32) (int, error) {
+	tids, err := proc.Tasks(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, tid := range tids {
+		st, err := proc.ReadTaskStatus(pid, tid)
+		if err == nil && len(st.NSpid) > 1 && uint32(st.NSpid[len(st.NSpid)-1]) == inner {
+			return tid, nil
+		}
+	}
+	return 0, fmt.Errorf("process %d: no thread is %d in its pid namespace", pid, inner)
+}
