@@ -170,10 +170,7 @@ func startDesktop(t *testing.T, unshareFlag string) *desktop {
 	d.display = dtPickDisplay(t)
 	d.dir = usernsDir(t, 0o755)
 	d.log = filepath.Join(filepath.Dir(d.dir), "xvnc.log")
-	out, err := os.OpenFile(d.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := createUserFile(t, d.log)
 	defer out.Close()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
@@ -943,11 +940,9 @@ func TestE2EDesktop(t *testing.T) {
 
 // TestE2EDesktopRootless: the same trees, dumped and restored by the test
 // user itself. The tree is in the initial pid namespace, where only root
-// may choose PIDs: the dump may refuse with exactly one "cryo:" line naming
-// the pid namespace, leaving the tree running untouched (it must still
-// serve); or dump and restore succeed, with the same PIDs (restore's stderr
-// empty) or in a new pid namespace where every process keeps its old pid
-// inside (restore's stderr one "cryo:" line naming the pid namespace).
+// may choose PIDs: the restore makes a new pid namespace (owned by the
+// tree's user namespace, under cryo's init) where every process keeps its
+// old pid, and says so in one "cryo:" line naming the pid namespace.
 func TestE2EDesktopRootless(t *testing.T) {
 	requireRoot(t)
 	for _, mode := range []string{"c-i", "r-i"} {
@@ -965,27 +960,8 @@ func TestE2EDesktopRootless(t *testing.T) {
 			cred := testUserCred()
 			res := d.checkpoint(cred)
 			if res.ExitCode != 0 || res.TimedOut || res.Err != nil {
-				t.Logf("rootless dump refused: %s", firstLine(res.Stderr))
-				assertOneErrorLine(t, res)
-				if !strings.Contains(strings.ToLower(firstLine(res.Stderr)), "pid namespace") {
-					t.Errorf("a rootless dump may refuse only because of the initial pid namespace, in a line naming it; got: %s",
-						firstLine(res.Stderr))
-				}
-				if t.Failed() {
-					d.logAll()
-				}
-				if _, err := os.Stat(filepath.Join(d.imgDir, "inventory.img")); err == nil {
-					t.Errorf("the refused dump wrote inventory.img: the image set looks complete")
-				}
-				checkNoStrayCryo(t, "after the refused dump")
-				d.waitTree("after the refused dump", d.root, false)
-				time.Sleep(300 * time.Millisecond)
-				d.waitTree("300 ms after the refused dump", d.root, false)
-				d.checkFds("after the refused dump")
-				d.checkNamespaces(false)
-				d.checkServing("after the refused dump")
-				d.stop()
-				return
+				d.logAll()
+				t.Fatalf("rootless dump failed: %s", firstLine(res.Stderr))
 			}
 			origRoot := d.root
 			rres := d.restoreTree(cred)
@@ -993,8 +969,11 @@ func TestE2EDesktopRootless(t *testing.T) {
 			root, moved := d.findRestoredRoot()
 			d.waitTree("after the rootless restore", root, moved)
 			d.checkFds("after the rootless restore")
-			if moved {
+			if !moved {
+				t.Errorf("the rootless restore gave the root its PID %d in the initial pid namespace: only root can", root)
+			} else {
 				t.Logf("rootless restore: the root is pid %d outside (was %d), %d inside", root, origRoot, d.before[0].Inner)
+				checkPidnsInit(t, root)
 			}
 			d.checkNamespaces(moved)
 			d.checkServing("after the rootless restore")

@@ -164,6 +164,22 @@ func usernsDir(t *testing.T, perm os.FileMode) string {
 	return dir
 }
 
+// createUserFile creates path for the tree's output, owned by the test
+// user as in a real session: a rootless restore opens it again as that
+// user.
+func createUserFile(t *testing.T, path string) *os.File {
+	t.Helper()
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Chown(testUID, testGID); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	return out
+}
+
 // requireUserCanExec fails the test if the test user cannot execute path
 // (every directory above it and the file need the "other" x bit).
 func requireUserCanExec(t *testing.T, path string) {
@@ -333,16 +349,8 @@ func startUserns(t *testing.T, sc usernsScenario) *nsRun {
 	}
 	w := &Workload{t: t, Name: "userns", Bin: real, Args: argv[1:], Dir: usernsDir(t, 0o755)}
 	w.Out = filepath.Join(filepath.Dir(w.Dir), "output.txt")
-	out, err := os.OpenFile(w.Out, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := createUserFile(t, w.Out)
 	defer out.Close()
-	// The user's own file, as in a real session: a rootless restore opens
-	// it again as that user.
-	if err := out.Chown(testUID, testGID); err != nil {
-		t.Fatal(err)
-	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
@@ -817,17 +825,16 @@ func usernsRunAsRoot(t *testing.T, name string) {
 
 // usernsRunRootless: start as the test user; dump and restore as that user.
 //
-// What a rootless cryo may do where the kernel forbids it something
+// What a rootless cryo does where the kernel forbids it something
 // (choosing a PID in the initial pid namespace needs CAP_SYS_ADMIN or
 // CAP_CHECKPOINT_RESTORE there):
-//   - the tree is in the initial pid namespace: the dump may refuse, with
-//     exactly one "cryo: " line naming the pid namespace and the root's
-//     PID, leaving the tree running untouched (it then passes);
-//   - otherwise the dump succeeds and the restore must too: with the same
-//     PIDs, or in a new pid namespace where every process has its old PID
-//     (as inside one's own pid namespace the kernel lets the owner choose),
-//     a new PID outside, and cryo restore's stderr exactly one "cryo: "
-//     line naming the pid namespace and the old PID of the root.
+//   - a tree with no user namespace of its own: the dump refuses (see
+//     TestE2EUsernsRootlessPlainRefused);
+//   - otherwise the dump and the restore succeed: in the tree's own pid
+//     namespace, or for a tree of the initial one in a new pid namespace
+//     under cryo's init, every process has its old PID inside and a new
+//     one outside, and cryo restore's stderr is exactly one "cryo: " line
+//     naming the pid namespace and the old PID of the root.
 //
 // A refused restore is not allowed: the dump killed the tree.
 func usernsRunRootless(t *testing.T, name string) {
@@ -842,22 +849,9 @@ func usernsRunRootless(t *testing.T, name string) {
 	r.ImgDir = usernsDir(t, 0o700)
 	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(r.Pid), "-D", r.ImgDir, "-v", "4", "-o", "dump.log")
 	if res.ExitCode != 0 || res.TimedOut || res.Err != nil {
-		if !sc.initPidNS {
-			t.Logf("%s", res)
-			logFile(t, filepath.Join(r.ImgDir, "dump.log"))
-			t.Fatalf("rootless dump of a tree in its own pid namespace failed (exit %d)", res.ExitCode)
-		}
-		assertOneErrorLine(t, res)
-		if !namesPidNS(firstLine(res.Stderr), r.Pid) {
-			t.Errorf("a rootless dump may refuse only because of the initial pid namespace, in one line naming it and pid %d; got: %s",
-				r.Pid, firstLine(res.Stderr))
-		}
-		r.assertRunningUntouched("after the refused rootless dump")
-		t.Logf("rootless dump refused: %s", firstLine(res.Stderr))
-		nsCompareViews(t, r.before, r.view(t, "after the refused dump"), false)
-		r.Finish()
-		r.checkFiles(t)
-		return
+		t.Logf("%s", res)
+		logFile(t, filepath.Join(r.ImgDir, "dump.log"))
+		t.Fatalf("rootless dump failed (exit %d)", res.ExitCode)
 	}
 	r.reapTree()
 
@@ -892,9 +886,17 @@ func usernsRunRootless(t *testing.T, name string) {
 					r.before.Procs[i].NSpid, extra)
 			}
 		}
+		if sc.initPidNS {
+			checkPidnsInit(t, pid)
+		}
 	}
 	r.Finish()
 	r.checkFiles(t)
+	// cryo restore (without -d) waits for the tree, through the init of
+	// the new pid namespace if there is one: it must end with the tree.
+	if !r.rst.Wait(bound(t, cryoTimeout)) {
+		t.Errorf("cryo restore still runs after the restored tree finished")
+	}
 	stderr := strings.TrimRight(readString(r.rstErr), "\n")
 	switch {
 	case !moved && stderr != "":
@@ -905,6 +907,19 @@ func usernsRunRootless(t *testing.T, name string) {
 			t.Errorf("the root moved from pid %d to %d: cryo restore must say so in one \"cryo: \" line naming the pid namespace and %d; stderr:\n%s",
 				origPid, pid, origPid, clip(stderr, 4000))
 		}
+	}
+}
+
+// checkPidnsInit checks that the parent of root is pid 1 of root's pid
+// namespace and runs cryo's init (argv[0] cryo-pidns-init).
+func checkPidnsInit(t *testing.T, root int) {
+	t.Helper()
+	ppid, _ := strconv.Atoi(procStatus(fmt.Sprintf("/proc/%d/status", root))["PPid"])
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
+	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+	if nsInnerPid(ppid) != 1 || argv0 != "cryo-pidns-init" {
+		t.Errorf("the restored root %d: its parent %d is pid %d inside and runs %q, want pid 1 running cryo-pidns-init",
+			root, ppid, nsInnerPid(ppid), argv0)
 	}
 }
 
@@ -1039,6 +1054,36 @@ func TestE2EUsernsRootlessOwnUID(t *testing.T) { usernsRunRootless(t, "own") }
 
 // TestE2EUsernsRootlessMapRoot: the map-root scenario, cryo run as 4242.
 func TestE2EUsernsRootlessMapRoot(t *testing.T) { usernsRunRootless(t, "root") }
+
+// TestE2EUsernsRootlessPlainRefused: a process of the test user's without
+// namespaces of its own (sleep): no rootless restore could give it its
+// PID, so the rootless dump refuses it in one line naming the pid
+// namespace and the PID, and it runs on untouched.
+func TestE2EUsernsRootlessPlainRefused(t *testing.T) {
+	requireRoot(t)
+	ensureTestUser(t)
+	requireUserCanExec(t, cryoBin)
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: testUserCred()}
+	p, err := startBg(t, "sleep", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.kill(t)
+	dir := usernsDir(t, 0o700)
+	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(p.Pid()), "-D", dir)
+	if res.ExitCode == 0 {
+		t.Fatalf("the rootless dump of a process in the initial user and pid namespaces succeeded: no rootless restore could give it its PID")
+	}
+	assertOneErrorLine(t, res)
+	if !namesPidNS(firstLine(res.Stderr), p.Pid()) {
+		t.Errorf("the refusal must name the pid namespace and pid %d, in one line; got: %s", p.Pid(), firstLine(res.Stderr))
+	}
+	st := procStatus(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if p.Exited() || !strings.HasPrefix(st["State"], "S") || st["TracerPid"] != "0" {
+		t.Errorf("after the refused dump, sleep %d: exited %v, state %q, tracer %q; want it sleeping untraced", p.Pid(), p.Exited(), st["State"], st["TracerPid"])
+	}
+}
 
 // TestE2EUsernsRootlessUnshareCmd: unshare -c -i, -r -i and -Urpf
 // --mount-proc trees, cryo run as 4242.

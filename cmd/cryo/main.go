@@ -12,6 +12,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/cryo-cr/cryo/internal/restore"
 )
 
 const usage = `usage:
@@ -29,6 +31,9 @@ const stubName = "cryo-restore-stub"
 func main() {
 	if len(os.Args) > 0 && os.Args[0] == stubName {
 		os.Exit(127)
+	}
+	if len(os.Args) > 0 && os.Args[0] == restore.InitName {
+		os.Exit(restore.RunInit(os.Args[1:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }

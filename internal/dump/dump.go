@@ -86,10 +86,11 @@ func Dump(opts Options) (err error) {
 		return err
 	}
 	if os.Geteuid() != 0 {
-		// Without root, restore could not give the tree its PIDs in the
-		// initial pid namespace: refuse now, while it runs untouched.
-		if ns, err := readNamespaces(pid); err == nil && ns["pid"] == own["pid"] {
-			return fmt.Errorf("process %d is in the initial pid namespace, where only root can restore its PIDs: dump it as root, or run the tree in a pid namespace of its own", pid)
+		// Without root, restore gives a tree of the initial pid namespace
+		// its PIDs in a new pid namespace, which needs a user namespace of
+		// the tree's own to belong to: refuse now, while it runs untouched.
+		if ns, err := readNamespaces(pid); err == nil && ns["pid"] == own["pid"] && ns["user"] == own["user"] {
+			return fmt.Errorf("process %d is in the initial pid namespace and the initial user namespace, where only root can restore its PIDs: dump it as root, or run the tree in a user namespace of its own", pid)
 		}
 	}
 

@@ -14,23 +14,33 @@ const (
 	capCheckpointRestore = 40
 )
 
-// mustMovePids tells whether the tree's PIDs can be chosen only inside its
-// own pid namespace: cryo lacks CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE,
-// as when the user who owns the tree's user namespace restores it. A tree
-// in cryo's pid namespace then cannot be restored at all.
-func mustMovePids(s *snapshot) (bool, error) {
+// mustMovePids tells whether the tree's PIDs can be chosen only inside a
+// pid namespace of its own (moved): cryo lacks CAP_SYS_ADMIN and
+// CAP_CHECKPOINT_RESTORE, as when the user who owns the tree's user
+// namespace restores it. A tree that was in cryo's pid namespace then gets
+// a new one (newNS), owned by the root's user namespace, where each
+// process has its old PID; without a user namespace of its own it cannot
+// be restored that way.
+func mustMovePids(s *snapshot) (moved, newNS bool, err error) {
 	st, err := proc.ReadStatus(os.Getpid())
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if st.CapEff&(1<<capSysAdmin|1<<capCheckpointRestore) != 0 {
-		return false, nil
+		return false, false, nil
 	}
 	root := s.procs[0]
-	if root.nsPids == nil {
-		return false, fmt.Errorf("process %d was in the initial pid namespace, where only root (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) can choose PIDs: restore it as root", root.pid)
+	if root.nsPids != nil {
+		return true, false, nil
 	}
-	return true, nil
+	if s.ns.users[root.cores[0].GetIds().GetUserNsId()] == nil {
+		return false, false, fmt.Errorf("process %d was in the initial pid namespace and the initial user namespace, where only root (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) can choose PIDs: restore it as root", root.pid)
+	}
+	// Inside the new namespace every id is the old one.
+	for _, c := range s.procs {
+		c.nsPids = append([]uint32(nil), c.tree.GetThreads()...)
+	}
+	return true, true, nil
 }
 
 // outerTid finds the TID in cryo's pid namespace of the thread of process

@@ -38,6 +38,9 @@ type Options struct {
 // Process is a restored root process that is cryo's child.
 type Process struct {
 	Pid int
+	// waitPid is the child of cryo's that Wait waits for: the root, or the
+	// init of the pid namespace a rootless restore made around it.
+	waitPid int
 	// Moved says, when not empty, why and how the tree's PIDs differ from
 	// the dumped ones outside its pid namespace.
 	Moved string
@@ -49,7 +52,7 @@ func (p *Process) Wait() (int, error) {
 	for {
 		var ws unix.WaitStatus
 		// __WALL: the restored root was created with exit_signal 0.
-		_, err := unix.Wait4(p.Pid, &ws, unix.WALL, nil)
+		_, err := unix.Wait4(p.waitPid, &ws, unix.WALL, nil)
 		if err == unix.EINTR {
 			continue
 		}
@@ -90,6 +93,12 @@ type restorer struct {
 	// rootless restore), only inside the tree's, where it owns the user
 	// namespace. Processes there get their old ids, and new ones outside.
 	movedPids bool
+	// init is pid 1 of the pid namespace a moved tree that was in cryo's
+	// pid namespace gets (newInit), if any.
+	init *process
+	// newPidNS: the tree gets a pid namespace it did not have (see
+	// mustMovePids).
+	newPidNS bool
 }
 
 // process is one process being restored.
@@ -137,7 +146,7 @@ func Restore(opts Options) (root *Process, err error) {
 			return nil, err
 		}
 	}
-	moved, err := mustMovePids(snap)
+	moved, newNS, err := mustMovePids(snap)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +155,7 @@ func Restore(opts Options) (root *Process, err error) {
 			return nil, err
 		}
 	}
-	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: ptrace.NewTracer(), movedPids: moved}
+	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: ptrace.NewTracer(), movedPids: moved, newPidNS: newNS}
 	for _, tid := range snap.allTids() {
 		r.maxPid = max(r.maxPid, tid)
 	}
@@ -181,8 +190,13 @@ func Restore(opts Options) (root *Process, err error) {
 			return &Process{Pid: pid}, fmt.Errorf("write pid file: %w", err)
 		}
 	}
-	root = &Process{Pid: pid}
-	if moved {
+	root = &Process{Pid: pid, waitPid: pid}
+	switch {
+	case newNS:
+		root.waitPid = r.init.pid
+		root.Moved = fmt.Sprintf("the tree is restored in a new pid namespace, since a normal user cannot choose PIDs in the initial one: inside, every process has its old PID; outside, its root (pid %d when dumped) is now pid %d, under an init that is pid %d",
+			snap.procs[0].pid, pid, r.init.pid)
+	case moved:
 		root.Moved = fmt.Sprintf("the tree is back in its own pid namespace with its PIDs there, but a normal user cannot choose PIDs in the pid namespace above it: its root, pid %d inside and %d when dumped, is now pid %d outside",
 			r.procs[0].c.nsPids[0], snap.procs[0].pid, pid)
 	}
@@ -199,6 +213,12 @@ func (r *restorer) abort() {
 		r.stub.Kill()
 		r.stub.WaitExit()
 		r.stub = nil
+	}
+	if r.init != nil && r.init.leader != nil {
+		// Its pid namespace, and every process in it, dies with it.
+		r.init.leader.Kill()
+		r.init.leader.WaitExit()
+		r.init.leader = nil
 	}
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		p := r.procs[i]
@@ -247,6 +267,15 @@ func (r *restorer) run() error {
 			}
 		}
 		p.leader, p.threads = nil, nil
+	}
+	if r.init != nil {
+		if err := r.startInit(r.init, r.procs[0].c.nsPids[0]); err != nil {
+			return err
+		}
+		if err := r.init.leader.Detach(); err != nil {
+			return err
+		}
+		r.init.leader = nil
 	}
 	return nil
 }

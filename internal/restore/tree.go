@@ -119,7 +119,16 @@ func (r *restorer) createRoot(root *process) error {
 		}
 		flags |= unix.CLONE_NEWPID
 	}
-	if err := stubScratch.clone(root, flags, 0); err != nil {
+	parent, exitSignal := stubScratch, uint64(0)
+	if r.newPidNS {
+		init, err := r.newInit(stubScratch, flags)
+		if err != nil {
+			return err
+		}
+		r.init = init
+		parent, flags, exitSignal = init, 0, uint64(unix.SIGCHLD)
+	}
+	if err := parent.clone(root, flags, exitSignal); err != nil {
 		return err
 	}
 	r.stub.Kill()
@@ -284,6 +293,10 @@ func outerPid(p *process, pid uint64) (int, error) {
 // namespace the root comes with belongs to it.
 func (r *restorer) stubIntoOwner(stub *process, root *process) error {
 	owner := r.snap.ns.pids[root.c.cores[0].GetIds().GetPidNsId()]
+	if r.newPidNS {
+		// The new pid namespace belongs to the root's user namespace.
+		owner = root.c.cores[0].GetIds().GetUserNsId()
+	}
 	u := r.snap.ns.users[owner]
 	if owner == 0 || u == nil {
 		return nil
