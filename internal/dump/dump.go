@@ -218,6 +218,9 @@ func (d *dumper) seizeTree(root int) error {
 			d.procs = append(d.procs, p)
 			continue
 		}
+		if err := checkRootlessReach(pid); err != nil {
+			return err
+		}
 		d.procs = append(d.procs, p)
 		if err := p.seize(); err != nil {
 			return err
@@ -241,6 +244,29 @@ func (d *dumper) seizeTree(root int) error {
 		return err
 	}
 	d.addGroupHelpers()
+	return nil
+}
+
+// checkRootlessReach refuses, for a cryo that is not root, a process that
+// runs under other ids than cryo's (a tree that switched to subordinate
+// ids of the user's): the kernel gives its /proc files to that id, and
+// many are readable by their owner only (pagemap, fdinfo, personality),
+// even for the owner of the process's user namespace.
+func checkRootlessReach(pid int) error {
+	me := uint32(os.Geteuid())
+	if me == 0 {
+		return nil
+	}
+	st, err := proc.ReadStatus(pid)
+	if err != nil {
+		return fmt.Errorf("process %d: %w", pid, err)
+	}
+	for _, id := range st.Uid {
+		if id != me {
+			return fmt.Errorf("process %d runs as uid %d (real, effective, saved, fs: %v as the initial user namespace sees them), not as you (uid %d): without root cryo cannot read its /proc files; dump it as root",
+				pid, id, st.Uid, me)
+		}
+	}
 	return nil
 }
 
