@@ -1134,3 +1134,134 @@ func pending(t *testing.T, why string) {
 		t.Skip("PENDING: " + why)
 	}
 }
+
+// TestE2EUsernsRootlessNestedOwnUID: a user namespace nested in another,
+// every process under the user's own uid (root inside both), each
+// namespace with its own IPC or UTS namespace:
+//
+//	unshare -r -i sh -c 'unshare -r -u sh -c "hostname inner; exec sleep" & exec sleep'
+//
+// dumped and restored by the user: the same pids inside the new pid
+// namespace, the same maps, nesting and owners, the inner hostname.
+func TestE2EUsernsRootlessNestedOwnUID(t *testing.T) {
+	requireRoot(t)
+	ensureTestUser(t)
+	requireUserCanExec(t, cryoBin)
+	dir := usernsDir(t, 0o755)
+	script := `unshare -r -u sh -c "hostname inner; exec sleep 300" & exec sleep 300`
+	cmd := exec.Command("setsid", "unshare", "-r", "-i", "sh", "-c", script)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: testUserCred()}
+	launcher, err := startBg(t, "nested sh", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer launcher.kill(t)
+	// The tree: the root (sh, then sleep) and its child (unshare, sh, then
+	// sleep) in the nested namespace.
+	type view struct {
+		inner          int
+		uidMap, gidMap string
+		owners         []int
+		host           string
+	}
+	look := func(pid int) view {
+		owners, _ := nsUsernsOwners(pid)
+		return view{nsInnerPid(pid), nsNormMap(readString(fmt.Sprintf("/proc/%d/uid_map", pid))),
+			nsNormMap(readString(fmt.Sprintf("/proc/%d/gid_map", pid))), owners, readHostname(pid)}
+	}
+	tree := func(root int) []int {
+		var out []int
+		for q := []int{root}; len(q) > 0; q = q[1:] {
+			out = append(out, q[0])
+			kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", q[0], q[0]))
+			for _, f := range strings.Fields(string(kids)) {
+				k, _ := strconv.Atoi(f)
+				q = append(q, k)
+			}
+		}
+		return out
+	}
+	root := launcher.Pid()
+	var before []int
+	deadline := time.Now().Add(bound(t, 10*time.Second))
+	settled := func(pids []int) bool {
+		for _, pid := range pids {
+			if procStatus(fmt.Sprintf("/proc/%d/status", pid))["Name"] != "sleep" {
+				return false
+			}
+		}
+		return len(pids) == 2 && readHostname(pids[1]) == "inner"
+	}
+	for !settled(before) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the nested tree did not come up: %v", before)
+		}
+		time.Sleep(pollInterval)
+		before = tree(root)
+	}
+	var want []view
+	for _, pid := range before {
+		want = append(want, look(pid))
+	}
+	if len(want) != 2 || len(want[1].owners) != 2 || len(want[0].owners) != 1 {
+		t.Fatalf("want the child two user namespaces deep and the root one: %+v", want)
+	}
+	img := usernsDir(t, 0o700)
+	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(root), "-D", img, "-v", "4", "-o", "dump.log")
+	if res.ExitCode != 0 {
+		logFile(t, filepath.Join(img, "dump.log"))
+		t.Fatalf("rootless dump: %s", res)
+	}
+	launcher.Wait(bound(t, 10*time.Second))
+	res = usernsRunCryoAs(t, testUserCred(), "restore", "-D", img, "-d", "-v", "4", "-o", "restore.log")
+	if res.ExitCode != 0 {
+		logFile(t, filepath.Join(img, "restore.log"))
+		t.Fatalf("rootless restore: %s", res)
+	}
+	if !namesPidNS(firstLine(res.Stderr), root) {
+		t.Errorf("cryo restore must say in one line that the tree is in a new pid namespace, naming %d; stderr: %s", root, res.Stderr)
+	}
+	newRoot := -1
+	for _, pid := range allPids() {
+		if pid != root && nsInnerPid(pid) == root && procStatus(fmt.Sprintf("/proc/%d/status", pid))["Name"] == "sleep" {
+			newRoot = pid
+		}
+	}
+	if newRoot < 0 {
+		t.Fatalf("no restored process is pid %d inside", root)
+	}
+	defer unix.Kill(newRoot, unix.SIGKILL)
+	checkPidnsInit(t, newRoot)
+	after := tree(newRoot)
+	if len(after) != len(before) {
+		t.Fatalf("restored tree %v, dumped %v", after, before)
+	}
+	for i, pid := range after {
+		got := look(pid)
+		w := want[i]
+		w.inner = before[i] // the old pid, now inside
+		if got.inner != w.inner || got.uidMap != w.uidMap || got.gidMap != w.gidMap || !slices.Equal(got.owners, w.owners) || got.host != w.host {
+			t.Errorf("process #%d (pid %d): %+v, want %+v", i, pid, got, w)
+		}
+	}
+	init := procPPid(newRoot)
+	for _, pid := range after {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	for end := time.Now().Add(bound(t, 10*time.Second)); pidAlive(init) && procStatus(fmt.Sprintf("/proc/%d/status", init))["State"][:1] != "Z"; {
+		if time.Now().After(end) {
+			t.Fatalf("cryo's init %d still runs after its tree was killed", init)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// readHostname is pid's host name, from inside its UTS namespace.
+func readHostname(pid int) string {
+	out, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-u", "hostname").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}

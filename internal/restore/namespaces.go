@@ -191,7 +191,7 @@ func (r *restorer) enterNamespaces() error {
 		}
 		if u := ns.users[ids.GetUserNsId()]; u != nil {
 			if u.ext.SetgroupsDeny && u.id != r.rootUserns {
-				if err := p.setHostGroups(u, p.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
+				if err := p.setHostGroups(u, ns.users[r.rootUserns], p.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
 					return err
 				}
 			}
@@ -205,13 +205,26 @@ func (r *restorer) enterNamespaces() error {
 				}
 			}
 		}
+		// Existing namespaces of other kinds are joined first, while p
+		// still has its rights in the user namespace they belong to (once
+		// in a nested one it has none there); new ones are made after the
+		// user namespace, so that they belong to it.
+		for _, k := range kinds {
+			if fd, ok := fds[k.name]; ok && k.has && k.name != "user" {
+				if err := p.setns(fd, k.name, k.flag); err != nil {
+					return err
+				}
+			}
+		}
 		for _, k := range kinds {
 			if !k.has || (k.name == "user" && k.id == r.rootUserns) {
 				continue
 			}
 			if fd, ok := fds[k.name]; ok {
-				if err := p.setns(fd, k.name, k.flag); err != nil {
-					return err
+				if k.name == "user" {
+					if err := p.setns(fd, k.name, k.flag); err != nil {
+						return err
+					}
 				}
 				continue
 			}
@@ -244,11 +257,16 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 	var parent *usernsImage
 	if u.ext.Parent != 0 {
 		parent = r.snap.ns.users[u.ext.Parent]
-		if parent == nil || parentFd == 0 {
+		// The tree was born in the root's user namespace: a process is
+		// already in it (and setns to one's own namespace fails).
+		inParent := u.ext.Parent == r.rootUserns
+		if parent == nil || (parentFd == 0 && !inParent) {
 			return fmt.Errorf("restore pid %d: user namespace %d: its parent %d has no process of the tree before it", p.c.pid, u.id, u.ext.Parent)
 		}
-		if err := p.setns(parentFd, "user", unix.CLONE_NEWUSER); err != nil {
-			return err
+		if !inParent {
+			if err := p.setns(parentFd, "user", unix.CLONE_NEWUSER); err != nil {
+				return err
+			}
 		}
 	}
 	// The namespace's owner is the euid of its creator, and its creator's
@@ -320,8 +338,9 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 }
 
 // setHostGroups gives p its supplementary groups before it enters a user
-// namespace where setgroups is denied: inside, it could not set them.
-func (p *process) setHostGroups(u *usernsImage, groups []uint32) error {
+// namespace u where setgroups is denied: inside, it could not set them.
+// p is in user namespace cur (nil: cryo's), whose ids setgroups takes.
+func (p *process) setHostGroups(u, cur *usernsImage, groups []uint32) error {
 	if len(groups) > 65536 {
 		return fmt.Errorf("restore pid %d: %d groups", p.c.pid, len(groups))
 	}
@@ -330,6 +349,9 @@ func (p *process) setHostGroups(u *usernsImage, groups []uint32) error {
 		h, ok := u.gidMap.ToHost(g)
 		if !ok {
 			h = userns.Overflow
+		}
+		if cur != nil {
+			h = cur.gidMap.ToInside(h)
 		}
 		b = binary.LittleEndian.AppendUint32(b, h)
 	}
@@ -342,7 +364,7 @@ func (p *process) setHostGroups(u *usernsImage, groups []uint32) error {
 		// Without CAP_SETGID (a rootless restore) the groups can only be
 		// the ones cryo's user already has.
 		if same, gerr := p.hasGroups(b); gerr != nil || !same {
-			return fmt.Errorf("restore pid %d: supplementary groups %v (host ids %v): only root can set them: %w", p.c.pid, groups, hostIDs(b), err)
+			return fmt.Errorf("restore pid %d: supplementary groups %v (%v where it stands): only root can set them: %w", p.c.pid, groups, hostIDs(b), err)
 		}
 		err = nil
 	}
@@ -352,8 +374,8 @@ func (p *process) setHostGroups(u *usernsImage, groups []uint32) error {
 	return nil
 }
 
-// hasGroups tells whether p's supplementary groups are want (host ids,
-// little-endian u32s), in any order.
+// hasGroups tells whether p's supplementary groups are want (little-endian
+// u32s, as p's user namespace sees them), in any order.
 func (p *process) hasGroups(want []byte) (bool, error) {
 	n, err := p.leader.Syscall(unix.SYS_GETGROUPS, 65536, p.scratch)
 	if err != nil {

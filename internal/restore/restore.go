@@ -214,11 +214,11 @@ func (r *restorer) abort() {
 		r.stub.WaitExit()
 		r.stub = nil
 	}
+	// The init of a pid namespace cryo made takes every process in it down
+	// with it, but exits only once they are reaped, by cryo (their
+	// tracer): it is waited for last.
 	if r.init != nil && r.init.leader != nil {
-		// Its pid namespace, and every process in it, dies with it.
 		r.init.leader.Kill()
-		r.init.leader.WaitExit()
-		r.init.leader = nil
 	}
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		p := r.procs[i]
@@ -230,6 +230,10 @@ func (r *restorer) abort() {
 			p.threads[j].WaitExit()
 		}
 		p.leader, p.threads = nil, nil
+	}
+	if r.init != nil && r.init.leader != nil {
+		r.init.leader.WaitExit()
+		r.init.leader = nil
 	}
 }
 

@@ -305,7 +305,7 @@ func (r *restorer) stubIntoOwner(stub *process, root *process) error {
 		return fmt.Errorf("restore pid %d: its pid namespace belongs to a nested user namespace: not supported yet", root.c.pid)
 	}
 	if u.ext.SetgroupsDeny {
-		if err := stub.setHostGroups(u, root.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
+		if err := stub.setHostGroups(u, nil, root.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
 			return err
 		}
 	}
