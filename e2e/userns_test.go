@@ -653,22 +653,12 @@ func nsUsernsOwners(pid int) ([]int, error) {
 }
 
 func nsPidnsOwnedByOwnUserns(pid int) (bool, error) {
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	owner, err := nsOwnerInode(pid, "pid")
 	if err != nil {
-		return false, err
-	}
-	defer unix.Close(fd)
-	ufd, err := unix.IoctlRetInt(fd, nsGetUserns)
-	if err != nil {
-		return false, fmt.Errorf("NS_GET_USERNS: %v", err)
-	}
-	defer unix.Close(ufd)
-	var st unix.Stat_t
-	if err := unix.Fstat(ufd, &st); err != nil {
 		return false, err
 	}
 	own, err := nsInodeOf(strconv.Itoa(pid), "user")
-	return st.Ino == own, err
+	return owner == own, err
 }
 
 // checkWant checks the outside view before the dump against what the
@@ -1264,4 +1254,61 @@ func readHostname(pid int) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// TestE2EUsernsForeignOwnerRefused: an IPC namespace that root made, with
+// a process in a user namespace made afterwards inside it (unshare -i
+// unshare -U -r sleep): restored, the IPC namespace would belong to the
+// process's user namespace, so the dump refuses in one line naming the
+// namespace, its owner and the process, and sleep runs on untouched.
+func TestE2EUsernsForeignOwnerRefused(t *testing.T) {
+	requireRoot(t)
+	cmd := exec.Command("unshare", "-i", "--", "unshare", "-U", "-r", "--", "sleep", "300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	p, err := startBg(t, "sleep", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.kill(t)
+	pid := p.Pid()
+	// unshare execs unshare execs sleep: the same PID throughout.
+	for end := time.Now().Add(bound(t, 10*time.Second)); procStatus(fmt.Sprintf("/proc/%d/status", pid))["Name"] != "sleep"; {
+		if time.Now().After(end) {
+			t.Fatalf("sleep did not start")
+		}
+		time.Sleep(pollInterval)
+	}
+	owner, err := nsOwnerInode(pid, "ipc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := tryDump(t, pid, t.TempDir())
+	if res.ExitCode == 0 {
+		t.Fatalf("the dump of a process whose IPC namespace belongs to another user namespace succeeded")
+	}
+	assertOneErrorLine(t, res, "ipc namespace", strconv.Itoa(pid), strconv.FormatUint(owner, 10))
+	st := procStatus(fmt.Sprintf("/proc/%d/status", pid))
+	if p.Exited() || !strings.HasPrefix(st["State"], "S") || st["TracerPid"] != "0" {
+		t.Errorf("after the refused dump, sleep %d: exited %v, state %q, tracer %q; want it sleeping untraced", pid, p.Exited(), st["State"], st["TracerPid"])
+	}
+}
+
+// nsOwnerInode is the inode of the user namespace owning pid's namespace
+// of one kind (NS_GET_USERNS).
+func nsOwnerInode(pid int, kind string) (uint64, error) {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	u, err := unix.IoctlRetInt(fd, nsGetUserns)
+	if err != nil {
+		return 0, fmt.Errorf("NS_GET_USERNS: %v", err)
+	}
+	defer unix.Close(u)
+	var st unix.Stat_t
+	if err := unix.Fstat(u, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
 }

@@ -103,6 +103,11 @@ func (t *nsTable) add(p *process) error {
 		if !supportedNs[kind] {
 			return fmt.Errorf("process %d: its own %s namespace (%d) is not supported yet", p.pid, kind, ino)
 		}
+		if _, seen := t.ids[kind][ino]; !seen && (kind == "uts" || kind == "ipc") {
+			if err := checkOwner(p.pid, kind, ino, ns["user"]); err != nil {
+				return err
+			}
+		}
 		t.id(kind, ino)
 	}
 	if ino := ns["user"]; ino != t.own["user"] {
@@ -152,6 +157,21 @@ func (t *nsTable) add(p *process) error {
 			}
 			t.mnts[ino] = mounts
 		}
+	}
+	return nil
+}
+
+// checkOwner refuses a UTS or IPC namespace that its first process of the
+// tree (which makes it again on restore, from inside its own user
+// namespace) does not share the user namespace of: restored, it would
+// belong to the wrong one.
+func checkOwner(pid int, kind string, ino, userns uint64) error {
+	owner, err := ownerUserns(pid, kind)
+	if err != nil {
+		return fmt.Errorf("process %d: owner of its %s namespace: %w", pid, kind, err)
+	}
+	if owner != userns {
+		return fmt.Errorf("process %d: its %s namespace %d is owned by user namespace %d, not by its own user namespace %d: not supported", pid, kind, ino, owner, userns)
 	}
 	return nil
 }
