@@ -3,6 +3,7 @@ package dump
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -234,6 +235,9 @@ func handlePath(sdev uint32, htype int32, raw []byte) (string, error) {
 		}
 		fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(htype, raw), unix.O_PATH|unix.O_CLOEXEC)
 		unix.Close(mfd)
+		if errors.Is(err, unix.EPERM) {
+			return "", fmt.Errorf("finding the watched file by its handle (open_by_handle_at) needs CAP_DAC_READ_SEARCH: %w", err)
+		}
 		if err != nil {
 			continue
 		}

@@ -74,9 +74,6 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err := p.pokeTimerfds(); err != nil {
 		return 0, err
 	}
-	if err := p.scratch.unmap(); err != nil {
-		return 0, err
-	}
 
 	ft := d.files
 	fds, err := p.dumpFds(ft)
@@ -99,6 +96,10 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	scanStart := time.Now()
 	vmas, runs, err := p.vmaEntries(maps, ft)
 	if err != nil {
+		return 0, err
+	}
+	// Kept until here for shared memory read from inside (addResident).
+	if err := p.scratch.unmap(); err != nil {
 		return 0, err
 	}
 	d.stats.memdump += time.Since(scanStart)

@@ -93,7 +93,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 		case m.Shared && m.Deleted && (m.Path == "/dev/zero" || strings.HasPrefix(m.Path, "/memfd:")):
 			// MAP_SHARED|MAP_ANONYMOUS: a shmem object, saved once for
 			// every process that maps it (by inode).
-			if err := ft.shmem.add(p.pid, m); err != nil {
+			if err := ft.shmem.add(m, p.scratch.remote()); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", where, err)
 			}
 			status, flags = VmaRegular|VmaAnonShared, unix.MAP_SHARED|unix.MAP_ANONYMOUS

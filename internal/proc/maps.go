@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
 // Mapping is one VMA as reported by /proc/PID/smaps: the header line plus the
-// VmFlags line. The per-mapping counters (Rss, Swap, ...) are not kept: the
-// dumper gets page-level truth from Pagemap.
+// VmFlags and Swap lines. The other per-mapping counters (Rss, ...) are not
+// kept: the dumper gets page-level truth from Pagemap.
 type Mapping struct {
 	Start, End uint64
 	Prot       int  // unix.PROT_READ|PROT_WRITE|PROT_EXEC from "rwxp"
@@ -32,6 +33,9 @@ type Mapping struct {
 	Path    string
 	Deleted bool
 	VmFlags VmFlags
+	// Swap is how much of it is swapped out, in bytes ("Swap:"; for
+	// shared memory, of the object's pages in its range).
+	Swap uint64
 }
 
 // Size returns the length of the mapping in bytes.
@@ -252,8 +256,16 @@ func parseSmapsLine(line []byte, maps *[]Mapping, intern map[string]string) erro
 	}
 	// Field lines are "Key: value"; a header's first token is
 	// "start-end" and never contains ':'.
-	tok, _ := nextField(line)
+	tok, rest := nextField(line)
 	if len(tok) > 0 && tok[len(tok)-1] == ':' {
+		if string(tok) == "Swap:" && len(*maps) > 0 {
+			kb, _ := nextField(rest)
+			v, err := strconv.ParseUint(string(kb), 10, 64)
+			if err != nil {
+				return fmt.Errorf("Swap: %w", err)
+			}
+			(*maps)[len(*maps)-1].Swap = v << 10
+		}
 		return nil
 	}
 	var m Mapping

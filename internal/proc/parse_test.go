@@ -246,6 +246,9 @@ VmFlags: rd mr mw me
 7f8e59e28000-7f8e59e29000 r--s 00001000 103:0a 9978707                   /tmp/x y (deleted) z (deleted)
 VmFlags: rd sh mr mw me ms 
 7f8e59e29000-7f8e59e2b000 rw-s 00000000 00:01 3                          /dev/zero (deleted)
+Rss:                   4 kB
+Swap:                  8 kB
+SwapPss:               8 kB
 VmFlags: rd wr sh mr mw me ms 
 7f8e5a03d000-7f8e5a041000 r--p 00000000 00:00 0                          [vvar]
 VmFlags: rd mr pf io de dd 
@@ -279,7 +282,7 @@ func TestParseSmaps(t *testing.T) {
 			Inode: 9978707, Path: "/tmp/x y (deleted) z", Deleted: true,
 			VmFlags: FlagRead | FlagShared | FlagMayRead | FlagMayWrite | FlagMayExec | FlagMayShare},
 		{Start: 0x7f8e59e29000, End: 0x7f8e59e2b000, Prot: unix.PROT_READ | unix.PROT_WRITE, Shared: true, Minor: 1, Inode: 3,
-			Path: "/dev/zero", Deleted: true,
+			Path: "/dev/zero", Deleted: true, Swap: 8 << 10,
 			VmFlags: FlagRead | FlagWrite | FlagShared | FlagMayRead | FlagMayWrite | FlagMayExec | FlagMayShare},
 		{Start: 0x7f8e5a03d000, End: 0x7f8e5a041000, Prot: unix.PROT_READ, Path: "[vvar]",
 			VmFlags: FlagRead | FlagMayRead | FlagPFNMap | FlagIO | FlagDontExpand | FlagDontDump},
@@ -332,7 +335,7 @@ func TestParseSmaps(t *testing.T) {
 	}
 	for i := range maps {
 		w := want[i]
-		w.VmFlags = 0
+		w.VmFlags, w.Swap = 0, 0
 		if maps[i] != w {
 			t.Errorf("maps format %d: %+v", i, maps[i])
 		}

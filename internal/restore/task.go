@@ -291,6 +291,21 @@ func (p *process) drainSignals(t *ptrace.Tracee) error {
 	return fmt.Errorf("restore pid %d thread %d: signals keep arriving", p.c.pid, t.Tid)
 }
 
+// innerID is the id of thread t of p in p's own pid namespace: the saved
+// one, which is also cryo's view unless the process has a pid namespace of
+// its own.
+func (p *process) innerID(t *ptrace.Tracee) uint64 {
+	for i, x := range p.threads {
+		if x == t {
+			if p.c.nsPids != nil {
+				return uint64(p.c.nsPids[i])
+			}
+			return uint64(p.c.tree.GetThreads()[i])
+		}
+	}
+	return uint64(t.Tid)
+}
+
 // queueSignals queues saved siginfo records from the thread itself: the
 // kernel lets only the receiving thread queue kernel- or kill()-made
 // siginfo, so sender details come back as they were.
@@ -311,9 +326,10 @@ func (p *process) queueSignals(t *ptrace.Tracee, nr uintptr, infos []*siginfo.Si
 		if err != nil {
 			return err
 		}
-		args := []uint64{uint64(p.c.pid), uint64(t.Tid), sig, addr}
+		// The ids as the process itself sees them.
+		args := []uint64{p.innerID(p.leader), p.innerID(t), sig, addr}
 		if nr == unix.SYS_RT_SIGQUEUEINFO {
-			args = []uint64{uint64(p.c.pid), sig, addr}
+			args = []uint64{p.innerID(p.leader), sig, addr}
 		}
 		if _, err := t.Syscall(nr, args...); err != nil {
 			return fmt.Errorf("restore pid %d thread %d: queue signal %d: %w", p.c.pid, t.Tid, sig, err)
