@@ -170,25 +170,17 @@ func startDesktop(t *testing.T, unshareFlag string) *desktop {
 	d.display = dtPickDisplay(t)
 	d.dir = usernsDir(t, 0o755)
 	d.log = filepath.Join(filepath.Dir(d.dir), "xvnc.log")
-	out := createUserFile(t, d.log)
-	defer out.Close()
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
 	setsid, _ := exec.LookPath("setsid")
 	unsharePath, _ := exec.LookPath("unshare")
 	script := fmt.Sprintf("Xvnc :%d -localhost -SecurityTypes None & sleep 2; DISPLAY=:%d xclock & wait", d.display, d.display)
-	cmd := exec.Command(setsid, unsharePath, unshareFlag, "-i", "sh", "-c", script)
-	cmd.Dir = d.dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, out, out
+	cmd := userCommand(t, d.dir, d.log, setsid, unsharePath, unshareFlag, "-i", "sh", "-c", script)
 	cmd.Env = []string{"PATH=" + desktopPath, "HOME=" + d.dir}
 	// setsid(1) calls setsid() itself (the child is no group leader, so it
 	// does not fork): the PID stays the same through setsid, unshare, sh.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: testUserCred()}
+	cmd.SysProcAttr.Setsid = false
 	// Registered before startBg's cleanup, so it runs after it (LIFO).
 	t.Cleanup(d.cleanup)
+	var err error
 	d.launcher, err = startBg(t, "desktop sh", cmd)
 	if err != nil {
 		t.Fatalf("cannot start %v: %v", cmd.Args, err)

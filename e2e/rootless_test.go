@@ -9,11 +9,9 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,17 +52,7 @@ func runRootlessWorkload(t *testing.T, name string, args ...string) {
 	requireUserCanExec(t, bin)
 	w := &Workload{t: t, Name: name, Bin: bin, Args: args, Dir: usernsDir(t, 0o755)}
 	w.Out = filepath.Join(filepath.Dir(w.Dir), "output.txt")
-	out := createUserFile(t, w.Out)
-	defer out.Close()
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
-	cmd := exec.Command("unshare", append([]string{"-r", "-i", bin}, args...)...)
-	cmd.Dir = w.Dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: testUserCred()}
+	cmd := userCommand(t, w.Dir, w.Out, append([]string{"unshare", "-r", "-i", bin}, args...)...)
 	t.Cleanup(w.cleanup)
 	if w.orig, err = startBg(t, "workload "+name, cmd); err != nil {
 		t.Fatal(err)

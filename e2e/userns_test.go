@@ -164,20 +164,30 @@ func usernsDir(t *testing.T, perm os.FileMode) string {
 	return dir
 }
 
-// createUserFile creates path for the tree's output, owned by the test
-// user as in a real session: a rootless restore opens it again as that
-// user.
-func createUserFile(t *testing.T, path string) *os.File {
+// userCommand is argv run as the test user in dir, in its own session,
+// with stdin /dev/null and stdout and stderr appended to out, a file the
+// user owns as in a real session (a rootless restore opens it again as
+// that user).
+func userCommand(t *testing.T, dir, out string, argv ...string) *exec.Cmd {
 	t.Helper()
-	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := out.Chown(testUID, testGID); err != nil {
-		out.Close()
+	t.Cleanup(func() { f.Close() })
+	if err := f.Chown(testUID, testGID); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { devnull.Close() })
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: testUserCred()}
+	return cmd
 }
 
 // requireUserCanExec fails the test if the test user cannot execute path
@@ -356,22 +366,11 @@ func startUserns(t *testing.T, sc usernsScenario) *nsRun {
 	}
 	w := &Workload{t: t, Name: "userns", Bin: real, Args: argv[1:], Dir: usernsDir(t, 0o755)}
 	w.Out = filepath.Join(filepath.Dir(w.Dir), "output.txt")
-	out := createUserFile(t, w.Out)
-	defer out.Close()
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
-
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = w.Dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, out, out
+	cmd := userCommand(t, w.Dir, w.Out, argv...)
 	cmd.Env = append(os.Environ(), "CRYO_E2E_MARKER=environ-of-userns", "CRYO_E2E_OUTER_NS="+nsOuterEnv(t))
 	if corrupt {
 		cmd.Env = append(cmd.Env, "WL_CORRUPT=1")
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: testUserCred()}
 	t.Cleanup(w.cleanup)
 	w.orig, err = startBg(t, "userns "+sc.mode, cmd)
 	if err != nil {
