@@ -95,6 +95,7 @@ func Dump(opts Options) (err error) {
 
 	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
 	defer d.tr.Close()
+	defer d.files.closeHeld()
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
 	defer func() {
 		if r := recover(); r != nil {
@@ -317,7 +318,7 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		}
 		xfeatures |= xf
 	}
-	if err := d.files.unix.check(d.files, d.opts.ExtUnixSk); err != nil {
+	if err := d.files.unix.check(d.files, d.opts); err != nil {
 		return err
 	}
 	if err := d.files.writePipeData(dir); err != nil {

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -38,8 +39,21 @@ type unixTable struct {
 
 type unixDumped struct {
 	pid, fd int
+	diag    *sockdiag.Unix
 	entry   *skunix.UnixSkEntry
-	queued  [][]byte // waiting to be read: a stream's bytes, or each message
+	queued  []queuedMsg // waiting to be read: a stream's bytes, or each message
+}
+
+// queuedMsg is one message waiting in a socket (or a run of a stream's
+// bytes), with the descriptors in flight with it.
+type queuedMsg struct {
+	data []byte
+	// fds are the files sent with it (SCM_RIGHTS): their ids in files.img.
+	fds []uint32
+	// from is the name recvfrom gives for its sender ("" for an unnamed
+	// one), and sender that socket's file id once the tree is dumped.
+	from   string
+	sender uint32
 }
 
 // dumpUnix describes a Unix socket held at fd.
@@ -68,11 +82,8 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	if u == nil {
 		return p.dumpInet(ft, fd, target, ino, info)
 	}
-	if len(u.Icons) > 0 {
-		return nil, fmt.Errorf("%s: listening socket with %d connections waiting to be accepted: not supported yet", where, len(u.Icons))
-	}
-	if u.State != stateListen && u.State != stateEstablished && u.Type != unix.SOCK_STREAM && u.RQueue > 0 {
-		return nil, fmt.Errorf("%s: datagrams queued in an unconnected %s socket: not supported yet", where, sockType(u.Type))
+	if u.State != stateListen && u.State != stateEstablished && u.Type != unix.SOCK_DGRAM && u.RQueue > 0 {
+		return nil, fmt.Errorf("%s: bytes queued in a disconnected %s socket: not supported yet", where, sockType(u.Type))
 	}
 	name := u.Name
 	if len(name) > 0 && name[0] != 0 {
@@ -104,8 +115,11 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 			e.FilePerms = &skunix.FilePermsEntry{Mode: proto.Uint32(st.Mode), Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid)}
 		}
 	}
-	d := &unixDumped{pid: p.pid, fd: fd, entry: e}
-	opts, queued, cred, err := socketState(p.pid, fd, u.Type, u.State == stateEstablished)
+	d := &unixDumped{pid: p.pid, fd: fd, diag: u, entry: e}
+	// A datagram socket that is not connected can have messages queued
+	// from any sender.
+	peek := u.State == stateEstablished || (u.State != stateListen && u.RQueue > 0)
+	opts, queued, cred, err := p.socketState(ft, fd, u.Type, peek)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -135,10 +149,10 @@ func sockType(t uint8) string {
 
 // socketState takes a copy of the socket (pidfd_getfd) to read its buffer
 // sizes and, if asked, what is queued for reading, peeked without taking
-// it (SO_PEEK_OFF walks through the queue): a stream's bytes in one piece,
-// or each datagram or seqpacket message.
-func socketState(pid, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, [][]byte, *unix.Ucred, error) {
-	s, err := proc.CopyFd(pid, fd)
+// it (SO_PEEK_OFF walks through the queue): a stream's bytes, or each
+// datagram or seqpacket message, with the descriptors in flight with them.
+func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, []queuedMsg, *unix.Ucred, error) {
+	s, err := proc.CopyFd(p.pid, fd)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -156,43 +170,202 @@ func socketState(pid, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, [][]by
 	if !peek {
 		return opts, nil, cred, nil
 	}
-	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
-		return nil, nil, nil, fmt.Errorf("peek offset: %w", err)
+	q := queuePeeker{s: s, stream: typ == unix.SOCK_STREAM}
+	queued, err := q.peekAll()
+	for _, m := range queued {
+		ft.held = append(ft.held, m.rights...)
 	}
-	defer unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
-	var queued [][]byte
-	stream := typ == unix.SOCK_STREAM
-	// A message is bounded by the sender's buffer; a bigger one is refused.
-	buf := make([]byte, 4<<20)
-	oob := make([]byte, 256)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	msgs := make([]queuedMsg, len(queued))
+	for i, m := range queued {
+		msgs[i] = queuedMsg{data: m.data, from: m.from}
+		if len(m.rights) > 0 && p.pid == os.Getpid() {
+			return nil, nil, nil, fmt.Errorf("descriptors in flight inside a socket in flight: not supported")
+		}
+		for _, r := range m.rights {
+			id, err := ft.describeInFlight(p.opts, r)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			msgs[i].fds = append(msgs[i].fds, id)
+		}
+	}
+	return opts, msgs, cred, nil
+}
+
+// peekedMsg is a queued message as peeked: cryo's copies of the
+// descriptors in flight with it are open until the dump ends.
+type peekedMsg struct {
+	data   []byte
+	rights []int
+	from   string
+}
+
+// queuePeeker reads a socket's receive queue without taking anything.
+type queuePeeker struct {
+	s      int
+	stream bool
+	buf    []byte
+	oob    []byte
+}
+
+func (q *queuePeeker) peekAll() ([]peekedMsg, error) {
+	if err := unix.SetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
+		return nil, fmt.Errorf("peek offset: %w", err)
+	}
+	defer unix.SetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
+	// A message is bounded by the sender's buffer; a bigger one is
+	// refused. SCM_RIGHTS carries at most 253 descriptors.
+	q.buf, q.oob = make([]byte, 4<<20), make([]byte, unix.CmsgSpace(253*4)+unix.CmsgSpace(64))
+	var out []peekedMsg
 	for {
-		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		n, rights, from, err := q.peek()
 		if err == unix.EAGAIN {
-			break
+			return out, nil
 		}
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("peek queued bytes: %w", err)
-		}
-		if oobn > 0 {
-			return nil, nil, nil, fmt.Errorf("descriptors or credentials in flight: not supported yet")
-		}
-		if flags&unix.MSG_TRUNC != 0 {
-			return nil, nil, nil, fmt.Errorf("queued message of more than %d bytes: not supported", len(buf))
+			return out, err
 		}
 		if n == 0 {
-			if stream {
-				break // the peer shut down writing: the end of the stream
+			if q.stream {
+				return out, nil // the peer shut down writing: the end of the stream
 			}
-			return nil, nil, nil, fmt.Errorf("empty message queued: not supported yet")
+			closeAll(rights)
+			return out, fmt.Errorf("empty message queued: not supported yet")
 		}
-		msg := append([]byte(nil), buf[:n]...)
-		if stream && len(queued) > 0 {
-			queued[0] = append(queued[0], msg...)
-		} else {
-			queued = append(queued, msg)
+		data := append([]byte(nil), q.buf[:n]...)
+		if q.stream && len(rights) > 0 && n > 1 {
+			// A peek of a stream stops after the message that carried
+			// descriptors, but glues the bytes before it to it, and no peek
+			// tells where it starts (on 6.18 a peek of any byte before it
+			// returns its descriptors). They come back with its last
+			// byte: a reader gets them with the byte it got them with, or
+			// with a later one, never with earlier bytes.
+			out = appendStream(out, peekedMsg{data: data[:n-1]})
+			data = data[n-1:]
 		}
+		if q.stream {
+			out = appendStream(out, peekedMsg{data: data, rights: rights})
+			continue
+		}
+		out = append(out, peekedMsg{data: data, rights: rights, from: from})
 	}
-	return opts, queued, cred, nil
+}
+
+// appendStream adds a run of a stream's bytes, joined to the previous run
+// unless either carries descriptors.
+func appendStream(out []peekedMsg, m peekedMsg) []peekedMsg {
+	if len(out) > 0 && len(m.rights) == 0 && len(out[len(out)-1].rights) == 0 {
+		out[len(out)-1].data = append(out[len(out)-1].data, m.data...)
+		return out
+	}
+	return append(out, m)
+}
+
+// peek peeks the next message (or a stream's bytes, up to the end of the
+// next message with descriptors): its length, the descriptors in flight
+// with it (cryo's copies) and its sender's name.
+func (q *queuePeeker) peek() (int, []int, string, error) {
+	got, oobn, flags, from, err := unix.Recvmsg(q.s, q.buf, q.oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if err != nil {
+		if err == unix.EAGAIN {
+			return 0, nil, "", err
+		}
+		return 0, nil, "", fmt.Errorf("peek queued bytes: %w", err)
+	}
+	rights, err := parseRights(q.oob[:oobn])
+	if err == nil && flags&unix.MSG_CTRUNC != 0 {
+		err = fmt.Errorf("more descriptors in flight than SCM_RIGHTS can carry")
+	}
+	if err == nil && flags&unix.MSG_TRUNC != 0 {
+		err = fmt.Errorf("queued message of more than %d bytes: not supported", len(q.buf))
+	}
+	if err != nil {
+		closeAll(rights)
+		return 0, nil, "", err
+	}
+	return got, rights, sockaddrName(from), nil
+}
+
+// parseRights returns the descriptors of SCM_RIGHTS control messages and
+// refuses any other kind (credentials are not saved yet).
+func parseRights(oob []byte) ([]int, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	cms, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("control message: %w", err)
+	}
+	var fds []int
+	for i := range cms {
+		if cms[i].Header.Level == unix.SOL_SOCKET && cms[i].Header.Type == unix.SCM_RIGHTS {
+			r, err := unix.ParseUnixRights(&cms[i])
+			if err != nil {
+				closeAll(fds)
+				return nil, fmt.Errorf("SCM_RIGHTS: %w", err)
+			}
+			fds = append(fds, r...)
+			continue
+		}
+		closeAll(fds)
+		return nil, fmt.Errorf("control message (level %d, type %d) on a queued message: not supported yet (only descriptors in flight are)", cms[i].Header.Level, cms[i].Header.Type)
+	}
+	return fds, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// sockaddrName is a Unix socket name as sock_diag gives it: a path, or an
+// abstract name with its leading NUL; "" for an unnamed socket.
+func sockaddrName(sa unix.Sockaddr) string {
+	su, ok := sa.(*unix.SockaddrUnix)
+	if !ok || su.Name == "" {
+		return ""
+	}
+	if su.Name[0] == '@' {
+		return "\x00" + su.Name[1:]
+	}
+	return su.Name
+}
+
+// describeInFlight describes a file cryo received by peeking a queue (its
+// copy of a descriptor in flight) like a descriptor of the tree: the same
+// open file as a descriptor some process holds shares its entry. cryo
+// keeps the copy open until the dump ends, so that later descriptors are
+// compared with it (kcmp).
+func (ft *fileTable) describeInFlight(opts Options, fd int) (uint32, error) {
+	self := &process{pid: os.Getpid(), opts: opts}
+	target, err := proc.FdTarget(self.pid, fd)
+	if err != nil {
+		return 0, fmt.Errorf("descriptor in flight: %w", err)
+	}
+	switch {
+	case strings.HasPrefix(target, "pipe:["):
+	case strings.HasPrefix(target, "socket:["):
+		ino, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
+		if ft.unix.diag[uint32(ino)] == nil {
+			return 0, fmt.Errorf("descriptor in flight: %s is not a Unix socket: not supported yet", target)
+		}
+	case strings.HasPrefix(target, "/"):
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return 0, fmt.Errorf("descriptor in flight: %s is not a regular file: not supported yet", target)
+		}
+	default:
+		return 0, fmt.Errorf("descriptor in flight: %s: only regular files, pipes and Unix sockets are supported", target)
+	}
+	e, err := self.dumpFd(ft, fd)
+	if err != nil {
+		return 0, fmt.Errorf("descriptor in flight: %w", err)
+	}
+	return e.GetId(), nil
 }
 
 // usk_extern: CRIU's flag for a socket outside the tree.
@@ -203,7 +376,11 @@ const uskExtern = 1
 // datagram one connected to a named peer: then the peer goes into the
 // image as an external socket, and restore connects to its name again (a
 // stream connection cannot be made again without the peer's consent).
-func (ut *unixTable) check(ft *fileTable, external bool) error {
+func (ut *unixTable) check(ft *fileTable, opts Options) error {
+	external := opts.ExtUnixSk
+	if err := ut.checkBacklogs(ft, opts); err != nil {
+		return err
+	}
 	for _, ino := range ut.order {
 		d := ut.dumped[ino]
 		peer := d.entry.GetPeer()
@@ -241,7 +418,146 @@ func (ut *unixTable) check(ft *fileTable, external bool) error {
 		}
 		usk.Id = proto.Uint32(ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: usk}))
 	}
+	return ut.resolveSenders()
+}
+
+// resolveSenders finds, for each datagram queued in a socket that is not
+// connected both ways with its sender, the sending socket by the name
+// recvfrom gives: restore sends the datagram from it again, so that the
+// receiver sees the same source. A named sender outside the tree is
+// refused: nothing could send from its name. An unnamed sender leaves no
+// trace the receiver can see, and any unnamed socket stands for it.
+func (ut *unixTable) resolveSenders() error {
+	byName := map[string]*unixDumped{}
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		if name := string(d.entry.GetName()); name != "" && d.entry.GetType() == unix.SOCK_DGRAM {
+			byName[name] = d
+		}
+	}
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		if peer := ut.dumped[d.entry.GetPeer()]; peer != nil && peer.entry.GetPeer() == ino {
+			continue // a pair: the peer sent everything
+		}
+		if _, of, _ := image.Backlog(d.entry); of != 0 {
+			continue // the server end of a connection waiting in a backlog
+		}
+		for i := range d.queued {
+			m := &d.queued[i]
+			if m.from == "" {
+				continue
+			}
+			sender := byName[m.from]
+			if sender == nil || sender.entry.GetType() != d.entry.GetType() {
+				return fmt.Errorf("process %d fd %d: Unix socket %d has a datagram queued from %q, a socket outside the tree: not supported", d.pid, d.fd, ino, printableName(m.from))
+			}
+			m.sender = sender.entry.GetId()
+		}
+	}
 	return nil
+}
+
+func printableName(name string) string { return strings.Replace(name, "\x00", "@", 1) }
+
+// checkBacklogs saves the connections waiting in each listener's backlog.
+// Their clients must be in the tree: the client is saved with the
+// listener as its peer (as CRIU does), and restore connects it again. The
+// bytes a client already sent wait in the server end, which has no
+// descriptor: the only way to read them is to accept the connection, on a
+// copy of the listener, which takes it out of the backlog for good. So the
+// tree cannot be left running then, and the accepting comes last, once
+// everything else was read.
+func (ut *unixTable) checkBacklogs(ft *fileTable, opts Options) error {
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		if d.diag == nil || d.diag.State != stateListen || len(d.diag.Icons) == 0 {
+			continue
+		}
+		where := fmt.Sprintf("process %d fd %d: Unix socket %d", d.pid, d.fd, ino)
+		withData := 0
+		for _, c := range d.diag.Icons {
+			client := ut.dumped[c]
+			if client == nil {
+				return fmt.Errorf("%s: a connection from socket %d outside the tree waits in its backlog: not supported", where, c)
+			}
+			if client.entry.GetPeer() != 0 {
+				return fmt.Errorf("%s: client %d in its backlog has peer %d", where, c, client.entry.GetPeer())
+			}
+			client.entry.Peer = proto.Uint32(ino)
+			if client.diag.WQueue > 0 {
+				withData++
+			}
+		}
+		image.AddBacklog(d.entry, d.diag.Icons)
+		if withData == 0 {
+			continue
+		}
+		if opts.LeaveRunning {
+			return fmt.Errorf("%s: %d connections in its backlog hold data, which can only be read by accepting them: the tree cannot be left running (dump without --leave-running)", where, withData)
+		}
+		if err := ut.acceptBacklog(ft, opts, d); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return nil
+}
+
+// acceptBacklog takes every connection out of listener d's backlog and
+// saves each server end, with what its client sent, as an entry of its
+// own (see image.SetBacklogOf). cryo holds them until the dump ends.
+func (ut *unixTable) acceptBacklog(ft *fileTable, opts Options, d *unixDumped) error {
+	l, err := proc.CopyFd(d.pid, d.fd)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(l)
+	var accepted []int
+	for range d.diag.Icons {
+		a, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+		if err != nil {
+			return fmt.Errorf("accept a waiting connection: %w", err)
+		}
+		ft.held = append(ft.held, a)
+		accepted = append(accepted, a)
+	}
+	// The server ends have inodes now, and sock_diag tells their clients.
+	diag, err := sockdiag.Unixes()
+	if err != nil {
+		return err
+	}
+	self := &process{pid: os.Getpid(), opts: opts}
+	for _, a := range accepted {
+		var st unix.Stat_t
+		if err := unix.Fstat(a, &st); err != nil {
+			return err
+		}
+		u := diag[uint32(st.Ino)]
+		if u == nil || ut.dumped[u.Peer] == nil {
+			return fmt.Errorf("accepted socket %d: its client is not known", st.Ino)
+		}
+		sockOpts, queued, _, err := self.socketState(ft, a, u.Type, true)
+		if err != nil {
+			return fmt.Errorf("connection from socket %d: %w", u.Peer, err)
+		}
+		e := &skunix.UnixSkEntry{
+			Ino: proto.Uint32(u.Ino), Type: proto.Uint32(uint32(u.Type)), State: proto.Uint32(stateEstablished),
+			Flags: proto.Uint32(unix.O_RDWR), Uflags: proto.Uint32(0), Backlog: proto.Uint32(0), Peer: proto.Uint32(u.Peer),
+			Fown: noOwner(), Name: d.entry.GetName(), Opts: sockOpts,
+		}
+		image.SetBacklogOf(e, d.entry.GetIno())
+		e.Id = proto.Uint32(ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: e}))
+		ut.dumped[u.Ino] = &unixDumped{pid: self.pid, fd: a, diag: u, entry: e, queued: queued}
+		ut.order = append(ut.order, u.Ino)
+	}
+	return nil
+}
+
+// closeHeld closes cryo's copies of descriptors in flight and the server
+// ends it accepted.
+func (ft *fileTable) closeHeld() {
+	closeAll(ft.held)
+	ft.held = nil
 }
 
 // write saves what is queued in sockets to sk-queues.img: a stream's
@@ -252,8 +568,15 @@ func (ut *unixTable) write(dir *image.Dir) error {
 	for _, ino := range ut.order {
 		d := ut.dumped[ino]
 		for _, msg := range d.queued {
-			entries = append(entries, &skpacket.SkPacketEntry{IdFor: proto.Uint32(d.entry.GetId()), Length: proto.Uint32(uint32(len(msg)))})
-			payloads = append(payloads, msg)
+			e := &skpacket.SkPacketEntry{IdFor: proto.Uint32(d.entry.GetId()), Length: proto.Uint32(uint32(len(msg.data)))}
+			if len(msg.fds) > 0 {
+				e.Scm = []*skpacket.ScmEntry{{Type: proto.Uint32(unix.SCM_RIGHTS), Rights: msg.fds}}
+			}
+			if msg.sender != 0 {
+				image.SetPacketSender(e, msg.sender)
+			}
+			entries = append(entries, e)
+			payloads = append(payloads, msg.data)
 		}
 	}
 	if len(entries) == 0 {

@@ -45,6 +45,9 @@ func (r *restorer) createTree() error {
 	if err := r.build(root); err != nil {
 		return err
 	}
+	if err := r.files.linkUnix(); err != nil {
+		return err
+	}
 	if err := r.setGroups(); err != nil {
 		return err
 	}
@@ -121,6 +124,12 @@ func (r *restorer) createRoot(root *process) error {
 	}
 	if err := stubScratch.clone(root, flags, 0); err != nil {
 		return err
+	}
+	// The stub goes: the root holds what it made.
+	for id, p := range r.files.madeIn {
+		if p == stubScratch {
+			r.files.madeIn[id] = root
+		}
 	}
 	r.stub.Kill()
 	r.stub.WaitExit()

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"net"
+	"path/filepath"
+	"testing"
+)
+
+// TestE2EUnixBacklog: connections waiting in the backlogs of a stream
+// listener (three clients: 5000 bytes sent, nothing, 4 bytes) and of a
+// seqpacket listener bound to a path (two messages sent) come back in
+// order: after restore each listener accepts them, each server end reads
+// what its client sent and nothing more, SO_PEERCRED names the process,
+// and bytes go both ways. Reading what a client sent takes its connection
+// out of the backlog, so --leave-running is refused in one line first, the
+// process untouched.
+func TestE2EUnixBacklog(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		w := startWorkload(t, bin, "backlog")
+		if !noCR {
+			res := tryDump(t, w.Pid, t.TempDir(), "--leave-running")
+			assertOneErrorLine(t, res, "backlog", "--leave-running")
+			w.assertRunningUntouched("after the refused dump")
+		}
+		w.Checkpoint()
+		w.Restore()
+		w.Finish()
+	})
+}
+
+// TestE2EUnixScmRights: descriptors in flight (SCM_RIGHTS, sent and not
+// received) come back with their messages, in order: a regular file held
+// by nothing else (offset, access mode, content), a file the process also
+// holds (one shared offset), a pipe's read end with its bytes, another
+// pipe's write end, a stream socket with bytes queued to it; and in a
+// stream, the bytes before the message that carried a descriptor come
+// without it.
+func TestE2EUnixScmRights(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "scm")
+	})
+}
+
+// TestE2EUnixDgramUnconnected: datagrams queued in a datagram socket that
+// is connected to nobody, from three senders of the process (bound to a
+// path, unnamed, and bound to an abstract name and connected to the
+// receiver), come back in order, each with its sender's address; the
+// connected sender is connected again and a reply to the path sender
+// reaches it.
+func TestE2EUnixDgramUnconnected(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "dgram")
+	})
+}
+
+// TestE2EUnixOutsideSenders: what only a socket outside the tree could
+// send again is refused in one line, the process running on untouched: a
+// datagram queued from the test's named socket, a connection from the test
+// waiting in the backlog of a listener, and a TCP connection waiting to be
+// accepted (even with --tcp-established). The process then receives (or
+// accepts) them as if nothing happened.
+func TestE2EUnixOutsideSenders(t *testing.T) {
+	requireRoot(t)
+	bin := workloadBin(t, "unix_inflight", linkDynamic)
+	for _, c := range []struct {
+		mode, want string
+		flags      []string
+	}{
+		{"ext-dgram", "outside the tree", nil},
+		{"ext-stream", "outside the tree", nil},
+		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			w := startWorkload(t, bin, c.mode)
+			path := filepath.Join(w.Dir, "ext.sock")
+			switch c.mode {
+			case "ext-dgram":
+				local := filepath.Join(t.TempDir(), "test.sock")
+				conn, err := net.DialUnix("unixgram", &net.UnixAddr{Name: local, Net: "unixgram"}, &net.UnixAddr{Name: path, Net: "unixgram"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := conn.Write([]byte("outside")); err != nil {
+					t.Fatal(err)
+				}
+			case "ext-stream":
+				conn, err := net.Dial("unix", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := conn.Write([]byte("outside")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !noCR {
+				res := tryDump(t, w.Pid, t.TempDir(), c.flags...)
+				assertOneErrorLine(t, res, c.want)
+				w.assertRunningUntouched("after the refused dump")
+			}
+			w.Finish()
+		})
+	}
+}
