@@ -103,3 +103,16 @@ func TestE2EUnixOutsideSenders(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ETreeUnixInflight: the same across two processes. The child A sent
+// a datagram to the root's unconnected socket from a named socket, waits
+// in the root's listener's backlog with 12 bytes sent, and sent the root a
+// file and a pipe's write end it no longer holds. After restore the root
+// gets the datagram with A's address and replies, accepts A's connection
+// (SO_PEERCRED is A) and answers, reads the file at its offset and writes
+// through the pipe; A gets the reply, the answer and the bytes.
+func TestE2ETreeUnixInflight(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		treeCR(t, bin, "tree")
+	})
+}

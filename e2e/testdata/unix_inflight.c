@@ -30,6 +30,16 @@
  *   tcp-backlog: a TCP listener on 127.0.0.1 with a client of the process
  *     waiting in its backlog, having sent "x". After SIGTERM it is accepted
  *     and bytes go both ways.
+ *   tree: the same across processes. The root has a datagram socket and a
+ *     listener (abstract names) and one end of a datagram pair; its child A
+ *     sent "from-A" to the datagram socket from a socket of its own (an
+ *     abstract name), connected to the listener and sent 12 bytes, and sent
+ *     over the pair a file (offset 77) and a pipe's write end, both closed
+ *     in A, which keeps the pipe's read end. After SIGTERM the root receives
+ *     the datagram with A's address and replies to it, accepts A's
+ *     connection (SO_PEERCRED is A), reads its bytes and answers, receives
+ *     the file (offset, content) and writes through the pipe; A then gets
+ *     the reply, the answer and the pipe's bytes.
  */
 #include "wl.h"
 #include <netinet/in.h>
@@ -395,6 +405,105 @@ static void tcp_backlog(void)
 	}
 }
 
+static pid_t await_mark(const char *name, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		pid_t pid = wl_read_mark(name);
+		if (pid > 0)
+			return pid;
+		wl_msleep(1);
+	}
+	wl_fail("%s[%d]: no mark %s within %d ms", wl_role, (int)wl_exp_pid, name, ms);
+	return 0;
+}
+
+static void tree(void)
+{
+	char rname[64], lname[64], aname[64];
+	int r, l, p[2];
+	pid_t a;
+	snprintf(rname, sizeof rname, "@cryo-wl-tree-r-%d", (int)getpid());
+	snprintf(lname, sizeof lname, "@cryo-wl-tree-l-%d", (int)getpid());
+	snprintf(aname, sizeof aname, "@cryo-wl-tree-a-%d", (int)getpid());
+	wl_exp_pid = getpid();
+	wl_clear_marks();
+	r = sock(SOCK_DGRAM);
+	bind_to(r, rname);
+	l = sock(SOCK_STREAM);
+	bind_to(l, lname);
+	if (listen(l, 4) || socketpair(AF_UNIX, SOCK_DGRAM, 0, p))
+		wl_die("listen/socketpair: %s", strerror(errno));
+	if ((a = wl_fork("A")) == 0) {
+		int sa = sock(SOCK_DGRAM), ca = sock(SOCK_STREAM), f, ap[2];
+		struct sockaddr_un ra;
+		socklen_t rlen = mkaddr(&ra, rname);
+		close(r);
+		close(l);
+		close(p[1]);
+		bind_to(sa, aname);
+		if (sendto(sa, "from-A", 6, 0, (struct sockaddr *)&ra, rlen) != 6)
+			wl_die("sendto: %s", strerror(errno));
+		connect_to(ca, lname);
+		put_str(ca, "hello from A");
+		f = open("tree-file", O_RDWR | O_CREAT | O_TRUNC, 0600);
+		wl_fill(buf, sizeof buf, 41);
+		if (f < 0 || write(f, buf, sizeof buf) != sizeof buf || pipe(ap))
+			wl_die("file/pipe: %s", strerror(errno));
+		lseek(f, 77, SEEK_SET);
+		send_fds(p[0], "fd", (int[]){f, ap[1]}, 2);
+		close(f);
+		close(ap[1]);
+		wl_tree_line();
+		wl_mark("A");
+		wl_tree_wait_stop();
+		wl_tree_check_ids();
+		if (await_mark("root.done", 5000)) {
+			char got[16];
+			CHECK(read(ap[0], got, sizeof got) == 8 && memcmp(got, "via-pipe", 8) == 0, "A: the root's bytes did not come through the pipe");
+			expect_str("A: answer on its connection", ca, "welcome");
+			expect_str("A: reply to its datagram", sa, "reply");
+		}
+		wl_child_exit();
+	}
+	close(p[0]);
+	wl_wait_mark("A");
+	wl_tree_line();
+	wl_ready();
+	wl_tree_wait_stop();
+	if (kill(a, SIGTERM))
+		wl_fail("root: kill(A %d): %s", (int)a, strerror(errno));
+	wl_check_ids(0);
+	wl_tree_check_ids();
+	if (wl_corrupt)
+		recv(r, buf, sizeof buf, MSG_DONTWAIT);
+	expect_from(r, "from-A", 0, 0, aname);
+	struct sockaddr_un aa;
+	socklen_t alen = mkaddr(&aa, aname);
+	CHECK(sendto(r, "reply", 5, 0, (struct sockaddr *)&aa, alen) == 5, "root: reply: %s", strerror(errno));
+	fcntl(l, F_SETFL, O_NONBLOCK);
+	int c = accept_now("root: listener", l);
+	if (c >= 0) {
+		struct ucred cr;
+		socklen_t len = sizeof cr;
+		CHECK(getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == a, "root: SO_PEERCRED pid %d, want A's %d",
+		      (int)cr.pid, (int)a);
+		expect_str("root: A's connection", c, "hello from A");
+		put_str(c, "welcome");
+	}
+	int fds[2];
+	if (recv_fds("root: descriptors from A", p[1], 64, "fd", fds, 2)) {
+		char got[16];
+		wl_fill(buf, sizeof buf, 41);
+		CHECK(lseek(fds[0], 0, SEEK_CUR) == 77 && read(fds[0], got, sizeof got) == sizeof got && memcmp(got, buf + 77, sizeof got) == 0,
+		      "root: A's file: offset or content differs");
+		CHECK(write(fds[1], "via-pipe", 8) == 8, "root: write to A's pipe: %s", strerror(errno));
+	}
+	wl_mark("root.done");
+	wl_reap_ok(a, "A");
+	unlink("tree-file");
+	wl_check_no_children();
+}
+
 int main(int argc, char **argv)
 {
 	wl_init(argc, argv);
@@ -410,6 +519,8 @@ int main(int argc, char **argv)
 		ext(SOCK_STREAM);
 	else if (strcmp(wl_mode, "tcp-backlog") == 0)
 		tcp_backlog();
+	else if (strcmp(wl_mode, "tree") == 0)
+		tree();
 	else
 		wl_usage();
 	return wl_finish();
