@@ -405,18 +405,6 @@ static void tcp_backlog(void)
 	}
 }
 
-static pid_t await_mark(const char *name, int ms)
-{
-	for (int i = 0; i < ms; i++) {
-		pid_t pid = wl_read_mark(name);
-		if (pid > 0)
-			return pid;
-		wl_msleep(1);
-	}
-	wl_fail("%s[%d]: no mark %s within %d ms", wl_role, (int)wl_exp_pid, name, ms);
-	return 0;
-}
-
 static void tree(void)
 {
 	char rname[64], lname[64], aname[64];
@@ -457,7 +445,7 @@ static void tree(void)
 		wl_mark("A");
 		wl_tree_wait_stop();
 		wl_tree_check_ids();
-		if (await_mark("root.done", 5000)) {
+		if (wl_await_mark("root.done", 5000)) {
 			char got[16];
 			CHECK(read(ap[0], got, sizeof got) == 8 && memcmp(got, "via-pipe", 8) == 0, "A: the root's bytes did not come through the pipe");
 			expect_str("A: answer on its connection", ca, "welcome");
