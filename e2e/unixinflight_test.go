@@ -53,13 +53,13 @@ func TestE2EUnixDgramUnconnected(t *testing.T) {
 	})
 }
 
-// TestE2EUnixOutsideSenders: what only a socket outside the tree could
-// send again is refused in one line, the process running on untouched: a
-// datagram queued from the test's named socket, a connection from the test
-// waiting in the backlog of a listener, and a TCP connection waiting to be
-// accepted (even with --tcp-established). The process then receives (or
+// TestE2EUnixRefused: what cryo cannot send again is refused in one line,
+// the process running on untouched: a datagram queued from the test's
+// named socket, a connection from the test waiting in the backlog of a
+// listener, a TCP connection waiting to be accepted (even with
+// --tcp-established), an eventfd in flight. The process then receives (or
 // accepts) them as if nothing happened.
-func TestE2EUnixOutsideSenders(t *testing.T) {
+func TestE2EUnixRefused(t *testing.T) {
 	requireRoot(t)
 	bin := workloadBin(t, "unix_inflight", linkDynamic)
 	for _, c := range []struct {
@@ -69,6 +69,7 @@ func TestE2EUnixOutsideSenders(t *testing.T) {
 		{"ext-dgram", "outside the tree", nil},
 		{"ext-stream", "outside the tree", nil},
 		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}},
+		{"scm-eventfd", "in flight", nil},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			w := startWorkload(t, bin, c.mode)

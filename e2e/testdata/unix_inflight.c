@@ -27,6 +27,9 @@
  *   ext-dgram, ext-stream: a datagram socket, or a listener, bound to
  *     ./ext.sock, to which the test sends "outside" (or connects and sends
  *     it) from outside the tree. After SIGTERM it is received (accepted).
+ *   scm-eventfd: an eventfd (counter 5) in flight in a datagram pair, a
+ *     kind cryo does not send again. After SIGTERM it is received and reads
+ *     5.
  *   tcp-backlog: a TCP listener on 127.0.0.1 with a client of the process
  *     waiting in its backlog, having sent "x". After SIGTERM it is accepted
  *     and bytes go both ways.
@@ -44,6 +47,7 @@
 #include "wl.h"
 #include <netinet/in.h>
 #include <stddef.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -383,6 +387,21 @@ static void ext(int type)
 	unlink("ext.sock");
 }
 
+static void scm_eventfd(void)
+{
+	int d[2], e = eventfd(5, 0), fds[1];
+	uint64_t v = 0;
+	if (e < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, d))
+		wl_die("eventfd/socketpair: %s", strerror(errno));
+	send_fds(d[0], "efd", &e, 1);
+	close(e);
+	wl_ready();
+	wl_wait_stop();
+	wl_check_ids(0);
+	if (recv_fds("eventfd in flight", d[1], 64, "efd", fds, 1))
+		CHECK(read(fds[0], &v, sizeof v) == sizeof v && v == 5, "eventfd in flight: counter %llu, want 5", (unsigned long long)v);
+}
+
 static void tcp_backlog(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -505,6 +524,8 @@ int main(int argc, char **argv)
 		ext(SOCK_DGRAM);
 	else if (strcmp(wl_mode, "ext-stream") == 0)
 		ext(SOCK_STREAM);
+	else if (strcmp(wl_mode, "scm-eventfd") == 0)
+		scm_eventfd();
 	else if (strcmp(wl_mode, "tcp-backlog") == 0)
 		tcp_backlog();
 	else if (strcmp(wl_mode, "tree") == 0)
