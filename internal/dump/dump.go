@@ -353,6 +353,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 // It is safe to call more than once.
 func (d *dumper) release() error {
 	first := d.files.repair.Resume()
+	if err := d.putBackBacklogs(); err != nil && first == nil {
+		first = err
+	}
 	for _, p := range d.procs {
 		if err := p.release(); err != nil && first == nil {
 			first = err

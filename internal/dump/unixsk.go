@@ -35,6 +35,8 @@ type unixTable struct {
 	order  []uint32
 	// external: peers outside the tree saved as external sockets.
 	external map[uint32]bool
+	// accepted: connections taken out of backlogs, in order.
+	accepted []acceptedConn
 }
 
 type unixDumped struct {
@@ -459,99 +461,6 @@ func (ut *unixTable) resolveSenders() error {
 }
 
 func printableName(name string) string { return strings.Replace(name, "\x00", "@", 1) }
-
-// checkBacklogs saves the connections waiting in each listener's backlog.
-// Their clients must be in the tree: the client is saved with the
-// listener as its peer (as CRIU does), and restore connects it again. The
-// bytes a client already sent wait in the server end, which has no
-// descriptor: the only way to read them is to accept the connection, on a
-// copy of the listener, which takes it out of the backlog for good. So the
-// tree cannot be left running then, and the accepting comes last, once
-// everything else was read.
-func (ut *unixTable) checkBacklogs(ft *fileTable, opts Options) error {
-	for _, ino := range ut.order {
-		d := ut.dumped[ino]
-		if d.diag == nil || d.diag.State != stateListen || len(d.diag.Icons) == 0 {
-			continue
-		}
-		where := fmt.Sprintf("process %d fd %d: Unix socket %d", d.pid, d.fd, ino)
-		withData := 0
-		for _, c := range d.diag.Icons {
-			client := ut.dumped[c]
-			if client == nil {
-				return fmt.Errorf("%s: a connection from socket %d outside the tree waits in its backlog: not supported", where, c)
-			}
-			if client.entry.GetPeer() != 0 {
-				return fmt.Errorf("%s: client %d in its backlog has peer %d", where, c, client.entry.GetPeer())
-			}
-			client.entry.Peer = proto.Uint32(ino)
-			if client.diag.WQueue > 0 {
-				withData++
-			}
-		}
-		image.AddBacklog(d.entry, d.diag.Icons)
-		if withData == 0 {
-			continue
-		}
-		if opts.LeaveRunning {
-			return fmt.Errorf("%s: %d connections in its backlog hold data, which can only be read by accepting them: the tree cannot be left running (dump without --leave-running)", where, withData)
-		}
-		if err := ut.acceptBacklog(ft, opts, d); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-	}
-	return nil
-}
-
-// acceptBacklog takes every connection out of listener d's backlog and
-// saves each server end, with what its client sent, as an entry of its
-// own (see image.SetBacklogOf). cryo holds them until the dump ends.
-func (ut *unixTable) acceptBacklog(ft *fileTable, opts Options, d *unixDumped) error {
-	l, err := proc.CopyFd(d.pid, d.fd)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(l)
-	var accepted []int
-	for range d.diag.Icons {
-		a, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
-		if err != nil {
-			return fmt.Errorf("accept a waiting connection: %w", err)
-		}
-		ft.held = append(ft.held, a)
-		accepted = append(accepted, a)
-	}
-	// The server ends have inodes now, and sock_diag tells their clients.
-	diag, err := sockdiag.Unixes()
-	if err != nil {
-		return err
-	}
-	self := &process{pid: os.Getpid(), opts: opts}
-	for _, a := range accepted {
-		var st unix.Stat_t
-		if err := unix.Fstat(a, &st); err != nil {
-			return err
-		}
-		u := diag[uint32(st.Ino)]
-		if u == nil || ut.dumped[u.Peer] == nil {
-			return fmt.Errorf("accepted socket %d: its client is not known", st.Ino)
-		}
-		sockOpts, queued, _, err := self.socketState(ft, a, u.Type, true)
-		if err != nil {
-			return fmt.Errorf("connection from socket %d: %w", u.Peer, err)
-		}
-		e := &skunix.UnixSkEntry{
-			Ino: proto.Uint32(u.Ino), Type: proto.Uint32(uint32(u.Type)), State: proto.Uint32(stateEstablished),
-			Flags: proto.Uint32(unix.O_RDWR), Uflags: proto.Uint32(0), Backlog: proto.Uint32(0), Peer: proto.Uint32(u.Peer),
-			Fown: noOwner(), Name: d.entry.GetName(), Opts: sockOpts,
-		}
-		image.SetBacklogOf(e, d.entry.GetIno())
-		e.Id = proto.Uint32(ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: e}))
-		ut.dumped[u.Ino] = &unixDumped{pid: self.pid, fd: a, diag: u, entry: e, queued: queued}
-		ut.order = append(ut.order, u.Ino)
-	}
-	return nil
-}
 
 // closeHeld closes cryo's copies of descriptors in flight and the server
 // ends it accepted.

@@ -8,6 +8,7 @@ import (
 
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/sockdiag"
 	"golang.org/x/sys/unix"
 )
 
@@ -99,11 +100,7 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	}
 	defer t.Syscall(unix.SYS_CLOSE, listener)
 	bindTo := func(name []byte) (uint64, int, error) {
-		sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
-		sa = append(sa, name...)
-		if len(name) > 0 && name[0] != 0 {
-			sa = append(sa, 0)
-		}
+		sa := sockdiag.Sockaddr(name)
 		addr, err := p.putAt(512, sa)
 		if err != nil {
 			return 0, 0, err
@@ -177,7 +174,7 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 		if name[0] != 0 {
 			removeStaleSocket(string(name))
 		}
-		sa := unixSockaddr(name)
+		sa := sockdiag.Sockaddr(name)
 		addr, err := p.put(sa)
 		if err != nil {
 			return err
@@ -295,7 +292,7 @@ func (fp *filePlan) connectExternal(p *process, fd uint64, ino uint32) error {
 
 // connectName connects the socket at fd of p to a name, from p.
 func connectName(p *process, fd uint64, name []byte) error {
-	sa := unixSockaddr(name)
+	sa := sockdiag.Sockaddr(name)
 	addr, err := p.put(sa)
 	if err != nil {
 		return err
@@ -304,15 +301,4 @@ func connectName(p *process, fd uint64, name []byte) error {
 		return fmt.Errorf("connect to %q: %w", printable(name), err)
 	}
 	return nil
-}
-
-// unixSockaddr is struct sockaddr_un for a path (NUL-terminated) or an
-// abstract name (leading NUL, exact length).
-func unixSockaddr(name []byte) []byte {
-	sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
-	sa = append(sa, name...)
-	if name[0] != 0 {
-		sa = append(sa, 0)
-	}
-	return sa
 }
