@@ -4,10 +4,12 @@
  *   backlog: connections waiting to be accepted. A stream listener (abstract
  *     name) has three clients in its backlog: the first sent 5000 bytes, the
  *     second nothing, the third 4 bytes; a seqpacket listener (bound to a
- *     path) has one client that sent messages of 10 and 3000 bytes. After
+ *     path) has one client that sent messages of 10 and 3000 bytes, then
+ *     "fd" with a pipe's read end (5 bytes in the pipe), closed since. After
  *     SIGTERM each listener accepts them in that order, each server end
- *     reads exactly what its client sent (SO_PEERCRED names this process),
- *     bytes go both ways on each connection, and the backlogs are empty.
+ *     reads exactly what its client sent (SO_PEERCRED names this process;
+ *     the pipe's bytes through the descriptor), bytes go both ways on each
+ *     connection, and the backlogs are empty.
  *   scm: descriptors in flight (SCM_RIGHTS). A datagram pair holds, in
  *     order: "m1"; "m2" with a regular file held by nothing else (O_RDWR,
  *     offset 1234) and a file the process also holds (offset 100); "m3";
@@ -144,70 +146,6 @@ static int accept_now(const char *what, int l)
 	return a;
 }
 
-static void backlog(void)
-{
-	char lname[64], qpath[PATH_MAX];
-	int l, c[3], lq, q;
-	snprintf(lname, sizeof lname, "@cryo-wl-backlog-%d", (int)getpid());
-	if (!getcwd(qpath, sizeof qpath - 16))
-		wl_die("getcwd: %s", strerror(errno));
-	strcat(qpath, "/seq.sock");
-	l = sock(SOCK_STREAM);
-	bind_to(l, lname);
-	if (listen(l, 8))
-		wl_die("listen: %s", strerror(errno));
-	for (int i = 0; i < 3; i++) {
-		c[i] = sock(SOCK_STREAM);
-		connect_to(c[i], lname);
-	}
-	put(c[0], 5000, 11);
-	put(c[2], 4, 12);
-	lq = sock(SOCK_SEQPACKET);
-	bind_to(lq, qpath);
-	if (listen(lq, 4))
-		wl_die("listen: %s", strerror(errno));
-	q = sock(SOCK_SEQPACKET);
-	connect_to(q, qpath);
-	put(q, 10, 13);
-	put(q, 3000, 14);
-	wl_ready();
-	wl_wait_stop();
-	wl_check_ids(0);
-	if (wl_corrupt)
-		put(c[1], 1, 15);
-	fcntl(l, F_SETFL, O_NONBLOCK);
-	fcntl(lq, F_SETFL, O_NONBLOCK);
-	int a[3];
-	for (int i = 0; i < 3; i++) {
-		struct ucred cr;
-		socklen_t len = sizeof cr;
-		a[i] = accept_now("stream listener", l);
-		if (a[i] < 0)
-			return;
-		CHECK(getsockopt(a[i], SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == getpid(),
-		      "connection %d: SO_PEERCRED pid %d, want %d", i, (int)cr.pid, (int)getpid());
-	}
-	expect_bytes("first connection", a[0], 5000, 11);
-	expect_empty("first connection", a[0]);
-	expect_empty("second connection", a[1]);
-	expect_bytes("third connection", a[2], 4, 12);
-	expect_empty("third connection", a[2]);
-	for (int i = 0; i < 3; i++)
-		both_ways("stream connection", a[i], c[i]);
-	CHECK(accept(l, NULL, NULL) < 0 && errno == EAGAIN, "stream listener: a fourth connection waits");
-	int aq = accept_now("seqpacket listener", lq);
-	if (aq < 0)
-		return;
-	ssize_t n = recv(aq, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
-	CHECK(n == 10 && wl_verify(buf, 10, 13) < 0, "seqpacket: first message %zd bytes, or it differs", n);
-	n = recv(aq, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
-	CHECK(n == 3000 && wl_verify(buf, 3000, 14) < 0, "seqpacket: second message %zd bytes, or it differs", n);
-	expect_empty("seqpacket connection", aq);
-	both_ways("seqpacket connection", aq, q);
-	CHECK(accept(lq, NULL, NULL) < 0 && errno == EAGAIN, "seqpacket listener: a second connection waits");
-	unlink(qpath);
-}
-
 static void send_fds(int s, const char *str, const int *fds, int n)
 {
 	char cbuf[CMSG_SPACE(8 * sizeof(int))];
@@ -241,6 +179,83 @@ static int recv_fds(const char *what, int s, size_t size, const char *str, int *
 	      len < 0 ? strerror(errno) : "", str);
 	CHECK(have == n, "%s: %d descriptors came with it, want %d", what, have, n);
 	return have == n && len == (ssize_t)strlen(str);
+}
+
+static void backlog(void)
+{
+	char lname[64], qpath[PATH_MAX];
+	int l, c[3], lq, q;
+	snprintf(lname, sizeof lname, "@cryo-wl-backlog-%d", (int)getpid());
+	if (!getcwd(qpath, sizeof qpath - 16))
+		wl_die("getcwd: %s", strerror(errno));
+	strcat(qpath, "/seq.sock");
+	l = sock(SOCK_STREAM);
+	bind_to(l, lname);
+	if (listen(l, 8))
+		wl_die("listen: %s", strerror(errno));
+	for (int i = 0; i < 3; i++) {
+		c[i] = sock(SOCK_STREAM);
+		connect_to(c[i], lname);
+	}
+	put(c[0], 5000, 11);
+	put(c[2], 4, 12);
+	lq = sock(SOCK_SEQPACKET);
+	bind_to(lq, qpath);
+	if (listen(lq, 4))
+		wl_die("listen: %s", strerror(errno));
+	q = sock(SOCK_SEQPACKET);
+	connect_to(q, qpath);
+	put(q, 10, 13);
+	put(q, 3000, 14);
+	{
+		int qp[2];
+		if (pipe(qp) || write(qp[1], "qpipe", 5) != 5)
+			wl_die("pipe: %s", strerror(errno));
+		send_fds(q, "fd", &qp[0], 1);
+		close(qp[0]);
+		close(qp[1]);
+	}
+	wl_ready();
+	wl_wait_stop();
+	wl_check_ids(0);
+	if (wl_corrupt)
+		put(c[1], 1, 15);
+	fcntl(l, F_SETFL, O_NONBLOCK);
+	fcntl(lq, F_SETFL, O_NONBLOCK);
+	int a[3];
+	for (int i = 0; i < 3; i++) {
+		struct ucred cr;
+		socklen_t len = sizeof cr;
+		a[i] = accept_now("stream listener", l);
+		if (a[i] < 0)
+			return;
+		CHECK(getsockopt(a[i], SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == getpid(),
+		      "connection %d: SO_PEERCRED pid %d, want %d", i, (int)cr.pid, (int)getpid());
+	}
+	expect_bytes("first connection", a[0], 5000, 11);
+	expect_empty("first connection", a[0]);
+	expect_empty("second connection", a[1]);
+	expect_bytes("third connection", a[2], 4, 12);
+	expect_empty("third connection", a[2]);
+	for (int i = 0; i < 3; i++)
+		both_ways("stream connection", a[i], c[i]);
+	CHECK(accept(l, NULL, NULL) < 0 && errno == EAGAIN, "stream listener: a fourth connection waits");
+	int aq = accept_now("seqpacket listener", lq);
+	if (aq < 0)
+		return;
+	ssize_t n = recv(aq, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+	CHECK(n == 10 && wl_verify(buf, 10, 13) < 0, "seqpacket: first message %zd bytes, or it differs", n);
+	n = recv(aq, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+	CHECK(n == 3000 && wl_verify(buf, 3000, 14) < 0, "seqpacket: second message %zd bytes, or it differs", n);
+	int qfd;
+	if (recv_fds("seqpacket: third message", aq, 64, "fd", &qfd, 1)) {
+		char got[8];
+		CHECK(read(qfd, got, sizeof got) == 5 && memcmp(got, "qpipe", 5) == 0, "seqpacket: the pipe in flight lost its bytes");
+	}
+	expect_empty("seqpacket connection", aq);
+	both_ways("seqpacket connection", aq, q);
+	CHECK(accept(lq, NULL, NULL) < 0 && errno == EAGAIN, "seqpacket listener: a second connection waits");
+	unlink(qpath);
 }
 
 static void scm(void)

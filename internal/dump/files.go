@@ -41,6 +41,8 @@ type fileTable struct {
 	// held: cryo's own descriptors kept open until the dump ends (copies
 	// of descriptors in flight, accepted server ends).
 	held []int
+	// inFlight: those of them that are copies of descriptors in flight.
+	inFlight map[int]bool
 }
 
 func newFileTable() *fileTable {

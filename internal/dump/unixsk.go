@@ -183,7 +183,7 @@ func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*sko
 	msgs := make([]queuedMsg, len(queued))
 	for i, m := range queued {
 		msgs[i] = queuedMsg{data: m.data, from: m.from}
-		if len(m.rights) > 0 && p.pid == os.Getpid() {
+		if len(m.rights) > 0 && p.pid == os.Getpid() && ft.inFlight[fd] {
 			return nil, nil, nil, fmt.Errorf("descriptors in flight inside a socket in flight: not supported")
 		}
 		for _, r := range m.rights {
@@ -363,6 +363,10 @@ func (ft *fileTable) describeInFlight(opts Options, fd int) (uint32, error) {
 	default:
 		return 0, fmt.Errorf("descriptor in flight: %s: only regular files, pipes and Unix sockets are supported", target)
 	}
+	if ft.inFlight == nil {
+		ft.inFlight = map[int]bool{}
+	}
+	ft.inFlight[fd] = true
 	e, err := self.dumpFd(ft, fd)
 	if err != nil {
 		return 0, fmt.Errorf("descriptor in flight: %w", err)
