@@ -107,13 +107,24 @@ func TestE2EUnixRefused(t *testing.T) {
 
 // TestE2ETreeUnixInflight: the same across two processes. The child A sent
 // a datagram to the root's unconnected socket from a named socket, waits
-// in the root's listener's backlog with 12 bytes sent, and sent the root a
+// in the root's listener's backlog with 12 bytes sent (behind a client the
+// root connected before forking A, which both hold), and sent the root a
 // file and a pipe's write end it no longer holds. After restore the root
-// gets the datagram with A's address and replies, accepts A's connection
-// (SO_PEERCRED is A) and answers, reads the file at its offset and writes
-// through the pipe; A gets the reply, the answer and the bytes.
+// gets the datagram with A's address and replies, accepts the shared
+// client's connection (SO_PEERCRED is the root) and A's (SO_PEERCRED is
+// A) and answers each, reads the file at its offset and writes through the
+// pipe; A gets the reply, both answers and the pipe's bytes. The original
+// tree passes the same checks after dump --leave-running, which put the
+// connections it accepted back (the shared client in both processes).
 func TestE2ETreeUnixInflight(t *testing.T) {
 	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
-		treeCR(t, bin, "tree")
+		t.Run("restore", func(t *testing.T) {
+			treeCR(t, bin, "tree")
+		})
+		t.Run("leave-running", func(t *testing.T) {
+			tr := startTree(t, bin, "tree")
+			tr.Checkpoint("--leave-running")
+			tr.Finish()
+		})
 	})
 }

@@ -36,15 +36,18 @@
  *     waiting in its backlog, having sent "x". After SIGTERM it is accepted
  *     and bytes go both ways.
  *   tree: the same across processes. The root has a datagram socket and a
- *     listener (abstract names) and one end of a datagram pair; its child A
- *     sent "from-A" to the datagram socket from a socket of its own (an
- *     abstract name), connected to the listener and sent 12 bytes, and sent
- *     over the pair a file (offset 77) and a pipe's write end, both closed
- *     in A, which keeps the pipe's read end. After SIGTERM the root receives
- *     the datagram with A's address and replies to it, accepts A's
- *     connection (SO_PEERCRED is A), reads its bytes and answers, receives
- *     the file (offset, content) and writes through the pipe; A then gets
- *     the reply, the answer and the pipe's bytes.
+ *     listener (abstract names) and one end of a datagram pair; it connected
+ *     a client to the listener and sent "shared" through it before forking
+ *     A, so both hold that client. A sent "from-A" to the datagram socket
+ *     from a socket of its own (an abstract name), connected to the listener
+ *     and sent 12 bytes, and sent over the pair a file (offset 77) and a
+ *     pipe's write end, both closed in A, which keeps the pipe's read end.
+ *     After SIGTERM the root receives the datagram with A's address and
+ *     replies to it, accepts the shared client's connection (SO_PEERCRED is
+ *     the root) and then A's (SO_PEERCRED is A), reads their bytes and
+ *     answers each, receives the file (offset, content) and writes through
+ *     the pipe; A then gets the reply, both answers (one through its copy
+ *     of the shared client) and the pipe's bytes.
  */
 #include "wl.h"
 #include <netinet/in.h>
@@ -455,6 +458,9 @@ static void tree(void)
 	bind_to(l, lname);
 	if (listen(l, 4) || socketpair(AF_UNIX, SOCK_DGRAM, 0, p))
 		wl_die("listen/socketpair: %s", strerror(errno));
+	int shared = sock(SOCK_STREAM);
+	connect_to(shared, lname);
+	put_str(shared, "shared");
 	if ((a = wl_fork("A")) == 0) {
 		int sa = sock(SOCK_DGRAM), ca = sock(SOCK_STREAM), f, ap[2];
 		struct sockaddr_un ra;
@@ -483,6 +489,7 @@ static void tree(void)
 			char got[16];
 			CHECK(read(ap[0], got, sizeof got) == 8 && memcmp(got, "via-pipe", 8) == 0, "A: the root's bytes did not come through the pipe");
 			expect_str("A: answer on its connection", ca, "welcome");
+			expect_str("A: answer on the shared connection", shared, "to-shared");
 			expect_str("A: reply to its datagram", sa, "reply");
 		}
 		wl_child_exit();
@@ -504,6 +511,15 @@ static void tree(void)
 	CHECK(sendto(r, "reply", 5, 0, (struct sockaddr *)&aa, alen) == 5, "root: reply: %s", strerror(errno));
 	fcntl(l, F_SETFL, O_NONBLOCK);
 	int c = accept_now("root: listener", l);
+	if (c >= 0) {
+		struct ucred cr;
+		socklen_t len = sizeof cr;
+		CHECK(getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid == getpid(),
+		      "root: shared client: SO_PEERCRED pid %d, want the root's %d", (int)cr.pid, (int)getpid());
+		expect_str("root: shared connection", c, "shared");
+		put_str(c, "to-shared");
+	}
+	c = accept_now("root: listener", l);
 	if (c >= 0) {
 		struct ucred cr;
 		socklen_t len = sizeof cr;
