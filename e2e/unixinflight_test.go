@@ -4,6 +4,11 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
+	"github.com/cryo-cr/cryo/internal/image"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestE2EUnixBacklog: connections waiting in the backlogs of a stream
@@ -127,4 +132,93 @@ func TestE2ETreeUnixInflight(t *testing.T) {
 			tr.Finish()
 		})
 	})
+}
+
+// TestE2EUnixCorruptImages: Unix socket images that name what is not there
+// are refused in one line, nothing left behind: a descriptor in flight
+// that is no file of the image, a datagram's sender that is not a socket,
+// and a client in a listener's backlog that is not in the tree (found only
+// once the processes exist).
+func TestE2EUnixCorruptImages(t *testing.T) {
+	requireCryo(t)
+	bin := workloadBin(t, "unix_inflight", linkDynamic)
+	scm := startWorkload(t, bin, "scm")
+	scm.Checkpoint()
+	backlog := startWorkload(t, bin, "backlog")
+	backlog.Checkpoint()
+	t.Run("rights-to-no-file", func(t *testing.T) {
+		assertRestoreRefused(t, scm, editQueues(func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool {
+			if len(e.GetScm()) == 0 {
+				return false
+			}
+			e.Scm[0].Rights[0] = 99999
+			return true
+		}))
+	})
+	t.Run("sender-not-a-socket", func(t *testing.T) {
+		assertRestoreRefused(t, scm, editQueues(func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool {
+			for _, f := range files {
+				if f.GetReg() != nil {
+					image.SetPacketSender(e, f.GetId())
+					return true
+				}
+			}
+			return false
+		}))
+	})
+	t.Run("backlog-client-missing", func(t *testing.T) {
+		assertRestoreRefused(t, backlog, func(t *testing.T, dir string) {
+			d, err := image.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := image.ReadEntries[*fdinfo.FileEntry](d, "files.img", "FILES")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msgs []proto.Message
+			changed := false
+			for _, f := range files {
+				if u := f.GetUsk(); u != nil && u.GetState() == 10 && !changed {
+					image.AddBacklog(u, []uint32{99999})
+					changed = true
+				}
+				msgs = append(msgs, f)
+			}
+			if !changed {
+				t.Fatal("no listener in files.img")
+			}
+			if err := d.Write("files.img", "FILES", msgs...); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
+
+// editQueues returns a damage function that changes the first entry of
+// sk-queues.img that edit accepts to change.
+func editQueues(edit func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		d, err := image.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, payloads, err := d.ReadPayloads("sk-queues.img", "SK_QUEUES")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := filesImage(t, dir)
+		changed := false
+		for _, m := range entries {
+			if changed = edit(t, files, m.(*skpacket.SkPacketEntry)); changed {
+				break
+			}
+		}
+		if !changed {
+			t.Fatal("no entry of sk-queues.img to damage")
+		}
+		if err := d.WritePayloads("sk-queues.img", "SK_QUEUES", entries, payloads); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
