@@ -214,10 +214,16 @@ type queuePeeker struct {
 }
 
 func (q *queuePeeker) peekAll() ([]peekedMsg, error) {
+	// The peek offset belongs to the socket, which the tree shares: it is
+	// put back as it was.
+	was, err := unix.GetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF)
+	if err != nil {
+		return nil, fmt.Errorf("peek offset: %w", err)
+	}
 	if err := unix.SetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
 		return nil, fmt.Errorf("peek offset: %w", err)
 	}
-	defer unix.SetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
+	defer unix.SetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, was)
 	// A message is bounded by the sender's buffer; a bigger one is
 	// refused. SCM_RIGHTS carries at most 253 descriptors.
 	q.buf, q.oob = make([]byte, 4<<20), make([]byte, unix.CmsgSpace(253*4)+unix.CmsgSpace(64))
@@ -313,6 +319,9 @@ func parseRights(oob []byte) ([]int, error) {
 			continue
 		}
 		closeAll(fds)
+		if cms[i].Header.Level == unix.SOL_SOCKET && cms[i].Header.Type == unix.SCM_CREDENTIALS {
+			return nil, fmt.Errorf("credentials (SO_PASSCRED) on queued messages: not supported yet")
+		}
 		return nil, fmt.Errorf("control message (level %d, type %d) on a queued message: not supported yet (only descriptors in flight are)", cms[i].Header.Level, cms[i].Header.Type)
 	}
 	return fds, nil

@@ -51,8 +51,14 @@ func (fp *filePlan) linkUnix() error {
 			byIno[u.GetIno()] = id
 		}
 	}
-	// Datagram sockets first, then each listener's clients in backlog
-	// order (the order of ids keeps it stable from run to run).
+	// Queues first: a datagram socket connected one way takes datagrams
+	// from its peer only, but may hold some sent before it connected.
+	if err := fp.fillQueues(byIno); err != nil {
+		return err
+	}
+	// Then datagram sockets connect, and each listener's clients in
+	// backlog order (the order of ids keeps it stable from run to run),
+	// each followed by what it had sent.
 	var listeners []uint32
 	for _, id := range fp.oneWay {
 		u := fp.snap.files[id].GetUsk()
@@ -95,7 +101,7 @@ func (fp *filePlan) linkUnix() error {
 			}
 		}
 	}
-	return fp.fillQueues(byIno, embryo)
+	return nil
 }
 
 // connectTo connects socket id to the name of peer, from the process that
@@ -112,7 +118,7 @@ func (fp *filePlan) connectTo(id uint32, peer *skunix.UnixSkEntry) error {
 // fillQueues queues again what every socket had to read: written into its
 // peer when the two are connected both ways, else sent to its name from
 // the socket each message came from.
-func (fp *filePlan) fillQueues(byIno map[uint32]uint32, embryo map[uint32]uint32) error {
+func (fp *filePlan) fillQueues(byIno map[uint32]uint32) error {
 	ids := make([]uint32, 0, len(fp.snap.skQueues))
 	for id := range fp.snap.skQueues {
 		ids = append(ids, id)
@@ -121,7 +127,7 @@ func (fp *filePlan) fillQueues(byIno map[uint32]uint32, embryo map[uint32]uint32
 	for _, id := range ids {
 		u := fp.snap.files[id].GetUsk()
 		if _, of, _ := image.Backlog(u); of != 0 {
-			continue // sent by its client, above
+			continue // sent by its client once connected
 		}
 		if _, ok := fp.madeIn[id]; !ok {
 			return fmt.Errorf("Unix socket %d: messages queued in a socket the tree does not hold", u.GetIno())
