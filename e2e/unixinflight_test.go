@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -39,11 +41,55 @@ func TestE2EUnixBacklog(t *testing.T) {
 // holds (one shared offset), a pipe's read end with its bytes, another
 // pipe's write end, a stream socket with bytes queued to it; and in a
 // stream, the bytes before the message that carried a descriptor come
-// without it.
+// without it. CRIU's crit reads the descriptors in sk-queues.img.
 func TestE2EUnixScmRights(t *testing.T) {
 	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
-		checkpointRestore(t, bin, "scm")
+		w := startWorkload(t, bin, "scm")
+		w.Checkpoint()
+		if !noCR {
+			criuCritRights(t, filepath.Join(w.ImgDir, "sk-queues.img"))
+		}
+		w.Restore()
+		w.Finish()
 	})
+}
+
+// criuCritRights decodes an sk-queues.img with CRIU's crit (package criu,
+// which scripts/install-test-deps.sh installs) and checks that it shows
+// descriptors in flight (an scm entry of type SCM_RIGHTS).
+func criuCritRights(t *testing.T, path string) {
+	t.Helper()
+	critPath, err := exec.LookPath("crit")
+	if err != nil {
+		t.Fatal("CRIU's crit is not installed: run scripts/install-test-deps.sh")
+	}
+	out, err := exec.Command(critPath, "decode", "-i", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("crit decode %s: %v\n%s", path, err, out)
+	}
+	var img struct {
+		Magic   string
+		Entries []struct {
+			Scm []struct {
+				Type   int
+				Rights []uint32
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &img); err != nil {
+		t.Fatalf("crit decode %s: %v", path, err)
+	}
+	rights := 0
+	for _, e := range img.Entries {
+		for _, s := range e.Scm {
+			if s.Type == 1 {
+				rights += len(s.Rights)
+			}
+		}
+	}
+	if img.Magic != "SK_QUEUES" || rights == 0 {
+		t.Errorf("crit decode %s: magic %s, %d descriptors in flight; want SK_QUEUES and some", path, img.Magic, rights)
+	}
 }
 
 // TestE2EUnixDgramUnconnected: datagrams queued in a datagram socket that
