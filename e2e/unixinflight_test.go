@@ -106,9 +106,10 @@ func TestE2EUnixDgramUnconnected(t *testing.T) {
 
 // TestE2EUnixRefused: what cryo cannot send again is refused in one line,
 // the process running on untouched: a datagram queued from the test's
-// named socket, a connection from the test waiting in the backlog of a
-// listener, a TCP connection waiting to be accepted (even with
-// --tcp-established), an eventfd in flight. The process then receives (or
+// named socket, one from its unnamed socket to a receiver with SO_PASSCRED
+// (the credentials name the test), a connection from the test waiting in
+// the backlog of a listener, a TCP connection waiting to be accepted (even
+// with --tcp-established), an eventfd in flight. The process then receives (or
 // accepts) them as if nothing happened.
 func TestE2EUnixRefused(t *testing.T) {
 	requireRoot(t)
@@ -118,6 +119,7 @@ func TestE2EUnixRefused(t *testing.T) {
 		flags      []string
 	}{
 		{"ext-dgram", "outside the tree", nil},
+		{"ext-cred", "credentials of process", nil},
 		{"ext-stream", "outside the tree", nil},
 		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}},
 		{"scm-eventfd", "in flight", nil},
@@ -129,6 +131,16 @@ func TestE2EUnixRefused(t *testing.T) {
 			case "ext-dgram":
 				local := filepath.Join(t.TempDir(), "test.sock")
 				conn, err := net.DialUnix("unixgram", &net.UnixAddr{Name: local, Net: "unixgram"}, &net.UnixAddr{Name: path, Net: "unixgram"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := conn.Write([]byte("outside")); err != nil {
+					t.Fatal(err)
+				}
+			case "ext-cred":
+				// Unnamed: only its credentials tell it is outside.
+				conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -26,9 +26,10 @@
  *     (send, 3000 bytes). After SIGTERM recvfrom gives each with its
  *     sender's address, in order; the connected sender is still connected,
  *     and a reply to the path sender's address reaches it.
- *   ext-dgram, ext-stream: a datagram socket, or a listener, bound to
- *     ./ext.sock, to which the test sends "outside" (or connects and sends
- *     it) from outside the tree. After SIGTERM it is received (accepted).
+ *   ext-dgram, ext-cred, ext-stream: a datagram socket (with SO_PASSCRED
+ *     for ext-cred), or a listener, bound to ./ext.sock, to which the test
+ *     sends "outside" (or connects and sends it) from outside the tree.
+ *     After SIGTERM it is received (accepted).
  *   scm-eventfd: an eventfd (counter 5) in flight in a datagram pair, a
  *     kind cryo does not send again. After SIGTERM it is received and reads
  *     5.
@@ -42,7 +43,8 @@
  *     from a socket of its own (an abstract name), connected to the listener
  *     and sent 12 bytes, and sent over the pair a file (offset 77) and a
  *     pipe's write end, both closed in A, which keeps the pipe's read end.
- *     After SIGTERM the root receives the datagram with A's address and
+ *     The datagram socket has SO_PASSCRED. After SIGTERM the root receives
+ *     the datagram with A's address and credentials (pid A, uid 0) and
  *     replies to it, accepts the shared client's connection (SO_PEERCRED is
  *     the root) and then A's (SO_PEERCRED is A), reads their bytes and
  *     answers each, receives the file (offset, content) and writes through
@@ -327,13 +329,18 @@ static void scm(void)
 }
 
 /* Receives one datagram, exactly str, and checks its source is name ("" for
- * an unnamed sender). */
-static void expect_from(int r, const char *str, size_t len, uint64_t seed, const char *name)
+ * an unnamed sender) and, if cred_pid is not 0, that it carries the
+ * credentials of process cred_pid, uid 0 (the receiver has SO_PASSCRED). */
+static void expect_from(int r, const char *str, size_t len, uint64_t seed, const char *name, pid_t cred_pid)
 {
 	struct sockaddr_un from, want;
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+	struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
 	/* recvfrom gives no address at all for an unnamed sender. */
-	socklen_t flen = sizeof from, wlen = name[0] ? mkaddr(&want, name) : 0;
-	ssize_t n = recvfrom(r, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &flen);
+	socklen_t wlen = name[0] ? mkaddr(&want, name) : 0;
+	ssize_t n = recvmsg(r, &mh, MSG_DONTWAIT | MSG_TRUNC);
+	socklen_t flen = mh.msg_namelen;
 	if (str)
 		CHECK(n == (ssize_t)strlen(str) && memcmp(buf, str, strlen(str)) == 0, "datagram \"%s\": got %zd bytes (%s)", str, n,
 		      n < 0 ? strerror(errno) : "");
@@ -341,6 +348,14 @@ static void expect_from(int r, const char *str, size_t len, uint64_t seed, const
 		CHECK(n == (ssize_t)len && wl_verify(buf, len, seed) < 0, "datagram of %zu bytes: got %zd", len, n);
 	CHECK(n >= 0 && flen == wlen && (wlen == 0 || memcmp(from.sun_path, want.sun_path, wlen - offsetof(struct sockaddr_un, sun_path)) == 0),
 	      "datagram from %s: source address differs (length %u)", name[0] ? name : "an unnamed socket", flen);
+	if (cred_pid && n >= 0) {
+		struct ucred cr = {0};
+		for (struct cmsghdr *ch = CMSG_FIRSTHDR(&mh); ch; ch = CMSG_NXTHDR(&mh, ch))
+			if (ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_CREDENTIALS)
+				memcpy(&cr, CMSG_DATA(ch), sizeof cr);
+		CHECK(cr.pid == cred_pid && cr.uid == 0 && cr.gid == 0, "datagram from %s: credentials pid %d uid %d gid %d, want pid %d uid 0 gid 0",
+		      name, (int)cr.pid, (int)cr.uid, (int)cr.gid, (int)cred_pid);
+	}
 }
 
 static void dgram(void)
@@ -372,17 +387,17 @@ static void dgram(void)
 	wl_check_ids(0);
 	if (wl_corrupt)
 		put_str(s2, "extra");
-	expect_from(r, "one", 0, 0, s1path);
-	expect_from(r, "two", 0, 0, "");
-	expect_from(r, NULL, 3000, 31, s2name);
-	expect_from(r, "four", 0, 0, s1path);
+	expect_from(r, "one", 0, 0, s1path, 0);
+	expect_from(r, "two", 0, 0, "", 0);
+	expect_from(r, NULL, 3000, 31, s2name, 0);
+	expect_from(r, "four", 0, 0, s1path, 0);
 	expect_empty("receiver", r);
 	struct sockaddr_un peer;
 	socklen_t plen = sizeof peer;
 	CHECK(getpeername(s2, (struct sockaddr *)&peer, &plen) == 0 && plen == rlen && memcmp(&peer, &ra, rlen) == 0,
 	      "connected sender: not connected to the receiver");
 	put_str(s2, "after");
-	expect_from(r, "after", 0, 0, s2name);
+	expect_from(r, "after", 0, 0, s2name, 0);
 	struct sockaddr_un s1a;
 	socklen_t s1len = mkaddr(&s1a, s1path);
 	CHECK(sendto(r, "reply", 5, 0, (struct sockaddr *)&s1a, s1len) == 5, "reply: %s", strerror(errno));
@@ -390,10 +405,12 @@ static void dgram(void)
 	unlink(s1path);
 }
 
-static void ext(int type)
+static void ext(int type, int passcred)
 {
 	int r = sock(type), a;
 	bind_to(r, "ext.sock");
+	if (passcred && setsockopt(r, SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)))
+		wl_die("SO_PASSCRED: %s", strerror(errno));
 	if (type == SOCK_STREAM && listen(r, 4))
 		wl_die("listen: %s", strerror(errno));
 	wl_ready();
@@ -454,6 +471,9 @@ static void tree(void)
 	wl_clear_marks();
 	r = sock(SOCK_DGRAM);
 	bind_to(r, rname);
+	/* The root wants its datagrams' senders' credentials. */
+	if (setsockopt(r, SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)))
+		wl_die("SO_PASSCRED: %s", strerror(errno));
 	l = sock(SOCK_STREAM);
 	bind_to(l, lname);
 	if (listen(l, 4) || socketpair(AF_UNIX, SOCK_DGRAM, 0, p))
@@ -505,7 +525,7 @@ static void tree(void)
 	wl_tree_check_ids();
 	if (wl_corrupt)
 		recv(r, buf, sizeof buf, MSG_DONTWAIT);
-	expect_from(r, "from-A", 0, 0, aname);
+	expect_from(r, "from-A", 0, 0, aname, a);
 	struct sockaddr_un aa;
 	socklen_t alen = mkaddr(&aa, aname);
 	CHECK(sendto(r, "reply", 5, 0, (struct sockaddr *)&aa, alen) == 5, "root: reply: %s", strerror(errno));
@@ -552,9 +572,11 @@ int main(int argc, char **argv)
 	else if (strcmp(wl_mode, "dgram") == 0)
 		dgram();
 	else if (strcmp(wl_mode, "ext-dgram") == 0)
-		ext(SOCK_DGRAM);
+		ext(SOCK_DGRAM, 0);
+	else if (strcmp(wl_mode, "ext-cred") == 0)
+		ext(SOCK_DGRAM, 1);
 	else if (strcmp(wl_mode, "ext-stream") == 0)
-		ext(SOCK_STREAM);
+		ext(SOCK_STREAM, 0);
 	else if (strcmp(wl_mode, "scm-eventfd") == 0)
 		scm_eventfd();
 	else if (strcmp(wl_mode, "tcp-backlog") == 0)

@@ -239,10 +239,7 @@ func resend(server, pid, fd int) error {
 		return err
 	}
 	for _, m := range msgs {
-		var oob []byte
-		if len(m.rights) > 0 {
-			oob = unix.UnixRights(m.rights...)
-		}
+		oob := m.oob()
 		for data, first := m.data, true; first || len(data) > 0; first = false {
 			n, err := unix.SendmsgN(s, data, oob, nil, unix.MSG_DONTWAIT)
 			if err != nil {

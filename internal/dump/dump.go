@@ -318,7 +318,7 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		}
 		xfeatures |= xf
 	}
-	if err := d.files.unix.check(d.files, d.opts); err != nil {
+	if err := d.files.unix.check(d.files, d.opts, d.procs); err != nil {
 		return err
 	}
 	if err := d.files.writePipeData(dir); err != nil {

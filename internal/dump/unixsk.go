@@ -56,6 +56,8 @@ type queuedMsg struct {
 	// one), and sender that socket's file id once the tree is dumped.
 	from   string
 	sender uint32
+	// cred: the sender's credentials, for a receiver with SO_PASSCRED.
+	cred *unix.Ucred
 }
 
 // dumpUnix describes a Unix socket held at fd.
@@ -182,7 +184,7 @@ func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*sko
 	}
 	msgs := make([]queuedMsg, len(queued))
 	for i, m := range queued {
-		msgs[i] = queuedMsg{data: m.data, from: m.from}
+		msgs[i] = queuedMsg{data: m.data, from: m.from, cred: m.cred}
 		if len(m.rights) > 0 && p.pid == os.Getpid() && ft.inFlight[fd] {
 			return nil, nil, nil, fmt.Errorf("descriptors in flight inside a socket in flight: not supported")
 		}
@@ -200,9 +202,38 @@ func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*sko
 // peekedMsg is a queued message as peeked: cryo's copies of the
 // descriptors in flight with it are open until the dump ends.
 type peekedMsg struct {
-	data   []byte
+	data []byte
+	control
+	from string
+}
+
+// control is what a message carries besides its bytes.
+type control struct {
 	rights []int
-	from   string
+	// cred is the sender's credentials (SCM_CREDENTIALS), which the
+	// kernel gives only to a receiver with SO_PASSCRED; nil if none were
+	// attached to the message.
+	cred *unix.Ucred
+}
+
+// oob is c as control messages to send again.
+func (c control) oob() []byte {
+	var b []byte
+	if len(c.rights) > 0 {
+		b = unix.UnixRights(c.rights...)
+	}
+	if c.cred != nil {
+		b = append(b, unix.UnixCredentials(c.cred)...)
+	}
+	return b
+}
+
+// sameCred tells whether two runs of a stream carry the same credentials.
+func (c control) sameCred(o control) bool {
+	if c.cred == nil || o.cred == nil {
+		return c.cred == o.cred
+	}
+	return *c.cred == *o.cred
 }
 
 // queuePeeker reads a socket's receive queue without taking anything.
@@ -229,7 +260,7 @@ func (q *queuePeeker) peekAll() ([]peekedMsg, error) {
 	q.buf, q.oob = make([]byte, 4<<20), make([]byte, unix.CmsgSpace(253*4)+unix.CmsgSpace(64))
 	var out []peekedMsg
 	for {
-		n, rights, from, err := q.peek()
+		n, ctl, from, err := q.peek()
 		if err == unix.EAGAIN {
 			return out, nil
 		}
@@ -240,32 +271,32 @@ func (q *queuePeeker) peekAll() ([]peekedMsg, error) {
 			if q.stream {
 				return out, nil // the peer shut down writing: the end of the stream
 			}
-			closeAll(rights)
+			closeAll(ctl.rights)
 			return out, fmt.Errorf("empty message queued: not supported yet")
 		}
 		data := append([]byte(nil), q.buf[:n]...)
-		if q.stream && len(rights) > 0 && n > 1 {
+		if q.stream && len(ctl.rights) > 0 && n > 1 {
 			// A peek of a stream stops after the message that carried
 			// descriptors, but glues the bytes before it to it, and no peek
 			// tells where it starts (on 6.18 a peek of any byte before it
 			// returns its descriptors). They come back with its last
 			// byte: a reader gets them with the byte it got them with, or
 			// with a later one, never with earlier bytes.
-			out = appendStream(out, peekedMsg{data: data[:n-1]})
+			out = appendStream(out, peekedMsg{data: data[:n-1], control: control{cred: ctl.cred}})
 			data = data[n-1:]
 		}
 		if q.stream {
-			out = appendStream(out, peekedMsg{data: data, rights: rights})
+			out = appendStream(out, peekedMsg{data: data, control: ctl})
 			continue
 		}
-		out = append(out, peekedMsg{data: data, rights: rights, from: from})
+		out = append(out, peekedMsg{data: data, control: ctl, from: from})
 	}
 }
 
 // appendStream adds a run of a stream's bytes, joined to the previous run
-// unless either carries descriptors.
+// unless either carries descriptors or their credentials differ.
 func appendStream(out []peekedMsg, m peekedMsg) []peekedMsg {
-	if len(out) > 0 && len(m.rights) == 0 && len(out[len(out)-1].rights) == 0 {
+	if n := len(out); n > 0 && len(m.rights) == 0 && len(out[n-1].rights) == 0 && m.sameCred(out[n-1].control) {
 		out[len(out)-1].data = append(out[len(out)-1].data, m.data...)
 		return out
 	}
@@ -273,17 +304,17 @@ func appendStream(out []peekedMsg, m peekedMsg) []peekedMsg {
 }
 
 // peek peeks the next message (or a stream's bytes, up to the end of the
-// next message with descriptors): its length, the descriptors in flight
-// with it (cryo's copies) and its sender's name.
-func (q *queuePeeker) peek() (int, []int, string, error) {
+// next message with descriptors): its length, what it carries (cryo's
+// copies of the descriptors in flight with it) and its sender's name.
+func (q *queuePeeker) peek() (int, control, string, error) {
 	got, oobn, flags, from, err := unix.Recvmsg(q.s, q.buf, q.oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
 	if err != nil {
 		if err == unix.EAGAIN {
-			return 0, nil, "", err
+			return 0, control{}, "", err
 		}
-		return 0, nil, "", fmt.Errorf("peek queued bytes: %w", err)
+		return 0, control{}, "", fmt.Errorf("peek queued bytes: %w", err)
 	}
-	rights, err := parseRights(q.oob[:oobn])
+	ctl, err := parseControl(q.oob[:oobn])
 	if err == nil && flags&unix.MSG_CTRUNC != 0 {
 		err = fmt.Errorf("more descriptors in flight than SCM_RIGHTS can carry")
 	}
@@ -291,40 +322,51 @@ func (q *queuePeeker) peek() (int, []int, string, error) {
 		err = fmt.Errorf("queued message of more than %d bytes: not supported", len(q.buf))
 	}
 	if err != nil {
-		closeAll(rights)
-		return 0, nil, "", err
+		closeAll(ctl.rights)
+		return 0, control{}, "", err
 	}
-	return got, rights, sockaddrName(from), nil
+	return got, ctl, sockaddrName(from), nil
 }
 
-// parseRights returns the descriptors of SCM_RIGHTS control messages and
-// refuses any other kind (credentials are not saved yet).
-func parseRights(oob []byte) ([]int, error) {
+// parseControl reads the control messages of a peeked message: the
+// descriptors of SCM_RIGHTS and the credentials of SCM_CREDENTIALS; any
+// other kind is refused.
+func parseControl(oob []byte) (control, error) {
+	var c control
 	if len(oob) == 0 {
-		return nil, nil
+		return c, nil
 	}
 	cms, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return nil, fmt.Errorf("control message: %w", err)
+		return c, fmt.Errorf("control message: %w", err)
 	}
-	var fds []int
 	for i := range cms {
-		if cms[i].Header.Level == unix.SOL_SOCKET && cms[i].Header.Type == unix.SCM_RIGHTS {
+		h := cms[i].Header
+		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS:
 			r, err := unix.ParseUnixRights(&cms[i])
 			if err != nil {
-				closeAll(fds)
-				return nil, fmt.Errorf("SCM_RIGHTS: %w", err)
+				closeAll(c.rights)
+				return control{}, fmt.Errorf("SCM_RIGHTS: %w", err)
 			}
-			fds = append(fds, r...)
-			continue
+			c.rights = append(c.rights, r...)
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS:
+			cred, err := unix.ParseUnixCredentials(&cms[i])
+			if err != nil {
+				closeAll(c.rights)
+				return control{}, fmt.Errorf("SCM_CREDENTIALS: %w", err)
+			}
+			// pid 0: none were attached when it was sent (nobody asked
+			// for them then).
+			if cred.Pid != 0 {
+				c.cred = cred
+			}
+		default:
+			closeAll(c.rights)
+			return control{}, fmt.Errorf("control message (level %d, type %d) on a queued message: not supported yet", h.Level, h.Type)
 		}
-		closeAll(fds)
-		if cms[i].Header.Level == unix.SOL_SOCKET && cms[i].Header.Type == unix.SCM_CREDENTIALS {
-			return nil, fmt.Errorf("credentials (SO_PASSCRED) on queued messages: not supported yet")
-		}
-		return nil, fmt.Errorf("control message (level %d, type %d) on a queued message: not supported yet (only descriptors in flight are)", cms[i].Header.Level, cms[i].Header.Type)
 	}
-	return fds, nil
+	return c, nil
 }
 
 func closeAll(fds []int) {
@@ -391,7 +433,7 @@ const uskExtern = 1
 // datagram one connected to a named peer: then the peer goes into the
 // image as an external socket, and restore connects to its name again (a
 // stream connection cannot be made again without the peer's consent).
-func (ut *unixTable) check(ft *fileTable, opts Options) error {
+func (ut *unixTable) check(ft *fileTable, opts Options, procs []*process) error {
 	external := opts.ExtUnixSk
 	if err := ut.checkBacklogs(ft, opts); err != nil {
 		return err
@@ -433,7 +475,29 @@ func (ut *unixTable) check(ft *fileTable, opts Options) error {
 		}
 		usk.Id = proto.Uint32(ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: usk}))
 	}
+	if err := ut.checkCreds(procs); err != nil {
+		return err
+	}
 	return ut.resolveSenders()
+}
+
+// checkCreds refuses a queued message whose credentials name a process
+// outside the tree: restore sends each message again with its
+// credentials, and only the tree's processes exist then.
+func (ut *unixTable) checkCreds(procs []*process) error {
+	inTree := map[int]bool{}
+	for _, p := range procs {
+		inTree[p.pid] = true
+	}
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		for _, m := range d.queued {
+			if m.cred != nil && !inTree[int(m.cred.Pid)] {
+				return fmt.Errorf("process %d fd %d: Unix socket %d has a message queued with the credentials of process %d, outside the tree: not supported", d.pid, d.fd, ino, m.cred.Pid)
+			}
+		}
+	}
+	return nil
 }
 
 // resolveSenders finds, for each datagram queued in a socket that is not
@@ -496,6 +560,9 @@ func (ut *unixTable) write(dir *image.Dir) error {
 			}
 			if msg.sender != 0 {
 				image.SetPacketSender(e, msg.sender)
+			}
+			if c := msg.cred; c != nil {
+				image.SetPacketCred(e, image.PeerCred{Pid: uint32(c.Pid), UID: c.Uid, GID: c.Gid})
 			}
 			entries = append(entries, e)
 			payloads = append(payloads, msg.data)

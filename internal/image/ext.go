@@ -150,25 +150,42 @@ const (
 type PeerCred struct{ Pid, UID, GID uint32 }
 
 // SetPeerCred records c in a socket entry.
-func SetPeerCred(e proto.Message, c PeerCred) {
-	e.ProtoReflect().SetUnknown(appendVarints(e.ProtoReflect().GetUnknown(),
-		fieldPeerPid, uint64(c.Pid), fieldPeerUID, uint64(c.UID), fieldPeerGID, uint64(c.GID)))
-}
+func SetPeerCred(e proto.Message, c PeerCred) { setCred(e, fieldPeerPid, c) }
 
 // GetPeerCred reads what SetPeerCred recorded; ok is false if nothing was.
-func GetPeerCred(e proto.Message) (c PeerCred, ok bool, err error) {
+func GetPeerCred(e proto.Message) (c PeerCred, ok bool, err error) { return getCred(e, fieldPeerPid) }
+
+// setCred appends c as three varint fields numbered from pidField.
+func setCred(e proto.Message, pidField protowire.Number, c PeerCred) {
+	e.ProtoReflect().SetUnknown(appendVarints(e.ProtoReflect().GetUnknown(),
+		pidField, uint64(c.Pid), pidField+1, uint64(c.UID), pidField+2, uint64(c.GID)))
+}
+
+// getCred reads what setCred recorded at pidField.
+func getCred(e proto.Message, pidField protowire.Number) (c PeerCred, ok bool, err error) {
 	err = varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
 		switch num {
-		case fieldPeerPid:
+		case pidField:
 			c.Pid, ok = uint32(v), true
-		case fieldPeerUID:
+		case pidField + 1:
 			c.UID = uint32(v)
-		case fieldPeerGID:
+		case pidField + 2:
 			c.GID = uint32(v)
 		}
 	})
 	return c, ok, err
 }
+
+// A receiver with SO_PASSCRED gets each message's sender credentials
+// (SCM_CREDENTIALS). CRIU's sk_packet_entry in go-criu has no field for
+// them; cryo keeps them after the sender, ids as the host sees them.
+const fieldPacketPid protowire.Number = 1002
+
+// SetPacketCred records the credentials a queued message carries.
+func SetPacketCred(e proto.Message, c PeerCred) { setCred(e, fieldPacketPid, c) }
+
+// PacketCred reads what SetPacketCred recorded; ok is false if nothing was.
+func PacketCred(e proto.Message) (c PeerCred, ok bool, err error) { return getCred(e, fieldPacketPid) }
 
 // pstree_entry keeps pids as cryo's pid namespace sees them; the ids in
 // the tree's own pid namespace (one level below) are an extra field,

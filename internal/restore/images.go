@@ -288,6 +288,8 @@ type queuedMsg struct {
 	data   []byte
 	fds    []uint32 // file ids, sent with SCM_RIGHTS
 	sender uint32   // file id of the sending socket, 0 if unnamed or the peer
+	// cred: the sender's credentials (SCM_CREDENTIALS), if it had any.
+	cred *unix.Ucred
 }
 
 // maxRights is SCM_MAX_FD: the most descriptors one message carries.
@@ -303,6 +305,13 @@ func (s *snapshot) queuedMsg(e *skpacket.SkPacketEntry, data []byte) (queuedMsg,
 	}
 	if m.sender != 0 && s.files[m.sender].GetUsk() == nil {
 		return m, fmt.Errorf("sender %d is not a Unix socket of the image", m.sender)
+	}
+	c, ok, err := image.PacketCred(e)
+	if err != nil {
+		return m, err
+	}
+	if ok {
+		m.cred = &unix.Ucred{Pid: int32(c.Pid), Uid: c.UID, Gid: c.GID}
 	}
 	if len(e.GetScm()) > 1 {
 		return m, fmt.Errorf("%d control messages", len(e.GetScm()))

@@ -186,7 +186,7 @@ func (fp *filePlan) sendQueue(id uint32, msgs []queuedMsg, from uint32, toName b
 }
 
 // sendOne sends one message through s, whole: a stream may take its
-// bytes in several writes, the files go with the first.
+// bytes in several writes, the files and credentials go with the first.
 func (fp *filePlan) sendOne(s int, m queuedMsg, to unix.Sockaddr) error {
 	var fds []int
 	defer func() { closeFds(fds) }()
@@ -200,6 +200,11 @@ func (fp *filePlan) sendOne(s int, m queuedMsg, to unix.Sockaddr) error {
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
+	}
+	if m.cred != nil {
+		// The sender's credentials, as root may give any (its process
+		// exists again: the same PID).
+		oob = append(oob, unix.UnixCredentials(m.cred)...)
 	}
 	data := m.data
 	for first := true; first || len(data) > 0; first = false {
