@@ -11,7 +11,8 @@ import (
 
 // TestUnixExtFields: the extra fields of a Unix socket entry (peer
 // credentials, a backlog's order, the listener of a server end) sit side
-// by side and survive encoding; a queued message's sender too.
+// by side and survive encoding; a queued message's sender and credentials
+// too.
 func TestUnixExtFields(t *testing.T) {
 	e := &skunix.UnixSkEntry{Ino: proto.Uint32(7)}
 	SetPeerCred(e, PeerCred{Pid: 10, UID: 20, GID: 30})
@@ -37,6 +38,7 @@ func TestUnixExtFields(t *testing.T) {
 
 	m := &skpacket.SkPacketEntry{IdFor: proto.Uint32(1), Length: proto.Uint32(0)}
 	SetPacketSender(m, 42)
+	SetPacketCred(m, PeerCred{Pid: 5, UID: 6, GID: 7})
 	if b, err = opts.Marshal(m); err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +48,12 @@ func TestUnixExtFields(t *testing.T) {
 	}
 	if id, err := PacketSender(gm); err != nil || id != 42 {
 		t.Errorf("sender %d (%v), want 42", id, err)
+	}
+	if c, ok, err := PacketCred(gm); err != nil || !ok || c != (PeerCred{5, 6, 7}) {
+		t.Errorf("message credentials: %+v %v %v", c, ok, err)
+	}
+	if _, ok, _ := PacketCred(&skpacket.SkPacketEntry{}); ok {
+		t.Errorf("credentials found in an entry without them")
 	}
 	if id, err := PacketSender(&skpacket.SkPacketEntry{}); err != nil || id != 0 {
 		t.Errorf("no sender: %d (%v), want 0", id, err)
