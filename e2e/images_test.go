@@ -516,36 +516,45 @@ func TestE2ECorruptImages(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "images")
-			copyDir(t, w.ImgDir, dir)
-			_ = os.Remove(filepath.Join(dir, "restore.log"))
-			c.damage(t, dir)
-
-			res := runCryo(t, "restore", "-D", dir, "-v", "4", "-o", "restore.log")
-			t.Logf("%s", res)
-			if res.ExitCode == 0 || t.Failed() {
-				logFile(t, filepath.Join(dir, "restore.log"))
-				t.Logf("workload output:\n%s", w.Output())
-			}
-			assertOneErrorLine(t, res)
-			// nothing left behind: no process at the PID, no stub
-			deadline := time.Now().Add(2 * time.Second)
-			for pidAlive(pid) && time.Now().Before(deadline) {
-				reapZombieChildren()
-				time.Sleep(pollInterval)
-			}
-			if pidAlive(pid) {
-				st := procStatus(fmt.Sprintf("/proc/%d/status", pid))
-				exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-				t.Errorf("a process is left at pid %d after the failed restore (name %q, exe %s, state %s)", pid, st["Name"], exe, st["State"])
-				if exe == w.Bin || (cryoBin != "" && strings.HasPrefix(exe, cryoBin)) {
-					_ = unix.Kill(pid, unix.SIGKILL)
-					_, _ = waitForeign(pid, killTimeout)
-				}
-			}
-			checkNoStrayCryo(t, "after the failed restore")
+			assertRestoreRefused(t, w, c.damage)
 		})
 	}
+}
+
+// assertRestoreRefused restores a damaged copy of w's images (damage
+// changes the copy) and asserts the restore is refused in one line and
+// leaves nothing behind: no process at w's PID, no stray cryo.
+func assertRestoreRefused(t *testing.T, w *Workload, damage func(t *testing.T, dir string)) {
+	t.Helper()
+	pid := w.Pid
+	dir := filepath.Join(t.TempDir(), "images")
+	copyDir(t, w.ImgDir, dir)
+	_ = os.Remove(filepath.Join(dir, "restore.log"))
+	damage(t, dir)
+
+	res := runCryo(t, "restore", "-D", dir, "-v", "4", "-o", "restore.log")
+	t.Logf("%s", res)
+	if res.ExitCode == 0 || t.Failed() {
+		logFile(t, filepath.Join(dir, "restore.log"))
+		t.Logf("workload output:\n%s", w.Output())
+	}
+	assertOneErrorLine(t, res)
+	// nothing left behind: no process at the PID, no stub
+	deadline := time.Now().Add(2 * time.Second)
+	for pidAlive(pid) && time.Now().Before(deadline) {
+		reapZombieChildren()
+		time.Sleep(pollInterval)
+	}
+	if pidAlive(pid) {
+		st := procStatus(fmt.Sprintf("/proc/%d/status", pid))
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		t.Errorf("a process is left at pid %d after the failed restore (name %q, exe %s, state %s)", pid, st["Name"], exe, st["State"])
+		if exe == w.Bin || (cryoBin != "" && strings.HasPrefix(exe, cryoBin)) {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			_, _ = waitForeign(pid, killTimeout)
+		}
+	}
+	checkNoStrayCryo(t, "after the failed restore")
 }
 
 // filesImage decodes files.img of an image directory.

@@ -150,19 +150,6 @@ static void check_memfd(void)
 	       (long)st.st_size, MEMFD_LEN);
 }
 
-/* Like wl_wait_mark, but a timeout is a FAIL (returns 0), not the end. */
-static pid_t await_mark(const char *name, int ms)
-{
-	for (int i = 0; i < ms; i++) {
-		pid_t pid = wl_read_mark(name);
-		if (pid > 0)
-			return pid;
-		wl_msleep(1);
-	}
-	wl_fail("%s[%d]: no mark %s within %d ms", wl_role, (int)wl_exp_pid, name, ms);
-	return 0;
-}
-
 static void *xmap(size_t len, int flags, int fd, void *at)
 {
 	void *p = mmap(at, len, PROT_READ | PROT_WRITE, flags | (at ? MAP_FIXED : 0), fd, 0);
@@ -202,7 +189,7 @@ static void child(void)
 	check_memfd();
 	snprintf(mark, sizeof(mark), "%s.checked", wl_role);
 	wl_mark(mark);
-	if (await_mark("tokens", 5000)) {
+	if (wl_await_mark("tokens", 5000)) {
 		for (int r = 0; r < NREG; r++) {
 			uint64_t got = *word(r, 0);
 			TCHECK(got == root_token(r), "%s: word 0 is %#llx, want the root's token %#llx: not shared",
@@ -307,13 +294,13 @@ int main(int argc, char **argv)
 	wl_tree_check_ids();
 	check_regions();
 	check_memfd();
-	await_mark("A.checked", 5000);
-	await_mark("B.checked", 5000);
+	wl_await_mark("A.checked", 5000);
+	wl_await_mark("B.checked", 5000);
 	for (int r = 0; r < NREG; r++)
 		*word(r, 0) = root_token(r);
 	wl_mark("tokens");
-	await_mark("A.back", 5000);
-	await_mark("B.back", 5000);
+	wl_await_mark("A.back", 5000);
+	wl_await_mark("B.back", 5000);
 	for (int r = 0; r < NREG; r++)
 		for (int k = 1; k <= 2; k++) {
 			uint64_t got = *word(r, k);

@@ -448,6 +448,19 @@ static __attribute__((unused)) pid_t wl_wait_mark(const char *name)
 	return 0;
 }
 
+/* Like wl_wait_mark, but a timeout is a FAIL (returns 0), not the end. */
+static __attribute__((unused)) pid_t wl_await_mark(const char *name, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		pid_t pid = wl_read_mark(name);
+		if (pid > 0)
+			return pid;
+		wl_msleep(1);
+	}
+	wl_fail("%s[%d]: no mark %s within %d ms", wl_role, (int)wl_exp_pid, name, ms);
+	return 0;
+}
+
 /* Bounded waitpid: returns 0 and the status, or -1 (and a FAIL line) if
  * the child did not exit within timeout_ms (it is then SIGKILLed) or is
  * not our child. */

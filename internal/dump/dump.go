@@ -96,6 +96,7 @@ func Dump(opts Options) (err error) {
 
 	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
 	defer d.tr.Close()
+	defer d.files.closeHeld()
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
 	defer func() {
 		if r := recover(); r != nil {
@@ -344,7 +345,7 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		}
 		xfeatures |= xf
 	}
-	if err := d.files.unix.check(d.files, d.opts.ExtUnixSk); err != nil {
+	if err := d.files.unix.check(d.files, d.opts, d.procs); err != nil {
 		return err
 	}
 	if err := d.files.writePipeData(dir); err != nil {
@@ -379,6 +380,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 // It is safe to call more than once.
 func (d *dumper) release() error {
 	first := d.files.repair.Resume()
+	if err := d.putBackBacklogs(); err != nil && first == nil {
+		first = err
+	}
 	for _, p := range d.procs {
 		if err := p.release(); err != nil && first == nil {
 			first = err

@@ -38,6 +38,11 @@ type fileTable struct {
 	shmem      *shmemTable
 	tcp        []tcpStream
 	repair     tcprepair.Set
+	// held: cryo's own descriptors kept open until the dump ends (copies
+	// of descriptors in flight, accepted server ends).
+	held []int
+	// inFlight: those of them that are copies of descriptors in flight.
+	inFlight map[int]bool
 }
 
 func newFileTable() *fileTable {
@@ -134,118 +139,121 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		return nil, fmt.Errorf("process %d: list descriptors: %w", p.pid, err)
 	}
 	var out []*fdinfo.FdinfoEntry
-	// Descriptors that share one open file description (dup, fork) must
-	// come back sharing it: one file entry, several fdinfo entries.
-	byTarget := ft.byTarget
 	for _, fd := range fds {
-		target, err := proc.FdTarget(p.pid, fd)
+		e, err := p.dumpFd(ft, fd)
 		if err != nil {
-			return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+			return nil, err
 		}
-		info, err := proc.ReadFdInfo(p.pid, fd)
-		if err != nil {
-			return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
-		}
-		var fdFlags uint32
-		if info.Flags&unix.O_CLOEXEC != 0 {
-			fdFlags = unix.FD_CLOEXEC
-		}
-		if strings.HasPrefix(target, "pipe:[") {
-			e, err := p.dumpPipe(ft, fd, target, info)
-			if err != nil {
-				return nil, err
-			}
-			e.Flags = proto.Uint32(fdFlags)
-			out = append(out, e)
-			continue
-		}
-		if strings.HasPrefix(target, "socket:[") {
-			e, err := p.dumpUnix(ft, fd, target, info)
-			if err != nil {
-				return nil, err
-			}
-			e.Flags = proto.Uint32(fdFlags)
-			out = append(out, e)
-			continue
-		}
-		if kind, ok := anonKinds[target]; ok {
-			e, err := p.dumpAnon(ft, fd, target, kind, info)
-			if err != nil {
-				return nil, err
-			}
-			e.Flags = proto.Uint32(fdFlags)
-			out = append(out, e)
-			continue
-		}
-		if !strings.HasPrefix(target, "/") {
-			kind, _, _ := strings.Cut(target, ":")
-			return nil, fmt.Errorf("process %d fd %d: %s is not supported yet", p.pid, fd, describeKind(kind, target))
-		}
-		if strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)") {
-			e, err := p.dumpMemfd(ft, fd, target, info)
-			if err != nil {
-				return nil, err
-			}
-			e.Flags = proto.Uint32(fdFlags)
-			out = append(out, e)
-			continue
-		}
-		var st unix.Stat_t
-		if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
-			return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
-		}
-		ghost := false
-		if strings.HasSuffix(target, " (deleted)") {
-			if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
-				return nil, fmt.Errorf("process %d fd %d: %s was deleted while open: only regular files up to %d bytes are saved", p.pid, fd, strings.TrimSuffix(target, " (deleted)"), maxGhost)
-			}
-			ghost = true
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
-		case unix.S_IFCHR:
-			if isTerminal(st.Rdev) && !p.opts.ShellJob {
-				return nil, fmt.Errorf("process %d fd %d: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.pid, fd, target)
-			}
-		case unix.S_IFIFO:
-			e, err := p.dumpFifo(ft, fd, target, info, &st)
-			if err != nil {
-				return nil, err
-			}
-			e.Flags = proto.Uint32(fdFlags)
-			out = append(out, e)
-			continue
-		default:
-			return nil, fmt.Errorf("process %d fd %d: %s: file type %#o is not supported yet", p.pid, fd, target, st.Mode&unix.S_IFMT)
-		}
-		if id, ok := p.sameFile(byTarget[target], fd); ok {
-			out = append(out, &fdinfo.FdinfoEntry{
-				Id: proto.Uint32(id), Flags: proto.Uint32(fdFlags), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd)),
-			})
-			continue
-		}
-		id := ft.addReg(&regfile.RegFileEntry{
-			Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
-			Pos:   proto.Uint64(info.Pos),
-			Fown:  noOwner(),
-			Name:  proto.String(strings.TrimSuffix(target, " (deleted)")),
-			Size:  proto.Uint64(uint64(st.Size)),
-			Mode:  proto.Uint32(st.Mode),
-		}, "")
-		if ghost {
-			if err := ft.addGhost(id, fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
-				return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
-			}
-		}
-		byTarget[target] = append(byTarget[target], seenFile{p.pid, fd, id})
-		out = append(out, &fdinfo.FdinfoEntry{
-			Id:    proto.Uint32(id),
-			Flags: proto.Uint32(fdFlags),
-			Type:  fdinfo.FdTypes_REG.Enum(),
-			Fd:    proto.Uint32(uint32(fd)),
-		})
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// dumpFd describes descriptor fd of p. Descriptors that share one open
+// file description (dup, fork, or one in flight and one held) must come
+// back sharing it: one file entry, several fdinfo entries.
+func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
+	byTarget := ft.byTarget
+	target, err := proc.FdTarget(p.pid, fd)
+	if err != nil {
+		return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+	}
+	info, err := proc.ReadFdInfo(p.pid, fd)
+	if err != nil {
+		return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+	}
+	var fdFlags uint32
+	if info.Flags&unix.O_CLOEXEC != 0 {
+		fdFlags = unix.FD_CLOEXEC
+	}
+	if strings.HasPrefix(target, "pipe:[") {
+		e, err := p.dumpPipe(ft, fd, target, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	if strings.HasPrefix(target, "socket:[") {
+		e, err := p.dumpUnix(ft, fd, target, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	if kind, ok := anonKinds[target]; ok {
+		e, err := p.dumpAnon(ft, fd, target, kind, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	if !strings.HasPrefix(target, "/") {
+		kind, _, _ := strings.Cut(target, ":")
+		return nil, fmt.Errorf("process %d fd %d: %s is not supported yet", p.pid, fd, describeKind(kind, target))
+	}
+	if strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)") {
+		e, err := p.dumpMemfd(ft, fd, target, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
+		return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
+	}
+	ghost := false
+	if strings.HasSuffix(target, " (deleted)") {
+		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
+			return nil, fmt.Errorf("process %d fd %d: %s was deleted while open: only regular files up to %d bytes are saved", p.pid, fd, strings.TrimSuffix(target, " (deleted)"), maxGhost)
+		}
+		ghost = true
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
+	case unix.S_IFCHR:
+		if isTerminal(st.Rdev) && !p.opts.ShellJob {
+			return nil, fmt.Errorf("process %d fd %d: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.pid, fd, target)
+		}
+	case unix.S_IFIFO:
+		e, err := p.dumpFifo(ft, fd, target, info, &st)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	default:
+		return nil, fmt.Errorf("process %d fd %d: %s: file type %#o is not supported yet", p.pid, fd, target, st.Mode&unix.S_IFMT)
+	}
+	if id, ok := p.sameFile(byTarget[target], fd); ok {
+		return &fdinfo.FdinfoEntry{
+			Id: proto.Uint32(id), Flags: proto.Uint32(fdFlags), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd)),
+		}, nil
+	}
+	id := ft.addReg(&regfile.RegFileEntry{
+		Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
+		Pos:   proto.Uint64(info.Pos),
+		Fown:  noOwner(),
+		Name:  proto.String(strings.TrimSuffix(target, " (deleted)")),
+		Size:  proto.Uint64(uint64(st.Size)),
+		Mode:  proto.Uint32(st.Mode),
+	}, "")
+	if ghost {
+		if err := ft.addGhost(id, fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
+			return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
+		}
+	}
+	byTarget[target] = append(byTarget[target], seenFile{p.pid, fd, id})
+	return &fdinfo.FdinfoEntry{
+		Id:    proto.Uint32(id),
+		Flags: proto.Uint32(fdFlags),
+		Type:  fdinfo.FdTypes_REG.Enum(),
+		Fd:    proto.Uint32(uint32(fd)),
+	}, nil
 }
 
 // seenFile is a descriptor already described, and its file id.

@@ -36,6 +36,13 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return nil, fmt.Errorf("%s: socket type %d is not supported yet", where, typ)
 	}
 	listening := get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN) != 0
+	if listening && typ == unix.SOCK_STREAM {
+		// For a listener, TCP_INFO's unacked is the length of its accept
+		// queue. Those connections have no descriptor to save them from.
+		if ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && ti.Unacked > 0 {
+			return nil, fmt.Errorf("%s: TCP listening socket with %d connections waiting to be accepted: not supported yet", where, ti.Unacked)
+		}
+	}
 	local, err := unix.Getsockname(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: getsockname: %w", where, err)

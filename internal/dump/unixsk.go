@@ -2,6 +2,7 @@ package dump
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -34,12 +35,29 @@ type unixTable struct {
 	order  []uint32
 	// external: peers outside the tree saved as external sockets.
 	external map[uint32]bool
+	// accepted: connections taken out of backlogs, in order.
+	accepted []acceptedConn
 }
 
 type unixDumped struct {
 	pid, fd int
+	diag    *sockdiag.Unix
 	entry   *skunix.UnixSkEntry
-	queued  [][]byte // waiting to be read: a stream's bytes, or each message
+	queued  []queuedMsg // waiting to be read: a stream's bytes, or each message
+}
+
+// queuedMsg is one message waiting in a socket (or a run of a stream's
+// bytes), with the descriptors in flight with it.
+type queuedMsg struct {
+	data []byte
+	// fds are the files sent with it (SCM_RIGHTS): their ids in files.img.
+	fds []uint32
+	// from is the name recvfrom gives for its sender ("" for an unnamed
+	// one), and sender that socket's file id once the tree is dumped.
+	from   string
+	sender uint32
+	// cred: the sender's credentials, for a receiver with SO_PASSCRED.
+	cred *unix.Ucred
 }
 
 // dumpUnix describes a Unix socket held at fd.
@@ -68,11 +86,8 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	if u == nil {
 		return p.dumpInet(ft, fd, target, ino, info)
 	}
-	if len(u.Icons) > 0 {
-		return nil, fmt.Errorf("%s: listening socket with %d connections waiting to be accepted: not supported yet", where, len(u.Icons))
-	}
-	if u.State != stateListen && u.State != stateEstablished && u.Type != unix.SOCK_STREAM && u.RQueue > 0 {
-		return nil, fmt.Errorf("%s: datagrams queued in an unconnected %s socket: not supported yet", where, sockType(u.Type))
+	if u.State != stateListen && u.State != stateEstablished && u.Type != unix.SOCK_DGRAM && u.RQueue > 0 {
+		return nil, fmt.Errorf("%s: bytes queued in a disconnected %s socket: not supported yet", where, sockType(u.Type))
 	}
 	name := u.Name
 	if len(name) > 0 && name[0] != 0 {
@@ -104,8 +119,11 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 			e.FilePerms = &skunix.FilePermsEntry{Mode: proto.Uint32(st.Mode), Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid)}
 		}
 	}
-	d := &unixDumped{pid: p.pid, fd: fd, entry: e}
-	opts, queued, cred, err := socketState(p.pid, fd, u.Type, u.State == stateEstablished)
+	d := &unixDumped{pid: p.pid, fd: fd, diag: u, entry: e}
+	// A datagram socket that is not connected can have messages queued
+	// from any sender.
+	peek := u.State == stateEstablished || (u.State != stateListen && u.RQueue > 0)
+	opts, queued, cred, err := p.socketState(ft, fd, u.Type, peek)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -135,10 +153,10 @@ func sockType(t uint8) string {
 
 // socketState takes a copy of the socket (pidfd_getfd) to read its buffer
 // sizes and, if asked, what is queued for reading, peeked without taking
-// it (SO_PEEK_OFF walks through the queue): a stream's bytes in one piece,
-// or each datagram or seqpacket message.
-func socketState(pid, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, [][]byte, *unix.Ucred, error) {
-	s, err := proc.CopyFd(pid, fd)
+// it (SO_PEEK_OFF walks through the queue): a stream's bytes, or each
+// datagram or seqpacket message, with the descriptors in flight with them.
+func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, []queuedMsg, *unix.Ucred, error) {
+	s, err := proc.CopyFd(p.pid, fd)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -156,43 +174,255 @@ func socketState(pid, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, [][]by
 	if !peek {
 		return opts, nil, cred, nil
 	}
-	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
-		return nil, nil, nil, fmt.Errorf("peek offset: %w", err)
+	q := queuePeeker{s: s, stream: typ == unix.SOCK_STREAM}
+	queued, err := q.peekAll()
+	for _, m := range queued {
+		ft.held = append(ft.held, m.rights...)
 	}
-	defer unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, -1)
-	var queued [][]byte
-	stream := typ == unix.SOCK_STREAM
-	// A message is bounded by the sender's buffer; a bigger one is refused.
-	buf := make([]byte, 4<<20)
-	oob := make([]byte, 256)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	msgs := make([]queuedMsg, len(queued))
+	for i, m := range queued {
+		msgs[i] = queuedMsg{data: m.data, from: m.from, cred: m.cred}
+		if len(m.rights) > 0 && p.pid == os.Getpid() && ft.inFlight[fd] {
+			return nil, nil, nil, fmt.Errorf("descriptors in flight inside a socket in flight: not supported")
+		}
+		for _, r := range m.rights {
+			id, err := ft.describeInFlight(p.opts, r)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			msgs[i].fds = append(msgs[i].fds, id)
+		}
+	}
+	return opts, msgs, cred, nil
+}
+
+// peekedMsg is a queued message as peeked: cryo's copies of the
+// descriptors in flight with it are open until the dump ends.
+type peekedMsg struct {
+	data []byte
+	control
+	from string
+}
+
+// control is what a message carries besides its bytes.
+type control struct {
+	rights []int
+	// cred is the sender's credentials (SCM_CREDENTIALS), which the
+	// kernel gives only to a receiver with SO_PASSCRED; nil if none were
+	// attached to the message.
+	cred *unix.Ucred
+}
+
+// oob is c as control messages to send again.
+func (c control) oob() []byte {
+	var b []byte
+	if len(c.rights) > 0 {
+		b = unix.UnixRights(c.rights...)
+	}
+	if c.cred != nil {
+		b = append(b, unix.UnixCredentials(c.cred)...)
+	}
+	return b
+}
+
+// sameCred tells whether two runs of a stream carry the same credentials.
+func (c control) sameCred(o control) bool {
+	if c.cred == nil || o.cred == nil {
+		return c.cred == o.cred
+	}
+	return *c.cred == *o.cred
+}
+
+// queuePeeker reads a socket's receive queue without taking anything.
+type queuePeeker struct {
+	s      int
+	stream bool
+	buf    []byte
+	oob    []byte
+}
+
+func (q *queuePeeker) peekAll() ([]peekedMsg, error) {
+	// The peek offset belongs to the socket, which the tree shares: it is
+	// put back as it was.
+	was, err := unix.GetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF)
+	if err != nil {
+		return nil, fmt.Errorf("peek offset: %w", err)
+	}
+	if err := unix.SetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
+		return nil, fmt.Errorf("peek offset: %w", err)
+	}
+	defer unix.SetsockoptInt(q.s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, was)
+	// A message is bounded by the sender's buffer; a bigger one is
+	// refused. SCM_RIGHTS carries at most 253 descriptors.
+	q.buf, q.oob = make([]byte, 4<<20), make([]byte, unix.CmsgSpace(253*4)+unix.CmsgSpace(64))
+	var out []peekedMsg
 	for {
-		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		n, ctl, from, err := q.peek()
 		if err == unix.EAGAIN {
-			break
+			return out, nil
 		}
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("peek queued bytes: %w", err)
-		}
-		if oobn > 0 {
-			return nil, nil, nil, fmt.Errorf("descriptors or credentials in flight: not supported yet")
-		}
-		if flags&unix.MSG_TRUNC != 0 {
-			return nil, nil, nil, fmt.Errorf("queued message of more than %d bytes: not supported", len(buf))
+			return out, err
 		}
 		if n == 0 {
-			if stream {
-				break // the peer shut down writing: the end of the stream
+			if q.stream {
+				return out, nil // the peer shut down writing: the end of the stream
 			}
-			return nil, nil, nil, fmt.Errorf("empty message queued: not supported yet")
+			closeAll(ctl.rights)
+			return out, fmt.Errorf("empty message queued: not supported yet")
 		}
-		msg := append([]byte(nil), buf[:n]...)
-		if stream && len(queued) > 0 {
-			queued[0] = append(queued[0], msg...)
-		} else {
-			queued = append(queued, msg)
+		data := append([]byte(nil), q.buf[:n]...)
+		if q.stream && len(ctl.rights) > 0 && n > 1 {
+			// A peek of a stream stops after the message that carried
+			// descriptors, but glues the bytes before it to it, and no peek
+			// tells where it starts (on 6.18 a peek of any byte before it
+			// returns its descriptors). They come back with its last
+			// byte: a reader gets them with the byte it got them with, or
+			// with a later one, never with earlier bytes.
+			out = appendStream(out, peekedMsg{data: data[:n-1], control: control{cred: ctl.cred}})
+			data = data[n-1:]
+		}
+		if q.stream {
+			out = appendStream(out, peekedMsg{data: data, control: ctl})
+			continue
+		}
+		out = append(out, peekedMsg{data: data, control: ctl, from: from})
+	}
+}
+
+// appendStream adds a run of a stream's bytes, joined to the previous run
+// unless either carries descriptors or their credentials differ.
+func appendStream(out []peekedMsg, m peekedMsg) []peekedMsg {
+	if n := len(out); n > 0 && len(m.rights) == 0 && len(out[n-1].rights) == 0 && m.sameCred(out[n-1].control) {
+		out[len(out)-1].data = append(out[len(out)-1].data, m.data...)
+		return out
+	}
+	return append(out, m)
+}
+
+// peek peeks the next message (or a stream's bytes, up to the end of the
+// next message with descriptors): its length, what it carries (cryo's
+// copies of the descriptors in flight with it) and its sender's name.
+func (q *queuePeeker) peek() (int, control, string, error) {
+	got, oobn, flags, from, err := unix.Recvmsg(q.s, q.buf, q.oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if err != nil {
+		if err == unix.EAGAIN {
+			return 0, control{}, "", err
+		}
+		return 0, control{}, "", fmt.Errorf("peek queued bytes: %w", err)
+	}
+	ctl, err := parseControl(q.oob[:oobn])
+	if err == nil && flags&unix.MSG_CTRUNC != 0 {
+		err = fmt.Errorf("more descriptors in flight than SCM_RIGHTS can carry")
+	}
+	if err == nil && flags&unix.MSG_TRUNC != 0 {
+		err = fmt.Errorf("queued message of more than %d bytes: not supported", len(q.buf))
+	}
+	if err != nil {
+		closeAll(ctl.rights)
+		return 0, control{}, "", err
+	}
+	return got, ctl, sockaddrName(from), nil
+}
+
+// parseControl reads the control messages of a peeked message: the
+// descriptors of SCM_RIGHTS and the credentials of SCM_CREDENTIALS; any
+// other kind is refused.
+func parseControl(oob []byte) (control, error) {
+	var c control
+	if len(oob) == 0 {
+		return c, nil
+	}
+	cms, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return c, fmt.Errorf("control message: %w", err)
+	}
+	for i := range cms {
+		h := cms[i].Header
+		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS:
+			r, err := unix.ParseUnixRights(&cms[i])
+			if err != nil {
+				closeAll(c.rights)
+				return control{}, fmt.Errorf("SCM_RIGHTS: %w", err)
+			}
+			c.rights = append(c.rights, r...)
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS:
+			cred, err := unix.ParseUnixCredentials(&cms[i])
+			if err != nil {
+				closeAll(c.rights)
+				return control{}, fmt.Errorf("SCM_CREDENTIALS: %w", err)
+			}
+			// pid 0: none were attached when it was sent (nobody asked
+			// for them then).
+			if cred.Pid != 0 {
+				c.cred = cred
+			}
+		default:
+			closeAll(c.rights)
+			return control{}, fmt.Errorf("control message (level %d, type %d) on a queued message: not supported yet", h.Level, h.Type)
 		}
 	}
-	return opts, queued, cred, nil
+	return c, nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// sockaddrName is a Unix socket name as sock_diag gives it: a path, or an
+// abstract name with its leading NUL; "" for an unnamed socket.
+func sockaddrName(sa unix.Sockaddr) string {
+	su, ok := sa.(*unix.SockaddrUnix)
+	if !ok || su.Name == "" {
+		return ""
+	}
+	if su.Name[0] == '@' {
+		return "\x00" + su.Name[1:]
+	}
+	return su.Name
+}
+
+// describeInFlight describes a file cryo received by peeking a queue (its
+// copy of a descriptor in flight) like a descriptor of the tree: the same
+// open file as a descriptor some process holds shares its entry. cryo
+// keeps the copy open until the dump ends, so that later descriptors are
+// compared with it (kcmp).
+func (ft *fileTable) describeInFlight(opts Options, fd int) (uint32, error) {
+	self := &process{pid: os.Getpid(), opts: opts}
+	target, err := proc.FdTarget(self.pid, fd)
+	if err != nil {
+		return 0, fmt.Errorf("descriptor in flight: %w", err)
+	}
+	switch {
+	case strings.HasPrefix(target, "pipe:["):
+	case strings.HasPrefix(target, "socket:["):
+		ino, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
+		if ft.unix.diag[uint32(ino)] == nil {
+			return 0, fmt.Errorf("descriptor in flight: %s is not a Unix socket: not supported yet", target)
+		}
+	case strings.HasPrefix(target, "/"):
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return 0, fmt.Errorf("descriptor in flight: %s is not a regular file: not supported yet", target)
+		}
+	default:
+		return 0, fmt.Errorf("descriptor in flight: %s: only regular files, pipes and Unix sockets are supported", target)
+	}
+	if ft.inFlight == nil {
+		ft.inFlight = map[int]bool{}
+	}
+	ft.inFlight[fd] = true
+	e, err := self.dumpFd(ft, fd)
+	if err != nil {
+		return 0, fmt.Errorf("descriptor in flight: %w", err)
+	}
+	return e.GetId(), nil
 }
 
 // usk_extern: CRIU's flag for a socket outside the tree.
@@ -203,7 +433,11 @@ const uskExtern = 1
 // datagram one connected to a named peer: then the peer goes into the
 // image as an external socket, and restore connects to its name again (a
 // stream connection cannot be made again without the peer's consent).
-func (ut *unixTable) check(ft *fileTable, external bool) error {
+func (ut *unixTable) check(ft *fileTable, opts Options, procs []*process) error {
+	external := opts.ExtUnixSk
+	if err := ut.checkBacklogs(ft, opts); err != nil {
+		return err
+	}
 	for _, ino := range ut.order {
 		d := ut.dumped[ino]
 		peer := d.entry.GetPeer()
@@ -241,7 +475,75 @@ func (ut *unixTable) check(ft *fileTable, external bool) error {
 		}
 		usk.Id = proto.Uint32(ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_UNIXSK.Enum(), Usk: usk}))
 	}
+	if err := ut.checkCreds(procs); err != nil {
+		return err
+	}
+	return ut.resolveSenders()
+}
+
+// checkCreds refuses a queued message whose credentials name a process
+// outside the tree: restore sends each message again with its
+// credentials, and only the tree's processes exist then.
+func (ut *unixTable) checkCreds(procs []*process) error {
+	inTree := map[int]bool{}
+	for _, p := range procs {
+		inTree[p.pid] = true
+	}
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		for _, m := range d.queued {
+			if m.cred != nil && !inTree[int(m.cred.Pid)] {
+				return fmt.Errorf("process %d fd %d: Unix socket %d has a message queued with the credentials of process %d, outside the tree: not supported", d.pid, d.fd, ino, m.cred.Pid)
+			}
+		}
+	}
 	return nil
+}
+
+// resolveSenders finds, for each datagram queued in a socket that is not
+// connected both ways with its sender, the sending socket by the name
+// recvfrom gives: restore sends the datagram from it again, so that the
+// receiver sees the same source. A named sender outside the tree is
+// refused: nothing could send from its name. An unnamed sender leaves no
+// trace the receiver can see, and any unnamed socket stands for it.
+func (ut *unixTable) resolveSenders() error {
+	byName := map[string]*unixDumped{}
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		if name := string(d.entry.GetName()); name != "" && d.entry.GetType() == unix.SOCK_DGRAM {
+			byName[name] = d
+		}
+	}
+	for _, ino := range ut.order {
+		d := ut.dumped[ino]
+		if peer := ut.dumped[d.entry.GetPeer()]; peer != nil && peer.entry.GetPeer() == ino {
+			continue // a pair: the peer sent everything
+		}
+		if _, of, _ := image.Backlog(d.entry); of != 0 {
+			continue // the server end of a connection waiting in a backlog
+		}
+		for i := range d.queued {
+			m := &d.queued[i]
+			if m.from == "" {
+				continue
+			}
+			sender := byName[m.from]
+			if sender == nil || sender.entry.GetType() != d.entry.GetType() {
+				return fmt.Errorf("process %d fd %d: Unix socket %d has a datagram queued from %q, a socket outside the tree: not supported", d.pid, d.fd, ino, printableName(m.from))
+			}
+			m.sender = sender.entry.GetId()
+		}
+	}
+	return nil
+}
+
+func printableName(name string) string { return strings.Replace(name, "\x00", "@", 1) }
+
+// closeHeld closes cryo's copies of descriptors in flight and the server
+// ends it accepted.
+func (ft *fileTable) closeHeld() {
+	closeAll(ft.held)
+	ft.held = nil
 }
 
 // write saves what is queued in sockets to sk-queues.img: a stream's
@@ -252,8 +554,18 @@ func (ut *unixTable) write(dir *image.Dir) error {
 	for _, ino := range ut.order {
 		d := ut.dumped[ino]
 		for _, msg := range d.queued {
-			entries = append(entries, &skpacket.SkPacketEntry{IdFor: proto.Uint32(d.entry.GetId()), Length: proto.Uint32(uint32(len(msg)))})
-			payloads = append(payloads, msg)
+			e := &skpacket.SkPacketEntry{IdFor: proto.Uint32(d.entry.GetId()), Length: proto.Uint32(uint32(len(msg.data)))}
+			if len(msg.fds) > 0 {
+				e.Scm = []*skpacket.ScmEntry{{Type: proto.Uint32(unix.SCM_RIGHTS), Rights: msg.fds}}
+			}
+			if msg.sender != 0 {
+				image.SetPacketSender(e, msg.sender)
+			}
+			if c := msg.cred; c != nil {
+				image.SetPacketCred(e, image.PeerCred{Pid: uint32(c.Pid), UID: c.Uid, GID: c.Gid})
+			}
+			entries = append(entries, e)
+			payloads = append(payloads, msg.data)
 		}
 	}
 	if len(entries) == 0 {

@@ -150,25 +150,42 @@ const (
 type PeerCred struct{ Pid, UID, GID uint32 }
 
 // SetPeerCred records c in a socket entry.
-func SetPeerCred(e proto.Message, c PeerCred) {
-	e.ProtoReflect().SetUnknown(appendVarints(nil,
-		fieldPeerPid, uint64(c.Pid), fieldPeerUID, uint64(c.UID), fieldPeerGID, uint64(c.GID)))
-}
+func SetPeerCred(e proto.Message, c PeerCred) { setCred(e, fieldPeerPid, c) }
 
 // GetPeerCred reads what SetPeerCred recorded; ok is false if nothing was.
-func GetPeerCred(e proto.Message) (c PeerCred, ok bool, err error) {
+func GetPeerCred(e proto.Message) (c PeerCred, ok bool, err error) { return getCred(e, fieldPeerPid) }
+
+// setCred appends c as three varint fields numbered from pidField.
+func setCred(e proto.Message, pidField protowire.Number, c PeerCred) {
+	e.ProtoReflect().SetUnknown(appendVarints(e.ProtoReflect().GetUnknown(),
+		pidField, uint64(c.Pid), pidField+1, uint64(c.UID), pidField+2, uint64(c.GID)))
+}
+
+// getCred reads what setCred recorded at pidField.
+func getCred(e proto.Message, pidField protowire.Number) (c PeerCred, ok bool, err error) {
 	err = varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
 		switch num {
-		case fieldPeerPid:
+		case pidField:
 			c.Pid, ok = uint32(v), true
-		case fieldPeerUID:
+		case pidField + 1:
 			c.UID = uint32(v)
-		case fieldPeerGID:
+		case pidField + 2:
 			c.GID = uint32(v)
 		}
 	})
 	return c, ok, err
 }
+
+// A receiver with SO_PASSCRED gets each message's sender credentials
+// (SCM_CREDENTIALS). CRIU's sk_packet_entry in go-criu has no field for
+// them; cryo keeps them after the sender, ids as the host sees them.
+const fieldPacketPid protowire.Number = 1002
+
+// SetPacketCred records the credentials a queued message carries.
+func SetPacketCred(e proto.Message, c PeerCred) { setCred(e, fieldPacketPid, c) }
+
+// PacketCred reads what SetPacketCred recorded; ok is false if nothing was.
+func PacketCred(e proto.Message) (c PeerCred, ok bool, err error) { return getCred(e, fieldPacketPid) }
 
 // pstree_entry keeps pids as cryo's pid namespace sees them; the ids in
 // the tree's own pid namespace (one level below) are an extra field,
@@ -214,4 +231,66 @@ func PidnsOwner(e proto.Message) (uint32, error) {
 		}
 	})
 	return id, err
+}
+
+// A datagram queued in a socket that is not connected to its sender came
+// from some socket, and recvfrom tells the receiver that socket's name.
+// sk_packet_entry's field for it (addr) is only reserved in CRIU's
+// messages; cryo keeps the file id of the sending socket (0: an unnamed
+// sender, which any unnamed socket can stand for).
+const fieldPacketSender protowire.Number = 1001
+
+// SetPacketSender records the file id of the socket a message came from.
+func SetPacketSender(e proto.Message, id uint32) {
+	e.ProtoReflect().SetUnknown(appendVarints(e.ProtoReflect().GetUnknown(), fieldPacketSender, uint64(id)))
+}
+
+// PacketSender reads what SetPacketSender recorded (0 if nothing).
+func PacketSender(e proto.Message) (uint32, error) {
+	var id uint32
+	err := varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		if num == fieldPacketSender {
+			id = uint32(v)
+		}
+	})
+	return id, err
+}
+
+// Connections waiting in a listener's backlog: CRIU records the client
+// end with the listener as its peer, and nothing of the server end, which
+// has no descriptor. cryo also keeps the order of the backlog (the
+// clients' inodes, first to be accepted first) in the listener's entry,
+// and, when a client already sent data, the server end as an entry of its
+// own that names its listener, so that sk-queues.img can hold its bytes.
+const (
+	fieldUnixBacklog   protowire.Number = 1004
+	fieldUnixBacklogOf protowire.Number = 1005
+)
+
+// AddBacklog appends the inodes of a listener's waiting clients, in order.
+func AddBacklog(e proto.Message, clients []uint32) {
+	b := e.ProtoReflect().GetUnknown()
+	for _, c := range clients {
+		b = appendVarints(b, fieldUnixBacklog, uint64(c))
+	}
+	e.ProtoReflect().SetUnknown(b)
+}
+
+// SetBacklogOf marks an entry as the server end of a connection waiting in
+// the backlog of listener ino.
+func SetBacklogOf(e proto.Message, listener uint32) {
+	e.ProtoReflect().SetUnknown(appendVarints(e.ProtoReflect().GetUnknown(), fieldUnixBacklogOf, uint64(listener)))
+}
+
+// Backlog reads what AddBacklog and SetBacklogOf recorded.
+func Backlog(e proto.Message) (clients []uint32, of uint32, err error) {
+	err = varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		switch num {
+		case fieldUnixBacklog:
+			clients = append(clients, uint32(v))
+		case fieldUnixBacklogOf:
+			of = uint32(v)
+		}
+	})
+	return clients, of, err
 }

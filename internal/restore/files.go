@@ -54,6 +54,13 @@ type filePlan struct {
 	ghostPaths map[uint32]string
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
+	// madeIn: the process each file was created in (at its temporary
+	// descriptor), for what is done to the files once all exist.
+	madeIn map[uint32]*process
+	// oneWay: Unix sockets connected to a peer that is not connected back
+	// (a client to a listener, a datagram socket to a bound one): they are
+	// connected once every socket exists.
+	oneWay []uint32
 }
 
 // tempCount is how many temporary descriptors the plan uses.
@@ -68,13 +75,25 @@ type fileJob struct {
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
-	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{}}
+	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{},
+		madeIn: map[uint32]*process{}}
 	holders := map[uint32][]*process{}
 	base := uint64(3)
 	for _, p := range procs {
 		for _, fd := range p.c.fds {
 			holders[fd.GetId()] = append(holders[fd.GetId()], p)
 			base = max(base, uint64(fd.GetFd())+1)
+		}
+	}
+	// Files in flight (sent with SCM_RIGHTS, not received yet) that no
+	// process holds are made by the root, and sent again from there.
+	for _, msgs := range s.skQueues {
+		for _, m := range msgs {
+			for _, id := range m.fds {
+				if len(holders[id]) == 0 {
+					holders[id] = []*process{procs[0]}
+				}
+			}
 		}
 	}
 	fp.base = base
@@ -104,7 +123,13 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			external := ok && s.files[peer].GetUsk().GetUflags()&uskExtern != 0
 			if ok && u.GetPeer() != 0 && !external {
 				if s.files[peer].GetUsk().GetPeer() != u.GetIno() {
-					return nil, fmt.Errorf("Unix socket %d is connected one way to socket %d: not supported yet", u.GetIno(), u.GetPeer())
+					if err := checkOneWay(u, s.files[peer].GetUsk()); err != nil {
+						return nil, err
+					}
+					fp.oneWay = append(fp.oneWay, id)
+					lca := commonAncestor(holders[id])
+					fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id}})
+					continue
 				}
 				paired[id], paired[peer] = true, true
 				lca := commonAncestor(append(append([]*process(nil), holders[id]...), holders[peer]...))
@@ -322,6 +347,9 @@ func (fp *filePlan) openIn(p *process) error {
 		}
 		if err != nil {
 			return err
+		}
+		for _, id := range j.ids {
+			fp.madeIn[id] = p
 		}
 	}
 	return nil

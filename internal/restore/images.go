@@ -34,7 +34,7 @@ type snapshot struct {
 	pipeBytes map[uint32][]byte
 	fifos     map[uint32]*pipedata.PipeDataEntry // by FIFO inode
 	fifoBytes map[uint32][]byte
-	skQueues  map[uint32][][]byte               // to read, by socket file id: stream bytes or messages
+	skQueues  map[uint32][]queuedMsg            // to read, by socket file id: stream bytes or messages
 	ghosts    map[uint32]*ghost                 // deleted-while-open files, by file id
 	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
 	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
@@ -260,7 +260,7 @@ func (s *snapshot) loadPipeData(dir *image.Dir) error {
 	if s.fifos, s.fifoBytes, err = loadQueues(dir, dump.FifoDataName, "FIFO_DATA"); err != nil {
 		return err
 	}
-	s.skQueues = map[uint32][][]byte{}
+	s.skQueues = map[uint32][]queuedMsg{}
 	entries, payloads, err := dir.ReadPayloads(dump.SkQueuesName, "SK_QUEUES")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -273,9 +273,69 @@ func (s *snapshot) loadPipeData(dir *image.Dir) error {
 		if !ok || s.files[e.GetIdFor()].GetUsk() == nil {
 			return fmt.Errorf("%s: entry %d is not for a Unix socket of the tree", dump.SkQueuesName, i)
 		}
-		s.skQueues[e.GetIdFor()] = append(s.skQueues[e.GetIdFor()], payloads[i])
+		msg, err := s.queuedMsg(e, payloads[i])
+		if err != nil {
+			return fmt.Errorf("%s: entry %d: %w", dump.SkQueuesName, i, err)
+		}
+		s.skQueues[e.GetIdFor()] = append(s.skQueues[e.GetIdFor()], msg)
 	}
 	return nil
+}
+
+// queuedMsg is one message (or run of a stream's bytes) to queue again,
+// with the files in flight with it and the socket it came from.
+type queuedMsg struct {
+	data   []byte
+	fds    []uint32 // file ids, sent with SCM_RIGHTS
+	sender uint32   // file id of the sending socket, 0 if unnamed or the peer
+	// cred: the sender's credentials (SCM_CREDENTIALS), if it had any.
+	cred *unix.Ucred
+}
+
+// maxRights is SCM_MAX_FD: the most descriptors one message carries.
+const maxRights = 253
+
+// queuedMsg checks what an sk-queues entry refers to: files of kinds that
+// can be in flight, and a sending Unix socket.
+func (s *snapshot) queuedMsg(e *skpacket.SkPacketEntry, data []byte) (queuedMsg, error) {
+	m := queuedMsg{data: data}
+	var err error
+	if m.sender, err = image.PacketSender(e); err != nil {
+		return m, err
+	}
+	if m.sender != 0 && s.files[m.sender].GetUsk() == nil {
+		return m, fmt.Errorf("sender %d is not a Unix socket of the image", m.sender)
+	}
+	c, ok, err := image.PacketCred(e)
+	if err != nil {
+		return m, err
+	}
+	if ok {
+		m.cred = &unix.Ucred{Pid: int32(c.Pid), Uid: c.UID, Gid: c.GID}
+	}
+	if len(e.GetScm()) > 1 {
+		return m, fmt.Errorf("%d control messages", len(e.GetScm()))
+	}
+	for _, scm := range e.GetScm() {
+		if scm.GetType() != unix.SCM_RIGHTS {
+			return m, fmt.Errorf("control message of type %d is not supported", scm.GetType())
+		}
+		if len(scm.GetRights()) == 0 || len(scm.GetRights()) > maxRights {
+			return m, fmt.Errorf("%d descriptors in flight", len(scm.GetRights()))
+		}
+		for _, id := range scm.GetRights() {
+			if s.files[id] == nil {
+				return m, fmt.Errorf("file %d in flight is not in the image", id)
+			}
+			switch s.files[id].GetType() {
+			case fdinfo.FdTypes_REG, fdinfo.FdTypes_PIPE, fdinfo.FdTypes_UNIXSK:
+			default:
+				return m, fmt.Errorf("file %d in flight: type %v is not supported", id, s.files[id].GetType())
+			}
+		}
+		m.fds = scm.GetRights()
+	}
+	return m, nil
 }
 
 func loadQueues(dir *image.Dir, name, magic string) (map[uint32]*pipedata.PipeDataEntry, map[uint32][]byte, error) {

@@ -45,6 +45,9 @@ func (r *restorer) createTree() error {
 	if err := r.build(root); err != nil {
 		return err
 	}
+	if err := r.files.linkUnix(); err != nil {
+		return err
+	}
 	if err := r.setGroups(); err != nil {
 		return err
 	}
@@ -130,6 +133,12 @@ func (r *restorer) createRoot(root *process) error {
 	}
 	if err := parent.clone(root, flags, exitSignal); err != nil {
 		return err
+	}
+	// The stub goes: the root holds what it made.
+	for id, p := range r.files.madeIn {
+		if p == stubScratch {
+			r.files.madeIn[id] = root
+		}
 	}
 	r.stub.Kill()
 	r.stub.WaitExit()

@@ -8,7 +8,7 @@ import (
 
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
-	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/sockdiag"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,15 +39,6 @@ func (fp *filePlan) makeUnixPair(p *process, ids []uint32) error {
 		}
 		if err := fp.socketSettings(p, id); err != nil {
 			return err
-		}
-	}
-	for i, id := range ids {
-		// What this end had to read is written into the other end: a
-		// message per write, so that datagrams keep their boundaries.
-		for _, msg := range fp.snap.skQueues[id] {
-			if err := writeThrough(p, fp.temp[ids[1-i]], msg); err != nil {
-				return fmt.Errorf("%s: queue %d bytes: %w", where, len(msg), err)
-			}
 		}
 	}
 	return nil
@@ -109,11 +100,7 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	}
 	defer t.Syscall(unix.SYS_CLOSE, listener)
 	bindTo := func(name []byte) (uint64, int, error) {
-		sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
-		sa = append(sa, name...)
-		if len(name) > 0 && name[0] != 0 {
-			sa = append(sa, 0)
-		}
+		sa := sockdiag.Sockaddr(name)
 		addr, err := p.putAt(512, sa)
 		if err != nil {
 			return 0, 0, err
@@ -187,7 +174,7 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 		if name[0] != 0 {
 			removeStaleSocket(string(name))
 		}
-		sa := unixSockaddr(name)
+		sa := sockdiag.Sockaddr(name)
 		addr, err := p.put(sa)
 		if err != nil {
 			return err
@@ -205,7 +192,7 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 			return fmt.Errorf("%s: listen: %w", where, err)
 		}
 	}
-	if u.GetPeer() != 0 {
+	if u.GetPeer() != 0 && !fp.isOneWay(id) {
 		if err := fp.connectExternal(p, fd, u.GetPeer()); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
@@ -233,24 +220,6 @@ func (fp *filePlan) socketSettings(p *process, id uint32) error {
 	}
 	if opts.GetSoPasscred() {
 		set(unix.SO_PASSCRED, 1)
-	}
-	return nil
-}
-
-// writeThrough writes data into descriptor fd of the process from cryo,
-// through a copy of it (pidfd_getfd): sockets cannot be reopened by path.
-func writeThrough(p *process, fd uint64, data []byte) error {
-	s, err := proc.CopyFd(p.pid, int(fd))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(s)
-	for len(data) > 0 {
-		n, err := unix.Write(s, data)
-		if err != nil {
-			return err
-		}
-		data = data[n:]
 	}
 	return nil
 }
@@ -313,26 +282,23 @@ func (fp *filePlan) connectExternal(p *process, fd uint64, ino uint32) error {
 		if len(name) == 0 || len(name) > 107 {
 			return fmt.Errorf("external peer %d: name of %d bytes", ino, len(name))
 		}
-		sa := unixSockaddr(name)
-		addr, err := p.put(sa)
-		if err != nil {
-			return err
-		}
-		if _, err := p.leader.Syscall(unix.SYS_CONNECT, fd, addr, uint64(len(sa))); err != nil {
-			return fmt.Errorf("connect to external peer %q: %w", printable(name), err)
+		if err := connectName(p, fd, name); err != nil {
+			return fmt.Errorf("external peer: %w", err)
 		}
 		return nil
 	}
 	return fmt.Errorf("peer %d is neither in the tree nor an external socket", ino)
 }
 
-// unixSockaddr is struct sockaddr_un for a path (NUL-terminated) or an
-// abstract name (leading NUL, exact length).
-func unixSockaddr(name []byte) []byte {
-	sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
-	sa = append(sa, name...)
-	if name[0] != 0 {
-		sa = append(sa, 0)
+// connectName connects the socket at fd of p to a name, from p.
+func connectName(p *process, fd uint64, name []byte) error {
+	sa := sockdiag.Sockaddr(name)
+	addr, err := p.put(sa)
+	if err != nil {
+		return err
 	}
-	return sa
+	if _, err := p.leader.Syscall(unix.SYS_CONNECT, fd, addr, uint64(len(sa))); err != nil {
+		return fmt.Errorf("connect to %q: %w", printable(name), err)
+	}
+	return nil
 }

@@ -139,3 +139,14 @@ func parseUnix(b []byte) (*Unix, error) {
 	}
 	return u, nil
 }
+
+// Sockaddr is struct sockaddr_un for a name as Unix reports it: a path
+// (given NUL-terminated) or an abstract name (leading NUL, exact length).
+func Sockaddr(name []byte) []byte {
+	sa := binary.LittleEndian.AppendUint16(nil, unix.AF_UNIX)
+	sa = append(sa, name...)
+	if len(name) > 0 && name[0] != 0 {
+		sa = append(sa, 0)
+	}
+	return sa
+}

@@ -46,3 +46,18 @@ func TestUnixPairAndListener(t *testing.T) {
 		t.Errorf("listener: %+v", ls)
 	}
 }
+
+// TestSockaddr: a path is NUL-terminated, an abstract name is exact.
+func TestSockaddr(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want []byte
+	}{
+		{"/run/x.sock", append([]byte{1, 0}, "/run/x.sock\x00"...)},
+		{"\x00abs", append([]byte{1, 0}, "\x00abs"...)},
+	} {
+		if got := Sockaddr([]byte(c.name)); string(got) != string(c.want) {
+			t.Errorf("Sockaddr(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}

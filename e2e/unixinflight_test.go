@@ -1,0 +1,282 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
+	"github.com/cryo-cr/cryo/internal/image"
+	"google.golang.org/protobuf/proto"
+)
+
+// TestE2EUnixBacklog: connections waiting in the backlogs of a stream
+// listener (three clients: 5000 bytes sent, nothing, 4 bytes) and of a
+// seqpacket listener bound to a path (two messages sent) come back in
+// order: after restore each listener accepts them, each server end reads
+// what its client sent and nothing more, SO_PEERCRED names the process,
+// and bytes go both ways. Reading what a client sent takes its connection
+// out of the backlog: with --leave-running cryo puts the connections back,
+// and the original process passes the same checks.
+func TestE2EUnixBacklog(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		t.Run("leave-running", func(t *testing.T) {
+			w := startWorkload(t, bin, "backlog")
+			w.Checkpoint("--leave-running")
+			w.assertRunningUntouched("after dump --leave-running")
+			w.Finish()
+		})
+		t.Run("restore", func(t *testing.T) {
+			checkpointRestore(t, bin, "backlog")
+		})
+	})
+}
+
+// TestE2EUnixScmRights: descriptors in flight (SCM_RIGHTS, sent and not
+// received) come back with their messages, in order: a regular file held
+// by nothing else (offset, access mode, content), a file the process also
+// holds (one shared offset), a pipe's read end with its bytes, another
+// pipe's write end, a stream socket with bytes queued to it; and in a
+// stream, the bytes before the message that carried a descriptor come
+// without it. CRIU's crit reads the descriptors in sk-queues.img.
+func TestE2EUnixScmRights(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		w := startWorkload(t, bin, "scm")
+		w.Checkpoint()
+		if !noCR {
+			criuCritRights(t, filepath.Join(w.ImgDir, "sk-queues.img"))
+		}
+		w.Restore()
+		w.Finish()
+	})
+}
+
+// criuCritRights decodes an sk-queues.img with CRIU's crit (package criu,
+// which scripts/install-test-deps.sh installs) and checks that it shows
+// descriptors in flight (an scm entry of type SCM_RIGHTS).
+func criuCritRights(t *testing.T, path string) {
+	t.Helper()
+	critPath, err := exec.LookPath("crit")
+	if err != nil {
+		t.Fatal("CRIU's crit is not installed: run scripts/install-test-deps.sh")
+	}
+	out, err := exec.Command(critPath, "decode", "-i", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("crit decode %s: %v\n%s", path, err, out)
+	}
+	var img struct {
+		Magic   string
+		Entries []struct {
+			Scm []struct {
+				Type   int
+				Rights []uint32
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &img); err != nil {
+		t.Fatalf("crit decode %s: %v", path, err)
+	}
+	rights := 0
+	for _, e := range img.Entries {
+		for _, s := range e.Scm {
+			if s.Type == 1 {
+				rights += len(s.Rights)
+			}
+		}
+	}
+	if img.Magic != "SK_QUEUES" || rights == 0 {
+		t.Errorf("crit decode %s: magic %s, %d descriptors in flight; want SK_QUEUES and some", path, img.Magic, rights)
+	}
+}
+
+// TestE2EUnixDgramUnconnected: datagrams queued in a datagram socket that
+// is connected to nobody, from three senders of the process (bound to a
+// path, unnamed, and bound to an abstract name and connected to the
+// receiver), come back in order, each with its sender's address; the
+// connected sender is connected again and a reply to the path sender
+// reaches it.
+func TestE2EUnixDgramUnconnected(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "dgram")
+	})
+}
+
+// TestE2EUnixRefused: what cryo cannot send again is refused in one line,
+// the process running on untouched: a datagram queued from the test's
+// named socket, one from its unnamed socket to a receiver with SO_PASSCRED
+// (the credentials name the test), a connection from the test waiting in
+// the backlog of a listener, a TCP connection waiting to be accepted (even
+// with --tcp-established), an eventfd in flight. The process then receives (or
+// accepts) them as if nothing happened.
+func TestE2EUnixRefused(t *testing.T) {
+	requireRoot(t)
+	bin := workloadBin(t, "unix_inflight", linkDynamic)
+	for _, c := range []struct {
+		mode, want string
+		flags      []string
+	}{
+		{"ext-dgram", "outside the tree", nil},
+		{"ext-cred", "credentials of process", nil},
+		{"ext-stream", "outside the tree", nil},
+		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}},
+		{"scm-eventfd", "in flight", nil},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			w := startWorkload(t, bin, c.mode)
+			path := filepath.Join(w.Dir, "ext.sock")
+			switch c.mode {
+			case "ext-dgram":
+				local := filepath.Join(t.TempDir(), "test.sock")
+				conn, err := net.DialUnix("unixgram", &net.UnixAddr{Name: local, Net: "unixgram"}, &net.UnixAddr{Name: path, Net: "unixgram"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := conn.Write([]byte("outside")); err != nil {
+					t.Fatal(err)
+				}
+			case "ext-cred":
+				// Unnamed: only its credentials tell it is outside.
+				conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := conn.Write([]byte("outside")); err != nil {
+					t.Fatal(err)
+				}
+			case "ext-stream":
+				conn, err := net.Dial("unix", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := conn.Write([]byte("outside")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !noCR {
+				res := tryDump(t, w.Pid, t.TempDir(), c.flags...)
+				assertOneErrorLine(t, res, c.want)
+				w.assertRunningUntouched("after the refused dump")
+			}
+			w.Finish()
+		})
+	}
+}
+
+// TestE2ETreeUnixInflight: the same across two processes. The child A sent
+// a datagram to the root's unconnected socket from a named socket, waits
+// in the root's listener's backlog with 12 bytes sent (behind a client the
+// root connected before forking A, which both hold), and sent the root a
+// file and a pipe's write end it no longer holds. After restore the root
+// gets the datagram with A's address and replies, accepts the shared
+// client's connection (SO_PEERCRED is the root) and A's (SO_PEERCRED is
+// A) and answers each, reads the file at its offset and writes through the
+// pipe; A gets the reply, both answers and the pipe's bytes. The original
+// tree passes the same checks after dump --leave-running, which put the
+// connections it accepted back (the shared client in both processes).
+func TestE2ETreeUnixInflight(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		t.Run("restore", func(t *testing.T) {
+			treeCR(t, bin, "tree")
+		})
+		t.Run("leave-running", func(t *testing.T) {
+			tr := startTree(t, bin, "tree")
+			tr.Checkpoint("--leave-running")
+			tr.Finish()
+		})
+	})
+}
+
+// TestE2EUnixCorruptImages: Unix socket images that name what is not there
+// are refused in one line, nothing left behind: a descriptor in flight
+// that is no file of the image, a datagram's sender that is not a socket,
+// and a client in a listener's backlog that is not in the tree (found only
+// once the processes exist).
+func TestE2EUnixCorruptImages(t *testing.T) {
+	requireCryo(t)
+	bin := workloadBin(t, "unix_inflight", linkDynamic)
+	scm := startWorkload(t, bin, "scm")
+	scm.Checkpoint()
+	backlog := startWorkload(t, bin, "backlog")
+	backlog.Checkpoint()
+	t.Run("rights-to-no-file", func(t *testing.T) {
+		assertRestoreRefused(t, scm, editQueues(func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool {
+			if len(e.GetScm()) == 0 {
+				return false
+			}
+			e.Scm[0].Rights[0] = 99999
+			return true
+		}))
+	})
+	t.Run("sender-not-a-socket", func(t *testing.T) {
+		assertRestoreRefused(t, scm, editQueues(func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool {
+			for _, f := range files {
+				if f.GetReg() != nil {
+					image.SetPacketSender(e, f.GetId())
+					return true
+				}
+			}
+			return false
+		}))
+	})
+	t.Run("backlog-client-missing", func(t *testing.T) {
+		assertRestoreRefused(t, backlog, func(t *testing.T, dir string) {
+			d, err := image.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := image.ReadEntries[*fdinfo.FileEntry](d, "files.img", "FILES")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msgs []proto.Message
+			changed := false
+			for _, f := range files {
+				if u := f.GetUsk(); u != nil && u.GetState() == 10 && !changed {
+					image.AddBacklog(u, []uint32{99999})
+					changed = true
+				}
+				msgs = append(msgs, f)
+			}
+			if !changed {
+				t.Fatal("no listener in files.img")
+			}
+			if err := d.Write("files.img", "FILES", msgs...); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
+
+// editQueues returns a damage function that changes the first entry of
+// sk-queues.img that edit accepts to change.
+func editQueues(edit func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		d, err := image.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, payloads, err := d.ReadPayloads("sk-queues.img", "SK_QUEUES")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := filesImage(t, dir)
+		changed := false
+		for _, m := range entries {
+			if changed = edit(t, files, m.(*skpacket.SkPacketEntry)); changed {
+				break
+			}
+		}
+		if !changed {
+			t.Fatal("no entry of sk-queues.img to damage")
+		}
+		if err := d.WritePayloads("sk-queues.img", "SK_QUEUES", entries, payloads); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
