@@ -36,12 +36,25 @@ func TestE2ETreeJobControl(t *testing.T) {
 		}
 		cmd.Wait()
 	})
-	// Wait for the three jobs' processes.
+	// Wait for the three jobs' processes, each past its exec (a child of
+	// bash's is named bash until it execs sleep or cat) and in its job's
+	// group (bash sets it in the child and the parent, racing).
 	var before map[int]proc.Stat
 	deadline := time.Now().Add(bound(t, readyTimeout))
+	ready := func() bool {
+		if len(before) != 4 {
+			return false
+		}
+		for pid, st := range before {
+			if pid != root && (st.Comm == "bash" || st.Pgrp == before[root].Pgrp) {
+				return false
+			}
+		}
+		return true
+	}
 	for {
 		before = treeStats(root)
-		if len(before) == 4 {
+		if ready() {
 			break
 		}
 		if time.Now().After(deadline) {
