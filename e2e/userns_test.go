@@ -48,7 +48,7 @@ const (
 	nsGetOwnerUID = 0xb704
 )
 
-var nsTypes = []string{"user", "pid", "ipc", "uts", "mnt"}
+var nsTypes = []string{"user", "pid", "ipc", "uts", "mnt", "time"}
 
 // ---------------------------------------------------------------------------
 // The test user
@@ -205,6 +205,8 @@ type usernsScenario struct {
 	mode      string   // workload mode ("inherit" under unshare)
 	unshare   []string // if set: `unshare ARGS... userns inherit`
 	writeMaps bool     // the test writes usernsRangeMap when the workload prints MAP
+	env       []string // added to the workload's environment
+	mounts    bool     // the tree mounts a tmpfs and binds (mnt mode, WL_MOUNTS)
 	pidns     bool     // the tree root is pid 1 of its pid namespace, the launcher's child
 	procs     int      // processes in the tree
 	want      []nsProcWant
@@ -243,7 +245,7 @@ var usernsScenarios = map[string]usernsScenario{
 		},
 		files: []nsFileWant{{"ns1-plain", testUID, testGID}, {"ns1-chowned", 101004, 101005},
 			{"ns2-plain", testUID, testGID}, {"ns2-chowned", 101007, 101008}}},
-	"mnt": {mode: "mnt", procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot},
+	"mnt": {mode: "mnt", mounts: true, procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot},
 		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
 
 	// the real unshare(1)
@@ -261,6 +263,16 @@ var usernsScenarios = map[string]usernsScenario{
 	// a grandchild
 	"unshare-Urpf": {mode: "inherit", unshare: []string{"-U", "-r", "-p", "-f", "--mount-proc", "-i", "-u"}, pidns: true, procs: 4,
 		want: []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot}, files: []nsFileWant{usernsPlainFile}},
+	// the same with the workload's tmpfs and bind mounts, made by pid 1
+	// before it forks (the children share them)
+	"unshare-Urmpf-mounts": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-p", "-f", "--mount-proc", "-i", "-u"},
+		env: []string{"WL_MOUNTS=1"}, mounts: true, pidns: true, procs: 4,
+		want:  []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot},
+		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
+	// a time namespace with clock offsets (100 and 200 days), owned by the
+	// user namespace, with a mount namespace that only inherits
+	"unshare-UrmT": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-T", "--monotonic=8640000", "--boottime=17280000", "-i"},
+		procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot}, files: []nsFileWant{usernsPlainFile}},
 }
 
 // ---------------------------------------------------------------------------
@@ -348,6 +360,7 @@ func startUserns(t *testing.T, sc usernsScenario) *nsRun {
 	cmd.Dir = w.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, out, out
 	cmd.Env = append(os.Environ(), "CRYO_E2E_MARKER=environ-of-userns", "CRYO_E2E_OUTER_NS="+nsOuterEnv(t))
+	cmd.Env = append(cmd.Env, sc.env...)
 	if corrupt {
 		cmd.Env = append(cmd.Env, "WL_CORRUPT=1")
 	}
@@ -752,7 +765,7 @@ func (r *nsRun) checkFiles(t *testing.T) {
 			t.Errorf("outside: %s is owned by %d:%d, want %d:%d", f.name, st.Uid, st.Gid, f.uid, f.gid)
 		}
 	}
-	if r.sc.mode == "mnt" {
+	if r.sc.mounts {
 		if _, err := os.Lstat(filepath.Join(r.Dir, "tmpfs", "data")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("outside: tmpfs/data is visible (%v): the tmpfs leaked out of the mount namespace", err)
 		}
@@ -1011,17 +1024,20 @@ func TestE2EUsernsPeerCred(t *testing.T) { usernsRunAsRoot(t, "peercred") }
 func TestE2EUsernsNested(t *testing.T) { usernsRunAsRoot(t, "nested") }
 
 // TestE2EUsernsMountNS: a mount namespace owned by the user namespace:
-// rprivate /, a tmpfs with files, a bind mount and a read-only bind mount.
-func TestE2EUsernsMountNS(t *testing.T) {
-	pending(t, "mount namespaces with tmpfs and bind mounts are not checkpointed yet (issue 4)")
-	usernsRunAsRoot(t, "mnt")
-}
+// rprivate /, a tmpfs with files (one kept open), a bind mount and a
+// read-only bind mount.
+func TestE2EUsernsMountNS(t *testing.T) { usernsRunAsRoot(t, "mnt") }
+
+// TestE2EUsernsTimeNS: `unshare -U -r -m -T --monotonic --boottime`: a time
+// namespace with offsets, owned by the user namespace.
+func TestE2EUsernsTimeNS(t *testing.T) { usernsRunAsRoot(t, "unshare-UrmT") }
 
 // TestE2EUsernsUnshareCmd: trees made by the real unshare(1) exec'ing the
-// workload: -c -i, -r -i, --map-user/--map-users (newuidmap), and
-// -Urpf --mount-proc (pid 1 of its pid namespace with children).
+// workload: -c -i, -r -i, --map-user/--map-users (newuidmap), -Urpf
+// --mount-proc (pid 1 of its pid namespace with children), and that with
+// -m and the workload's tmpfs and bind mounts.
 func TestE2EUsernsUnshareCmd(t *testing.T) {
-	for _, name := range []string{"unshare-c-i", "unshare-r-i", "unshare-map-users", "unshare-Urpf"} {
+	for _, name := range []string{"unshare-c-i", "unshare-r-i", "unshare-map-users", "unshare-Urpf", "unshare-Urmpf-mounts"} {
 		t.Run(strings.TrimPrefix(name, "unshare-"), func(t *testing.T) { usernsRunAsRoot(t, name) })
 	}
 }

@@ -24,7 +24,8 @@
  *           The child switches to uids 4/5/10 and gids 1/2/3 inside ns2.
  *   mnt     unshare(USER|MNT|IPC|UTS) mapped like root, makes / rprivate,
  *           mounts a tmpfs (size=1m,mode=0750) at ./tmpfs holding files,
- *           binds ./src on ./bind and ./src on ./robind read-only.
+ *           binds ./src on ./bind and ./src on ./robind read-only, and
+ *           keeps tmpfs/data open.
  * Mode run under the real unshare(1), which made the namespaces:
  *   inherit records the namespaces it was started in: SysV objects if its
  *           IPC namespace is new, hostname if its UTS namespace is new and
@@ -32,6 +33,21 @@
  *           than one line and it has CAP_SETUID; if it is pid 1 of its pid
  *           namespace (unshare -Urpf --mount-proc) it forks two children,
  *           one of which forks a grandchild, and checks /proc is its own.
+ *           With WL_MOUNTS=1 (under unshare -m) it makes the mounts of the
+ *           mnt mode first (the children share them). If its time namespace
+ *           has offsets (unshare -T --monotonic/--boottime), it checks them.
+ *
+ * Mounts, after restore: each mount's mountinfo line from the 4th field
+ * (root, point, options, propagation, type, source, superblock options:
+ * size, mode, uid/gid) is the same, tmpfs/data/link/sub and the tmpfs
+ * root have their contents, modes and owners, statfs says tmpfs, the open
+ * descriptor is tmpfs/data still (same device and inode) with its bytes,
+ * bind/data is src/data, robind is read-only, a file made in bind shows
+ * in src; outside, the test sees neither the tmpfs nor the mounts.
+ * Time: /proc/self/timens_offsets is the same text, CLOCK_MONOTONIC is at
+ * least its offset and did not go back, CLOCK_BOOTTIME - CLOCK_MONOTONIC
+ * is at least the difference of the offsets (lost offsets make both false
+ * on a machine up for less than 100 days).
  *
  * Recorded before READY and compared after SIGTERM, in every process:
  * getresuid/getresgid/fsuid/fsgid/getgroups and the capability sets as seen
@@ -71,6 +87,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <sys/wait.h>
 
 #define SHM_KEY 0x6372796f
@@ -137,6 +155,11 @@ struct state {
 	struct filerec files[MAXFILES];
 	int nmounts;
 	struct mountrec mounts[4];
+	int tmpfs_fd; /* tmpfs/data, kept open */
+	int have_time;
+	char timens_offsets[256];
+	long long mono_offset, boot_offset;
+	struct timespec mono;
 	int peer[2][2]; /* socketpairs (peercred mode) */
 	struct ucred peercred[2];
 	int have_peer;
@@ -595,6 +618,71 @@ static void mounts_check(struct state *s)
 	}
 }
 
+/* Keeps tmpfs/data open: a descriptor on a mount of the namespace's own. */
+static void mounts_hold(struct state *s)
+{
+	s->tmpfs_fd = open("tmpfs/data", O_RDONLY | O_CLOEXEC);
+	if (s->tmpfs_fd < 0)
+		wl_die("open tmpfs/data: %s", strerror(errno));
+}
+
+static void mounts_check_more(struct state *s)
+{
+	char buf[8192];
+	struct stat a, b;
+	struct statfs fs;
+	ssize_t n;
+
+	CHECK(statfs("tmpfs", &fs) == 0 && fs.f_type == 0x01021994 /* TMPFS_MAGIC */, "statfs(tmpfs): type %#lx, want tmpfs",
+	      (unsigned long)fs.f_type);
+	if (s->tmpfs_fd < 0)
+		return;
+	CHECK(fstat(s->tmpfs_fd, &a) == 0 && stat("tmpfs/data", &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev,
+	      "the open descriptor is not tmpfs/data");
+	n = pread(s->tmpfs_fd, buf, sizeof(buf) - 1, 0);
+	CHECK(n == 8191 && wl_verify(buf, 8184, 0x7e57) < 0, "the open tmpfs/data: %zd bytes, pattern %s", n,
+	      n > 0 && wl_verify(buf, 8184, 0x7e57) < 0 ? "ok" : "differs");
+}
+
+/* ------------------------------------------------------------------ */
+/* time namespace */
+
+static int timespec_of(const char *text, const char *clock, long long *sec)
+{
+	const char *p = strstr(text, clock);
+	return p && sscanf(p + strlen(clock), "%lld", sec) == 1;
+}
+
+static void time_record(struct state *s)
+{
+	if (wl_read_file("/proc/self/timens_offsets", s->timens_offsets, sizeof(s->timens_offsets)) <= 0)
+		return;
+	if (!timespec_of(s->timens_offsets, "monotonic", &s->mono_offset) ||
+	    !timespec_of(s->timens_offsets, "boottime", &s->boot_offset))
+		wl_die("/proc/self/timens_offsets: \"%s\"", s->timens_offsets);
+	s->have_time = s->mono_offset != 0 || s->boot_offset != 0;
+	clock_gettime(CLOCK_MONOTONIC, &s->mono);
+	if (s->have_time)
+		wl_info("time namespace offsets: monotonic %lld s, boottime %lld s", s->mono_offset, s->boot_offset);
+}
+
+static void time_check(struct state *s)
+{
+	char now[256];
+	struct timespec mono, boot;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	CHECK(wl_read_file("/proc/self/timens_offsets", now, sizeof(now)) > 0 && strcmp(now, s->timens_offsets) == 0,
+	      "/proc/self/timens_offsets \"%s\", want \"%s\"", now, s->timens_offsets);
+	CHECK(mono.tv_sec >= s->mono_offset, "CLOCK_MONOTONIC %lld s, below its offset %lld s", (long long)mono.tv_sec,
+	      s->mono_offset);
+	CHECK(mono.tv_sec > s->mono.tv_sec || (mono.tv_sec == s->mono.tv_sec && mono.tv_nsec >= s->mono.tv_nsec),
+	      "CLOCK_MONOTONIC went back from %lld to %lld s", (long long)s->mono.tv_sec, (long long)mono.tv_sec);
+	CHECK(boot.tv_sec - mono.tv_sec >= s->boot_offset - s->mono_offset - 1,
+	      "CLOCK_BOOTTIME - CLOCK_MONOTONIC = %lld s, want at least %lld s", (long long)(boot.tv_sec - mono.tv_sec),
+	      s->boot_offset - s->mono_offset);
+}
+
 static void mounts_corrupt(void)
 {
 	umount2("bind", MNT_DETACH);
@@ -745,8 +833,12 @@ static void check(struct state *s)
 	if (s->have_ipc)
 		ipc_check(s);
 	files_check(s);
-	if (s->nmounts)
+	if (s->nmounts) {
 		mounts_check(s);
+		mounts_check_more(s);
+	}
+	if (s->have_time)
+		time_check(s);
 	if (s->have_peer)
 		peer_check(s);
 }
@@ -1058,6 +1150,7 @@ int main(int argc, char **argv)
 	start_gid = getgid();
 	mode = wl_mode;
 	st.who = "";
+	st.tmpfs_fd = -1;
 	read_outer_ns();
 	if (pipe2(sync_pipe, O_CLOEXEC))
 		wl_die("pipe: %s", strerror(errno));
@@ -1105,7 +1198,7 @@ int main(int argc, char **argv)
 	if (range || nested)
 		add_file(&st, nested ? "ns1-chowned" : "chowned", 1, 2004, 2005);
 	add_existing(&st, "."); /* the start directory, 4242:4242 outside */
-	if (!strcmp(mode, "mnt"))
+	if (!strcmp(mode, "mnt") || (!strcmp(mode, "inherit") && getenv("WL_MOUNTS")))
 		mounts_setup(&st);
 	if (peer)
 		peer_setup(&st, 0);
@@ -1117,6 +1210,9 @@ int main(int argc, char **argv)
 		nested_parent();
 	if (pidtree)
 		pid_tree();
+	if (st.nmounts)
+		mounts_hold(&st); /* after the forks: pid 1's own descriptor */
+	time_record(&st);
 	close(sync_pipe[0]);
 	close(sync_pipe[1]);
 	record(&st);

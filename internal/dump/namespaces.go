@@ -14,9 +14,11 @@ import (
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pidns"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timens"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/nsthread"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/sysv"
@@ -30,7 +32,7 @@ var nsKinds = []string{"user", "uts", "ipc", "pid", "mnt", "net", "cgroup", "tim
 
 // supportedNs are the kinds a dumped process may have of its own; the
 // others must be cryo's.
-var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true, "pid": true, "mnt": true}
+var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true, "pid": true, "mnt": true, "time": true}
 
 // PidnsName is CRIU's image of a pid namespace.
 func PidnsName(id uint32) string { return fmt.Sprintf("pidns-%d.img", id) }
@@ -65,14 +67,25 @@ type nsTable struct {
 	ipc       map[uint64]*ipcvar.IpcVarEntry
 	sysv      map[uint64]*image.SysV
 	pids      map[uint64]uint64          // pid namespace -> owning user namespace
-	mnts      map[uint64][]*mnt.MntEntry // mount namespace -> its mounts
-	ownMounts []mountInfo
+	mnts      map[uint64]*mountNamespace // mount namespace -> its mounts
+	times     map[uint64]*timens.TimensEntry
+	ownMounts []mountns.Mount
+	tmpfsDevs map[uint32]uint64 // tmpfs device -> the mount namespace that mounts it
+}
+
+// mountNamespace is a mount namespace of the tree: its mounts and a
+// process in it, through whose root the tmpfs contents are read.
+type mountNamespace struct {
+	entries []*mnt.MntEntry
+	steps   []mountns.Step
+	pid     int
 }
 
 func newNsTable(own map[string]uint64) *nsTable {
 	t := &nsTable{own: own, ids: map[string]map[uint64]uint32{}, users: map[uint64]*userns.Info{}, uts: map[uint64]*utsns.UtsnsEntry{},
 		ipc: map[uint64]*ipcvar.IpcVarEntry{}, sysv: map[uint64]*image.SysV{},
-		pids: map[uint64]uint64{}, mnts: map[uint64][]*mnt.MntEntry{}}
+		pids: map[uint64]uint64{}, mnts: map[uint64]*mountNamespace{}, times: map[uint64]*timens.TimensEntry{},
+		tmpfsDevs: map[uint32]uint64{}}
 	for _, kind := range nsKinds {
 		t.ids[kind] = map[uint64]uint32{}
 	}
@@ -140,19 +153,12 @@ func (t *nsTable) add(p *process) error {
 		}
 	}
 	if ino := ns["mnt"]; ino != t.own["mnt"] {
-		if _, ok := t.mnts[ino]; !ok {
-			if t.ownMounts == nil {
-				var err error
-				if t.ownMounts, err = readMountinfo(os.Getpid()); err != nil {
-					return err
-				}
-			}
-			mounts, err := mountNs(p.pid, t.ownMounts)
-			if err != nil {
-				return err
-			}
-			t.mnts[ino] = mounts
+		if err := t.addMountNs(p, ino); err != nil {
+			return err
 		}
+	}
+	if err := t.addTimeNs(p); err != nil {
+		return err
 	}
 	if ino := ns["uts"]; ino != t.own["uts"] {
 		if _, ok := t.uts[ino]; !ok {
@@ -222,8 +228,16 @@ func (t *nsTable) write(dir *image.Dir) error {
 			return err
 		}
 	}
-	for ino, mounts := range t.mnts {
-		if err := dir.Write(MountpointsName(t.ids["mnt"][ino]), "MNTS", toMessages(mounts)...); err != nil {
+	for ino, m := range t.mnts {
+		if err := dir.Write(MountpointsName(t.ids["mnt"][ino]), "MNTS", toMessages(m.entries)...); err != nil {
+			return err
+		}
+		if err := m.writeTmpfs(dir); err != nil {
+			return err
+		}
+	}
+	for ino, e := range t.times {
+		if err := dir.Write(TimensName(t.ids["time"][ino]), "TIMENS", e); err != nil {
 			return err
 		}
 	}

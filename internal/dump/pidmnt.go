@@ -1,15 +1,13 @@
 package dump
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"os"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -41,6 +39,20 @@ func ownerUserns(pid int, kind string) (uint64, error) {
 	return st.Ino, nil
 }
 
+// ownedByOwnUserns refuses p's namespace ino of one kind when it belongs
+// to another user namespace than p's own: restore makes it from p, which
+// would then own it.
+func ownedByOwnUserns(p *process, kind string, ino uint64) error {
+	owner, err := ownerUserns(p.pid, kind)
+	if err != nil {
+		return fmt.Errorf("process %d: owner of its %s namespace: %w", p.pid, kind, err)
+	}
+	if owner != p.ns["user"] {
+		return fmt.Errorf("process %d: its %s namespace %d is owned by user namespace %d, not by its own (%d): not supported", p.pid, kind, ino, owner, p.ns["user"])
+	}
+	return nil
+}
+
 // innerPids reads the ids a process and its threads have in their own pid
 // namespace, one level below cryo's (NSpid's last field).
 func (p *process) innerPids() error {
@@ -66,119 +78,68 @@ func (p *process) innerPids() error {
 	return nil
 }
 
-// mountInfo is one line of /proc/PID/mountinfo.
-type mountInfo struct {
-	id, parent      uint32
-	dev             string
-	root, point     string
-	opts            string
-	fstype, source  string
-	superOpts       string
-	shared, private bool
-}
-
-func readMountinfo(pid int) ([]mountInfo, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+// mountNs describes a mount namespace of the tree: the mounts it shares
+// with cryo's (inherited, ExtMount) and its own, which must be ones cryo can
+// make again (mountns.Plan): tmpfs, proc, bind mounts. Mounts of cryo's
+// that it lacks or has with other options are refused.
+func mountNs(pid int, own []mountns.Mount) ([]*mnt.MntEntry, []mountns.Step, error) {
+	theirs, err := mountns.Read(pid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []mountInfo
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range f {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 7 || sep < 6 || sep+3 > len(f) {
-			return nil, fmt.Errorf("/proc/%d/mountinfo: %q", pid, sc.Text())
-		}
-		id, _ := strconv.ParseUint(f[0], 10, 32)
-		parent, _ := strconv.ParseUint(f[1], 10, 32)
-		m := mountInfo{id: uint32(id), parent: uint32(parent), dev: f[2], root: f[3], point: f[4], opts: f[5],
-			fstype: f[sep+1], source: f[sep+2]}
-		if sep+3 < len(f) {
-			m.superOpts = f[sep+3]
-		}
-		for _, o := range f[6:sep] {
-			m.shared = m.shared || strings.HasPrefix(o, "shared:")
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-func (m mountInfo) key() string {
-	return m.point + "\x00" + m.fstype + "\x00" + m.source + "\x00" + m.root
-}
-
-// mountNs describes a mount namespace of the tree as cryo's own plus new
-// proc mounts (what unshare --mount-proc makes); other differences are
-// refused.
-func mountNs(pid int, own []mountInfo) ([]*mnt.MntEntry, error) {
-	theirs, err := readMountinfo(pid)
-	if err != nil {
-		return nil, err
-	}
-	left := map[string]int{}
+	key := func(m mountns.Mount) string { return m.Point + "\x00" + m.FSType + "\x00" + m.Source + "\x00" + m.Root }
+	left := map[string][]mountns.Mount{}
 	for _, m := range own {
-		left[m.key()]++
+		left[key(m)] = append(left[key(m)], m)
 	}
 	var out []*mnt.MntEntry
 	for _, m := range theirs {
-		ext := left[m.key()] > 0
+		ours := left[key(m)]
+		ext := len(ours) > 0
 		if ext {
-			left[m.key()]--
-		} else if m.fstype != "proc" {
-			return nil, fmt.Errorf("process %d: its mount namespace has a %s mount at %s that cryo's has not: only new proc mounts are supported yet", pid, m.fstype, m.point)
+			if ours[0].Opts != m.Opts {
+				return nil, nil, fmt.Errorf("process %d: its %s mount at %s has options %s, cryo's %s: changed options of an inherited mount are not supported", pid, m.FSType, m.Point, m.Opts, ours[0].Opts)
+			}
+			left[key(m)] = ours[1:]
 		}
-		fstype := uint32(0)
-		if m.fstype == "proc" {
-			fstype = 1
+		fstype := uint32(mountns.FstypeOther)
+		switch m.FSType {
+		case "proc":
+			fstype = mountns.FstypeProc
+		case "tmpfs":
+			fstype = mountns.FstypeTmpfs
 		}
-		var maj, min uint32
-		fmt.Sscanf(m.dev, "%d:%d", &maj, &min)
-		out = append(out, &mnt.MntEntry{
-			Fstype: proto.Uint32(fstype), MntId: proto.Uint32(m.id), RootDev: proto.Uint32(maj<<20 | min),
-			ParentMntId: proto.Uint32(m.parent), Flags: proto.Uint32(mountFlags(m.opts)), Root: proto.String(m.root),
-			Mountpoint: proto.String(m.point), Source: proto.String(m.source), Options: proto.String(m.superOpts),
-			ExtMount: proto.Bool(ext), Fsname: proto.String(m.fstype),
-		})
+		var sbFlags uint32
+		if slices.Contains(strings.Split(m.SuperOpts, ","), "ro") {
+			sbFlags = unix.MS_RDONLY
+		}
+		e := &mnt.MntEntry{
+			Fstype: proto.Uint32(fstype), MntId: proto.Uint32(m.ID), RootDev: proto.Uint32(m.Dev),
+			ParentMntId: proto.Uint32(m.Parent), Flags: proto.Uint32(mountns.Flags(m.Opts)), Root: proto.String(m.Root),
+			Mountpoint: proto.String(m.Point), Source: proto.String(m.Source), Options: proto.String(m.SuperOpts),
+			ExtMount: proto.Bool(ext), Fsname: proto.String(m.FSType), SbFlags: proto.Uint32(sbFlags),
+		}
+		if m.Shared != 0 {
+			e.SharedId = proto.Uint32(m.Shared)
+		}
+		if m.Master != 0 {
+			e.MasterId = proto.Uint32(m.Master)
+		}
+		out = append(out, e)
 	}
 	var missing []string
-	for k, n := range left {
-		if n > 0 {
-			missing = append(missing, strings.SplitN(k, "\x00", 2)[0])
+	for _, ms := range left {
+		for _, m := range ms {
+			missing = append(missing, m.Point)
 		}
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, fmt.Errorf("process %d: its mount namespace lacks mounts of cryo's (%s): not supported yet", pid, missing[0])
+		return nil, nil, fmt.Errorf("process %d: its mount namespace lacks mounts of cryo's (%s): not supported yet", pid, missing[0])
 	}
-	return out, nil
-}
-
-// mountFlags turns mountinfo's per-mount options into MS_* flags.
-func mountFlags(opts string) uint32 {
-	var f uint32
-	for _, o := range strings.Split(opts, ",") {
-		switch o {
-		case "ro":
-			f |= unix.MS_RDONLY
-		case "nosuid":
-			f |= unix.MS_NOSUID
-		case "nodev":
-			f |= unix.MS_NODEV
-		case "noexec":
-			f |= unix.MS_NOEXEC
-		case "relatime":
-			f |= unix.MS_RELATIME
-		case "noatime":
-			f |= unix.MS_NOATIME
-		}
+	steps, err := mountns.Plan(out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("process %d: mount namespace: %w", pid, err)
 	}
-	return f
+	return out, steps, nil
 }

@@ -41,6 +41,10 @@ type filePlan struct {
 	// descriptor of the memfd that stands for it.
 	shmTemp map[uint64]uint64
 	jobs    map[*process][]fileJob
+	// late: files on the tree's own mounts (a tmpfs, a bind mount), which
+	// exist only once its mount namespace does: each is opened by its one
+	// holder after entering its namespaces, not by an ancestor before.
+	late map[*process][]fileJob
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.
@@ -68,7 +72,8 @@ type fileJob struct {
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
-	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{}}
+	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{},
+		late: map[*process][]fileJob{}}
 	holders := map[uint32][]*process{}
 	base := uint64(3)
 	for _, p := range procs {
@@ -130,6 +135,12 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			continue
 		}
 		lca := commonAncestor(holders[id])
+		if late, err := fp.onOwnMount(id, holders[id]); err != nil {
+			return nil, err
+		} else if late {
+			fp.late[lca] = append(fp.late[lca], fileJob{ids: []uint32{id}})
+			continue
+		}
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id}})
 	}
 	for _, pid := range pipeOrder {

@@ -1,0 +1,60 @@
+package dump
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/mountns"
+)
+
+// addMountNs records the mount namespace ino of p, once: it must belong to
+// p's own user namespace (so that restore, creating it from p's, gives it
+// the same owner), and its mounts must be ones cryo can make again.
+func (t *nsTable) addMountNs(p *process, ino uint64) error {
+	if err := ownedByOwnUserns(p, "mnt", ino); err != nil {
+		return err
+	}
+	if _, ok := t.mnts[ino]; ok {
+		return nil
+	}
+	if t.ownMounts == nil {
+		var err error
+		if t.ownMounts, err = mountns.Read(os.Getpid()); err != nil {
+			return err
+		}
+	}
+	entries, steps, err := mountNs(p.pid, t.ownMounts)
+	if err != nil {
+		return err
+	}
+	for _, s := range steps {
+		if s.Kind != mountns.NewTmpfs {
+			continue
+		}
+		dev := s.Entry.GetRootDev()
+		if other, ok := t.tmpfsDevs[dev]; ok {
+			return fmt.Errorf("process %d: the tmpfs at %s is also mounted in mount namespace %d: a tmpfs shared by two namespaces is not supported", p.pid, s.Entry.GetMountpoint(), other)
+		}
+		t.tmpfsDevs[dev] = ino
+	}
+	t.mnts[ino] = &mountNamespace{entries: entries, steps: steps, pid: p.pid}
+	return nil
+}
+
+// writeTmpfs saves the contents of each tmpfs the namespace mounted,
+// read through the mount point as a process in it sees it.
+func (m *mountNamespace) writeTmpfs(dir *image.Dir) error {
+	for _, s := range m.steps {
+		if s.Kind != mountns.NewTmpfs {
+			continue
+		}
+		path := fmt.Sprintf("/proc/%d/root%s", m.pid, s.Entry.GetMountpoint())
+		err := dir.WriteTmpfs(s.Entry.GetRootDev(), func(w io.Writer) error { return mountns.Archive(w, path) })
+		if err != nil {
+			return fmt.Errorf("process %d: tmpfs at %s: %w", m.pid, s.Entry.GetMountpoint(), err)
+		}
+	}
+	return nil
+}
