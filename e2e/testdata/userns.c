@@ -516,31 +516,11 @@ static void files_check(struct state *s)
 /* The mountinfo line of mount point dir (relative to cwd), from the 4th field. */
 static int mountinfo_of(const char *dir, char *out, size_t size)
 {
-	static char buf[1 << 16];
 	char cwd[512], want[600];
-	int found = 0;
 	if (!getcwd(cwd, sizeof(cwd)))
 		return 0;
 	snprintf(want, sizeof(want), "%s/%s", cwd, dir);
-	if (wl_read_file("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
-		return 0;
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		char *f = line, *point;
-		for (int i = 0; i < 3 && f; i++) /* id, parent id, major:minor */
-			f = strchr(f, ' '), f = f ? f + 1 : NULL;
-		if (!f)
-			continue;
-		point = strchr(f, ' ');
-		if (!point)
-			continue;
-		point++;
-		if (strncmp(point, want, strlen(want)) == 0 && point[strlen(want)] == ' ') {
-			/* the last one wins: it is the visible mount */
-			snprintf(out, size, "%s", f);
-			found = 1;
-		}
-	}
-	return found;
+	return wl_mountinfo_of(want, out, size);
 }
 
 static void mounts_setup(struct state *s)

@@ -513,6 +513,32 @@ static __attribute__((unused)) void wl_wait_in_syscall(pid_t pid, long nr, long 
 	       what, (int)pid, nr, arg0, (int)pid, buf);
 }
 
+/*
+ * The /proc/self/mountinfo line of the mount at path (absolute), from its
+ * 4th field on (root, point, options, propagation, type, source, superblock
+ * options); the last one wins (it is the visible mount). 0 if none.
+ */
+static __attribute__((unused)) int wl_mountinfo_of(const char *path, char *out, size_t size)
+{
+	static char buf[1 << 16];
+	int found = 0;
+	if (wl_read_file("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
+		return 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char *f = line, *point;
+		for (int i = 0; i < 3 && f; i++) /* id, parent id, major:minor */
+			f = strchr(f, ' '), f = f ? f + 1 : NULL;
+		if (!f || !(point = strchr(f, ' ')))
+			continue;
+		point++;
+		if (strncmp(point, path, strlen(path)) == 0 && point[strlen(path)] == ' ') {
+			snprintf(out, size, "%s", f);
+			found = 1;
+		}
+	}
+	return found;
+}
+
 /* A private anonymous region with a pattern, checked after restore. */
 struct wl_region {
 	uint64_t *p;

@@ -21,7 +21,7 @@ import (
 // links and hard links, each with its mode and its owner as the host sees
 // it (uid and gid of the initial user namespace), the root first as ".".
 // A mount point inside it (another filesystem) is saved as an empty
-// directory: its mount is made again on its own. Devices, FIFOs and
+// directory or file: its mount is made again on its own. Devices, FIFOs and
 // sockets are refused.
 func Archive(w io.Writer, dir string) (err error) {
 	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
@@ -68,10 +68,11 @@ func Archive(w io.Writer, dir string) (err error) {
 				return err
 			}
 			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+		case fi.Mode().IsRegular() && st.Dev != rootDev:
+			// A file bind-mounted over one of the tmpfs: the mount point,
+			// an empty file, is what is saved.
+			hdr.Typeflag, hdr.Mode = tar.TypeReg, 0o644
 		case fi.Mode().IsRegular():
-			if st.Dev != rootDev {
-				return fmt.Errorf("%s: a file mounted over a file of the tmpfs is not supported", p)
-			}
 			if first, ok := links[st.Ino]; ok {
 				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
 				break
@@ -86,7 +87,7 @@ func Archive(w io.Writer, dir string) (err error) {
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if hdr.Typeflag != tar.TypeReg {
+		if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 			return nil
 		}
 		f, err := os.Open(p)

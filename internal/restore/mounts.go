@@ -105,6 +105,19 @@ func (s *snapshot) ownMount(c *checkpoint, path string) (string, bool) {
 	return found, found != ""
 }
 
+// onTreeMount reports whether path lies on a mount one of the tree's mount
+// namespaces made itself.
+func (s *snapshot) onTreeMount(path string) bool {
+	for _, mounts := range s.ns.mnts {
+		for _, e := range mounts {
+			if !e.GetExtMount() && mountns.Under(e.GetMountpoint(), path) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // openLate opens the files of p that live on its namespace's own mounts,
 // now that p is in that namespace.
 func (fp *filePlan) openLate(p *process) error {
