@@ -269,6 +269,12 @@ var usernsScenarios = map[string]usernsScenario{
 		env: []string{"WL_MOUNTS=1"}, mounts: true, pidns: true, procs: 4,
 		want:  []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot},
 		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
+	// the same with the descriptor on tmpfs/data opened before the forks:
+	// shared by the four processes, which cryo cannot restore yet
+	"unshare-Urmpf-shared": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-p", "-f", "--mount-proc", "-i", "-u"},
+		env: []string{"WL_MOUNTS=1", "WL_MOUNTS_SHARED=1"}, mounts: true, pidns: true, procs: 4,
+		want:  []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot},
+		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
 	// a time namespace with clock offsets (100 and 200 days), owned by the
 	// user namespace, with a mount namespace that only inherits
 	"unshare-UrmT": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-T", "--monotonic=8640000", "--boottime=17280000", "-i"},
@@ -1027,6 +1033,21 @@ func TestE2EUsernsNested(t *testing.T) { usernsRunAsRoot(t, "nested") }
 // rprivate /, a tmpfs with files (one kept open), a bind mount and a
 // read-only bind mount.
 func TestE2EUsernsMountNS(t *testing.T) { usernsRunAsRoot(t, "mnt") }
+
+// TestE2EUsernsMountNSSharedFile: a file on the tree's tmpfs held by
+// several processes is refused by the dump in one line naming it, and the
+// tree runs on untouched.
+func TestE2EUsernsMountNSSharedFile(t *testing.T) {
+	r := startUserns(t, usernsScenarios["unshare-Urmpf-shared"])
+	if !noCR {
+		res := tryDump(t, r.Pid, t.TempDir())
+		assertOneErrorLine(t, res, r.Dir+"/tmpfs/data", "shared")
+		r.assertRunningUntouched("after the refused dump")
+		nsCompareViews(t, r.before, r.view(t, "after the refused dump"), false)
+	}
+	r.Finish()
+	r.checkFiles(t)
+}
 
 // TestE2EUsernsTimeNS: `unshare -U -r -m -T --monotonic --boottime`: a time
 // namespace with offsets, owned by the user namespace.

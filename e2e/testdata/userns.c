@@ -34,7 +34,8 @@
  *           namespace (unshare -Urpf --mount-proc) it forks two children,
  *           one of which forks a grandchild, and checks /proc is its own.
  *           With WL_MOUNTS=1 (under unshare -m) it makes the mounts of the
- *           mnt mode first (the children share them). If its time namespace
+ *           mnt mode first (the children share them; with WL_MOUNTS_SHARED=1
+ *           also the descriptor on tmpfs/data, which cryo refuses). If its time namespace
  *           has offsets (unshare -T --monotonic/--boottime), it checks them.
  *
  * Mounts, after restore: each mount's mountinfo line from the 4th field
@@ -1188,9 +1189,11 @@ int main(int argc, char **argv)
 		peer_setup(&st, 1);
 	if (nested)
 		nested_parent();
+	if (st.nmounts && getenv("WL_MOUNTS_SHARED"))
+		mounts_hold(&st); /* before the forks: the children share it */
 	if (pidtree)
 		pid_tree();
-	if (st.nmounts)
+	if (st.nmounts && st.tmpfs_fd < 0)
 		mounts_hold(&st); /* after the forks: pid 1's own descriptor */
 	time_record(&st);
 	close(sync_pipe[0]);

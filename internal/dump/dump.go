@@ -194,6 +194,8 @@ type process struct {
 	// not cryo's.
 	nsPid  uint32
 	nsTids map[int]uint32
+	// fileIDs are the files its descriptors refer to.
+	fileIDs []uint32
 }
 
 // seizeTree freezes the root, then each process's children once the
@@ -316,6 +318,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 		xfeatures |= xf
+	}
+	if err := d.checkMountFiles(); err != nil {
+		return err
 	}
 	if err := d.files.unix.check(d.files, d.opts.ExtUnixSk); err != nil {
 		return err

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,8 +83,8 @@ func (fp *filePlan) onOwnMount(id uint32, holders []*process) (bool, error) {
 		switch {
 		case fp.snap.ghosts[id] != nil:
 			return false, fmt.Errorf("restore pid %d: deleted file %s on the tree's own mount at %s: not supported yet", h.c.pid, name, point)
-		case len(holders) > 1:
-			return false, fmt.Errorf("restore pid %d: file %s on the tree's own mount at %s is shared by %d processes: not supported yet", h.c.pid, name, point, len(holders))
+		case slices.ContainsFunc(holders, func(o *process) bool { return o != h }):
+			return false, fmt.Errorf("restore pid %d: file %s on the tree's own mount at %s is shared with other processes: not supported yet", h.c.pid, name, point)
 		}
 		return true, nil
 	}
