@@ -196,6 +196,9 @@ type process struct {
 	nsTids map[int]uint32
 	// fileIDs are the files its descriptors refer to.
 	fileIDs []uint32
+	// viaRoot prefixes the paths it sees to reach them from cryo:
+	// "/proc/PID/root" when it is in a mount namespace of its own, else "".
+	viaRoot string
 }
 
 // seizeTree freezes the root, then each process's children once the

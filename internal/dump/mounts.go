@@ -7,6 +7,7 @@ import (
 
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/mountns"
+	"github.com/cryo-cr/cryo/internal/proc"
 )
 
 // addMountNs records the mount namespace ino of p, once: it must belong to
@@ -16,6 +17,16 @@ func (t *nsTable) addMountNs(p *process, ino uint64) error {
 	if err := ownedByOwnUserns(p, "mnt", ino); err != nil {
 		return err
 	}
+	// Its mountinfo names mount points from its root, and restore makes
+	// the mounts before it chroots.
+	root, err := proc.Root(p.pid)
+	if err != nil {
+		return fmt.Errorf("process %d: root: %w", p.pid, err)
+	}
+	if root != "/" {
+		return fmt.Errorf("process %d: chrooted to %s in a mount namespace of its own: not supported yet", p.pid, root)
+	}
+	p.viaRoot = fmt.Sprintf("/proc/%d/root", p.pid)
 	if _, ok := t.mnts[ino]; ok {
 		return nil
 	}
