@@ -10,8 +10,9 @@ import (
 // own (unshare -m), with a tmpfs holding files of other owners, a bind
 // mount of a host directory and a read-only one of a file inside the
 // tmpfs, and a proc mount; a descriptor and the cwd of every thread on the
-// tmpfs. See testdata/mountns.c for what the restored process checks.
-// Outside, nothing of its mounts shows.
+// tmpfs; and a time namespace with clock offsets (unshare -T). See
+// testdata/mountns.c for what the restored process checks. Outside,
+// nothing of its mounts shows.
 func TestE2EMountNS(t *testing.T) {
 	forEachVariant(t, "mountns", []int{1, 4}, func(t *testing.T, bin string, n int) {
 		w := startWorkload(t, bin, "-t", nthreads(n))

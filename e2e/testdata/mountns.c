@@ -1,8 +1,11 @@
 /*
  * mountns - a process started by root in a mount namespace of its own
- * (what `unshare -m` makes), with mounts of its own.
+ * (what `unshare -m` makes), with mounts of its own, and in a time
+ * namespace with clock offsets (`unshare -T --monotonic --boottime`).
  *   usage: mountns [-t NTHREADS] [mqueue]
- * Before READY: unshare(CLONE_NEWNS), / made rprivate, then in the cwd:
+ * Before READY: unshare(CLONE_NEWNS|CLONE_NEWTIME), offsets of 100 days
+ * (monotonic) and 200 days (boottime) written, the time namespace entered
+ * (setns of its own time_for_children); / made rprivate, then in the cwd:
  *   t        a tmpfs "cryo-mnt" (size=2m,nr_inodes=64,mode=1777, nosuid,
  *            noexec) holding: owned (mode 0640, owner 1234:5678, 100
  *            bytes), hard (a hard link to owned), d/ (mode 0711) with d/f,
@@ -21,7 +24,8 @@
  * link and empty directory are back; t/mp is ./src (same device and
  * inode) and t/filebind shows hostfile's bytes and is read-only;
  * t/proc/self is this process; the descriptor is t/owned (same device and
- * inode) at offset 3; the cwd is t/d. Every thread checks its cwd.
+ * inode) at offset 3; the cwd is t/d. Every thread checks its cwd. The
+ * clocks are checked as wl_timens_check says.
  */
 #include "wl.h"
 #include <sched.h>
@@ -85,8 +89,21 @@ int main(int argc, char **argv)
 	if (!getcwd(base, sizeof base))
 		wl_die("getcwd: %s", strerror(errno));
 	host_ns = ns_inode();
-	if (unshare(CLONE_NEWNS))
-		wl_die("unshare(CLONE_NEWNS): %s", strerror(errno));
+	if (unshare(CLONE_NEWNS | CLONE_NEWTIME))
+		wl_die("unshare(CLONE_NEWNS|CLONE_NEWTIME): %s", strerror(errno));
+	int tfd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	const char *offsets = "monotonic 8640000 0\nboottime 17280000 0\n";
+	if (tfd < 0 || write(tfd, offsets, strlen(offsets)) != (ssize_t)strlen(offsets))
+		wl_die("write /proc/self/timens_offsets: %s", strerror(errno));
+	close(tfd);
+	tfd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+	if (tfd < 0 || setns(tfd, CLONE_NEWTIME))
+		wl_die("enter the new time namespace: %s", strerror(errno));
+	close(tfd);
+	struct wl_timens tns;
+	wl_timens_record(&tns);
+	if (!tns.have)
+		wl_die("no time offsets after entering the time namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		wl_die("make / rprivate: %s", strerror(errno));
 	if (mkdir("t", 0755) || mkdir("src", 0755))
@@ -134,6 +151,7 @@ int main(int argc, char **argv)
 		unlink(at("t/d/f"));
 
 	CHECK(ns_inode() != host_ns, "back in the mount namespace it started in");
+	wl_timens_check(&tns);
 	for (int i = 0; i < NPOINTS; i++) {
 		char line[1024];
 		if (!wl_mountinfo_of(at(points[i]), line, sizeof line))

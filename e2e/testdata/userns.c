@@ -157,10 +157,7 @@ struct state {
 	int nmounts;
 	struct mountrec mounts[4];
 	int tmpfs_fd; /* tmpfs/data, kept open */
-	int have_time;
-	char timens_offsets[256];
-	long long mono_offset, boot_offset;
-	struct timespec mono;
+	struct wl_timens time;
 	int peer[2][2]; /* socketpairs (peercred mode) */
 	struct ucred peercred[2];
 	int have_peer;
@@ -625,45 +622,6 @@ static void mounts_check_more(struct state *s)
 	      n > 0 && wl_verify(buf, 8184, 0x7e57) < 0 ? "ok" : "differs");
 }
 
-/* ------------------------------------------------------------------ */
-/* time namespace */
-
-static int timespec_of(const char *text, const char *clock, long long *sec)
-{
-	const char *p = strstr(text, clock);
-	return p && sscanf(p + strlen(clock), "%lld", sec) == 1;
-}
-
-static void time_record(struct state *s)
-{
-	if (wl_read_file("/proc/self/timens_offsets", s->timens_offsets, sizeof(s->timens_offsets)) <= 0)
-		return;
-	if (!timespec_of(s->timens_offsets, "monotonic", &s->mono_offset) ||
-	    !timespec_of(s->timens_offsets, "boottime", &s->boot_offset))
-		wl_die("/proc/self/timens_offsets: \"%s\"", s->timens_offsets);
-	s->have_time = s->mono_offset != 0 || s->boot_offset != 0;
-	clock_gettime(CLOCK_MONOTONIC, &s->mono);
-	if (s->have_time)
-		wl_info("time namespace offsets: monotonic %lld s, boottime %lld s", s->mono_offset, s->boot_offset);
-}
-
-static void time_check(struct state *s)
-{
-	char now[256];
-	struct timespec mono, boot;
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	clock_gettime(CLOCK_BOOTTIME, &boot);
-	CHECK(wl_read_file("/proc/self/timens_offsets", now, sizeof(now)) > 0 && strcmp(now, s->timens_offsets) == 0,
-	      "/proc/self/timens_offsets \"%s\", want \"%s\"", now, s->timens_offsets);
-	CHECK(mono.tv_sec >= s->mono_offset, "CLOCK_MONOTONIC %lld s, below its offset %lld s", (long long)mono.tv_sec,
-	      s->mono_offset);
-	CHECK(mono.tv_sec > s->mono.tv_sec || (mono.tv_sec == s->mono.tv_sec && mono.tv_nsec >= s->mono.tv_nsec),
-	      "CLOCK_MONOTONIC went back from %lld to %lld s", (long long)s->mono.tv_sec, (long long)mono.tv_sec);
-	CHECK(boot.tv_sec - mono.tv_sec >= s->boot_offset - s->mono_offset - 1,
-	      "CLOCK_BOOTTIME - CLOCK_MONOTONIC = %lld s, want at least %lld s", (long long)(boot.tv_sec - mono.tv_sec),
-	      s->boot_offset - s->mono_offset);
-}
-
 static void mounts_corrupt(void)
 {
 	umount2("bind", MNT_DETACH);
@@ -818,8 +776,8 @@ static void check(struct state *s)
 		mounts_check(s);
 		mounts_check_more(s);
 	}
-	if (s->have_time)
-		time_check(s);
+	if (s->time.have)
+		wl_timens_check(&s->time);
 	if (s->have_peer)
 		peer_check(s);
 }
@@ -1195,7 +1153,7 @@ int main(int argc, char **argv)
 		pid_tree();
 	if (st.nmounts && st.tmpfs_fd < 0)
 		mounts_hold(&st); /* after the forks: pid 1's own descriptor */
-	time_record(&st);
+	wl_timens_record(&st.time);
 	close(sync_pipe[0]);
 	close(sync_pipe[1]);
 	record(&st);
