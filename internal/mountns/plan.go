@@ -64,9 +64,13 @@ func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 		if i == 0 || !seen[e.GetParentMntId()] || e.GetParentMntId() == e.GetMntId() {
 			return nil, fmt.Errorf("%s: its parent mount %d is not made before it", what, e.GetParentMntId())
 		}
-		if from, ok := bindSource(entries[:i], e); ok {
+		from, sameFS := bindSource(entries[:i], e)
+		if from != "" {
 			steps = append(steps, Step{Entry: e, Kind: Bind, From: from})
 			continue
+		}
+		if sameFS {
+			return nil, fmt.Errorf("%s: a bind mount of %s, which no path in the namespace shows (overmounted, or outside the other mounts of its filesystem): not supported", what, root)
 		}
 		switch e.GetFstype() {
 		case FstypeTmpfs:
@@ -88,12 +92,14 @@ func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 
 // bindSource finds, among the mounts made before e, one of the same
 // filesystem whose root contains e's root and that is still reachable at
-// its path, and returns the path of e's root through it.
-func bindSource(before []*mnt.MntEntry, e *mnt.MntEntry) (string, bool) {
+// its path, and returns the path of e's root through it; sameFS tells
+// whether an earlier mount was of the same filesystem at all.
+func bindSource(before []*mnt.MntEntry, e *mnt.MntEntry) (from string, sameFS bool) {
 	for j, c := range before {
 		if c.GetRootDev() != e.GetRootDev() {
 			continue
 		}
+		sameFS = true
 		rel, ok := within(c.GetRoot(), e.GetRoot())
 		if !ok {
 			continue
@@ -110,7 +116,7 @@ func bindSource(before []*mnt.MntEntry, e *mnt.MntEntry) (string, bool) {
 			return from, true
 		}
 	}
-	return "", false
+	return "", sameFS
 }
 
 // Under reports whether path p is dir or below it.
