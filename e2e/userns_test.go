@@ -225,6 +225,13 @@ var (
 	usernsPlainFile = nsFileWant{"plain", testUID, testGID}
 )
 
+var usernsScenarioNestedWant = []nsProcWant{
+	{usernsRangeMap, usernsRangeMap, "allow", "4242 4242 4242 4242", "4242 4242 4242 4242", "4242"},
+	// ns2's map seen from the initial namespace: composed with ns1's
+	{"0 101000 10\n10 4242 1\n", "0 101000 10\n10 4242 1\n", "deny", "101004 101005 4242 101005",
+		"101001 101002 101003 101002", "4242"},
+}
+
 var usernsScenarios = map[string]usernsScenario{
 	// unshare -c -i, done by the workload itself
 	"own": {mode: "own", procs: 1, initPidNS: true, want: []nsProcWant{usernsWantOwn}, files: []nsFileWant{usernsPlainFile}},
@@ -237,14 +244,15 @@ var usernsScenarios = map[string]usernsScenario{
 		files: []nsFileWant{usernsPlainFile, {"chowned", 101004, 101005}}},
 	// ns1 (range map) holds the root; its child is in ns2, nested in ns1
 	"nested": {mode: "nested", writeMaps: true, procs: 2, initPidNS: true,
-		want: []nsProcWant{
-			{usernsRangeMap, usernsRangeMap, "allow", "4242 4242 4242 4242", "4242 4242 4242 4242", "4242"},
-			// ns2's map seen from the initial namespace: composed with ns1's
-			{"0 101000 10\n10 4242 1\n", "0 101000 10\n10 4242 1\n", "deny", "101004 101005 4242 101005",
-				"101001 101002 101003 101002", "4242"},
-		},
+		want: usernsScenarioNestedWant,
 		files: []nsFileWant{{"ns1-plain", testUID, testGID}, {"ns1-chowned", 101004, 101005},
 			{"ns2-plain", testUID, testGID}, {"ns2-chowned", 101007, 101008}}},
+	// nested, with a mount namespace owned by ns1 and its mounts, which
+	// the child in ns2 shares
+	"nested-mnt": {mode: "nested", env: []string{"WL_MOUNTS=1"}, mounts: true, writeMaps: true, procs: 2, initPidNS: true,
+		want: usernsScenarioNestedWant,
+		files: []nsFileWant{{"ns1-plain", testUID, testGID}, {"ns1-chowned", 101004, 101005},
+			{"ns2-plain", testUID, testGID}, {"ns2-chowned", 101007, 101008}, {"src/new", testUID, testGID}}},
 	"mnt": {mode: "mnt", mounts: true, procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot},
 		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
 
@@ -1028,6 +1036,11 @@ func TestE2EUsernsPeerCred(t *testing.T) { usernsRunAsRoot(t, "peercred") }
 // TestE2EUsernsNested: the root in ns1 (range map), its child in ns2
 // nested in ns1 with its own map and setgroups deny, other ids.
 func TestE2EUsernsNested(t *testing.T) { usernsRunAsRoot(t, "nested") }
+
+// TestE2EUsernsNestedMountNS: the nested scenario where ns1 has a mount
+// namespace with a tmpfs and bind mounts, shared by the child in ns2: it
+// stays owned by ns1 and shared.
+func TestE2EUsernsNestedMountNS(t *testing.T) { usernsRunAsRoot(t, "nested-mnt") }
 
 // TestE2EUsernsMountNS: a mount namespace owned by the user namespace:
 // rprivate /, a tmpfs with files (one kept open), a bind mount and a

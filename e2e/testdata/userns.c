@@ -22,6 +22,8 @@
  *           (ns2, nested in ns1) and whose maps the parent writes from ns1:
  *           uid_map and gid_map "0 2000 10" + "10 0 1", setgroups "deny".
  *           The child switches to uids 4/5/10 and gids 1/2/3 inside ns2.
+ *           With WL_MOUNTS=1 ns1 also gets a mount namespace with the mounts
+ *           of the mnt mode, which the child (in ns2) shares.
  *   mnt     unshare(USER|MNT|IPC|UTS) mapped like root, makes / rprivate,
  *           mounts a tmpfs (size=1m,mode=0750) at ./tmpfs holding files,
  *           binds ./src on ./bind and ./src on ./robind read-only, and
@@ -97,7 +99,7 @@
 #define MSG_KEY 0x63727971
 #define SHM_SIZE 12388
 #define NSEMS 4
-#define MAXFILES 8
+#define MAXFILES 12
 #define MAXKIDS 4
 
 enum { NS_USER, NS_PID, NS_IPC, NS_UTS, NS_MNT, NS_COUNT };
@@ -469,6 +471,8 @@ static void ipc_corrupt(struct state *s)
 
 static void add_file(struct state *s, const char *name, int chown_it, uid_t uid, gid_t gid)
 {
+	if (s->nfiles == MAXFILES)
+		wl_die("more than %d files", MAXFILES);
 	struct filerec *f = &s->files[s->nfiles++];
 	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -484,6 +488,8 @@ static void add_file(struct state *s, const char *name, int chown_it, uid_t uid,
 /* An existing file, to be seen with the owner it has now. */
 static void add_existing(struct state *s, const char *name)
 {
+	if (s->nfiles == MAXFILES)
+		wl_die("more than %d files", MAXFILES);
 	snprintf(s->files[s->nfiles++].name, sizeof(s->files[0].name), "%s", name);
 }
 
@@ -1082,7 +1088,7 @@ static void read_kid_maps(char out[2][256])
 
 int main(int argc, char **argv)
 {
-	int ipc = 0, uts = 0, nested = 0, pidtree = 0, range = 0, peer = 0;
+	int ipc = 0, uts = 0, nested = 0, nested_mnt = 0, pidtree = 0, range = 0, peer = 0;
 
 	wl_init(argc, argv);
 	start_uid = getuid();
@@ -1100,11 +1106,12 @@ int main(int argc, char **argv)
 		map_self(!strcmp(mode, "root"));
 		ipc = uts = 1;
 	} else if (!strcmp(mode, "range") || !strcmp(mode, "peercred") || !strcmp(mode, "nested")) {
-		if (unshare(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS))
+		nested = !strcmp(mode, "nested");
+		nested_mnt = nested && getenv("WL_MOUNTS");
+		if (unshare(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS | (nested_mnt ? CLONE_NEWNS : 0)))
 			wl_die("unshare: %s", strerror(errno));
 		map_by_test();
 		ipc = uts = 1;
-		nested = !strcmp(mode, "nested");
 		peer = !strcmp(mode, "peercred");
 		range = !nested;
 	} else if (!strcmp(mode, "mnt")) {
@@ -1137,7 +1144,7 @@ int main(int argc, char **argv)
 	if (range || nested)
 		add_file(&st, nested ? "ns1-chowned" : "chowned", 1, 2004, 2005);
 	add_existing(&st, "."); /* the start directory, 4242:4242 outside */
-	if (!strcmp(mode, "mnt") || (!strcmp(mode, "inherit") && getenv("WL_MOUNTS")))
+	if (!strcmp(mode, "mnt") || nested_mnt || (!strcmp(mode, "inherit") && getenv("WL_MOUNTS")))
 		mounts_setup(&st);
 	if (peer)
 		peer_setup(&st, 0);

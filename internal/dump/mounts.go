@@ -11,12 +11,10 @@ import (
 )
 
 // addMountNs records the mount namespace ino of p, once: it must belong to
-// p's own user namespace (so that restore, creating it from p's, gives it
-// the same owner), and its mounts must be ones cryo can make again.
+// the user namespace of its first process in the tree (restore creates it
+// from that process, which so owns it; the others join it), and its
+// mounts must be ones cryo can make again.
 func (t *nsTable) addMountNs(p *process, ino uint64) error {
-	if err := ownedByOwnUserns(p, "mnt", ino); err != nil {
-		return err
-	}
 	// Its mountinfo names mount points from its root, and restore makes
 	// the mounts before it chroots.
 	root, err := proc.Root(p.pid)
@@ -29,6 +27,9 @@ func (t *nsTable) addMountNs(p *process, ino uint64) error {
 	p.viaRoot = fmt.Sprintf("/proc/%d/root", p.pid)
 	if _, ok := t.mnts[ino]; ok {
 		return nil
+	}
+	if err := ownedByOwnUserns(p, "mnt", ino); err != nil {
+		return err
 	}
 	if t.ownMounts == nil {
 		var err error

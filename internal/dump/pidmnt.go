@@ -40,8 +40,8 @@ func ownerUserns(pid int, kind string) (uint64, error) {
 }
 
 // ownedByOwnUserns refuses p's namespace ino of one kind when it belongs
-// to another user namespace than p's own: restore makes it from p, which
-// would then own it.
+// to another user namespace than p's own; p is its first process in the
+// tree: restore makes it from p, which would then own it.
 func ownedByOwnUserns(p *process, kind string, ino uint64) error {
 	owner, err := ownerUserns(p.pid, kind)
 	if err != nil {

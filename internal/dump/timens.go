@@ -33,11 +33,11 @@ func (t *nsTable) addTimeNs(p *process) error {
 	if ino == t.own["time"] {
 		return nil
 	}
+	if _, ok := t.times[ino]; ok {
+		return nil // owned by its first process's user namespace, checked then
+	}
 	if err := ownedByOwnUserns(p, "time", ino); err != nil {
 		return err
-	}
-	if _, ok := t.times[ino]; ok {
-		return nil
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timens_offsets", p.pid))
 	if err != nil {

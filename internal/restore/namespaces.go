@@ -226,8 +226,22 @@ func (r *restorer) enterNamespaces() error {
 				}
 			}
 		}
+		// A namespace made by a process of another user namespace (p's is
+		// nested in it) is joined first: inside its own user namespace p
+		// has no capability over it.
+		early := map[string]bool{}
 		for _, k := range kinds {
-			if !k.has || (k.name == "user" && k.id == r.rootUserns) {
+			c := creators[k.name][k.id]
+			if k.name == "user" || !k.has || c == nil || c.c.cores[0].GetIds().GetUserNsId() == ids.GetUserNsId() {
+				continue
+			}
+			if err := p.setns(fds[k.name], k.name, k.flag); err != nil {
+				return err
+			}
+			early[k.name] = true
+		}
+		for _, k := range kinds {
+			if !k.has || (k.name == "user" && k.id == r.rootUserns) || early[k.name] {
 				continue
 			}
 			if fd, ok := fds[k.name]; ok {
