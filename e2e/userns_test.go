@@ -283,6 +283,10 @@ var usernsScenarios = map[string]usernsScenario{
 		env: []string{"WL_MOUNTS=1", "WL_MOUNTS_SHARED=1"}, mounts: true, pidns: true, procs: 4,
 		want:  []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot},
 		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
+	// pid 1 of its pid namespace, with its children, in a time namespace
+	"unshare-UrmpfT": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-p", "-f", "--mount-proc", "-T", "--monotonic=8640000",
+		"--boottime=17280000", "-i", "-u"}, pidns: true, procs: 4,
+		want: []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot}, files: []nsFileWant{usernsPlainFile}},
 	// a time namespace with clock offsets (100 and 200 days), owned by the
 	// user namespace, with a mount namespace that only inherits
 	"unshare-UrmT": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-T", "--monotonic=8640000", "--boottime=17280000", "-i"},
@@ -1069,9 +1073,10 @@ func TestE2EUsernsTimeNS(t *testing.T) { usernsRunAsRoot(t, "unshare-UrmT") }
 // TestE2EUsernsUnshareCmd: trees made by the real unshare(1) exec'ing the
 // workload: -c -i, -r -i, --map-user/--map-users (newuidmap), -Urpf
 // --mount-proc (pid 1 of its pid namespace with children), and that with
-// -m and the workload's tmpfs and bind mounts.
+// -m and the workload's tmpfs and bind mounts, or with -m -T and clock
+// offsets.
 func TestE2EUsernsUnshareCmd(t *testing.T) {
-	for _, name := range []string{"unshare-c-i", "unshare-r-i", "unshare-map-users", "unshare-Urpf", "unshare-Urmpf-mounts"} {
+	for _, name := range []string{"unshare-c-i", "unshare-r-i", "unshare-map-users", "unshare-Urpf", "unshare-Urmpf-mounts", "unshare-UrmpfT"} {
 		t.Run(strings.TrimPrefix(name, "unshare-"), func(t *testing.T) { usernsRunAsRoot(t, name) })
 	}
 }
