@@ -4,11 +4,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sort"
+	"strings"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
+
+// MountpointsName is CRIU's image of a mount namespace's mounts.
+func MountpointsName(id uint32) string { return fmt.Sprintf("mountpoints-%d.img", id) }
 
 // addMountNs records the mount namespace ino of p, once: it must belong to
 // the user namespace of its first process in the tree (restore creates it
@@ -98,4 +107,70 @@ func (d *dumper) checkMountFiles() error {
 		}
 	}
 	return nil
+}
+
+// mountNs describes a mount namespace of the tree: the mounts it shares
+// with cryo's (inherited, ExtMount) and its own, which must be ones cryo can
+// make again (mountns.Plan): tmpfs, proc, bind mounts. Mounts of cryo's
+// that it lacks or has with other options are refused.
+func mountNs(pid int, own []mountns.Mount) ([]*mnt.MntEntry, []mountns.Step, error) {
+	theirs, err := mountns.Read(pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	key := func(m mountns.Mount) string { return m.Point + "\x00" + m.FSType + "\x00" + m.Source + "\x00" + m.Root }
+	left := map[string][]mountns.Mount{}
+	for _, m := range own {
+		left[key(m)] = append(left[key(m)], m)
+	}
+	var out []*mnt.MntEntry
+	for _, m := range theirs {
+		ours := left[key(m)]
+		ext := len(ours) > 0
+		if ext {
+			if ours[0].Opts != m.Opts {
+				return nil, nil, fmt.Errorf("process %d: its %s mount at %s has options %s, cryo's %s: changed options of an inherited mount are not supported", pid, m.FSType, m.Point, m.Opts, ours[0].Opts)
+			}
+			left[key(m)] = ours[1:]
+		}
+		fstype := uint32(mountns.FstypeOther)
+		switch m.FSType {
+		case "proc":
+			fstype = mountns.FstypeProc
+		case "tmpfs":
+			fstype = mountns.FstypeTmpfs
+		}
+		var sbFlags uint32
+		if slices.Contains(strings.Split(m.SuperOpts, ","), "ro") {
+			sbFlags = unix.MS_RDONLY
+		}
+		e := &mnt.MntEntry{
+			Fstype: proto.Uint32(fstype), MntId: proto.Uint32(m.ID), RootDev: proto.Uint32(m.Dev),
+			ParentMntId: proto.Uint32(m.Parent), Flags: proto.Uint32(mountns.Flags(m.Opts)), Root: proto.String(m.Root),
+			Mountpoint: proto.String(m.Point), Source: proto.String(m.Source), Options: proto.String(m.SuperOpts),
+			ExtMount: proto.Bool(ext), Fsname: proto.String(m.FSType), SbFlags: proto.Uint32(sbFlags),
+		}
+		if m.Shared != 0 {
+			e.SharedId = proto.Uint32(m.Shared)
+		}
+		if m.Master != 0 {
+			e.MasterId = proto.Uint32(m.Master)
+		}
+		out = append(out, e)
+	}
+	var missing []string
+	for _, ms := range left {
+		for _, m := range ms {
+			missing = append(missing, m.Point)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, nil, fmt.Errorf("process %d: its mount namespace lacks mounts of cryo's (%s): not supported yet", pid, missing[0])
+	}
+	steps, err := mountns.Plan(out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("process %d: mount namespace: %w", pid, err)
+	}
+	return out, steps, nil
 }
