@@ -23,6 +23,20 @@ func TestE2EMountNS(t *testing.T) {
 	})
 }
 
+// TestE2EMountNSTree: the same with a child that inherited the open file
+// on the tmpfs and the cwd in it: restore opens the file in the root once
+// the namespace exists and the child, cloned before, takes the same open
+// file (kcmp) from it.
+func TestE2EMountNSTree(t *testing.T) {
+	forEachLink(t, "mountns", func(t *testing.T, bin string) {
+		tr := startTree(t, bin, "tree")
+		tr.Checkpoint()
+		tr.Restore()
+		tr.Finish()
+		assertNoMountsOf(t, tr.w.Dir)
+	})
+}
+
 // TestE2EMountNSRefused: the same with an mqueue mount, which cryo cannot
 // make again: the dump is refused in one line naming the filesystem and
 // the mount point, and the process runs on untouched.

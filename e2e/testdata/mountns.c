@@ -2,7 +2,7 @@
  * mountns - a process started by root in a mount namespace of its own
  * (what `unshare -m` makes), with mounts of its own, and in a time
  * namespace with clock offsets (`unshare -T --monotonic --boottime`).
- *   usage: mountns [-t NTHREADS] [mqueue]
+ *   usage: mountns [-t NTHREADS] [mqueue|tree]
  * Before READY: unshare(CLONE_NEWNS|CLONE_NEWTIME), offsets of 100 days
  * (monotonic) and 200 days (boottime) written, the time namespace entered
  * (setns of its own time_for_children); / made rprivate, then in the cwd:
@@ -16,6 +16,10 @@
  *   t/proc   a proc mount (nosuid,nodev,noexec);
  *   an open descriptor on t/owned at offset 3, and the cwd in t/d.
  * With "mqueue", also an mqueue mount at t/mq: the dump must refuse it.
+ * With "tree", the root (TREE line, role root) then forks "kid", which
+ * inherits the descriptor and the cwd (TREE line, role kid): after
+ * restore the two share the open file description (kcmp) and its offset,
+ * and the kid checks its cwd, its descriptor and the tmpfs's contents.
  *
  * After SIGTERM: the mount namespace is not the one it started in; the
  * mountinfo line of each mount from its 4th field (root, point, options,
@@ -28,6 +32,7 @@
  * clocks are checked as wl_timens_check says.
  */
 #include "wl.h"
+#include <linux/kcmp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/vfs.h>
@@ -140,6 +145,28 @@ int main(int argc, char **argv)
 	if (chdir("t/d"))
 		wl_die("chdir t/d: %s", strerror(errno));
 
+	pid_t kid = -1;
+	if (!strcmp(wl_mode, "tree")) {
+		wl_tree_line();
+		kid = wl_fork("kid");
+		if (kid == 0) {
+			wl_tree_line();
+			wl_mark("kid");
+			wl_tree_wait_stop();
+			wl_tree_check_ids();
+			struct stat ka, kb;
+			char kcwd[PATH_MAX];
+			TCHECK(getcwd(kcwd, sizeof kcwd) && strcmp(kcwd, at("t/d")) == 0, "cwd %s, want %s", kcwd, at("t/d"));
+			TCHECK(fstat(fd, &ka) == 0 && stat(at("t/owned"), &kb) == 0 && ka.st_ino == kb.st_ino && ka.st_dev == kb.st_dev,
+			       "the inherited descriptor is not t/owned");
+			TCHECK(lseek(fd, 0, SEEK_CUR) == 3, "inherited descriptor offset %ld, want 3", (long)lseek(fd, 0, SEEK_CUR));
+			TCHECK(wl_read_file(at("t/d/f"), buf, sizeof buf) == 5, "t/d/f is not there");
+			wl_check_no_children();
+			wl_child_exit();
+		}
+		wl_wait_mark("kid");
+	}
+
 	pthread_t th[WL_MAX_THREADS];
 	for (int i = 1; i < wl_nthreads; i++)
 		if (pthread_create(&th[i], NULL, thread_main, (void *)(long)i))
@@ -147,6 +174,12 @@ int main(int argc, char **argv)
 	wl_wait_started(wl_nthreads - 1);
 	wl_ready();
 	wl_wait_stop();
+	if (kid > 0) {
+		CHECK(syscall(SYS_kcmp, getpid(), kid, KCMP_FILE, fd, fd) == 0,
+		      "the kid does not share the open t/owned (kcmp)");
+		if (kill(kid, SIGTERM))
+			wl_fail("kill(kid %d, SIGTERM): %s", kid, strerror(errno));
+	}
 	if (wl_corrupt)
 		unlink(at("t/d/f"));
 
@@ -195,5 +228,7 @@ int main(int argc, char **argv)
 	CHECK(getcwd(cwd, sizeof cwd) && strcmp(cwd, at("t/d")) == 0, "cwd %s, want %s", cwd, at("t/d"));
 	for (int i = 1; i < wl_nthreads; i++)
 		pthread_join(th[i], NULL);
+	if (kid > 0)
+		wl_reap_ok(kid, "kid");
 	return wl_finish();
 }

@@ -37,7 +37,8 @@
  *           one of which forks a grandchild, and checks /proc is its own.
  *           With WL_MOUNTS=1 (under unshare -m) it makes the mounts of the
  *           mnt mode first (the children share them; with WL_MOUNTS_SHARED=1
- *           also the descriptor on tmpfs/data, which cryo refuses). If its time namespace
+ *           also the descriptor on tmpfs/data: one open file description,
+ *           checked with kcmp). If its time namespace
  *           has offsets (unshare -T --monotonic/--boottime), it checks them.
  *
  * Mounts, after restore: each mount's mountinfo line from the 4th field
@@ -77,6 +78,7 @@
 #include <dirent.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/kcmp.h>
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/fsuid.h>
@@ -623,6 +625,11 @@ static void mounts_check_more(struct state *s)
 		return;
 	CHECK(fstat(s->tmpfs_fd, &a) == 0 && stat("tmpfs/data", &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev,
 	      "the open descriptor is not tmpfs/data");
+	/* opened before the forks: the same open file description in the
+	 * children (they hold it at the same number) */
+	for (int i = 0; getenv("WL_MOUNTS_SHARED") && i < nkids; i++)
+		CHECK(syscall(SYS_kcmp, getpid(), kids[i], KCMP_FILE, s->tmpfs_fd, s->tmpfs_fd) == 0,
+		      "child %d does not share the open tmpfs/data (kcmp)", kids[i]);
 	n = pread(s->tmpfs_fd, buf, sizeof(buf) - 1, 0);
 	CHECK(n == 8191 && wl_verify(buf, 8184, 0x7e57) < 0, "the open tmpfs/data: %zd bytes, pattern %s", n,
 	      n > 0 && wl_verify(buf, 8184, 0x7e57) < 0 ? "ok" : "differs");

@@ -80,9 +80,6 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, err
 	}
-	for _, fd := range fds {
-		p.fileIDs = append(p.fileIDs, fd.GetId())
-	}
 	fsEntry, err := p.fsEntry(ft)
 	if err != nil {
 		return 0, err

@@ -194,8 +194,6 @@ type process struct {
 	// not cryo's.
 	nsPid  uint32
 	nsTids map[int]uint32
-	// fileIDs are the files its descriptors refer to.
-	fileIDs []uint32
 	// viaRoot prefixes the paths it sees to reach them from cryo:
 	// "/proc/PID/root" when it is in a mount namespace of its own, else "".
 	viaRoot string
@@ -321,9 +319,6 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 		xfeatures |= xf
-	}
-	if err := d.checkMountFiles(); err != nil {
-		return err
 	}
 	if err := d.files.unix.check(d.files, d.opts.ExtUnixSk); err != nil {
 		return err

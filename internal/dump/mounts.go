@@ -80,35 +80,6 @@ func (m *mountNamespace) writeTmpfs(dir *image.Dir) error {
 	return nil
 }
 
-// checkMountFiles refuses a file on a mount the tree's namespace made
-// itself that several processes share: restore opens such a file in its
-// holder once the namespace exists, after the tree's children were
-// cloned, so they could not inherit it.
-func (d *dumper) checkMountFiles() error {
-	holders := map[uint32][]*process{}
-	for _, p := range d.procs {
-		for _, id := range p.fileIDs {
-			if hs := holders[id]; len(hs) == 0 || hs[len(hs)-1] != p {
-				holders[id] = append(hs, p)
-			}
-		}
-	}
-	for id, ps := range holders {
-		m := d.ns.mnts[ps[0].ns["mnt"]]
-		name := d.files.entries[id-1].GetReg().GetName()
-		if len(ps) < 2 || m == nil || name == "" {
-			continue
-		}
-		for _, e := range m.entries {
-			if !e.GetExtMount() && mountns.Under(e.GetMountpoint(), name) {
-				return fmt.Errorf("process %d: file %s on its namespace's own %s mount at %s is shared with process %d: not supported yet",
-					ps[0].pid, name, e.GetFsname(), e.GetMountpoint(), ps[1].pid)
-			}
-		}
-	}
-	return nil
-}
-
 // mountNs describes a mount namespace of the tree: the mounts it shares
 // with cryo's (inherited, ExtMount) and its own, which must be ones cryo can
 // make again (mountns.Plan): tmpfs, proc, bind mounts. Mounts of cryo's

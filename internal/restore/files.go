@@ -42,9 +42,11 @@ type filePlan struct {
 	shmTemp map[uint64]uint64
 	jobs    map[*process][]fileJob
 	// late: files on the tree's own mounts (a tmpfs, a bind mount), which
-	// exist only once its mount namespace does: each is opened by its one
-	// holder after entering its namespaces, not by an ancestor before.
-	late map[*process][]fileJob
+	// exist only once its mount namespace does: each is opened by the
+	// common ancestor of its holders once that entered its namespaces, and
+	// the other holders, cloned already, take a copy from it (lateCopies).
+	late       map[*process][]fileJob
+	lateCopies map[*process][]lateCopy
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.
@@ -73,7 +75,7 @@ type fileJob struct {
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{},
-		late: map[*process][]fileJob{}}
+		late: map[*process][]fileJob{}, lateCopies: map[*process][]lateCopy{}}
 	holders := map[uint32][]*process{}
 	base := uint64(3)
 	for _, p := range procs {
@@ -139,6 +141,11 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			return nil, err
 		} else if late {
 			fp.late[lca] = append(fp.late[lca], fileJob{ids: []uint32{id}})
+			for _, h := range holders[id] {
+				if cs := fp.lateCopies[h]; h != lca && (len(cs) == 0 || cs[len(cs)-1].id != id) {
+					fp.lateCopies[h] = append(cs, lateCopy{id: id, from: lca})
+				}
+			}
 			continue
 		}
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id}})

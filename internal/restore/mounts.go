@@ -2,7 +2,6 @@ package restore
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -69,10 +68,9 @@ func (p *process) createMnt(id uint32, mounts []*mnt.MntEntry, u *usernsImage) e
 }
 
 // onOwnMount reports whether file id lies on a mount its holders' mount
-// namespace made itself: then only its holder can open it, once in that
-// namespace. Such a file shared by several processes, or a deleted one, is
-// refused (it would have to be made before the tree's children are cloned,
-// before the namespace exists).
+// namespace made itself: such a file can only be opened in that namespace,
+// after the tree was built. A deleted one there is refused (its ghost would
+// have to be made in the namespace).
 func (fp *filePlan) onOwnMount(id uint32, holders []*process) (bool, error) {
 	name := fp.snap.reg(id).GetName()
 	for _, h := range holders {
@@ -80,11 +78,8 @@ func (fp *filePlan) onOwnMount(id uint32, holders []*process) (bool, error) {
 		if !ok {
 			continue
 		}
-		switch {
-		case fp.snap.ghosts[id] != nil:
+		if fp.snap.ghosts[id] != nil {
 			return false, fmt.Errorf("restore pid %d: deleted file %s on the tree's own mount at %s: not supported yet", h.c.pid, name, point)
-		case slices.ContainsFunc(holders, func(o *process) bool { return o != h }):
-			return false, fmt.Errorf("restore pid %d: file %s on the tree's own mount at %s is shared with other processes: not supported yet", h.c.pid, name, point)
 		}
 		return true, nil
 	}
@@ -119,12 +114,47 @@ func (s *snapshot) onTreeMount(path string) bool {
 	return false
 }
 
-// openLate opens the files of p that live on its namespace's own mounts,
-// now that p is in that namespace.
+// lateCopy is a file on the tree's own mounts that a process takes from
+// the common ancestor of its holders, which opened it.
+type lateCopy struct {
+	id   uint32
+	from *process
+}
+
+// openLate opens the files p is the common ancestor of that live on its
+// namespace's own mounts, now that p is in that namespace.
 func (fp *filePlan) openLate(p *process) error {
 	for _, j := range fp.late[p] {
 		if err := fp.openFile(p, j.ids[0]); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// copyLate gives p, before it enters its namespaces (while it still has
+// every capability over the ancestor), the files on the tree's own mounts
+// it shares with an ancestor: pidfd_getfd takes the ancestor's open file,
+// one open file description for both, to the same temporary descriptor.
+func (fp *filePlan) copyLate(p *process) error {
+	t := p.leader
+	for _, c := range fp.lateCopies[p] {
+		pid := uint64(c.from.c.pid)
+		if p.c.nsPids != nil {
+			pid = uint64(c.from.c.nsPids[0]) // as p's pid namespace sees it
+		}
+		where := fmt.Sprintf("restore pid %d: file %s from pid %d", p.c.pid, fp.snap.reg(c.id).GetName(), c.from.c.pid)
+		pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, pid, 0)
+		if err != nil {
+			return fmt.Errorf("%s: pidfd_open: %w", where, err)
+		}
+		fd, err := t.Syscall(unix.SYS_PIDFD_GETFD, pidfd, fp.temp[c.id], 0)
+		t.Syscall(unix.SYS_CLOSE, pidfd)
+		if err != nil {
+			return fmt.Errorf("%s: pidfd_getfd: %w", where, err)
+		}
+		if err := fp.moveTo(p, fd, fp.temp[c.id]); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
 	return nil

@@ -182,6 +182,11 @@ func (r *restorer) enterNamespaces() error {
 		if p.c.zombie {
 			continue
 		}
+		// Files on the tree's own mounts it shares with an ancestor, which
+		// opened them at the end of its turn.
+		if err := r.files.copyLate(p); err != nil {
+			return err
+		}
 		ids := p.c.cores[0].GetIds()
 		kinds := []struct {
 			name string
@@ -270,6 +275,9 @@ func (r *restorer) enterNamespaces() error {
 		}
 		for _, fd := range fds {
 			p.leader.Syscall(unix.SYS_CLOSE, fd)
+		}
+		if err := r.files.openLate(p); err != nil {
+			return err
 		}
 	}
 	return nil

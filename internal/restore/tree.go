@@ -52,11 +52,6 @@ func (r *restorer) createTree() error {
 		return err
 	}
 	for _, p := range r.procs {
-		if err := r.files.openLate(p); err != nil {
-			return err
-		}
-	}
-	for _, p := range r.procs {
 		if p.c.helper {
 			if err := p.dropHelper(); err != nil {
 				return err
