@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -38,18 +39,23 @@ func TestE2EMountNSTree(t *testing.T) {
 }
 
 // TestE2EMountNSRefused: the same with an mqueue mount, which cryo cannot
-// make again: the dump is refused in one line naming the filesystem and
-// the mount point, and the process runs on untouched.
+// make again, or a deleted file open on the tmpfs: the dump is refused in
+// one line naming the filesystem and the mount point (or the file), and
+// the process runs on untouched.
 func TestE2EMountNSRefused(t *testing.T) {
-	forEachLink(t, "mountns", func(t *testing.T, bin string) {
-		w := startWorkload(t, bin, "mqueue")
-		if !noCR {
-			res := tryDump(t, w.Pid, t.TempDir())
-			assertOneErrorLine(t, res, "mqueue mount at "+w.Dir+"/t/mq")
-			w.assertRunningUntouched("after the refused dump")
-		}
-		w.Finish()
-	})
+	for mode, want := range map[string]string{"mqueue": "mqueue mount at %s/t/mq", "ghost": "deleted file %s/t/ghost on the tree's own tmpfs mount"} {
+		t.Run(mode, func(t *testing.T) {
+			forEachLink(t, "mountns", func(t *testing.T, bin string) {
+				w := startWorkload(t, bin, mode)
+				if !noCR {
+					res := tryDump(t, w.Pid, t.TempDir())
+					assertOneErrorLine(t, res, fmt.Sprintf(want, w.Dir))
+					w.assertRunningUntouched("after the refused dump")
+				}
+				w.Finish()
+			})
+		})
+	}
 }
 
 // assertNoMountsOf fails if the test's mount namespace has a mount below

@@ -2,7 +2,7 @@
  * mountns - a process started by root in a mount namespace of its own
  * (what `unshare -m` makes), with mounts of its own, and in a time
  * namespace with clock offsets (`unshare -T --monotonic --boottime`).
- *   usage: mountns [-t NTHREADS] [mqueue|tree]
+ *   usage: mountns [-t NTHREADS] [mqueue|ghost|tree]
  * Before READY: unshare(CLONE_NEWNS|CLONE_NEWTIME), offsets of 100 days
  * (monotonic) and 200 days (boottime) written, the time namespace entered
  * (setns of its own time_for_children); / made rprivate, then in the cwd:
@@ -15,7 +15,8 @@
  *   t/filebind  a read-only bind mount of the file ./hostfile;
  *   t/proc   a proc mount (nosuid,nodev,noexec);
  *   an open descriptor on t/owned at offset 3, and the cwd in t/d.
- * With "mqueue", also an mqueue mount at t/mq: the dump must refuse it.
+ * With "mqueue", also an mqueue mount at t/mq; with "ghost", t/ghost open
+ * and deleted: the dump must refuse either.
  * With "tree", the root (TREE line, role root) then forks "kid", which
  * inherits the descriptor and the cwd (TREE line, role kid): after
  * restore the two share the open file description (kcmp) and its offset,
@@ -136,6 +137,8 @@ int main(int argc, char **argv)
 		wl_die("mount proc: %s", strerror(errno));
 	if (!strcmp(wl_mode, "mqueue") && (mkdir("t/mq", 0755) || mount("mqueue", "t/mq", "mqueue", 0, NULL)))
 		wl_die("mount mqueue: %s", strerror(errno));
+	if (!strcmp(wl_mode, "ghost") && (open("t/ghost", O_RDWR | O_CREAT | O_EXCL, 0600) < 0 || unlink("t/ghost")))
+		wl_die("t/ghost: %s", strerror(errno));
 	for (int i = 0; i < NPOINTS; i++)
 		if (!wl_mountinfo_of(at(points[i]), lines[i], sizeof lines[i]))
 			wl_die("%s is not in /proc/self/mountinfo", points[i]);

@@ -320,6 +320,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		}
 		xfeatures |= xf
 	}
+	if err := d.ns.checkGhosts(d.files); err != nil {
+		return err
+	}
 	if err := d.files.unix.check(d.files, d.opts.ExtUnixSk); err != nil {
 		return err
 	}

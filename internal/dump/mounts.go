@@ -80,6 +80,23 @@ func (m *mountNamespace) writeTmpfs(dir *image.Dir) error {
 	return nil
 }
 
+// checkGhosts refuses a deleted file on a mount of the tree's own
+// namespaces: restore would have to make it again inside the namespace,
+// which it does not yet.
+func (t *nsTable) checkGhosts(ft *fileTable) error {
+	for _, g := range ft.ghosts {
+		name := ft.entries[g.id-1].GetReg().GetName()
+		for _, m := range t.mnts {
+			for _, e := range m.entries {
+				if !e.GetExtMount() && mountns.Under(e.GetMountpoint(), name) {
+					return fmt.Errorf("deleted file %s on the tree's own %s mount at %s: not supported yet", name, e.GetFsname(), e.GetMountpoint())
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // mountNs describes a mount namespace of the tree: the mounts it shares
 // with cryo's (inherited, ExtMount) and its own, which must be ones cryo can
 // make again (mountns.Plan): tmpfs, proc, bind mounts. Mounts of cryo's
