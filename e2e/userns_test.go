@@ -48,7 +48,7 @@ const (
 	nsGetOwnerUID = 0xb704
 )
 
-var nsTypes = []string{"user", "pid", "ipc", "uts", "mnt"}
+var nsTypes = []string{"user", "pid", "ipc", "uts", "mnt", "time"}
 
 // ---------------------------------------------------------------------------
 // The test user
@@ -231,6 +231,8 @@ type usernsScenario struct {
 	mode      string   // workload mode ("inherit" under unshare)
 	unshare   []string // if set: `unshare ARGS... userns inherit`
 	writeMaps bool     // the test writes usernsRangeMap when the workload prints MAP
+	env       []string // added to the workload's environment
+	mounts    bool     // the tree mounts a tmpfs and binds (mnt mode, WL_MOUNTS)
 	pidns     bool     // the tree root is pid 1 of its pid namespace, the launcher's child
 	procs     int      // processes in the tree
 	want      []nsProcWant
@@ -256,6 +258,13 @@ var (
 // other ids than the user's says.
 const foreignIDs = "not as you"
 
+var usernsScenarioNestedWant = []nsProcWant{
+	{usernsRangeMap, usernsRangeMap, "allow", "4242 4242 4242 4242", "4242 4242 4242 4242", "4242"},
+	// ns2's map seen from the initial namespace: composed with ns1's
+	{"0 101000 10\n10 4242 1\n", "0 101000 10\n10 4242 1\n", "deny", "101004 101005 4242 101005",
+		"101001 101002 101003 101002", "4242"},
+}
+
 var usernsScenarios = map[string]usernsScenario{
 	// unshare -c -i, done by the workload itself
 	"own": {mode: "own", procs: 1, initPidNS: true, want: []nsProcWant{usernsWantOwn}, files: []nsFileWant{usernsPlainFile}},
@@ -268,15 +277,16 @@ var usernsScenarios = map[string]usernsScenario{
 		files: []nsFileWant{usernsPlainFile, {"chowned", 101004, 101005}}},
 	// ns1 (range map) holds the root; its child is in ns2, nested in ns1
 	"nested": {mode: "nested", writeMaps: true, procs: 2, initPidNS: true, rootlessRefusal: foreignIDs,
-		want: []nsProcWant{
-			{usernsRangeMap, usernsRangeMap, "allow", "4242 4242 4242 4242", "4242 4242 4242 4242", "4242"},
-			// ns2's map seen from the initial namespace: composed with ns1's
-			{"0 101000 10\n10 4242 1\n", "0 101000 10\n10 4242 1\n", "deny", "101004 101005 4242 101005",
-				"101001 101002 101003 101002", "4242"},
-		},
+		want: usernsScenarioNestedWant,
 		files: []nsFileWant{{"ns1-plain", testUID, testGID}, {"ns1-chowned", 101004, 101005},
 			{"ns2-plain", testUID, testGID}, {"ns2-chowned", 101007, 101008}}},
-	"mnt": {mode: "mnt", procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot},
+	// nested, with a mount namespace owned by ns1 and its mounts, which
+	// the child in ns2 shares
+	"nested-mnt": {mode: "nested", env: []string{"WL_MOUNTS=1"}, mounts: true, writeMaps: true, procs: 2, initPidNS: true,
+		want: usernsScenarioNestedWant,
+		files: []nsFileWant{{"ns1-plain", testUID, testGID}, {"ns1-chowned", 101004, 101005},
+			{"ns2-plain", testUID, testGID}, {"ns2-chowned", 101007, 101008}, {"src/new", testUID, testGID}}},
+	"mnt": {mode: "mnt", mounts: true, procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot},
 		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
 
 	// the real unshare(1)
@@ -294,6 +304,26 @@ var usernsScenarios = map[string]usernsScenario{
 	// a grandchild
 	"unshare-Urpf": {mode: "inherit", unshare: []string{"-U", "-r", "-p", "-f", "--mount-proc", "-i", "-u"}, pidns: true, procs: 4,
 		want: []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot}, files: []nsFileWant{usernsPlainFile}},
+	// the same with the workload's tmpfs and bind mounts, made by pid 1
+	// before it forks (the children share them)
+	"unshare-Urmpf-mounts": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-p", "-f", "--mount-proc", "-i", "-u"},
+		env: []string{"WL_MOUNTS=1"}, mounts: true, pidns: true, procs: 4,
+		want:  []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot},
+		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
+	// the same with the descriptor on tmpfs/data opened before the forks:
+	// shared by the four processes
+	"unshare-Urmpf-shared": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-p", "-f", "--mount-proc", "-i", "-u"},
+		env: []string{"WL_MOUNTS=1", "WL_MOUNTS_SHARED=1"}, mounts: true, pidns: true, procs: 4,
+		want:  []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot},
+		files: []nsFileWant{usernsPlainFile, {"src/new", testUID, testGID}}},
+	// pid 1 of its pid namespace, with its children, in a time namespace
+	"unshare-UrmpfT": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-p", "-f", "--mount-proc", "-T", "--monotonic=8640000",
+		"--boottime=17280000", "-i", "-u"}, pidns: true, procs: 4,
+		want: []nsProcWant{usernsWantRoot, usernsWantRoot, usernsWantRoot, usernsWantRoot}, files: []nsFileWant{usernsPlainFile}},
+	// a time namespace with clock offsets (100 and 200 days), owned by the
+	// user namespace, with a mount namespace that only inherits
+	"unshare-UrmT": {mode: "inherit", unshare: []string{"-U", "-r", "-m", "-T", "--monotonic=8640000", "--boottime=17280000", "-i"},
+		procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot}, files: []nsFileWant{usernsPlainFile}},
 }
 
 // ---------------------------------------------------------------------------
@@ -368,6 +398,7 @@ func startUserns(t *testing.T, sc usernsScenario) *nsRun {
 	w.Out = filepath.Join(filepath.Dir(w.Dir), "output.txt")
 	cmd := userCommand(t, w.Dir, w.Out, argv...)
 	cmd.Env = append(os.Environ(), "CRYO_E2E_MARKER=environ-of-userns", "CRYO_E2E_OUTER_NS="+nsOuterEnv(t))
+	cmd.Env = append(cmd.Env, sc.env...)
 	if corrupt {
 		cmd.Env = append(cmd.Env, "WL_CORRUPT=1")
 	}
@@ -761,7 +792,7 @@ func (r *nsRun) checkFiles(t *testing.T) {
 			t.Errorf("outside: %s is owned by %d:%d, want %d:%d", f.name, st.Uid, st.Gid, f.uid, f.gid)
 		}
 	}
-	if r.sc.mode == "mnt" {
+	if r.sc.mounts {
 		if _, err := os.Lstat(filepath.Join(r.Dir, "tmpfs", "data")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("outside: tmpfs/data is visible (%v): the tmpfs leaked out of the mount namespace", err)
 		}
@@ -1043,18 +1074,33 @@ func TestE2EUsernsPeerCred(t *testing.T) { usernsRunAsRoot(t, "peercred") }
 // nested in ns1 with its own map and setgroups deny, other ids.
 func TestE2EUsernsNested(t *testing.T) { usernsRunAsRoot(t, "nested") }
 
+// TestE2EUsernsNestedMountNS: the nested scenario where ns1 has a mount
+// namespace with a tmpfs and bind mounts, shared by the child in ns2: it
+// stays owned by ns1 and shared.
+func TestE2EUsernsNestedMountNS(t *testing.T) { usernsRunAsRoot(t, "nested-mnt") }
+
 // TestE2EUsernsMountNS: a mount namespace owned by the user namespace:
-// rprivate /, a tmpfs with files, a bind mount and a read-only bind mount.
-func TestE2EUsernsMountNS(t *testing.T) {
-	pending(t, "mount namespaces with tmpfs and bind mounts are not checkpointed yet (issue 4)")
-	usernsRunAsRoot(t, "mnt")
-}
+// rprivate /, a tmpfs with files (one kept open), a bind mount and a
+// read-only bind mount.
+func TestE2EUsernsMountNS(t *testing.T) { usernsRunAsRoot(t, "mnt") }
+
+// TestE2EUsernsMountNSSharedFile: a file on the tree's tmpfs that pid 1
+// opened before forking, so that its children share it: after restore it
+// is one open file description in all of them (kcmp), on the restored
+// tmpfs.
+func TestE2EUsernsMountNSSharedFile(t *testing.T) { usernsRunAsRoot(t, "unshare-Urmpf-shared") }
+
+// TestE2EUsernsTimeNS: `unshare -U -r -m -T --monotonic --boottime`: a time
+// namespace with offsets, owned by the user namespace.
+func TestE2EUsernsTimeNS(t *testing.T) { usernsRunAsRoot(t, "unshare-UrmT") }
 
 // TestE2EUsernsUnshareCmd: trees made by the real unshare(1) exec'ing the
-// workload: -c -i, -r -i, --map-user/--map-users (newuidmap), and
-// -Urpf --mount-proc (pid 1 of its pid namespace with children).
+// workload: -c -i, -r -i, --map-user/--map-users (newuidmap), -Urpf
+// --mount-proc (pid 1 of its pid namespace with children), and that with
+// -m and the workload's tmpfs and bind mounts, or with -m -T and clock
+// offsets.
 func TestE2EUsernsUnshareCmd(t *testing.T) {
-	for _, name := range []string{"unshare-c-i", "unshare-r-i", "unshare-map-users", "unshare-Urpf"} {
+	for _, name := range []string{"unshare-c-i", "unshare-r-i", "unshare-map-users", "unshare-Urpf", "unshare-Urmpf-mounts", "unshare-UrmpfT"} {
 		t.Run(strings.TrimPrefix(name, "unshare-"), func(t *testing.T) { usernsRunAsRoot(t, name) })
 	}
 }

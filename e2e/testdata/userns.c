@@ -22,9 +22,12 @@
  *           (ns2, nested in ns1) and whose maps the parent writes from ns1:
  *           uid_map and gid_map "0 2000 10" + "10 0 1", setgroups "deny".
  *           The child switches to uids 4/5/10 and gids 1/2/3 inside ns2.
+ *           With WL_MOUNTS=1 ns1 also gets a mount namespace with the mounts
+ *           of the mnt mode, which the child (in ns2) shares.
  *   mnt     unshare(USER|MNT|IPC|UTS) mapped like root, makes / rprivate,
  *           mounts a tmpfs (size=1m,mode=0750) at ./tmpfs holding files,
- *           binds ./src on ./bind and ./src on ./robind read-only.
+ *           binds ./src on ./bind and ./src on ./robind read-only, and
+ *           keeps tmpfs/data open.
  * Mode run under the real unshare(1), which made the namespaces:
  *   inherit records the namespaces it was started in: SysV objects if its
  *           IPC namespace is new, hostname if its UTS namespace is new and
@@ -32,6 +35,23 @@
  *           than one line and it has CAP_SETUID; if it is pid 1 of its pid
  *           namespace (unshare -Urpf --mount-proc) it forks two children,
  *           one of which forks a grandchild, and checks /proc is its own.
+ *           With WL_MOUNTS=1 (under unshare -m) it makes the mounts of the
+ *           mnt mode first (the children share them; with WL_MOUNTS_SHARED=1
+ *           also the descriptor on tmpfs/data: one open file description,
+ *           checked with kcmp). If its time namespace
+ *           has offsets (unshare -T --monotonic/--boottime), it checks them.
+ *
+ * Mounts, after restore: each mount's mountinfo line from the 4th field
+ * (root, point, options, propagation, type, source, superblock options:
+ * size, mode, uid/gid) is the same, tmpfs/data/link/sub and the tmpfs
+ * root have their contents, modes and owners, statfs says tmpfs, the open
+ * descriptor is tmpfs/data still (same device and inode) with its bytes,
+ * bind/data is src/data, robind is read-only, a file made in bind shows
+ * in src; outside, the test sees neither the tmpfs nor the mounts.
+ * Time: /proc/self/timens_offsets is the same text, CLOCK_MONOTONIC is at
+ * least its offset and did not go back, CLOCK_BOOTTIME - CLOCK_MONOTONIC
+ * is at least the difference of the offsets (lost offsets make both false
+ * on a machine up for less than 100 days).
  *
  * Recorded before READY and compared after SIGTERM, in every process:
  * getresuid/getresgid/fsuid/fsgid/getgroups and the capability sets as seen
@@ -58,6 +78,7 @@
 #include <dirent.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/kcmp.h>
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/fsuid.h>
@@ -71,6 +92,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <sys/wait.h>
 
 #define SHM_KEY 0x6372796f
@@ -78,7 +101,7 @@
 #define MSG_KEY 0x63727971
 #define SHM_SIZE 12388
 #define NSEMS 4
-#define MAXFILES 8
+#define MAXFILES 12
 #define MAXKIDS 4
 
 enum { NS_USER, NS_PID, NS_IPC, NS_UTS, NS_MNT, NS_COUNT };
@@ -137,6 +160,8 @@ struct state {
 	struct filerec files[MAXFILES];
 	int nmounts;
 	struct mountrec mounts[4];
+	int tmpfs_fd; /* tmpfs/data, kept open */
+	struct wl_timens time;
 	int peer[2][2]; /* socketpairs (peercred mode) */
 	struct ucred peercred[2];
 	int have_peer;
@@ -448,6 +473,8 @@ static void ipc_corrupt(struct state *s)
 
 static void add_file(struct state *s, const char *name, int chown_it, uid_t uid, gid_t gid)
 {
+	if (s->nfiles == MAXFILES)
+		wl_die("more than %d files", MAXFILES);
 	struct filerec *f = &s->files[s->nfiles++];
 	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -463,6 +490,8 @@ static void add_file(struct state *s, const char *name, int chown_it, uid_t uid,
 /* An existing file, to be seen with the owner it has now. */
 static void add_existing(struct state *s, const char *name)
 {
+	if (s->nfiles == MAXFILES)
+		wl_die("more than %d files", MAXFILES);
 	snprintf(s->files[s->nfiles++].name, sizeof(s->files[0].name), "%s", name);
 }
 
@@ -493,31 +522,11 @@ static void files_check(struct state *s)
 /* The mountinfo line of mount point dir (relative to cwd), from the 4th field. */
 static int mountinfo_of(const char *dir, char *out, size_t size)
 {
-	static char buf[1 << 16];
 	char cwd[512], want[600];
-	int found = 0;
 	if (!getcwd(cwd, sizeof(cwd)))
 		return 0;
 	snprintf(want, sizeof(want), "%s/%s", cwd, dir);
-	if (wl_read_file("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
-		return 0;
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		char *f = line, *point;
-		for (int i = 0; i < 3 && f; i++) /* id, parent id, major:minor */
-			f = strchr(f, ' '), f = f ? f + 1 : NULL;
-		if (!f)
-			continue;
-		point = strchr(f, ' ');
-		if (!point)
-			continue;
-		point++;
-		if (strncmp(point, want, strlen(want)) == 0 && point[strlen(want)] == ' ') {
-			/* the last one wins: it is the visible mount */
-			snprintf(out, size, "%s", f);
-			found = 1;
-		}
-	}
-	return found;
+	return wl_mountinfo_of(want, out, size);
 }
 
 static void mounts_setup(struct state *s)
@@ -593,6 +602,37 @@ static void mounts_check(struct state *s)
 		close(fd);
 		CHECK(stat("src/new", &a) == 0, "bind/new did not appear in src");
 	}
+}
+
+/* Keeps tmpfs/data open: a descriptor on a mount of the namespace's own. */
+static void mounts_hold(struct state *s)
+{
+	s->tmpfs_fd = open("tmpfs/data", O_RDONLY | O_CLOEXEC);
+	if (s->tmpfs_fd < 0)
+		wl_die("open tmpfs/data: %s", strerror(errno));
+}
+
+static void mounts_check_more(struct state *s)
+{
+	char buf[8192];
+	struct stat a, b;
+	struct statfs fs;
+	ssize_t n;
+
+	CHECK(statfs("tmpfs", &fs) == 0 && fs.f_type == 0x01021994 /* TMPFS_MAGIC */, "statfs(tmpfs): type %#lx, want tmpfs",
+	      (unsigned long)fs.f_type);
+	if (s->tmpfs_fd < 0)
+		return;
+	CHECK(fstat(s->tmpfs_fd, &a) == 0 && stat("tmpfs/data", &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev,
+	      "the open descriptor is not tmpfs/data");
+	/* opened before the forks: the same open file description in the
+	 * children (they hold it at the same number) */
+	for (int i = 0; getenv("WL_MOUNTS_SHARED") && i < nkids; i++)
+		CHECK(syscall(SYS_kcmp, getpid(), kids[i], KCMP_FILE, s->tmpfs_fd, s->tmpfs_fd) == 0,
+		      "child %d does not share the open tmpfs/data (kcmp)", kids[i]);
+	n = pread(s->tmpfs_fd, buf, sizeof(buf) - 1, 0);
+	CHECK(n == 8191 && wl_verify(buf, 8184, 0x7e57) < 0, "the open tmpfs/data: %zd bytes, pattern %s", n,
+	      n > 0 && wl_verify(buf, 8184, 0x7e57) < 0 ? "ok" : "differs");
 }
 
 static void mounts_corrupt(void)
@@ -745,8 +785,12 @@ static void check(struct state *s)
 	if (s->have_ipc)
 		ipc_check(s);
 	files_check(s);
-	if (s->nmounts)
+	if (s->nmounts) {
 		mounts_check(s);
+		mounts_check_more(s);
+	}
+	if (s->time.have)
+		wl_timens_check(&s->time);
 	if (s->have_peer)
 		peer_check(s);
 }
@@ -1051,13 +1095,14 @@ static void read_kid_maps(char out[2][256])
 
 int main(int argc, char **argv)
 {
-	int ipc = 0, uts = 0, nested = 0, pidtree = 0, range = 0, peer = 0;
+	int ipc = 0, uts = 0, nested = 0, nested_mnt = 0, pidtree = 0, range = 0, peer = 0;
 
 	wl_init(argc, argv);
 	start_uid = getuid();
 	start_gid = getgid();
 	mode = wl_mode;
 	st.who = "";
+	st.tmpfs_fd = -1;
 	read_outer_ns();
 	if (pipe2(sync_pipe, O_CLOEXEC))
 		wl_die("pipe: %s", strerror(errno));
@@ -1068,11 +1113,12 @@ int main(int argc, char **argv)
 		map_self(!strcmp(mode, "root"));
 		ipc = uts = 1;
 	} else if (!strcmp(mode, "range") || !strcmp(mode, "peercred") || !strcmp(mode, "nested")) {
-		if (unshare(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS))
+		nested = !strcmp(mode, "nested");
+		nested_mnt = nested && getenv("WL_MOUNTS");
+		if (unshare(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS | (nested_mnt ? CLONE_NEWNS : 0)))
 			wl_die("unshare: %s", strerror(errno));
 		map_by_test();
 		ipc = uts = 1;
-		nested = !strcmp(mode, "nested");
 		peer = !strcmp(mode, "peercred");
 		range = !nested;
 	} else if (!strcmp(mode, "mnt")) {
@@ -1105,7 +1151,7 @@ int main(int argc, char **argv)
 	if (range || nested)
 		add_file(&st, nested ? "ns1-chowned" : "chowned", 1, 2004, 2005);
 	add_existing(&st, "."); /* the start directory, 4242:4242 outside */
-	if (!strcmp(mode, "mnt"))
+	if (!strcmp(mode, "mnt") || nested_mnt || (!strcmp(mode, "inherit") && getenv("WL_MOUNTS")))
 		mounts_setup(&st);
 	if (peer)
 		peer_setup(&st, 0);
@@ -1115,8 +1161,13 @@ int main(int argc, char **argv)
 		peer_setup(&st, 1);
 	if (nested)
 		nested_parent();
+	if (st.nmounts && getenv("WL_MOUNTS_SHARED"))
+		mounts_hold(&st); /* before the forks: the children share it */
 	if (pidtree)
 		pid_tree();
+	if (st.nmounts && st.tmpfs_fd < 0)
+		mounts_hold(&st); /* after the forks: pid 1's own descriptor */
+	wl_timens_record(&st.time);
 	close(sync_pipe[0]);
 	close(sync_pipe[1]);
 	record(&st);

@@ -526,6 +526,81 @@ static __attribute__((unused)) void wl_wait_in_syscall(pid_t pid, long nr, long 
 	       what, (int)pid, nr, arg0, (int)pid, buf);
 }
 
+/*
+ * The /proc/self/mountinfo line of the mount at path (absolute), from its
+ * 4th field on (root, point, options, propagation, type, source, superblock
+ * options); the last one wins (it is the visible mount). 0 if none.
+ */
+static __attribute__((unused)) int wl_mountinfo_of(const char *path, char *out, size_t size)
+{
+	static char buf[1 << 16];
+	int found = 0;
+	if (wl_read_file("/proc/self/mountinfo", buf, sizeof(buf)) <= 0)
+		return 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char *f = line, *point;
+		for (int i = 0; i < 3 && f; i++) /* id, parent id, major:minor */
+			f = strchr(f, ' '), f = f ? f + 1 : NULL;
+		if (!f || !(point = strchr(f, ' ')))
+			continue;
+		point++;
+		if (strncmp(point, path, strlen(path)) == 0 && point[strlen(path)] == ' ') {
+			snprintf(out, size, "%s", f);
+			found = 1;
+		}
+	}
+	return found;
+}
+
+/*
+ * The clock offsets of the time namespace (/proc/self/timens_offsets),
+ * recorded before READY and checked after restore: the same text,
+ * CLOCK_MONOTONIC at least its offset and not gone back, CLOCK_BOOTTIME -
+ * CLOCK_MONOTONIC at least the difference of the offsets (lost offsets make
+ * both false on a machine up for less than the offsets).
+ */
+struct wl_timens {
+	int have; /* offsets other than 0 */
+	char offsets[256];
+	long long mono_offset, boot_offset;
+	struct timespec mono;
+};
+
+static __attribute__((unused)) int wl_offset_of(const char *text, const char *clock, long long *sec)
+{
+	const char *p = strstr(text, clock);
+	return p && sscanf(p + strlen(clock), "%lld", sec) == 1;
+}
+
+static __attribute__((unused)) void wl_timens_record(struct wl_timens *t)
+{
+	if (wl_read_file("/proc/self/timens_offsets", t->offsets, sizeof(t->offsets)) <= 0)
+		return;
+	if (!wl_offset_of(t->offsets, "monotonic", &t->mono_offset) || !wl_offset_of(t->offsets, "boottime", &t->boot_offset))
+		wl_die("/proc/self/timens_offsets: \"%s\"", t->offsets);
+	t->have = t->mono_offset != 0 || t->boot_offset != 0;
+	clock_gettime(CLOCK_MONOTONIC, &t->mono);
+	if (t->have)
+		wl_info("time namespace offsets: monotonic %lld s, boottime %lld s", t->mono_offset, t->boot_offset);
+}
+
+static __attribute__((unused)) void wl_timens_check(const struct wl_timens *t)
+{
+	char now[256];
+	struct timespec mono, boot;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	CHECK(wl_read_file("/proc/self/timens_offsets", now, sizeof(now)) > 0 && strcmp(now, t->offsets) == 0,
+	      "/proc/self/timens_offsets \"%s\", want \"%s\"", now, t->offsets);
+	CHECK(mono.tv_sec >= t->mono_offset, "CLOCK_MONOTONIC %lld s, below its offset %lld s", (long long)mono.tv_sec,
+	      t->mono_offset);
+	CHECK(mono.tv_sec > t->mono.tv_sec || (mono.tv_sec == t->mono.tv_sec && mono.tv_nsec >= t->mono.tv_nsec),
+	      "CLOCK_MONOTONIC went back from %lld to %lld s", (long long)t->mono.tv_sec, (long long)mono.tv_sec);
+	CHECK(boot.tv_sec - mono.tv_sec >= t->boot_offset - t->mono_offset - 1,
+	      "CLOCK_BOOTTIME - CLOCK_MONOTONIC = %lld s, want at least %lld s", (long long)(boot.tv_sec - mono.tv_sec),
+	      t->boot_offset - t->mono_offset);
+}
+
 /* A private anonymous region with a pattern, checked after restore. */
 struct wl_region {
 	uint64_t *p;

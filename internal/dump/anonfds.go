@@ -18,6 +18,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/signalfd"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timerfd"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -220,16 +221,16 @@ func parseInotifyWatch(line string) (*fsnotify.InotifyWdEntry, error) {
 // handlePath resolves a file handle on the filesystem of device sdev (the
 // kernel's encoding: major<<20 | minor) to a path, through a mount of it.
 func handlePath(sdev uint32, htype int32, raw []byte) (string, error) {
-	mounts, err := readMountinfo(os.Getpid())
+	mounts, err := mountns.Read(os.Getpid())
 	if err != nil {
 		return "", err
 	}
 	dev := fmt.Sprintf("%d:%d", sdev>>20, sdev&0xfffff)
 	for _, m := range mounts {
-		if m.dev != dev {
+		if m.Dev != sdev {
 			continue
 		}
-		mfd, err := unix.Open(m.point, unix.O_RDONLY|unix.O_CLOEXEC, 0) // not O_PATH: open_by_handle_at refuses it
+		mfd, err := unix.Open(m.Point, unix.O_RDONLY|unix.O_CLOEXEC, 0) // not O_PATH: open_by_handle_at refuses it
 		if err != nil {
 			continue
 		}

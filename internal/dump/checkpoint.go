@@ -88,7 +88,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, fmt.Errorf("process %d: executable: %w", p.pid, err)
 	}
-	exeID, err := ft.pathFile(exe, unix.O_RDONLY, true)
+	exeID, err := ft.pathFile(exe, fmt.Sprintf("/proc/%d/exe", p.pid), unix.O_RDONLY, true)
 	if err != nil {
 		return 0, fmt.Errorf("process %d: executable: %w", p.pid, err)
 	}
@@ -305,11 +305,11 @@ func (p *process) fsEntry(ft *fileTable) (*fs.FsEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %d: root: %w", p.pid, err)
 	}
-	cwdID, err := ft.pathFile(cwd, unix.O_RDONLY|unix.O_DIRECTORY, false)
+	cwdID, err := ft.pathFile(cwd, fmt.Sprintf("/proc/%d/cwd", p.pid), unix.O_RDONLY|unix.O_DIRECTORY, false)
 	if err != nil {
 		return nil, fmt.Errorf("process %d: cwd: %w", p.pid, err)
 	}
-	rootID, err := ft.pathFile(root, unix.O_RDONLY|unix.O_DIRECTORY, false)
+	rootID, err := ft.pathFile(root, fmt.Sprintf("/proc/%d/root", p.pid), unix.O_RDONLY|unix.O_DIRECTORY, false)
 	if err != nil {
 		return nil, fmt.Errorf("process %d: root: %w", p.pid, err)
 	}

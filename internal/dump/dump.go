@@ -196,6 +196,9 @@ type process struct {
 	// not cryo's.
 	nsPid  uint32
 	nsTids map[int]uint32
+	// viaRoot prefixes the paths it sees to reach them from cryo:
+	// "/proc/PID/root" when it is in a mount namespace of its own, else "".
+	viaRoot string
 }
 
 // seizeTree freezes the root, then each process's children once the
@@ -344,6 +347,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 		xfeatures |= xf
+	}
+	if err := d.ns.checkGhosts(d.files); err != nil {
+		return err
 	}
 	if err := d.files.unix.check(d.files, d.opts, d.procs); err != nil {
 		return err

@@ -101,9 +101,12 @@ func Checksum(path string) (sum uint32, n uint32, err error) {
 
 // pathFile describes a file reached through a path, for the executable,
 // mapped files, cwd and root. openFlags are the flags to reopen it with.
-func (ft *fileTable) pathFile(path string, openFlags uint32, checksum bool) (uint32, error) {
+// The file is read through via (a /proc/PID/... link or path), which
+// reaches it in the process's mount namespace and root: path is the name
+// the process sees, which may not exist in cryo's.
+func (ft *fileTable) pathFile(path, via string, openFlags uint32, checksum bool) (uint32, error) {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	if err := unix.Stat(via, &st); err != nil {
 		return 0, fmt.Errorf("file %s: %w", path, err)
 	}
 	r := &regfile.RegFileEntry{
@@ -115,7 +118,7 @@ func (ft *fileTable) pathFile(path string, openFlags uint32, checksum bool) (uin
 		Mode:  proto.Uint32(st.Mode),
 	}
 	if checksum && st.Mode&unix.S_IFMT == unix.S_IFREG {
-		sum, n, err := Checksum(path)
+		sum, n, err := Checksum(via)
 		if err != nil {
 			return 0, fmt.Errorf("file %s: checksum: %w", path, err)
 		}

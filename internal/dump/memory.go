@@ -125,7 +125,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 				// Saved whole, like a file deleted while open (a ghost).
 				id, err = ft.mappedGhost(p.pid, &m, openFlags)
 			} else {
-				id, err = ft.pathFile(m.Path, openFlags, true)
+				id, err = ft.pathFile(m.Path, p.viaRoot+m.Path, openFlags, true)
 			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", where, err)

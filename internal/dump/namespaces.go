@@ -3,7 +3,6 @@ package dump
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"sort"
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
@@ -14,13 +13,16 @@ import (
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pidns"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timens"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -29,7 +31,7 @@ var nsKinds = []string{"user", "uts", "ipc", "pid", "mnt", "net", "cgroup", "tim
 
 // supportedNs are the kinds a dumped process may have of its own; the
 // others must be cryo's.
-var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true, "pid": true, "mnt": true}
+var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true, "pid": true, "mnt": true, "time": true}
 
 // PidnsName is CRIU's image of a pid namespace.
 func PidnsName(id uint32) string { return fmt.Sprintf("pidns-%d.img", id) }
@@ -53,6 +55,43 @@ func readNamespaces(pid int) (map[string]uint64, error) {
 	return ns, nil
 }
 
+// nsGetUserns is NS_GET_USERNS: the user namespace owning a namespace.
+const nsGetUserns = 0xb701
+
+// ownerUserns returns the inode of the user namespace owning pid's
+// namespace of one kind.
+func ownerUserns(pid int, kind string) (uint64, error) {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	u, err := unix.IoctlRetInt(fd, nsGetUserns)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(u)
+	var st unix.Stat_t
+	if err := unix.Fstat(u, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// ownedByOwnUserns refuses p's namespace ino of one kind when it belongs
+// to another user namespace than p's own; p is its first process in the
+// tree: restore makes it from p, which would then own it.
+func ownedByOwnUserns(p *process, kind string, ino uint64) error {
+	owner, err := ownerUserns(p.pid, kind)
+	if err != nil {
+		return fmt.Errorf("process %d: owner of its %s namespace: %w", p.pid, kind, err)
+	}
+	if owner != p.ns["user"] {
+		return fmt.Errorf("process %d: its %s namespace %d is owned by user namespace %d, not by its own (%d): not supported", p.pid, kind, ino, owner, p.ns["user"])
+	}
+	return nil
+}
+
 // nsTable numbers the namespaces of the tree and describes those that are
 // not cryo's own.
 type nsTable struct {
@@ -64,14 +103,25 @@ type nsTable struct {
 	ipc       map[uint64]*ipcvar.IpcVarEntry
 	sysv      map[uint64]*image.SysV
 	pids      map[uint64]uint64          // pid namespace -> owning user namespace
-	mnts      map[uint64][]*mnt.MntEntry // mount namespace -> its mounts
-	ownMounts []mountInfo
+	mnts      map[uint64]*mountNamespace // mount namespace -> its mounts
+	times     map[uint64]*timens.TimensEntry
+	ownMounts []mountns.Mount
+	tmpfsDevs map[uint32]uint64 // tmpfs device -> the mount namespace that mounts it
+}
+
+// mountNamespace is a mount namespace of the tree: its mounts and a
+// process in it, through whose root the tmpfs contents are read.
+type mountNamespace struct {
+	entries []*mnt.MntEntry
+	steps   []mountns.Step
+	pid     int
 }
 
 func newNsTable(own map[string]uint64) *nsTable {
 	t := &nsTable{own: own, ids: map[string]map[uint64]uint32{}, users: map[uint64]*userns.Info{}, uts: map[uint64]*utsns.UtsnsEntry{},
 		ipc: map[uint64]*ipcvar.IpcVarEntry{}, sysv: map[uint64]*image.SysV{},
-		pids: map[uint64]uint64{}, mnts: map[uint64][]*mnt.MntEntry{}}
+		pids: map[uint64]uint64{}, mnts: map[uint64]*mountNamespace{}, times: map[uint64]*timens.TimensEntry{},
+		tmpfsDevs: map[uint32]uint64{}}
 	for _, kind := range nsKinds {
 		t.ids[kind] = map[uint64]uint32{}
 	}
@@ -104,7 +154,7 @@ func (t *nsTable) add(p *process) error {
 			return fmt.Errorf("process %d: its own %s namespace (%d) is not supported yet", p.pid, kind, ino)
 		}
 		if _, seen := t.ids[kind][ino]; !seen && (kind == "uts" || kind == "ipc") {
-			if err := checkOwner(p.pid, kind, ino, ns["user"]); err != nil {
+			if err := ownedByOwnUserns(p, kind, ino); err != nil {
 				return err
 			}
 		}
@@ -144,34 +194,12 @@ func (t *nsTable) add(p *process) error {
 		}
 	}
 	if ino := ns["mnt"]; ino != t.own["mnt"] {
-		if _, ok := t.mnts[ino]; !ok {
-			if t.ownMounts == nil {
-				var err error
-				if t.ownMounts, err = readMountinfo(os.Getpid()); err != nil {
-					return err
-				}
-			}
-			mounts, err := mountNs(p.pid, t.ownMounts)
-			if err != nil {
-				return err
-			}
-			t.mnts[ino] = mounts
+		if err := t.addMountNs(p, ino); err != nil {
+			return err
 		}
 	}
-	return nil
-}
-
-// checkOwner refuses a UTS or IPC namespace that its first process of the
-// tree (which makes it again on restore, from inside its own user
-// namespace) does not share the user namespace of: restored, it would
-// belong to the wrong one.
-func checkOwner(pid int, kind string, ino, userns uint64) error {
-	owner, err := ownerUserns(pid, kind)
-	if err != nil {
-		return fmt.Errorf("process %d: owner of its %s namespace: %w", pid, kind, err)
-	}
-	if owner != userns {
-		return fmt.Errorf("process %d: its %s namespace %d is owned by user namespace %d, not by its own user namespace %d: not supported", pid, kind, ino, owner, userns)
+	if err := t.addTimeNs(p); err != nil {
+		return err
 	}
 	return nil
 }
@@ -241,8 +269,16 @@ func (t *nsTable) write(dir *image.Dir) error {
 			return err
 		}
 	}
-	for ino, mounts := range t.mnts {
-		if err := dir.Write(MountpointsName(t.ids["mnt"][ino]), "MNTS", toMessages(mounts)...); err != nil {
+	for ino, m := range t.mnts {
+		if err := dir.Write(MountpointsName(t.ids["mnt"][ino]), "MNTS", toMessages(m.entries)...); err != nil {
+			return err
+		}
+		if err := m.writeTmpfs(dir); err != nil {
+			return err
+		}
+	}
+	for ino, e := range t.times {
+		if err := dir.Write(TimensName(t.ids["time"][ino]), "TIMENS", e); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -127,7 +128,7 @@ func TestNames(t *testing.T) {
 		PagesName(4): "pages-4.img", IDsName(5): "ids-5.img", FSName(6): "fs-6.img",
 		FdinfoName(7): "fdinfo-7.img", CredsName(8): "creds-8.img",
 		FilesName: "files.img", InventoryName: "inventory.img", PstreeName: "pstree.img",
-		RegFilesName: "reg-files.img",
+		RegFilesName: "reg-files.img", TmpfsName(41): "tmpfs-dev-41.tar.gz.img",
 	} {
 		if got != want {
 			t.Errorf("%q != %q", got, want)
@@ -539,6 +540,9 @@ func TestShow(t *testing.T) {
 	f, _ := d.CreatePages(7)
 	f.Write(make([]byte, 3*pageSize))
 	f.Close()
+	if err := d.WriteTmpfs(41, func(w io.Writer) error { _, err := w.Write([]byte("\x1f\x8b tar")); return err }); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(d.Path(), "dump.log"), []byte("log text\n"), 0o600)
 	os.WriteFile(filepath.Join(d.Path(), "core-9.img"), []byte("junk"), 0o600)
 	os.WriteFile(filepath.Join(d.Path(), ".core-1.img.tmp-1"), []byte("junk"), 0o600)
@@ -565,6 +569,21 @@ func TestShow(t *testing.T) {
 	}
 	if doc["pages-7.img"]["magic"] != "PAGES" || doc["pages-7.img"]["size"] != float64(3*pageSize) {
 		t.Errorf("pages: %v", doc["pages-7.img"])
+	}
+	if doc[TmpfsName(41)]["magic"] != "TMPFS_TAR" || doc[TmpfsName(41)]["size"] != float64(6) {
+		t.Errorf("tmpfs: %v", doc[TmpfsName(41)])
+	}
+	if f, err := d.OpenTmpfs(41); err != nil {
+		t.Errorf("open tmpfs image: %v", err)
+	} else {
+		f.Close()
+	}
+	if err := os.Symlink(TmpfsName(41), filepath.Join(d.Path(), TmpfsName(42))); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := d.OpenTmpfs(42); err == nil {
+		f.Close()
+		t.Error("a tmpfs image that is a symlink was opened")
 	}
 	if doc[PagemapName(42)]["magic"] != "PAGEMAP" {
 		t.Errorf("pagemap: %v", doc[PagemapName(42)])

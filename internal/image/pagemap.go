@@ -156,8 +156,12 @@ func (d *Dir) CreatePages(id uint32) (*os.File, error) {
 
 // OpenPages opens pages-<id>.img for reading. It must be a regular file (not
 // a symlink, FIFO or device).
-func (d *Dir) OpenPages(id uint32) (*os.File, error) {
-	path, err := d.file(PagesName(id))
+func (d *Dir) OpenPages(id uint32) (*os.File, error) { return d.openRaw(PagesName(id)) }
+
+// openRaw opens an image of raw data (no magic) for reading: a regular
+// file, not a symlink, FIFO or device.
+func (d *Dir) openRaw(name string) (*os.File, error) {
+	path, err := d.file(name)
 	if err != nil {
 		return nil, err
 	}

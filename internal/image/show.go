@@ -17,15 +17,31 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// PagesMagic is the pseudo magic name Decode and Show give pages-<id>.img
-// files, which are raw page data with no header.
-const PagesMagic = "PAGES"
+// PagesMagic and TmpfsMagic are the pseudo magic names Decode and Show give
+// the images of raw data with no header: pages-<id>.img (page data) and
+// tmpfs-dev-<dev>.tar.gz.img (a tmpfs's contents as a gzipped tar).
+const (
+	PagesMagic = "PAGES"
+	TmpfsMagic = "TMPFS_TAR"
+)
 
-var pagesRE = regexp.MustCompile(`^pages-[0-9]+\.img$`)
+var rawImages = []struct {
+	name  *regexp.Regexp
+	magic string
+}{
+	{regexp.MustCompile(`^pages-[0-9]+\.img$`), PagesMagic},
+	{regexp.MustCompile(`^tmpfs-dev-[0-9]+\.tar\.gz\.img$`), TmpfsMagic},
+}
 
-// isPagesFile reports whether the base name of path is that of a raw pages
-// file.
-func isPagesFile(path string) bool { return pagesRE.MatchString(filepath.Base(path)) }
+// rawMagic returns the pseudo magic of a raw data image, by its base name.
+func rawMagic(path string) (string, bool) {
+	for _, r := range rawImages {
+		if r.name.MatchString(filepath.Base(path)) {
+			return r.magic, true
+		}
+	}
+	return "", false
+}
 
 // Decode reads any image file cryo understands and returns its magic name and
 // entries. The type of the entries follows from the magic (see NewEntry); for
@@ -33,16 +49,16 @@ func isPagesFile(path string) bool { return pagesRE.MatchString(filepath.Base(pa
 // *pagemap.PagemapEntry (not checked for order as ReadPagemap does). Of a
 // payload image (PIPES_DATA, FIFO_DATA, SK_QUEUES) it returns the entries
 // only: the payloads are checked to be there and skipped (ReadPayloads
-// returns them). A file named pages-<id>.img is raw data: Decode returns
-// PagesMagic and no entries.
+// returns them). A file named pages-<id>.img or tmpfs-dev-<dev>.tar.gz.img
+// is raw data: Decode returns PagesMagic or TmpfsMagic and no entries.
 func Decode(path string) (magic string, entries []proto.Message, err error) {
 	f, size, err := openImage(path, false)
 	if err != nil {
 		return "", nil, err
 	}
 	defer f.Close()
-	if isPagesFile(path) {
-		return PagesMagic, nil, nil
+	if magic, ok := rawMagic(path); ok {
+		return magic, nil, nil
 	}
 	magic, entries, _, err = decode(f, size, path, 0)
 	return magic, entries, err
@@ -80,7 +96,8 @@ func decode(r io.Reader, size int64, path string, keep int) (string, []proto.Mes
 // Show writes a JSON description of path to w. For an image file it is
 // {"magic": NAME, "entries": [...]}, the entries in protojson form with proto
 // field names (as CRIU's crit shows them, except that 64-bit integers are
-// strings), and for a pages file {"magic": "PAGES", "size": BYTES}.
+// strings), and for a raw data file {"magic": "PAGES" or "TMPFS_TAR",
+// "size": BYTES}.
 //
 // In a payload image (PIPES_DATA, FIFO_DATA, SK_QUEUES) each entry also has
 // "extra_size", the length of its payload, and, as crit shows it, "extra",
@@ -122,7 +139,7 @@ const (
 	showPayloadPrefix = 64   // else this much
 )
 
-type pagesJSON struct {
+type rawJSON struct {
 	Magic string `json:"magic"`
 	Size  int64  `json:"size"`
 }
@@ -139,8 +156,8 @@ func showFile(path string, noFollow bool) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if isPagesFile(path) {
-		return json.Marshal(pagesJSON{Magic: PagesMagic, Size: size})
+	if magic, ok := rawMagic(path); ok {
+		return json.Marshal(rawJSON{Magic: magic, Size: size})
 	}
 	magic, ms, ps, err := decode(f, size, path, showPayloadMax)
 	if err != nil {

@@ -41,6 +41,12 @@ type filePlan struct {
 	// descriptor of the memfd that stands for it.
 	shmTemp map[uint64]uint64
 	jobs    map[*process][]fileJob
+	// late: files on the tree's own mounts (a tmpfs, a bind mount), which
+	// exist only once its mount namespace does: each is opened by the
+	// common ancestor of its holders once that entered its namespaces, and
+	// the other holders, cloned already, take a copy from it (lateCopies).
+	late       map[*process][]fileJob
+	lateCopies map[*process][]lateCopy
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.
@@ -76,7 +82,7 @@ type fileJob struct {
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{},
-		madeIn: map[uint32]*process{}}
+		madeIn: map[uint32]*process{}, late: map[*process][]fileJob{}, lateCopies: map[*process][]lateCopy{}}
 	holders := map[uint32][]*process{}
 	base := uint64(3)
 	for _, p := range procs {
@@ -155,6 +161,17 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			continue
 		}
 		lca := commonAncestor(holders[id])
+		if late, err := fp.onOwnMount(id, holders[id]); err != nil {
+			return nil, err
+		} else if late {
+			fp.late[lca] = append(fp.late[lca], fileJob{ids: []uint32{id}})
+			for _, h := range holders[id] {
+				if cs := fp.lateCopies[h]; h != lca && (len(cs) == 0 || cs[len(cs)-1].id != id) {
+					fp.lateCopies[h] = append(cs, lateCopy{id: id, from: lca})
+				}
+			}
+			continue
+		}
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id}})
 	}
 	for _, pid := range pipeOrder {

@@ -15,6 +15,7 @@ import (
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pidns"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/timens"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/dump"
@@ -24,6 +25,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/sysv"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
 
 // usernsImage is a user namespace to recreate. Maps are in the host's view.
@@ -42,6 +44,7 @@ type namespaces struct {
 	sysv  map[uint32]*image.SysV
 	pids  map[uint32]uint32          // pid namespace id -> owning user namespace id (0: cryo's)
 	mnts  map[uint32][]*mnt.MntEntry // mount namespace id -> its mounts
+	times map[uint32]*timens.TimensEntry
 }
 
 func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
@@ -56,7 +59,7 @@ func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
 func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 	s.ns = &namespaces{users: map[uint32]*usernsImage{}, uts: map[uint32]*utsns.UtsnsEntry{},
 		ipc: map[uint32]*ipcvar.IpcVarEntry{}, sysv: map[uint32]*image.SysV{},
-		pids: map[uint32]uint32{}, mnts: map[uint32][]*mnt.MntEntry{}}
+		pids: map[uint32]uint32{}, mnts: map[uint32][]*mnt.MntEntry{}, times: map[uint32]*timens.TimensEntry{}}
 	missing := func(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 	var loadUser func(id uint32, depth int) error
 	loadUser = func(id uint32, depth int) error {
@@ -94,13 +97,8 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 		if err := loadUser(ids.GetUserNsId(), 0); err != nil {
 			return err
 		}
-		if id := ids.GetUtsNsId(); id != 0 && s.ns.uts[id] == nil {
-			var e utsns.UtsnsEntry
-			if err := dir.ReadOne(dump.UtsnsName(id), "UTSNS", &e); err == nil {
-				s.ns.uts[id] = &e
-			} else if !missing(err) {
-				return err
-			}
+		if err := readOptional(dir, ids.GetUtsNsId(), dump.UtsnsName, "UTSNS", s.ns.uts); err != nil {
+			return err
 		}
 		if id := ids.GetPidNsId(); id != 0 {
 			if _, ok := s.ns.pids[id]; !ok {
@@ -127,6 +125,9 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 				return err
 			}
 		}
+		if err := readOptional(dir, ids.GetTimeNsId(), dump.TimensName, "TIMENS", s.ns.times); err != nil {
+			return err
+		}
 		if id := ids.GetIpcNsId(); id != 0 && s.ns.ipc[id] == nil {
 			var e ipcvar.IpcVarEntry
 			if err := dir.ReadOne(dump.IpcnsVarName(id), "IPC_VAR", &e); err == nil {
@@ -144,6 +145,26 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 	return nil
 }
 
+// readOptional reads into into[id] the one entry of namespace id's image,
+// once; a namespace without an image (id 0, or cryo's own) is skipped.
+func readOptional[E any, P interface {
+	*E
+	proto.Message
+}](dir *image.Dir, id uint32, name func(uint32) string, magic string, into map[uint32]P) error {
+	if id == 0 || into[id] != nil {
+		return nil
+	}
+	e := P(new(E))
+	if err := dir.ReadOne(name(id), magic, e); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	into[id] = e
+	return nil
+}
+
 // enterNamespaces puts every live process in its namespaces (end of phase
 // one). The tree was built in cryo's namespaces, where cryo may choose
 // PIDs; now the first process of each namespace creates it (a user
@@ -151,16 +172,21 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 // and the others join it with setns.
 func (r *restorer) enterNamespaces() error {
 	ns := r.snap.ns
-	if len(ns.users)+len(ns.uts)+len(ns.ipc) == 0 {
+	if len(ns.users)+len(ns.uts)+len(ns.ipc)+len(ns.mnts)+len(ns.times) == 0 {
 		return nil
 	}
-	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}, "mnt": {}}
+	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}, "mnt": {}, "time": {}}
 	if r.rootUserns != 0 {
 		creators["user"][r.rootUserns] = r.procs[0]
 	}
 	for _, p := range r.procs {
 		if p.c.zombie {
 			continue
+		}
+		// Files on the tree's own mounts it shares with an ancestor, which
+		// opened them at the end of its turn.
+		if err := r.files.copyLate(p); err != nil {
+			return err
 		}
 		ids := p.c.cores[0].GetIds()
 		kinds := []struct {
@@ -173,6 +199,7 @@ func (r *restorer) enterNamespaces() error {
 			{"uts", unix.CLONE_NEWUTS, ids.GetUtsNsId(), ns.uts[ids.GetUtsNsId()] != nil},
 			{"ipc", unix.CLONE_NEWIPC, ids.GetIpcNsId(), ns.ipc[ids.GetIpcNsId()] != nil},
 			{"mnt", unix.CLONE_NEWNS, ids.GetMntNsId(), ns.mnts[ids.GetMntNsId()] != nil},
+			{"time", unix.CLONE_NEWTIME, ids.GetTimeNsId(), ns.times[ids.GetTimeNsId()] != nil},
 		}
 		// Open what p joins while it is still root in cryo's namespaces:
 		// once in a user namespace it may no longer reach them.
@@ -237,7 +264,9 @@ func (r *restorer) enterNamespaces() error {
 			case "ipc":
 				err = p.createIpc(ns.ipc[k.id], ns.sysv[k.id], ns.users[ids.GetUserNsId()])
 			case "mnt":
-				err = p.createMnt(ns.mnts[k.id])
+				err = p.createMnt(k.id, ns.mnts[k.id], ns.users[ids.GetUserNsId()])
+			case "time":
+				err = p.createTime(k.id, ns.times[k.id])
 			}
 			if err != nil {
 				return err
@@ -246,6 +275,9 @@ func (r *restorer) enterNamespaces() error {
 		}
 		for _, fd := range fds {
 			p.leader.Syscall(unix.SYS_CLOSE, fd)
+		}
+		if err := r.files.openLate(p); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -445,41 +477,6 @@ func (p *process) openNs(creator *process, kind string) (uint64, error) {
 func (p *process) setns(fd uint64, kind string, flag uint64) error {
 	if _, err := p.leader.Syscall(unix.SYS_SETNS, fd, flag); err != nil {
 		return fmt.Errorf("restore pid %d: join a %s namespace: %w", p.c.pid, kind, err)
-	}
-	return nil
-}
-
-// createMnt makes a mount namespace: a private copy of cryo's, plus the
-// proc mounts the tree made (for its own pid namespace: p must be in it).
-func (p *process) createMnt(mounts []*mnt.MntEntry) error {
-	t := p.leader
-	if _, err := t.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("restore pid %d: create mount namespace: %w", p.c.pid, err)
-	}
-	root, err := p.putString("/")
-	if err != nil {
-		return err
-	}
-	if _, err := t.Syscall(unix.SYS_MOUNT, 0, root, 0, unix.MS_REC|unix.MS_PRIVATE, 0); err != nil {
-		return fmt.Errorf("restore pid %d: make / private: %w", p.c.pid, err)
-	}
-	for _, m := range mounts {
-		if m.GetExtMount() {
-			continue
-		}
-		if m.GetFstype() != 1 {
-			return fmt.Errorf("restore pid %d: %s mount at %s: not supported yet", p.c.pid, m.GetFsname(), m.GetMountpoint())
-		}
-		b := append([]byte("proc\x00"), m.GetMountpoint()...)
-		b = append(b, 0)
-		addr, err := p.put(b)
-		if err != nil {
-			return err
-		}
-		flags := uint64(m.GetFlags()) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RELATIME | unix.MS_NOATIME)
-		if _, err := t.Syscall(unix.SYS_MOUNT, addr, addr+5, addr, flags, 0); err != nil {
-			return fmt.Errorf("restore pid %d: mount proc at %s: %w", p.c.pid, m.GetMountpoint(), err)
-		}
 	}
 	return nil
 }

@@ -1,0 +1,144 @@
+package mountns
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+)
+
+// CRIU's fstype codes (mnt.proto's enum) that cryo makes.
+const (
+	FstypeOther = 0 // UNSUPPORTED: a bind mount, or inherited
+	FstypeProc  = 1
+	FstypeTmpfs = 5
+)
+
+// Kind is how one mount of a namespace is made again.
+type Kind int
+
+const (
+	// Inherited: one of the host's mounts, which a new mount namespace
+	// copies; nothing to do.
+	Inherited Kind = iota
+	// NewTmpfs: a tmpfs of its own, mounted with its options and refilled.
+	NewTmpfs
+	// NewProc: a proc mount (of the namespace's pid namespace).
+	NewProc
+	// Bind: a bind mount of a path that an earlier mount shows.
+	Bind
+)
+
+// Step is one mount of a namespace and how to make it.
+type Step struct {
+	Entry *mnt.MntEntry
+	Kind  Kind
+	// From is, for a bind mount, the path in the namespace that shows
+	// what it shows (a mount of the same filesystem made before it).
+	From string
+}
+
+// Plan decides, in the order of entries (the namespace's mountinfo order,
+// parents before children), how each mount is made again. It refuses what
+// cryo cannot make: propagation other than private, filesystems other than
+// tmpfs and proc that are not bind mounts of a path made before, mounts
+// whose parent comes later. Entries come from an image: paths are checked.
+func Plan(entries []*mnt.MntEntry) ([]Step, error) {
+	steps := make([]Step, 0, len(entries))
+	seen := map[uint32]bool{}
+	for i, e := range entries {
+		point, root := e.GetMountpoint(), e.GetRoot()
+		if !cleanAbs(point) || !cleanAbs(root) {
+			return nil, fmt.Errorf("mount %d: bad mount point %q or root %q", e.GetMntId(), point, root)
+		}
+		what := fmt.Sprintf("%s mount at %s", e.GetFsname(), point)
+		if e.GetSharedId() != 0 || e.GetMasterId() != 0 {
+			return nil, fmt.Errorf("%s: propagation (shared:%d master:%d) other than private is not supported yet", what, e.GetSharedId(), e.GetMasterId())
+		}
+		seen[e.GetMntId()] = true
+		if e.GetExtMount() {
+			steps = append(steps, Step{Entry: e, Kind: Inherited})
+			continue
+		}
+		if i == 0 || !seen[e.GetParentMntId()] || e.GetParentMntId() == e.GetMntId() {
+			return nil, fmt.Errorf("%s: its parent mount %d is not made before it", what, e.GetParentMntId())
+		}
+		from, sameFS := bindSource(entries[:i], e)
+		if from != "" {
+			steps = append(steps, Step{Entry: e, Kind: Bind, From: from})
+			continue
+		}
+		if sameFS {
+			return nil, fmt.Errorf("%s: a bind mount of %s, which no path in the namespace shows (overmounted, or outside the other mounts of its filesystem): not supported", what, root)
+		}
+		switch e.GetFstype() {
+		case FstypeTmpfs:
+			// Its contents are read and refilled through its mount point.
+			for _, k := range entries[i+1:] {
+				if _, under := within(k.GetMountpoint(), point); under {
+					return nil, fmt.Errorf("%s: covered by the %s mount at %s: not supported", what, k.GetFsname(), k.GetMountpoint())
+				}
+			}
+			steps = append(steps, Step{Entry: e, Kind: NewTmpfs})
+		case FstypeProc:
+			steps = append(steps, Step{Entry: e, Kind: NewProc})
+		default:
+			return nil, fmt.Errorf("%s (source %s): only tmpfs, proc and bind mounts of paths in the namespace are supported", what, e.GetSource())
+		}
+	}
+	return steps, nil
+}
+
+// bindSource finds, among the mounts made before e, one of the same
+// filesystem whose root contains e's root and that is still reachable at
+// its path, and returns the path of e's root through it; sameFS tells
+// whether an earlier mount was of the same filesystem at all.
+func bindSource(before []*mnt.MntEntry, e *mnt.MntEntry) (from string, sameFS bool) {
+	for j, c := range before {
+		if c.GetRootDev() != e.GetRootDev() {
+			continue
+		}
+		sameFS = true
+		rel, ok := within(c.GetRoot(), e.GetRoot())
+		if !ok {
+			continue
+		}
+		from := path.Join(c.GetMountpoint(), rel)
+		covered := false
+		for _, k := range before[j+1:] {
+			if _, under := within(k.GetMountpoint(), from); under {
+				covered = true // the path goes through a later mount
+				break
+			}
+		}
+		if !covered {
+			return from, true
+		}
+	}
+	return "", sameFS
+}
+
+// Under reports whether path p is dir or below it.
+func Under(dir, p string) bool {
+	_, ok := within(dir, p)
+	return ok
+}
+
+// within reports whether p is dir or below it, and p relative to dir.
+func within(dir, p string) (string, bool) {
+	if dir == "/" {
+		return strings.TrimPrefix(p, "/"), true
+	}
+	if p == dir {
+		return "", true
+	}
+	if strings.HasPrefix(p, dir+"/") {
+		return p[len(dir)+1:], true
+	}
+	return "", false
+}
+
+func cleanAbs(p string) bool {
+	return strings.HasPrefix(p, "/") && path.Clean(p) == p && !strings.ContainsRune(p, 0)
+}

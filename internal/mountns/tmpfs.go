@@ -1,0 +1,264 @@
+package mountns
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Archive writes the contents of the tmpfs whose root is dir as a gzipped
+// tar (CRIU's tmpfs-dev-N.tar.gz.img): directories, regular files, symbolic
+// links and hard links, each with its mode and its owner as the host sees
+// it (uid and gid of the initial user namespace), the root first as ".".
+// A mount point inside it (another filesystem) is saved as an empty
+// directory or file: its mount is made again on its own. Devices, FIFOs and
+// sockets are refused.
+func Archive(w io.Writer, dir string) (err error) {
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	var rootDev uint64
+	links := map[uint64]string{} // inode -> first name, for hard links
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no stat", p)
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			rootDev = st.Dev
+		}
+		hdr := &tar.Header{Name: rel, Mode: int64(st.Mode & 07777), Uid: int(st.Uid), Gid: int(st.Gid),
+			ModTime: fi.ModTime(), Format: tar.FormatPAX}
+		switch {
+		case fi.IsDir():
+			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
+			if st.Dev != rootDev {
+				hdr.Mode = 0o755 // what the mount hides is not visible
+				if err := tw.WriteHeader(hdr); err != nil {
+					return err
+				}
+				return fs.SkipDir
+			}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+		case fi.Mode().IsRegular() && st.Dev != rootDev:
+			// A file bind-mounted over one of the tmpfs: the mount point,
+			// an empty file, is what is saved.
+			hdr.Typeflag, hdr.Mode = tar.TypeReg, 0o644
+		case fi.Mode().IsRegular():
+			if first, ok := links[st.Ino]; ok {
+				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
+				break
+			}
+			if st.Nlink > 1 {
+				links[st.Ino] = rel
+			}
+			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
+		default:
+			return fmt.Errorf("%s: a %s in a tmpfs is not supported", p, fi.Mode().Type())
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if n, err := io.Copy(tw, f); err != nil || n != hdr.Size {
+			return fmt.Errorf("%s: copied %d of %d bytes (changed while frozen?): %v", p, n, hdr.Size, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// Extract fills the empty tmpfs whose root is dir with what Archive wrote.
+// The tmpfs may belong to a user namespace whose ids do not include root's
+// (files made by an unmapped fsuid are refused, EOVERFLOW), so the work is
+// done on a thread of its own whose fsuid and fsgid are the tmpfs root's
+// owner, with root's capabilities raised again; the thread is thrown away.
+// The archive is untrusted: every path stays below dir (os.Root).
+func Extract(r io.Reader, dir string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		errc <- extract(r, dir)
+	}()
+	return <-errc
+}
+
+func extract(r io.Reader, dir string) error {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(zr)
+	hdr, err := tr.Next()
+	if err != nil {
+		return fmt.Errorf("no root entry: %w", err)
+	}
+	if hdr.Typeflag != tar.TypeDir || path.Clean(hdr.Name) != "." {
+		return fmt.Errorf("the first entry is %q, not the root", hdr.Name)
+	}
+	if err := becomeFsOwner(hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	type dirTimes struct {
+		name string
+		hdr  *tar.Header
+	}
+	dirs := []dirTimes{{".", hdr}}
+	if err := setOwnerMode(root, ".", hdr); err != nil {
+		return fmt.Errorf("the root: %w", err)
+	}
+	for {
+		if hdr, err = tr.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		name := path.Clean(hdr.Name)
+		if name == "." || path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+			return fmt.Errorf("entry %q: bad name", hdr.Name)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			err = root.Mkdir(name, 0o700)
+			dirs = append(dirs, dirTimes{name, hdr})
+		case tar.TypeSymlink:
+			err = root.Symlink(hdr.Linkname, name)
+		case tar.TypeLink:
+			err = root.Link(path.Clean(hdr.Linkname), name)
+		case tar.TypeReg:
+			err = writeFile(root, name, tr, hdr.Size)
+		default:
+			err = fmt.Errorf("type %q is not supported", hdr.Typeflag)
+		}
+		if err == nil && hdr.Typeflag != tar.TypeLink {
+			err = setOwnerMode(root, name, hdr)
+		}
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			root.Chtimes(name, hdr.ModTime, hdr.ModTime)
+		}
+	}
+	// Directories last, deepest first: making their entries changed them.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		root.Chtimes(dirs[i].name, dirs[i].hdr.ModTime, dirs[i].hdr.ModTime)
+	}
+	return nil
+}
+
+func writeFile(root *os.Root, name string, r io.Reader, size int64) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("%d of %d bytes", n, size)
+	}
+	return err
+}
+
+// setOwnerMode gives an entry its owner, then its mode (chown clears the
+// set-id bits).
+func setOwnerMode(root *os.Root, name string, hdr *tar.Header) error {
+	if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeSymlink {
+		return nil
+	}
+	return root.Chmod(name, fileMode(hdr.Mode))
+}
+
+func fileMode(m int64) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// becomeFsOwner sets the calling thread's fsuid and fsgid, then raises its
+// effective capabilities to its permitted ones again (a fsuid leaving 0
+// drops the file capabilities).
+func becomeFsOwner(uid, gid int) error {
+	if uid < 0 || gid < 0 || uid > 0xfffffffe || gid > 0xfffffffe {
+		return fmt.Errorf("root owned by %d:%d", uid, gid)
+	}
+	unix.Setfsgid(gid)
+	unix.Setfsuid(uid)
+	if got, _ := unix.SetfsuidRetUid(-1); got != uid {
+		return fmt.Errorf("setfsuid %d: still %d", uid, got)
+	}
+	if got, _ := unix.SetfsgidRetGid(-1); got != gid {
+		return fmt.Errorf("setfsgid %d: still %d", gid, got)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	for i := range data {
+		data[i].Effective = data[i].Permitted
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
