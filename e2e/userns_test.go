@@ -1357,3 +1357,14 @@ func nsOwnerInode(pid int, kind string) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// TestE2EUsernsRootlessMountTime: the mount and time namespace scenarios,
+// dumped and restored by the user: the workload's own mount namespace
+// (mnt), a tmpfs file shared by pid 1 and its children
+// (unshare-Urmpf-shared), clock offsets (unshare-UrmT), and all of it
+// with a pid namespace (unshare-UrmpfT).
+func TestE2EUsernsRootlessMountTime(t *testing.T) {
+	for _, name := range []string{"mnt", "unshare-Urmpf-mounts", "unshare-Urmpf-shared", "unshare-UrmT", "unshare-UrmpfT"} {
+		t.Run(strings.TrimPrefix(name, "unshare-"), func(t *testing.T) { usernsRunRootless(t, name) })
+	}
+}
