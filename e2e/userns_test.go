@@ -1160,16 +1160,6 @@ func TestE2EUsernsRootlessUnshareCmd(t *testing.T) {
 	}
 }
 
-// pending skips a test of a feature an open issue still asks for, saying
-// so: the test is written and runs as soon as the line is removed
-// (CRYO_E2E_PENDING=1 runs them anyway).
-func pending(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CRYO_E2E_PENDING") == "" {
-		t.Skip("PENDING: " + why)
-	}
-}
-
 // TestE2EUsernsRootlessNestedOwnUID: a user namespace nested in another,
 // every process under the user's own uid (root inside both), each
 // namespace with its own IPC or UTS namespace:
