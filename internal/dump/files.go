@@ -26,18 +26,22 @@ type fileTable struct {
 	// byTarget lists, per fd target ("/path", "pipe:[ino]"), the
 	// descriptors already described anywhere in the tree, to find open
 	// file descriptions shared between descriptors and processes.
-	byTarget   map[string][]seenFile
-	pipes      map[uint64]*pipeData // by pipe inode
-	pipeIDs    []uint64             // in the order first seen
-	fifos      map[uint64]*pipeData // by FIFO inode
-	unix       unixTable
-	memfds     map[uint64]*memfd.MemfdInodeEntry // by inode
-	ghosts     []ghostFile
-	memfdOrder []uint64
-	fifoIDs    []uint64
-	shmem      *shmemTable
-	tcp        []tcpStream
-	repair     tcprepair.Set
+	byTarget map[string][]seenFile
+	pipes    map[uint64]*pipeData // by pipe inode
+	pipeIDs  []uint64             // in the order first seen
+	fifos    map[uint64]*pipeData // by FIFO inode
+	unix     unixTable
+	memfds   map[uint64]*memfd.MemfdInodeEntry // by inode
+	ghosts   []ghostFile
+	// ghostRemaps maps every file entry of a deleted file to its inode's
+	// one ghost (ghostByInode).
+	ghostRemaps  []ghostRemap
+	ghostByInode map[inodeKey]uint32
+	memfdOrder   []uint64
+	fifoIDs      []uint64
+	shmem        *shmemTable
+	tcp          []tcpStream
+	repair       tcprepair.Set
 }
 
 func newFileTable() *fileTable {

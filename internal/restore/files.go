@@ -50,7 +50,7 @@ type filePlan struct {
 	anonAddr map[uint64]uint64
 	// repair: restored TCP connections, in repair mode until the end.
 	repair tcprepair.Set
-	// ghostPaths: deleted files put back for the restore (file id -> path).
+	// ghostPaths: deleted files put back for the restore (ghost id -> path).
 	ghostPaths map[uint32]string
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
@@ -607,20 +607,21 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 
 // ghostPath gives the path of file id's ghost: a file deleted while open
 // or mapped, whose contents are put back under the old name (or beside it,
-// if it was reused) once, for every descriptor and mapping of it, and
-// unlinked again by removeGhosts once the tree holds it.
+// if it was reused) once, for every descriptor and mapping of its inode,
+// and unlinked again by removeGhosts once the tree holds it.
 func (fp *filePlan) ghostPath(id uint32) (string, error) {
-	if path, ok := fp.ghostPaths[id]; ok {
+	g := fp.snap.ghosts[id]
+	if path, ok := fp.ghostPaths[g.remapID]; ok {
 		return path, nil
 	}
-	path, err := makeGhost(fp.snap.reg(id).GetName(), id, fp.snap.ghosts[id])
+	path, err := makeGhost(fp.snap.reg(g.remapID).GetName(), g.remapID, g)
 	if err != nil {
 		return "", err
 	}
 	if fp.ghostPaths == nil {
 		fp.ghostPaths = map[uint32]string{}
 	}
-	fp.ghostPaths[id] = path
+	fp.ghostPaths[g.remapID] = path
 	return path, nil
 }
 

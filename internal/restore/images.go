@@ -355,13 +355,15 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 	return nil
 }
 
-// ghost is a file that was deleted while open: its saved contents.
+// ghost is a file that was deleted while open: its saved contents. Every
+// file entry of one deleted inode shares one ghost (remap id).
 type ghost struct {
-	entry *ghostfile.GhostFileEntry
-	data  []byte
+	remapID uint32
+	entry   *ghostfile.GhostFileEntry
+	data    []byte
 }
 
-// loadGhosts reads remap-fpath.img and the ghost files it names.
+// loadGhosts reads remap-fpath.img and the ghost files it names, each once.
 func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	s.ghosts = map[uint32]*ghost{}
 	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, dump.RemapName, "REMAP_FPATH")
@@ -371,18 +373,24 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	if err != nil {
 		return err
 	}
+	byRemap := map[uint32]*ghost{}
 	for _, r := range remaps {
 		if r.GetRemapType() != remap.RemapType_GHOST {
 			return fmt.Errorf("%s: remap of file %d of type %v is not supported", dump.RemapName, r.GetOrigId(), r.GetRemapType())
 		}
-		if s.files[r.GetOrigId()].GetReg() == nil {
-			return fmt.Errorf("%s: ghost for unknown file %d", dump.RemapName, r.GetOrigId())
+		if s.files[r.GetOrigId()].GetReg() == nil || s.files[r.GetRemapId()].GetReg() == nil {
+			return fmt.Errorf("%s: ghost %d for file %d: not a regular file of the image", dump.RemapName, r.GetRemapId(), r.GetOrigId())
 		}
-		e, data, err := dir.ReadGhost(r.GetRemapId())
-		if err != nil {
-			return err
+		g, ok := byRemap[r.GetRemapId()]
+		if !ok {
+			e, data, err := dir.ReadGhost(r.GetRemapId())
+			if err != nil {
+				return err
+			}
+			g = &ghost{remapID: r.GetRemapId(), entry: e, data: data}
+			byRemap[r.GetRemapId()] = g
 		}
-		s.ghosts[r.GetOrigId()] = &ghost{entry: e, data: data}
+		s.ghosts[r.GetOrigId()] = g
 	}
 	return nil
 }
