@@ -307,6 +307,14 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 	}
+	// Pseudo-terminal masters first: they tell the tree's own pairs from
+	// the caller's terminal.
+	if err := d.files.ptys.scan(d.procs); err != nil {
+		return err
+	}
+	if err := d.files.ptys.check(d.procs); err != nil {
+		return err
+	}
 	for i, p := range d.procs {
 		if p.zombie || p.helper {
 			continue
@@ -336,6 +344,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.writeGhosts(dir); err != nil {
+		return err
+	}
+	if err := d.files.ptys.write(dir); err != nil {
 		return err
 	}
 	if err := d.ns.write(dir); err != nil {

@@ -40,6 +40,7 @@ type fileTable struct {
 	memfdOrder   []uint64
 	fifoIDs      []uint64
 	shmem        *shmemTable
+	ptys         ptyTable
 	tcp          []tcpStream
 	repair       tcprepair.Set
 }
@@ -208,6 +209,15 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
 		case unix.S_IFCHR:
+			if isPtyMaster(st.Rdev) || ft.ptys.ownsSlave(st.Rdev) {
+				e, err := p.dumpPty(ft, fd, target, info, &st)
+				if err != nil {
+					return nil, err
+				}
+				e.Flags = proto.Uint32(fdFlags)
+				out = append(out, e)
+				continue
+			}
 			if isTerminal(st.Rdev) && !p.opts.ShellJob {
 				return nil, fmt.Errorf("process %d fd %d: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.pid, fd, target)
 			}

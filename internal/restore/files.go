@@ -54,6 +54,9 @@ type filePlan struct {
 	ghostPaths map[uint32]string
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
+	// controls: the session leaders whose controlling terminal is a pty
+	// of the tree.
+	controls map[*process]*ptyPair
 }
 
 // tempCount is how many temporary descriptors the plan uses.
@@ -63,8 +66,9 @@ func (fp *filePlan) tempCount() int { return len(fp.temp) + len(fp.shmTemp) }
 type fileJob struct {
 	ids      []uint32 // one file id, or a pipe's read and write ends
 	pipeID   uint32
-	shmid    uint64 // or an anonymous shared memory object
-	unixPair bool   // or two connected Unix sockets
+	shmid    uint64   // or an anonymous shared memory object
+	unixPair bool     // or two connected Unix sockets
+	pty      *ptyPair // or a pseudo-terminal pair, all its files
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
@@ -96,6 +100,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 	for i, id := range ids {
 		fp.temp[id] = base + uint64(i)
 		f := s.files[id]
+		if f.GetType() == fdinfo.FdTypes_TTY {
+			continue // by pair, below
+		}
 		if u := f.GetUsk(); u != nil {
 			if paired[id] {
 				continue
@@ -149,6 +156,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 		}
 		lca := commonAncestor(all)
 		fp.jobs[lca] = append(fp.jobs[lca], *j)
+	}
+	if err := fp.planPtys(procs, holders); err != nil {
+		return nil, err
 	}
 	// Anonymous shared memory: a memfd made by the common ancestor of the
 	// processes mapping the object, which each maps from it.
@@ -301,6 +311,8 @@ func (fp *filePlan) openIn(p *process) error {
 		var err error
 		if j.shmid != 0 {
 			continue
+		} else if j.pty != nil {
+			err = fp.makePty(p, j.pty)
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
 			err = fp.makeMemfd(p, j.ids[0])
 		} else if j.unixPair {

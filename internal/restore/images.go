@@ -38,6 +38,7 @@ type snapshot struct {
 	ghosts    map[uint32]*ghost                 // deleted-while-open files, by file id
 	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
 	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
+	ptys      map[uint32]*ptyPair               // pseudo-terminal pairs, by index
 	ns        *namespaces
 	xfeatures uint64
 }
@@ -104,6 +105,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_EVENTPOLL && f.GetEpfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_MEMFD && f.GetMemfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_INOTIFY && f.GetIfy() != nil:
+		case f.GetType() == fdinfo.FdTypes_TTY && f.GetTty() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
@@ -144,6 +146,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		return nil, err
 	}
 	if err := s.loadShmem(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadPtys(dir); err != nil {
 		return nil, err
 	}
 	if err := s.loadGhosts(dir); err != nil {

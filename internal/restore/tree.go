@@ -48,6 +48,9 @@ func (r *restorer) createTree() error {
 	if err := r.setGroups(); err != nil {
 		return err
 	}
+	if err := r.files.setForeground(r.procs); err != nil {
+		return err
+	}
 	if err := r.enterNamespaces(); err != nil {
 		return err
 	}
@@ -300,6 +303,9 @@ func (r *restorer) build(p *process) error {
 		}
 	}
 	if err := r.files.openIn(p); err != nil {
+		return err
+	}
+	if err := r.files.takeTerminal(p); err != nil {
 		return err
 	}
 	for _, child := range p.children {
