@@ -3,11 +3,15 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +26,21 @@ func TestE2ETreePty(t *testing.T) {
 	forEachLink(t, "tree_pty", func(t *testing.T, bin string) {
 		treeCR(t, bin)
 	})
+}
+
+// TestE2ETreePtyQueued: bytes waiting in a pty of the tree (written on the
+// master for the slave, or on the slave for the master) cannot be saved
+// without taking them: the dump is refused in one line and the tree goes
+// on untouched; the workload then reads the bytes where they waited.
+func TestE2ETreePtyQueued(t *testing.T) {
+	requireCryo(t)
+	for _, mode := range []string{"queued-in", "queued-out"} {
+		t.Run(mode, func(t *testing.T) {
+			tr := startTree(t, workloadBin(t, "tree_pty", linkDynamic), mode)
+			tr.refusedDump("queued terminal data is not supported")
+			tr.Finish()
+		})
+	}
 }
 
 // TestE2ETreePtyIndexTaken: when another process took the pty index of
@@ -84,4 +103,111 @@ func holdPty(t *testing.T, index int) (release func()) {
 	}
 	t.Fatalf("could not take pty index %d (in use elsewhere?)", index)
 	return nil
+}
+
+// TestE2EPtyScript: a real program on a pty of its own. script(1) from
+// util-linux opens a pair, keeps the master, runs sh as the session leader
+// on the slave and copies its stdin (a FIFO the test writes) to the master
+// and the master to its stdout (a file). Dumped and restored mid-run: the
+// same PIDs, sh's session, group, controlling terminal (tty_nr), foreground
+// group (tpgid) and terminal name, and a line written after the restore
+// goes through the terminal to sh and comes back out.
+func TestE2EPtyScript(t *testing.T) {
+	requireCryo(t)
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatalf("script(1) from util-linux (package bsdutils) is needed: %v", err)
+	}
+	dir := t.TempDir()
+	fifo, outPath := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The test's end of the FIFO, read-write so that neither open blocks.
+	keeper, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keeper.Close() })
+	in, err := os.Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(scriptBin, "-qfc", "sh -c 'while read l; do echo got:$l; done'", "/dev/null")
+	cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = dir, in, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	in.Close()
+	out.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	var tree []int
+	t.Cleanup(func() {
+		for _, p := range append([]int{pid}, tree...) {
+			unix.Kill(p, unix.SIGKILL)
+		}
+		cmd.Wait()
+	})
+	say := func(line string) {
+		t.Helper()
+		if _, err := keeper.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(bound(t, 5*time.Second))
+		for !strings.Contains(readString(outPath), "got:"+line) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no \"got:%s\" from sh through the terminal; script wrote:\n%s", line, readString(outPath))
+			}
+			time.Sleep(pollInterval)
+		}
+	}
+	say("before")
+	tree = treePids(pid)
+	if len(tree) != 2 {
+		t.Fatalf("the tree of script is %v, want script and sh", tree)
+	}
+	before := ttyState(t, tree[1])
+	t.Logf("sh (pid %d) before: %s", tree[1], before)
+
+	images := filepath.Join(t.TempDir(), "images")
+	dump(t, pid, images)
+	cmd.Wait()
+	for _, p := range tree {
+		if err := waitPidFree(p, bound(t, pidFreeTimeout)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// -d: cryo returns once the tree runs, restored whole.
+	if res := runCryo(t, "restore", "-D", images, "-d", "-v", "4", "-o", "restore.log"); res.ExitCode != 0 {
+		logFile(t, filepath.Join(images, "restore.log"))
+		t.Fatalf("restore: %s", res)
+	}
+	if got := treePids(pid); !slices.Equal(got, tree) {
+		t.Errorf("restored tree %v, was %v", got, tree)
+	}
+	if after := ttyState(t, tree[1]); after != before {
+		t.Errorf("sh after the restore: %s, was %s", after, before)
+	}
+	say("after")
+}
+
+// ttyState is what /proc tells of a process's terminal: its session,
+// group, controlling terminal (tty_nr), foreground group (tpgid), and the
+// name of its fd 0.
+func ttyState(t *testing.T, pid int) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", pid))
+	return fmt.Sprintf("pgid=%s sid=%s tty_nr=%s tpgid=%s fd0=%s", f[2], f[3], f[4], f[5], link)
 }

@@ -22,6 +22,12 @@
  * Then bytes must flow both ways: G writes a line on the slave, the root
  * reads it from the master (after packet mode's leading 0 byte), writes an
  * answer, and G reads it from the slave.
+ *
+ * Modes "queued-in" and "queued-out": before READY the root writes a line
+ * on the master that nobody reads (queued-in), or G writes one on the slave
+ * that the root does not read (queued-out). cryo cannot take such bytes
+ * without consuming them, so the dump must be refused; after SIGTERM the
+ * queued line is read first, where it waited.
  */
 #include "wl.h"
 #include <poll.h>
@@ -34,12 +40,15 @@
 #define SLAVE_FD2 11
 #define PING "ping from G\n"
 #define PONG "pong from root\n"
+#define QUEUED_IN "queued by root\n"
+#define QUEUED_OUT "queued by G\n"
 
 static char slave_path[64];
 static struct termios want_tio;
 static struct winsize want_ws = {.ws_row = 37, .ws_col = 123, .ws_xpixel = 5, .ws_ypixel = 9};
 static int want_ptn;
 static pid_t g_pid;
+static int queued_in, queued_out;
 
 /* Fields 7 (tty_nr) and 8 (tpgid) of /proc/self/stat. */
 static void stat_tty(int *tty_nr, int *tpgid)
@@ -132,7 +141,17 @@ static void grandchild(void)
 	wl_tree_line();
 	record_stat();
 	wl_mark("G");
+	if (queued_out) {
+		wl_wait_mark("drained");
+		if (write(SLAVE_FD, QUEUED_OUT, strlen(QUEUED_OUT)) != (ssize_t)strlen(QUEUED_OUT))
+			wl_die("G: write: %s", strerror(errno));
+		wl_mark("G.queued");
+	}
 	wl_tree_wait_stop();
+	if (queued_in)
+		TCHECK(read_full(SLAVE_FD, buf, strlen(QUEUED_IN)) == 0 && strcmp(buf, QUEUED_IN) == 0,
+		       "the queued line on the slave: got \"%s\", want \"%s\"", buf, QUEUED_IN);
+	memset(buf, 0, sizeof(buf));
 	wl_tree_check_ids();
 	check_stat();
 	TCHECK(tcgetpgrp(SLAVE_FD) == getpid(), "tcgetpgrp %d, want G's own group %d", (int)tcgetpgrp(SLAVE_FD),
@@ -246,8 +265,10 @@ int main(int argc, char **argv)
 	wl_init(argc, argv);
 	wl_exp_pid = getpid();
 	wl_clear_marks();
-	if (wl_mode[0] || wl_nthreads != 1)
-		wl_die("tree_pty takes no mode and no threads");
+	queued_in = strcmp(wl_mode, "queued-in") == 0;
+	queued_out = strcmp(wl_mode, "queued-out") == 0;
+	if ((wl_mode[0] && !queued_in && !queued_out) || wl_nthreads != 1)
+		wl_die("tree_pty takes no threads and no mode but queued-in or queued-out");
 	int m = posix_openpt(O_RDWR | O_NOCTTY);
 	if (m < 0 || grantpt(m) || unlockpt(m) || dup2(m, MASTER_FD) != MASTER_FD || dup2(m, MASTER_DUP) != MASTER_DUP)
 		wl_die("open a pty master: %s", strerror(errno));
@@ -262,6 +283,22 @@ int main(int argc, char **argv)
 		session_leader();
 	wl_wait_mark("S");
 	drain_status(MASTER_FD);
+	wl_mark("drained");
+	if (queued_out) {
+		wl_wait_mark("G.queued");
+		if (await_input(MASTER_FD, 5000))
+			wl_die("root: G's queued line did not reach the master");
+	}
+	if (queued_in) {
+		if (write(MASTER_FD, QUEUED_IN, strlen(QUEUED_IN)) != (ssize_t)strlen(QUEUED_IN))
+			wl_die("root: write: %s", strerror(errno));
+		/* Until it reached the slave's line discipline (root may
+		 * open an exclusive terminal). */
+		int sl = open(slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (sl < 0 || await_input(sl, 5000))
+			wl_die("root: the queued line did not reach the slave: %s", strerror(errno));
+		close(sl);
+	}
 	wl_tree_line();
 	wl_ready();
 	wl_tree_wait_stop();
@@ -278,8 +315,9 @@ int main(int argc, char **argv)
 	fl = fcntl(MASTER_FD, F_GETFL);
 	TCHECK(fl >= 0 && (fl & O_NONBLOCK), "O_NONBLOCK set on fd %d is not on fd %d: not one open file", MASTER_DUP,
 	       MASTER_FD);
-	TCHECK(read_packets(MASTER_FD, buf, strlen(PING)) == 0 && memcmp(buf, PING, strlen(PING)) == 0,
-	       "read on the master: got \"%s\", want \"%s\"", buf, PING);
+	const char *want = queued_out ? QUEUED_OUT PING : PING;
+	TCHECK(read_packets(MASTER_FD, buf, strlen(want)) == 0 && memcmp(buf, want, strlen(want)) == 0,
+	       "read on the master: got \"%s\", want \"%s\"", buf, want);
 	TCHECK(write(MASTER_FD, PONG, strlen(PONG)) == (ssize_t)strlen(PONG), "write on the master: %s",
 	       strerror(errno));
 	wl_reap_ok(s, "S");

@@ -166,8 +166,8 @@ func (pair *ptyPair) read(master int) error {
 	}
 	// Bytes on their way cannot be read without taking them: refused
 	// rather than lost (TTY_DATA is not written yet).
-	if n, err := unix.IoctlGetInt(master, unix.TIOCINQ); err != nil || n != 0 {
-		return fmt.Errorf("%d bytes written on the slave wait to be read on the master (%v): queued terminal data is not supported yet", n, err)
+	if err := noQueuedBytes(master, "slave wait to be read on the master"); err != nil {
+		return err
 	}
 	var st unix.Stat_t
 	if unix.Stat(PtsPath(pair.index), &st) == nil && st.Rdev == pair.slaveRdev {
@@ -184,8 +184,17 @@ func (pair *ptyPair) addSlave(slave int) error {
 		return fmt.Errorf("TIOCGEXCL: %w", err)
 	}
 	pair.slaveExcl = excl != 0
-	if n, err := unix.IoctlGetInt(slave, unix.TIOCINQ); err != nil || n != 0 {
-		return fmt.Errorf("%d bytes written on the master wait to be read on the slave (%v): queued terminal data is not supported yet", n, err)
+	return noQueuedBytes(slave, "master wait to be read on the slave")
+}
+
+// noQueuedBytes refuses a pty with bytes waiting to be read at fd.
+func noQueuedBytes(fd int, where string) error {
+	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+	if err != nil {
+		return fmt.Errorf("TIOCINQ: %w", err)
+	}
+	if n != 0 {
+		return fmt.Errorf("%d bytes written on the %s: queued terminal data is not supported yet", n, where)
 	}
 	return nil
 }
