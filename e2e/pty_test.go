@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestE2ETreePty: a pseudo-terminal pair the tree owns (tree_pty.c): the
@@ -43,10 +47,12 @@ func TestE2ETreePtyQueued(t *testing.T) {
 	}
 }
 
-// TestE2ETreePtyIndexTaken: when another process took the pty index of
-// the image since the dump, restore refuses in one line naming the pty and
-// leaves nothing behind; once the index is free again it restores.
-func TestE2ETreePtyIndexTaken(t *testing.T) {
+// TestE2ETreePtyRefusedRestore: restores of a tree_pty image that cannot
+// be done are refused in one line naming the cause, and leave no process
+// behind: the pty index taken by another process since the dump, and
+// damaged images (tty-info.img missing, an absurd index, a terminal file
+// pointing at no terminal). The untouched image then restores and passes.
+func TestE2ETreePtyRefusedRestore(t *testing.T) {
 	requireCryo(t)
 	tr := startTree(t, workloadBin(t, "tree_pty", linkDynamic))
 	name, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/10", tr.Role("S")))
@@ -55,20 +61,56 @@ func TestE2ETreePtyIndexTaken(t *testing.T) {
 		t.Fatalf("the slave of S: %q %v %v", name, err, perr)
 	}
 	tr.Checkpoint()
-	release := holdPty(t, index)
-	res := runCryo(t, "restore", "-D", tr.w.ImgDir, "-v", "4", "-o", "restore.log")
-	t.Logf("%s", res)
-	if res.ExitCode == 0 {
-		logFile(t, filepath.Join(tr.w.ImgDir, "restore.log"))
+	ttyInfo := func(dir string) string { return filepath.Join(dir, "tty-info.img") }
+	cases := []struct {
+		name, want string
+		damage     func(t *testing.T, dir string)
+	}{
+		{"index-taken", fmt.Sprintf("pty index %d is taken", index), func(t *testing.T, dir string) {
+			holdPty(t, index) // released at the end of the subtest
+		}},
+		{"tty-info-missing", "unknown terminal", func(t *testing.T, dir string) {
+			if err := os.Remove(ttyInfo(dir)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"absurd-index", "is not supported", func(t *testing.T, dir string) {
+			editImage(t, ttyInfo(dir), func(m proto.Message) {
+				m.(*tty.TtyInfoEntry).Pty.Index = proto.Uint32(math.MaxUint32)
+			})
+		}},
+		{"file-of-no-terminal", "unknown terminal", func(t *testing.T, dir string) {
+			editImage(t, filepath.Join(dir, "files.img"), func(m proto.Message) {
+				if f := m.(*fdinfo.FileEntry).GetTty(); f != nil {
+					f.TtyInfoId = proto.Uint32(12345)
+				}
+			})
+		}},
 	}
-	assertOneErrorLine(t, res, fmt.Sprintf("pty index %d is taken", index))
-	checkNoStrayCryo(t, "after the failed restore")
-	for _, pid := range tr.Pids {
-		if pidAlive(pid) {
-			t.Errorf("after the failed restore: %s (pid %d) exists", tr.Want[pid].Role, pid)
-		}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "images")
+			copyDir(t, tr.w.ImgDir, dir)
+			c.damage(t, dir)
+			res := runCryo(t, "restore", "-D", dir, "-v", "4", "-o", "restore.log")
+			t.Logf("%s", res)
+			if res.ExitCode == 0 {
+				logFile(t, filepath.Join(dir, "restore.log"))
+			}
+			assertOneErrorLine(t, res, c.want)
+			checkNoStrayCryo(t, "after the failed restore")
+			for _, pid := range tr.Pids {
+				deadline := time.Now().Add(2 * time.Second)
+				for pidAlive(pid) && time.Now().Before(deadline) {
+					reapZombieChildren()
+					time.Sleep(pollInterval)
+				}
+				if pidAlive(pid) {
+					t.Errorf("after the failed restore: %s (pid %d) exists", tr.Want[pid].Role, pid)
+				}
+			}
+		})
 	}
-	release()
 	tr.Restore()
 	tr.Finish()
 }
