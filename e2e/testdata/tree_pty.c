@@ -9,7 +9,8 @@
  *         fd 11 with O_NONBLOCK; sets raw mode with some c_cc changed, a
  *         window size, TIOCEXCL
  *       +-- G its own process group (setpgid), made the foreground group
- *             of the terminal (tcsetpgrp), holds the slave inherited
+ *             of the terminal (tcsetpgrp), holds the slave inherited and
+ *             /dev/tty (its controlling terminal, the slave) at fd 12
  *
  * Before READY each process records what it sees; after SIGTERM each checks
  * it again:
@@ -18,8 +19,8 @@
  *   S     ttyname of fds 10 and 11, getsid, tcgetsid, tcgetpgrp (G),
  *         tcgetattr (every flag and c_cc), TIOCGWINSZ, TIOCGEXCL, the
  *         flags of fd 11, /proc/self/stat tty_nr and tpgid, /dev/tty opens;
- *   G     tty_nr, tpgid (itself), tcgetpgrp.
- * Then bytes must flow both ways: G writes a line on the slave, the root
+ *   G     tty_nr, tpgid (itself), tcgetpgrp; fd 12 is /dev/tty (5:0).
+ * Then bytes must flow both ways: G writes a line on /dev/tty, the root
  * reads it from the master (after packet mode's leading 0 byte), writes an
  * answer, and G reads it from the slave.
  *
@@ -32,12 +33,14 @@
 #include "wl.h"
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 
 #define MASTER_FD 20
 #define MASTER_DUP 21
 #define SLAVE_FD 10
 #define SLAVE_FD2 11
+#define DEVTTY_FD 12
 #define PING "ping from G\n"
 #define PONG "pong from root\n"
 #define QUEUED_IN "queued by root\n"
@@ -138,6 +141,11 @@ static void drain_status(int fd)
 static void grandchild(void)
 {
 	char buf[64] = {0};
+	struct stat st;
+	int fd = open("/dev/tty", O_RDWR);
+	if (fd < 0 || dup2(fd, DEVTTY_FD) != DEVTTY_FD)
+		wl_die("G: open /dev/tty: %s", strerror(errno));
+	close(fd);
 	wl_tree_line();
 	record_stat();
 	wl_mark("G");
@@ -156,8 +164,12 @@ static void grandchild(void)
 	check_stat();
 	TCHECK(tcgetpgrp(SLAVE_FD) == getpid(), "tcgetpgrp %d, want G's own group %d", (int)tcgetpgrp(SLAVE_FD),
 	       (int)getpid());
+	TCHECK(fstat(DEVTTY_FD, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(5, 0),
+	       "fd %d is not /dev/tty (rdev %#lx)", DEVTTY_FD, (unsigned long)st.st_rdev);
+	TCHECK(tcgetpgrp(DEVTTY_FD) == getpid(), "tcgetpgrp through /dev/tty %d, want %d", (int)tcgetpgrp(DEVTTY_FD),
+	       (int)getpid());
 	wl_mark("G.checked");
-	TCHECK(write(SLAVE_FD, PING, strlen(PING)) == (ssize_t)strlen(PING), "write on the slave: %s", strerror(errno));
+	TCHECK(write(DEVTTY_FD, PING, strlen(PING)) == (ssize_t)strlen(PING), "write on /dev/tty: %s", strerror(errno));
 	TCHECK(read_full(SLAVE_FD, buf, strlen(PONG)) == 0 && memcmp(buf, PONG, strlen(PONG)) == 0,
 	       "read on the slave: got \"%s\", want \"%s\"", buf, PONG);
 	wl_child_exit();

@@ -209,7 +209,7 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
 		case unix.S_IFCHR:
-			if isPtyMaster(st.Rdev) || ft.ptys.ownsSlave(st.Rdev) {
+			if ft.ptys.isTreePty(p, st.Rdev) {
 				e, err := p.dumpPty(ft, fd, target, info, &st)
 				if err != nil {
 					return nil, err

@@ -36,6 +36,10 @@ func TtyInfoID(index uint32, master bool) uint32 {
 	return index << 1
 }
 
+// isDevTty tells whether rdev is /dev/tty (5:0), which opens the caller's
+// controlling terminal.
+func isDevTty(rdev uint64) bool { return unix.Major(rdev) == 5 && unix.Minor(rdev) == 0 }
+
 func isPtyMaster(rdev uint64) bool {
 	return unix.Major(rdev) == ptmxMajor && unix.Minor(rdev) == ptmxMinor
 }
@@ -215,9 +219,26 @@ func (pt *ptyTable) ownsSlave(rdev uint64) bool {
 	return ok && pt.owned[index] != nil
 }
 
+// cttyOf returns the pair that is p's controlling terminal, if the tree
+// owns it.
+func (pt *ptyTable) cttyOf(p *process) *ptyPair {
+	index, ok := ptsIndex(uint64(p.stat.TtyNr))
+	if !ok || pt.owned[index] == nil || pt.owned[index].sid != uint32(p.stat.Session) {
+		return nil
+	}
+	return pt.owned[index]
+}
+
+// isTreePty tells whether a character device held by p is a side of a
+// pair the tree owns, or /dev/tty standing for such a pair.
+func (pt *ptyTable) isTreePty(p *process, rdev uint64) bool {
+	return isPtyMaster(rdev) || pt.ownsSlave(rdev) || (isDevTty(rdev) && pt.cttyOf(p) != nil)
+}
+
 // dumpPty describes a descriptor of a pair the tree owns, as CRIU's TTY
 // file: one file entry per open file description, pointing at the info
-// entry of its side.
+// entry of its side. A descriptor of /dev/tty is the slave's, with the
+// path it was opened through (regf_id), to be opened again through it.
 func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInfo, st *unix.Stat_t) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
 	entry := func(id uint32) *fdinfo.FdinfoEntry {
@@ -232,21 +253,30 @@ func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInf
 	}
 	defer unix.Close(c)
 	master := isPtyMaster(st.Rdev)
-	var index uint32
-	if master {
+	flags := info.Flags &^ unix.O_CLOEXEC
+	var index, regf uint32
+	switch {
+	case master:
 		index, err = unix.IoctlGetUint32(c, unix.TIOCGPTN)
-		if err != nil {
-			return nil, fmt.Errorf("%s: TIOCGPTN: %w", where, err)
-		}
-	} else {
+	case isDevTty(st.Rdev):
+		index = ft.ptys.cttyOf(p).index
+		regf, err = ft.pathFile(target, flags, false)
+	default:
 		index, _ = ptsIndex(st.Rdev)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if !master {
 		if err := ft.ptys.owned[index].addSlave(c); err != nil {
 			return nil, fmt.Errorf("%s: pty %d: %w", where, index, err)
 		}
 	}
-	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_TTY.Enum(), Tty: &tty.TtyFileEntry{
-		TtyInfoId: proto.Uint32(TtyInfoID(index, master)), Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC), Fown: noOwner(),
-	}})
+	tf := &tty.TtyFileEntry{TtyInfoId: proto.Uint32(TtyInfoID(index, master)), Flags: proto.Uint32(flags), Fown: noOwner()}
+	if regf != 0 {
+		tf.RegfId = proto.Uint32(regf)
+	}
+	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_TTY.Enum(), Tty: tf})
 	ft.entries[id-1].Tty.Id = proto.Uint32(id)
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil

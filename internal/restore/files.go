@@ -69,6 +69,7 @@ type fileJob struct {
 	shmid    uint64   // or an anonymous shared memory object
 	unixPair bool     // or two connected Unix sockets
 	pty      *ptyPair // or a pseudo-terminal pair, all its files
+	ctty     bool     // or a file of /dev/tty
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
@@ -299,20 +300,29 @@ func commonAncestor(ps []*process) *process {
 
 // openIn creates, in p, the files p is the common ancestor of (phase one).
 // Shared memory objects come first: memfd descriptors are made from them.
+// Pseudo-terminal pairs come next, so that a session leader can take its
+// terminal before /dev/tty is opened.
 func (fp *filePlan) openIn(p *process) error {
-	for _, j := range fp.jobs[p] {
-		if j.shmid != 0 {
-			if err := fp.makeShmem(p, j.shmid); err != nil {
-				return err
-			}
-		}
-	}
 	for _, j := range fp.jobs[p] {
 		var err error
 		if j.shmid != 0 {
-			continue
+			err = fp.makeShmem(p, j.shmid)
 		} else if j.pty != nil {
 			err = fp.makePty(p, j.pty)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := fp.takeTerminal(p); err != nil {
+		return err
+	}
+	for _, j := range fp.jobs[p] {
+		var err error
+		if j.shmid != 0 || j.pty != nil {
+			continue
+		} else if j.ctty {
+			err = fp.openCtty(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
 			err = fp.makeMemfd(p, j.ids[0])
 		} else if j.unixPair {

@@ -26,6 +26,7 @@ type ptyPair struct {
 	master, slave *tty.TtyInfoEntry
 	masterFile    uint32   // the master's one open file description
 	slaveFiles    []uint32 // the slave's, each opened by its path
+	cttyFiles     []uint32 // the slave's opened through /dev/tty
 }
 
 // loadPtys reads tty-info.img and checks every TTY file against it.
@@ -69,7 +70,14 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 			}
 			s.ptys[index] = pair
 		}
-		if info == pair.master {
+		if t.RegfId != nil {
+			// Opened through a path: only /dev/tty, the controlling
+			// terminal, is.
+			if s.files[t.GetRegfId()].GetReg().GetName() != "/dev/tty" || info != pair.slave {
+				return fmt.Errorf("%s: terminal file %d opened through file %d: only the slave through /dev/tty is supported", image.FilesName, id, t.GetRegfId())
+			}
+			pair.cttyFiles = append(pair.cttyFiles, id)
+		} else if info == pair.master {
 			if pair.masterFile != 0 {
 				return fmt.Errorf("%s: pty %d has two master files (%d, %d)", image.FilesName, index, pair.masterFile, id)
 			}
@@ -80,6 +88,7 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 	}
 	for index, pair := range s.ptys {
 		slices.Sort(pair.slaveFiles)
+		slices.Sort(pair.cttyFiles)
 		if pair.masterFile == 0 {
 			return fmt.Errorf("%s: pty %d has no master in the tree: only pairs the tree owns are restored", image.FilesName, index)
 		}
@@ -134,6 +143,32 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 		}
 		lca := commonAncestor(all)
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{pty: pair})
+		// /dev/tty opens the opener's controlling terminal: a process of
+		// the session, once its leader took the pair (openIn).
+		for _, id := range pair.cttyFiles {
+			if len(holders[id]) == 0 {
+				continue
+			}
+			lca := commonAncestor(holders[id])
+			if leader == nil || lca.c.tree.GetSid() != pair.slave.GetSid() {
+				return fmt.Errorf("pty %d: /dev/tty file %d is held by processes (first %d) outside the session it controls", pair.index, id, holders[id][0].c.pid)
+			}
+			fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id}, ctty: true})
+		}
+	}
+	return nil
+}
+
+// openCtty opens /dev/tty at a file's temporary descriptor: p's
+// controlling terminal, a pair of the tree.
+func (fp *filePlan) openCtty(p *process, id uint32) error {
+	flags := uint64(fp.snap.files[id].GetTty().GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+	n, err := p.open("/dev/tty", flags)
+	if err == nil {
+		err = fp.moveTo(p, n, fp.temp[id])
+	}
+	if err != nil {
+		return fmt.Errorf("restore pid %d: controlling terminal: %w", p.c.pid, err)
 	}
 	return nil
 }

@@ -305,9 +305,6 @@ func (r *restorer) build(p *process) error {
 	if err := r.files.openIn(p); err != nil {
 		return err
 	}
-	if err := r.files.takeTerminal(p); err != nil {
-		return err
-	}
 	for _, child := range p.children {
 		if err := p.clone(child, 0, uint64(unix.SIGCHLD)); err != nil {
 			return err
