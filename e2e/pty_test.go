@@ -150,7 +150,8 @@ func holdPty(t *testing.T, index int) (release func()) {
 // TestE2EPtyScript: a real program on a pty of its own. script(1) from
 // util-linux opens a pair, keeps the master, runs sh as the session leader
 // on the slave and copies its stdin (a FIFO the test writes) to the master
-// and the master to its stdout (a file). Dumped and restored mid-run: the
+// and the master to its stdout (a file); sh reads and answers through
+// /dev/tty. Dumped and restored mid-run: the
 // same PIDs, sh's session, group, controlling terminal (tty_nr), foreground
 // group (tpgid) and terminal name, and a line written after the restore
 // goes through the terminal to sh and comes back out.
@@ -179,7 +180,8 @@ func TestE2EPtyScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(scriptBin, "-qfc", "sh -c 'while read l; do echo got:$l; done'", "/dev/null")
+	// sh talks through /dev/tty, its controlling terminal, at fd 3.
+	cmd := exec.Command(scriptBin, "-qfc", "sh -c 'exec 3<>/dev/tty; while read l <&3; do echo got:$l >&3; done'", "/dev/null")
 	cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = dir, in, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
@@ -241,7 +243,7 @@ func TestE2EPtyScript(t *testing.T) {
 
 // ttyState is what /proc tells of a process's terminal: its session,
 // group, controlling terminal (tty_nr), foreground group (tpgid), and the
-// name of its fd 0.
+// names of its fds 0 and 3.
 func ttyState(t *testing.T, pid int) string {
 	t.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -251,5 +253,6 @@ func ttyState(t *testing.T, pid int) string {
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", pid))
-	return fmt.Sprintf("pgid=%s sid=%s tty_nr=%s tpgid=%s fd0=%s", f[2], f[3], f[4], f[5], link)
+	link3, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", pid))
+	return fmt.Sprintf("pgid=%s sid=%s tty_nr=%s tpgid=%s fd0=%s fd3=%s", f[2], f[3], f[4], f[5], link, link3)
 }
