@@ -73,6 +73,9 @@ type ptyPair struct {
 type ptyTable struct {
 	owned map[uint32]*ptyPair
 	order []uint32
+	// devpts is the device of cryo's /dev/pts, where restore finds the
+	// slaves again.
+	devpts uint64
 }
 
 // scan finds the masters the tree holds, before any descriptor is
@@ -80,6 +83,11 @@ type ptyTable struct {
 // tree; otherwise it is the caller's terminal (-j).
 func (pt *ptyTable) scan(procs []*process) error {
 	pt.owned = map[uint32]*ptyPair{}
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/pts", &st); err != nil {
+		return fmt.Errorf("devpts: %w", err)
+	}
+	pt.devpts = st.Dev
 	for _, p := range procs {
 		if p.zombie || p.helper {
 			continue
@@ -263,6 +271,9 @@ func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInf
 		regf, err = ft.pathFile(target, flags, false)
 	default:
 		index, _ = ptsIndex(st.Rdev)
+		if st.Dev != ft.ptys.devpts {
+			err = fmt.Errorf("a slave of another devpts instance than /dev/pts: not supported")
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
