@@ -17,7 +17,7 @@ import (
 const TtyInfoName = "tty-info.img"
 
 // Device numbers of Unix98 pseudo-terminals: the master is /dev/ptmx (5:2),
-// slaves are 136-143 with 256 minors each.
+// slave N is 136:N (majors 137-143 are the 8-bit-minor numbering of old).
 const (
 	ptmxMajor, ptmxMinor = 5, 2
 	ptsFirstMajor        = 136
@@ -123,7 +123,7 @@ func (pt *ptyTable) addMaster(pid, fd int, rdev uint64) error {
 	if _, ok := pt.owned[index]; ok {
 		return nil
 	}
-	pair := &ptyPair{index: index, masterRdev: rdev, slaveRdev: unix.Mkdev(ptsFirstMajor+index>>8, index&0xff)}
+	pair := &ptyPair{index: index, masterRdev: rdev, slaveRdev: unix.Mkdev(ptsFirstMajor, index)}
 	if err := pair.read(c); err != nil {
 		return fmt.Errorf("pty %d: %w", index, err)
 	}
