@@ -26,9 +26,9 @@
  *
  * Modes "queued-in" and "queued-out": before READY the root writes a line
  * on the master that nobody reads (queued-in), or G writes one on the slave
- * that the root does not read (queued-out). cryo cannot take such bytes
- * without consuming them, so the dump must be refused; after SIGTERM the
- * queued line is read first, where it waited.
+ * that the root does not read (queued-out). After SIGTERM the queued line
+ * is read first, where it waited: by G before anything else (queued-in),
+ * by the root before G's new line (queued-out).
  */
 #include "wl.h"
 #include <poll.h>

@@ -363,6 +363,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 // It is safe to call more than once.
 func (d *dumper) release() error {
 	first := d.files.repair.Resume()
+	if err := d.files.ptys.putBack(); err != nil && first == nil {
+		first = err
+	}
 	for _, p := range d.procs {
 		if err := p.release(); err != nil && first == nil {
 			first = err

@@ -67,6 +67,7 @@ type ptyPair struct {
 	slaveRdev, masterRdev  uint64
 	slaveUID, slaveGID     uint32 // owner of /dev/pts/N (grantpt)
 	haveSlaveOwner         bool
+	output                 []byte // written on the slave, unread by the master
 }
 
 // ptyTable holds the pairs of the tree, by index.
@@ -176,9 +177,7 @@ func (pair *ptyPair) read(master int) error {
 		}
 		pair.pgrp = uint32(pgrp)
 	}
-	// Bytes on their way cannot be read without taking them: refused
-	// rather than lost (TTY_DATA is not written yet).
-	if err := noQueuedBytes(master, "slave wait to be read on the master"); err != nil {
+	if err := pair.takeOutput(master); err != nil {
 		return err
 	}
 	var st unix.Stat_t
@@ -196,17 +195,14 @@ func (pair *ptyPair) addSlave(slave int) error {
 		return fmt.Errorf("TIOCGEXCL: %w", err)
 	}
 	pair.slaveExcl = excl != 0
-	return noQueuedBytes(slave, "master wait to be read on the slave")
-}
-
-// noQueuedBytes refuses a pty with bytes waiting to be read at fd.
-func noQueuedBytes(fd int, where string) error {
-	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+	// Input for the slave cannot be taken and put back unchanged (the
+	// line discipline processes it again): refused rather than lost.
+	n, err := unix.IoctlGetInt(slave, unix.TIOCINQ)
 	if err != nil {
 		return fmt.Errorf("TIOCINQ: %w", err)
 	}
 	if n != 0 {
-		return fmt.Errorf("%d bytes written on the %s: queued terminal data is not supported yet", n, where)
+		return fmt.Errorf("%d bytes written on the master wait to be read on the slave: queued terminal input is not supported yet", n)
 	}
 	return nil
 }
@@ -343,5 +339,8 @@ func (pt *ptyTable) write(dir *image.Dir) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	return dir.Write(TtyInfoName, "TTY_INFO", entries...)
+	if err := dir.Write(TtyInfoName, "TTY_INFO", entries...); err != nil {
+		return err
+	}
+	return pt.writeData(dir)
 }

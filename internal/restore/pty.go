@@ -27,6 +27,7 @@ type ptyPair struct {
 	masterFile    uint32   // the master's one open file description
 	slaveFiles    []uint32 // the slave's, each opened by its path
 	cttyFiles     []uint32 // the slave's opened through /dev/tty
+	output        []byte   // written on the slave, for the master to read
 }
 
 // loadPtys reads tty-info.img and checks every TTY file against it.
@@ -95,6 +96,25 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 		if pair.slave.GetLocked() && len(pair.slaveFiles) > 0 {
 			return fmt.Errorf("%s: pty %d is locked but its slave is open", dump.TtyInfoName, index)
 		}
+	}
+	return s.loadPtyData(dir)
+}
+
+// loadPtyData reads tty-data.img: the bytes queued for each master.
+func (s *snapshot) loadPtyData(dir *image.Dir) error {
+	entries, err := image.ReadEntries[*tty.TtyDataEntry](dir, dump.TtyDataName, "TTY_DATA")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pair := s.ptys[e.GetTtyId()>>1]
+		if pair == nil || e.GetTtyId()&1 == 0 || len(pair.output)+len(e.GetData()) > dump.MaxTtyData {
+			return fmt.Errorf("%s: %d bytes for terminal %d: not the master of a pty of the image, or too many", dump.TtyDataName, len(e.GetData()), e.GetTtyId())
+		}
+		pair.output = append(pair.output, e.GetData()...)
 	}
 	return nil
 }
@@ -203,6 +223,11 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 		}
 		if err := fp.moveTo(p, n, fp.temp[id]); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	if len(pair.output) > 0 {
+		if err := dump.QueueForMaster(pair.index, pair.output); err != nil {
+			return fmt.Errorf("%s: queue %d bytes for the master: %w", where, len(pair.output), err)
 		}
 	}
 	if err := pair.apply(master); err != nil {
