@@ -431,49 +431,23 @@ func TestE2ECorruptImages(t *testing.T) {
 			}
 		}},
 		{"pagemap-absurd-nr-pages", func(t *testing.T, dir string) {
-			p := filepath.Join(dir, pm)
-			img, err := decodeImage(p)
-			if err != nil {
-				t.Fatalf("decode %s: %v", pm, err)
-			}
 			changed := false
-			for _, e := range img.Entries[1:] {
-				if pe, ok := e.Message.(*pagemap.PagemapEntry); ok {
+			editImage(t, filepath.Join(dir, pm), func(m proto.Message) {
+				if pe, ok := m.(*pagemap.PagemapEntry); ok && !changed {
 					pe.NrPages = proto.Uint32(math.MaxUint32)
 					changed = true
-					break
 				}
-			}
+			})
 			if !changed {
 				t.Fatalf("%s has no pagemap entry to damage", pm)
-			}
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if err := crit.New(nil, f, "", false, false).Encode(img); err != nil {
-				t.Fatalf("encode %s: %v", pm, err)
 			}
 		}},
 		{"cpu-lacks-xfeature", func(t *testing.T, dir string) {
 			// The dumped threads "used" an XSAVE component no CPU has.
-			p := filepath.Join(dir, "cpuinfo.img")
-			img, err := decodeImage(p)
-			if err != nil {
-				t.Fatalf("decode cpuinfo.img: %v", err)
-			}
-			ci := img.Entries[0].Message.(*cpuinfo.CpuinfoEntry)
-			x := ci.GetX86Entry()[0]
-			x.XfeaturesMask = proto.Uint64(x.GetXfeaturesMask() | 1<<62)
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if err := crit.New(nil, f, "", false, false).Encode(img); err != nil {
-				t.Fatalf("encode cpuinfo.img: %v", err)
-			}
+			editImage(t, filepath.Join(dir, "cpuinfo.img"), func(m proto.Message) {
+				x := m.(*cpuinfo.CpuinfoEntry).GetX86Entry()[0]
+				x.XfeaturesMask = proto.Uint64(x.GetXfeaturesMask() | 1<<62)
+			})
 		}},
 		{"mapped-file-changed", func(t *testing.T, dir string) {
 			// The memory workload maps a file of its own; change one byte of
@@ -571,6 +545,26 @@ func filesImage(t *testing.T, dir string) []*fdinfo.FileEntry {
 		}
 	}
 	return out
+}
+
+// editImage rewrites every entry of an image file through edit.
+func editImage(t *testing.T, path string, edit func(proto.Message)) {
+	t.Helper()
+	img, err := decodeImage(path)
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	for _, e := range img.Entries {
+		edit(e.Message)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := crit.New(nil, f, "", false, false).Encode(img); err != nil {
+		t.Fatalf("encode %s: %v", path, err)
+	}
 }
 
 func overwrite(t *testing.T, path string, off int64, data []byte) {

@@ -3,9 +3,10 @@
 # library for the workloads the tests compile, and criu for CRIU's own
 # crit, which must read cryo's images, and uidmap (newuidmap) for the
 # user-namespace tests, and Xvnc, xclock, xdpyinfo and xwininfo for the
-# desktop test. Idempotent; needs root.
+# desktop test, and script (bsdutils) for the pty test. Idempotent; needs
+# root.
 set -euo pipefail
-packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables)
+packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,9 @@
  *         SHMF  /dev/shm/cryo-shm-test.<root pid>, 256 KiB: even pages
  *               written with write(), B wrote page 63, the rest a hole;
  *               mapped MAP_SHARED, fd closed, unlinked by the root at the end
+ *         GHOST ghost-shm.dat in the cwd, 128 KiB: pages i%4==0 written with
+ *               write(), A wrote page 9, the rest a hole; mapped MAP_SHARED
+ *               and unlinked before the fork; the root keeps its fd (O_RDWR)
  *   +-- A  inherits all three
  *   +-- B  inherits all three
  *
@@ -23,7 +26,8 @@
  * memory is still shared: once A and B marked "X.checked", the root writes a
  * token into word 0 of each region and marks "tokens"; A and B must see the
  * tokens and write their own into words 1 and 2, mark "X.back"; the root
- * must see those.
+ * must see those, and so must pread() on the deleted file's fd. After
+ * restore nothing may be left at the deleted file's path.
  */
 #include "wl.h"
 
@@ -31,11 +35,13 @@
 #define ANON_LEN (4 << 20)
 #define MEMFD_LEN (1 << 20)
 #define SHMF_LEN (256 << 10)
+#define GHOST_LEN (128 << 10)
+#define GHOST_NAME "ghost-shm.dat"
 #define MEMFD_NAME "cryo-shm-test"
 #define MEMFD_POS 777
 #define WANT_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
 
-enum { R_ANON, R_MEMFD, R_SHMF, NREG };
+enum { R_ANON, R_MEMFD, R_SHMF, R_GHOST, NREG };
 
 struct region {
 	const char *what;
@@ -45,8 +51,8 @@ struct region {
 };
 
 static struct region reg[NREG];
-static int memfd = -1;
-static char memfd_link[256], shm_path[128];
+static int memfd = -1, ghost_fd = -1;
+static char memfd_link[256], shm_path[128], ghost_path[PATH_MAX];
 static int role_idx; /* 0 root, 1 A, 2 B */
 
 /* Seed of page i of region r, or 0 for a page that must be zero. */
@@ -61,6 +67,10 @@ static uint64_t page_seed(int r, size_t i)
 		if (i == 200)
 			return 8200; /* written by A */
 		return i < 128 ? 2000 + i : 0;
+	case R_GHOST:
+		if (i == 9)
+			return 6009; /* written by A */
+		return i % 4 == 0 ? 4000 + i : 0;
 	default:
 		if (i == 63)
 			return 9063; /* written by B */
@@ -168,6 +178,25 @@ static void make_private_copy(int r)
 		wl_die("%s: mremap: %s", wl_role, strerror(errno));
 }
 
+/* Creates the file of region r at path, writes its pattern pages (every
+ * step-th page, the rest a hole), maps it MAP_SHARED and returns its fd. */
+static int map_new_file(int r, const char *path, mode_t mode, size_t step)
+{
+	static char buf[PG];
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		wl_die("create %s: %s", path, strerror(errno));
+	if (ftruncate(fd, (off_t)reg[r].len))
+		wl_die("ftruncate %s: %s", path, strerror(errno));
+	for (size_t i = 0; i < reg[r].len / PG; i += step) {
+		gen_page(buf, r, i);
+		if (pwrite(fd, buf, PG, (off_t)(i * PG)) != PG)
+			wl_die("write %s: %s", path, strerror(errno));
+	}
+	reg[r].p = xmap(reg[r].len, MAP_SHARED, fd, NULL);
+	return fd;
+}
+
 static void child(void)
 {
 	char mark[32];
@@ -241,32 +270,35 @@ int main(int argc, char **argv)
 	if (lseek(memfd, MEMFD_POS, SEEK_SET) != MEMFD_POS)
 		wl_die("lseek memfd: %s", strerror(errno));
 
+	/* GHOST */
+	{
+		char cwd[PATH_MAX - 32];
+		if (!getcwd(cwd, sizeof(cwd)))
+			wl_die("getcwd: %s", strerror(errno));
+		snprintf(ghost_path, sizeof(ghost_path), "%s/" GHOST_NAME, cwd);
+	}
+	reg[R_GHOST] = (struct region){.what = "deleted " GHOST_NAME, .len = GHOST_LEN};
+	ghost_fd = map_new_file(R_GHOST, ghost_path, 0640, 4);
+	if (unlink(ghost_path))
+		wl_die("unlink %s: %s", ghost_path, strerror(errno));
+
 	/* SHMF */
 	snprintf(shm_path, sizeof(shm_path), "/dev/shm/cryo-shm-test.%d", (int)wl_exp_pid);
-	fd = open(shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		wl_die("create %s: %s", shm_path, strerror(errno));
-	if (ftruncate(fd, SHMF_LEN))
-		wl_die("ftruncate %s: %s", shm_path, strerror(errno));
-	for (size_t i = 0; i < SHMF_LEN / PG; i += 2) {
-		gen_page(buf, R_SHMF, i);
-		if (pwrite(fd, buf, PG, (off_t)(i * PG)) != PG)
-			wl_die("write %s: %s", shm_path, strerror(errno));
-	}
 	reg[R_SHMF] = (struct region){.what = shm_path, .len = SHMF_LEN};
-	reg[R_SHMF].p = xmap(SHMF_LEN, MAP_SHARED, fd, NULL);
-	close(fd);
+	close(map_new_file(R_SHMF, shm_path, 0600, 2));
 	record();
 	if (strncmp(reg[R_MEMFD].path, "/memfd:" MEMFD_NAME, 7 + strlen(MEMFD_NAME)) != 0 ||
-	    strcmp(reg[R_SHMF].path, shm_path) != 0 || strchr(reg[R_ANON].perms, 's') == NULL)
-		wl_die("unexpected maps entries: \"%s\", \"%s\", anon perms \"%s\"", reg[R_MEMFD].path, reg[R_SHMF].path,
-		       reg[R_ANON].perms);
+	    strcmp(reg[R_SHMF].path, shm_path) != 0 || strchr(reg[R_ANON].perms, 's') == NULL ||
+	    strncmp(reg[R_GHOST].path, ghost_path, strlen(ghost_path)) != 0 || !strstr(reg[R_GHOST].path, "(deleted)"))
+		wl_die("unexpected maps entries: \"%s\", \"%s\", \"%s\", anon perms \"%s\"", reg[R_MEMFD].path,
+		       reg[R_SHMF].path, reg[R_GHOST].path, reg[R_ANON].perms);
 
 	for (int k = 1; k <= 2; k++) {
 		if ((kids[k] = wl_fork(roles[k])) == 0) {
 			role_idx = k;
 			if (k == 1) {
 				fill_page(R_MEMFD, 200);
+				fill_page(R_GHOST, 9);
 			} else {
 				fill_page(R_ANON, 2);
 				fill_page(R_SHMF, 63);
@@ -286,6 +318,7 @@ int main(int argc, char **argv)
 		fd = open(shm_path, O_RDWR | O_CLOEXEC);
 		xmap(SHMF_LEN, MAP_PRIVATE, fd, reg[R_SHMF].p);
 		close(fd);
+		make_private_copy(R_GHOST);
 	}
 	for (int k = 1; k <= 2; k++)
 		if (kill(kids[k], SIGTERM))
@@ -307,6 +340,14 @@ int main(int argc, char **argv)
 			TCHECK(got == child_token(r, k), "%s: word %d is %#llx, want %s's token %#llx: not shared",
 			       reg[r].what, k, (unsigned long long)got, roles[k], (unsigned long long)child_token(r, k));
 		}
+	for (int k = 1; k <= 2; k++) {
+		uint64_t got = 0;
+		off_t at = (off_t)k * (off_t)sizeof(got);
+		TCHECK(pread(ghost_fd, &got, sizeof(got), at) == (ssize_t)sizeof(got) && got == child_token(R_GHOST, k),
+		       "%s: pread of word %d on its fd gives %#llx, want %s's token %#llx: fd and mapping not one file",
+		       reg[R_GHOST].what, k, (unsigned long long)got, roles[k], (unsigned long long)child_token(R_GHOST, k));
+	}
+	TCHECK(access(ghost_path, F_OK) != 0, "a file is left at %s", ghost_path);
 	for (int k = 1; k <= 2; k++)
 		wl_reap_ok(kids[k], roles[k]);
 	if (unlink(shm_path))

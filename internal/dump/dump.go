@@ -338,6 +338,14 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 	}
+	// Pseudo-terminal masters first: they tell the tree's own pairs from
+	// the caller's terminal.
+	if err := d.files.ptys.scan(d.procs); err != nil {
+		return err
+	}
+	if err := d.files.ptys.check(d.procs); err != nil {
+		return err
+	}
 	for i, p := range d.procs {
 		if p.zombie || p.helper {
 			continue
@@ -372,6 +380,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	if err := d.files.writeGhosts(dir); err != nil {
 		return err
 	}
+	if err := d.files.ptys.write(dir); err != nil {
+		return err
+	}
 	if err := d.ns.write(dir); err != nil {
 		return err
 	}
@@ -387,6 +398,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 func (d *dumper) release() error {
 	first := d.files.repair.Resume()
 	if err := d.putBackBacklogs(); err != nil && first == nil {
+		first = err
+	}
+	if err := d.files.ptys.putBack(); err != nil && first == nil {
 		first = err
 	}
 	for _, p := range d.procs {

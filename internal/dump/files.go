@@ -26,18 +26,23 @@ type fileTable struct {
 	// byTarget lists, per fd target ("/path", "pipe:[ino]"), the
 	// descriptors already described anywhere in the tree, to find open
 	// file descriptions shared between descriptors and processes.
-	byTarget   map[string][]seenFile
-	pipes      map[uint64]*pipeData // by pipe inode
-	pipeIDs    []uint64             // in the order first seen
-	fifos      map[uint64]*pipeData // by FIFO inode
-	unix       unixTable
-	memfds     map[uint64]*memfd.MemfdInodeEntry // by inode
-	ghosts     []ghostFile
-	memfdOrder []uint64
-	fifoIDs    []uint64
-	shmem      *shmemTable
-	tcp        []tcpStream
-	repair     tcprepair.Set
+	byTarget map[string][]seenFile
+	pipes    map[uint64]*pipeData // by pipe inode
+	pipeIDs  []uint64             // in the order first seen
+	fifos    map[uint64]*pipeData // by FIFO inode
+	unix     unixTable
+	memfds   map[uint64]*memfd.MemfdInodeEntry // by inode
+	ghosts   []ghostFile
+	// ghostRemaps maps every file entry of a deleted file to its inode's
+	// one ghost (ghostByInode).
+	ghostRemaps  []ghostRemap
+	ghostByInode map[inodeKey]uint32
+	memfdOrder   []uint64
+	fifoIDs      []uint64
+	shmem        *shmemTable
+	ptys         ptyTable
+	tcp          []tcpStream
+	repair       tcprepair.Set
 	// held: cryo's own descriptors kept open until the dump ends (copies
 	// of descriptors in flight, accepted server ends).
 	held []int
@@ -219,6 +224,14 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
 	case unix.S_IFCHR:
+		if ft.ptys.isTreePty(p, st.Rdev) {
+			e, err := p.dumpPty(ft, fd, target, info, &st)
+			if err != nil {
+				return nil, err
+			}
+			e.Flags = proto.Uint32(fdFlags)
+			return e, nil
+		}
 		if isTerminal(st.Rdev) && !p.opts.ShellJob {
 			return nil, fmt.Errorf("process %d fd %d: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.pid, fd, target)
 		}

@@ -28,9 +28,22 @@ type ghostFile struct {
 	data  []byte
 }
 
+// ghostRemap says that file orig is (a description of) ghost remap: every
+// file entry of one deleted inode points at one ghost, so that its
+// descriptors and shared mappings come back on one file again.
+type ghostRemap struct{ orig, remap uint32 }
+
+type inodeKey struct{ dev, ino uint64 }
+
 // addGhost saves the contents of the deleted file open at procPath (a
-// /proc/PID/fd or /proc/PID/map_files link) as file id's ghost.
+// /proc/PID/fd or /proc/PID/map_files link) as file id's ghost, once per
+// inode.
 func (ft *fileTable) addGhost(id uint32, procPath string, st *unix.Stat_t) error {
+	key := inodeKey{st.Dev, st.Ino}
+	if remap, ok := ft.ghostByInode[key]; ok {
+		ft.ghostRemaps = append(ft.ghostRemaps, ghostRemap{orig: id, remap: remap})
+		return nil
+	}
 	f, err := os.Open(procPath)
 	if err != nil {
 		return fmt.Errorf("read the deleted file: %w", err)
@@ -47,6 +60,11 @@ func (ft *fileTable) addGhost(id uint32, procPath string, st *unix.Stat_t) error
 		Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid), Mode: proto.Uint32(st.Mode),
 		Ino: proto.Uint64(st.Ino), Size: proto.Uint64(uint64(len(data))), Chunks: proto.Bool(false),
 	}})
+	if ft.ghostByInode == nil {
+		ft.ghostByInode = map[inodeKey]uint32{}
+	}
+	ft.ghostByInode[key] = id
+	ft.ghostRemaps = append(ft.ghostRemaps, ghostRemap{orig: id, remap: id})
 	return nil
 }
 
@@ -57,7 +75,9 @@ func (ft *fileTable) writeGhosts(dir *image.Dir) error {
 		if err := dir.WriteGhost(g.id, g.entry, g.data); err != nil {
 			return err
 		}
-		remaps = append(remaps, &remap.RemapFilePathEntry{OrigId: proto.Uint32(g.id), RemapId: proto.Uint32(g.id), RemapType: remap.RemapType_GHOST.Enum()})
+	}
+	for _, r := range ft.ghostRemaps {
+		remaps = append(remaps, &remap.RemapFilePathEntry{OrigId: proto.Uint32(r.orig), RemapId: proto.Uint32(r.remap), RemapType: remap.RemapType_GHOST.Enum()})
 	}
 	if len(remaps) == 0 {
 		return nil

@@ -106,7 +106,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			if m.Offset != 0 {
 				return nil, nil, fmt.Errorf("%s: partly attached System V segment: not supported yet", where)
 			}
-		case m.Shared && (m.Inode == 0 || m.Deleted):
+		case m.Shared && m.Inode == 0:
 			return nil, nil, fmt.Errorf("%s: this kind of shared memory is not supported yet", where)
 		case m.Inode != 0:
 			openFlags := uint32(unix.O_RDONLY)

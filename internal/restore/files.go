@@ -56,7 +56,7 @@ type filePlan struct {
 	anonAddr map[uint64]uint64
 	// repair: restored TCP connections, in repair mode until the end.
 	repair tcprepair.Set
-	// ghostPaths: deleted files put back for the restore (file id -> path).
+	// ghostPaths: deleted files put back for the restore (ghost id -> path).
 	ghostPaths map[uint32]string
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
@@ -67,6 +67,9 @@ type filePlan struct {
 	// (a client to a listener, a datagram socket to a bound one): they are
 	// connected once every socket exists.
 	oneWay []uint32
+	// controls: the session leaders whose controlling terminal is a pty
+	// of the tree.
+	controls map[*process]*ptyPair
 }
 
 // tempCount is how many temporary descriptors the plan uses.
@@ -76,8 +79,10 @@ func (fp *filePlan) tempCount() int { return len(fp.temp) + len(fp.shmTemp) }
 type fileJob struct {
 	ids      []uint32 // one file id, or a pipe's read and write ends
 	pipeID   uint32
-	shmid    uint64 // or an anonymous shared memory object
-	unixPair bool   // or two connected Unix sockets
+	shmid    uint64   // or an anonymous shared memory object
+	unixPair bool     // or two connected Unix sockets
+	pty      *ptyPair // or a pseudo-terminal pair, all its files
+	ctty     bool     // or a file of /dev/tty
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
@@ -121,6 +126,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 	for i, id := range ids {
 		fp.temp[id] = base + uint64(i)
 		f := s.files[id]
+		if f.GetType() == fdinfo.FdTypes_TTY {
+			continue // by pair, below
+		}
 		if u := f.GetUsk(); u != nil {
 			if paired[id] {
 				continue
@@ -191,6 +199,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 		}
 		lca := commonAncestor(all)
 		fp.jobs[lca] = append(fp.jobs[lca], *j)
+	}
+	if err := fp.planPtys(procs, holders); err != nil {
+		return nil, err
 	}
 	// Anonymous shared memory: a memfd made by the common ancestor of the
 	// processes mapping the object, which each maps from it.
@@ -331,18 +342,29 @@ func commonAncestor(ps []*process) *process {
 
 // openIn creates, in p, the files p is the common ancestor of (phase one).
 // Shared memory objects come first: memfd descriptors are made from them.
+// Pseudo-terminal pairs come next, so that a session leader can take its
+// terminal before /dev/tty is opened.
 func (fp *filePlan) openIn(p *process) error {
-	for _, j := range fp.jobs[p] {
-		if j.shmid != 0 {
-			if err := fp.makeShmem(p, j.shmid); err != nil {
-				return err
-			}
-		}
-	}
 	for _, j := range fp.jobs[p] {
 		var err error
 		if j.shmid != 0 {
+			err = fp.makeShmem(p, j.shmid)
+		} else if j.pty != nil {
+			err = fp.makePty(p, j.pty)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := fp.takeTerminal(p); err != nil {
+		return err
+	}
+	for _, j := range fp.jobs[p] {
+		var err error
+		if j.shmid != 0 || j.pty != nil {
 			continue
+		} else if j.ctty {
+			err = fp.openCtty(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
 			err = fp.makeMemfd(p, j.ids[0])
 		} else if j.unixPair {
@@ -652,20 +674,21 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 
 // ghostPath gives the path of file id's ghost: a file deleted while open
 // or mapped, whose contents are put back under the old name (or beside it,
-// if it was reused) once, for every descriptor and mapping of it, and
-// unlinked again by removeGhosts once the tree holds it.
+// if it was reused) once, for every descriptor and mapping of its inode,
+// and unlinked again by removeGhosts once the tree holds it.
 func (fp *filePlan) ghostPath(id uint32) (string, error) {
-	if path, ok := fp.ghostPaths[id]; ok {
+	g := fp.snap.ghosts[id]
+	if path, ok := fp.ghostPaths[g.remapID]; ok {
 		return path, nil
 	}
-	path, err := makeGhost(fp.snap.reg(id).GetName(), id, fp.snap.ghosts[id])
+	path, err := makeGhost(fp.snap.reg(g.remapID).GetName(), g.remapID, g)
 	if err != nil {
 		return "", err
 	}
 	if fp.ghostPaths == nil {
 		fp.ghostPaths = map[uint32]string{}
 	}
-	fp.ghostPaths[id] = path
+	fp.ghostPaths[g.remapID] = path
 	return path, nil
 }
 

@@ -38,6 +38,7 @@ type snapshot struct {
 	ghosts    map[uint32]*ghost                 // deleted-while-open files, by file id
 	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
 	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
+	ptys      map[uint32]*ptyPair               // pseudo-terminal pairs, by index
 	ns        *namespaces
 	xfeatures uint64
 }
@@ -104,6 +105,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_EVENTPOLL && f.GetEpfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_MEMFD && f.GetMemfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_INOTIFY && f.GetIfy() != nil:
+		case f.GetType() == fdinfo.FdTypes_TTY && f.GetTty() != nil:
 		default:
 			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
@@ -144,6 +146,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		return nil, err
 	}
 	if err := s.loadShmem(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadPtys(dir); err != nil {
 		return nil, err
 	}
 	if err := s.loadGhosts(dir); err != nil {
@@ -415,13 +420,15 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 	return nil
 }
 
-// ghost is a file that was deleted while open: its saved contents.
+// ghost is a file that was deleted while open: its saved contents. Every
+// file entry of one deleted inode shares one ghost (remap id).
 type ghost struct {
-	entry *ghostfile.GhostFileEntry
-	data  []byte
+	remapID uint32
+	entry   *ghostfile.GhostFileEntry
+	data    []byte
 }
 
-// loadGhosts reads remap-fpath.img and the ghost files it names.
+// loadGhosts reads remap-fpath.img and the ghost files it names, each once.
 func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	s.ghosts = map[uint32]*ghost{}
 	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, dump.RemapName, "REMAP_FPATH")
@@ -431,18 +438,24 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	if err != nil {
 		return err
 	}
+	byRemap := map[uint32]*ghost{}
 	for _, r := range remaps {
 		if r.GetRemapType() != remap.RemapType_GHOST {
 			return fmt.Errorf("%s: remap of file %d of type %v is not supported", dump.RemapName, r.GetOrigId(), r.GetRemapType())
 		}
-		if s.files[r.GetOrigId()].GetReg() == nil {
-			return fmt.Errorf("%s: ghost for unknown file %d", dump.RemapName, r.GetOrigId())
+		if s.files[r.GetOrigId()].GetReg() == nil || s.files[r.GetRemapId()].GetReg() == nil {
+			return fmt.Errorf("%s: ghost %d for file %d: not a regular file of the image", dump.RemapName, r.GetRemapId(), r.GetOrigId())
 		}
-		e, data, err := dir.ReadGhost(r.GetRemapId())
-		if err != nil {
-			return err
+		g, ok := byRemap[r.GetRemapId()]
+		if !ok {
+			e, data, err := dir.ReadGhost(r.GetRemapId())
+			if err != nil {
+				return err
+			}
+			g = &ghost{remapID: r.GetRemapId(), entry: e, data: data}
+			byRemap[r.GetRemapId()] = g
 		}
-		s.ghosts[r.GetOrigId()] = &ghost{entry: e, data: data}
+		s.ghosts[r.GetOrigId()] = g
 	}
 	return nil
 }

@@ -51,6 +51,9 @@ func (r *restorer) createTree() error {
 	if err := r.setGroups(); err != nil {
 		return err
 	}
+	if err := r.files.setForeground(r.procs); err != nil {
+		return err
+	}
 	if err := r.enterNamespaces(); err != nil {
 		return err
 	}

@@ -1,0 +1,346 @@
+package dump
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// TtyInfoName is CRIU's image of terminals (TTY_INFO): one entry for each
+// side of each pseudo-terminal pair the tree owns.
+const TtyInfoName = "tty-info.img"
+
+// Device numbers of Unix98 pseudo-terminals: the master is /dev/ptmx (5:2),
+// slave N is 136:N (majors 137-143 are the 8-bit-minor numbering of old).
+const (
+	ptmxMajor, ptmxMinor = 5, 2
+	ptsFirstMajor        = 136
+	ptsMajors            = 8
+)
+
+// PtsPath is the slave of pty index in cryo's devpts.
+func PtsPath(index uint32) string { return fmt.Sprintf("/dev/pts/%d", index) }
+
+// TtyInfoID is CRIU's id of one side of a pair: the index, doubled, plus
+// one for the master.
+func TtyInfoID(index uint32, master bool) uint32 {
+	if master {
+		return index<<1 | 1
+	}
+	return index << 1
+}
+
+// isDevTty tells whether rdev is /dev/tty (5:0), which opens the caller's
+// controlling terminal.
+func isDevTty(rdev uint64) bool { return unix.Major(rdev) == 5 && unix.Minor(rdev) == 0 }
+
+func isPtyMaster(rdev uint64) bool {
+	return unix.Major(rdev) == ptmxMajor && unix.Minor(rdev) == ptmxMinor
+}
+
+// ptsIndex gives the pty index of a slave device.
+func ptsIndex(rdev uint64) (uint32, bool) {
+	major := unix.Major(rdev)
+	if major < ptsFirstMajor || major >= ptsFirstMajor+ptsMajors {
+		return 0, false
+	}
+	return (major-ptsFirstMajor)<<8 | unix.Minor(rdev), true
+}
+
+// ptyPair is one pseudo-terminal pair whose master the tree holds. Its
+// settings are read through the master: ioctls on a master act on the
+// slave's terminal, and TIOCGSID/TIOCGPGRP answer only there for a
+// process (cryo) the terminal does not control.
+type ptyPair struct {
+	index                  uint32
+	termios, termiosLocked *tty.TermiosEntry
+	winsize                *tty.WinsizeEntry
+	locked, packet         bool
+	masterExcl, slaveExcl  bool
+	sid, pgrp              uint32 // the session it controls, its foreground group
+	slaveRdev, masterRdev  uint64
+	slaveUID, slaveGID     uint32 // owner of /dev/pts/N (grantpt)
+	haveSlaveOwner         bool
+	output                 []byte // written on the slave, unread by the master
+}
+
+// ptyTable holds the pairs of the tree, by index.
+type ptyTable struct {
+	owned map[uint32]*ptyPair
+	order []uint32
+	// devpts is the device of cryo's /dev/pts, where restore finds the
+	// slaves again.
+	devpts uint64
+}
+
+// scan finds the masters the tree holds, before any descriptor is
+// described: a slave is the tree's own pair only if its master is in the
+// tree; otherwise it is the caller's terminal (-j).
+func (pt *ptyTable) scan(procs []*process) error {
+	pt.owned = map[uint32]*ptyPair{}
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/pts", &st); err != nil {
+		return fmt.Errorf("devpts: %w", err)
+	}
+	pt.devpts = st.Dev
+	for _, p := range procs {
+		if p.zombie || p.helper {
+			continue
+		}
+		fds, err := proc.Fds(p.pid)
+		if err != nil {
+			return fmt.Errorf("process %d: list descriptors: %w", p.pid, err)
+		}
+		for _, fd := range fds {
+			var st unix.Stat_t
+			if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || !isPtyMaster(st.Rdev) {
+				continue
+			}
+			if err := pt.addMaster(p.pid, fd, st.Rdev); err != nil {
+				return fmt.Errorf("process %d fd %d: pty master: %w", p.pid, fd, err)
+			}
+		}
+	}
+	return nil
+}
+
+// addMaster reads the pair of the master at pid's fd, once per pair.
+func (pt *ptyTable) addMaster(pid, fd int, rdev uint64) error {
+	c, err := proc.CopyFd(pid, fd)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(c)
+	index, err := unix.IoctlGetUint32(c, unix.TIOCGPTN)
+	if err != nil {
+		return fmt.Errorf("TIOCGPTN: %w", err)
+	}
+	if _, ok := pt.owned[index]; ok {
+		return nil
+	}
+	pair := &ptyPair{index: index, masterRdev: rdev, slaveRdev: unix.Mkdev(ptsFirstMajor, index)}
+	if err := pair.read(c); err != nil {
+		return fmt.Errorf("pty %d: %w", index, err)
+	}
+	pt.owned[index] = pair
+	pt.order = append(pt.order, index)
+	return nil
+}
+
+// read takes the pair's settings through a copy of its master.
+func (pair *ptyPair) read(master int) error {
+	t, err := unix.IoctlGetTermios(master, unix.TCGETS)
+	if err != nil {
+		return fmt.Errorf("termios: %w", err)
+	}
+	pair.termios = termiosEntry(t)
+	lt, err := unix.IoctlGetTermios(master, unix.TIOCGLCKTRMIOS)
+	if err != nil {
+		return fmt.Errorf("locked termios: %w", err)
+	}
+	pair.termiosLocked = termiosEntry(lt)
+	ws, err := unix.IoctlGetWinsize(master, unix.TIOCGWINSZ)
+	if err != nil {
+		return fmt.Errorf("window size: %w", err)
+	}
+	pair.winsize = &tty.WinsizeEntry{WsRow: proto.Uint32(uint32(ws.Row)), WsCol: proto.Uint32(uint32(ws.Col)),
+		WsXpixel: proto.Uint32(uint32(ws.Xpixel)), WsYpixel: proto.Uint32(uint32(ws.Ypixel))}
+	flag := func(req uint) (bool, error) {
+		v, err := unix.IoctlGetInt(master, req)
+		return v != 0, err
+	}
+	if pair.locked, err = flag(unix.TIOCGPTLCK); err != nil {
+		return fmt.Errorf("TIOCGPTLCK: %w", err)
+	}
+	if pair.packet, err = flag(unix.TIOCGPKT); err != nil {
+		return fmt.Errorf("TIOCGPKT: %w", err)
+	}
+	if pair.masterExcl, err = flag(unix.TIOCGEXCL); err != nil {
+		return fmt.Errorf("TIOCGEXCL: %w", err)
+	}
+	// No session (ENOTTY) and no foreground group are zero.
+	if sid, err := unix.IoctlGetInt(master, unix.TIOCGSID); err == nil {
+		pair.sid = uint32(sid)
+	} else if !errors.Is(err, unix.ENOTTY) {
+		return fmt.Errorf("TIOCGSID: %w", err)
+	}
+	if pair.sid != 0 {
+		pgrp, err := unix.IoctlGetInt(master, unix.TIOCGPGRP)
+		if err != nil {
+			return fmt.Errorf("TIOCGPGRP: %w", err)
+		}
+		pair.pgrp = uint32(pgrp)
+	}
+	if err := pair.takeOutput(master); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if unix.Stat(PtsPath(pair.index), &st) == nil && st.Rdev == pair.slaveRdev {
+		pair.slaveUID, pair.slaveGID, pair.haveSlaveOwner = st.Uid, st.Gid, true
+	}
+	return nil
+}
+
+// addSlave notes what only a slave's descriptor tells: its exclusive
+// flag and the input waiting for it.
+func (pair *ptyPair) addSlave(slave int) error {
+	excl, err := unix.IoctlGetInt(slave, unix.TIOCGEXCL)
+	if err != nil {
+		return fmt.Errorf("TIOCGEXCL: %w", err)
+	}
+	pair.slaveExcl = excl != 0
+	// Input for the slave cannot be taken and put back unchanged (the
+	// line discipline processes it again): refused rather than lost.
+	n, err := unix.IoctlGetInt(slave, unix.TIOCINQ)
+	if err != nil {
+		return fmt.Errorf("TIOCINQ: %w", err)
+	}
+	if n != 0 {
+		return fmt.Errorf("%d bytes written on the master wait to be read on the slave: queued terminal input is not supported yet", n)
+	}
+	return nil
+}
+
+func termiosEntry(t *unix.Termios) *tty.TermiosEntry {
+	cc := make([]uint32, len(t.Cc))
+	for i, c := range t.Cc {
+		cc[i] = uint32(c)
+	}
+	return &tty.TermiosEntry{CIflag: proto.Uint32(t.Iflag), COflag: proto.Uint32(t.Oflag), CCflag: proto.Uint32(t.Cflag),
+		CLflag: proto.Uint32(t.Lflag), CLine: proto.Uint32(uint32(t.Line)), CIspeed: proto.Uint32(t.Ispeed),
+		COspeed: proto.Uint32(t.Ospeed), CCc: cc}
+}
+
+// ownsSlave tells whether a slave device belongs to a pair of the tree.
+func (pt *ptyTable) ownsSlave(rdev uint64) bool {
+	index, ok := ptsIndex(rdev)
+	return ok && pt.owned[index] != nil
+}
+
+// cttyOf returns the pair that is p's controlling terminal, if the tree
+// owns it.
+func (pt *ptyTable) cttyOf(p *process) *ptyPair {
+	index, ok := ptsIndex(uint64(p.stat.TtyNr))
+	if !ok || pt.owned[index] == nil || pt.owned[index].sid != uint32(p.stat.Session) {
+		return nil
+	}
+	return pt.owned[index]
+}
+
+// isTreePty tells whether a character device held by p is a side of a
+// pair the tree owns, or /dev/tty standing for such a pair.
+func (pt *ptyTable) isTreePty(p *process, rdev uint64) bool {
+	return isPtyMaster(rdev) || pt.ownsSlave(rdev) || (isDevTty(rdev) && pt.cttyOf(p) != nil)
+}
+
+// dumpPty describes a descriptor of a pair the tree owns, as CRIU's TTY
+// file: one file entry per open file description, pointing at the info
+// entry of its side. A descriptor of /dev/tty is the slave's, with the
+// path it was opened through (regf_id), to be opened again through it.
+func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInfo, st *unix.Stat_t) (*fdinfo.FdinfoEntry, error) {
+	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
+	entry := func(id uint32) *fdinfo.FdinfoEntry {
+		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_TTY.Enum(), Fd: proto.Uint32(uint32(fd))}
+	}
+	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
+		return entry(id), nil
+	}
+	c, err := proc.CopyFd(p.pid, fd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	defer unix.Close(c)
+	master := isPtyMaster(st.Rdev)
+	flags := info.Flags &^ unix.O_CLOEXEC
+	var index, regf uint32
+	switch {
+	case master:
+		index, err = unix.IoctlGetUint32(c, unix.TIOCGPTN)
+	case isDevTty(st.Rdev):
+		index = ft.ptys.cttyOf(p).index
+		regf, err = ft.pathFile(target, p.viaRoot+target, flags, false)
+	default:
+		index, _ = ptsIndex(st.Rdev)
+		if st.Dev != ft.ptys.devpts {
+			err = fmt.Errorf("a slave of another devpts instance than /dev/pts: not supported")
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if !master {
+		if err := ft.ptys.owned[index].addSlave(c); err != nil {
+			return nil, fmt.Errorf("%s: pty %d: %w", where, index, err)
+		}
+	}
+	tf := &tty.TtyFileEntry{TtyInfoId: proto.Uint32(TtyInfoID(index, master)), Flags: proto.Uint32(flags), Fown: noOwner()}
+	if regf != 0 {
+		tf.RegfId = proto.Uint32(regf)
+	}
+	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_TTY.Enum(), Tty: tf})
+	ft.entries[id-1].Tty.Id = proto.Uint32(id)
+	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
+	return entry(id), nil
+}
+
+// check refuses a pair that controls a session the tree does not lead, or
+// whose foreground group is not in the tree: neither could be made again.
+func (pt *ptyTable) check(procs []*process) error {
+	leaders, groups := map[uint32]bool{}, map[uint32]bool{}
+	for _, p := range procs {
+		if p.zombie {
+			continue
+		}
+		if p.stat.Session == p.pid {
+			leaders[uint32(p.pid)] = true
+		}
+		groups[uint32(p.stat.Pgrp)] = true
+	}
+	for _, index := range pt.order {
+		pair := pt.owned[index]
+		if pair.sid != 0 && !leaders[pair.sid] {
+			return fmt.Errorf("pty %d is the controlling terminal of session %d, whose leader is not a live process of the tree: not supported", index, pair.sid)
+		}
+		if pair.pgrp != 0 && !groups[pair.pgrp] {
+			return fmt.Errorf("pty %d: its foreground process group %d has no process in the tree: not supported", index, pair.pgrp)
+		}
+	}
+	return nil
+}
+
+// write writes tty-info.img: both sides of every pair.
+func (pt *ptyTable) write(dir *image.Dir) error {
+	var entries []proto.Message
+	for _, index := range pt.order {
+		pair := pt.owned[index]
+		for _, master := range []bool{false, true} {
+			e := &tty.TtyInfoEntry{
+				Id: proto.Uint32(TtyInfoID(index, master)), Type: tty.TtyType_PTY.Enum(),
+				Locked: proto.Bool(pair.locked), Exclusive: proto.Bool(pair.slaveExcl), PacketMode: proto.Bool(pair.packet),
+				Sid: proto.Uint32(pair.sid), Pgrp: proto.Uint32(pair.pgrp), Rdev: proto.Uint32(uint32(pair.slaveRdev)),
+				Termios: pair.termios, TermiosLocked: pair.termiosLocked, Winsize: pair.winsize,
+				Pty: &tty.TtyPtyEntry{Index: proto.Uint32(index)},
+			}
+			if master {
+				e.Exclusive, e.Rdev = proto.Bool(pair.masterExcl), proto.Uint32(uint32(pair.masterRdev))
+			}
+			if !master && pair.haveSlaveOwner {
+				e.Uid, e.Gid = proto.Uint32(pair.slaveUID), proto.Uint32(pair.slaveGID)
+			}
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if err := dir.Write(TtyInfoName, "TTY_INFO", entries...); err != nil {
+		return err
+	}
+	return pt.writeData(dir)
+}

@@ -1,0 +1,120 @@
+package dump
+
+import (
+	"fmt"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
+	"github.com/cryo-cr/cryo/internal/image"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// TtyDataName is CRIU's image of bytes queued in terminals (TTY_DATA).
+const TtyDataName = "tty-data.img"
+
+// MaxTtyData bounds the bytes saved for one terminal: a pty queues a few
+// pages at most (the line discipline's buffer and the flip buffers).
+const MaxTtyData = 1 << 20
+
+// flipSettle is how long the dump waits for bytes still in a pty's flip
+// buffers, which a kernel worker moves to the line discipline.
+const flipSettle = 20 // ms
+
+// takeOutput takes the bytes the slave wrote that the master has not read
+// yet: a terminal cannot be peeked, so they are read, saved in
+// tty-data.img, and put back (putBack) if the tree runs on. In packet mode
+// each read starts with a status byte: 0 before data; a lone status change
+// is dropped.
+func (pair *ptyPair) takeOutput(master int) error {
+	buf := make([]byte, 4096+1)
+	for {
+		n, err := unix.IoctlGetInt(master, unix.TIOCINQ)
+		if err != nil {
+			return fmt.Errorf("TIOCINQ: %w", err)
+		}
+		if n == 0 {
+			fds := []unix.PollFd{{Fd: int32(master), Events: unix.POLLIN}}
+			if k, _ := unix.Poll(fds, flipSettle); k <= 0 {
+				return nil
+			}
+			if n, err = unix.IoctlGetInt(master, unix.TIOCINQ); err != nil || n == 0 {
+				return nil // a status change, or the slave closed: no bytes
+			}
+		}
+		if len(pair.output)+n > MaxTtyData {
+			return fmt.Errorf("more than %d bytes queued for the master: not supported", MaxTtyData)
+		}
+		r, err := unix.Read(master, buf[:min(n, 4096)+1])
+		if err != nil {
+			return fmt.Errorf("read the queued bytes: %w", err)
+		}
+		data := buf[:r]
+		if pair.packet {
+			if r == 0 || data[0] != 0 {
+				continue
+			}
+			data = data[1:]
+		}
+		pair.output = append(pair.output, data...)
+	}
+}
+
+// putBack queues the taken bytes for the master again, for a tree that
+// runs on (a failed dump, --leave-running); idempotent.
+func (pt *ptyTable) putBack() error {
+	var first error
+	for _, index := range pt.order {
+		pair := pt.owned[index]
+		if len(pair.output) == 0 {
+			continue
+		}
+		if err := QueueForMaster(index, pair.output); err != nil && first == nil {
+			first = fmt.Errorf("pty %d: put back %d queued bytes: %w", index, len(pair.output), err)
+		}
+		pair.output = nil
+	}
+	return first
+}
+
+// QueueForMaster writes data on the slave of pty index for its master to
+// read, unchanged: output processing (OPOST) is off meanwhile.
+func QueueForMaster(index uint32, data []byte) error {
+	fd, err := unix.Open(PtsPath(index), unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return fmt.Errorf("termios: %w", err)
+	}
+	raw := *t
+	raw.Oflag &^= unix.OPOST
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return fmt.Errorf("termios: %w", err)
+	}
+	for len(data) > 0 && err == nil {
+		var n int
+		if n, err = unix.Write(fd, data); err == nil {
+			data = data[n:]
+		}
+	}
+	if rerr := unix.IoctlSetTermios(fd, unix.TCSETS, t); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// writeData writes tty-data.img: the bytes queued for each master.
+func (pt *ptyTable) writeData(dir *image.Dir) error {
+	var entries []proto.Message
+	for _, index := range pt.order {
+		if out := pt.owned[index].output; len(out) > 0 {
+			entries = append(entries, &tty.TtyDataEntry{TtyId: proto.Uint32(TtyInfoID(index, true)), Data: out})
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return dir.Write(TtyDataName, "TTY_DATA", entries...)
+}
