@@ -206,7 +206,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 	if err := fp.moveTo(p, fd, fp.temp[pair.masterFile]); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	master, err := proc.CopyFd(p.c.pid, int(fp.temp[pair.masterFile]))
+	master, err := proc.CopyFd(p.pid, int(fp.temp[pair.masterFile]))
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -234,7 +234,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	if pair.slave.GetExclusive() && len(pair.slaveFiles) > 0 {
-		slave, err := proc.CopyFd(p.c.pid, int(fp.temp[pair.slaveFiles[0]]))
+		slave, err := proc.CopyFd(p.pid, int(fp.temp[pair.slaveFiles[0]]))
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
