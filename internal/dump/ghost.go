@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -68,6 +69,21 @@ func (ft *fileTable) addGhost(id uint32, procPath string, st *unix.Stat_t) error
 	return nil
 }
 
+// ghostStat describes the inode of a ghost saved already, as stat would.
+func (ft *fileTable) ghostStat(key inodeKey) (unix.Stat_t, bool) {
+	id, ok := ft.ghostByInode[key]
+	if !ok {
+		return unix.Stat_t{}, false
+	}
+	for _, g := range ft.ghosts {
+		if g.id == id {
+			e := g.entry
+			return unix.Stat_t{Dev: key.dev, Ino: key.ino, Mode: e.GetMode(), Uid: e.GetUid(), Gid: e.GetGid(), Size: int64(e.GetSize())}, true
+		}
+	}
+	return unix.Stat_t{}, false
+}
+
 // writeGhosts writes ghost-file-N.img for each ghost and remap-fpath.img.
 func (ft *fileTable) writeGhosts(dir *image.Dir) error {
 	var remaps []proto.Message
@@ -87,11 +103,18 @@ func (ft *fileTable) writeGhosts(dir *image.Dir) error {
 
 // mappedGhost gives the file id of a deleted file mapped at m (read
 // through /proc/PID/map_files): every mapping of the same file with the
-// same open flags shares one entry and one ghost.
+// same open flags shares one entry and one ghost. map_files needs
+// CAP_CHECKPOINT_RESTORE; without it, a file the tree also holds open
+// (saved already, from its descriptor) is found by its inode.
 func (ft *fileTable) mappedGhost(pid int, m *proc.Mapping, openFlags uint32) (uint32, error) {
 	link := fmt.Sprintf("/proc/%d/map_files/%x-%x", pid, m.Start, m.End)
 	var st unix.Stat_t
-	if err := unix.Stat(link, &st); err != nil {
+	if err := unix.Stat(link, &st); errors.Is(err, unix.EPERM) {
+		var ok bool
+		if st, ok = ft.ghostStat(inodeKey{unix.Mkdev(m.Major, m.Minor), m.Inode}); !ok {
+			return 0, fmt.Errorf("deleted file that no descriptor of the tree holds: reading it through /proc/PID/map_files needs CAP_CHECKPOINT_RESTORE: %w", err)
+		}
+	} else if err != nil {
 		return 0, fmt.Errorf("deleted file: %w", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
