@@ -106,7 +106,12 @@ func mountNs(pid int, own []mountns.Mount) ([]*mnt.MntEntry, []mountns.Step, err
 	if err != nil {
 		return nil, nil, err
 	}
-	key := func(m mountns.Mount) string { return m.Point + "\x00" + m.FSType + "\x00" + m.Source + "\x00" + m.Root }
+	// The device tells a mount copied from cryo's namespace from a new one
+	// of the same kind at the same place (a fresh tmpfs on /dev/shm, a new
+	// proc on /proc).
+	key := func(m mountns.Mount) string {
+		return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d", m.Point, m.FSType, m.Source, m.Root, m.Dev)
+	}
 	left := map[string][]mountns.Mount{}
 	for _, m := range own {
 		left[key(m)] = append(left[key(m)], m)

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -224,7 +225,11 @@ func (t *nsTable) readInside(p *process, rp remote.Proc) error {
 			if err != nil {
 				return fmt.Errorf("IPC namespace: %w", err)
 			}
-			t.ipc[ino], t.sysv[ino] = ipcVars(rp), objs
+			vars, err := ipcVars(rp)
+			if err != nil {
+				return fmt.Errorf("IPC namespace: %w", err)
+			}
+			t.ipc[ino], t.sysv[ino] = vars, objs
 		}
 	}
 	return nil
@@ -382,10 +387,15 @@ var IPCSysctls = []string{
 }
 
 // ipcVars reads the limits of rp's IPC namespace.
-func ipcVars(rp remote.Proc) *ipcvar.IpcVarEntry {
+func ipcVars(rp remote.Proc) (*ipcvar.IpcVarEntry, error) {
+	var failed error
 	read := func(name string) []uint64 {
 		b, err := rp.ReadFile("/proc/sys/" + name)
 		if err != nil {
+			// A limit this kernel lacks reads as 0 and is not restored.
+			if !errors.Is(err, unix.ENOENT) && failed == nil {
+				failed = fmt.Errorf("limit %s: %w", name, err)
+			}
 			return []uint64{0}
 		}
 		var out []uint64
@@ -423,5 +433,5 @@ func ipcVars(rp remote.Proc) *ipcvar.IpcVarEntry {
 		MqMsgsizeMax:     u32(v[10]),
 		MqMsgDefault:     u32(v[11]),
 		MqMsgsizeDefault: u32(v[12]),
-	}
+	}, failed
 }

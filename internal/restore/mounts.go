@@ -139,11 +139,11 @@ func (fp *filePlan) openLate(p *process) error {
 func (fp *filePlan) copyLate(p *process) error {
 	t := p.leader
 	for _, c := range fp.lateCopies[p] {
-		pid := uint64(c.from.c.pid)
-		if p.c.nsPids != nil {
-			pid = uint64(c.from.c.nsPids[0]) // as p's pid namespace sees it
-		}
 		where := fmt.Sprintf("restore pid %d: file %s from pid %d", p.c.pid, fp.snap.reg(c.id).GetName(), c.from.c.pid)
+		pid, err := c.from.pidSeenBy(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
 		pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, pid, 0)
 		if err != nil {
 			return fmt.Errorf("%s: pidfd_open: %w", where, err)
@@ -161,14 +161,27 @@ func (fp *filePlan) copyLate(p *process) error {
 }
 
 // fillTmpfs puts back the contents of the tmpfs just mounted, through p's
-// view of its mount point.
+// view of its mount point. The mount point is resolved inside p's root
+// (RESOLVE_IN_ROOT): an absolute symbolic link on the way must not lead
+// to a directory of cryo's.
 func (p *process) fillTmpfs(e *mnt.MntEntry) error {
 	f, err := p.r.dir.OpenTmpfs(e.GetRootDev())
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := mountns.Extract(f, fmt.Sprintf("/proc/%d/root%s", p.pid, e.GetMountpoint())); err != nil {
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", p.pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("root of process %d: %w", p.pid, err)
+	}
+	defer unix.Close(root)
+	dir, err := unix.Openat2(root, e.GetMountpoint(), &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", e.GetMountpoint(), err)
+	}
+	defer unix.Close(dir)
+	if err := mountns.Extract(f, fmt.Sprintf("/proc/self/fd/%d", dir)); err != nil {
 		return fmt.Errorf("refill from %s: %w", f.Name(), err)
 	}
 	return nil

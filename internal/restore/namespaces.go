@@ -519,10 +519,14 @@ func (p *process) createIpc(e *ipcvar.IpcVarEntry, objs *image.SysV, u *usernsIm
 		uint64(e.GetMqQueuesMax()), uint64(e.GetMqMsgMax()), uint64(e.GetMqMsgsizeMax()),
 		uint64(e.GetMqMsgDefault()), uint64(e.GetMqMsgsizeDefault())}
 	for i, name := range dump.IPCSysctls {
-		setSysctl(rp, name, strconv.FormatUint(values[i], 10))
+		if err := setSysctl(rp, name, strconv.FormatUint(values[i], 10)); err != nil {
+			return fmt.Errorf("restore pid %d: IPC namespace: %w", p.c.pid, err)
+		}
 	}
 	if sem := e.GetSemCtls(); len(sem) == 4 {
-		setSysctl(rp, "kernel/sem", fmt.Sprintf("%d %d %d %d", sem[0], sem[1], sem[2], sem[3]))
+		if err := setSysctl(rp, "kernel/sem", fmt.Sprintf("%d %d %d %d", sem[0], sem[1], sem[2], sem[3])); err != nil {
+			return fmt.Errorf("restore pid %d: IPC namespace: %w", p.c.pid, err)
+		}
 	}
 	if err := makeSysV(rp, objs, u); err != nil {
 		return fmt.Errorf("restore pid %d: IPC namespace: %w", p.c.pid, err)
@@ -577,15 +581,24 @@ func makeSysV(rp remote.Proc, objs *image.SysV, u *usernsImage) error {
 }
 
 // setSysctl writes a setting of rp's namespaces that differs from the
-// current one; a file the kernel lacks, or one p may not write (a limit
-// of a namespace whose root is unmapped), is left as it is.
-func setSysctl(rp remote.Proc, name, value string) {
+// current one; a setting the kernel lacks, or saved as 0 (it lacked it at
+// dump time), is left as it is.
+func setSysctl(rp remote.Proc, name, value string) error {
 	path := "/proc/sys/" + name
 	cur, err := rp.ReadFile(path)
-	if err != nil || strings.Join(strings.Fields(string(cur)), " ") == value || value == "0" {
-		return
+	if errors.Is(err, unix.ENOENT) || value == "0" {
+		return nil
 	}
-	rp.WriteFile(path, []byte(value))
+	if err != nil {
+		return fmt.Errorf("limit %s: %w", name, err)
+	}
+	if strings.Join(strings.Fields(string(cur)), " ") == value {
+		return nil
+	}
+	if err := rp.WriteFile(path, []byte(value)); err != nil {
+		return fmt.Errorf("limit %s: set %s (was %s): %w", name, value, strings.TrimSpace(string(cur)), err)
+	}
+	return nil
 }
 
 // nsLastPid serialises uses of /proc/sys/kernel/ns_last_pid.

@@ -58,3 +58,18 @@ func outerTid(pid int, inner uint32) (int, error) {
 	}
 	return 0, fmt.Errorf("process %d: no thread is %d in its pid namespace", pid, inner)
 }
+
+// pidSeenBy is p's PID as process q sees it, to inject calls such as
+// pidfd_open into q: its id in their common pid namespace (cryo's, or the
+// tree's own). A process of another pid namespace than q's is refused:
+// q may not see it.
+func (p *process) pidSeenBy(q *process) (uint64, error) {
+	pidNs := func(x *process) uint32 { return x.c.cores[0].GetIds().GetPidNsId() }
+	switch {
+	case q.c.nsPids == nil && p.c.nsPids == nil:
+		return uint64(p.pid), nil
+	case q.c.nsPids != nil && p.c.nsPids != nil && pidNs(p) == pidNs(q):
+		return uint64(p.c.nsPids[0]), nil
+	}
+	return 0, fmt.Errorf("process %d is not in the pid namespace of process %d", p.c.pid, q.c.pid)
+}

@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -279,6 +280,9 @@ func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, erro
 		if try == 20 {
 			return got, fmt.Errorf("restore pid %d: other processes keep taking the PID", pid)
 		}
+		// A task still leaving the dumped tree's pid namespace may hold
+		// it for a moment: give it time, a little more each try.
+		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
 	}
 }
 
