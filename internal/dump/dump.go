@@ -267,7 +267,7 @@ func checkRootlessReach(pid int) error {
 	}
 	for _, id := range st.Uid {
 		if id != me {
-			return fmt.Errorf("process %d runs as uid %d (real, effective, saved, fs: %v as the initial user namespace sees them), not as you (uid %d): without root cryo cannot read its /proc files; dump it as root",
+			return fmt.Errorf("process %d runs as uid %d (real, effective, saved, fs: %v as cryo sees them), not as you (uid %d): without root cryo cannot read its /proc files; dump it as root",
 				pid, id, st.Uid, me)
 		}
 	}
