@@ -1167,14 +1167,27 @@ func TestE2EUsernsRootlessUnshareCmd(t *testing.T) {
 //	unshare -r -i sh -c 'unshare -r -u sh -c "hostname inner; exec sleep" & exec sleep'
 //
 // dumped and restored by the user: the same pids inside the new pid
-// namespace, the same maps, nesting and owners, the inner hostname.
+// namespace, the same maps, nesting and owners, the inner hostname. The
+// pidns subtests run the tree as pid 1 of its own pid namespace with its
+// own /proc (unshare -p -f -m --mount-proc), where the nested namespace's
+// maps are written through that /proc; root dumps and restores it too.
 func TestE2EUsernsRootlessNestedOwnUID(t *testing.T) {
+	t.Run("initial", func(t *testing.T) { nestedOwnUID(t, true, false) })
+	t.Run("pidns", func(t *testing.T) { nestedOwnUID(t, true, true) })
+	t.Run("pidns-root", func(t *testing.T) { nestedOwnUID(t, false, true) })
+}
+
+func nestedOwnUID(t *testing.T, rootless, pidns bool) {
 	requireRoot(t)
 	ensureTestUser(t)
 	requireUserCanExec(t, cryoBin)
 	dir := usernsDir(t, 0o755)
 	script := `unshare -r -u sh -c "hostname inner; exec sleep 300" & exec sleep 300`
-	cmd := exec.Command("setsid", "unshare", "-r", "-i", "sh", "-c", script)
+	argv := []string{"setsid", "unshare", "-r", "-i"}
+	if pidns {
+		argv = append(argv, "-p", "-f", "-m", "--mount-proc")
+	}
+	cmd := exec.Command(argv[0], append(argv[1:], "sh", "-c", script)...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: testUserCred()}
 	launcher, err := startBg(t, "nested sh", cmd)
@@ -1183,7 +1196,7 @@ func TestE2EUsernsRootlessNestedOwnUID(t *testing.T) {
 	}
 	defer launcher.kill(t)
 	// The tree: the root (sh, then sleep) and its child (unshare, sh, then
-	// sleep) in the nested namespace.
+	// sleep) in the nested namespace; with -f the root is unshare's child.
 	type view struct {
 		inner          int
 		uidMap, gidMap string
@@ -1195,15 +1208,20 @@ func TestE2EUsernsRootlessNestedOwnUID(t *testing.T) {
 		return view{nsInnerPid(pid), nsNormMap(readString(fmt.Sprintf("/proc/%d/uid_map", pid))),
 			nsNormMap(readString(fmt.Sprintf("/proc/%d/gid_map", pid))), owners, readHostname(pid)}
 	}
+	children := func(pid int) []int {
+		var out []int
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		for _, f := range strings.Fields(string(kids)) {
+			k, _ := strconv.Atoi(f)
+			out = append(out, k)
+		}
+		return out
+	}
 	tree := func(root int) []int {
 		var out []int
 		for q := []int{root}; len(q) > 0; q = q[1:] {
 			out = append(out, q[0])
-			kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", q[0], q[0]))
-			for _, f := range strings.Fields(string(kids)) {
-				k, _ := strconv.Atoi(f)
-				q = append(q, k)
-			}
+			q = append(q, children(q[0])...)
 		}
 		return out
 	}
@@ -1223,6 +1241,11 @@ func TestE2EUsernsRootlessNestedOwnUID(t *testing.T) {
 			t.Fatalf("the nested tree did not come up: %v", before)
 		}
 		time.Sleep(pollInterval)
+		if pidns {
+			if kids := children(launcher.Pid()); len(kids) == 1 {
+				root = kids[0]
+			}
+		}
 		before = tree(root)
 	}
 	var want []view
@@ -1232,32 +1255,46 @@ func TestE2EUsernsRootlessNestedOwnUID(t *testing.T) {
 	if len(want) != 2 || len(want[1].owners) != 2 || len(want[0].owners) != 1 {
 		t.Fatalf("want the child two user namespaces deep and the root one: %+v", want)
 	}
+	cred := testUserCred()
+	if !rootless {
+		cred = &syscall.Credential{}
+	}
 	img := usernsDir(t, 0o700)
-	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(root), "-D", img, "-v", "4", "-o", "dump.log")
+	res := usernsRunCryoAs(t, cred, "dump", "-t", strconv.Itoa(root), "-D", img, "-v", "4", "-o", "dump.log")
 	if res.ExitCode != 0 {
 		logFile(t, filepath.Join(img, "dump.log"))
-		t.Fatalf("rootless dump: %s", res)
+		t.Fatalf("dump: %s", res)
 	}
 	launcher.Wait(bound(t, 10*time.Second))
-	res = usernsRunCryoAs(t, testUserCred(), "restore", "-D", img, "-d", "-v", "4", "-o", "restore.log")
+	if err := waitPidFree(root, bound(t, pidFreeTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	res = usernsRunCryoAs(t, cred, "restore", "-D", img, "-d", "-v", "4", "-o", "restore.log")
 	if res.ExitCode != 0 {
 		logFile(t, filepath.Join(img, "restore.log"))
-		t.Fatalf("rootless restore: %s", res)
+		t.Fatalf("restore: %s", res)
 	}
-	if !namesPidNS(firstLine(res.Stderr), root) {
-		t.Errorf("cryo restore must say in one line that the tree is in a new pid namespace, naming %d; stderr: %s", root, res.Stderr)
+	innerRoot := want[0].inner
+	if rootless && !namesPidNS(firstLine(res.Stderr), root) {
+		t.Errorf("cryo restore must say in one line where the tree's pids are now, naming %d; stderr: %s", root, res.Stderr)
 	}
 	newRoot := -1
 	for _, pid := range allPids() {
-		if pid != root && nsInnerPid(pid) == root && procStatus(fmt.Sprintf("/proc/%d/status", pid))["Name"] == "sleep" {
+		if nsInnerPid(pid) == innerRoot && procStatus(fmt.Sprintf("/proc/%d/status", pid))["Name"] == "sleep" &&
+			(pid != root || !rootless) {
 			newRoot = pid
 		}
 	}
 	if newRoot < 0 {
-		t.Fatalf("no restored process is pid %d inside", root)
+		t.Fatalf("no restored process is pid %d inside", innerRoot)
 	}
 	defer unix.Kill(newRoot, unix.SIGKILL)
-	checkPidnsInit(t, newRoot)
+	if !rootless && newRoot != root {
+		t.Errorf("root restored the tree's root at pid %d, not %d", newRoot, root)
+	}
+	if rootless && !pidns {
+		checkPidnsInit(t, newRoot)
+	}
 	after := tree(newRoot)
 	if len(after) != len(before) {
 		t.Fatalf("restored tree %v, dumped %v", after, before)
@@ -1265,10 +1302,15 @@ func TestE2EUsernsRootlessNestedOwnUID(t *testing.T) {
 	for i, pid := range after {
 		got := look(pid)
 		w := want[i]
-		w.inner = before[i] // the old pid, now inside
+		if !pidns {
+			w.inner = before[i] // the old pid, now inside a new pid namespace
+		}
 		if got.inner != w.inner || got.uidMap != w.uidMap || got.gidMap != w.gidMap || !slices.Equal(got.owners, w.owners) || got.host != w.host {
 			t.Errorf("process #%d (pid %d): %+v, want %+v", i, pid, got, w)
 		}
+	}
+	if !rootless || pidns {
+		return
 	}
 	init := procPPid(newRoot)
 	for _, pid := range after {

@@ -355,12 +355,15 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 		{"gid_map", userns.FormatMap(gidMap)},
 	}
 	for _, w := range writes {
-		path := fmt.Sprintf("/proc/%d/%s", p.pid, w.file)
 		var err error
 		if parent == nil {
-			err = os.WriteFile(path, []byte(w.data), 0)
+			err = os.WriteFile(fmt.Sprintf("/proc/%d/%s", p.pid, w.file), []byte(w.data), 0)
 		} else {
-			err = creators[u.ext.Parent].writeFile(path, w.data)
+			c := creators[u.ext.Parent]
+			var pid uint64
+			if pid, err = r.pidInProcOf(p, c); err == nil {
+				err = c.remote().WriteFile(fmt.Sprintf("/proc/%d/%s", pid, w.file), []byte(w.data))
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("restore pid %d: user namespace %d: write %s %q: %w", p.c.pid, u.id, w.file, strings.TrimSpace(w.data), err)
@@ -445,23 +448,6 @@ func relativeMap(m, parent userns.Map) (userns.Map, error) {
 		out[i] = proc.IDMapEntry{Inside: e.Inside, Outside: lower, Count: e.Count}
 	}
 	return out, nil
-}
-
-// writeFile writes data to path from inside the process (injected).
-func (p *process) writeFile(path, data string) error {
-	fd, err := p.open(path, unix.O_WRONLY)
-	if err != nil {
-		return err
-	}
-	defer p.leader.Syscall(unix.SYS_CLOSE, fd)
-	addr, err := p.put([]byte(data))
-	if err != nil {
-		return err
-	}
-	if _, err := p.leader.Syscall(unix.SYS_WRITE, fd, addr, uint64(len(data))); err != nil {
-		return err
-	}
-	return nil
 }
 
 // openNs opens, in p, creator's namespace of one kind.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/proc"
 )
 
@@ -72,4 +73,16 @@ func (p *process) pidSeenBy(q *process) (uint64, error) {
 		return uint64(p.c.nsPids[0]), nil
 	}
 	return 0, fmt.Errorf("process %d is not in the pid namespace of process %d", p.c.pid, q.c.pid)
+}
+
+// pidInProcOf is p's PID in the /proc that q sees: the one of q's pid
+// namespace if q is in a mount namespace of the tree that mounted proc on
+// /proc (as unshare --mount-proc does), cryo's otherwise.
+func (r *restorer) pidInProcOf(p, q *process) (uint64, error) {
+	for _, m := range r.snap.ns.mnts[q.c.cores[0].GetIds().GetMntNsId()] {
+		if m.GetFstype() == uint32(mountns.FstypeProc) && !m.GetExtMount() && m.GetMountpoint() == "/proc" && q.c.nsPids != nil {
+			return p.pidSeenBy(q)
+		}
+	}
+	return uint64(p.pid), nil
 }
