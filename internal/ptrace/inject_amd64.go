@@ -134,13 +134,21 @@ func (t *Tracee) step(nr uintptr) error {
 
 // ExitWith makes the thread's process call exit_group(code) and waits until
 // it has exited; the tracer's wait hands the zombie to its real parent.
-func (t *Tracee) ExitWith(code int) error {
+func (t *Tracee) ExitWith(code int) error { return t.exitBy(unix.SYS_EXIT_GROUP, code) }
+
+// ExitThread makes the thread (not the leader) call exit(0) and waits
+// until it is gone; the rest of its process stays.
+func (t *Tracee) ExitThread() error { return t.exitBy(unix.SYS_EXIT, 0) }
+
+// exitBy sends the thread into exit system call nr with code, and waits
+// until it has exited.
+func (t *Tracee) exitBy(nr uint64, code int) error {
 	if err := t.loadRegs(); err != nil {
 		return err
 	}
 	return t.tr.Do(func() error {
 		r := t.regs
-		r.Rax, r.Orig_rax, r.Rdi, r.Rip = unix.SYS_EXIT_GROUP, ^uint64(0), uint64(code), t.syscallAddr
+		r.Rax, r.Orig_rax, r.Rdi, r.Rip = nr, ^uint64(0), uint64(code), t.syscallAddr
 		if err := unix.PtraceSetRegs(t.Tid, &r); err != nil {
 			return fmt.Errorf("thread %d: set registers for exit: %w", t.Tid, err)
 		}

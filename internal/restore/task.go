@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/siginfo"
@@ -134,6 +135,36 @@ func (p *process) restoreMM() error {
 const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
 	unix.CLONE_THREAD | unix.CLONE_SYSVSEM
 
+// cloneThreadAtLastPid clones a thread whose outer TID comes from
+// ns_last_pid, as cloneAtLastPidRetry does a process: a thread that got
+// another TID (a task elsewhere took it first) exits, and the clone is
+// tried again.
+func (p *process) cloneThreadAtLastPid(tid uint32, args []byte) (uint64, error) {
+	for try := 0; ; try++ {
+		got, err := p.cloneAtLastPid(tid, args)
+		if err != nil {
+			return got, err
+		}
+		outer, err := outerTid(p.pid, uint32(got))
+		if err != nil || outer == int(tid) {
+			return got, err
+		}
+		p.r.logf("restore pid %d: thread id %d was taken meanwhile (got %d), trying again", p.c.pid, tid, outer)
+		stray, err := p.r.tr.Adopt(p.pid, outer)
+		if err != nil {
+			return got, err
+		}
+		stray.SetSyscallAddr(p.leader.SyscallAddr())
+		if err := stray.ExitThread(); err != nil {
+			return got, fmt.Errorf("restore pid %d: thread %d made with the wrong id: %w", p.c.pid, outer, err)
+		}
+		if try == 20 {
+			return got, fmt.Errorf("restore pid %d: other processes keep taking thread id %d", p.c.pid, tid)
+		}
+		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+	}
+}
+
 // createThreads clones every other thread at its TID.
 func (p *process) createThreads() error {
 	for i, tid := range p.c.tree.GetThreads()[1:] {
@@ -153,7 +184,7 @@ func (p *process) createThreads() error {
 					got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 				}
 			} else {
-				got, err = p.cloneAtLastPid(tid, args.Bytes())
+				got, err = p.cloneThreadAtLastPid(tid, args.Bytes())
 			}
 		} else {
 			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
