@@ -260,8 +260,13 @@ func (pair *ptyPair) apply(master int) error {
 	if err := unix.IoctlSetTermios(master, unix.TCSETS, termios(pair.slave.GetTermios())); err != nil {
 		return fmt.Errorf("termios: %w", err)
 	}
-	if err := unix.IoctlSetTermios(master, unix.TIOCSLCKTRMIOS, termios(pair.slave.GetTermiosLocked())); err != nil {
-		return fmt.Errorf("locked termios: %w", err)
+	// Setting the locked termios needs CAP_SYS_ADMIN: skipped when the
+	// new pair has them already (none locked, as almost always).
+	locked := termios(pair.slave.GetTermiosLocked())
+	if have, err := unix.IoctlGetTermios(master, unix.TIOCGLCKTRMIOS); err != nil || *have != *locked {
+		if err := unix.IoctlSetTermios(master, unix.TIOCSLCKTRMIOS, locked); err != nil {
+			return fmt.Errorf("locked termios: %w", err)
+		}
 	}
 	w := pair.slave.GetWinsize()
 	ws := &unix.Winsize{Row: uint16(w.GetWsRow()), Col: uint16(w.GetWsCol()), Xpixel: uint16(w.GetWsXpixel()), Ypixel: uint16(w.GetWsYpixel())}
