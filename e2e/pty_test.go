@@ -326,3 +326,12 @@ func ttyState(t *testing.T, pid int) string {
 	link3, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", pid))
 	return fmt.Sprintf("pgid=%s sid=%s tty_nr=%s tpgid=%s fd0=%s fd3=%s", f[2], f[3], f[4], f[5], link, link3)
 }
+
+// TestE2ETreePtyRootless: the tree_pty workload run, dumped and restored by
+// the test user (runRootlessWorkload): the restore opens the files in a
+// stub outside the tree's pid namespace, but /dev/tty must be opened by a
+// process of the session the pair controls, or it would name cryo's own
+// terminal (or none).
+func TestE2ETreePtyRootless(t *testing.T) {
+	runRootlessWorkload(t, "tree_pty", "shared")
+}

@@ -109,10 +109,20 @@ func (r *restorer) createRoot(root *process) error {
 	if root.c.nsPids != nil {
 		// The stub opens every file of the tree while it is still root in
 		// cryo's namespaces; the root inherits them, and the rest of the
-		// tree from it. Inside the user namespace it could not.
+		// tree from it. Inside the user namespace it could not. But
+		// /dev/tty opens the opener's controlling terminal: those files
+		// stay with a process of the session, which opens them once its
+		// leader took the pair (the stub's terminal would be cryo's).
 		for _, p := range r.procs {
-			r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], r.files.jobs[p]...)
-			delete(r.files.jobs, p)
+			var stay []fileJob
+			for _, j := range r.files.jobs[p] {
+				if j.ctty {
+					stay = append(stay, j)
+				} else {
+					r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], j)
+				}
+			}
+			r.files.jobs[p] = stay
 		}
 		if err := r.files.openIn(stubScratch); err != nil {
 			return err
