@@ -17,11 +17,11 @@ import (
 const TtyInfoName = "tty-info.img"
 
 // Device numbers of Unix98 pseudo-terminals: the master is /dev/ptmx (5:2),
-// slave N is 136:N (majors 137-143 are the 8-bit-minor numbering of old).
+// slave N is 136:N. The kernel numbers every Unix98 slave under major 136
+// (its minors reach 1<<20); majors 137-143 are reserved but never used.
 const (
 	ptmxMajor, ptmxMinor = 5, 2
-	ptsFirstMajor        = 136
-	ptsMajors            = 8
+	ptsMajor             = 136
 )
 
 // PtsPath is the slave of pty index in cryo's devpts.
@@ -46,11 +46,10 @@ func isPtyMaster(rdev uint64) bool {
 
 // ptsIndex gives the pty index of a slave device.
 func ptsIndex(rdev uint64) (uint32, bool) {
-	major := unix.Major(rdev)
-	if major < ptsFirstMajor || major >= ptsFirstMajor+ptsMajors {
+	if unix.Major(rdev) != ptsMajor {
 		return 0, false
 	}
-	return (major-ptsFirstMajor)<<8 | unix.Minor(rdev), true
+	return unix.Minor(rdev), true
 }
 
 // ptyPair is one pseudo-terminal pair whose master the tree holds. Its
@@ -124,7 +123,7 @@ func (pt *ptyTable) addMaster(pid, fd int, rdev uint64) error {
 	if _, ok := pt.owned[index]; ok {
 		return nil
 	}
-	pair := &ptyPair{index: index, masterRdev: rdev, slaveRdev: unix.Mkdev(ptsFirstMajor, index)}
+	pair := &ptyPair{index: index, masterRdev: rdev, slaveRdev: unix.Mkdev(ptsMajor, index)}
 	if err := pair.read(c); err != nil {
 		return fmt.Errorf("pty %d: %w", index, err)
 	}

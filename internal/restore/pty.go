@@ -182,7 +182,7 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 // openCtty opens /dev/tty at a file's temporary descriptor: p's
 // controlling terminal, a pair of the tree.
 func (fp *filePlan) openCtty(p *process, id uint32) error {
-	flags := uint64(fp.snap.files[id].GetTty().GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+	flags := reopenFlags(fp.snap.files[id].GetTty().GetFlags())
 	n, err := p.open("/dev/tty", flags)
 	if err == nil {
 		err = fp.moveTo(p, n, fp.temp[id])
@@ -199,7 +199,7 @@ func (fp *filePlan) openCtty(p *process, id uint32) error {
 func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 	where := fmt.Sprintf("restore pid %d pty %d", p.c.pid, pair.index)
 	mf := fp.snap.files[pair.masterFile].GetTty()
-	fd, err := openPtyMaster(p, pair.index, uint64(mf.GetFlags()))
+	fd, err := openPtyMaster(p, pair.index, reopenFlags(mf.GetFlags()))
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -216,7 +216,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 	}
 	path := dump.PtsPath(pair.index)
 	for _, id := range pair.slaveFiles {
-		flags := uint64(fp.snap.files[id].GetTty().GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+		flags := reopenFlags(fp.snap.files[id].GetTty().GetFlags())
 		n, err := p.open(path, flags)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -312,7 +312,7 @@ func openPtyMaster(p *process, index uint32, flags uint64) (uint64, error) {
 		}
 	}()
 	for range index + 1 {
-		fd, err := p.open("/dev/ptmx", flags&^(unix.O_CREAT|unix.O_TRUNC|unix.O_EXCL))
+		fd, err := p.open("/dev/ptmx", flags)
 		if err != nil {
 			return 0, err
 		}
