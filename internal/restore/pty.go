@@ -359,19 +359,14 @@ func (fp *filePlan) takeTerminal(p *process) error {
 // setForeground gives every pair its foreground process group again, once
 // the groups exist (TIOCSPGRP by the session leader).
 func (fp *filePlan) setForeground(procs []*process) error {
+	inner := innerPidsOf(procs)
 	for p, pair := range fp.controls {
 		pgrp := pair.slave.GetPgrp()
 		if pgrp == 0 || pgrp == uint32(p.c.pid) {
 			continue
 		}
-		if p.c.nsPids != nil {
-			// Inside a pid namespace the group is named by its own id.
-			for _, q := range procs {
-				if uint32(q.c.pid) == pgrp && q.c.nsPids != nil {
-					pgrp = q.c.nsPids[0]
-				}
-			}
-		}
+		// Inside a pid namespace the group is named by its own id.
+		pgrp = inner.seenBy(p, pgrp)
 		err := p.onTerminal(pair, func(fd uint64) error {
 			addr, err := p.put(binary.LittleEndian.AppendUint32(nil, pgrp))
 			if err == nil {

@@ -382,21 +382,13 @@ func (r *restorer) setGroups() error {
 		return err
 	}
 	// Inside a pid namespace ids are its own: translate the saved ones.
-	inner := map[uint32]uint32{}
-	for _, q := range r.procs {
-		if q.c.nsPids != nil {
-			inner[uint32(q.c.pid)] = q.c.nsPids[0]
-		}
-	}
+	inner := innerPidsOf(r.procs)
 	wantFor := func(p *process) func(v, rootV uint32, rootActual uint64) uint64 {
 		return func(v, rootV uint32, rootActual uint64) uint64 {
 			if v == rootV && int(rootV) != root.c.pid {
 				return rootActual
 			}
-			if in, ok := inner[v]; ok && p.c.nsPids != nil {
-				return uint64(in)
-			}
-			return uint64(v)
+			return uint64(inner.seenBy(p, v))
 		}
 	}
 	// Group leaders first, then the members.
