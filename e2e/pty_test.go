@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"golang.org/x/sys/unix"
@@ -61,7 +62,7 @@ func TestE2ETreePtyQueued(t *testing.T) {
 // be done are refused in one line naming the cause, and leave no process
 // behind: the pty index taken by another process since the dump, and
 // damaged images (tty-info.img missing, an absurd index, a terminal file
-// pointing at no terminal). The untouched image then restores and passes.
+// pointing at no terminal, a slave file no process holds). The untouched image then restores and passes.
 func TestE2ETreePtyRefusedRestore(t *testing.T) {
 	requireCryo(t)
 	tr := startTree(t, workloadBin(t, "tree_pty", linkDynamic))
@@ -96,6 +97,7 @@ func TestE2ETreePtyRefusedRestore(t *testing.T) {
 				}
 			})
 		}},
+		{"file-held-by-nobody", "is held by no process", addUnheldSlaveFile},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -123,6 +125,32 @@ func TestE2ETreePtyRefusedRestore(t *testing.T) {
 	}
 	tr.Restore()
 	tr.Finish()
+}
+
+// addUnheldSlaveFile adds to files.img a second open file of a pty's
+// slave that no process holds (no fdinfo entry names it).
+func addUnheldSlaveFile(t *testing.T, dir string) {
+	path := filepath.Join(dir, "files.img")
+	img, err := decodeImage(path)
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	var slave *fdinfo.FileEntry
+	maxID := uint32(0)
+	for _, e := range img.Entries {
+		f := e.Message.(*fdinfo.FileEntry)
+		maxID = max(maxID, f.GetId())
+		if tf := f.GetTty(); tf != nil && tf.GetTtyInfoId()&1 == 0 && tf.RegfId == nil {
+			slave = f
+		}
+	}
+	if slave == nil {
+		t.Fatal("files.img has no file of a pty slave")
+	}
+	extra := proto.Clone(slave).(*fdinfo.FileEntry)
+	extra.Id, extra.Tty.Id = proto.Uint32(maxID+1), proto.Uint32(maxID+1)
+	img.Entries = append(img.Entries, &crit.CriuEntry{Message: extra})
+	writeImage(t, path, img)
 }
 
 // holdPty opens pty masters until the kernel hands out index (the lowest

@@ -143,8 +143,13 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 	indexes := slices.Sorted(maps.Keys(fp.snap.ptys))
 	for _, index := range indexes {
 		pair := fp.snap.ptys[index]
+		// Each file is made at the temporary descriptor of its holders: a
+		// file nobody holds has none.
 		var all []*process
 		for _, id := range append([]uint32{pair.masterFile}, pair.slaveFiles...) {
+			if len(holders[id]) == 0 {
+				return fmt.Errorf("%s: pty %d: terminal file %d is held by no process", image.FilesName, index, id)
+			}
 			all = append(all, holders[id]...)
 		}
 		leader, err := pair.sessionLeader(procs)
@@ -157,9 +162,6 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 			}
 			fp.controls[leader] = pair
 			all = append(all, leader)
-		}
-		if len(all) == 0 {
-			continue
 		}
 		lca := commonAncestor(all)
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{pty: pair})
