@@ -109,7 +109,9 @@ func (pt *ptyTable) scan(procs []*process) error {
 	return nil
 }
 
-// addMaster reads the pair of the master at pid's fd, once per pair.
+// addMaster reads the pair of the master at pid's fd, once per pair. The
+// pair is registered before its queued output is read, so that the bytes
+// taken go back (putBack) whatever fails next.
 func (pt *ptyTable) addMaster(pid, fd int, rdev uint64) error {
 	c, err := proc.CopyFd(pid, fd)
 	if err != nil {
@@ -124,11 +126,11 @@ func (pt *ptyTable) addMaster(pid, fd int, rdev uint64) error {
 		return nil
 	}
 	pair := &ptyPair{index: index, masterRdev: rdev, slaveRdev: unix.Mkdev(ptsMajor, index)}
+	pt.owned[index] = pair
+	pt.order = append(pt.order, index)
 	if err := pair.read(c); err != nil {
 		return fmt.Errorf("pty %d: %w", index, err)
 	}
-	pt.owned[index] = pair
-	pt.order = append(pt.order, index)
 	return nil
 }
 
