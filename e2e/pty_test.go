@@ -363,3 +363,34 @@ func ttyState(t *testing.T, pid int) string {
 func TestE2ETreePtyRootless(t *testing.T) {
 	runRootlessWorkload(t, "tree_pty", "shared")
 }
+
+// TestE2EPtyOtherDevpts: a process holding the master of a pty from
+// another devpts instance than cryo's /dev/pts (mounted with newinstance)
+// is refused in one line and left running: restore makes pairs again in
+// cryo's devpts, and the dump would otherwise read the settings and queued
+// output of one terminal and put them back into the same index of another.
+func TestE2EPtyOtherDevpts(t *testing.T) {
+	requireCryo(t)
+	requireRoot(t)
+	pts := filepath.Join(t.TempDir(), "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("devpts", pts, "devpts", 0, "newinstance,ptmxmode=0666"); err != nil {
+		t.Fatalf("mount a devpts instance: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(pts, unix.MNT_DETACH) })
+	master, err := os.OpenFile(filepath.Join(pts, "ptmx"), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report")
+	pid := startTtyWorkload(t, workloadBin(t, "tty", linkDynamic), report, master).Process.Pid
+	res := tryDump(t, pid, filepath.Join(dir, "images"))
+	assertOneErrorLine(t, res, "another devpts instance")
+	if !pidAlive(pid) {
+		t.Fatal("the refused dump did not leave the process running")
+	}
+}

@@ -228,7 +228,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 		}
 	}
 	if len(pair.output) > 0 {
-		if err := dump.QueueForMaster(pair.index, pair.output); err != nil {
+		if err := dump.QueueForMaster(master, pair.output); err != nil {
 			return fmt.Errorf("%s: queue %d bytes for the master: %w", where, len(pair.output), err)
 		}
 	}
