@@ -557,6 +557,12 @@ func editImage(t *testing.T, path string, edit func(proto.Message)) {
 	for _, e := range img.Entries {
 		edit(e.Message)
 	}
+	writeImage(t, path, img)
+}
+
+// writeImage encodes img over the image file at path.
+func writeImage(t *testing.T, path string, img *crit.CriuImage) {
+	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"golang.org/x/sys/unix"
@@ -61,7 +62,7 @@ func TestE2ETreePtyQueued(t *testing.T) {
 // be done are refused in one line naming the cause, and leave no process
 // behind: the pty index taken by another process since the dump, and
 // damaged images (tty-info.img missing, an absurd index, a terminal file
-// pointing at no terminal). The untouched image then restores and passes.
+// pointing at no terminal, a slave file no process holds). The untouched image then restores and passes.
 func TestE2ETreePtyRefusedRestore(t *testing.T) {
 	requireCryo(t)
 	tr := startTree(t, workloadBin(t, "tree_pty", linkDynamic))
@@ -96,6 +97,7 @@ func TestE2ETreePtyRefusedRestore(t *testing.T) {
 				}
 			})
 		}},
+		{"file-held-by-nobody", "is held by no process", addUnheldSlaveFile},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -123,6 +125,32 @@ func TestE2ETreePtyRefusedRestore(t *testing.T) {
 	}
 	tr.Restore()
 	tr.Finish()
+}
+
+// addUnheldSlaveFile adds to files.img a second open file of a pty's
+// slave that no process holds (no fdinfo entry names it).
+func addUnheldSlaveFile(t *testing.T, dir string) {
+	path := filepath.Join(dir, "files.img")
+	img, err := decodeImage(path)
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	var slave *fdinfo.FileEntry
+	maxID := uint32(0)
+	for _, e := range img.Entries {
+		f := e.Message.(*fdinfo.FileEntry)
+		maxID = max(maxID, f.GetId())
+		if tf := f.GetTty(); tf != nil && tf.GetTtyInfoId()&1 == 0 && tf.RegfId == nil {
+			slave = f
+		}
+	}
+	if slave == nil {
+		t.Fatal("files.img has no file of a pty slave")
+	}
+	extra := proto.Clone(slave).(*fdinfo.FileEntry)
+	extra.Id, extra.Tty.Id = proto.Uint32(maxID+1), proto.Uint32(maxID+1)
+	img.Entries = append(img.Entries, &crit.CriuEntry{Message: extra})
+	writeImage(t, path, img)
 }
 
 // holdPty opens pty masters until the kernel hands out index (the lowest
@@ -325,4 +353,44 @@ func ttyState(t *testing.T, pid int) string {
 	link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/0", pid))
 	link3, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", pid))
 	return fmt.Sprintf("pgid=%s sid=%s tty_nr=%s tpgid=%s fd0=%s fd3=%s", f[2], f[3], f[4], f[5], link, link3)
+}
+
+// TestE2ETreePtyRootless: the tree_pty workload run, dumped and restored by
+// the test user (runRootlessWorkload): the restore opens the files in a
+// stub outside the tree's pid namespace, but /dev/tty must be opened by a
+// process of the session the pair controls, or it would name cryo's own
+// terminal (or none).
+func TestE2ETreePtyRootless(t *testing.T) {
+	runRootlessWorkload(t, "tree_pty", "shared")
+}
+
+// TestE2EPtyOtherDevpts: a process holding the master of a pty from
+// another devpts instance than cryo's /dev/pts (mounted with newinstance)
+// is refused in one line and left running: restore makes pairs again in
+// cryo's devpts, and the dump would otherwise read the settings and queued
+// output of one terminal and put them back into the same index of another.
+func TestE2EPtyOtherDevpts(t *testing.T) {
+	requireCryo(t)
+	requireRoot(t)
+	pts := filepath.Join(t.TempDir(), "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("devpts", pts, "devpts", 0, "newinstance,ptmxmode=0666"); err != nil {
+		t.Fatalf("mount a devpts instance: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(pts, unix.MNT_DETACH) })
+	master, err := os.OpenFile(filepath.Join(pts, "ptmx"), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report")
+	pid := startTtyWorkload(t, workloadBin(t, "tty", linkDynamic), report, master).Process.Pid
+	res := tryDump(t, pid, filepath.Join(dir, "images"))
+	assertOneErrorLine(t, res, "another devpts instance")
+	if !pidAlive(pid) {
+		t.Fatal("the refused dump did not leave the process running")
+	}
 }

@@ -35,19 +35,12 @@ func openPty(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
-// TestE2EShellJob: a process whose standard descriptors are a terminal is
-// refused without -j (one line, left running); with -j it is dumped, and
-// `restore -j` hands it the restoring cryo's terminal, as CRIU does. One of
-// its threads is blocked in read() on the terminal at dump time and must
-// get the line typed on the new terminal.
-func TestE2EShellJob(t *testing.T) {
-	requireCryo(t)
-	bin := workloadBin(t, "tty", linkDynamic)
-	dir := t.TempDir()
-	report := filepath.Join(dir, "report")
-	_, slave := openPty(t)
+// startTtyWorkload starts the tty workload in a session of its own with
+// term as its standard descriptors, and waits until it reports READY.
+func startTtyWorkload(t *testing.T, bin, report string, term *os.File) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(bin, report)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = term, term, term
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -61,6 +54,22 @@ func TestE2EShellJob(t *testing.T) {
 		}
 		time.Sleep(pollInterval)
 	}
+	return cmd
+}
+
+// TestE2EShellJob: a process whose standard descriptors are a terminal is
+// refused without -j (one line, left running); with -j it is dumped, and
+// `restore -j` hands it the restoring cryo's terminal, as CRIU does. One of
+// its threads is blocked in read() on the terminal at dump time and must
+// get the line typed on the new terminal.
+func TestE2EShellJob(t *testing.T) {
+	requireCryo(t)
+	bin := workloadBin(t, "tty", linkDynamic)
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report")
+	_, slave := openPty(t)
+	cmd := startTtyWorkload(t, bin, report, slave)
+	pid := cmd.Process.Pid
 
 	images := filepath.Join(dir, "images")
 	res := tryDump(t, pid, images)
@@ -83,7 +92,7 @@ func TestE2EShellJob(t *testing.T) {
 
 	master2, slave2 := openPty(t)
 	rc, done := restoreOnTerminal(t, images, slave2)
-	deadline = time.Now().Add(bound(t, restoreReadyTimeout))
+	deadline := time.Now().Add(bound(t, restoreReadyTimeout))
 	for !pidAlive(pid) || !strings.HasSuffix(mustReadlink(fmt.Sprintf("/proc/%d/exe", pid)), "tty.dyn") {
 		if time.Now().After(deadline) {
 			logFile(t, filepath.Join(images, "restore.log"))

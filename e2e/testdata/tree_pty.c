@@ -29,6 +29,9 @@
  * that the root does not read (queued-out). After SIGTERM the queued line
  * is read first, where it waited: by G before anything else (queued-in),
  * by the root before G's new line (queued-out).
+ *
+ * Mode "shared": S does not make the slave exclusive (TIOCEXCL), for a
+ * tree run without CAP_SYS_ADMIN, where G could not open /dev/tty then.
  */
 #include "wl.h"
 #include <poll.h>
@@ -51,32 +54,46 @@ static struct termios want_tio;
 static struct winsize want_ws = {.ws_row = 37, .ws_col = 123, .ws_xpixel = 5, .ws_ypixel = 9};
 static int want_ptn;
 static pid_t g_pid;
-static int queued_in, queued_out;
+static int queued_in, queued_out, shared;
 
-/* Fields 7 (tty_nr) and 8 (tpgid) of /proc/self/stat. */
-static void stat_tty(int *tty_nr, int *tpgid)
+/* Fields 1 (pid), 5 (pgrp), 7 (tty_nr) and 8 (tpgid) of /proc/self/stat. */
+static void stat_tty(int *pid, int *pgrp, int *tty_nr, int *tpgid)
 {
 	char buf[1024];
-	*tty_nr = *tpgid = -1;
+	*pid = *pgrp = *tty_nr = *tpgid = -1;
 	if (wl_read_file("/proc/self/stat", buf, sizeof(buf)) <= 0)
 		return;
+	sscanf(buf, "%d", pid);
 	char *p = strrchr(buf, ')');
 	if (p)
-		sscanf(p + 2, "%*c %*d %*d %*d %d %d", tty_nr, tpgid);
+		sscanf(p + 2, "%*c %*d %d %*d %d %d", pgrp, tty_nr, tpgid);
 }
 
 static int want_tty_nr, want_tpgid;
 
-static void record_stat(void) { stat_tty(&want_tty_nr, &want_tpgid); }
-
-static void check_stat(void)
+static void record_stat(void)
 {
-	int nr, tp;
-	stat_tty(&nr, &tp);
+	int pid, pgrp;
+	stat_tty(&pid, &pgrp, &want_tty_nr, &want_tpgid);
+}
+
+/* After a rootless restore the tree is in a new pid namespace while /proc
+ * is still the host's, which names the foreground group by its host PID:
+ * then only G, the foreground group's leader, can tell it, by its own
+ * group as /proc shows it. */
+static void check_stat(int is_g)
+{
+	int pid, pgrp, nr, tp;
+	stat_tty(&pid, &pgrp, &nr, &tp);
 	if (wl_corrupt)
 		nr++;
-	TCHECK(nr == want_tty_nr && tp == want_tpgid, "/proc/self/stat tty_nr %#x tpgid %d, want %#x and %d", nr, tp,
-	       want_tty_nr, want_tpgid);
+	int want_tp = want_tpgid, tp_ok = tp == want_tpgid;
+	if (pid != getpid()) {
+		want_tp = is_g ? pgrp : -1; /* S: another group than its own */
+		tp_ok = is_g ? tp == pgrp : tp > 0 && tp != pgrp;
+	}
+	TCHECK(nr == want_tty_nr && tp_ok, "/proc/self/stat tty_nr %#x tpgid %d, want %#x and %d", nr, tp, want_tty_nr,
+	       want_tp);
 }
 
 /* Waits (at most ms) until fd is readable; 0 if it is. */
@@ -161,7 +178,7 @@ static void grandchild(void)
 		       "the queued line on the slave: got \"%s\", want \"%s\"", buf, QUEUED_IN);
 	memset(buf, 0, sizeof(buf));
 	wl_tree_check_ids();
-	check_stat();
+	check_stat(1);
 	TCHECK(tcgetpgrp(SLAVE_FD) == getpid(), "tcgetpgrp %d, want G's own group %d", (int)tcgetpgrp(SLAVE_FD),
 	       (int)getpid());
 	TCHECK(fstat(DEVTTY_FD, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(5, 0),
@@ -204,7 +221,7 @@ static void check_session_leader(void)
 	           ws.ws_xpixel == want_ws.ws_xpixel && ws.ws_ypixel == want_ws.ws_ypixel,
 	       "window size %dx%d (%dx%d px), want %dx%d (%dx%d px)", ws.ws_row, ws.ws_col, ws.ws_xpixel, ws.ws_ypixel,
 	       want_ws.ws_row, want_ws.ws_col, want_ws.ws_xpixel, want_ws.ws_ypixel);
-	TCHECK(ioctl(SLAVE_FD, TIOCGEXCL, &excl) == 0 && excl == 1, "TIOCGEXCL %d, want 1", excl);
+	TCHECK(ioctl(SLAVE_FD, TIOCGEXCL, &excl) == 0 && excl == !shared, "TIOCGEXCL %d, want %d", excl, !shared);
 	fl = fcntl(SLAVE_FD2, F_GETFL);
 	TCHECK(fl >= 0 && (fl & O_NONBLOCK) && (fl & O_ACCMODE) == O_RDWR, "fd %d flags %#x, want O_RDWR|O_NONBLOCK",
 	       SLAVE_FD2, fl);
@@ -214,7 +231,7 @@ static void check_session_leader(void)
 	TCHECK(t >= 0, "open /dev/tty: %s (no controlling terminal)", strerror(errno));
 	if (t >= 0)
 		close(t);
-	check_stat();
+	check_stat(0);
 }
 
 static void session_leader(void)
@@ -243,7 +260,7 @@ static void session_leader(void)
 	want_tio.c_lflag |= IEXTEN;
 	if (tcsetattr(SLAVE_FD, TCSANOW, &want_tio) || tcgetattr(SLAVE_FD, &want_tio))
 		wl_die("S: tcsetattr: %s", strerror(errno));
-	if (ioctl(SLAVE_FD, TIOCSWINSZ, &want_ws) || ioctl(SLAVE_FD, TIOCEXCL))
+	if (ioctl(SLAVE_FD, TIOCSWINSZ, &want_ws) || (!shared && ioctl(SLAVE_FD, TIOCEXCL)))
 		wl_die("S: TIOCSWINSZ/TIOCEXCL: %s", strerror(errno));
 	if ((g = wl_fork("G")) == 0) {
 		if (setpgid(0, 0))
@@ -279,8 +296,9 @@ int main(int argc, char **argv)
 	wl_clear_marks();
 	queued_in = strcmp(wl_mode, "queued-in") == 0;
 	queued_out = strcmp(wl_mode, "queued-out") == 0;
-	if ((wl_mode[0] && !queued_in && !queued_out) || wl_nthreads != 1)
-		wl_die("tree_pty takes no threads and no mode but queued-in or queued-out");
+	shared = strcmp(wl_mode, "shared") == 0;
+	if ((wl_mode[0] && !queued_in && !queued_out && !shared) || wl_nthreads != 1)
+		wl_die("tree_pty takes no threads and no mode but queued-in, queued-out or shared");
 	int m = posix_openpt(O_RDWR | O_NOCTTY);
 	if (m < 0 || grantpt(m) || unlockpt(m) || dup2(m, MASTER_FD) != MASTER_FD || dup2(m, MASTER_DUP) != MASTER_DUP)
 		wl_die("open a pty master: %s", strerror(errno));

@@ -3,6 +3,8 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
@@ -17,11 +19,11 @@ import (
 const TtyInfoName = "tty-info.img"
 
 // Device numbers of Unix98 pseudo-terminals: the master is /dev/ptmx (5:2),
-// slave N is 136:N (majors 137-143 are the 8-bit-minor numbering of old).
+// slave N is 136:N. The kernel numbers every Unix98 slave under major 136
+// (its minors reach 1<<20); majors 137-143 are reserved but never used.
 const (
 	ptmxMajor, ptmxMinor = 5, 2
-	ptsFirstMajor        = 136
-	ptsMajors            = 8
+	ptsMajor             = 136
 )
 
 // PtsPath is the slave of pty index in cryo's devpts.
@@ -46,11 +48,10 @@ func isPtyMaster(rdev uint64) bool {
 
 // ptsIndex gives the pty index of a slave device.
 func ptsIndex(rdev uint64) (uint32, bool) {
-	major := unix.Major(rdev)
-	if major < ptsFirstMajor || major >= ptsFirstMajor+ptsMajors {
+	if unix.Major(rdev) != ptsMajor {
 		return 0, false
 	}
-	return (major-ptsFirstMajor)<<8 | unix.Minor(rdev), true
+	return unix.Minor(rdev), true
 }
 
 // ptyPair is one pseudo-terminal pair whose master the tree holds. Its
@@ -65,6 +66,7 @@ type ptyPair struct {
 	masterExcl, slaveExcl  bool
 	sid, pgrp              uint32 // the session it controls, its foreground group
 	slaveRdev, masterRdev  uint64
+	masterPid, masterFd    int    // where putBack copies the master again
 	slaveUID, slaveGID     uint32 // owner of /dev/pts/N (grantpt)
 	haveSlaveOwner         bool
 	output                 []byte // written on the slave, unread by the master
@@ -102,7 +104,7 @@ func (pt *ptyTable) scan(procs []*process) error {
 			if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || !isPtyMaster(st.Rdev) {
 				continue
 			}
-			if err := pt.addMaster(p.pid, fd, st.Rdev); err != nil {
+			if err := pt.addMaster(p, fd, &st); err != nil {
 				return fmt.Errorf("process %d fd %d: pty master: %w", p.pid, fd, err)
 			}
 		}
@@ -110,9 +112,11 @@ func (pt *ptyTable) scan(procs []*process) error {
 	return nil
 }
 
-// addMaster reads the pair of the master at pid's fd, once per pair.
-func (pt *ptyTable) addMaster(pid, fd int, rdev uint64) error {
-	c, err := proc.CopyFd(pid, fd)
+// addMaster reads the pair of the master at p's fd, once per pair. The
+// pair is registered before its queued output is read, so that the bytes
+// taken go back (putBack) whatever fails next.
+func (pt *ptyTable) addMaster(p *process, fd int, st *unix.Stat_t) error {
+	c, err := proc.CopyFd(p.pid, fd)
 	if err != nil {
 		return err
 	}
@@ -124,13 +128,50 @@ func (pt *ptyTable) addMaster(pid, fd int, rdev uint64) error {
 	if _, ok := pt.owned[index]; ok {
 		return nil
 	}
-	pair := &ptyPair{index: index, masterRdev: rdev, slaveRdev: unix.Mkdev(ptsFirstMajor, index)}
+	// Restore makes the pair again in cryo's devpts, and putBack reaches
+	// it there: a pair of another instance would be another terminal.
+	devpts, err := devptsOf(p, fd, c)
+	if err != nil {
+		return fmt.Errorf("pty %d: %w", index, err)
+	}
+	if devpts != pt.devpts {
+		return fmt.Errorf("pty %d: a master of another devpts instance than /dev/pts: not supported", index)
+	}
+	pair := &ptyPair{index: index, masterRdev: st.Rdev, slaveRdev: unix.Mkdev(ptsMajor, index), masterPid: p.pid, masterFd: fd}
+	pt.owned[index] = pair
+	pt.order = append(pt.order, index)
 	if err := pair.read(c); err != nil {
 		return fmt.Errorf("pty %d: %w", index, err)
 	}
-	pt.owned[index] = pair
-	pt.order = append(pt.order, index)
 	return nil
+}
+
+// devptsOf tells the devpts instance of the master at p's fd (c, cryo's
+// copy) the way the kernel chose it when the master was opened, without
+// opening the slave (whose first close would hang the master up): the
+// filesystem of the ptmx node if it is a devpts (/dev/pts/ptmx), else the
+// devpts mounted at pts beside it (/dev/ptmx and /dev/pts).
+func devptsOf(p *process, fd, c int) (uint64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(c, &fs); err != nil {
+		return 0, fmt.Errorf("statfs: %w", err)
+	}
+	var st unix.Stat_t
+	if fs.Type == unix.DEVPTS_SUPER_MAGIC {
+		if err := unix.Fstat(c, &st); err != nil {
+			return 0, fmt.Errorf("stat: %w", err)
+		}
+		return st.Dev, nil
+	}
+	ptmx, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd))
+	if err != nil {
+		return 0, err
+	}
+	pts := p.viaRoot + filepath.Join(filepath.Dir(ptmx), "pts")
+	if err := unix.Stat(pts, &st); err != nil {
+		return 0, fmt.Errorf("the devpts of %s: %w", ptmx, err)
+	}
+	return st.Dev, nil
 }
 
 // read takes the pair's settings through a copy of its master.

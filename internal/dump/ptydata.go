@@ -1,10 +1,12 @@
 package dump
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -62,27 +64,38 @@ func (pair *ptyPair) takeOutput(master int) error {
 // putBack queues the taken bytes for the master again, for a tree that
 // runs on (a failed dump, --leave-running); idempotent.
 func (pt *ptyTable) putBack() error {
-	var first error
+	var errs []error
 	for _, index := range pt.order {
 		pair := pt.owned[index]
 		if len(pair.output) == 0 {
 			continue
 		}
-		if err := QueueForMaster(index, pair.output); err != nil && first == nil {
-			first = fmt.Errorf("pty %d: put back %d queued bytes: %w", index, len(pair.output), err)
+		if err := pair.putBack(); err != nil {
+			errs = append(errs, fmt.Errorf("pty %d: put back %d queued bytes: %w", index, len(pair.output), err))
 		}
 		pair.output = nil
 	}
-	return first
+	return errors.Join(errs...)
 }
 
-// QueueForMaster writes data on the slave of pty index for its master to
-// read, unchanged: output processing (OPOST) is off meanwhile.
-func QueueForMaster(index uint32, data []byte) error {
-	fd, err := unix.Open(PtsPath(index), unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+func (pair *ptyPair) putBack() error {
+	master, err := proc.CopyFd(pair.masterPid, pair.masterFd)
 	if err != nil {
 		return err
 	}
+	defer unix.Close(master)
+	return QueueForMaster(master, pair.output)
+}
+
+// QueueForMaster writes data on the slave of a pty, reached from its master
+// (TIOCGPTPEER: the pair's own devpts, past an exclusive slave), for the
+// master to read, unchanged: output processing (OPOST) is off meanwhile.
+func QueueForMaster(master int, data []byte) error {
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC)
+	if errno != 0 {
+		return fmt.Errorf("TIOCGPTPEER: %w", errno)
+	}
+	fd := int(r)
 	defer unix.Close(fd)
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {

@@ -340,6 +340,12 @@ func commonAncestor(ps []*process) *process {
 	return a
 }
 
+// reopenFlags are a file's saved flags for opening it again: without
+// those that only mean something when the file is created.
+func reopenFlags(saved uint32) uint64 {
+	return uint64(saved) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+}
+
 // openIn creates, in p, the files p is the common ancestor of (phase one).
 // Shared memory objects come first: memfd descriptors are made from them.
 // Pseudo-terminal pairs come next, so that a session leader can take its
@@ -420,7 +426,7 @@ func (fp *filePlan) openFile(p *process, id uint32) error {
 		}
 		name = path
 	}
-	flags := uint64(f.GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+	flags := reopenFlags(f.GetFlags())
 	n, err := p.open(name, flags)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
@@ -649,7 +655,7 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer t.Syscall(unix.SYS_CLOSE, keeper)
-	flags := uint64(f.GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+	flags := reopenFlags(f.GetFlags())
 	n, err := p.open(f.GetName(), flags|unix.O_NONBLOCK)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)

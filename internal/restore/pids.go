@@ -86,3 +86,26 @@ func (r *restorer) pidInProcOf(p, q *process) (uint64, error) {
 	}
 	return uint64(p.pid), nil
 }
+
+// innerPids maps the image's PID of each process that has a pid namespace
+// of its own to its PID there (nsPids[0]).
+type innerPids map[uint32]uint32
+
+func innerPidsOf(procs []*process) innerPids {
+	inner := innerPids{}
+	for _, q := range procs {
+		if q.c.nsPids != nil {
+			inner[uint32(q.c.pid)] = q.c.nsPids[0]
+		}
+	}
+	return inner
+}
+
+// seenBy names pid, an id of the image (a process, group or session), as
+// p's pid namespace does: translated once, when both are inside one.
+func (inner innerPids) seenBy(p *process, pid uint32) uint32 {
+	if in, ok := inner[pid]; ok && p.c.nsPids != nil {
+		return in
+	}
+	return pid
+}

@@ -143,8 +143,13 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 	indexes := slices.Sorted(maps.Keys(fp.snap.ptys))
 	for _, index := range indexes {
 		pair := fp.snap.ptys[index]
+		// Each file is made at the temporary descriptor of its holders: a
+		// file nobody holds has none.
 		var all []*process
 		for _, id := range append([]uint32{pair.masterFile}, pair.slaveFiles...) {
+			if len(holders[id]) == 0 {
+				return fmt.Errorf("%s: pty %d: terminal file %d is held by no process", image.FilesName, index, id)
+			}
 			all = append(all, holders[id]...)
 		}
 		leader, err := pair.sessionLeader(procs)
@@ -157,9 +162,6 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 			}
 			fp.controls[leader] = pair
 			all = append(all, leader)
-		}
-		if len(all) == 0 {
-			continue
 		}
 		lca := commonAncestor(all)
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{pty: pair})
@@ -182,7 +184,7 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 // openCtty opens /dev/tty at a file's temporary descriptor: p's
 // controlling terminal, a pair of the tree.
 func (fp *filePlan) openCtty(p *process, id uint32) error {
-	flags := uint64(fp.snap.files[id].GetTty().GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+	flags := reopenFlags(fp.snap.files[id].GetTty().GetFlags())
 	n, err := p.open("/dev/tty", flags)
 	if err == nil {
 		err = fp.moveTo(p, n, fp.temp[id])
@@ -199,7 +201,7 @@ func (fp *filePlan) openCtty(p *process, id uint32) error {
 func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 	where := fmt.Sprintf("restore pid %d pty %d", p.c.pid, pair.index)
 	mf := fp.snap.files[pair.masterFile].GetTty()
-	fd, err := openPtyMaster(p, pair.index, uint64(mf.GetFlags()))
+	fd, err := openPtyMaster(p, pair.index, reopenFlags(mf.GetFlags()))
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -216,7 +218,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 	}
 	path := dump.PtsPath(pair.index)
 	for _, id := range pair.slaveFiles {
-		flags := uint64(fp.snap.files[id].GetTty().GetFlags()) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
+		flags := reopenFlags(fp.snap.files[id].GetTty().GetFlags())
 		n, err := p.open(path, flags)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -226,7 +228,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 		}
 	}
 	if len(pair.output) > 0 {
-		if err := dump.QueueForMaster(pair.index, pair.output); err != nil {
+		if err := dump.QueueForMaster(master, pair.output); err != nil {
 			return fmt.Errorf("%s: queue %d bytes for the master: %w", where, len(pair.output), err)
 		}
 	}
@@ -260,8 +262,13 @@ func (pair *ptyPair) apply(master int) error {
 	if err := unix.IoctlSetTermios(master, unix.TCSETS, termios(pair.slave.GetTermios())); err != nil {
 		return fmt.Errorf("termios: %w", err)
 	}
-	if err := unix.IoctlSetTermios(master, unix.TIOCSLCKTRMIOS, termios(pair.slave.GetTermiosLocked())); err != nil {
-		return fmt.Errorf("locked termios: %w", err)
+	// Setting the locked termios needs CAP_SYS_ADMIN: skipped when the
+	// new pair has them already (none locked, as almost always).
+	locked := termios(pair.slave.GetTermiosLocked())
+	if have, err := unix.IoctlGetTermios(master, unix.TIOCGLCKTRMIOS); err != nil || *have != *locked {
+		if err := unix.IoctlSetTermios(master, unix.TIOCSLCKTRMIOS, locked); err != nil {
+			return fmt.Errorf("locked termios: %w", err)
+		}
 	}
 	w := pair.slave.GetWinsize()
 	ws := &unix.Winsize{Row: uint16(w.GetWsRow()), Col: uint16(w.GetWsCol()), Xpixel: uint16(w.GetWsXpixel()), Ypixel: uint16(w.GetWsYpixel())}
@@ -307,7 +314,7 @@ func openPtyMaster(p *process, index uint32, flags uint64) (uint64, error) {
 		}
 	}()
 	for range index + 1 {
-		fd, err := p.open("/dev/ptmx", flags&^(unix.O_CREAT|unix.O_TRUNC|unix.O_EXCL))
+		fd, err := p.open("/dev/ptmx", flags)
 		if err != nil {
 			return 0, err
 		}
@@ -354,19 +361,14 @@ func (fp *filePlan) takeTerminal(p *process) error {
 // setForeground gives every pair its foreground process group again, once
 // the groups exist (TIOCSPGRP by the session leader).
 func (fp *filePlan) setForeground(procs []*process) error {
+	inner := innerPidsOf(procs)
 	for p, pair := range fp.controls {
 		pgrp := pair.slave.GetPgrp()
 		if pgrp == 0 || pgrp == uint32(p.c.pid) {
 			continue
 		}
-		if p.c.nsPids != nil {
-			// Inside a pid namespace the group is named by its own id.
-			for _, q := range procs {
-				if uint32(q.c.pid) == pgrp && q.c.nsPids != nil {
-					pgrp = q.c.nsPids[0]
-				}
-			}
-		}
+		// Inside a pid namespace the group is named by its own id.
+		pgrp = inner.seenBy(p, pgrp)
 		err := p.onTerminal(pair, func(fd uint64) error {
 			addr, err := p.put(binary.LittleEndian.AppendUint32(nil, pgrp))
 			if err == nil {

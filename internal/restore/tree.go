@@ -110,10 +110,20 @@ func (r *restorer) createRoot(root *process) error {
 	if root.c.nsPids != nil {
 		// The stub opens every file of the tree while it is still root in
 		// cryo's namespaces; the root inherits them, and the rest of the
-		// tree from it. Inside the user namespace it could not.
+		// tree from it. Inside the user namespace it could not. But
+		// /dev/tty opens the opener's controlling terminal: those files
+		// stay with a process of the session, which opens them once its
+		// leader took the pair (the stub's terminal would be cryo's).
 		for _, p := range r.procs {
-			r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], r.files.jobs[p]...)
-			delete(r.files.jobs, p)
+			var stay []fileJob
+			for _, j := range r.files.jobs[p] {
+				if j.ctty {
+					stay = append(stay, j)
+				} else {
+					r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], j)
+				}
+			}
+			r.files.jobs[p] = stay
 		}
 		if err := r.files.openIn(stubScratch); err != nil {
 			return err
@@ -376,21 +386,13 @@ func (r *restorer) setGroups() error {
 		return err
 	}
 	// Inside a pid namespace ids are its own: translate the saved ones.
-	inner := map[uint32]uint32{}
-	for _, q := range r.procs {
-		if q.c.nsPids != nil {
-			inner[uint32(q.c.pid)] = q.c.nsPids[0]
-		}
-	}
+	inner := innerPidsOf(r.procs)
 	wantFor := func(p *process) func(v, rootV uint32, rootActual uint64) uint64 {
 		return func(v, rootV uint32, rootActual uint64) uint64 {
 			if v == rootV && int(rootV) != root.c.pid {
 				return rootActual
 			}
-			if in, ok := inner[v]; ok && p.c.nsPids != nil {
-				return uint64(in)
-			}
-			return uint64(v)
+			return uint64(inner.seenBy(p, v))
 		}
 	}
 	// Group leaders first, then the members.
