@@ -239,13 +239,8 @@ func resend(server, pid, fd int) error {
 		return err
 	}
 	for _, m := range msgs {
-		oob := m.oob()
-		for data, first := m.data, true; first || len(data) > 0; first = false {
-			n, err := unix.SendmsgN(s, data, oob, nil, unix.MSG_DONTWAIT)
-			if err != nil {
-				return fmt.Errorf("send %d bytes again: %w", len(m.data), err)
-			}
-			data, oob = data[n:], nil
+		if err := sockdiag.SendWhole(s, m.data, m.rights, m.cred, nil, unix.MSG_DONTWAIT); err != nil {
+			return fmt.Errorf("send %d bytes again: %w", len(m.data), err)
 		}
 	}
 	return nil

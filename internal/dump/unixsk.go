@@ -216,18 +216,6 @@ type control struct {
 	cred *unix.Ucred
 }
 
-// oob is c as control messages to send again.
-func (c control) oob() []byte {
-	var b []byte
-	if len(c.rights) > 0 {
-		b = unix.UnixRights(c.rights...)
-	}
-	if c.cred != nil {
-		b = append(b, unix.UnixCredentials(c.cred)...)
-	}
-	return b
-}
-
 // sameCred tells whether two runs of a stream carry the same credentials.
 func (c control) sameCred(o control) bool {
 	if c.cred == nil || o.cred == nil {

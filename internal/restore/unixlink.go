@@ -8,6 +8,7 @@ import (
 	skunix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/sockdiag"
 	"golang.org/x/sys/unix"
 )
 
@@ -185,8 +186,8 @@ func (fp *filePlan) sendQueue(id uint32, msgs []queuedMsg, from uint32, toName b
 	return nil
 }
 
-// sendOne sends one message through s, whole: a stream may take its
-// bytes in several writes, the files and credentials go with the first.
+// sendOne sends one message through s, whole, with copies of its files in
+// flight.
 func (fp *filePlan) sendOne(s int, m queuedMsg, to unix.Sockaddr) error {
 	var fds []int
 	defer func() { closeFds(fds) }()
@@ -197,24 +198,9 @@ func (fp *filePlan) sendOne(s int, m queuedMsg, to unix.Sockaddr) error {
 		}
 		fds = append(fds, c)
 	}
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
-	}
-	if m.cred != nil {
-		// The sender's credentials, as root may give any (its process
-		// exists again: the same PID).
-		oob = append(oob, unix.UnixCredentials(m.cred)...)
-	}
-	data := m.data
-	for first := true; first || len(data) > 0; first = false {
-		n, err := unix.SendmsgN(s, data, oob, to, 0)
-		if err != nil {
-			return err
-		}
-		data, oob = data[n:], nil
-	}
-	return nil
+	// The sender's credentials, as root may give any (its process
+	// exists again: the same PID).
+	return sockdiag.SendWhole(s, m.data, fds, m.cred, to, 0)
 }
 
 // copyOf takes a copy of file id from the process that made it.
