@@ -3,8 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
@@ -195,8 +198,10 @@ func TestE2ETreeUnixInflight(t *testing.T) {
 // TestE2EUnixCorruptImages: Unix socket images that name what is not there
 // are refused in one line, nothing left behind: a descriptor in flight
 // that is no file of the image, a datagram's sender that is not a socket,
-// and a client in a listener's backlog that is not in the tree (found only
-// once the processes exist).
+// a client in a listener's backlog that is not in the tree (found only
+// once the processes exist), and more datagrams queued for a socket than
+// its receive queue takes (net.unix.max_dgram_qlen): refused, not waited
+// for while the tree is stopped.
 func TestE2EUnixCorruptImages(t *testing.T) {
 	requireCryo(t)
 	bin := workloadBin(t, "unix_inflight", linkDynamic)
@@ -204,6 +209,27 @@ func TestE2EUnixCorruptImages(t *testing.T) {
 	scm.Checkpoint()
 	backlog := startWorkload(t, bin, "backlog")
 	backlog.Checkpoint()
+	dgram := startWorkload(t, bin, "dgram")
+	dgram.Checkpoint()
+	t.Run("receiver-full", func(t *testing.T) {
+		qlen, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(qlen)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertRestoreRefused(t, dgram, rewriteQueues(func(t *testing.T, _ string, entries []proto.Message, payloads [][]byte) ([]proto.Message, [][]byte) {
+			// The first datagram again and again, from its sender: the
+			// kernel refuses one more once more than n wait.
+			for len(entries) < n+2 {
+				entries = append(entries, proto.Clone(entries[0]))
+				payloads = append(payloads, payloads[0])
+			}
+			return entries, payloads
+		}), "receive queue full")
+	})
 	t.Run("rights-to-no-file", func(t *testing.T) {
 		assertRestoreRefused(t, scm, editQueues(func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool {
 			if len(e.GetScm()) == 0 {
@@ -256,6 +282,21 @@ func TestE2EUnixCorruptImages(t *testing.T) {
 // editQueues returns a damage function that changes the first entry of
 // sk-queues.img that edit accepts to change.
 func editQueues(edit func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool) func(*testing.T, string) {
+	return rewriteQueues(func(t *testing.T, dir string, entries []proto.Message, payloads [][]byte) ([]proto.Message, [][]byte) {
+		files := filesImage(t, dir)
+		for _, m := range entries {
+			if edit(t, files, m.(*skpacket.SkPacketEntry)) {
+				return entries, payloads
+			}
+		}
+		t.Fatal("no entry of sk-queues.img to damage")
+		return nil, nil
+	})
+}
+
+// rewriteQueues returns a damage function that replaces the entries of
+// sk-queues.img (with their payloads) by what rewrite makes of them.
+func rewriteQueues(rewrite func(t *testing.T, dir string, entries []proto.Message, payloads [][]byte) ([]proto.Message, [][]byte)) func(*testing.T, string) {
 	return func(t *testing.T, dir string) {
 		d, err := image.Open(dir)
 		if err != nil {
@@ -265,16 +306,7 @@ func editQueues(edit func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.S
 		if err != nil {
 			t.Fatal(err)
 		}
-		files := filesImage(t, dir)
-		changed := false
-		for _, m := range entries {
-			if changed = edit(t, files, m.(*skpacket.SkPacketEntry)); changed {
-				break
-			}
-		}
-		if !changed {
-			t.Fatal("no entry of sk-queues.img to damage")
-		}
+		entries, payloads = rewrite(t, dir, entries, payloads)
 		if err := d.WritePayloads("sk-queues.img", "SK_QUEUES", entries, payloads); err != nil {
 			t.Fatal(err)
 		}

@@ -239,7 +239,7 @@ func resend(server, pid, fd int) error {
 		return err
 	}
 	for _, m := range msgs {
-		if err := sockdiag.SendWhole(s, m.data, m.rights, m.cred, nil, unix.MSG_DONTWAIT); err != nil {
+		if err := sockdiag.SendWhole(s, m.data, m.rights, m.cred, nil); err != nil {
 			return fmt.Errorf("send %d bytes again: %w", len(m.data), err)
 		}
 	}

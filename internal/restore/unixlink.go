@@ -200,7 +200,7 @@ func (fp *filePlan) sendOne(s int, m queuedMsg, to unix.Sockaddr) error {
 	}
 	// The sender's credentials, as root may give any (its process
 	// exists again: the same PID).
-	return sockdiag.SendWhole(s, m.data, fds, m.cred, to, 0)
+	return sockdiag.SendWhole(s, m.data, fds, m.cred, to)
 }
 
 // copyOf takes a copy of file id from the process that made it.

@@ -1,6 +1,8 @@
 package sockdiag
 
 import (
+	"errors"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -8,7 +10,9 @@ import (
 // with the descriptors rights (SCM_RIGHTS) and the credentials cred
 // (SCM_CREDENTIALS, nil for none). A stream may take the bytes in several
 // writes: the control data goes with the first, as the receiver saw it.
-func SendWhole(s int, data []byte, rights []int, cred *unix.Ucred, to unix.Sockaddr, flags int) error {
+// It never waits: the tree is stopped, nobody would make room in a full
+// receiver, and the send would block forever.
+func SendWhole(s int, data []byte, rights []int, cred *unix.Ucred, to unix.Sockaddr) error {
 	var oob []byte
 	if len(rights) > 0 {
 		oob = unix.UnixRights(rights...)
@@ -17,7 +21,10 @@ func SendWhole(s int, data []byte, rights []int, cred *unix.Ucred, to unix.Socka
 		oob = append(oob, unix.UnixCredentials(cred)...)
 	}
 	for first := true; first || len(data) > 0; first = false {
-		n, err := unix.SendmsgN(s, data, oob, to, flags)
+		n, err := unix.SendmsgN(s, data, oob, to, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EAGAIN) {
+			return errors.New("receive queue full")
+		}
 		if err != nil {
 			return err
 		}
