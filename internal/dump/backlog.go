@@ -173,7 +173,11 @@ func (d *dumper) putBack(c acceptedConn) error {
 		if i > 0 {
 			// Another process shares the client: it gets the same new
 			// socket, through a pidfd of the first.
-			pidfd, err := ht.Syscall(unix.SYS_PIDFD_OPEN, uint64(p.pid), 0)
+			pid, err := p.pidSeenBy(h.p)
+			if err != nil {
+				return err
+			}
+			pidfd, err := ht.Syscall(unix.SYS_PIDFD_OPEN, uint64(pid), 0)
 			if err != nil {
 				return fmt.Errorf("process %d: pidfd_open: %w", h.p.pid, err)
 			}
