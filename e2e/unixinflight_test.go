@@ -112,8 +112,10 @@ func TestE2EUnixDgramUnconnected(t *testing.T) {
 // named socket, one from its unnamed socket to a receiver with SO_PASSCRED
 // (the credentials name the test), a connection from the test waiting in
 // the backlog of a listener, a TCP connection waiting to be accepted (even
-// with --tcp-established), an eventfd in flight. The process then receives (or
-// accepts) them as if nothing happened.
+// with --tcp-established), an eventfd in flight, and one sent by the first
+// of two clients waiting in a listener's backlog (the dump took both out of
+// the backlog to read them, and puts both back). The process then receives
+// (or accepts) them as if nothing happened.
 func TestE2EUnixRefused(t *testing.T) {
 	requireRoot(t)
 	bin := workloadBin(t, "unix_inflight", linkDynamic)
@@ -126,6 +128,7 @@ func TestE2EUnixRefused(t *testing.T) {
 		{"ext-stream", "outside the tree", nil},
 		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}},
 		{"scm-eventfd", "in flight", nil},
+		{"backlog-eventfd", "in flight", nil},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			w := startWorkload(t, bin, c.mode)
