@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -112,7 +113,9 @@ func TestE2EUnixDgramUnconnected(t *testing.T) {
 // named socket, one from its unnamed socket to a receiver with SO_PASSCRED
 // (the credentials name the test), a connection from the test waiting in
 // the backlog of a listener, a TCP connection waiting to be accepted (even
-// with --tcp-established), an eventfd in flight, and one sent by the first
+// with --tcp-established), an eventfd in flight, a deleted file too big to
+// save in flight (the error names the receiving process, not cryo, which
+// reads it through a copy), and an eventfd sent by the first
 // of two clients waiting in a listener's backlog (the dump took both out of
 // the backlog to read them, and puts both back). The process then receives
 // (or accepts) them as if nothing happened.
@@ -122,13 +125,17 @@ func TestE2EUnixRefused(t *testing.T) {
 	for _, c := range []struct {
 		mode, want string
 		flags      []string
+		// onlyTree: the error names the process of the tree and no other
+		// (not cryo, which holds a copy of the descriptor in flight).
+		onlyTree bool
 	}{
-		{"ext-dgram", "outside the tree", nil},
-		{"ext-cred", "credentials of process", nil},
-		{"ext-stream", "outside the tree", nil},
-		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}},
-		{"scm-eventfd", "in flight", nil},
-		{"backlog-eventfd", "in flight", nil},
+		{"ext-dgram", "outside the tree", nil, false},
+		{"ext-cred", "credentials of process", nil, false},
+		{"ext-stream", "outside the tree", nil, false},
+		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}, false},
+		{"scm-eventfd", "in flight", nil, true},
+		{"scm-big-ghost", "descriptor in flight", nil, true},
+		{"backlog-eventfd", "in flight", nil, true},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			w := startWorkload(t, bin, c.mode)
@@ -167,6 +174,9 @@ func TestE2EUnixRefused(t *testing.T) {
 			if !noCR {
 				res := tryDump(t, w.Pid, t.TempDir(), c.flags...)
 				assertOneErrorLine(t, res, c.want)
+				if line := firstLine(res.Stderr); c.onlyTree && (strings.Count(line, "process ") != 1 || !strings.Contains(line, fmt.Sprintf("process %d fd ", w.Pid))) {
+					t.Errorf("the refusal must name process %d (and no other) and its descriptor: %s", w.Pid, line)
+				}
 				w.assertRunningUntouched("after the refused dump")
 			}
 			w.Finish()

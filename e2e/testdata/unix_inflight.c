@@ -33,6 +33,9 @@
  *   scm-eventfd: an eventfd (counter 5) in flight in a datagram pair, a
  *     kind cryo does not send again. After SIGTERM it is received and reads
  *     5.
+ *   scm-big-ghost: a deleted file of 64 MiB + 1 byte (sparse), more than
+ *     cryo saves of a deleted file, in flight in a datagram pair. After
+ *     SIGTERM it is received and has its size.
  *   backlog-eventfd: a stream listener (abstract name) with two clients in
  *     its backlog: the first sent "efd" with an eventfd (counter 5), a kind
  *     cryo does not save, the second sent "two". After SIGTERM both are
@@ -442,6 +445,22 @@ static void scm_eventfd(void)
 		CHECK(read(fds[0], &v, sizeof v) == sizeof v && v == 5, "eventfd in flight: counter %llu, want 5", (unsigned long long)v);
 }
 
+static void scm_big_ghost(void)
+{
+	int d[2], f = open("big", O_RDWR | O_CREAT | O_TRUNC, 0600), fds[1];
+	off_t size = (64 << 20) + 1;
+	struct stat st;
+	if (f < 0 || ftruncate(f, size) || unlink("big") || socketpair(AF_UNIX, SOCK_DGRAM, 0, d))
+		wl_die("big deleted file/socketpair: %s", strerror(errno));
+	send_fds(d[0], "big", &f, 1);
+	close(f);
+	wl_ready();
+	wl_wait_stop();
+	wl_check_ids(0);
+	if (recv_fds("deleted file in flight", d[1], 64, "big", fds, 1))
+		CHECK(fstat(fds[0], &st) == 0 && st.st_size == size, "deleted file in flight: %lld bytes, want %lld", (long long)st.st_size, (long long)size);
+}
+
 static void backlog_eventfd(void)
 {
 	char lname[64];
@@ -619,6 +638,8 @@ int main(int argc, char **argv)
 		ext(SOCK_STREAM, 0);
 	else if (strcmp(wl_mode, "scm-eventfd") == 0)
 		scm_eventfd();
+	else if (strcmp(wl_mode, "scm-big-ghost") == 0)
+		scm_big_ghost();
 	else if (strcmp(wl_mode, "backlog-eventfd") == 0)
 		backlog_eventfd();
 	else if (strcmp(wl_mode, "tcp-backlog") == 0)
