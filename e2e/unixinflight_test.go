@@ -325,3 +325,25 @@ func rewriteQueues(rewrite func(t *testing.T, dir string, entries []proto.Messag
 		}
 	}
 }
+
+// TestE2ERootlessUnixCredsRefused: the tree workload run and dumped by the
+// test user (unshare -r -i) has a datagram queued with the credentials of
+// its process A. Sent again by cryo, they would name a process other than
+// cryo, which the kernel takes only with CAP_SYS_ADMIN over cryo's pid
+// namespace, which a rootless restore lacks: it is refused in one line
+// before anything is made, and nothing of the tree is left.
+func TestE2ERootlessUnixCredsRefused(t *testing.T) {
+	w := rootlessDump(t, "unix_inflight", "tree")
+	if noCR {
+		return
+	}
+	res := usernsRunCryoAs(t, testUserCred(), "restore", "-D", w.ImgDir, "-v", "4", "-o", "restore.log")
+	t.Logf("%s", res)
+	assertOneErrorLine(t, res, "credentials of process", "CAP_SYS_ADMIN")
+	for _, pid := range allPids() {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == w.Bin {
+			t.Errorf("process %d of the tree is left after the refused restore", pid)
+		}
+	}
+	checkNoStrayCryo(t, "after the refused restore")
+}
