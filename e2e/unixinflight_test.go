@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/image"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -346,4 +349,60 @@ func TestE2ERootlessUnixCredsRefused(t *testing.T) {
 		}
 	}
 	checkNoStrayCryo(t, "after the refused restore")
+}
+
+// TestE2EUnixBacklogPidNS: the tree workload as pid 1 of its own pid
+// namespace (unshare -pf --mount-proc), dumped with --leave-running: the
+// client in the listener's backlog that both processes hold is put back
+// in both, the second taking it from the first through pidfd_open, which
+// must name the first by its PID inside the namespace. The tree then
+// passes its own checks.
+func TestE2EUnixBacklogPidNS(t *testing.T) {
+	requireRoot(t)
+	bin := workloadBin(t, "unix_inflight", linkDynamic)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "output.txt")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("unshare", "-pf", "--mount-proc", bin, "tree")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	launcher, err := startBg(t, "unshare", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer launcher.kill(t)
+	for deadline := time.Now().Add(bound(t, readyTimeout)); !readyRe.MatchString(readString(out)); time.Sleep(pollInterval) {
+		if launcher.Exited() || time.Now().After(deadline) {
+			t.Fatalf("the tree did not print READY; output:\n%s", clip(readString(out), 8000))
+		}
+	}
+	// The workload is unshare's child, pid 1 inside.
+	root := -1
+	for _, pid := range allPids() {
+		if st := procStatus(fmt.Sprintf("/proc/%d/status", pid)); st["PPid"] == strconv.Itoa(launcher.Pid()) {
+			root = pid
+		}
+	}
+	if root < 0 || nsInnerPid(root) != 1 {
+		t.Fatalf("no pid 1 of a new pid namespace under unshare %d (found %d)", launcher.Pid(), root)
+	}
+	if !noCR {
+		res := tryDump(t, root, t.TempDir(), "--leave-running")
+		if res.ExitCode != 0 {
+			t.Fatalf("dump --leave-running: %s", res)
+		}
+	}
+	if err := unix.Kill(root, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !launcher.Wait(bound(t, finishTimeout)) {
+		t.Fatalf("the tree did not exit after SIGTERM; output:\n%s", clip(readString(out), 8000))
+	}
+	if text := readString(out); launcher.ExitCode() != 0 || !strings.Contains(text, "PASS") {
+		t.Errorf("the tree failed its checks after dump --leave-running (exit %d):\n%s", launcher.ExitCode(), clip(text, 8000))
+	}
 }
