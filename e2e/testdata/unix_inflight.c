@@ -523,9 +523,13 @@ static void tree(void)
 	char rname[64], lname[64], aname[64];
 	int r, l, p[2];
 	pid_t a;
-	snprintf(rname, sizeof rname, "@cryo-wl-tree-r-%d", (int)getpid());
-	snprintf(lname, sizeof lname, "@cryo-wl-tree-l-%d", (int)getpid());
-	snprintf(aname, sizeof aname, "@cryo-wl-tree-a-%d", (int)getpid());
+	/* The PID and the clock: the tree may be pid 1 of a pid namespace of
+	 * its own, and abstract names belong to the network namespace. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(rname, sizeof rname, "@cryo-wl-tree-r-%d-%ld", (int)getpid(), now.tv_nsec);
+	snprintf(lname, sizeof lname, "@cryo-wl-tree-l-%d-%ld", (int)getpid(), now.tv_nsec);
+	snprintf(aname, sizeof aname, "@cryo-wl-tree-a-%d-%ld", (int)getpid(), now.tv_nsec);
 	wl_exp_pid = getpid();
 	wl_clear_marks();
 	r = sock(SOCK_DGRAM);
