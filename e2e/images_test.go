@@ -498,7 +498,7 @@ func TestE2ECorruptImages(t *testing.T) {
 // assertRestoreRefused restores a damaged copy of w's images (damage
 // changes the copy) and asserts the restore is refused in one line and
 // leaves nothing behind: no process at w's PID, no stray cryo.
-func assertRestoreRefused(t *testing.T, w *Workload, damage func(t *testing.T, dir string)) {
+func assertRestoreRefused(t *testing.T, w *Workload, damage func(t *testing.T, dir string), mustContain ...string) {
 	t.Helper()
 	pid := w.Pid
 	dir := filepath.Join(t.TempDir(), "images")
@@ -508,11 +508,11 @@ func assertRestoreRefused(t *testing.T, w *Workload, damage func(t *testing.T, d
 
 	res := runCryo(t, "restore", "-D", dir, "-v", "4", "-o", "restore.log")
 	t.Logf("%s", res)
-	if res.ExitCode == 0 || t.Failed() {
+	if res.ExitCode == 0 || res.TimedOut || t.Failed() {
 		logFile(t, filepath.Join(dir, "restore.log"))
 		t.Logf("workload output:\n%s", w.Output())
 	}
-	assertOneErrorLine(t, res)
+	assertOneErrorLine(t, res, mustContain...)
 	// nothing left behind: no process at the PID, no stub
 	deadline := time.Now().Add(2 * time.Second)
 	for pidAlive(pid) && time.Now().Before(deadline) {

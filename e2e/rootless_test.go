@@ -42,6 +42,45 @@ func TestE2ERootlessWorkloads(t *testing.T) {
 }
 
 func runRootlessWorkload(t *testing.T, name string, args ...string) {
+	w := rootlessDump(t, name, args...)
+	if noCR {
+		return
+	}
+	old := w.Pid
+	w.rst, w.rstOut, w.rstErr = usernsRestoreAs(t, testUserCred(), w.ImgDir)
+	// The root, at its old PID inside a new pid namespace, running and
+	// untraced.
+	w.Pid = -1
+	for deadline := time.Now().Add(bound(t, restoreReadyTimeout)); w.Pid < 0; time.Sleep(pollInterval) {
+		if w.rst.Exited() || time.Now().After(deadline) {
+			w.logAll()
+			t.Fatalf("no restored process of %s is pid %d inside its pid namespace (cryo restore exited: %v)", name, old, w.rst.Exited())
+		}
+		for _, pid := range allPids() {
+			st := procStatus(fmt.Sprintf("/proc/%d/status", pid))
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == w.Bin && pid != old && nsInnerPid(pid) == old &&
+				st["TracerPid"] == "0" && st["State"] != "" && strings.ContainsAny(st["State"][:1], "RS") {
+				w.Pid = pid
+			}
+		}
+	}
+	checkPidnsInit(t, w.Pid)
+	// cryo restore waits for the tree through the init, and exits as its
+	// root did.
+	if err := unix.Kill(w.Pid, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !w.rst.Wait(bound(t, finishTimeout)) {
+		w.logAll()
+		t.Fatalf("cryo restore did not exit within %v of the SIGTERM to the restored root %d", finishTimeout, w.Pid)
+	}
+	w.verdict(w.rst.ExitCode(), true)
+}
+
+// rootlessDump starts workload name as the test user under unshare -r -i,
+// waits for READY and dumps it as that user into w.ImgDir; the original is
+// gone then. With noCR it only checks the workload's own verdict.
+func rootlessDump(t *testing.T, name string, args ...string) *Workload {
 	requireRoot(t)
 	ensureTestUser(t)
 	requireUserCanExec(t, cryoBin)
@@ -66,7 +105,7 @@ func runRootlessWorkload(t *testing.T, name string, args ...string) {
 	}
 	if noCR {
 		w.Finish()
-		return
+		return w
 	}
 	w.ImgDir = usernsDir(t, 0o700)
 	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(w.Pid), "-D", w.ImgDir, "-v", "4", "-o", "dump.log")
@@ -75,33 +114,5 @@ func runRootlessWorkload(t *testing.T, name string, args ...string) {
 		t.Fatalf("rootless dump: %s", res)
 	}
 	w.reapOriginal()
-	old := w.Pid
-	w.rst, w.rstOut, w.rstErr = usernsRestoreAs(t, testUserCred(), w.ImgDir)
-	// The root, at its old PID inside a new pid namespace, running and
-	// untraced.
-	w.Pid = -1
-	for deadline := time.Now().Add(bound(t, restoreReadyTimeout)); w.Pid < 0; time.Sleep(pollInterval) {
-		if w.rst.Exited() || time.Now().After(deadline) {
-			w.logAll()
-			t.Fatalf("no restored process of %s is pid %d inside its pid namespace (cryo restore exited: %v)", name, old, w.rst.Exited())
-		}
-		for _, pid := range allPids() {
-			st := procStatus(fmt.Sprintf("/proc/%d/status", pid))
-			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == bin && pid != old && nsInnerPid(pid) == old &&
-				st["TracerPid"] == "0" && st["State"] != "" && strings.ContainsAny(st["State"][:1], "RS") {
-				w.Pid = pid
-			}
-		}
-	}
-	checkPidnsInit(t, w.Pid)
-	// cryo restore waits for the tree through the init, and exits as its
-	// root did.
-	if err := unix.Kill(w.Pid, unix.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if !w.rst.Wait(bound(t, finishTimeout)) {
-		w.logAll()
-		t.Fatalf("cryo restore did not exit within %v of the SIGTERM to the restored root %d", finishTimeout, w.Pid)
-	}
-	w.verdict(w.rst.ExitCode(), true)
+	return w
 }

@@ -2,14 +2,21 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/image"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -109,20 +116,29 @@ func TestE2EUnixDgramUnconnected(t *testing.T) {
 // named socket, one from its unnamed socket to a receiver with SO_PASSCRED
 // (the credentials name the test), a connection from the test waiting in
 // the backlog of a listener, a TCP connection waiting to be accepted (even
-// with --tcp-established), an eventfd in flight. The process then receives (or
-// accepts) them as if nothing happened.
+// with --tcp-established), an eventfd in flight, a deleted file too big to
+// save in flight (the error names the receiving process, not cryo, which
+// reads it through a copy), and an eventfd sent by the first
+// of two clients waiting in a listener's backlog (the dump took both out of
+// the backlog to read them, and puts both back). The process then receives
+// (or accepts) them as if nothing happened.
 func TestE2EUnixRefused(t *testing.T) {
 	requireRoot(t)
 	bin := workloadBin(t, "unix_inflight", linkDynamic)
 	for _, c := range []struct {
 		mode, want string
 		flags      []string
+		// onlyTree: the error names the process of the tree and no other
+		// (not cryo, which holds a copy of the descriptor in flight).
+		onlyTree bool
 	}{
-		{"ext-dgram", "outside the tree", nil},
-		{"ext-cred", "credentials of process", nil},
-		{"ext-stream", "outside the tree", nil},
-		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}},
-		{"scm-eventfd", "in flight", nil},
+		{"ext-dgram", "outside the tree", nil, false},
+		{"ext-cred", "credentials of process", nil, false},
+		{"ext-stream", "outside the tree", nil, false},
+		{"tcp-backlog", "waiting to be accepted", []string{"--tcp-established"}, false},
+		{"scm-eventfd", "in flight", nil, true},
+		{"scm-big-ghost", "descriptor in flight", nil, true},
+		{"backlog-eventfd", "in flight", nil, true},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			w := startWorkload(t, bin, c.mode)
@@ -161,6 +177,9 @@ func TestE2EUnixRefused(t *testing.T) {
 			if !noCR {
 				res := tryDump(t, w.Pid, t.TempDir(), c.flags...)
 				assertOneErrorLine(t, res, c.want)
+				if line := firstLine(res.Stderr); c.onlyTree && (strings.Count(line, "process ") != 1 || !strings.Contains(line, fmt.Sprintf("process %d fd ", w.Pid))) {
+					t.Errorf("the refusal must name process %d (and no other) and its descriptor: %s", w.Pid, line)
+				}
 				w.assertRunningUntouched("after the refused dump")
 			}
 			w.Finish()
@@ -195,8 +214,10 @@ func TestE2ETreeUnixInflight(t *testing.T) {
 // TestE2EUnixCorruptImages: Unix socket images that name what is not there
 // are refused in one line, nothing left behind: a descriptor in flight
 // that is no file of the image, a datagram's sender that is not a socket,
-// and a client in a listener's backlog that is not in the tree (found only
-// once the processes exist).
+// a client in a listener's backlog that is not in the tree (found only
+// once the processes exist), and more datagrams queued for a socket than
+// its receive queue takes (net.unix.max_dgram_qlen): refused, not waited
+// for while the tree is stopped.
 func TestE2EUnixCorruptImages(t *testing.T) {
 	requireCryo(t)
 	bin := workloadBin(t, "unix_inflight", linkDynamic)
@@ -204,6 +225,27 @@ func TestE2EUnixCorruptImages(t *testing.T) {
 	scm.Checkpoint()
 	backlog := startWorkload(t, bin, "backlog")
 	backlog.Checkpoint()
+	dgram := startWorkload(t, bin, "dgram")
+	dgram.Checkpoint()
+	t.Run("receiver-full", func(t *testing.T) {
+		qlen, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(qlen)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertRestoreRefused(t, dgram, rewriteQueues(func(t *testing.T, _ string, entries []proto.Message, payloads [][]byte) ([]proto.Message, [][]byte) {
+			// The first datagram again and again, from its sender: the
+			// kernel refuses one more once more than n wait.
+			for len(entries) < n+2 {
+				entries = append(entries, proto.Clone(entries[0]))
+				payloads = append(payloads, payloads[0])
+			}
+			return entries, payloads
+		}), "receive queue full")
+	})
 	t.Run("rights-to-no-file", func(t *testing.T) {
 		assertRestoreRefused(t, scm, editQueues(func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool {
 			if len(e.GetScm()) == 0 {
@@ -256,6 +298,21 @@ func TestE2EUnixCorruptImages(t *testing.T) {
 // editQueues returns a damage function that changes the first entry of
 // sk-queues.img that edit accepts to change.
 func editQueues(edit func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.SkPacketEntry) bool) func(*testing.T, string) {
+	return rewriteQueues(func(t *testing.T, dir string, entries []proto.Message, payloads [][]byte) ([]proto.Message, [][]byte) {
+		files := filesImage(t, dir)
+		for _, m := range entries {
+			if edit(t, files, m.(*skpacket.SkPacketEntry)) {
+				return entries, payloads
+			}
+		}
+		t.Fatal("no entry of sk-queues.img to damage")
+		return nil, nil
+	})
+}
+
+// rewriteQueues returns a damage function that replaces the entries of
+// sk-queues.img (with their payloads) by what rewrite makes of them.
+func rewriteQueues(rewrite func(t *testing.T, dir string, entries []proto.Message, payloads [][]byte) ([]proto.Message, [][]byte)) func(*testing.T, string) {
 	return func(t *testing.T, dir string) {
 		d, err := image.Open(dir)
 		if err != nil {
@@ -265,18 +322,87 @@ func editQueues(edit func(t *testing.T, files []*fdinfo.FileEntry, e *skpacket.S
 		if err != nil {
 			t.Fatal(err)
 		}
-		files := filesImage(t, dir)
-		changed := false
-		for _, m := range entries {
-			if changed = edit(t, files, m.(*skpacket.SkPacketEntry)); changed {
-				break
-			}
-		}
-		if !changed {
-			t.Fatal("no entry of sk-queues.img to damage")
-		}
+		entries, payloads = rewrite(t, dir, entries, payloads)
 		if err := d.WritePayloads("sk-queues.img", "SK_QUEUES", entries, payloads); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestE2ERootlessUnixCredsRefused: the tree workload run and dumped by the
+// test user (unshare -r -i) has a datagram queued with the credentials of
+// its process A. Sent again by cryo, they would name a process other than
+// cryo, which the kernel takes only with CAP_SYS_ADMIN over cryo's pid
+// namespace, which a rootless restore lacks: it is refused in one line
+// before anything is made, and nothing of the tree is left.
+func TestE2ERootlessUnixCredsRefused(t *testing.T) {
+	w := rootlessDump(t, "unix_inflight", "tree")
+	if noCR {
+		return
+	}
+	res := usernsRunCryoAs(t, testUserCred(), "restore", "-D", w.ImgDir, "-v", "4", "-o", "restore.log")
+	t.Logf("%s", res)
+	assertOneErrorLine(t, res, "credentials of process", "CAP_SYS_ADMIN")
+	for _, pid := range allPids() {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe == w.Bin {
+			t.Errorf("process %d of the tree is left after the refused restore", pid)
+		}
+	}
+	checkNoStrayCryo(t, "after the refused restore")
+}
+
+// TestE2EUnixBacklogPidNS: the tree workload as pid 1 of its own pid
+// namespace (unshare -pf --mount-proc), dumped with --leave-running: the
+// client in the listener's backlog that both processes hold is put back
+// in both, the second taking it from the first through pidfd_open, which
+// must name the first by its PID inside the namespace. The tree then
+// passes its own checks.
+func TestE2EUnixBacklogPidNS(t *testing.T) {
+	requireRoot(t)
+	bin := workloadBin(t, "unix_inflight", linkDynamic)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "output.txt")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("unshare", "-pf", "--mount-proc", bin, "tree")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	launcher, err := startBg(t, "unshare", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer launcher.kill(t)
+	for deadline := time.Now().Add(bound(t, readyTimeout)); !readyRe.MatchString(readString(out)); time.Sleep(pollInterval) {
+		if launcher.Exited() || time.Now().After(deadline) {
+			t.Fatalf("the tree did not print READY; output:\n%s", clip(readString(out), 8000))
+		}
+	}
+	// The workload is unshare's child, pid 1 inside.
+	root := -1
+	for _, pid := range allPids() {
+		if st := procStatus(fmt.Sprintf("/proc/%d/status", pid)); st["PPid"] == strconv.Itoa(launcher.Pid()) {
+			root = pid
+		}
+	}
+	if root < 0 || nsInnerPid(root) != 1 {
+		t.Fatalf("no pid 1 of a new pid namespace under unshare %d (found %d)", launcher.Pid(), root)
+	}
+	if !noCR {
+		res := tryDump(t, root, t.TempDir(), "--leave-running")
+		if res.ExitCode != 0 {
+			t.Fatalf("dump --leave-running: %s", res)
+		}
+	}
+	if err := unix.Kill(root, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !launcher.Wait(bound(t, finishTimeout)) {
+		t.Fatalf("the tree did not exit after SIGTERM; output:\n%s", clip(readString(out), 8000))
+	}
+	if text := readString(out); launcher.ExitCode() != 0 || !strings.Contains(text, "PASS") {
+		t.Errorf("the tree failed its checks after dump --leave-running (exit %d):\n%s", launcher.ExitCode(), clip(text, 8000))
 	}
 }

@@ -33,6 +33,14 @@
  *   scm-eventfd: an eventfd (counter 5) in flight in a datagram pair, a
  *     kind cryo does not send again. After SIGTERM it is received and reads
  *     5.
+ *   scm-big-ghost: a deleted file of 64 MiB + 1 byte (sparse), more than
+ *     cryo saves of a deleted file, in flight in a datagram pair. After
+ *     SIGTERM it is received and has its size.
+ *   backlog-eventfd: a stream listener (abstract name) with two clients in
+ *     its backlog: the first sent "efd" with an eventfd (counter 5), a kind
+ *     cryo does not save, the second sent "two". After SIGTERM both are
+ *     accepted in that order with what they sent (the eventfd reads 5),
+ *     bytes go both ways, and the backlog is empty.
  *   tcp-backlog: a TCP listener on 127.0.0.1 with a client of the process
  *     waiting in its backlog, having sent "x". After SIGTERM it is accepted
  *     and bytes go both ways.
@@ -437,6 +445,57 @@ static void scm_eventfd(void)
 		CHECK(read(fds[0], &v, sizeof v) == sizeof v && v == 5, "eventfd in flight: counter %llu, want 5", (unsigned long long)v);
 }
 
+static void scm_big_ghost(void)
+{
+	int d[2], f = open("big", O_RDWR | O_CREAT | O_TRUNC, 0600), fds[1];
+	off_t size = (64 << 20) + 1;
+	struct stat st;
+	if (f < 0 || ftruncate(f, size) || unlink("big") || socketpair(AF_UNIX, SOCK_DGRAM, 0, d))
+		wl_die("big deleted file/socketpair: %s", strerror(errno));
+	send_fds(d[0], "big", &f, 1);
+	close(f);
+	wl_ready();
+	wl_wait_stop();
+	wl_check_ids(0);
+	if (recv_fds("deleted file in flight", d[1], 64, "big", fds, 1))
+		CHECK(fstat(fds[0], &st) == 0 && st.st_size == size, "deleted file in flight: %lld bytes, want %lld", (long long)st.st_size, (long long)size);
+}
+
+static void backlog_eventfd(void)
+{
+	char lname[64];
+	int l, c[2], a, e = eventfd(5, 0), fds[1];
+	uint64_t v = 0;
+	if (e < 0)
+		wl_die("eventfd: %s", strerror(errno));
+	snprintf(lname, sizeof lname, "@cryo-wl-backlog-efd-%d", (int)getpid());
+	/* Non-blocking: a lost connection fails the checks, not hangs them. */
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (l < 0)
+		wl_die("socket: %s", strerror(errno));
+	bind_to(l, lname);
+	if (listen(l, 8))
+		wl_die("listen: %s", strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		c[i] = sock(SOCK_STREAM);
+		connect_to(c[i], lname);
+	}
+	send_fds(c[0], "efd", &e, 1);
+	close(e);
+	put_str(c[1], "two");
+	wl_ready();
+	wl_wait_stop();
+	wl_check_ids(0);
+	a = accept_now("first client", l);
+	if (recv_fds("first client", a, 64, "efd", fds, 1))
+		CHECK(read(fds[0], &v, sizeof v) == sizeof v && v == 5, "eventfd in flight: counter %llu, want 5", (unsigned long long)v);
+	both_ways("first client", c[0], a);
+	a = accept_now("second client", l);
+	expect_str("second client", a, "two");
+	both_ways("second client", c[1], a);
+	CHECK(accept(l, NULL, NULL) < 0 && errno == EAGAIN, "more connections in the backlog than were made");
+}
+
 static void tcp_backlog(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -464,9 +523,13 @@ static void tree(void)
 	char rname[64], lname[64], aname[64];
 	int r, l, p[2];
 	pid_t a;
-	snprintf(rname, sizeof rname, "@cryo-wl-tree-r-%d", (int)getpid());
-	snprintf(lname, sizeof lname, "@cryo-wl-tree-l-%d", (int)getpid());
-	snprintf(aname, sizeof aname, "@cryo-wl-tree-a-%d", (int)getpid());
+	/* The PID and the clock: the tree may be pid 1 of a pid namespace of
+	 * its own, and abstract names belong to the network namespace. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(rname, sizeof rname, "@cryo-wl-tree-r-%d-%ld", (int)getpid(), now.tv_nsec);
+	snprintf(lname, sizeof lname, "@cryo-wl-tree-l-%d-%ld", (int)getpid(), now.tv_nsec);
+	snprintf(aname, sizeof aname, "@cryo-wl-tree-a-%d-%ld", (int)getpid(), now.tv_nsec);
 	wl_exp_pid = getpid();
 	wl_clear_marks();
 	r = sock(SOCK_DGRAM);
@@ -579,6 +642,10 @@ int main(int argc, char **argv)
 		ext(SOCK_STREAM, 0);
 	else if (strcmp(wl_mode, "scm-eventfd") == 0)
 		scm_eventfd();
+	else if (strcmp(wl_mode, "scm-big-ghost") == 0)
+		scm_big_ghost();
+	else if (strcmp(wl_mode, "backlog-eventfd") == 0)
+		backlog_eventfd();
 	else if (strcmp(wl_mode, "tcp-backlog") == 0)
 		tcp_backlog();
 	else if (strcmp(wl_mode, "tree") == 0)

@@ -42,7 +42,7 @@ func (p *process) dumpAnon(ft *fileTable, fd int, target string, kind fdinfo.FdT
 	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
 		return entry(id), nil
 	}
-	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
+	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	flags := proto.Uint32(info.Flags &^ unix.O_CLOEXEC)
 	num := func(key string, base int) (uint64, error) {
 		v, ok := info.Extra[key]
@@ -175,7 +175,7 @@ func (p *process) pokeTimerfds() error {
 			continue
 		}
 		if _, err := p.leader().Syscall(unix.SYS_TIMERFD_GETTIME, uint64(fd), p.scratch.addr+scratchStack); err != nil {
-			return fmt.Errorf("process %d fd %d: timerfd_gettime: %w", p.pid, fd, err)
+			return fmt.Errorf("%s: timerfd_gettime: %w", p.fdName(fd), err)
 		}
 	}
 	return nil

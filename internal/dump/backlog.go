@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -75,14 +76,17 @@ func (ut *unixTable) acceptBacklog(ft *fileTable, opts Options, d *unixDumped) e
 		return err
 	}
 	defer unix.Close(l)
-	var accepted []int
-	for range d.diag.Icons {
+	// Each connection is recorded as soon as it is out of the backlog, so
+	// that a failure below still puts every one back. The backlog is a
+	// queue: they come out in the order sock_diag listed their clients.
+	first := len(ut.accepted)
+	for _, c := range d.diag.Icons {
 		a, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
 		if err != nil {
 			return fmt.Errorf("accept a waiting connection: %w", err)
 		}
 		ft.held = append(ft.held, a)
-		accepted = append(accepted, a)
+		ut.accepted = append(ut.accepted, acceptedConn{listener: d, client: ut.dumped[c], server: a})
 	}
 	// The server ends have inodes now, and sock_diag tells their clients.
 	diag, err := sockdiag.Unixes()
@@ -90,7 +94,8 @@ func (ut *unixTable) acceptBacklog(ft *fileTable, opts Options, d *unixDumped) e
 		return err
 	}
 	self := &process{pid: os.Getpid(), opts: opts}
-	for _, a := range accepted {
+	for i := first; i < len(ut.accepted); i++ {
+		a := ut.accepted[i].server
 		var st unix.Stat_t
 		if err := unix.Fstat(a, &st); err != nil {
 			return err
@@ -99,7 +104,7 @@ func (ut *unixTable) acceptBacklog(ft *fileTable, opts Options, d *unixDumped) e
 		if u == nil || ut.dumped[u.Peer] == nil {
 			return fmt.Errorf("accepted socket %d: its client is not known", st.Ino)
 		}
-		ut.accepted = append(ut.accepted, acceptedConn{listener: d, client: ut.dumped[u.Peer], server: a})
+		ut.accepted[i].client = ut.dumped[u.Peer]
 		sockOpts, queued, _, err := self.socketState(ft, a, u.Type, true)
 		if err != nil {
 			return fmt.Errorf("connection from socket %d: %w", u.Peer, err)
@@ -127,12 +132,14 @@ func (ut *unixTable) acceptBacklog(ft *fileTable, opts Options, d *unixDumped) e
 func (d *dumper) putBackBacklogs() error {
 	ut := &d.files.unix
 	defer func() { ut.accepted = nil }()
+	// One that cannot be put back does not keep the others from it.
+	var errs []error
 	for _, c := range ut.accepted {
 		if err := d.putBack(c); err != nil {
-			return fmt.Errorf("process %d fd %d: put back its connection to listener %d: %w", c.client.pid, c.client.fd, c.listener.entry.GetIno(), err)
+			errs = append(errs, fmt.Errorf("process %d fd %d: put back its connection to listener %d: %w", c.client.pid, c.client.fd, c.listener.entry.GetIno(), err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (d *dumper) putBack(c acceptedConn) error {
@@ -173,7 +180,11 @@ func (d *dumper) putBack(c acceptedConn) error {
 		if i > 0 {
 			// Another process shares the client: it gets the same new
 			// socket, through a pidfd of the first.
-			pidfd, err := ht.Syscall(unix.SYS_PIDFD_OPEN, uint64(p.pid), 0)
+			pid, err := p.pidSeenBy(h.p)
+			if err != nil {
+				return err
+			}
+			pidfd, err := ht.Syscall(unix.SYS_PIDFD_OPEN, uint64(pid), 0)
 			if err != nil {
 				return fmt.Errorf("process %d: pidfd_open: %w", h.p.pid, err)
 			}
@@ -239,13 +250,8 @@ func resend(server, pid, fd int) error {
 		return err
 	}
 	for _, m := range msgs {
-		oob := m.oob()
-		for data, first := m.data, true; first || len(data) > 0; first = false {
-			n, err := unix.SendmsgN(s, data, oob, nil, unix.MSG_DONTWAIT)
-			if err != nil {
-				return fmt.Errorf("send %d bytes again: %w", len(m.data), err)
-			}
-			data, oob = data[n:], nil
+		if err := sockdiag.SendWhole(s, m.data, m.rights, m.cred, nil); err != nil {
+			return fmt.Errorf("send %d bytes again: %w", len(m.data), err)
 		}
 	}
 	return nil

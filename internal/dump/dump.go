@@ -192,6 +192,9 @@ type process struct {
 	// (identity in the initial namespace).
 	uidMap, gidMap userns.Map
 	ns             map[string]uint64 // namespace inodes by kind
+	// alias names it in errors instead of its PID and descriptor: cryo
+	// itself, describing its copy of a descriptor in flight.
+	alias string
 	// nsPid and nsTids are the ids in its own pid namespace, when that is
 	// not cryo's.
 	nsPid  uint32

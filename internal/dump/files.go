@@ -164,11 +164,11 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	byTarget := ft.byTarget
 	target, err := proc.FdTarget(p.pid, fd)
 	if err != nil {
-		return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+		return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
 	}
 	info, err := proc.ReadFdInfo(p.pid, fd)
 	if err != nil {
-		return nil, fmt.Errorf("process %d fd %d: %w", p.pid, fd, err)
+		return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
 	}
 	var fdFlags uint32
 	if info.Flags&unix.O_CLOEXEC != 0 {
@@ -200,7 +200,7 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	if !strings.HasPrefix(target, "/") {
 		kind, _, _ := strings.Cut(target, ":")
-		return nil, fmt.Errorf("process %d fd %d: %s is not supported yet", p.pid, fd, describeKind(kind, target))
+		return nil, fmt.Errorf("%s: %s is not supported yet", p.fdName(fd), describeKind(kind, target))
 	}
 	if strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)") {
 		e, err := p.dumpMemfd(ft, fd, target, info)
@@ -212,12 +212,12 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
-		return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
+		return nil, fmt.Errorf("%s (%s): %w", p.fdName(fd), target, err)
 	}
 	ghost := false
 	if strings.HasSuffix(target, " (deleted)") {
 		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
-			return nil, fmt.Errorf("process %d fd %d: %s was deleted while open: only regular files up to %d bytes are saved", p.pid, fd, strings.TrimSuffix(target, " (deleted)"), maxGhost)
+			return nil, fmt.Errorf("%s: %s was deleted while open: only regular files up to %d bytes are saved", p.fdName(fd), strings.TrimSuffix(target, " (deleted)"), maxGhost)
 		}
 		ghost = true
 	}
@@ -233,7 +233,7 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 			return e, nil
 		}
 		if isTerminal(st.Rdev) && !p.opts.ShellJob {
-			return nil, fmt.Errorf("process %d fd %d: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.pid, fd, target)
+			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.fdName(fd), target)
 		}
 	case unix.S_IFIFO:
 		e, err := p.dumpFifo(ft, fd, target, info, &st)
@@ -243,7 +243,7 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 		e.Flags = proto.Uint32(fdFlags)
 		return e, nil
 	default:
-		return nil, fmt.Errorf("process %d fd %d: %s: file type %#o is not supported yet", p.pid, fd, target, st.Mode&unix.S_IFMT)
+		return nil, fmt.Errorf("%s: %s: file type %#o is not supported yet", p.fdName(fd), target, st.Mode&unix.S_IFMT)
 	}
 	if id, ok := p.sameFile(byTarget[target], fd); ok {
 		return &fdinfo.FdinfoEntry{
@@ -260,7 +260,7 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}, "")
 	if ghost {
 		if err := ft.addGhost(id, fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
-			return nil, fmt.Errorf("process %d fd %d (%s): %w", p.pid, fd, target, err)
+			return nil, fmt.Errorf("%s (%s): %w", p.fdName(fd), target, err)
 		}
 	}
 	byTarget[target] = append(byTarget[target], seenFile{p.pid, fd, id})
@@ -306,3 +306,11 @@ func describeKind(kind, target string) string {
 }
 
 var errNoVdso = errors.New("no [vdso] mapping")
+
+// fdName names descriptor fd of p in errors.
+func (p *process) fdName(fd int) string {
+	if p.alias != "" {
+		return p.alias
+	}
+	return fmt.Sprintf("process %d fd %d", p.pid, fd)
+}

@@ -18,7 +18,7 @@ import (
 // (pidfd_getfd): listening and bound sockets, connected UDP ones, and with
 // --tcp-established, established TCP connections (TCP repair).
 func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
-	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
+	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	s, err := proc.CopyFd(p.pid, fd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)

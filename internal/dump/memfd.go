@@ -19,7 +19,7 @@ const MemfdInodeName = "memfd-inode.img"
 // inode with the shared memory objects (a mapping of it shares them), its
 // name, size and seals in memfd-inode.img.
 func (p *process) dumpMemfd(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
-	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
+	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	entry := func(id uint32) *fdinfo.FdinfoEntry {
 		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_MEMFD.Enum(), Fd: proto.Uint32(uint32(fd))}
 	}

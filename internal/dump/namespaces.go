@@ -56,34 +56,11 @@ func readNamespaces(pid int) (map[string]uint64, error) {
 	return ns, nil
 }
 
-// nsGetUserns is NS_GET_USERNS: the user namespace owning a namespace.
-const nsGetUserns = 0xb701
-
-// ownerUserns returns the inode of the user namespace owning pid's
-// namespace of one kind.
-func ownerUserns(pid int, kind string) (uint64, error) {
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	u, err := unix.IoctlRetInt(fd, nsGetUserns)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(u)
-	var st unix.Stat_t
-	if err := unix.Fstat(u, &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
-}
-
 // ownedByOwnUserns refuses p's namespace ino of one kind when it belongs
 // to another user namespace than p's own; p is its first process in the
 // tree: restore makes it from p, which would then own it.
 func ownedByOwnUserns(p *process, kind string, ino uint64) error {
-	owner, err := ownerUserns(p.pid, kind)
+	owner, err := userns.OwnerOf(p.pid, kind)
 	if err != nil {
 		return fmt.Errorf("process %d: owner of its %s namespace: %w", p.pid, kind, err)
 	}
@@ -181,7 +158,7 @@ func (t *nsTable) add(p *process) error {
 			return err
 		}
 		if _, ok := t.pids[ino]; !ok {
-			owner, err := ownerUserns(p.pid, "pid")
+			owner, err := userns.OwnerOf(p.pid, "pid")
 			if err != nil {
 				return fmt.Errorf("process %d: owner of its pid namespace: %w", p.pid, err)
 			}

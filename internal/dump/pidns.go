@@ -30,3 +30,17 @@ func (p *process) innerPids() error {
 	}
 	return nil
 }
+
+// pidSeenBy is p's PID in the pid namespace of q, for a system call q is
+// made to run that names p (pidfd_open).
+func (p *process) pidSeenBy(q *process) (int, error) {
+	switch {
+	case q.nsPid == 0:
+		// q is in cryo's pid namespace, where every process of the tree
+		// has the PID cryo knows.
+		return p.pid, nil
+	case p.nsPid != 0 && p.ns["pid"] == q.ns["pid"]:
+		return int(p.nsPid), nil
+	}
+	return 0, fmt.Errorf("process %d is not in the pid namespace of process %d", p.pid, q.pid)
+}

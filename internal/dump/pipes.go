@@ -32,12 +32,12 @@ type pipeData struct {
 func (p *process) dumpPipe(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "pipe:["), "]"), 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("process %d fd %d: bad pipe link %q", p.pid, fd, target)
+		return nil, fmt.Errorf("%s: bad pipe link %q", p.fdName(fd), target)
 	}
 	if _, ok := ft.pipes[ino]; !ok {
 		pd, err := peekPipe(p.pid, fd)
 		if err != nil {
-			return nil, fmt.Errorf("process %d fd %d: %s: %w", p.pid, fd, target, err)
+			return nil, fmt.Errorf("%s: %s: %w", p.fdName(fd), target, err)
 		}
 		pd.ino = ino
 		ft.pipes[ino] = pd
@@ -120,7 +120,7 @@ func (p *process) dumpFifo(ft *fileTable, fd int, target string, info *proc.FdIn
 	if _, ok := ft.fifos[st.Ino]; !ok {
 		pd, err := peekPipe(p.pid, fd)
 		if err != nil {
-			return nil, fmt.Errorf("process %d fd %d: FIFO %s: %w", p.pid, fd, target, err)
+			return nil, fmt.Errorf("%s: FIFO %s: %w", p.fdName(fd), target, err)
 		}
 		pd.ino = st.Ino
 		ft.fifos[st.Ino] = pd

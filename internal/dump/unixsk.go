@@ -62,7 +62,7 @@ type queuedMsg struct {
 
 // dumpUnix describes a Unix socket held at fd.
 func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
-	where := fmt.Sprintf("process %d fd %d (%s)", p.pid, fd, target)
+	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	ino64, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
 	if err != nil {
 		return nil, fmt.Errorf("%s: bad socket link", where)
@@ -214,18 +214,6 @@ type control struct {
 	// kernel gives only to a receiver with SO_PASSCRED; nil if none were
 	// attached to the message.
 	cred *unix.Ucred
-}
-
-// oob is c as control messages to send again.
-func (c control) oob() []byte {
-	var b []byte
-	if len(c.rights) > 0 {
-		b = unix.UnixRights(c.rights...)
-	}
-	if c.cred != nil {
-		b = append(b, unix.UnixCredentials(c.cred)...)
-	}
-	return b
 }
 
 // sameCred tells whether two runs of a stream carry the same credentials.
@@ -394,7 +382,9 @@ func sockaddrName(sa unix.Sockaddr) string {
 // keeps the copy open until the dump ends, so that later descriptors are
 // compared with it (kcmp).
 func (ft *fileTable) describeInFlight(opts Options, fd int) (uint32, error) {
-	self := &process{pid: os.Getpid(), opts: opts}
+	// Errors name the receiving socket (the caller says which), not
+	// cryo's copy.
+	self := &process{pid: os.Getpid(), opts: opts, alias: "descriptor in flight"}
 	target, err := proc.FdTarget(self.pid, fd)
 	if err != nil {
 		return 0, fmt.Errorf("descriptor in flight: %w", err)
@@ -420,7 +410,7 @@ func (ft *fileTable) describeInFlight(opts Options, fd int) (uint32, error) {
 	ft.inFlight[fd] = true
 	e, err := self.dumpFd(ft, fd)
 	if err != nil {
-		return 0, fmt.Errorf("descriptor in flight: %w", err)
+		return 0, err
 	}
 	return e.GetId(), nil
 }

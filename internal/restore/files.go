@@ -63,6 +63,8 @@ type filePlan struct {
 	// madeIn: the process each file was created in (at its temporary
 	// descriptor), for what is done to the files once all exist.
 	madeIn map[uint32]*process
+	// procs: the tree's processes, which saved PIDs name.
+	procs []*process
 	// oneWay: Unix sockets connected to a peer that is not connected back
 	// (a client to a listener, a datagram socket to a bound one): they are
 	// connected once every socket exists.
@@ -86,7 +88,7 @@ type fileJob struct {
 }
 
 func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
-	fp := &filePlan{snap: s, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{},
+	fp := &filePlan{snap: s, procs: procs, temp: map[uint32]uint64{}, shmTemp: map[uint64]uint64{}, jobs: map[*process][]fileJob{},
 		madeIn: map[uint32]*process{}, late: map[*process][]fileJob{}, lateCopies: map[*process][]lateCopy{}}
 	holders := map[uint32][]*process{}
 	base := uint64(3)

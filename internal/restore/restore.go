@@ -150,6 +150,9 @@ func Restore(opts Options) (root *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := snap.checkCreds(); err != nil {
+		return nil, err
+	}
 	if !moved {
 		if err := snap.checkPidsFree(); err != nil {
 			return nil, err

@@ -1,13 +1,17 @@
 package restore
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 
 	skunix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/sockdiag"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -185,8 +189,8 @@ func (fp *filePlan) sendQueue(id uint32, msgs []queuedMsg, from uint32, toName b
 	return nil
 }
 
-// sendOne sends one message through s, whole: a stream may take its
-// bytes in several writes, the files and credentials go with the first.
+// sendOne sends one message through s, whole, with copies of its files in
+// flight.
 func (fp *filePlan) sendOne(s int, m queuedMsg, to unix.Sockaddr) error {
 	var fds []int
 	defer func() { closeFds(fds) }()
@@ -197,22 +201,93 @@ func (fp *filePlan) sendOne(s int, m queuedMsg, to unix.Sockaddr) error {
 		}
 		fds = append(fds, c)
 	}
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
+	cred, err := fp.credsNow(m.cred)
+	if err != nil {
+		return err
 	}
-	if m.cred != nil {
-		// The sender's credentials, as root may give any (its process
-		// exists again: the same PID).
-		oob = append(oob, unix.UnixCredentials(m.cred)...)
+	return sockdiag.SendWhole(s, m.data, fds, cred, to)
+}
+
+// credsNow is saved credentials as cryo gives them again: the pid is the
+// image's, the kernel reads it in cryo's pid namespace, where the process
+// now has p.pid (another PID when the restore moved the tree's PIDs, or
+// made its pid namespace again). checkCreds made sure cryo may give it.
+func (fp *filePlan) credsNow(saved *unix.Ucred) (*unix.Ucred, error) {
+	if saved == nil {
+		return nil, nil
 	}
-	data := m.data
-	for first := true; first || len(data) > 0; first = false {
-		n, err := unix.SendmsgN(s, data, oob, to, 0)
-		if err != nil {
-			return err
+	for _, p := range fp.procs {
+		if p.c.pid == int(saved.Pid) {
+			now := *saved
+			now.Pid = int32(p.pid)
+			return &now, nil
 		}
-		data, oob = data[n:], nil
+	}
+	return nil, fmt.Errorf("credentials of process %d, not in the tree", saved.Pid)
+}
+
+// checkCreds refuses, before anything is made, the queued messages whose
+// saved credentials cannot be given again. Each names a process (by its
+// pid, which must be one of the image), and the kernel takes from cryo a
+// pid other than its own only with CAP_SYS_ADMIN over cryo's pid
+// namespace (scm_check_creds): never in a rootless restore.
+func (s *snapshot) checkCreds() error {
+	inImage := map[int]bool{}
+	for _, c := range s.procs {
+		inImage[c.pid] = true
+	}
+	ids := make([]uint32, 0, len(s.skQueues))
+	for id := range s.skQueues {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var may error
+	checked := false
+	for _, id := range ids {
+		for _, m := range s.skQueues[id] {
+			if m.cred == nil {
+				continue
+			}
+			where := fmt.Sprintf("Unix socket %d: a message queued with the credentials of process %d", s.files[id].GetUsk().GetIno(), m.cred.Pid)
+			if !inImage[int(m.cred.Pid)] {
+				return fmt.Errorf("%s, not a process of the image", where)
+			}
+			if !checked {
+				may, checked = mayGiveOthersCreds(), true
+			}
+			if may != nil {
+				return fmt.Errorf("%s cannot be sent again: %w", where, may)
+			}
+		}
+	}
+	return nil
+}
+
+// mayGiveOthersCreds tells whether cryo may send credentials naming
+// another process: it needs CAP_SYS_ADMIN in the user namespace that owns
+// its pid namespace.
+func mayGiveOthersCreds() error {
+	const why = "cryo lacks CAP_SYS_ADMIN over its pid namespace (a rootless restore): not supported"
+	st, err := proc.ReadStatus(os.Getpid())
+	if err != nil {
+		return err
+	}
+	if st.CapEff&(1<<capSysAdmin) == 0 {
+		return errors.New(why)
+	}
+	owner, err := userns.OwnerOf(os.Getpid(), "pid")
+	if errors.Is(err, unix.EPERM) {
+		return errors.New(why) // owned by an ancestor of cryo's user namespace
+	}
+	if err != nil {
+		return fmt.Errorf("owner of cryo's pid namespace: %w", err)
+	}
+	var own unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/user", &own); err != nil {
+		return err
+	}
+	if owner != own.Ino {
+		return errors.New(why)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ func (m Map) ToHost(inside uint32) (uint32, bool) {
 
 // Namespace ioctls (linux/nsfs.h).
 const (
+	nsGetUserns   = 0xb701
 	nsGetParent   = 0xb702
 	nsGetOwnerUID = 0xb704
 )
@@ -114,4 +115,25 @@ func FormatMap(m Map) string {
 		s += fmt.Sprintf("%d %d %d\n", e.Inside, e.Outside, e.Count)
 	}
 	return s
+}
+
+// OwnerOf returns the inode of the user namespace owning pid's namespace of
+// one kind ("pid", "ipc", ...). EPERM: the owner is outside the caller's
+// user namespace (an ancestor of it).
+func OwnerOf(pid int, kind string) (uint64, error) {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	u, err := unix.IoctlRetInt(fd, nsGetUserns)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(u)
+	var st unix.Stat_t
+	if err := unix.Fstat(u, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
 }
