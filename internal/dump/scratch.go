@@ -43,16 +43,11 @@ func (s *scratch) unmap() error {
 	return nil
 }
 
-func (s *scratch) read(off uint64, n int) ([]byte, error) {
-	b := make([]byte, n)
-	if err := ptrace.ReadMem(s.t.Pid, s.addr+off, b); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
+func (s *scratch) read(off uint64, n int) ([]byte, error) { return s.remote().Get(off, n) }
 
 func (s *scratch) zero(off uint64, n int) error {
-	return ptrace.WriteMem(s.t.Pid, s.addr+off, make([]byte, n))
+	_, err := s.remote().Put(off, make([]byte, n))
+	return err
 }
 
 // remote is the scratch area as package remote's view of the process.

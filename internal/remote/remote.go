@@ -58,9 +58,10 @@ func (p Proc) Get(off uint64, n int) ([]byte, error) {
 // atFdcwd is AT_FDCWD (-100) as a syscall argument.
 const atFdcwd = ^uint64(99)
 
-// open opens path in the tracee; the name sits at the start of the scratch
-// area, which the caller may reuse once this returns.
-func (p Proc) open(path string, flags uint64) (uint64, error) {
+// Open opens path in the tracee (close-on-exec, never as its controlling
+// terminal) and returns the descriptor; the name sits at the start of the
+// scratch area, which the caller may reuse once this returns.
+func (p Proc) Open(path string, flags uint64) (uint64, error) {
 	addr, err := p.Put(0, append([]byte(path), 0))
 	if err != nil {
 		return 0, err
@@ -79,7 +80,7 @@ const maxFileSize = 64 << 20
 // ReadFile reads a whole file as the tracee sees it: /proc files that
 // depend on the reader's namespaces (/proc/sysvipc/*, /proc/sys/kernel/*).
 func (p Proc) ReadFile(path string) ([]byte, error) {
-	fd, err := p.open(path, unix.O_RDONLY)
+	fd, err := p.Open(path, unix.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ func (p Proc) ReadFile(path string) ([]byte, error) {
 // WriteFile writes data to an existing file in one write, as the tracee:
 // a /proc/sys setting of the tracee's namespaces.
 func (p Proc) WriteFile(path string, data []byte) error {
-	fd, err := p.open(path, unix.O_WRONLY)
+	fd, err := p.Open(path, unix.O_WRONLY)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -571,7 +572,7 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 		fd, err = t.Syscall(unix.SYS_EVENTFD2, 0, flags)
 		if err == nil && e.GetCounter() > 0 {
 			var addr uint64
-			if addr, err = p.put(le64bytes(e.GetCounter())); err == nil {
+			if addr, err = p.put(putU64(nil, e.GetCounter())); err == nil {
 				_, err = t.Syscall(unix.SYS_WRITE, fd, addr, 8)
 			}
 		}
@@ -584,7 +585,7 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 		if err == nil && e.GetTicks() > 0 {
 			const tfdIocSetTicks = 0x40085400
 			var addr uint64
-			if addr, err = p.put(le64bytes(e.GetTicks())); err == nil {
+			if addr, err = p.put(putU64(nil, e.GetTicks())); err == nil {
 				_, err = t.Syscall(unix.SYS_IOCTL, fd, tfdIocSetTicks, addr)
 			}
 		}
@@ -608,7 +609,7 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 	case fdinfo.FdTypes_SIGNALFD:
 		e := f.GetSgfd()
 		var addr uint64
-		if addr, err = p.put(le64bytes(e.GetSigmask())); err == nil {
+		if addr, err = p.put(putU64(nil, e.GetSigmask())); err == nil {
 			fd, err = t.Syscall(unix.SYS_SIGNALFD4, ^uint64(0), addr, 8, uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.O_CLOEXEC)
 		}
 	}
@@ -754,7 +755,7 @@ func (fp *filePlan) makePipe(p *process, j fileJob) error {
 	if err := readMem(p, addr, b); err != nil {
 		return err
 	}
-	ends := [2]uint64{uint64(uint32(le64(b))), uint64(uint32(le64(b) >> 32))}
+	ends := [2]uint64{uint64(uint32(binary.LittleEndian.Uint64(b))), uint64(uint32(binary.LittleEndian.Uint64(b) >> 32))}
 	// pipe2 takes the lowest free numbers, which may be temporaries still
 	// to be filled: move both ends out of their way first.
 	for i, end := range ends {

@@ -101,9 +101,9 @@ func (r *restorer) startInit(init *process, rootInner uint32) error {
 	block := append(make([]byte, 0, int(vec)+32), strs...)
 	block = append(block, make([]byte, int(vec)-len(strs))...)
 	for _, o := range offs[1:] {
-		block = le64append(block, base+o)
+		block = putU64(block, base+o)
 	}
-	block = le64append(block, 0) // argv end, also the empty envp
+	block = putU64(block, 0) // argv end, also the empty envp
 	if _, err := init.put(block); err != nil {
 		return err
 	}
@@ -118,5 +118,3 @@ func (r *restorer) startInit(init *process, rootInner uint32) error {
 	}
 	return nil
 }
-
-func le64append(b []byte, v uint64) []byte { return append(b, le64bytes(v)...) }

@@ -51,13 +51,23 @@ func outerTid(pid int, inner uint32) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, tid := range tids {
-		st, err := proc.ReadTaskStatus(pid, tid)
-		if err == nil && len(st.NSpid) > 1 && uint32(st.NSpid[len(st.NSpid)-1]) == inner {
-			return tid, nil
-		}
+	status := func(tid int) (*proc.Status, error) { return proc.ReadTaskStatus(pid, tid) }
+	if tid, ok := byInnerID(tids, status, uint64(inner)); ok {
+		return tid, nil
 	}
 	return 0, fmt.Errorf("process %d: no thread is %d in its pid namespace", pid, inner)
+}
+
+// byInnerID returns the one of ids (PIDs or TIDs in cryo's namespace)
+// whose id in its own pid namespace (NSpid's last field) is inner.
+func byInnerID(ids []int, status func(id int) (*proc.Status, error), inner uint64) (int, bool) {
+	for _, id := range ids {
+		st, err := status(id)
+		if err == nil && len(st.NSpid) > 1 && uint64(st.NSpid[len(st.NSpid)-1]) == inner {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // pidSeenBy is p's PID as process q sees it, to inject calls such as

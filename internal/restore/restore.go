@@ -365,13 +365,7 @@ func (p *process) put(data []byte) (uint64, error) {
 }
 
 func (p *process) putAt(off uint64, data []byte) (uint64, error) {
-	if off+uint64(len(data)) > p.scratchSize {
-		return 0, fmt.Errorf("restore pid %d: %d bytes do not fit the scratch area", p.c.pid, len(data))
-	}
-	if err := ptrace.WriteMem(p.pid, p.scratch+off, data); err != nil {
-		return 0, err
-	}
-	return p.scratch + off, nil
+	return p.remote().Put(off, data)
 }
 
 // remote is p with its scratch area, for package remote's injected calls.
@@ -384,26 +378,7 @@ func (p *process) putString(s string) (uint64, error) {
 	return p.put(append([]byte(s), 0))
 }
 
-// atFdcwd is AT_FDCWD (-100) as a syscall argument.
-const atFdcwd = ^uint64(99)
-
 // open opens path in the restored process and returns the descriptor.
 func (p *process) open(path string, flags uint64) (uint64, error) {
-	addr, err := p.putString(path)
-	if err != nil {
-		return 0, err
-	}
-	fd, err := p.leader.Syscall(unix.SYS_OPENAT, atFdcwd, addr, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", path, err)
-	}
-	return fd, nil
-}
-
-func le64bytes(v uint64) []byte {
-	b := make([]byte, 8)
-	for i := range b {
-		b[i] = byte(v >> (8 * i))
-	}
-	return b
+	return p.remote().Open(path, flags)
 }

@@ -307,7 +307,7 @@ func (p *process) drainSignals(t *ptrace.Tracee) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.putAt(0, le64bytes(^uint64(0))); err != nil {
+	if _, err := p.putAt(0, putU64(nil, ^uint64(0))); err != nil {
 		return err
 	}
 	for i := 0; i < 1<<16; i++ {

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -176,7 +177,7 @@ func (r *restorer) raiseNofile(p *process) error {
 	if err := ptrace.ReadMem(p.leader.Pid, lim, b); err != nil {
 		return err
 	}
-	hard := le64(b[8:])
+	hard := binary.LittleEndian.Uint64(b[8:])
 	if need := r.files.base + uint64(r.files.tempCount()) + 1; need > hard {
 		return fmt.Errorf("restore pid %d: %d descriptors needed, RLIMIT_NOFILE allows %d", pid, need, hard)
 	}
@@ -200,7 +201,7 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 		if _, err := p.put(args.Bytes()); err != nil {
 			return err
 		}
-		if _, err := p.putAt(128, le64bytes(uint64(pid))); err != nil {
+		if _, err := p.putAt(128, putU64(nil, uint64(pid))); err != nil {
 			return err
 		}
 		got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
@@ -212,7 +213,7 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 		if flags&unix.CLONE_NEWPID == 0 {
 			args.SetTid, args.SetTidSize = p.scratch+128, 1
 		}
-		if _, err := p.putAt(128, le64bytes(uint64(child.c.nsPids[0]))); err != nil {
+		if _, err := p.putAt(128, putU64(nil, uint64(child.c.nsPids[0]))); err != nil {
 			return err
 		}
 		if p.r.movedPids {
@@ -305,11 +306,8 @@ func outerPid(p *process, pid uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, c := range children {
-		st, err := proc.ReadStatus(c)
-		if err == nil && len(st.NSpid) > 1 && uint64(st.NSpid[len(st.NSpid)-1]) == pid {
-			return c, nil
-		}
+	if c, ok := byInnerID(children, proc.ReadStatus, pid); ok {
+		return c, nil
 	}
 	return 0, fmt.Errorf("child %d of %d not found", pid, p.c.pid)
 }
@@ -488,14 +486,6 @@ func syscallInsn(pid int) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("restore: stub %d has no [vdso]", pid)
-}
-
-func le64(b []byte) uint64 {
-	var v uint64
-	for i := 7; i >= 0; i-- {
-		v = v<<8 | uint64(b[i])
-	}
-	return v
 }
 
 func readMem(p *process, addr uint64, b []byte) error { return ptrace.ReadMem(p.pid, addr, b) }
