@@ -407,24 +407,8 @@ func (d *desktop) restoreTree(cred *syscall.Credential) cryoResult {
 // cryo runs cryo to completion as root (cred nil) or as cred, bounded by
 // the subtest's budget.
 func (d *desktop) cryo(cred *syscall.Credential, args ...string) cryoResult {
-	t := d.t
-	t.Helper()
-	cmd, stdout, stderr := cryoCommand(t, args...)
-	cmd.SysProcAttr.Credential = cred
-	res := cryoResult{Args: args}
-	p, err := startBg(t, "cryo "+args[0], cmd)
-	if err != nil {
-		res.Err, res.ExitCode = err, -1
-		return res
-	}
-	if !p.Wait(d.left(cryoTimeout)) {
-		res.TimedOut = true
-		hung()
-		p.kill(t)
-	}
-	res.ExitCode = p.ExitCode()
-	res.Stdout, res.Stderr = readString(stdout), readString(stderr)
-	return res
+	d.t.Helper()
+	return runCryoAs(d.t, cred, d.left(cryoTimeout), args...)
 }
 
 // waitTree polls until the tree rooted at root matches d.before (twice in
@@ -971,14 +955,7 @@ func TestE2EDesktopRootless(t *testing.T) {
 			d.checkServing("after the rootless restore")
 			d.stayAlive(since, moved)
 			d.stop()
-			stderr := strings.TrimRight(rres.Stderr, "\n")
-			switch {
-			case !moved && stderr != "":
-				t.Errorf("rootless restore with the same PIDs printed on stderr:\n%s", clip(stderr, 4000))
-			case moved && (strings.Count(stderr, "\n") != 0 || !strings.HasPrefix(stderr, "cryo: ") || !namesPidNS(stderr, origRoot)):
-				t.Errorf("the root moved from pid %d to %d: cryo restore must say so in one \"cryo: \" line naming the pid namespace and %d; stderr:\n%s",
-					origRoot, root, origRoot, clip(stderr, 4000))
-			}
+			checkMovedNotice(t, rres.Stderr, moved, origRoot, root)
 		})
 	}
 }

@@ -197,14 +197,22 @@ func cryoCommand(t *testing.T, args ...string) (cmd *exec.Cmd, stdout, stderr st
 // runCryo runs cryo to completion (bounded by cryoTimeout).
 func runCryo(t *testing.T, args ...string) cryoResult {
 	t.Helper()
+	return runCryoAs(t, nil, bound(t, cryoTimeout), args...)
+}
+
+// runCryoAs runs cryo to completion as root (cred nil) or as cred, killing
+// it after limit.
+func runCryoAs(t *testing.T, cred *syscall.Credential, limit time.Duration, args ...string) cryoResult {
+	t.Helper()
 	cmd, stdout, stderr := cryoCommand(t, args...)
+	cmd.SysProcAttr.Credential = cred
 	res := cryoResult{Args: args}
 	p, err := startBg(t, "cryo "+args[0], cmd)
 	if err != nil {
 		res.Err, res.ExitCode = err, -1
 		return res
 	}
-	if !p.Wait(bound(t, cryoTimeout)) {
+	if !p.Wait(limit) {
 		res.TimedOut = true
 		hung()
 		p.kill(t)
@@ -266,7 +274,6 @@ type Workload struct {
 	rstOut string  // cryo restore stdout/stderr files
 	rstErr string
 	detach bool // restored with -d: not cryo's child
-	reaped *unix.WaitStatus
 }
 
 var readyRe = regexp.MustCompile(`(?m)^READY pid=(\d+) tids=([\d,]+)$`)
@@ -521,39 +528,50 @@ func (w *Workload) Finish() {
 		w.logAll()
 		t.Fatalf("SIGTERM to %d: %v", w.Pid, err)
 	}
-	status, known := -1, false
+	status, known := w.awaitExit(" of SIGTERM")
+	if w.rst != nil && !w.detach {
+		if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
+			t.Errorf("after cryo restore exited: %v", err)
+		}
+	}
+	w.verdict(status, known)
+}
+
+// awaitExit waits (bounded by finishTimeout) for the workload to exit and
+// returns its exit status, known false when it cannot be read (restored
+// with -d by a cryo that is gone: not our child). after ends the message
+// of a timeout.
+func (w *Workload) awaitExit(after string) (status int, known bool) {
+	t := w.t
+	t.Helper()
 	d := bound(t, finishTimeout)
 	switch {
 	case w.rst != nil && !w.detach:
 		if !w.rst.Wait(d) {
 			hung()
 			w.logAll()
-			t.Fatalf("restored process %d (cryo restore pid %d) did not exit within %v of SIGTERM", w.Pid, w.rst.Pid(), d)
+			t.Fatalf("restored process %d (cryo restore pid %d) did not exit within %v%s", w.Pid, w.rst.Pid(), d, after)
 		}
-		status, known = w.rst.ExitCode(), true
-		if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
-			t.Errorf("after cryo restore exited: %v", err)
-		}
-	case w.rst != nil && w.detach:
+		return w.rst.ExitCode(), true
+	case w.rst != nil:
 		ws, err := waitForeign(w.Pid, d)
 		if err != nil {
 			hung()
 			w.logAll()
 			t.Fatal(err)
 		}
-		if ws != nil {
-			w.reaped = ws
-			status, known = waitStatusCode(*ws), true
+		if ws == nil {
+			return -1, false
 		}
+		return waitStatusCode(*ws), true
 	default:
 		if !w.orig.Wait(d) {
 			hung()
 			w.logAll()
-			t.Fatalf("process %d did not exit within %v of SIGTERM", w.Pid, d)
+			t.Fatalf("process %d did not exit within %v%s", w.Pid, d, after)
 		}
-		status, known = w.orig.ExitCode(), true
+		return w.orig.ExitCode(), true
 	}
-	w.verdict(status, known)
 }
 
 // verdict judges the workload's own checks once it exited with status

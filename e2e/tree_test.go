@@ -742,34 +742,7 @@ func TestE2ETreePipeline(t *testing.T) {
 func (tr *Tree) finishBySelf() {
 	t, w := tr.t, tr.w
 	t.Helper()
-	status, known := -1, false
-	d := bound(t, finishTimeout)
-	switch {
-	case w.rst != nil && !w.detach:
-		if !w.rst.Wait(d) {
-			hung()
-			w.logAll()
-			t.Fatalf("restored root %d (cryo restore pid %d) did not exit within %v", w.Pid, w.rst.Pid(), d)
-		}
-		status, known = w.rst.ExitCode(), true
-	case w.rst != nil:
-		ws, err := waitForeign(w.Pid, d)
-		if err != nil {
-			hung()
-			w.logAll()
-			t.Fatal(err)
-		}
-		if ws != nil {
-			status, known = waitStatusCode(*ws), true
-		}
-	default:
-		if !w.orig.Wait(d) {
-			hung()
-			w.logAll()
-			t.Fatalf("root %d did not exit within %v", w.Pid, d)
-		}
-		status, known = w.orig.ExitCode(), true
-	}
+	status, known := w.awaitExit("")
 	w.verdict(status, known)
 	tr.waitGone()
 }
