@@ -109,17 +109,6 @@ static int same_file(pid_t p1, int fd1, pid_t p2, int fd2)
 	return syscall(SYS_kcmp, p1, p2, KCMP_FILE, fd1, fd2) == 0;
 }
 
-/* POLLIN within timeout_ms. */
-static int readable(int fd, int timeout_ms)
-{
-	struct pollfd p = {fd, POLLIN, 0};
-	int r;
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r > 0 && (p.revents & POLLIN);
-}
-
 /* Moves fd to number at (if at >= 0). */
 static int place(int fd, int at, const char *what)
 {
@@ -313,16 +302,16 @@ static void eventfd_check(void)
 		   !same_file(p, efd_plain, p, efd_big),
 	       "eventfds P, S, B: two of them are one open file description");
 
-	if (!readable(efd_plain, 0)) {
+	if (!wl_readable(efd_plain, 0)) {
 		wl_fail("%seventfd P is not readable: counter 0, want 5", who);
 	} else {
 		n = efd_read(efd_plain, &v);
 		FCHECK(n == 8 && v == 5, "eventfd P: read returned %zd, value %llu, want 5", n, (unsigned long long)v);
 	}
-	FCHECK(!readable(efd_plain, 0) && !readable(efd_dup, 0), "eventfd P/D still readable after reading 5");
+	FCHECK(!wl_readable(efd_plain, 0) && !wl_readable(efd_dup, 0), "eventfd P/D still readable after reading 5");
 	if (efd_write(efd_dup, 1) != 8) {
 		wl_fail("%swrite to eventfd D: %s", who, strerror(errno));
-	} else if (!readable(efd_plain, 0)) {
+	} else if (!wl_readable(efd_plain, 0)) {
 		wl_fail("%seventfd P: 1 written on D (its dup) is not seen on P", who);
 	} else {
 		n = efd_read(efd_plain, &v);
@@ -404,21 +393,21 @@ static void timerfd_setup(void)
 	tsnap_take(tfd_mono, CLOCK_MONOTONIC, &snap_mono, "T1");
 
 	tfd_abs = xtimerfd(CLOCK_REALTIME, 0, 1, real - 3500 * NSEC - NSEC / 2, (struct timespec){1000, 0}, "T2");
-	if (!readable(tfd_abs, 2000))
+	if (!wl_readable(tfd_abs, 2000))
 		wl_die("T2 (armed in the past) did not expire within 2 s");
 	tsnap_take(tfd_abs, CLOCK_REALTIME, &snap_abs, "T2");
 	if (fdinfo_ticks(tfd_abs) != 4)
 		wl_die("T2: fdinfo ticks %lld after timerfd_gettime, want 4", (long long)fdinfo_ticks(tfd_abs));
 
 	tfd_once = xtimerfd(CLOCK_BOOTTIME, TFD_NONBLOCK, 0, MSEC, (struct timespec){0, 0}, "T3");
-	if (!readable(tfd_once, 2000))
+	if (!wl_readable(tfd_once, 2000))
 		wl_die("T3 (1 ms) did not expire within 2 s");
 
 	/* T5: armed in the past and never gettime'd: remaining 999.75 s at
 	 * 'real', 3 expirations the kernel counts only on gettime/read. */
 	tfd_stale = xtimerfd(CLOCK_REALTIME, TFD_CLOEXEC, 1, real - 5000 * NSEC - NSEC / 4, (struct timespec){2000, 0},
 			     "T5");
-	if (!readable(tfd_stale, 2000))
+	if (!wl_readable(tfd_stale, 2000))
 		wl_die("T5 (armed in the past) did not expire within 2 s");
 	snap_stale.clk = CLOCK_REALTIME;
 	snap_stale.t0 = real;
@@ -485,14 +474,14 @@ static void check_ticks(const char *what, int fd, uint64_t want)
 {
 	uint64_t v = 0;
 	ssize_t n;
-	if (!readable(fd, 0)) {
+	if (!wl_readable(fd, 0)) {
 		wl_fail("%s%s: not readable, want %llu expiration(s) not yet read", who, what, (unsigned long long)want);
 		return;
 	}
 	n = read(fd, &v, sizeof(v));
 	FCHECK(n == 8 && v == want, "%s: read returned %zd (%s), %llu expiration(s), want %llu", what, n,
 	       n < 0 ? strerror(errno) : "ok", (unsigned long long)v, (unsigned long long)want);
-	FCHECK(!readable(fd, 0), "%s: still readable after reading the expirations", what);
+	FCHECK(!wl_readable(fd, 0), "%s: still readable after reading the expirations", what);
 }
 
 static void timerfd_corrupt(void)
@@ -548,7 +537,7 @@ static void timerfd_check(void)
 		struct itimerspec soon = {{0, 0}, {0, 5 * MSEC}};
 		if (timerfd_settime(tfd_mono, 0, &soon, NULL))
 			wl_fail("timerfd_settime T1: %s", strerror(errno));
-		else if (!readable(tfd_mono, 2000))
+		else if (!wl_readable(tfd_mono, 2000))
 			wl_fail("timerfd T1 re-armed to 5 ms did not fire within 2 s");
 		else
 			check_ticks("timerfd T1 re-armed to 5 ms", tfd_mono, 1);
@@ -682,8 +671,8 @@ static void signalfd_check(void)
 	} else {
 		wl_fail("sigpending: %s", strerror(errno));
 	}
-	FCHECK(readable(sfd1, 0), "signalfd S1 is not readable: its pending signals are lost");
-	FCHECK(!readable(sfd2, 0), "signalfd S2 is readable: nothing should be pending for it");
+	FCHECK(wl_readable(sfd1, 0), "signalfd S1 is not readable: its pending signals are lost");
+	FCHECK(!wl_readable(sfd2, 0), "signalfd S2 is readable: nothing should be pending for it");
 
 	check_siginfo("main: signalfd S1 (raise)", sfd1, SIGUSR1, SI_TKILL, -1);
 	check_siginfo("main: signalfd S1 (sigqueue to the process)", sfd1, SIGUSR2, SI_QUEUE, 4242);
@@ -699,7 +688,7 @@ static void signalfd_check(void)
 
 	if (kill(getpid(), SIGUSR2))
 		wl_fail("kill SIGUSR2: %s", strerror(errno));
-	else if (!readable(sfd1, 2000))
+	else if (!wl_readable(sfd1, 2000))
 		wl_fail("signalfd S1: a new SIGUSR2 is not readable within 2 s");
 	else
 		check_siginfo("main: signalfd S1 (new kill)", sfd1, SIGUSR2, SI_USER, -1);
@@ -707,7 +696,7 @@ static void signalfd_check(void)
 	if (wl_nthreads == 1) {
 		if (sigqueue(getpid(), sig_rt3, (union sigval){.sival_int = 55}))
 			wl_fail("sigqueue SIGRTMIN+3: %s", strerror(errno));
-		else if (!readable(sfd2, 2000))
+		else if (!wl_readable(sfd2, 2000))
 			wl_fail("signalfd S2: SIGRTMIN+3 not readable within 2 s");
 		else
 			check_siginfo("main: signalfd S2 (new sigqueue)", sfd2, sig_rt3, SI_QUEUE, 55);
@@ -960,7 +949,7 @@ static void read_expect(const char *what, int fd, uint64_t want)
 {
 	uint64_t v;
 	ssize_t n;
-	if (!readable(fd, 0)) {
+	if (!wl_readable(fd, 0)) {
 		wl_fail("%s%s: not readable, want %llu", who, what, (unsigned long long)want);
 		return;
 	}

@@ -60,16 +60,6 @@ static int64_t now_ns(clockid_t clk) { return (int64_t)wl_now_ns(clk); }
 static int64_t ts_ns(struct timespec t) { return (int64_t)t.tv_sec * NSEC + t.tv_nsec; }
 static double secs(int64_t ns) { return (double)ns / NSEC; }
 
-static int readable(int fd, int timeout_ms)
-{
-	struct pollfd p = {fd, POLLIN, 0};
-	int r;
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r > 0 && (p.revents & POLLIN);
-}
-
 /* ------------------------------------------------------------------------
  * inotify */
 
@@ -152,7 +142,7 @@ static int read_events(struct iev *ev, int max)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	int n = 0;
-	while (n < max && readable(ifd, 0)) {
+	while (n < max && wl_readable(ifd, 0)) {
 		ssize_t r = read(ifd, buf, sizeof(buf));
 		if (r <= 0) {
 			if (r < 0 && errno != EAGAIN)

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -128,6 +129,17 @@ static __attribute__((unused)) void wl_msleep(long ms)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
+}
+
+/* Whether fd is readable (POLLIN) within timeout_ms, resuming after EINTR. */
+static __attribute__((unused)) int wl_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	int r;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r > 0 && (p.revents & POLLIN);
 }
 
 /* splitmix64: deterministic patterns for memory contents. */
