@@ -8,6 +8,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/remote"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,19 +64,11 @@ func withStub(f func(t *ptrace.Tracee) (string, error)) (string, error) {
 		return "", err
 	}
 	defer func() { t.Kill(); t.WaitExit() }()
-	maps, err := proc.Maps(t.Pid)
+	insn, err := remote.SyscallInsn(t.Pid)
 	if err != nil {
 		return "", err
 	}
-	for _, m := range maps {
-		if m.Path == "[vdso]" {
-			insn, err := ptrace.FindSyscallInsn(t.Pid, m.Start, m.End)
-			if err != nil {
-				return "", err
-			}
-			t.SetSyscallAddr(insn)
-		}
-	}
+	t.SetSyscallAddr(insn)
 	return f(t)
 }
 

@@ -17,6 +17,7 @@ import (
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -94,6 +95,14 @@ func Dump(opts Options) (err error) {
 		}
 	}
 
+	if os.Geteuid() != 0 {
+		// Processes of the user's that switched to subordinate ids in
+		// its user namespace have /proc files and files the user may
+		// open only from inside that namespace.
+		agents := nsagent.NewPool("/proc/self/exe", opts.Logf)
+		defer agents.Close()
+		defer proc.SetFallback(agents.Open)()
+	}
 	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
 	defer d.tr.Close()
 	defer d.files.closeHeld()
@@ -225,9 +234,6 @@ func (d *dumper) seizeTree(root int) error {
 			d.procs = append(d.procs, p)
 			continue
 		}
-		if err := checkRootlessReach(pid); err != nil {
-			return err
-		}
 		d.procs = append(d.procs, p)
 		if err := p.seize(); err != nil {
 			return err
@@ -251,29 +257,6 @@ func (d *dumper) seizeTree(root int) error {
 		return err
 	}
 	d.addGroupHelpers()
-	return nil
-}
-
-// checkRootlessReach refuses, for a cryo that is not root, a process that
-// runs under other ids than cryo's (a tree that switched to subordinate
-// ids of the user's): the kernel gives its /proc files to that id, and
-// many are readable by their owner only (pagemap, fdinfo, personality),
-// even for the owner of the process's user namespace.
-func checkRootlessReach(pid int) error {
-	me := uint32(os.Geteuid())
-	if me == 0 {
-		return nil
-	}
-	st, err := proc.ReadStatus(pid)
-	if err != nil {
-		return fmt.Errorf("process %d: %w", pid, err)
-	}
-	for _, id := range st.Uid {
-		if id != me {
-			return fmt.Errorf("process %d runs as uid %d (real, effective, saved, fs: %v as cryo sees them), not as you (uid %d): without root cryo cannot read its /proc files; dump it as root",
-				pid, id, st.Uid, me)
-		}
-	}
 	return nil
 }
 

@@ -91,7 +91,7 @@ const ChecksumLimit = 64 << 20
 // the file and how many bytes that was. Restore computes the same to refuse
 // a mapped file that changed since the dump.
 func Checksum(path string) (sum uint32, n uint32, err error) {
-	f, err := os.Open(path)
+	f, err := proc.Open(path, os.O_RDONLY)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -110,8 +110,8 @@ func Checksum(path string) (sum uint32, n uint32, err error) {
 // reaches it in the process's mount namespace and root: path is the name
 // the process sees, which may not exist in cryo's.
 func (ft *fileTable) pathFile(path, via string, openFlags uint32, checksum bool) (uint32, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(via, &st); err != nil {
+	st, err := proc.FileStat(via)
+	if err != nil {
 		return 0, fmt.Errorf("file %s: %w", path, err)
 	}
 	r := &regfile.RegFileEntry{
@@ -210,8 +210,8 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 		e.Flags = proto.Uint32(fdFlags)
 		return e, nil
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
+	st, err := proc.FileStat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd))
+	if err != nil {
 		return nil, fmt.Errorf("%s (%s): %w", p.fdName(fd), target, err)
 	}
 	ghost := false

@@ -45,7 +45,7 @@ func (ft *fileTable) addGhost(id uint32, procPath string, st *unix.Stat_t) error
 		ft.ghostRemaps = append(ft.ghostRemaps, ghostRemap{orig: id, remap: remap})
 		return nil
 	}
-	f, err := os.Open(procPath)
+	f, err := proc.Open(procPath, os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("read the deleted file: %w", err)
 	}
@@ -108,8 +108,8 @@ func (ft *fileTable) writeGhosts(dir *image.Dir) error {
 // (saved already, from its descriptor) is found by its inode.
 func (ft *fileTable) mappedGhost(pid int, m *proc.Mapping, openFlags uint32) (uint32, error) {
 	link := fmt.Sprintf("/proc/%d/map_files/%x-%x", pid, m.Start, m.End)
-	var st unix.Stat_t
-	if err := unix.Stat(link, &st); errors.Is(err, unix.EPERM) {
+	st, err := proc.FileStat(link)
+	if errors.Is(err, unix.EPERM) {
 		var ok bool
 		if st, ok = ft.ghostStat(inodeKey{unix.Mkdev(m.Major, m.Minor), m.Inode}); !ok {
 			return 0, fmt.Errorf("deleted file that no descriptor of the tree holds: reading it through /proc/PID/map_files needs CAP_CHECKPOINT_RESTORE: %w", err)

@@ -27,8 +27,8 @@ func (p *process) dumpMemfd(ft *fileTable, fd int, target string, info *proc.FdI
 		return entry(id), nil
 	}
 	path := fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd)
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	st, err := proc.FileStat(path)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if err := ft.shmem.addPath(st.Ino, path); err != nil {
@@ -38,12 +38,12 @@ func (p *process) dumpMemfd(ft *fileTable, fd int, target string, info *proc.FdI
 		ft.memfds = map[uint64]*memfd.MemfdInodeEntry{}
 	}
 	if _, ok := ft.memfds[st.Ino]; !ok {
-		f, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		f, err := proc.Open(path, unix.O_RDONLY)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		seals, err := unix.FcntlInt(uintptr(f), unix.F_GET_SEALS, 0)
-		unix.Close(f)
+		seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+		f.Close()
 		if err != nil {
 			seals = 0 // made without MFD_ALLOW_SEALING: sealed by the kernel
 		}

@@ -63,11 +63,12 @@ func (p *process) dumpPipe(ft *fileTable, fd int, target string, info *proc.FdIn
 // them: it opens a read end of its own through /proc/PID/fd/N and tee(2)s
 // the queue into a pipe of cryo's, which it then reads.
 func peekPipe(pid, fd int) (*pipeData, error) {
-	src, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	srcFile, err := proc.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("open a read end: %w", err)
 	}
-	defer unix.Close(src)
+	defer srcFile.Close()
+	src := int(srcFile.Fd())
 	size, err := unix.FcntlInt(uintptr(src), unix.F_GETPIPE_SZ, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pipe size: %w", err)

@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timer"
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -26,7 +26,7 @@ const (
 // notification from /proc/PID/timers, times and overruns by injected
 // timer_gettime and timer_getoverrun.
 func (p *process) posixTimers() ([]*timer.PosixTimerEntry, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timers", p.pid))
+	b, err := proc.ReadFile(fmt.Sprintf("/proc/%d/timers", p.pid))
 	if err != nil {
 		return nil, fmt.Errorf("process %d: timers: %w", p.pid, err)
 	}

@@ -3,7 +3,6 @@ package dump
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
@@ -100,8 +99,8 @@ func (pt *ptyTable) scan(procs []*process) error {
 			return fmt.Errorf("process %d: list descriptors: %w", p.pid, err)
 		}
 		for _, fd := range fds {
-			var st unix.Stat_t
-			if err := unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || !isPtyMaster(st.Rdev) {
+			st, err := proc.FileStat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd))
+			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || !isPtyMaster(st.Rdev) {
 				continue
 			}
 			if err := pt.addMaster(p, fd, &st); err != nil {
@@ -163,12 +162,12 @@ func devptsOf(p *process, fd, c int) (uint64, error) {
 		}
 		return st.Dev, nil
 	}
-	ptmx, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd))
+	ptmx, err := proc.Readlink(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd))
 	if err != nil {
 		return 0, err
 	}
 	pts := p.viaRoot + filepath.Join(filepath.Dir(ptmx), "pts")
-	if err := unix.Stat(pts, &st); err != nil {
+	if st, err = proc.FileStat(pts); err != nil {
 		return 0, fmt.Errorf("the devpts of %s: %w", ptmx, err)
 	}
 	return st.Dev, nil

@@ -61,11 +61,12 @@ func (st *shmemTable) addPath(ino uint64, path string) error {
 	if ok && old.whole {
 		return nil
 	}
-	f, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	file, err := proc.Open(path, unix.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("open the shared memory object: %w", err)
 	}
-	defer unix.Close(f)
+	defer file.Close()
+	f := int(file.Fd())
 	var sb unix.Stat_t
 	if err := unix.Fstat(f, &sb); err != nil {
 		return err

@@ -2,7 +2,6 @@ package dump
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -39,7 +38,7 @@ func (t *nsTable) addTimeNs(p *process) error {
 	if err := ownedByOwnUserns(p, "time", ino); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timens_offsets", p.pid))
+	b, err := proc.ReadFile(fmt.Sprintf("/proc/%d/timens_offsets", p.pid))
 	if err != nil {
 		return fmt.Errorf("process %d: time namespace offsets: %w", p.pid, err)
 	}

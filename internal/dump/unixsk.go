@@ -114,8 +114,7 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	// A bound path: its permissions come back with it.
 	if u.HasName && len(u.Name) > 0 && u.Name[0] != 0 && u.State != stateEstablished {
-		var st unix.Stat_t
-		if err := unix.Stat(fmt.Sprintf("/proc/%d/root%s", p.pid, u.Name), &st); err == nil {
+		if st, err := proc.FileStat(fmt.Sprintf("/proc/%d/root%s", p.pid, u.Name)); err == nil {
 			e.FilePerms = &skunix.FilePermsEntry{Mode: proto.Uint32(st.Mode), Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid)}
 		}
 	}

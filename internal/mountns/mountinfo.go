@@ -9,10 +9,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,7 +30,7 @@ type Mount struct {
 // Read parses /proc/PID/mountinfo: the mounts of pid's mount namespace, as
 // seen from its root.
 func Read(pid int) ([]Mount, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	b, err := proc.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,7 @@ func Archive(w io.Writer, dir string) (err error) {
 				return fs.SkipDir
 			}
 		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
+			target, err := proc.Readlink(p)
 			if err != nil {
 				return err
 			}
@@ -90,7 +91,7 @@ func Archive(w io.Writer, dir string) (err error) {
 		if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 			return nil
 		}
-		f, err := os.Open(p)
+		f, err := proc.Open(p, os.O_RDONLY)
 		if err != nil {
 			return err
 		}

@@ -15,7 +15,7 @@ func Fds(pid int) ([]int, error) {
 // Readdirnames is enough because only the names matter, and it skips
 // building a DirEntry per fd for processes with very many descriptors.
 func readIntDir(path string) ([]int, error) {
-	d, err := os.Open(path)
+	d, err := Open(path, os.O_RDONLY)
 	if err != nil {
 		return nil, ioError(err)
 	}

@@ -173,7 +173,7 @@ func ParseVmFlags(b []byte) VmFlags {
 // mid-read yields a silently truncated list. Freeze the tree first.
 func Maps(pid int) ([]Mapping, error) {
 	path := pidPath(pid, "smaps")
-	f, err := os.Open(path)
+	f, err := Open(path, os.O_RDONLY)
 	if err != nil {
 		return nil, ioError(err)
 	}

@@ -66,7 +66,7 @@ type Pagemap struct {
 // to pid.
 func OpenPagemap(pid int) (*Pagemap, error) {
 	path := pidPath(pid, "pagemap")
-	f, err := os.Open(path)
+	f, err := Open(path, os.O_RDONLY)
 	if err != nil {
 		return nil, ioError(err)
 	}

@@ -86,7 +86,7 @@ const maxPooledBuf = 64 << 10
 // kernel renders single-record files (stat, status) in one go on the first
 // read, so the bytes we get are a consistent snapshot.
 func withFile(path string, parse func([]byte) error) error {
-	f, err := os.Open(path)
+	f, err := Open(path, os.O_RDONLY)
 	if err != nil {
 		return ioError(err)
 	}
@@ -125,7 +125,7 @@ func withFile(path string, parse func([]byte) error) error {
 // readFile returns a private copy of a whole file, for callers that hand the
 // bytes out (cmdline, environ).
 func readFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return nil, ioError(err)
 	}
@@ -133,7 +133,7 @@ func readFile(path string) ([]byte, error) {
 }
 
 func readLink(path string) (string, error) {
-	s, err := os.Readlink(path)
+	s, err := Readlink(path)
 	if err != nil {
 		return "", ioError(err)
 	}

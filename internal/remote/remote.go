@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"golang.org/x/sys/unix"
 )
@@ -154,4 +155,20 @@ func (p Proc) Uname() (nodename, domainname string, err error) {
 		return string(f)
 	}
 	return field(1), field(5), nil
+}
+
+// SyscallInsn returns the address of a syscall instruction in the [vdso]
+// of process pid: the one piece of code a blank stub or a frozen process
+// is sure to have, for Tracee.SetSyscallAddr.
+func SyscallInsn(pid int) (uint64, error) {
+	maps, err := proc.Maps(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range maps {
+		if m.Path == "[vdso]" {
+			return ptrace.FindSyscallInsn(pid, m.Start, m.End)
+		}
+	}
+	return 0, fmt.Errorf("process %d has no [vdso]", pid)
 }

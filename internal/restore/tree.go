@@ -9,6 +9,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/remote"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,7 +92,7 @@ func (r *restorer) createRoot(root *process) error {
 	if have := cpu.Xfeatures(template); have != 0 && r.snap.xfeatures&^have != 0 {
 		return fmt.Errorf("restore pid %d: the image uses CPU state components %#x this CPU lacks (has %#x)", pid, r.snap.xfeatures&^have, have)
 	}
-	insn, err := syscallInsn(stub.Pid)
+	insn, err := remote.SyscallInsn(stub.Pid)
 	if err != nil {
 		return err
 	}
@@ -473,19 +474,6 @@ func (p *process) dropHelper() error {
 		return fmt.Errorf("restore group helper %d: reap it from %d: %w", p.c.pid, p.parent.c.pid, err)
 	}
 	return nil
-}
-
-func syscallInsn(pid int) (uint64, error) {
-	maps, err := proc.Maps(pid)
-	if err != nil {
-		return 0, err
-	}
-	for _, m := range maps {
-		if m.Path == "[vdso]" {
-			return ptrace.FindSyscallInsn(pid, m.Start, m.End)
-		}
-	}
-	return 0, fmt.Errorf("restore: stub %d has no [vdso]", pid)
 }
 
 func readMem(p *process, addr uint64, b []byte) error { return ptrace.ReadMem(p.pid, addr, b) }
