@@ -366,7 +366,7 @@ func ttyState(t *testing.T, pid int) string {
 // process of the session the pair controls, or it would name cryo's own
 // terminal (or none).
 func TestE2ETreePtyRootless(t *testing.T) {
-	runRootlessWorkload(t, "tree_pty", "shared")
+	runRootlessWorkload(t, rootlessOwnUID, "tree_pty", "shared")
 }
 
 // TestE2EPtyOtherDevpts: a process holding the master of a pty from

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,12 +38,39 @@ func TestE2ERootlessWorkloads(t *testing.T) {
 		"unix_queues", "files", "blocked", "attrs",
 	} {
 		f := strings.Fields(run)
-		t.Run(strings.Join(f, "-"), func(t *testing.T) { runRootlessWorkload(t, f[0], f[1:]...) })
+		t.Run(strings.Join(f, "-"), func(t *testing.T) { runRootlessWorkload(t, rootlessOwnUID, f[0], f[1:]...) })
 	}
 }
 
-func runRootlessWorkload(t *testing.T, name string, args ...string) {
-	w := rootlessDump(t, name, args...)
+// TestE2ERootlessSubIDWorkloads: workloads of TestE2ERootlessWorkloads
+// run as uid and gid 1000 inside a user namespace that maps the user's
+// subordinate ids (rootlessSubIDs), dumped and restored by the user: their
+// /proc files, pipes, shared memory and files are another user's seen from
+// the initial namespace, which the dump reaches through an agent in their
+// namespace.
+func TestE2ERootlessSubIDWorkloads(t *testing.T) {
+	for _, run := range []string{
+		"tree_basic", "tree_pipe", "tree_files", "tree_shm", "memory", "threads",
+		"fdkinds eventfd", "fdkinds shared", "unix_queues", "files", "signals",
+	} {
+		f := strings.Fields(run)
+		t.Run(strings.Join(f, "-"), func(t *testing.T) { runRootlessWorkload(t, rootlessSubIDs, f[0], f[1:]...) })
+	}
+}
+
+// How the test user starts a workload for a rootless dump and restore:
+// root inside a user namespace of its own (unshare -r -i), or as uid and
+// gid 1000 in one that maps 0 to the user and 1-65535 to its subordinate
+// ids 100000-165534 (newuidmap writes the map), so that the workload runs
+// under host ids 100999.
+var (
+	rootlessOwnUID = []string{"unshare", "-r", "-i"}
+	rootlessSubIDs = []string{"unshare", "--map-user=0", "--map-group=0", "--map-users=100000,1,65535", "--map-groups=100000,1,65535", "-i",
+		"setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"}
+)
+
+func runRootlessWorkload(t *testing.T, how []string, name string, args ...string) {
+	w := rootlessDump(t, how, name, args...)
 	if noCR {
 		return
 	}
@@ -77,10 +105,11 @@ func runRootlessWorkload(t *testing.T, name string, args ...string) {
 	w.verdict(w.rst.ExitCode(), true)
 }
 
-// rootlessDump starts workload name as the test user under unshare -r -i,
-// waits for READY and dumps it as that user into w.ImgDir; the original is
-// gone then. With noCR it only checks the workload's own verdict.
-func rootlessDump(t *testing.T, name string, args ...string) *Workload {
+// rootlessDump starts workload name as the test user under how (a command
+// prefix that execs it: rootlessOwnUID, rootlessSubIDs), waits for READY
+// and dumps it as that user into w.ImgDir; the original is gone then.
+// With noCR it only checks the workload's own verdict.
+func rootlessDump(t *testing.T, how []string, name string, args ...string) *Workload {
 	requireRoot(t)
 	ensureTestUser(t)
 	requireUserCanExec(t, cryoBin)
@@ -89,14 +118,15 @@ func rootlessDump(t *testing.T, name string, args ...string) *Workload {
 		t.Fatal(err)
 	}
 	requireUserCanExec(t, bin)
-	w := &Workload{t: t, Name: name, Bin: bin, Args: args, Dir: usernsDir(t, 0o755)}
+	// 0777: under rootlessSubIDs the workload is not the directory's owner
+	w := &Workload{t: t, Name: name, Bin: bin, Args: args, Dir: usernsDir(t, 0o777)}
 	w.Out = filepath.Join(filepath.Dir(w.Dir), "output.txt")
-	cmd := userCommand(t, w.Dir, w.Out, append([]string{"unshare", "-r", "-i", bin}, args...)...)
+	cmd := userCommand(t, w.Dir, w.Out, append(append(slices.Clone(how), bin), args...)...)
 	t.Cleanup(w.cleanup)
 	if w.orig, err = startBg(t, "workload "+name, cmd); err != nil {
 		t.Fatal(err)
 	}
-	w.Pid = w.orig.Pid() // unshare execs the workload
+	w.Pid = w.orig.Pid() // unshare (and setpriv) exec the workload
 	for deadline := time.Now().Add(bound(t, readyTimeout)); readyRe.FindString(w.Output()) == ""; {
 		if w.orig.Exited() || time.Now().After(deadline) {
 			t.Fatalf("%s did not print READY (exited %v); output:\n%s", name, w.orig.Exited(), clip(w.Output(), 8000))

@@ -336,7 +336,7 @@ func rewriteQueues(rewrite func(t *testing.T, dir string, entries []proto.Messag
 // namespace, which a rootless restore lacks: it is refused in one line
 // before anything is made, and nothing of the tree is left.
 func TestE2ERootlessUnixCredsRefused(t *testing.T) {
-	w := rootlessDump(t, "unix_inflight", "tree")
+	w := rootlessDump(t, rootlessOwnUID, "unix_inflight", "tree")
 	if noCR {
 		return
 	}

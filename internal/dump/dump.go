@@ -209,7 +209,8 @@ type process struct {
 	nsPid  uint32
 	nsTids map[int]uint32
 	// viaRoot prefixes the paths it sees to reach them from cryo:
-	// "/proc/PID/root" when it is in a mount namespace of its own, else "".
+	// "/proc/PID/root" when it is in a mount namespace of its own or cryo
+	// is not root, else "".
 	viaRoot string
 }
 
@@ -226,6 +227,13 @@ func (d *dumper) seizeTree(root int) error {
 			return fmt.Errorf("process %d: %w", pid, err)
 		}
 		p := &process{pid: pid, ppid: parent[pid], stat: st, tr: d.tr, opts: d.opts, logf: d.logf}
+		if os.Geteuid() != 0 {
+			// The files it maps may have to be opened from inside its
+			// user namespace (nsagent), found by the PID in the path.
+			if root, err := proc.Root(pid); err == nil && root == "/" {
+				p.viaRoot = fmt.Sprintf("/proc/%d/root", pid)
+			}
+		}
 		if st.State == 'Z' {
 			if pid == root {
 				return fmt.Errorf("process %d is a zombie", pid)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,9 +49,10 @@ func WriteMem(pid int, addr uint64, buf []byte) error {
 // (PROT_NONE and read-only mappings), as a debugger does.
 type MemFile struct{ f *os.File }
 
-// OpenMem opens /proc/pid/mem for reading and writing.
+// OpenMem opens /proc/pid/mem for reading and writing (through proc's
+// fallback opener, if cryo may not open it itself).
 func OpenMem(pid int) (*MemFile, error) {
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), os.O_RDWR, 0)
+	f, err := proc.Open(fmt.Sprintf("/proc/%d/mem", pid), os.O_RDWR)
 	if err != nil {
 		return nil, fmt.Errorf("open memory of %d: %w", pid, err)
 	}
