@@ -264,7 +264,7 @@ var usernsScenarios = map[string]usernsScenario{
 	// unshare -r -i, done by the workload itself
 	"root": {mode: "root", procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRoot}, files: []nsFileWant{usernsPlainFile}},
 	// unshare --map-users: a multi-range map, written by root
-	"range": {mode: "range", writeMaps: true, procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRange}, 
+	"range": {mode: "range", writeMaps: true, procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRange},
 		files: []nsFileWant{usernsPlainFile, {"chowned", 101004, 101005}}},
 	"peercred": {mode: "peercred", writeMaps: true, procs: 1, initPidNS: true, want: []nsProcWant{usernsWantRange},
 		files: []nsFileWant{usernsPlainFile, {"chowned", 101004, 101005}}},
