@@ -276,6 +276,7 @@ func (r *restorer) enterNamespaces() error {
 		for _, fd := range fds {
 			p.leader.Syscall(unix.SYS_CLOSE, fd)
 		}
+		p.userns = ns.users[ids.GetUserNsId()]
 		if err := r.files.openLate(p); err != nil {
 			return err
 		}
