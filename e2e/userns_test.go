@@ -108,6 +108,15 @@ func setupTestUser() error {
 // hasSubIDs reports whether file (/etc/subuid or /etc/subgid) gives
 // cryotest the ids subIDFirst..+subIDCount.
 func hasSubIDs(file string) bool {
+	return slices.ContainsFunc(subIDRanges(file), func(r [2]int) bool {
+		return r[0] <= subIDFirst && r[0]+r[1] >= subIDFirst+subIDCount
+	})
+}
+
+// subIDRanges lists the ranges (first, count) file (/etc/subuid or
+// /etc/subgid) gives cryotest.
+func subIDRanges(file string) [][2]int {
+	var ranges [][2]int
 	data, _ := os.ReadFile(file)
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Split(strings.TrimSpace(line), ":")
@@ -116,11 +125,11 @@ func hasSubIDs(file string) bool {
 		}
 		start, err1 := strconv.Atoi(f[1])
 		n, err2 := strconv.Atoi(f[2])
-		if err1 == nil && err2 == nil && start <= subIDFirst && start+n >= subIDFirst+subIDCount {
-			return true
+		if err1 == nil && err2 == nil {
+			ranges = append(ranges, [2]int{start, n})
 		}
 	}
-	return false
+	return ranges
 }
 
 func runSbin(name string, args ...string) error {
@@ -858,15 +867,10 @@ func usernsRunAsRoot(t *testing.T, name string) {
 //
 // A refused restore is not allowed: the dump killed the tree.
 func usernsRunRootless(t *testing.T, name string) {
-	sc := usernsScenarios[name]
-	r := startUserns(t, sc)
-	if noCR {
-		r.Finish()
-		r.checkFiles(t)
+	r := startForUserRestore(t, name)
+	if r == nil {
 		return
 	}
-	requireUserCanExec(t, cryoBin)
-	r.ImgDir = usernsDir(t, 0o700)
 	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(r.Pid), "-D", r.ImgDir, "-v", "4", "-o", "dump.log")
 	if res.ExitCode != 0 || res.TimedOut || res.Err != nil {
 		t.Logf("%s", res)
@@ -874,7 +878,32 @@ func usernsRunRootless(t *testing.T, name string) {
 		t.Fatalf("rootless dump failed (exit %d)", res.ExitCode)
 	}
 	r.reapTree()
+	r.restoreRootless(t)
+}
 
+// startForUserRestore starts the scenario's tree for a restore by the
+// test user, with r.ImgDir a directory of the user's (mode 0700). Without
+// checkpoints (noCR) it lets the tree finish, checks it and returns nil.
+func startForUserRestore(t *testing.T, name string) *nsRun {
+	t.Helper()
+	r := startUserns(t, usernsScenarios[name])
+	if noCR {
+		r.Finish()
+		r.checkFiles(t)
+		return nil
+	}
+	requireUserCanExec(t, cryoBin)
+	r.ImgDir = usernsDir(t, 0o700)
+	return r
+}
+
+// restoreRootless restores r's images (in r.ImgDir, which the test user
+// can read) as the test user, then checks the tree as
+// usernsRunRootless describes: the view, the workload's verdict, the
+// files' owners, the moved-PID notice.
+func (r *nsRun) restoreRootless(t *testing.T) {
+	t.Helper()
+	sc := r.sc
 	origPid := r.Pid
 	r.rst, r.rstOut, r.rstErr = usernsRestoreAs(t, testUserCred(), r.ImgDir)
 	r.detach = false
@@ -1129,6 +1158,92 @@ func TestE2EUsernsRootlessUnshareCmd(t *testing.T) {
 	}
 }
 
+// TestE2EUsernsRootlessRestoreRange: the multi-range scenarios (maps with
+// subordinate ids, processes switched to them) dumped by root and restored
+// by the test user, who owns the namespaces: cryo writes the top user
+// namespace's maps with newuidmap/newgidmap, and the tree comes back as a
+// rootless restore brings it (usernsRunRootless): the same maps, setgroups
+// policy, ids, groups, owners and pids inside (in a new pid namespace),
+// the workload's own checks (peer credentials, SysV owners, files as
+// subordinate ids) and the owners of the files it made.
+func TestE2EUsernsRootlessRestoreRange(t *testing.T) {
+	for _, name := range []string{"range", "peercred", "nested", "unshare-map-users"} {
+		t.Run(strings.TrimPrefix(name, "unshare-"), func(t *testing.T) { usernsRunRootDumpUserRestore(t, name) })
+	}
+}
+
+// TestE2EUsernsRootlessRestoreNoSubIDs: a process of the test user's in a
+// user namespace of its own (unshare -U sleep) whose map root wrote with
+// ids outside the user's subordinate ranges (1-1000 -> 200000-200999),
+// dumped by root and restored by the user: newuidmap refuses the map, and
+// cryo restore says so in one line naming the namespace, the map and the
+// helper, and leaves no process behind.
+func TestE2EUsernsRootlessRestoreNoSubIDs(t *testing.T) {
+	requireRoot(t)
+	ensureTestUser(t)
+	requireUserCanExec(t, cryoBin)
+	const idMap = "0 4242 1\n1 200000 1000\n"
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		if subIDsCover(file, 200000, 1000) {
+			t.Fatalf("%s gives %s ids 200000-200999: this test needs ids the user does not have", file, testUserName)
+		}
+	}
+	p := startExecingSleep(t, testUserCred(), "unshare", "-U", "--", "sleep", "300")
+	defer p.kill(t)
+	pid := p.Pid()
+	nsWriteIDMaps(t, pid, idMap, idMap)
+	dir := usernsDir(t, 0o700)
+	dump(t, pid, dir, "-v", "4", "-o", "dump.log")
+	p.Wait(bound(t, killTimeout))
+	if err := waitPidFree(pid, bound(t, pidFreeTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, dir, testUID, testGID)
+	res := usernsRunCryoAs(t, testUserCred(), "restore", "-D", dir, "-v", "4", "-o", "restore.log")
+	assertOneErrorLine(t, res, "user namespace", "uid_map", "newuidmap", "1 200000 1000")
+	t.Logf("refused: %s", firstLine(res.Stderr))
+	checkNoStrayCryo(t, "after the refused restore")
+	for _, q := range allPids() {
+		if nsInnerPid(q) == pid && procStatus(fmt.Sprintf("/proc/%d/status", q))["Name"] == "sleep" {
+			t.Errorf("after the refused restore, pid %d is sleep with the dumped pid %d inside", q, pid)
+		}
+	}
+}
+
+// subIDsCover reports whether file (/etc/subuid or /etc/subgid) gives the
+// test user any of the ids first..first+count-1.
+func subIDsCover(file string, first, count int) bool {
+	return slices.ContainsFunc(subIDRanges(file), func(r [2]int) bool { return r[0] < first+count && first < r[0]+r[1] })
+}
+
+// usernsRunRootDumpUserRestore: start as the test user, dump as root, hand
+// the images to the user (owner 4242, modes kept), restore as the user.
+func usernsRunRootDumpUserRestore(t *testing.T, name string) {
+	r := startForUserRestore(t, name)
+	if r == nil {
+		return
+	}
+	dump(t, r.Pid, r.ImgDir, "-v", "4", "-o", "dump.log")
+	r.reapTree()
+	chownTree(t, r.ImgDir, testUID, testGID)
+	r.restoreRootless(t)
+}
+
+// chownTree gives dir and everything below it to uid:gid (without
+// following symlinks); modes stay as they are.
+func chownTree(t *testing.T, dir string, uid, gid int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestE2EUsernsRootlessNestedOwnUID: a user namespace nested in another,
 // every process under the user's own uid (root inside both), each
 // namespace with its own IPC or UTS namespace:
@@ -1307,21 +1422,10 @@ func readHostname(pid int) string {
 // namespace, its owner and the process, and sleep runs on untouched.
 func TestE2EUsernsForeignOwnerRefused(t *testing.T) {
 	requireRoot(t)
-	cmd := exec.Command("unshare", "-i", "--", "unshare", "-U", "-r", "--", "sleep", "300")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	p, err := startBg(t, "sleep", cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// unshare execs unshare execs sleep: the same PID throughout.
+	p := startExecingSleep(t, nil, "unshare", "-i", "--", "unshare", "-U", "-r", "--", "sleep", "300")
 	defer p.kill(t)
 	pid := p.Pid()
-	// unshare execs unshare execs sleep: the same PID throughout.
-	for end := time.Now().Add(bound(t, 10*time.Second)); procStatus(fmt.Sprintf("/proc/%d/status", pid))["Name"] != "sleep"; {
-		if time.Now().After(end) {
-			t.Fatalf("sleep did not start")
-		}
-		time.Sleep(pollInterval)
-	}
 	owner, err := nsOwnerInode(pid, "ipc")
 	if err != nil {
 		t.Fatal(err)
@@ -1335,6 +1439,27 @@ func TestE2EUsernsForeignOwnerRefused(t *testing.T) {
 	if p.Exited() || !strings.HasPrefix(st["State"], "S") || st["TracerPid"] != "0" {
 		t.Errorf("after the refused dump, sleep %d: exited %v, state %q, tracer %q; want it sleeping untraced", pid, p.Exited(), st["State"], st["TracerPid"])
 	}
+}
+
+// startExecingSleep starts argv, which ends up exec'ing sleep in the same
+// process, in its own session with cred (nil: root), and waits until it
+// is sleep.
+func startExecingSleep(t *testing.T, cred *syscall.Credential, argv ...string) *bgProc {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
+	p, err := startBg(t, "sleep", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(bound(t, 10*time.Second)); procStatus(fmt.Sprintf("/proc/%d/status", p.Pid()))["Name"] != "sleep"; {
+		if time.Now().After(end) {
+			p.kill(t)
+			t.Fatalf("%v did not become sleep", argv)
+		}
+		time.Sleep(pollInterval)
+	}
+	return p
 }
 
 // nsOwnerInode is the inode of the user namespace owning pid's namespace

@@ -1084,10 +1084,19 @@ static void nested_parent(void)
 static char kid_maps[2][256];
 static void read_kid_maps(char out[2][256])
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/uid_map", kids[0]);
+	/* The child's entry in /proc, which counts pids in the pid namespace
+	 * it was mounted for: after a rootless restore the tree is in a new
+	 * one, where the child's pid names another process of that /proc.
+	 * The one child this thread has is listed there in /proc's numbers. */
+	char path[64], buf[64];
+	pid_t kid = kids[0];
+	int n;
+	if (wl_read_file("/proc/thread-self/children", buf, sizeof(buf)) > 0 && sscanf(buf, "%d %n", &kid, &n) == 1 &&
+	    buf[n] != '\0')
+		kid = kids[0]; /* more than one: keep our own number */
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", kid);
 	read_map(path, out[0], 256);
-	snprintf(path, sizeof(path), "/proc/%d/gid_map", kids[0]);
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", kid);
 	read_map(path, out[1], 256);
 }
 

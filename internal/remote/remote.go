@@ -172,3 +172,52 @@ func SyscallInsn(pid int) (uint64, error) {
 	}
 	return 0, fmt.Errorf("process %d has no [vdso]", pid)
 }
+
+// KeepID (-1) leaves an id unchanged in setresuid and setresgid.
+const KeepID = ^uint64(0)
+
+// AsEffective runs fn with the tracee's effective uid and gid made uid and
+// gid (KeepID: unchanged), ids as its user namespace sees them, then gives
+// it back its own. Real and saved ids stay: a tracee whose saved uid is 0
+// gets its capabilities back with its euid.
+func (p Proc) AsEffective(uid, gid uint64, fn func() error) error {
+	euid, err := p.Call(unix.SYS_GETEUID)
+	if err != nil {
+		return fmt.Errorf("geteuid in process %d: %w", p.Pid(), err)
+	}
+	egid, err := p.Call(unix.SYS_GETEGID)
+	if err != nil {
+		return fmt.Errorf("getegid in process %d: %w", p.Pid(), err)
+	}
+	if _, err := p.Call(unix.SYS_SETRESGID, KeepID, gid, KeepID); err != nil {
+		return fmt.Errorf("become gid %d: %w", int64(gid), err)
+	}
+	if _, err := p.Call(unix.SYS_SETRESUID, KeepID, uid, KeepID); err != nil {
+		p.Call(unix.SYS_SETRESGID, KeepID, egid, KeepID)
+		p.Call(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1)
+		return fmt.Errorf("become uid %d: %w", int64(uid), err)
+	}
+	fnErr := fn()
+	// An id of its own that reads as unmapped (the overflow id) cannot be
+	// named (EINVAL); the process's credentials are set later anyway.
+	back := func(nr uintptr, id uint64) error {
+		_, err := p.Call(nr, KeepID, id, KeepID)
+		if errors.Is(err, unix.EINVAL) {
+			return nil
+		}
+		return err
+	}
+	errU, errG := back(unix.SYS_SETRESUID, euid), back(unix.SYS_SETRESGID, egid)
+	// Changing ids made the tracee non-dumpable, which makes its /proc
+	// files root's and, without root, its memory out of cryo's reach.
+	if _, err := p.Call(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1); err != nil && errU == nil {
+		errU = err
+	}
+	if fnErr != nil {
+		return fnErr
+	}
+	if err := errors.Join(errU, errG); err != nil {
+		return fmt.Errorf("process %d: take back its ids %d/%d: %w", p.Pid(), euid, egid, err)
+	}
+	return nil
+}

@@ -276,6 +276,7 @@ func (r *restorer) enterNamespaces() error {
 		for _, fd := range fds {
 			p.leader.Syscall(unix.SYS_CLOSE, fd)
 		}
+		p.userns = ns.users[ids.GetUserNsId()]
 		if err := r.files.openLate(p); err != nil {
 			return err
 		}
@@ -349,15 +350,24 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 	if u.ext.SetgroupsDeny {
 		setgroups = "deny"
 	}
-	writes := []struct{ file, data string }{
-		{"setgroups", setgroups},
-		{"uid_map", userns.FormatMap(uidMap)},
-		{"gid_map", userns.FormatMap(gidMap)},
+	// setgroups goes first: it can be denied only before gid_map is written.
+	writes := []struct {
+		file, data string
+		kind       *userns.IDKind
+		m          userns.Map
+	}{
+		{file: "setgroups", data: setgroups},
+		{"uid_map", userns.FormatMap(uidMap), &userns.UIDs, uidMap},
+		{"gid_map", userns.FormatMap(gidMap), &userns.GIDs, gidMap},
 	}
 	for _, w := range writes {
 		var err error
 		if parent == nil {
-			err = os.WriteFile(fmt.Sprintf("/proc/%d/%s", p.pid, w.file), []byte(w.data), 0)
+			if w.kind != nil {
+				err = userns.WriteMap(p.pid, *w.kind, w.m)
+			} else {
+				err = os.WriteFile(fmt.Sprintf("/proc/%d/%s", p.pid, w.file), []byte(w.data), 0)
+			}
 		} else {
 			c := creators[u.ext.Parent]
 			var pid uint64
@@ -367,6 +377,12 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 		}
 		if err != nil {
 			return fmt.Errorf("restore pid %d: user namespace %d: write %s %q: %w", p.c.pid, u.id, w.file, strings.TrimSpace(w.data), err)
+		}
+	}
+	if parent == nil {
+		// newgidmap may have set the policy on its own.
+		if err := userns.CheckSetgroups(p.pid, setgroups); err != nil {
+			return fmt.Errorf("restore pid %d: user namespace %d: after gid_map %q: %w", p.c.pid, u.id, strings.TrimSpace(userns.FormatMap(gidMap)), err)
 		}
 	}
 	return nil

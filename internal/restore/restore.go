@@ -118,6 +118,10 @@ type process struct {
 	// layout (see buildMemory).
 	scratch     uint64
 	scratchSize uint64
+	// userns is the user namespace p is in, whose view of ids its calls
+	// take (nil: cryo's): the root's owner namespace from birth (see
+	// stubIntoOwner), its own once it entered its namespaces.
+	userns *usernsImage
 }
 
 // Restore recreates the process tree saved in opts.Dir. On error nothing is

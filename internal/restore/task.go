@@ -457,6 +457,13 @@ func (p *process) restoreCreds(t *ptrace.Tracee, c *core.CoreEntry) error {
 	if err := call("setfsuid", unix.SYS_SETFSUID, uint64(cr.GetFsuid())); err != nil {
 		return err
 	}
+	// Changing ids made the process non-dumpable. Without root, cryo then
+	// could not write its memory (the capset below, the other threads),
+	// even as the owner of its user namespace: its mm belongs to the
+	// initial one. finishTask sets the saved flag last.
+	if err := call("dumpable", unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1); err != nil {
+		return err
+	}
 	capset := func(eff, prm, inh uint64) error {
 		b := binary.LittleEndian.AppendUint32(nil, capVersion3)
 		b = binary.LittleEndian.AppendUint32(b, 0)

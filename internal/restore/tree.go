@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/cryo-cr/cryo/internal/cpu"
@@ -116,10 +117,19 @@ func (r *restorer) createRoot(root *process) error {
 		// /dev/tty opens the opener's controlling terminal: those files
 		// stay with a process of the session, which opens them once its
 		// leader took the pair (the stub's terminal would be cryo's).
+		//
+		// Without root, Unix sockets stay with their process too: only in
+		// the tree's user namespace can it take the saved peer ids of a
+		// pair, when they are subordinate ids of cryo's user, and only in
+		// the tree's pid namespace does SO_PEERCRED name it (the stub's pid
+		// would read as 0 there). All of them, so that they are still made
+		// in the plan's order: a pair's server end takes its listener's
+		// name before the listener does.
+		rootless := os.Geteuid() != 0
 		for _, p := range r.procs {
 			var stay []fileJob
 			for _, j := range r.files.jobs[p] {
-				if j.ctty {
+				if j.ctty || (rootless && r.files.isUnix(j)) {
 					stay = append(stay, j)
 				} else {
 					r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], j)
@@ -150,6 +160,7 @@ func (r *restorer) createRoot(root *process) error {
 	if err := parent.clone(root, flags, exitSignal); err != nil {
 		return err
 	}
+	root.userns = r.snap.ns.users[r.rootUserns]
 	// The stub goes: the root holds what it made.
 	for id, p := range r.files.madeIn {
 		if p == stubScratch {
@@ -356,6 +367,7 @@ func (r *restorer) build(p *process) error {
 		if err := p.clone(child, 0, uint64(unix.SIGCHLD)); err != nil {
 			return err
 		}
+		child.userns = p.userns
 		if err := r.build(child); err != nil {
 			return err
 		}

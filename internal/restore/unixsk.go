@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,18 +73,17 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	sock := func() (uint64, error) {
 		return t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(a.GetType())|unix.SOCK_CLOEXEC, 0)
 	}
+	// The saved ids are the host's; p sees them through the user
+	// namespace it is in.
 	as := func(c image.PeerCred, fn func() error) error {
-		keep := ^uint64(0)
-		if _, err := t.Syscall(unix.SYS_SETRESGID, keep, uint64(c.GID), keep); err != nil {
-			return fmt.Errorf("become gid %d: %w", c.GID, err)
+		uid, gid := c.UID, c.GID
+		if u := p.userns; u != nil {
+			uid, gid = u.uidMap.ToInside(uid), u.gidMap.ToInside(gid)
+			if uid == userns.Overflow || gid == userns.Overflow {
+				return fmt.Errorf("peer credentials %d:%d are not mapped in user namespace %d", c.UID, c.GID, u.id)
+			}
 		}
-		if _, err := t.Syscall(unix.SYS_SETRESUID, keep, uint64(c.UID), keep); err != nil {
-			return fmt.Errorf("become uid %d: %w", c.UID, err)
-		}
-		err := fn()
-		t.Syscall(unix.SYS_SETRESUID, keep, 0, keep)
-		t.Syscall(unix.SYS_SETRESGID, keep, 0, keep)
-		return err
+		return p.remote().AsEffective(uint64(uid), uint64(gid), fn)
 	}
 	// The accepted end of a connection carries its listener's name: it is
 	// the end with a name. The rendezvous listener takes that name when it
@@ -146,6 +147,11 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	ends := make([]uint64, 2)
 	ends[client], ends[server] = c, acc
 	return ends, nil
+}
+
+// isUnix tells whether job j makes Unix sockets.
+func (fp *filePlan) isUnix(j fileJob) bool {
+	return j.unixPair || (len(j.ids) == 1 && fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK)
 }
 
 // uskExtern: CRIU's flag for a socket outside the tree (--ext-unix-sk).

@@ -28,8 +28,7 @@ const (
 	dsSize     = 128
 )
 
-// keepID (-1) leaves an id unchanged in setresuid and setresgid.
-const keepID = ^uint64(0)
+const keepID = remote.KeepID
 
 // attach maps segment id in p and returns its address.
 func attach(p remote.Proc, id int, flags uint64) (uint64, error) {
@@ -128,43 +127,16 @@ func (c Creator) make(p remote.Proc, kind string, fn func() (uint64, error)) err
 	if err := p.WriteFile("/proc/sys/kernel/"+kind+"_next_id", []byte(strconv.Itoa(c.ID))); err != nil {
 		return fmt.Errorf("%s %d: set next id: %w", kind, c.ID, err)
 	}
-	euid, err := p.Call(unix.SYS_GETEUID)
-	if err != nil {
-		return fmt.Errorf("%s %d: geteuid in process %d: %w", kind, c.ID, p.Pid(), err)
-	}
-	egid, err := p.Call(unix.SYS_GETEGID)
-	if err != nil {
-		return fmt.Errorf("%s %d: getegid in process %d: %w", kind, c.ID, p.Pid(), err)
-	}
-	if _, err := p.Call(unix.SYS_SETRESGID, keepID, idArg(c.CGID), keepID); err != nil {
-		return fmt.Errorf("%s %d: become creator gid %d: %w", kind, c.ID, c.CGID, err)
-	}
-	if _, err := p.Call(unix.SYS_SETRESUID, keepID, idArg(c.CUID), keepID); err != nil {
-		p.Call(unix.SYS_SETRESGID, keepID, egid, keepID)
-		return fmt.Errorf("%s %d: become creator uid %d: %w", kind, c.ID, c.CUID, err)
-	}
-	id, err := fn()
-	// Back to p's ids: its euid gives back the capabilities a change from
-	// root dropped. One that reads as unmapped (the overflow id) cannot be
-	// named (EINVAL); the process's credentials are set later anyway.
-	back := func(nr uintptr, id uint64) error {
-		_, err := p.Call(nr, keepID, id, keepID)
-		if errors.Is(err, unix.EINVAL) {
-			return nil
+	var id uint64
+	err := p.AsEffective(idArg(c.CUID), idArg(c.CGID), func() error {
+		var err error
+		if id, err = fn(); err != nil {
+			return fmt.Errorf("create: %w", err)
 		}
-		return err
-	}
-	errU, errG := back(unix.SYS_SETRESUID, euid), back(unix.SYS_SETRESGID, egid)
-	// Changing ids made p non-dumpable, which would make its /proc files
-	// root's: the rest of the restore opens them from other processes.
-	if _, e := p.Call(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1); e != nil && errU == nil {
-		errU = e
-	}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("%s %d: create: %w", kind, c.ID, err)
-	}
-	if err := errors.Join(errU, errG); err != nil {
-		return fmt.Errorf("%s %d: process %d: take back its ids %d/%d: %w", kind, c.ID, p.Pid(), euid, egid, err)
+		return fmt.Errorf("%s %d: as its creator %d:%d: %w", kind, c.ID, c.CUID, c.CGID, err)
 	}
 	if id != uint64(c.ID) {
 		return fmt.Errorf("%s: created id %d, not %d", kind, id, c.ID)
