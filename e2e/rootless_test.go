@@ -50,8 +50,10 @@ func TestE2ERootlessWorkloads(t *testing.T) {
 // namespace.
 func TestE2ERootlessSubIDWorkloads(t *testing.T) {
 	for _, run := range []string{
-		"tree_basic", "tree_pipe", "tree_files", "tree_shm", "memory", "threads",
-		"fdkinds eventfd", "fdkinds shared", "unix_queues", "files", "signals",
+		"tree_basic", "tree_zombie", "tree_orphan subreaper", "tree_pipe", "tree_files", "tree_shm",
+		"signals", "threads", "memory", "regs gpr", "regs sse",
+		"fdkinds eventfd", "fdkinds timerfd", "fdkinds signalfd", "fdkinds itimers", "fdkinds shared",
+		"unix_queues", "files", "blocked", "attrs", "tree_pty shared",
 	} {
 		f := strings.Fields(run)
 		t.Run(strings.Join(f, "-"), func(t *testing.T) { runRootlessWorkload(t, rootlessSubIDs, f[0], f[1:]...) })

@@ -1150,6 +1150,11 @@ func TestE2EUsernsRootlessMapRange(t *testing.T) { usernsRunRootless(t, "range")
 func TestE2EUsernsRootlessPeerCred(t *testing.T) { usernsRunRootless(t, "peercred") }
 func TestE2EUsernsRootlessNested(t *testing.T)   { usernsRunRootless(t, "nested") }
 
+// TestE2EUsernsRootlessNestedMountNS: the nested scenario (processes
+// under subordinate ids) with ns1's mount namespace, its tmpfs and bind
+// mounts, shared by the child in ns2, cryo run as 4242.
+func TestE2EUsernsRootlessNestedMountNS(t *testing.T) { usernsRunRootless(t, "nested-mnt") }
+
 // TestE2EUsernsRootlessUnshareCmd: unshare -c -i, -r -i, --map-users and
 // -Urpf --mount-proc trees, cryo run as 4242.
 func TestE2EUsernsRootlessUnshareCmd(t *testing.T) {

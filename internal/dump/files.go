@@ -96,8 +96,14 @@ func Checksum(path string) (sum uint32, n uint32, err error) {
 		return 0, 0, err
 	}
 	defer f.Close()
+	return ChecksumOf(f)
+}
+
+// ChecksumOf is Checksum of an open file, read from its start with
+// pread, which leaves the file's offset alone (it may be shared).
+func ChecksumOf(f io.ReaderAt) (sum uint32, n uint32, err error) {
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	c, err := io.Copy(h, io.LimitReader(f, ChecksumLimit))
+	c, err := io.Copy(h, io.NewSectionReader(f, 0, ChecksumLimit))
 	if err != nil {
 		return 0, 0, err
 	}

@@ -56,8 +56,8 @@ func (p Proc) Get(off uint64, n int) ([]byte, error) {
 	return b, nil
 }
 
-// atFdcwd is AT_FDCWD (-100) as a syscall argument.
-const atFdcwd = ^uint64(99)
+// AtFdcwd is AT_FDCWD (-100) as a system call argument.
+const AtFdcwd = ^uint64(99)
 
 // Open opens path in the tracee (close-on-exec, never as its controlling
 // terminal) and returns the descriptor; the name sits at the start of the
@@ -67,7 +67,7 @@ func (p Proc) Open(path string, flags uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	fd, err := p.Call(unix.SYS_OPENAT, atFdcwd, addr, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	fd, err := p.Call(unix.SYS_OPENAT, AtFdcwd, addr, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return 0, fmt.Errorf("process %d: open %s: %w", p.Pid(), path, err)
 	}

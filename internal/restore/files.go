@@ -13,6 +13,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/tcprepair"
 	"golang.org/x/sys/unix"
 )
@@ -423,7 +424,7 @@ func (fp *filePlan) openFile(p *process, id uint32) error {
 	}
 	name := f.GetName()
 	if fp.snap.ghosts[id] != nil {
-		path, err := fp.ghostPath(id)
+		path, err := fp.ghostPath(p, id)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
@@ -684,13 +685,14 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 // ghostPath gives the path of file id's ghost: a file deleted while open
 // or mapped, whose contents are put back under the old name (or beside it,
 // if it was reused) once, for every descriptor and mapping of its inode,
-// and unlinked again by removeGhosts once the tree holds it.
-func (fp *filePlan) ghostPath(id uint32) (string, error) {
+// and unlinked again by removeGhosts once the tree holds it. p is the
+// process about to open it.
+func (fp *filePlan) ghostPath(p *process, id uint32) (string, error) {
 	g := fp.snap.ghosts[id]
 	if path, ok := fp.ghostPaths[g.remapID]; ok {
 		return path, nil
 	}
-	path, err := makeGhost(fp.snap.reg(g.remapID).GetName(), g.remapID, g)
+	path, err := makeGhost(fp.snap.reg(g.remapID).GetName(), g.remapID, g, p.chownPath)
 	if err != nil {
 		return "", err
 	}
@@ -710,9 +712,9 @@ func (fp *filePlan) removeGhosts() {
 }
 
 // makeGhost writes a deleted file's saved contents to a new file at its
-// old path (or beside it when something took the name since) and returns
-// the path used.
-func makeGhost(name string, id uint32, g *ghost) (string, error) {
+// old path (or beside it when something took the name since), gives it
+// its owner with chown, and returns the path used.
+func makeGhost(name string, id uint32, g *ghost, chown func(path string, uid, gid uint32) error) (string, error) {
 	path := name
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if os.IsExist(err) {
@@ -731,13 +733,35 @@ func makeGhost(name string, id uint32, g *ghost) (string, error) {
 		werr = os.Chmod(path, os.FileMode(g.entry.GetMode()&0o7777))
 	}
 	if werr == nil {
-		werr = os.Lchown(path, int(g.entry.GetUid()), int(g.entry.GetGid()))
+		werr = chown(path, g.entry.GetUid(), g.entry.GetGid())
 	}
 	if werr != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("recreate the deleted file: %w", werr)
 	}
 	return path, nil
+}
+
+// chownPath gives the file at path (not following a link) host ids uid
+// and gid. cryo does it as root; without root, p does it inside its user
+// namespace, where cryo's user has the capability to give a file one of
+// its subordinate ids.
+func (p *process) chownPath(path string, uid, gid uint32) error {
+	if os.Geteuid() == 0 || p.userns == nil {
+		return os.Lchown(path, int(uid), int(gid))
+	}
+	in, gin, err := p.idsInside(uid, gid)
+	if err != nil {
+		return fmt.Errorf("owner of %s: %w", path, err)
+	}
+	addr, err := p.put(append([]byte(path), 0))
+	if err != nil {
+		return err
+	}
+	if _, err := p.leader.Syscall(unix.SYS_FCHOWNAT, remote.AtFdcwd, addr, uint64(in), uint64(gin), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("process %d: chown %s to %d:%d (%d:%d inside): %w", p.c.pid, path, uid, gid, in, gin, err)
+	}
+	return nil
 }
 
 // makePipe creates a pipe and puts its ends at their temporary descriptors

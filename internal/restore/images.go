@@ -22,6 +22,7 @@ import (
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,8 +40,12 @@ type snapshot struct {
 	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
 	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
 	ptys      map[uint32]*ptyPair               // pseudo-terminal pairs, by index
-	ns        *namespaces
-	xfeatures uint64
+	// uncheckedFiles are mapped files cryo's user may not read, by file
+	// id: checked through the descriptor of the process that maps them
+	// (checkMapped).
+	uncheckedFiles map[uint32]bool
+	ns             *namespaces
+	xfeatures      uint64
 }
 
 // shmemImage is one MAP_SHARED|MAP_ANONYMOUS object: its size and pages.
@@ -477,21 +482,66 @@ func (s *snapshot) checkFiles() error {
 			// mount's is not reachable yet by this name.
 			continue
 		}
-		st, err := os.Stat(name)
+		file, err := os.Open(name)
+		if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+			// A file of a subordinate id of cryo's user: the process
+			// that maps it can read it, inside its user namespace.
+			if s.uncheckedFiles == nil {
+				s.uncheckedFiles = map[uint32]bool{}
+			}
+			s.uncheckedFiles[id] = true
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("file %d %s: %w", id, name, err)
 		}
-		if uint64(st.Size()) != f.GetSize() {
-			return fmt.Errorf("file %s changed since the dump: size %d, was %d", name, st.Size(), f.GetSize())
-		}
-		sum, n, err := dump.Checksum(name)
+		err = checkUnchanged(f, file)
+		file.Close()
 		if err != nil {
-			return fmt.Errorf("file %s: %w", name, err)
-		}
-		if sum != f.GetChecksum() || n != f.GetChecksumConfig() {
-			return fmt.Errorf("file %s changed since the dump: checksum differs", name)
+			return err
 		}
 	}
+	return nil
+}
+
+// checkUnchanged compares the size and checksum of file, opened now, with
+// those saved in f at the dump.
+func checkUnchanged(f *regfile.RegFileEntry, file *os.File) error {
+	name := f.GetName()
+	st, err := file.Stat()
+	if err != nil {
+		return fmt.Errorf("file %s: %w", name, err)
+	}
+	if uint64(st.Size()) != f.GetSize() {
+		return fmt.Errorf("file %s changed since the dump: size %d, was %d", name, st.Size(), f.GetSize())
+	}
+	sum, n, err := dump.ChecksumOf(file)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", name, err)
+	}
+	if sum != f.GetChecksum() || n != f.GetChecksumConfig() {
+		return fmt.Errorf("file %s changed since the dump: checksum differs", name)
+	}
+	return nil
+}
+
+// checkMapped makes the check of checkFiles on file id, which cryo could
+// not open, through descriptor fd of process pid, which opened it to map
+// it; once.
+func (s *snapshot) checkMapped(id uint32, pid int, fd uint64) error {
+	if !s.uncheckedFiles[id] {
+		return nil
+	}
+	own, err := proc.CopyFd(pid, int(fd))
+	if err != nil {
+		return err
+	}
+	file := os.NewFile(uintptr(own), s.reg(id).GetName())
+	defer file.Close()
+	if err := checkUnchanged(s.reg(id), file); err != nil {
+		return err
+	}
+	delete(s.uncheckedFiles, id)
 	return nil
 }
 

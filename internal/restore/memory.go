@@ -221,13 +221,18 @@ func (p *process) mapVmas() error {
 			id := uint32(v.GetShmid())
 			name := p.r.snap.reg(id).GetName()
 			if p.r.snap.ghosts[id] != nil {
-				path, err := p.r.files.ghostPath(id)
+				path, err := p.r.files.ghostPath(p, id)
 				if err != nil {
 					return fmt.Errorf("restore pid %d: mapping %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 				}
 				name = path
 			}
 			n, err := p.open(name, uint64(v.GetFdflags()))
+			if err == nil {
+				if err = p.r.snap.checkMapped(id, p.pid, n); err != nil {
+					t.Syscall(unix.SYS_CLOSE, n)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("restore pid %d: mapping %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"os"
 	"slices"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
@@ -247,7 +246,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 		}
 	}
 	if pair.slave.Uid != nil && pair.slave.Gid != nil {
-		if err := os.Lchown(path, int(pair.slave.GetUid()), int(pair.slave.GetGid())); err != nil {
+		if err := p.chownPath(path, pair.slave.GetUid(), pair.slave.GetGid()); err != nil {
 			return fmt.Errorf("%s: owner: %w", where, err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -258,6 +259,9 @@ func (r *restorer) run() error {
 			return err
 		}
 	}
+	for id := range r.snap.uncheckedFiles {
+		return fmt.Errorf("file %s: cryo may not read it and no process mapped it: it could not be checked against the dump", r.snap.reg(id).GetName())
+	}
 	r.files.removeGhosts()
 	if err := r.files.repair.Resume(); err != nil {
 		return err
@@ -383,6 +387,19 @@ func (p *process) putString(s string) (uint64, error) {
 }
 
 // open opens path in the restored process and returns the descriptor.
+// idsInside converts host ids to the view of the user namespace p is in.
+func (p *process) idsInside(uid, gid uint32) (uint32, uint32, error) {
+	u := p.userns
+	if u == nil {
+		return uid, gid, nil
+	}
+	in, gin := u.uidMap.ToInside(uid), u.gidMap.ToInside(gid)
+	if in == userns.Overflow || gin == userns.Overflow {
+		return 0, 0, fmt.Errorf("ids %d:%d are not mapped in user namespace %d", uid, gid, u.id)
+	}
+	return in, gin, nil
+}
+
 func (p *process) open(path string, flags uint64) (uint64, error) {
 	return p.remote().Open(path, flags)
 }

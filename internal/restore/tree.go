@@ -118,18 +118,18 @@ func (r *restorer) createRoot(root *process) error {
 		// stay with a process of the session, which opens them once its
 		// leader took the pair (the stub's terminal would be cryo's).
 		//
-		// Without root, Unix sockets stay with their process too: only in
-		// the tree's user namespace can it take the saved peer ids of a
-		// pair, when they are subordinate ids of cryo's user, and only in
-		// the tree's pid namespace does SO_PEERCRED name it (the stub's pid
-		// would read as 0 there). All of them, so that they are still made
-		// in the plan's order: a pair's server end takes its listener's
-		// name before the listener does.
+		// Without root, every file stays with its process: the stub, the
+		// user without capabilities, could open nothing the tree's
+		// processes cannot, while inside the tree's user namespace they
+		// have its capabilities over the files of the user's subordinate
+		// ids, only there can they take the saved peer ids of a Unix
+		// pair, and only in the tree's pid namespace does SO_PEERCRED
+		// name them (the stub's pid would read as 0 there).
 		rootless := os.Geteuid() != 0
 		for _, p := range r.procs {
 			var stay []fileJob
 			for _, j := range r.files.jobs[p] {
-				if j.ctty || (rootless && r.files.isUnix(j)) {
+				if j.ctty || rootless {
 					stay = append(stay, j)
 				} else {
 					r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], j)

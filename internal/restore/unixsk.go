@@ -10,7 +10,6 @@ import (
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
-	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,12 +75,9 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	// The saved ids are the host's; p sees them through the user
 	// namespace it is in.
 	as := func(c image.PeerCred, fn func() error) error {
-		uid, gid := c.UID, c.GID
-		if u := p.userns; u != nil {
-			uid, gid = u.uidMap.ToInside(uid), u.gidMap.ToInside(gid)
-			if uid == userns.Overflow || gid == userns.Overflow {
-				return fmt.Errorf("peer credentials %d:%d are not mapped in user namespace %d", c.UID, c.GID, u.id)
-			}
+		uid, gid, err := p.idsInside(c.UID, c.GID)
+		if err != nil {
+			return fmt.Errorf("peer credentials: %w", err)
 		}
 		return p.remote().AsEffective(uint64(uid), uint64(gid), fn)
 	}
