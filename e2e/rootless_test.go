@@ -60,18 +60,41 @@ func TestE2ERootlessSubIDWorkloads(t *testing.T) {
 	}
 }
 
-// How the test user starts a workload for a rootless dump and restore:
-// root inside a user namespace of its own (unshare -r -i), or as uid and
-// gid 1000 in one that maps 0 to the user and 1-65535 to its subordinate
-// ids 100000-165534 (newuidmap writes the map), so that the workload runs
-// under host ids 100999.
+// TestE2ERootlessSubIDStickyDir: tree_shm as in TestE2ERootlessSubIDWorkloads,
+// in a directory like /tmp (root's, mode 1777): its deleted file, put back
+// for the restore, has a subordinate owner then, and only that owner (or
+// root) may unlink it there, which cryo does from inside the namespace;
+// the workload checks that nothing is left at its path.
+func TestE2ERootlessSubIDStickyDir(t *testing.T) {
+	runRootlessWorkload(t, rootlessSubIDsSticky, "tree_shm")
+}
+
+// A rootlessLayout is how the test user starts a workload for a rootless
+// dump and restore: a command prefix that execs it, and the owner and mode
+// of the workload's directory.
+type rootlessLayout struct {
+	prefix  []string
+	dirUID  int
+	dirMode os.FileMode
+}
+
+// subIDWorkloadUID is the host uid of uid 1000 under rootlessSubIDs.
+const subIDWorkloadUID = subIDFirst + 999
+
 var (
-	rootlessOwnUID = []string{"unshare", "-r", "-i"}
-	rootlessSubIDs = []string{"unshare", "--map-user=0", "--map-group=0", "--map-users=100000,1,65535", "--map-groups=100000,1,65535", "-i",
-		"setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"}
+	// root inside a user namespace of its own (unshare -r -i)
+	rootlessOwnUID = rootlessLayout{[]string{"unshare", "-r", "-i"}, testUID, 0o755}
+	// uid and gid 1000 in a namespace that maps 0 to the user and 1-65535
+	// to its subordinate ids 100000-165534 (newuidmap writes the map), so
+	// that the workload runs under host ids 100999, in a directory of its
+	// own that cryo's user may not enter
+	rootlessSubIDs = rootlessLayout{[]string{"unshare", "--map-user=0", "--map-group=0", "--map-users=100000,1,65535", "--map-groups=100000,1,65535", "-i",
+		"setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"}, subIDWorkloadUID, 0o700}
+	// the same in a sticky directory of root's, as /tmp
+	rootlessSubIDsSticky = rootlessLayout{rootlessSubIDs.prefix, 0, os.ModeSticky | 0o777}
 )
 
-func runRootlessWorkload(t *testing.T, how []string, name string, args ...string) {
+func runRootlessWorkload(t *testing.T, how rootlessLayout, name string, args ...string) {
 	w := rootlessDump(t, how, name, args...)
 	if noCR {
 		return
@@ -111,7 +134,7 @@ func runRootlessWorkload(t *testing.T, how []string, name string, args ...string
 // prefix that execs it: rootlessOwnUID, rootlessSubIDs), waits for READY
 // and dumps it as that user into w.ImgDir; the original is gone then.
 // With noCR it only checks the workload's own verdict.
-func rootlessDump(t *testing.T, how []string, name string, args ...string) *Workload {
+func rootlessDump(t *testing.T, how rootlessLayout, name string, args ...string) *Workload {
 	requireRoot(t)
 	ensureTestUser(t)
 	requireUserCanExec(t, cryoBin)
@@ -120,10 +143,18 @@ func rootlessDump(t *testing.T, how []string, name string, args ...string) *Work
 		t.Fatal(err)
 	}
 	requireUserCanExec(t, bin)
-	// 0777: under rootlessSubIDs the workload is not the directory's owner
-	w := &Workload{t: t, Name: name, Bin: bin, Args: args, Dir: usernsDir(t, 0o777)}
+	w := &Workload{t: t, Name: name, Bin: bin, Args: args, Dir: usernsDir(t, how.dirMode)}
+	if err := os.Chown(w.Dir, how.dirUID, how.dirUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(w.Dir, how.dirMode); err != nil {
+		t.Fatal(err)
+	}
 	w.Out = filepath.Join(filepath.Dir(w.Dir), "output.txt")
-	cmd := userCommand(t, w.Dir, w.Out, append(append(slices.Clone(how), bin), args...)...)
+	// The user may not enter a directory of the workload's: env, run with
+	// the workload's ids, changes into it and execs the workload.
+	argv := append(slices.Clone(how.prefix), "env", "--chdir="+w.Dir, bin)
+	cmd := userCommand(t, filepath.Dir(w.Dir), w.Out, append(argv, args...)...)
 	t.Cleanup(w.cleanup)
 	if w.orig, err = startBg(t, "workload "+name, cmd); err != nil {
 		t.Fatal(err)

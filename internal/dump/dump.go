@@ -209,8 +209,8 @@ type process struct {
 	nsPid  uint32
 	nsTids map[int]uint32
 	// viaRoot prefixes the paths it sees to reach them from cryo:
-	// "/proc/PID/root" when it is in a mount namespace of its own or cryo
-	// is not root, else "".
+	// "/proc/PID/root" when it is in a mount namespace of its own, or
+	// when cryo is not root and the process is not chrooted; else "".
 	viaRoot string
 }
 
@@ -227,13 +227,6 @@ func (d *dumper) seizeTree(root int) error {
 			return fmt.Errorf("process %d: %w", pid, err)
 		}
 		p := &process{pid: pid, ppid: parent[pid], stat: st, tr: d.tr, opts: d.opts, logf: d.logf}
-		if os.Geteuid() != 0 {
-			// The files it maps may have to be opened from inside its
-			// user namespace (nsagent), found by the PID in the path.
-			if root, err := proc.Root(pid); err == nil && root == "/" {
-				p.viaRoot = fmt.Sprintf("/proc/%d/root", pid)
-			}
-		}
 		if st.State == 'Z' {
 			if pid == root {
 				return fmt.Errorf("process %d is a zombie", pid)
@@ -249,6 +242,13 @@ func (d *dumper) seizeTree(root int) error {
 		// Read again now that it is frozen.
 		if p.stat, err = proc.ReadStat(pid); err != nil {
 			return fmt.Errorf("process %d: %w", pid, err)
+		}
+		if os.Geteuid() != 0 {
+			// The files it maps may have to be opened from inside its
+			// user namespace (nsagent), found by the PID in the path.
+			if root, err := proc.Root(pid); err == nil && root == "/" {
+				p.viaRoot = fmt.Sprintf("/proc/%d/root", pid)
+			}
 		}
 		children, err := proc.ChildrenOf(pid)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -25,8 +26,8 @@ var fallback struct {
 }
 
 // SetFallback makes every open of this package, and of Open, FileStat,
-// Readlink and ReadFile, retry through open when cryo itself is refused
-// (EACCES). It is process-wide, as cryo dumps one tree at a time; the
+// Readlink and ReadFile, of a path under /proc retry through open when
+// cryo itself is refused (EACCES). It is process-wide, as cryo dumps one tree at a time; the
 // returned function puts back the previous fallback.
 func SetFallback(open Opener) (undo func()) {
 	fallback.Lock()
@@ -44,7 +45,7 @@ func SetFallback(open Opener) (undo func()) {
 // failed with err. It returns err unchanged when there is no fallback or
 // the failure was not a refusal.
 func retry(path string, flags int, err error) (*os.File, error) {
-	if !errors.Is(err, unix.EACCES) {
+	if !errors.Is(err, unix.EACCES) || !strings.HasPrefix(path, procRoot+"/") {
 		return nil, err
 	}
 	fallback.RLock()

@@ -176,6 +176,9 @@ func SyscallInsn(pid int) (uint64, error) {
 // KeepID (-1) leaves an id unchanged in setresuid and setresgid.
 const KeepID = ^uint64(0)
 
+// overflowID is how an id its user namespace does not map reads inside.
+const overflowID = 65534
+
 // AsEffective runs fn with the tracee's effective uid and gid made uid and
 // gid (KeepID: unchanged), ids as its user namespace sees them, then gives
 // it back its own. Real and saved ids stay: a tracee whose saved uid is 0
@@ -198,13 +201,16 @@ func (p Proc) AsEffective(uid, gid uint64, fn func() error) error {
 		return fmt.Errorf("become uid %d: %w", int64(uid), err)
 	}
 	fnErr := fn()
-	// An id of its own that reads as unmapped (the overflow id) cannot be
-	// named (EINVAL); the process's credentials are set later anyway.
+	// An id of its own that its namespace does not map reads as the
+	// overflow id: it cannot be named to take it back (and 65534 may be
+	// another, mapped id there), so the borrowed one stays until the
+	// process's credentials are set. Its real and saved ids did not change,
+	// nor did its capabilities (none of its ids was 0 there).
 	back := func(nr uintptr, id uint64) error {
-		_, err := p.Call(nr, KeepID, id, KeepID)
-		if errors.Is(err, unix.EINVAL) {
+		if id == overflowID {
 			return nil
 		}
+		_, err := p.Call(nr, KeepID, id, KeepID)
 		return err
 	}
 	errU, errG := back(unix.SYS_SETRESUID, euid), back(unix.SYS_SETRESGID, egid)

@@ -2,8 +2,10 @@ package restore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -58,8 +60,8 @@ type filePlan struct {
 	anonAddr map[uint64]uint64
 	// repair: restored TCP connections, in repair mode until the end.
 	repair tcprepair.Set
-	// ghostPaths: deleted files put back for the restore (ghost id -> path).
-	ghostPaths map[uint32]string
+	// ghostPaths: deleted files put back for the restore, by ghost id.
+	ghostPaths map[uint32]ghostPath
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
 	// madeIn: the process each file was created in (at its temporary
@@ -689,57 +691,95 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 // process about to open it.
 func (fp *filePlan) ghostPath(p *process, id uint32) (string, error) {
 	g := fp.snap.ghosts[id]
-	if path, ok := fp.ghostPaths[g.remapID]; ok {
-		return path, nil
+	if gp, ok := fp.ghostPaths[g.remapID]; ok {
+		return gp.path, nil
 	}
-	path, err := makeGhost(fp.snap.reg(g.remapID).GetName(), g.remapID, g, p.chownPath)
+	create, remove := writeGhost(g), os.Remove
+	if agents := p.r.agents; agents != nil {
+		// Without root, the ghost is made from inside p's user
+		// namespace: only there may cryo's user write in a directory of
+		// its subordinate ids, give the file such an owner, and unlink it
+		// again from a sticky one (/tmp) once it has that owner.
+		a, err := agents.For(p.pid)
+		if err != nil {
+			return "", fmt.Errorf("recreate the deleted file: %w", err)
+		}
+		uid, gid, err := p.idsInside(g.entry.GetUid(), g.entry.GetGid())
+		if err != nil {
+			return "", fmt.Errorf("recreate the deleted file: owner: %w", err)
+		}
+		create = func(path string) error {
+			return a.CreateFile(path, g.data, g.entry.GetMode()&0o7777, uid, gid)
+		}
+		remove = a.Remove
+	}
+	path, err := makeGhost(fp.snap.reg(g.remapID).GetName(), g.remapID, create)
 	if err != nil {
 		return "", err
 	}
 	if fp.ghostPaths == nil {
-		fp.ghostPaths = map[uint32]string{}
+		fp.ghostPaths = map[uint32]ghostPath{}
 	}
-	fp.ghostPaths[g.remapID] = path
+	fp.ghostPaths[g.remapID] = ghostPath{path, remove}
 	return path, nil
 }
 
-// removeGhosts unlinks the ghosts again; idempotent.
-func (fp *filePlan) removeGhosts() {
-	for id, path := range fp.ghostPaths {
-		os.Remove(path)
+// ghostPath is where a ghost was made, and how to remove it.
+type ghostPath struct {
+	path   string
+	remove func(path string) error
+}
+
+// removeGhosts unlinks the ghosts again; idempotent. A ghost that cannot
+// be removed is logged: its contents stay readable at its path.
+func (fp *filePlan) removeGhosts(logf func(string, ...any)) {
+	for id, gp := range fp.ghostPaths {
+		if err := gp.remove(gp.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			logf("warning: the deleted file put back at %s for the restore stays there: %v", gp.path, err)
+		}
 		delete(fp.ghostPaths, id)
 	}
 }
 
-// makeGhost writes a deleted file's saved contents to a new file at its
-// old path (or beside it when something took the name since), gives it
-// its owner with chown, and returns the path used.
-func makeGhost(name string, id uint32, g *ghost, chown func(path string, uid, gid uint32) error) (string, error) {
+// makeGhost makes a deleted file again with create at its old path, or
+// beside it when something took the name since, and returns the path used.
+func makeGhost(name string, id uint32, create func(path string) error) (string, error) {
 	path := name
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if os.IsExist(err) {
+	err := create(path)
+	if errors.Is(err, fs.ErrExist) {
 		path = fmt.Sprintf("%s.cryo-ghost-%d", name, id)
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err = create(path)
 	}
 	if err != nil {
 		return "", fmt.Errorf("recreate the deleted file: %w", err)
 	}
-	_, werr := f.Write(g.data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(path, os.FileMode(g.entry.GetMode()&0o7777))
-	}
-	if werr == nil {
-		werr = chown(path, g.entry.GetUid(), g.entry.GetGid())
-	}
-	if werr != nil {
-		os.Remove(path)
-		return "", fmt.Errorf("recreate the deleted file: %w", werr)
-	}
 	return path, nil
+}
+
+// writeGhost creates a ghost as cryo, with its saved contents, owner and
+// mode (chown first: it would clear set-id bits).
+func writeGhost(g *ghost) func(path string) error {
+	return func(path string) error {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(g.data)
+		if err == nil {
+			err = f.Chown(int(g.entry.GetUid()), int(g.entry.GetGid()))
+		}
+		if err == nil {
+			// Not f.Chmod: os.FileMode has no set-id or sticky bits.
+			err = unix.Fchmod(int(f.Fd()), g.entry.GetMode()&0o7777)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+		return err
+	}
 }
 
 // chownPath gives the file at path (not following a link) host ids uid
@@ -754,7 +794,7 @@ func (p *process) chownPath(path string, uid, gid uint32) error {
 	if err != nil {
 		return fmt.Errorf("owner of %s: %w", path, err)
 	}
-	addr, err := p.put(append([]byte(path), 0))
+	addr, err := p.putString(path)
 	if err != nil {
 		return err
 	}

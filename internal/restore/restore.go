@@ -17,6 +17,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
+	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -100,6 +101,9 @@ type restorer struct {
 	// newPidNS: the tree gets a pid namespace it did not have (see
 	// mustMovePids).
 	newPidNS bool
+	// agents act inside the tree's user namespaces for a cryo that is not
+	// root (nil for root), where its user has capabilities it lacks here.
+	agents *nsagent.Pool
 }
 
 // process is one process being restored.
@@ -168,6 +172,11 @@ func Restore(opts Options) (root *Process, err error) {
 		r.maxPid = max(r.maxPid, tid)
 	}
 	defer r.tr.Close()
+	if os.Geteuid() != 0 {
+		// Closed after abort's cleanup, which may need them.
+		r.agents = nsagent.NewPool(opts.StubPath, opts.Logf)
+		defer r.agents.Close()
+	}
 	// Whatever goes wrong, even a bug, nothing half-restored may stay.
 	defer func() {
 		if rec := recover(); rec != nil {
@@ -215,7 +224,7 @@ func Restore(opts Options) (root *Process, err error) {
 func (r *restorer) abort() {
 	if r.files != nil {
 		defer r.files.repair.Drop()
-		defer r.files.removeGhosts()
+		defer r.files.removeGhosts(r.logf)
 	}
 	if r.stub != nil {
 		r.stub.Kill()
@@ -262,7 +271,7 @@ func (r *restorer) run() error {
 	for id := range r.snap.uncheckedFiles {
 		return fmt.Errorf("file %s: cryo may not read it and no process mapped it: it could not be checked against the dump", r.snap.reg(id).GetName())
 	}
-	r.files.removeGhosts()
+	r.files.removeGhosts(r.logf)
 	if err := r.files.repair.Resume(); err != nil {
 		return err
 	}
@@ -386,7 +395,6 @@ func (p *process) putString(s string) (uint64, error) {
 	return p.put(append([]byte(s), 0))
 }
 
-// open opens path in the restored process and returns the descriptor.
 // idsInside converts host ids to the view of the user namespace p is in.
 func (p *process) idsInside(uid, gid uint32) (uint32, uint32, error) {
 	u := p.userns
@@ -400,6 +408,7 @@ func (p *process) idsInside(uid, gid uint32) (uint32, uint32, error) {
 	return in, gin, nil
 }
 
+// open opens path in the restored process and returns the descriptor.
 func (p *process) open(path string, flags uint64) (uint64, error) {
 	return p.remote().Open(path, flags)
 }

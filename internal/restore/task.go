@@ -107,6 +107,9 @@ func (p *process) restoreMM() error {
 		return fmt.Errorf("restore pid %d: executable: %w", p.c.pid, err)
 	}
 	defer t.Syscall(unix.SYS_CLOSE, exeFd)
+	if err := p.r.snap.checkMapped(m.GetExeFileId(), p.pid, exeFd); err != nil {
+		return fmt.Errorf("restore pid %d: executable: %w", p.c.pid, err)
+	}
 	auxvAddr, err := p.putAt(4096, putU64(nil, auxv...))
 	if err != nil {
 		return err
