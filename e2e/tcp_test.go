@@ -18,7 +18,10 @@ import (
 // held (FIONREAD), every stream arrives once and in order and goes on in
 // both directions to EOF; getsockname/getpeername, TCP_NODELAY,
 // SO_KEEPALIVE (set on C4's socket only) and O_NONBLOCK (on the root's A4
-// only) are unchanged; both listeners still accept a new connection.
+// only) are unchanged, and so is every other option (inetsk.h), among them
+// SO_REUSEADDR on the listeners and their accepted sockets, and C4's
+// keepalive timers, SO_LINGER, timeouts, SO_PRIORITY and IP_TOS; both
+// listeners still accept a new connection.
 func TestE2ETreeTCP(t *testing.T) {
 	forEachLink(t, "tree_tcp", func(t *testing.T, bin string) {
 		tr := startTree(t, bin)
@@ -26,6 +29,18 @@ func TestE2ETreeTCP(t *testing.T) {
 		tr.Restore()
 		tr.Finish()
 	})
+}
+
+// TestE2ETreeTCPLeaveRunning: the same tree dumped with --tcp-established
+// --leave-running goes on as if nothing happened: its connections leave
+// repair mode with their options as they were (repair mode turns
+// SO_REUSEADDR off on the way out; A4 and A6 have it from their listener),
+// and the tree passes the same checks.
+func TestE2ETreeTCPLeaveRunning(t *testing.T) {
+	requireRoot(t)
+	tr := startTree(t, workloadBin(t, "tree_tcp", linkDynamic))
+	tr.Checkpoint("--tcp-established", "--leave-running")
+	tr.Finish()
 }
 
 // TestE2ETreeTCPNoFlag: the same tree dumped without --tcp-established must

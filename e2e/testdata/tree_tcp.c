@@ -3,22 +3,26 @@
  * unread data in flight both ways, across a checkpoint of the tree
  * (cryo dump --tcp-established).
  *
- *   root   listens on 127.0.0.1:0 (L4) and [::1]:0 (L6), forks C4 and C6,
- *   |      accepts A4 (from C4) and A6 (from C6)
- *   +-- C4 connects to L4; its socket has TCP_NODELAY and SO_KEEPALIVE
+ *   root   listens on 127.0.0.1:0 (L4) and [::1]:0 (L6), both SO_REUSEADDR,
+ *   |      forks C4 and C6, accepts A4 (from C4) and A6 (from C6)
+ *   +-- C4 connects to L4; its socket has TCP_NODELAY, SO_KEEPALIVE with
+ *   |   TCP_KEEPIDLE 77, TCP_KEEPINTVL 11, TCP_KEEPCNT 4, SO_LINGER on 5 s,
+ *   |   SO_RCVTIMEO 3 s, SO_SNDTIMEO 0.4 s, SO_PRIORITY 2, IP_TOS 0x08
  *   +-- C6 connects to L6
  *
  * Before READY each client writes 5000 bytes and the root 7000 bytes to
  * each accepted socket; nobody reads: every receiver waits until FIONREAD
  * shows exactly what its peer wrote. A4 is O_NONBLOCK. Every process records
- * getsockname/getpeername of its sockets.
+ * getsockname/getpeername and every option (inetsk.h) of its sockets but
+ * the buffer sizes of the connections, which TCP may still tune.
  *
- * After SIGTERM root checks its ids, names, flags and options (A4, A6 and
- * the listeners: no TCP_NODELAY, no SO_KEEPALIVE; only A4 O_NONBLOCK),
+ * After SIGTERM root checks its ids, names, flags and options (all as
+ * recorded; A4, A6 and the listeners: no TCP_NODELAY, no SO_KEEPALIVE,
+ * listeners SO_REUSEADDR; only A4 O_NONBLOCK),
  * FIONREAD exactly 5000 on A4 and A6 (nothing of the clients' post-restore
  * data can be there yet), marks root.checked and SIGTERMs C4 and C6. Each
- * client checks the same of its socket (C4: TCP_NODELAY and SO_KEEPALIVE
- * set), FIONREAD exactly 7000, marks X.checked, writes 3000 more bytes,
+ * client checks the same of its socket (C4: TCP_NODELAY, SO_KEEPALIVE and
+ * the other options above set), FIONREAD exactly 7000, marks X.checked, writes 3000 more bytes,
  * shutdown(SHUT_WR) and reads to EOF: 7000 + 3000 bytes. Root, once both
  * clients are checked, writes 3000 more to A4/A6, shuts down and reads to
  * EOF: 5000 + 3000 bytes each. Every byte is a function of its position in
@@ -31,6 +35,7 @@
  */
 #include "wl.h"
 #include "stream.h"
+#include "inetsk.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -50,13 +55,9 @@
 #define R6_SEED 204
 #define N_SEED 205
 
-struct names {
-	struct sockaddr_storage self, peer;
-	socklen_t self_len, peer_len;
-};
-
 static int l4 = -1, l6 = -1, a4 = -1, a6 = -1, cfd = -1;
 static struct names nl4, nl6, na4, na6, nc;
+static struct sockopt_rec ol4, ol6, oa4, oa6, oc;
 static struct wl_region own;
 
 /* Reads s->fd to EOF (bounded: 10 s, never blocks in read), checking the
@@ -110,74 +111,6 @@ static void wait_inq(int fd, int n, const char *what)
 	wl_die("%s: %s: FIONREAD %d after 5 s, want %d", wl_role, what, inq(fd), n);
 }
 
-static void get_names(int fd, struct names *nm, int listening)
-{
-	memset(nm, 0, sizeof(*nm));
-	nm->self_len = sizeof(nm->self);
-	nm->peer_len = sizeof(nm->peer);
-	if (getsockname(fd, (struct sockaddr *)&nm->self, &nm->self_len))
-		wl_die("%s: getsockname: %s", wl_role, strerror(errno));
-	if (!listening && getpeername(fd, (struct sockaddr *)&nm->peer, &nm->peer_len))
-		wl_die("%s: getpeername: %s", wl_role, strerror(errno));
-}
-
-static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)ss;
-		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-		snprintf(buf, len, "%s:%d", a, ntohs(s->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const void *)ss;
-		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-		snprintf(buf, len, "[%s]:%d", a, ntohs(s->sin6_port));
-	} else {
-		snprintf(buf, len, "family %d", ss->ss_family);
-	}
-	return buf;
-}
-
-static void check_names(int fd, const struct names *want, int listening, const char *what)
-{
-	struct names cur;
-	char b1[80], b2[80];
-	memset(&cur, 0, sizeof(cur));
-	cur.self_len = sizeof(cur.self);
-	cur.peer_len = sizeof(cur.peer);
-	if (getsockname(fd, (struct sockaddr *)&cur.self, &cur.self_len)) {
-		wl_fail("%s[%d]: %s: getsockname: %s", wl_role, wl_exp_pid, what, strerror(errno));
-		return;
-	}
-	TCHECK(cur.self_len == want->self_len && memcmp(&cur.self, &want->self, cur.self_len) == 0,
-	       "%s: getsockname %s, want %s", what, addr_str(&cur.self, b1, sizeof(b1)),
-	       addr_str(&want->self, b2, sizeof(b2)));
-	if (listening)
-		return;
-	if (getpeername(fd, (struct sockaddr *)&cur.peer, &cur.peer_len)) {
-		wl_fail("%s[%d]: %s: getpeername: %s", wl_role, wl_exp_pid, what, strerror(errno));
-		return;
-	}
-	TCHECK(cur.peer_len == want->peer_len && memcmp(&cur.peer, &want->peer, cur.peer_len) == 0,
-	       "%s: getpeername %s, want %s", what, addr_str(&cur.peer, b1, sizeof(b1)),
-	       addr_str(&want->peer, b2, sizeof(b2)));
-}
-
-static int getopt_int(int fd, int level, int opt)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-	if (getsockopt(fd, level, opt, &v, &l))
-		return -1;
-	return v;
-}
-
-static void setopt_int(int fd, int level, int opt, int v, const char *what)
-{
-	if (setsockopt(fd, level, opt, &v, sizeof(v)))
-		wl_die("%s: setsockopt %s: %s", wl_role, what, strerror(errno));
-}
-
 /* fd's type, state, options and O_NONBLOCK as expected. */
 static void check_sock(int fd, const char *what, int listening, int nodelay, int keepalive, int nonblock)
 {
@@ -203,6 +136,20 @@ static void check_sock(int fd, const char *what, int listening, int nodelay, int
 	}
 }
 
+/* Records the options of a connection but its buffer sizes: TCP grows
+ * them as ACKs come, until the dump. And IPV6_V6ONLY of a client's socket
+ * that connect() bound: it reads 0, but the restore binds the address
+ * explicitly, which sets it (as with CRIU), and a bound socket cannot
+ * clear it; it means nothing for a connected socket. */
+static void record_conn(int fd, struct sockopt_rec *r)
+{
+	sockopt_read(fd, r);
+	sockopt_forget(r, SOL_SOCKET, SO_SNDBUF);
+	sockopt_forget(r, SOL_SOCKET, SO_RCVBUF);
+	if (strcmp(wl_role, "root") != 0)
+		sockopt_forget(r, IPPROTO_IPV6, IPV6_V6ONLY);
+}
+
 static int listen_on(int family)
 {
 	struct sockaddr_storage ss;
@@ -222,6 +169,7 @@ static int listen_on(int family)
 		s->sin6_addr = in6addr_loopback;
 		len = sizeof(*s);
 	}
+	setopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
 	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 8))
 		wl_die("bind/listen on %s loopback: %s", family == AF_INET ? "IPv4" : "IPv6", strerror(errno));
 	return fd;
@@ -261,10 +209,23 @@ static void client(const struct names *l, uint64_t cseed, uint64_t rseed, int op
 	if (opts) {
 		setopt_int(cfd, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY");
 		setopt_int(cfd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE");
+		setopt_int(cfd, IPPROTO_TCP, TCP_KEEPIDLE, 77, "TCP_KEEPIDLE");
+		setopt_int(cfd, IPPROTO_TCP, TCP_KEEPINTVL, 11, "TCP_KEEPINTVL");
+		setopt_int(cfd, IPPROTO_TCP, TCP_KEEPCNT, 4, "TCP_KEEPCNT");
+		setopt_timeout(cfd, SO_RCVTIMEO, 3, 0, "SO_RCVTIMEO");
+		setopt_timeout(cfd, SO_SNDTIMEO, 0, 400000, "SO_SNDTIMEO");
+		setopt_int(cfd, IPPROTO_IP, IP_TOS, 0x08, "IP_TOS");
+		setopt_int(cfd, SOL_SOCKET, SO_PRIORITY, 2, "SO_PRIORITY");
+		{
+			struct linger l = {1, 5};
+			if (setsockopt(cfd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)))
+				wl_die("%s: SO_LINGER: %s", wl_role, strerror(errno));
+		}
 	}
 	get_names(cfd, &nc, 0);
 	write_pat(cfd, cseed, 0, C_PRE, "pre-dump data");
 	wait_inq(cfd, R_PRE, "root's pre-dump data");
+	record_conn(cfd, &oc);
 	wl_tree_line();
 	wl_mark(wl_role);
 	wl_tree_wait_stop();
@@ -283,6 +244,17 @@ static void client(const struct names *l, uint64_t cseed, uint64_t rseed, int op
 	wl_region_check(&own);
 	check_names(cfd, &nc, 0, "connection");
 	check_sock(cfd, "connection", 0, opts, opts, 0);
+	sockopt_check(cfd, &oc, "connection");
+	if (opts) {
+		struct linger l = {0, 0};
+		socklen_t len = sizeof(l);
+		int v;
+		TCHECK((v = getopt_int(cfd, IPPROTO_TCP, TCP_KEEPIDLE)) == 77, "TCP_KEEPIDLE %d, want 77", v);
+		TCHECK((v = getopt_int(cfd, IPPROTO_TCP, TCP_KEEPCNT)) == 4, "TCP_KEEPCNT %d, want 4", v);
+		TCHECK((v = getopt_int(cfd, SOL_SOCKET, SO_PRIORITY)) == 2, "SO_PRIORITY %d, want 2", v);
+		getsockopt(cfd, SOL_SOCKET, SO_LINGER, &l, &len);
+		TCHECK(l.l_onoff == 1 && l.l_linger == 5, "SO_LINGER {%d, %d}, want {1, 5}", l.l_onoff, l.l_linger);
+	}
 	{
 		int n = inq(cfd);
 		TCHECK(n == R_PRE, "FIONREAD %d, want %d (the root's bytes in flight at the checkpoint)", n, R_PRE);
@@ -387,6 +359,10 @@ int main(int argc, char **argv)
 	wait_inq(a6, C_PRE, "C6's pre-dump data");
 	wl_wait_mark("C4");
 	wl_wait_mark("C6");
+	sockopt_read(l4, &ol4);
+	sockopt_read(l6, &ol6);
+	record_conn(a4, &oa4);
+	record_conn(a6, &oa6);
 	wl_tree_line();
 	wl_ready();
 	wl_tree_wait_stop();
@@ -408,6 +384,12 @@ int main(int argc, char **argv)
 	check_sock(l6, "L6 (listener)", 1, 0, 0, 0);
 	check_sock(a4, "A4", 0, 0, 0, 1);
 	check_sock(a6, "A6", 0, 0, 0, 0);
+	sockopt_check(l4, &ol4, "L4 (listener)");
+	sockopt_check(l6, &ol6, "L6 (listener)");
+	sockopt_check(a4, &oa4, "A4");
+	sockopt_check(a6, &oa6, "A6");
+	TCHECK(getopt_int(l4, SOL_SOCKET, SO_REUSEADDR) == 1, "L4: SO_REUSEADDR off");
+	TCHECK(getopt_int(l6, SOL_SOCKET, SO_REUSEADDR) == 1, "L6: SO_REUSEADDR off");
 	{
 		int n4 = inq(a4), n6 = inq(a6);
 		TCHECK(n4 == C_PRE, "A4: FIONREAD %d, want %d (C4's bytes in flight at the checkpoint)", n4, C_PRE);

@@ -7,7 +7,6 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
-	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -43,9 +42,25 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 			return nil, fmt.Errorf("%s: TCP listening socket with %d connections waiting to be accepted: not supported yet", where, ti.Unacked)
 		}
 	}
+	if typ == unix.SOCK_DGRAM {
+		// CRIU drops them silently; a clear refusal is better than lost
+		// datagrams, and the tree runs on.
+		n, err := udpQueued(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if n > 0 {
+			return nil, fmt.Errorf("%s: UDP socket with datagrams waiting in its receive queue (%d bytes of receive memory): saving queued datagrams is not supported", where, n)
+		}
+	}
 	local, err := unix.Getsockname(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: getsockname: %w", where, err)
+	}
+	// Before saveTCP: repair mode changes SO_REUSEADDR.
+	e := &skinet.InetSkEntry{Family: proto.Uint32(uint32(family)), Type: proto.Uint32(uint32(typ))}
+	if err := inetOptions(s, e); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	remote, _ := unix.Getpeername(s)
 	if remote != nil && typ == unix.SOCK_STREAM {
@@ -64,20 +79,9 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		state = stateEstablished
 	}
 	srcAddr, srcPort := addrWords(local)
-	e := &skinet.InetSkEntry{
-		Ino: proto.Uint32(ino), Family: proto.Uint32(uint32(family)), Type: proto.Uint32(uint32(typ)),
-		Proto: proto.Uint32(uint32(protocol)), State: proto.Uint32(state),
-		SrcPort: proto.Uint32(srcPort), DstPort: proto.Uint32(0),
-		Flags:   proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
-		Backlog: proto.Uint32(0), SrcAddr: srcAddr, Fown: noOwner(),
-		Opts: &skopts.SkOptsEntry{
-			SoSndbuf: proto.Uint32(uint32(get(unix.SOL_SOCKET, unix.SO_SNDBUF))), SoRcvbuf: proto.Uint32(uint32(get(unix.SOL_SOCKET, unix.SO_RCVBUF))),
-			SoSndTmoSec: proto.Uint64(0), SoSndTmoUsec: proto.Uint64(0), SoRcvTmoSec: proto.Uint64(0), SoRcvTmoUsec: proto.Uint64(0),
-			Reuseaddr:   proto.Bool(get(unix.SOL_SOCKET, unix.SO_REUSEADDR) != 0),
-			SoReuseport: proto.Bool(get(unix.SOL_SOCKET, unix.SO_REUSEPORT) != 0),
-			SoKeepalive: proto.Bool(get(unix.SOL_SOCKET, unix.SO_KEEPALIVE) != 0),
-		},
-	}
+	e.Ino, e.Proto, e.State = proto.Uint32(ino), proto.Uint32(uint32(protocol)), proto.Uint32(state)
+	e.SrcPort, e.DstPort, e.SrcAddr = proto.Uint32(srcPort), proto.Uint32(0), srcAddr
+	e.Flags, e.Backlog, e.Fown = proto.Uint32(info.Flags&^unix.O_CLOEXEC), proto.Uint32(0), noOwner()
 	if listening {
 		// The kernel does not tell a listener's backlog outside sock_diag's
 		// inet family; SOMAXCONN is what most servers ask for.
@@ -86,9 +90,6 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	if remote != nil {
 		dst, port := addrWords(remote)
 		e.DstAddr, e.DstPort = dst, proto.Uint32(port)
-	}
-	if family == unix.AF_INET6 {
-		e.V6Only = proto.Bool(get(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY) != 0)
 	}
 	kind := fdinfo.FdTypes_INETSK
 	id := ft.add(&fdinfo.FileEntry{Type: kind.Enum(), Isk: e})

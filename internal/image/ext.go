@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/creds"
+	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -293,4 +294,42 @@ func Backlog(e proto.Message) (clients []uint32, of uint32, err error) {
 		}
 	})
 	return clients, of, err
+}
+
+// ip_opts_entry: IP_TOS (IPV6_TCLASS) and IP_TTL (IPV6_UNICAST_HOPS), for
+// which CRIU has no field (its numbers 2 and 3 are reserved for others).
+const (
+	fieldIPTOS protowire.Number = 1001
+	fieldIPTTL protowire.Number = 1002
+)
+
+// IPOptsExt is what cryo stores beside CRIU's IP options; nil is absent.
+type IPOptsExt struct {
+	TOS, TTL *uint32
+}
+
+// SetIPOptsExt records x in e.
+func SetIPOptsExt(e *skinet.IpOptsEntry, x IPOptsExt) {
+	var b []byte
+	if x.TOS != nil {
+		b = appendVarints(b, fieldIPTOS, uint64(*x.TOS))
+	}
+	if x.TTL != nil {
+		b = appendVarints(b, fieldIPTTL, uint64(*x.TTL))
+	}
+	e.ProtoReflect().SetUnknown(b)
+}
+
+// GetIPOptsExt reads what SetIPOptsExt recorded.
+func GetIPOptsExt(e *skinet.IpOptsEntry) (IPOptsExt, error) {
+	var x IPOptsExt
+	err := varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		switch num {
+		case fieldIPTOS:
+			x.TOS = proto.Uint32(uint32(v))
+		case fieldIPTTL:
+			x.TTL = proto.Uint32(uint32(v))
+		}
+	})
+	return x, err
 }

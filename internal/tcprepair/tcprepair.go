@@ -234,7 +234,14 @@ func fill(fd, which int, b []byte) error {
 // out together: after a dump that leaves the tree running, or once a
 // restored tree is whole (leaving repair mode sends a window probe, which
 // a peer not there yet would answer with a reset).
-type Set struct{ fds []int }
+//
+// Repair mode forces SO_REUSEADDR on, and leaving it turns SO_REUSEADDR
+// off whatever it was: the Set keeps each socket's value from before and
+// gives it back.
+type Set struct {
+	fds       []int
+	reuseAddr []int
+}
 
 // Add takes a copy of the socket s (closing it is the Set's job) and puts
 // the socket in repair mode.
@@ -243,24 +250,35 @@ func (rs *Set) Add(s int) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("copy of the socket: %w", err)
 	}
-	if err := On(fd); err != nil {
+	reuse, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR)
+	if err == nil {
+		err = On(fd)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	rs.fds = append(rs.fds, fd)
+	rs.reuseAddr = append(rs.reuseAddr, reuse)
 	return fd, nil
 }
 
 // Resume takes every socket out of repair mode: the connections go on.
 func (rs *Set) Resume() error {
 	var first error
-	for _, fd := range rs.fds {
-		if err := Off(fd); err != nil && first == nil {
+	for i, fd := range rs.fds {
+		err := Off(fd)
+		if err == nil && rs.reuseAddr[i] != 0 {
+			if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, rs.reuseAddr[i]); err != nil {
+				err = fmt.Errorf("SO_REUSEADDR after repair mode: %w", err)
+			}
+		}
+		if err != nil && first == nil {
 			first = err
 		}
 		unix.Close(fd)
 	}
-	rs.fds = nil
+	rs.fds, rs.reuseAddr = nil, nil
 	return first
 }
 
@@ -270,5 +288,5 @@ func (rs *Set) Drop() {
 	for _, fd := range rs.fds {
 		unix.Close(fd)
 	}
-	rs.fds = nil
+	rs.fds, rs.reuseAddr = nil, nil
 }

@@ -1,0 +1,117 @@
+package restore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
+	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/sockopt"
+	"golang.org/x/sys/unix"
+)
+
+// setInetOptions gives the new inet socket at fd in p the options saved in
+// e, before it is bound. An option is set only where the new socket's value
+// differs from the saved one: a user restoring without privileges then
+// fails only on a privileged option (SO_PRIORITY above 6, SO_MARK,
+// SO_BINDTODEVICE) that really was changed, in one line naming it.
+func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
+	if e.GetIpOpts() != nil {
+		if _, err := image.GetIPOptsExt(e.GetIpOpts()); err != nil {
+			return fmt.Errorf("IP options: %w", err)
+		}
+	}
+	opts := e.GetOpts()
+	if dev := opts.GetSoBoundDev(); dev != "" {
+		if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, append([]byte(dev), 0)); err != nil {
+			return optionError("SO_BINDTODEVICE", dev, err)
+		}
+	}
+	for _, o := range sockopt.Ints(int(e.GetFamily()), int(e.GetType())) {
+		want, ok := o.Load(e)
+		if !ok {
+			continue
+		}
+		if have, err := p.getsockoptInt(fd, o.Level, o.Opt); err == nil && have == want {
+			continue
+		}
+		if err := p.setsockopt(fd, o.Level, o.Opt, binary.LittleEndian.AppendUint32(nil, want)); err != nil {
+			return optionError(o.Name, want, err)
+		}
+	}
+	for _, t := range []struct {
+		name      string
+		opt       int
+		sec, usec uint64
+	}{
+		{"SO_SNDTIMEO", unix.SO_SNDTIMEO, opts.GetSoSndTmoSec(), opts.GetSoSndTmoUsec()},
+		{"SO_RCVTIMEO", unix.SO_RCVTIMEO, opts.GetSoRcvTmoSec(), opts.GetSoRcvTmoUsec()},
+	} {
+		if t.sec == 0 && t.usec == 0 {
+			continue
+		}
+		// struct timeval on x86-64: two 64-bit words.
+		tv := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, t.sec), t.usec)
+		if err := p.setsockopt(fd, unix.SOL_SOCKET, t.opt, tv); err != nil {
+			return optionError(t.name, fmt.Sprintf("%d.%06ds", t.sec, t.usec), err)
+		}
+	}
+	if opts.SoLinger != nil {
+		// Present only when lingering was on (as CRIU writes it).
+		l := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 1), opts.GetSoLinger())
+		if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_LINGER, l); err != nil {
+			return optionError("SO_LINGER", opts.GetSoLinger(), err)
+		}
+	}
+	if err := setBuffers(p, fd, opts); err != nil {
+		return err
+	}
+	// Setting the sizes locked them; the saved lock says whether the
+	// kernel may tune them again (TCP autotuning), as before the dump.
+	if opts.SoBufLock != nil {
+		want := opts.GetSoBufLock()
+		if have, err := p.getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK); err != nil || have != want {
+			if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK, binary.LittleEndian.AppendUint32(nil, want)); err != nil {
+				return optionError("SO_BUF_LOCK", want, err)
+			}
+		}
+	}
+	return nil
+}
+
+// optionError says which option could not be set to which value, and that
+// it takes a privilege where the kernel refused one.
+func optionError(name string, value any, err error) error {
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("option %s = %v: %w (needs CAP_NET_ADMIN or CAP_NET_RAW, which the restoring user lacks)", name, value, err)
+	}
+	return fmt.Errorf("option %s = %v: %w", name, value, err)
+}
+
+// setsockopt sets an option of the socket at fd in p to the bytes val.
+func (p *process) setsockopt(fd uint64, level, opt int, val []byte) error {
+	addr, err := p.put(val)
+	if err != nil {
+		return err
+	}
+	_, err = p.leader.Syscall(unix.SYS_SETSOCKOPT, fd, uint64(level), uint64(opt), addr, uint64(len(val)))
+	return err
+}
+
+// getsockoptInt reads an int option of the socket at fd in p.
+func (p *process) getsockoptInt(fd uint64, level, opt int) (uint32, error) {
+	// The value, then its length.
+	addr, err := p.put(binary.LittleEndian.AppendUint32(make([]byte, 4), 4))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := p.leader.Syscall(unix.SYS_GETSOCKOPT, fd, uint64(level), uint64(opt), addr, addr+4); err != nil {
+		return 0, err
+	}
+	b := make([]byte, 4)
+	if err := readMem(p, addr, b); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b), nil
+}

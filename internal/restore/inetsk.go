@@ -1,0 +1,113 @@
+package restore
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// makeInet recreates a TCP or UDP socket: bound to its address, listening
+// or connected (UDP) as it was.
+func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
+	t := p.leader
+	e := fp.snap.files[id].GetIsk()
+	where := fmt.Sprintf("restore pid %d socket %d", p.c.pid, e.GetIno())
+	fd, err := t.Syscall(unix.SYS_SOCKET, uint64(e.GetFamily()), uint64(e.GetType())|unix.SOCK_CLOEXEC, uint64(e.GetProto()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if err := fp.moveTo(p, fd, fp.temp[id]); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	fd = fp.temp[id]
+	if err := p.setInetOptions(fd, e); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	setReuseAddr := func(on uint32) error {
+		return p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, binary.LittleEndian.AppendUint32(nil, on))
+	}
+	// withAddr makes bind or connect to an address of the image.
+	withAddr := func(nr uintptr, words []uint32, port uint32) error {
+		sa, err := sockaddr(e.GetFamily(), words, port)
+		if err != nil {
+			return err
+		}
+		addr, err := p.put(sa)
+		if err != nil {
+			return err
+		}
+		_, err = t.Syscall(nr, fd, addr, uint64(len(sa)))
+		return err
+	}
+	established := e.GetType() == unix.SOCK_STREAM && e.GetState() == stateEstablished
+	if established {
+		// Bound and connected in repair mode, which binds the port even
+		// where the listener that accepted the connection holds it.
+		if err := fp.rebuildTCP(p, fd, id); err != nil {
+			return fmt.Errorf("%s: TCP connection to port %d: %w", where, e.GetDstPort(), err)
+		}
+	} else if e.GetSrcPort() != 0 || anyNonZero(e.GetSrcAddr()) {
+		// The port may still be held by connections of the dumped tree in
+		// TIME_WAIT: bind as CRIU does, with SO_REUSEADDR for the moment.
+		if !e.GetOpts().GetReuseaddr() {
+			if err := setReuseAddr(1); err != nil {
+				return fmt.Errorf("%s: SO_REUSEADDR: %w", where, err)
+			}
+			defer func() {
+				if err == nil {
+					if err = setReuseAddr(0); err != nil {
+						err = fmt.Errorf("%s: SO_REUSEADDR: %w", where, err)
+					}
+				}
+			}()
+		}
+		if err := withAddr(unix.SYS_BIND, e.GetSrcAddr(), e.GetSrcPort()); err != nil {
+			return fmt.Errorf("%s: bind port %d: %w", where, e.GetSrcPort(), err)
+		}
+	}
+	switch {
+	case established: // connected above
+	case e.GetState() == stateListen:
+		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(e.GetBacklog())); err != nil {
+			return fmt.Errorf("%s: listen: %w", where, err)
+		}
+	case e.GetState() == stateEstablished: // a connected UDP socket
+		if err := withAddr(unix.SYS_CONNECT, e.GetDstAddr(), e.GetDstPort()); err != nil {
+			return fmt.Errorf("%s: connect: %w", where, err)
+		}
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, fd, unix.F_SETFL, uint64(e.GetFlags()&^unix.O_ACCMODE)); err != nil {
+		return fmt.Errorf("%s: flags: %w", where, err)
+	}
+	return nil
+}
+
+func anyNonZero(ws []uint32) bool {
+	for _, w := range ws {
+		if w != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// sockaddr builds struct sockaddr_in or sockaddr_in6.
+func sockaddr(family uint32, words []uint32, port uint32) ([]byte, error) {
+	addr := make([]byte, 0, 16)
+	for _, w := range words {
+		addr = binary.LittleEndian.AppendUint32(addr, w)
+	}
+	b := binary.LittleEndian.AppendUint16(nil, uint16(family))
+	b = binary.BigEndian.AppendUint16(b, uint16(port))
+	switch {
+	case family == unix.AF_INET && len(addr) == 4:
+		b = append(b, addr...)
+		return append(b, make([]byte, 8)...), nil
+	case family == unix.AF_INET6 && len(addr) == 16:
+		b = append(b, 0, 0, 0, 0) // flowinfo
+		b = append(b, addr...)
+		return append(b, 0, 0, 0, 0), nil // scope id
+	}
+	return nil, fmt.Errorf("address of %d bytes for family %d", len(addr), family)
+}
