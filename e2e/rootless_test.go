@@ -53,7 +53,7 @@ func TestE2ERootlessSubIDWorkloads(t *testing.T) {
 		"tree_basic", "tree_zombie", "tree_orphan subreaper", "tree_pipe", "tree_files", "tree_shm",
 		"signals", "threads", "memory", "regs gpr", "regs sse",
 		"fdkinds eventfd", "fdkinds timerfd", "fdkinds signalfd", "fdkinds itimers", "fdkinds shared",
-		"unix_queues", "files", "blocked", "attrs", "tree_pty shared",
+		"unix_queues", "files", "blocked", "attrs", "inet_udp", "tree_pty shared",
 	} {
 		f := strings.Fields(run)
 		t.Run(strings.Join(f, "-"), func(t *testing.T) { runRootlessWorkload(t, rootlessSubIDs, f[0], f[1:]...) })
