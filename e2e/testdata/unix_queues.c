@@ -7,7 +7,9 @@
  * pair with 5000 bytes towards end 1. After SIGTERM each end receives
  * exactly those messages, in order, with their sizes and bytes (one recv
  * per message, MSG_TRUNC tells a message that grew), then nothing more
- * (EAGAIN); the stream end reads its 5000 bytes.
+ * (EAGAIN); the stream end reads its 5000 bytes. The stream's end 1 has
+ * a receive timeout of 2.5 s and end 0 a send timeout of about 0.75 s
+ * (the kernel keeps them in jiffies), the same after the restore.
  */
 #include "wl.h"
 #include <sys/socket.h>
@@ -49,6 +51,31 @@ static void expect(const char *what, int fd, size_t len, uint64_t seed)
 	CHECK(same(got, len, seed), "%s: the %zu-byte message differs", what, len);
 }
 
+/* The timeout opt of fd as the kernel gives it back. */
+static struct timeval timeout(int fd, int opt)
+{
+	struct timeval tv = {0};
+	socklen_t len = sizeof tv;
+	if (getsockopt(fd, SOL_SOCKET, opt, &tv, &len))
+		wl_die("get timeout: %s", strerror(errno));
+	return tv;
+}
+
+static struct timeval set_timeout(int fd, int opt, long sec, long usec)
+{
+	struct timeval tv = {.tv_sec = sec, .tv_usec = usec};
+	if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv))
+		wl_die("set timeout: %s", strerror(errno));
+	return timeout(fd, opt);
+}
+
+static void check_timeout(const char *what, int fd, int opt, struct timeval want)
+{
+	struct timeval tv = timeout(fd, opt);
+	CHECK(tv.tv_sec == want.tv_sec && tv.tv_usec == want.tv_usec, "%s: timeout %ld.%06lds, want %ld.%06lds", what,
+	      (long)tv.tv_sec, (long)tv.tv_usec, (long)want.tv_sec, (long)want.tv_usec);
+}
+
 static void expect_empty(const char *what, int fd)
 {
 	char c;
@@ -71,9 +98,13 @@ int main(int argc, char **argv)
 	put(q[0], 10, 6);
 	put(q[0], 20000, 7);
 	put(s[0], 5000, 8);
+	struct timeval rcvtmo = set_timeout(s[1], SO_RCVTIMEO, 2, 500000), sndtmo = set_timeout(s[0], SO_SNDTIMEO, 0, 750000);
 	wl_ready();
 	wl_wait_stop();
 	wl_check_ids(0);
+	check_timeout("stream end 1 SO_RCVTIMEO", s[1], SO_RCVTIMEO, rcvtmo);
+	check_timeout("stream end 0 SO_SNDTIMEO", s[0], SO_SNDTIMEO, sndtmo);
+	check_timeout("dgram end 0 SO_RCVTIMEO", d[0], SO_RCVTIMEO, (struct timeval){0});
 	if (wl_corrupt)
 		put(d[0], 7, 9);
 	expect("dgram end 1", d[1], 1, 1);

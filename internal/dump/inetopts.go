@@ -36,16 +36,8 @@ func inetOptions(s int, e *skinet.InetSkEntry) error {
 	if err != nil {
 		return fmt.Errorf("buffer sizes: %w", err)
 	}
-	// sk_opts_entry requires the timeouts; zero is no timeout.
-	for _, t := range []struct {
-		opt       int
-		sec, usec **uint64
-	}{{unix.SO_SNDTIMEO, &o.SoSndTmoSec, &o.SoSndTmoUsec}, {unix.SO_RCVTIMEO, &o.SoRcvTmoSec, &o.SoRcvTmoUsec}} {
-		tv, err := unix.GetsockoptTimeval(s, unix.SOL_SOCKET, t.opt)
-		if err != nil {
-			return fmt.Errorf("timeouts: %w", err)
-		}
-		*t.sec, *t.usec = proto.Uint64(uint64(tv.Sec)), proto.Uint64(uint64(tv.Usec))
+	if err := socketTimeouts(s, o); err != nil {
+		return err
 	}
 	// CRIU keeps the linger time only when lingering is on.
 	if l, err := unix.GetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER); err == nil && l.Onoff != 0 {
@@ -59,6 +51,22 @@ func inetOptions(s int, e *skinet.InetSkEntry) error {
 		if v, err := get(opt.Level, opt.Opt); err == nil {
 			opt.Store(e, v)
 		}
+	}
+	return nil
+}
+
+// socketTimeouts reads the send and receive timeouts of socket s (any
+// family) into o; sk_opts_entry requires them, zero is no timeout.
+func socketTimeouts(s int, o *skopts.SkOptsEntry) error {
+	for _, t := range []struct {
+		opt       int
+		sec, usec **uint64
+	}{{unix.SO_SNDTIMEO, &o.SoSndTmoSec, &o.SoSndTmoUsec}, {unix.SO_RCVTIMEO, &o.SoRcvTmoSec, &o.SoRcvTmoUsec}} {
+		tv, err := unix.GetsockoptTimeval(s, unix.SOL_SOCKET, t.opt)
+		if err != nil {
+			return fmt.Errorf("timeouts: %w", err)
+		}
+		*t.sec, *t.usec = proto.Uint64(uint64(tv.Sec)), proto.Uint64(uint64(tv.Usec))
 	}
 	return nil
 }

@@ -166,8 +166,10 @@ func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*sko
 	}
 	opts := &skopts.SkOptsEntry{
 		SoSndbuf: proto.Uint32(get(unix.SO_SNDBUF)), SoRcvbuf: proto.Uint32(get(unix.SO_RCVBUF)),
-		SoSndTmoSec: proto.Uint64(0), SoSndTmoUsec: proto.Uint64(0), SoRcvTmoSec: proto.Uint64(0), SoRcvTmoUsec: proto.Uint64(0),
 		SoPasscred: proto.Bool(get(unix.SO_PASSCRED) != 0),
+	}
+	if err := socketTimeouts(s, opts); err != nil {
+		return nil, nil, nil, err
 	}
 	cred, _ := unix.GetsockoptUcred(s, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if !peek {

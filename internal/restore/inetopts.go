@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
+	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockopt"
 	"golang.org/x/sys/unix"
@@ -40,22 +41,8 @@ func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
 			return optionError(o.Name, want, err)
 		}
 	}
-	for _, t := range []struct {
-		name      string
-		opt       int
-		sec, usec uint64
-	}{
-		{"SO_SNDTIMEO", unix.SO_SNDTIMEO, opts.GetSoSndTmoSec(), opts.GetSoSndTmoUsec()},
-		{"SO_RCVTIMEO", unix.SO_RCVTIMEO, opts.GetSoRcvTmoSec(), opts.GetSoRcvTmoUsec()},
-	} {
-		if t.sec == 0 && t.usec == 0 {
-			continue
-		}
-		// struct timeval on x86-64: two 64-bit words.
-		tv := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, t.sec), t.usec)
-		if err := p.setsockopt(fd, unix.SOL_SOCKET, t.opt, tv); err != nil {
-			return optionError(t.name, fmt.Sprintf("%d.%06ds", t.sec, t.usec), err)
-		}
+	if err := p.setTimeouts(fd, opts); err != nil {
+		return err
 	}
 	if opts.SoLinger != nil {
 		// Present only when lingering was on (as CRIU writes it).
@@ -75,6 +62,29 @@ func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
 			if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK, binary.LittleEndian.AppendUint32(nil, want)); err != nil {
 				return optionError("SO_BUF_LOCK", want, err)
 			}
+		}
+	}
+	return nil
+}
+
+// setTimeouts gives the socket at fd in p (any family) its saved send
+// and receive timeouts.
+func (p *process) setTimeouts(fd uint64, opts *skopts.SkOptsEntry) error {
+	for _, t := range []struct {
+		name      string
+		opt       int
+		sec, usec uint64
+	}{
+		{"SO_SNDTIMEO", unix.SO_SNDTIMEO, opts.GetSoSndTmoSec(), opts.GetSoSndTmoUsec()},
+		{"SO_RCVTIMEO", unix.SO_RCVTIMEO, opts.GetSoRcvTmoSec(), opts.GetSoRcvTmoUsec()},
+	} {
+		if t.sec == 0 && t.usec == 0 {
+			continue
+		}
+		// struct timeval on x86-64: two 64-bit words.
+		tv := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, t.sec), t.usec)
+		if err := p.setsockopt(fd, unix.SOL_SOCKET, t.opt, tv); err != nil {
+			return optionError(t.name, fmt.Sprintf("%d.%06ds", t.sec, t.usec), err)
 		}
 	}
 	return nil

@@ -214,6 +214,9 @@ func (fp *filePlan) socketSettings(p *process, id uint32) error {
 	if err := setBuffers(p, fd, opts); err != nil {
 		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
 	}
+	if err := p.setTimeouts(fd, opts); err != nil {
+		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
+	}
 	if opts.GetSoPasscred() {
 		set(unix.SO_PASSCRED, 1)
 	}
