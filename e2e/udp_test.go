@@ -38,6 +38,16 @@ func TestE2EInetUDPQueued(t *testing.T) {
 	tr.Finish()
 }
 
+// TestE2EInetSocketFilterRefused: a socket filter (SO_ATTACH_FILTER) on
+// one of the tree's UDP sockets is not saved: the dump is refused in one
+// line naming it, and the tree runs on and passes.
+func TestE2EInetSocketFilterRefused(t *testing.T) {
+	requireRoot(t)
+	tr := startTree(t, workloadBin(t, "inet_udp", linkDynamic), "filter")
+	tr.refusedDump("socket filter", "not supported")
+	tr.Finish()
+}
+
 // TestE2EInetUDPPrivilegedOptions: options only a privileged user can set.
 // Dumped and restored by root, a socket with SO_MARK 0x42 and SO_PRIORITY
 // 7 gets both back. The test user's rootless restore sets what it may (the

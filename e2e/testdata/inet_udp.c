@@ -21,7 +21,9 @@
  * leaves it there (the dump must be refused: cryo does not save queued
  * datagrams); after SIGTERM the root reads it first, intact. Mode
  * "privileged" (root only): P6a also has SO_MARK 0x42 and SO_PRIORITY 7,
- * which take CAP_NET_ADMIN to set.
+ * which take CAP_NET_ADMIN to set. Mode "filter": U6 gets a socket filter
+ * that lets everything through (SO_ATTACH_FILTER), which cryo does not
+ * save: the dump must be refused.
  *
  * After SIGTERM every process checks its ids, its sockets' names and
  * options (all of them, and that the changed ones are still changed), and
@@ -32,6 +34,7 @@
  */
 #include "wl.h"
 #include "inetsk.h"
+#include <linux/filter.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 
@@ -312,7 +315,7 @@ static void ping_all(const char *when)
 
 int main(int argc, char **argv)
 {
-	int queued, privileged;
+	int queued, privileged, filter;
 	pid_t c;
 
 	wl_init(argc, argv);
@@ -320,8 +323,9 @@ int main(int argc, char **argv)
 	wl_clear_marks();
 	queued = strcmp(wl_mode, "queued") == 0;
 	privileged = strcmp(wl_mode, "privileged") == 0;
-	if ((wl_mode[0] && !queued && !privileged) || wl_nthreads != 1)
-		wl_die("inet_udp takes no threads; its modes are \"queued\" and \"privileged\"");
+	filter = strcmp(wl_mode, "filter") == 0;
+	if ((wl_mode[0] && !queued && !privileged && !filter) || wl_nthreads != 1)
+		wl_die("inet_udp takes no threads; its modes are \"queued\", \"privileged\" and \"filter\"");
 	wl_region_new(&own, 256 << 10, 300, "root's region");
 
 	rs[U4].fd = udp(AF_INET);
@@ -395,6 +399,12 @@ int main(int argc, char **argv)
 		close(fd);
 		if (poll(&pfd, 1, 5000) != 1)
 			wl_die("the queued datagram did not reach U4");
+	}
+	if (filter) {
+		struct sock_filter accept_all = BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
+		struct sock_fprog prog = {.len = 1, .filter = &accept_all};
+		if (setsockopt(rs[U6].fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog))
+			wl_die("SO_ATTACH_FILTER: %s", strerror(errno));
 	}
 	wl_tree_line();
 	wl_ready();

@@ -50,7 +50,16 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if n > 0 {
-			return nil, fmt.Errorf("%s: UDP socket with datagrams waiting in its receive queue (%d bytes of receive memory): saving queued datagrams is not supported", where, n)
+			return nil, fmt.Errorf("%s: UDP socket with datagrams waiting in its receive queue, or errors in its error queue (%d bytes of receive memory): saving them is not supported", where, n)
+		}
+	}
+	// Not saved: refused rather than lost without a word.
+	if n, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_GET_FILTER); err == nil && n > 0 {
+		return nil, fmt.Errorf("%s: a socket filter (SO_ATTACH_FILTER, %d instructions) is attached: not supported yet", where, n)
+	}
+	if typ == unix.SOCK_DGRAM {
+		if v, err := unix.GetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_CORK); err == nil && v != 0 {
+			return nil, fmt.Errorf("%s: UDP_CORK is set: not supported yet", where)
 		}
 	}
 	local, err := unix.Getsockname(s)

@@ -298,9 +298,10 @@ func Backlog(e proto.Message) (clients []uint32, of uint32, err error) {
 
 // ip_opts_entry: IP_TOS (IPV6_TCLASS) and IP_TTL (IPV6_UNICAST_HOPS), for
 // which CRIU has no field (its numbers 2 and 3 are reserved for others).
+// Not 1001: OpenVZ's CRIU uses it in this message (vz_pktinfo).
 const (
-	fieldIPTOS protowire.Number = 1001
-	fieldIPTTL protowire.Number = 1002
+	fieldIPTOS protowire.Number = 2001
+	fieldIPTTL protowire.Number = 2002
 )
 
 // IPOptsExt is what cryo stores beside CRIU's IP options; nil is absent.

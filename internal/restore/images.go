@@ -107,6 +107,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		case f.GetType() == fdinfo.FdTypes_SIGNALFD && f.GetSgfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_UNIXSK && f.GetUsk() != nil:
 		case f.GetType() == fdinfo.FdTypes_INETSK && f.GetIsk() != nil:
+			if err := checkInet(f.GetIsk()); err != nil {
+				return nil, fmt.Errorf("%s: socket %d: %w", image.FilesName, f.GetId(), err)
+			}
 		case f.GetType() == fdinfo.FdTypes_EVENTPOLL && f.GetEpfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_MEMFD && f.GetMemfd() != nil:
 		case f.GetType() == fdinfo.FdTypes_INOTIFY && f.GetIfy() != nil:

@@ -16,7 +16,8 @@ import (
 // e, before it is bound. An option is set only where the new socket's value
 // differs from the saved one: a user restoring without privileges then
 // fails only on a privileged option (SO_PRIORITY above 6, SO_MARK,
-// SO_BINDTODEVICE) that really was changed, in one line naming it.
+// a device binding on a socket already bound to one) that really was
+// changed, in one line naming it.
 func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
 	if e.GetIpOpts() != nil {
 		if _, err := image.GetIPOptsExt(e.GetIpOpts()); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,7 +51,9 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	} else if e.GetSrcPort() != 0 || anyNonZero(e.GetSrcAddr()) {
 		// The port may still be held by connections of the dumped tree in
 		// TIME_WAIT: bind as CRIU does, with SO_REUSEADDR for the moment.
-		if !e.GetOpts().GetReuseaddr() {
+		// Not for UDP, where it would let the socket share its port with
+		// an unrelated one that has SO_REUSEADDR.
+		if !e.GetOpts().GetReuseaddr() && e.GetType() == unix.SOCK_STREAM {
 			if err := setReuseAddr(1); err != nil {
 				return fmt.Errorf("%s: SO_REUSEADDR: %w", where, err)
 			}
@@ -90,6 +93,31 @@ func anyNonZero(ws []uint32) bool {
 		}
 	}
 	return false
+}
+
+// checkInet refuses an inet socket entry the dump never writes: the
+// socket is made as the process that made the tree, and a crafted image
+// must not get, say, a raw socket out of it.
+func checkInet(e *skinet.InetSkEntry) error {
+	if f := e.GetFamily(); f != unix.AF_INET && f != unix.AF_INET6 {
+		return fmt.Errorf("family %d is not an inet one", f)
+	}
+	want := map[uint32]uint32{unix.SOCK_STREAM: unix.IPPROTO_TCP, unix.SOCK_DGRAM: unix.IPPROTO_UDP}[e.GetType()]
+	if want == 0 {
+		return fmt.Errorf("type %d is neither a stream nor a datagram socket", e.GetType())
+	}
+	if p := e.GetProto(); p != 0 && p != want {
+		return fmt.Errorf("protocol %d with type %d", p, e.GetType())
+	}
+	switch e.GetState() {
+	case stateClose, stateListen, stateEstablished:
+	default:
+		return fmt.Errorf("state %d", e.GetState())
+	}
+	if e.GetOpts() == nil {
+		return fmt.Errorf("no socket options")
+	}
+	return nil
 }
 
 // sockaddr builds struct sockaddr_in or sockaddr_in6.

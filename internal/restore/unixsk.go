@@ -15,6 +15,7 @@ import (
 // TCP states as sock_diag reports them.
 const (
 	stateEstablished = 1
+	stateClose       = 7
 	stateListen      = 10
 )
 

@@ -36,7 +36,7 @@ func Ints(family, typ int) []Int {
 		sockBool("SO_NO_CHECK", unix.SO_NO_CHECK, func(o *skopts.SkOptsEntry) **bool { return &o.SoNoCheck }),
 		sockU32("SO_OOBINLINE", unix.SO_OOBINLINE, func(o *skopts.SkOptsEntry) **uint32 { return &o.SoOobinline }),
 		sockU32("SO_PRIORITY", unix.SO_PRIORITY, func(o *skopts.SkOptsEntry) **uint32 { return &o.SoPriority }),
-		sockU32("SO_MARK", unix.SO_MARK, func(o *skopts.SkOptsEntry) **uint32 { return &o.SoMark }),
+		nonZero(sockU32("SO_MARK", unix.SO_MARK, func(o *skopts.SkOptsEntry) **uint32 { return &o.SoMark })),
 		sockU32("SO_RCVLOWAT", unix.SO_RCVLOWAT, func(o *skopts.SkOptsEntry) **uint32 { return &o.SoRcvlowat }),
 	}...)
 	if typ == unix.SOCK_STREAM {
@@ -109,6 +109,19 @@ func sockBool(name string, opt int, field func(*skopts.SkOptsEntry) **bool) Int 
 			return boolValue(*field(e.Opts))
 		},
 		func(e *skinet.InetSkEntry, v uint32) { *field(opts(e)) = proto.Bool(v != 0) }}
+}
+
+// nonZero stores o only when it is not 0, as CRIU does for SO_MARK: CRIU
+// sets the field whenever it is there, which takes CAP_NET_ADMIN even for
+// 0, and would fail an unprivileged restore of cryo's images.
+func nonZero(o Int) Int {
+	store := o.Store
+	o.Store = func(e *skinet.InetSkEntry, v uint32) {
+		if v != 0 {
+			store(e, v)
+		}
+	}
+	return o
 }
 
 func sockU32(name string, opt int, field func(*skopts.SkOptsEntry) **uint32) Int {
