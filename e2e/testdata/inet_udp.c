@@ -44,6 +44,8 @@ struct sk {
 	int connected;
 	struct names nm;
 	struct sockopt_rec opts;
+	uid_t uid; /* the socket's owner (its inode's), fstat */
+	gid_t gid;
 };
 
 enum { U4, U6, R4, R4B, P4A, P4B, P6A, P6B, X4, X6, NROOT };
@@ -210,8 +212,13 @@ static void ping_port(struct sk *group, int n, const char *when)
 static void record(struct sk *s, int n)
 {
 	for (int i = 0; i < n; i++) {
+		struct stat st;
 		get_names(s[i].fd, &s[i].nm, !s[i].connected);
 		sockopt_read(s[i].fd, &s[i].opts);
+		if (fstat(s[i].fd, &st))
+			wl_die("fstat %s: %s", s[i].name, strerror(errno));
+		s[i].uid = st.st_uid;
+		s[i].gid = st.st_gid;
 	}
 }
 
@@ -220,6 +227,10 @@ static void check_all(struct sk *s, int n)
 {
 	for (int i = 0; i < n; i++) {
 		int q = inq(s[i].fd);
+		struct stat st;
+		TCHECK(fstat(s[i].fd, &st) == 0 && st.st_uid == s[i].uid && st.st_gid == s[i].gid,
+		       "%s: owned by %d:%d, was %d:%d", s[i].name, (int)st.st_uid, (int)st.st_gid, (int)s[i].uid,
+		       (int)s[i].gid);
 		check_names(s[i].fd, &s[i].nm, !s[i].connected, s[i].name);
 		sockopt_check(s[i].fd, &s[i].opts, s[i].name);
 		TCHECK(q == 0, "%s: FIONREAD %d, want an empty queue", s[i].name, q);

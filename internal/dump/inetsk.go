@@ -7,6 +7,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
+	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -100,6 +101,11 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		dst, port := addrWords(remote)
 		e.DstAddr, e.DstPort = dst, proto.Uint32(port)
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(s, &st); err != nil {
+		return nil, fmt.Errorf("%s: owner: %w", where, err)
+	}
+	image.SetInetOwner(e, st.Uid, st.Gid)
 	kind := fdinfo.FdTypes_INETSK
 	id := ft.add(&fdinfo.FileEntry{Type: kind.Enum(), Isk: e})
 	e.Id = proto.Uint32(id)

@@ -334,3 +334,36 @@ func GetIPOptsExt(e *skinet.IpOptsEntry) (IPOptsExt, error) {
 	})
 	return x, err
 }
+
+// inet_sk_entry has no field for a socket's owner: the uid and gid of its
+// inode, which its creator's fsuid and fsgid gave it, and which firewall
+// rules (nftables skuid) and /proc/net/{tcp,udp} see. cryo keeps them,
+// as the host sees them. (Not 1001: forks of CRIU use that range here.)
+const (
+	fieldInetOwnerUID protowire.Number = 2001
+	fieldInetOwnerGID protowire.Number = 2002
+)
+
+// SetInetOwner records the owner of an inet socket.
+func SetInetOwner(e *skinet.InetSkEntry, uid, gid uint32) {
+	e.ProtoReflect().SetUnknown(appendVarints(e.ProtoReflect().GetUnknown(),
+		fieldInetOwnerUID, uint64(uid), fieldInetOwnerGID, uint64(gid)))
+}
+
+// GetInetOwner reads what SetInetOwner recorded; ok is false if nothing
+// was (an image of CRIU's).
+func GetInetOwner(e *skinet.InetSkEntry) (uid, gid uint32, ok bool, err error) {
+	var seen int
+	err = varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
+		switch num {
+		case fieldInetOwnerUID:
+			uid, seen = uint32(v), seen|1
+		case fieldInetOwnerGID:
+			gid, seen = uint32(v), seen|2
+		}
+	})
+	if err == nil && seen != 0 && seen != 3 {
+		err = fmt.Errorf("socket owner: uid and gid must come together")
+	}
+	return uid, gid, seen == 3, err
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
+	"github.com/cryo-cr/cryo/internal/image"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,7 +15,26 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	t := p.leader
 	e := fp.snap.files[id].GetIsk()
 	where := fmt.Sprintf("restore pid %d socket %d", p.c.pid, e.GetIno())
-	fd, err := t.Syscall(unix.SYS_SOCKET, uint64(e.GetFamily()), uint64(e.GetType())|unix.SOCK_CLOEXEC, uint64(e.GetProto()))
+	var fd uint64
+	makeSocket := func() (err error) {
+		fd, err = t.Syscall(unix.SYS_SOCKET, uint64(e.GetFamily()), uint64(e.GetType())|unix.SOCK_CLOEXEC, uint64(e.GetProto()))
+		return err
+	}
+	// The socket takes its owner from its maker's fsuid and fsgid: made
+	// as the saved owner, it keeps the one firewall rules (skuid) and
+	// /proc/net see, while binding and options stay with the maker's
+	// privileges.
+	if uid, gid, ok, oerr := image.GetInetOwner(e); oerr != nil {
+		return fmt.Errorf("%s: %w", where, oerr)
+	} else if ok {
+		in, gin, ierr := p.idsInside(uid, gid)
+		if ierr != nil {
+			return fmt.Errorf("%s: owner: %w", where, ierr)
+		}
+		err = p.remote().AsEffective(uint64(in), uint64(gin), makeSocket)
+	} else {
+		err = makeSocket()
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
