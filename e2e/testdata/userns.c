@@ -34,7 +34,9 @@
  *           it has CAP_SYS_ADMIN, the range id switch if uid_map has more
  *           than one line and it has CAP_SETUID; if it is pid 1 of its pid
  *           namespace (unshare -Urpf --mount-proc) it forks two children,
- *           one of which forks a grandchild, and checks /proc is its own.
+ *           one of which forks a grandchild, checks /proc is its own, and
+ *           makes the socketpairs of the peercred mode (SO_PEERCRED must
+ *           name pid 1 after the restore too).
  *           With WL_MOUNTS=1 (under unshare -m) it makes the mounts of the
  *           mnt mode first (the children share them; with WL_MOUNTS_SHARED=1
  *           also the descriptor on tmpfs/data: one open file description,
@@ -1144,6 +1146,7 @@ int main(int argc, char **argv)
 		read_map("/proc/self/uid_map", map, sizeof(map));
 		range = map_lines(map) > 1 && has_cap(CAP_SETUID);
 		pidtree = getpid() == 1;
+		peer = pidtree; /* SO_PEERCRED names pid 1 inside */
 		if (n[NS_PID] && !pidtree)
 			wl_die("in a new pid namespace but pid %d, not 1 (unshare without -f?)", getpid());
 	} else {

@@ -118,18 +118,24 @@ func (r *restorer) createRoot(root *process) error {
 		// stay with a process of the session, which opens them once its
 		// leader took the pair (the stub's terminal would be cryo's).
 		//
+		// Unix sockets stay with their process too: only in the tree's
+		// pid namespace does SO_PEERCRED name their maker (the stub's
+		// pid reads as 0 there), and only in its user namespace can it
+		// take the saved peer ids when they are subordinate ids of a
+		// rootless cryo's user. All of them, so that they are made in the
+		// plan's order (a pair's server end takes its listener's name
+		// before the listener does).
+		//
 		// Without root, every file stays with its process: the stub, the
 		// user without capabilities, could open nothing the tree's
 		// processes cannot, while inside the tree's user namespace they
 		// have its capabilities over the files of the user's subordinate
-		// ids, only there can they take the saved peer ids of a Unix
-		// pair, and only in the tree's pid namespace does SO_PEERCRED
-		// name them (the stub's pid would read as 0 there).
+		// ids.
 		rootless := os.Geteuid() != 0
 		for _, p := range r.procs {
 			var stay []fileJob
 			for _, j := range r.files.jobs[p] {
-				if j.ctty || rootless {
+				if j.ctty || rootless || r.files.isUnix(j) {
 					stay = append(stay, j)
 				} else {
 					r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], j)

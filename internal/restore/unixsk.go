@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
@@ -143,6 +144,11 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	ends := make([]uint64, 2)
 	ends[client], ends[server] = c, acc
 	return ends, nil
+}
+
+// isUnix tells whether job j makes Unix sockets.
+func (fp *filePlan) isUnix(j fileJob) bool {
+	return j.unixPair || (len(j.ids) == 1 && fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK)
 }
 
 // uskExtern: CRIU's flag for a socket outside the tree (--ext-unix-sk).
