@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -88,4 +91,44 @@ func TestE2EInetUDPPrivilegedOptions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestE2EInetCorruptImages: inet socket entries the dump never writes,
+// edited into a real image of inet_udp, are refused in one line when the
+// images are read, before anything is made: a raw socket (which the
+// restore would otherwise make as root for the tree), a family other than
+// inet, a protocol that does not match the type, and an owner with a uid
+// but no gid.
+func TestE2EInetCorruptImages(t *testing.T) {
+	requireRoot(t)
+	tr := startTree(t, workloadBin(t, "inet_udp", linkDynamic))
+	tr.Checkpoint()
+	edit := func(change func(e *skinet.InetSkEntry)) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			done := false
+			editImage(t, filepath.Join(dir, "files.img"), func(m proto.Message) {
+				if isk := m.(*fdinfo.FileEntry).GetIsk(); isk != nil && !done {
+					change(isk)
+					done = true
+				}
+			})
+			if !done {
+				t.Fatal("no inet socket in files.img")
+			}
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		change func(e *skinet.InetSkEntry)
+		says   string
+	}{
+		{"raw", func(e *skinet.InetSkEntry) { e.Type = proto.Uint32(unix.SOCK_RAW) }, "neither a stream nor a datagram"},
+		{"family", func(e *skinet.InetSkEntry) { e.Family = proto.Uint32(unix.AF_PACKET) }, "not an inet one"},
+		{"protocol", func(e *skinet.InetSkEntry) { e.Proto = proto.Uint32(unix.IPPROTO_TCP) }, "protocol"},
+		{"owner", func(e *skinet.InetSkEntry) {
+			e.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 2001, protowire.VarintType), 0))
+		}, "uid and gid"},
+	} {
+		t.Run(c.name, func(t *testing.T) { assertRestoreRefused(t, tr.w, edit(c.change), "socket", c.says) })
+	}
 }

@@ -137,6 +137,9 @@ func checkInet(e *skinet.InetSkEntry) error {
 	if e.GetOpts() == nil {
 		return fmt.Errorf("no socket options")
 	}
+	if _, _, _, err := image.GetInetOwner(e); err != nil {
+		return err
+	}
 	return nil
 }
 
