@@ -78,13 +78,12 @@ func socketTimeouts(s int, o *skopts.SkOptsEntry) error {
 func udpQueued(s int) (uint32, error) {
 	// SO_MEMINFO is an array of u32; SK_MEMINFO_RMEM_ALLOC is the first
 	// (linux/sock_diag.h), and there are nine on this kernel.
-	var meminfo [9 * 4]byte
-	n, err := getsockoptBytes(s, unix.SOL_SOCKET, unix.SO_MEMINFO, meminfo[:])
+	meminfo, err := sockopt.GetBytes(s, unix.SOL_SOCKET, unix.SO_MEMINFO, 9*4)
 	if err != nil {
 		return 0, fmt.Errorf("SO_MEMINFO: %w", err)
 	}
-	if n < 4 {
-		return 0, fmt.Errorf("SO_MEMINFO: %d bytes", n)
+	if len(meminfo) < 4 {
+		return 0, fmt.Errorf("SO_MEMINFO: %d bytes", len(meminfo))
 	}
 	return binary.NativeEndian.Uint32(meminfo[:4]), nil
 }

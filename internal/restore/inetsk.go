@@ -145,20 +145,20 @@ func checkInet(e *skinet.InetSkEntry) error {
 
 // sockaddr builds struct sockaddr_in or sockaddr_in6.
 func sockaddr(family uint32, words []uint32, port uint32) ([]byte, error) {
-	addr := make([]byte, 0, 16)
-	for _, w := range words {
-		addr = binary.LittleEndian.AppendUint32(addr, w)
+	sa, err := inetAddr(family, words, port)
+	if err != nil {
+		return nil, err
 	}
 	b := binary.LittleEndian.AppendUint16(nil, uint16(family))
 	b = binary.BigEndian.AppendUint16(b, uint16(port))
-	switch {
-	case family == unix.AF_INET && len(addr) == 4:
-		b = append(b, addr...)
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		b = append(b, a.Addr[:]...)
 		return append(b, make([]byte, 8)...), nil
-	case family == unix.AF_INET6 && len(addr) == 16:
+	case *unix.SockaddrInet6:
 		b = append(b, 0, 0, 0, 0) // flowinfo
-		b = append(b, addr...)
+		b = append(b, a.Addr[:]...)
 		return append(b, 0, 0, 0, 0), nil // scope id
 	}
-	return nil, fmt.Errorf("address of %d bytes for family %d", len(addr), family)
+	return nil, fmt.Errorf("family %d", family)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	tcpstream "github.com/checkpoint-restore/go-criu/v7/crit/images/tcp-stream"
+	"github.com/cryo-cr/cryo/internal/sockopt"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -67,7 +68,7 @@ func Save(fd int) (*tcpstream.TcpStreamEntry, []byte, []byte, error) {
 	}
 	e.UnsqLen = proto.Uint32(uint32(unsent))
 
-	info, err := getsockoptBytes(fd, unix.SOL_TCP, unix.TCP_INFO, 8)
+	info, err := sockopt.GetBytes(fd, unix.SOL_TCP, unix.TCP_INFO, 8)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("TCP_INFO: %w", err)
 	}
@@ -90,7 +91,7 @@ func Save(fd int) (*tcpstream.TcpStreamEntry, []byte, []byte, error) {
 	cork, _ := unix.GetsockoptInt(fd, unix.SOL_TCP, unix.TCP_CORK)
 	e.Nodelay, e.Cork = proto.Bool(nodelay != 0), proto.Bool(cork != 0)
 
-	w, err := getsockoptBytes(fd, unix.SOL_TCP, unix.TCP_REPAIR_WINDOW, 20)
+	w, err := sockopt.GetBytes(fd, unix.SOL_TCP, unix.TCP_REPAIR_WINDOW, 20)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("TCP_REPAIR_WINDOW: %w", err)
 	}
@@ -170,7 +171,7 @@ func Rebuild(fd int, e *tcpstream.TcpStreamEntry, inq, outq []byte, local, remot
 	if e.GetOptMask()&optTimestamps != 0 {
 		add(unix.TCPOPT_TIMESTAMP, 0)
 	}
-	if err := setsockoptBytes(fd, unix.SOL_TCP, unix.TCP_REPAIR_OPTIONS, opts); err != nil {
+	if err := sockopt.SetBytes(fd, unix.SOL_TCP, unix.TCP_REPAIR_OPTIONS, opts); err != nil {
 		return fmt.Errorf("TCP options: %w", err)
 	}
 	if e.GetOptMask()&optTimestamps != 0 {
@@ -191,7 +192,7 @@ func Rebuild(fd int, e *tcpstream.TcpStreamEntry, inq, outq []byte, local, remot
 		for _, v := range []uint32{e.GetSndWl1(), e.GetSndWnd(), e.GetMaxWindow(), e.GetRcvWnd(), e.GetRcvWup()} {
 			w = binary.LittleEndian.AppendUint32(w, v)
 		}
-		if err := setsockoptBytes(fd, unix.SOL_TCP, unix.TCP_REPAIR_WINDOW, w); err != nil {
+		if err := sockopt.SetBytes(fd, unix.SOL_TCP, unix.TCP_REPAIR_WINDOW, w); err != nil {
 			return fmt.Errorf("TCP_REPAIR_WINDOW: %w", err)
 		}
 	}

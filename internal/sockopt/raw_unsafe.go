@@ -1,4 +1,4 @@
-package tcprepair
+package sockopt
 
 import (
 	"unsafe"
@@ -6,9 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// getsockoptBytes reads an option whose value is a structure: x/sys has no
-// getter that keeps TCP_INFO's bit fields or TCP_REPAIR_WINDOW.
-func getsockoptBytes(fd, level, opt, size int) ([]byte, error) {
+// GetBytes reads an option whose value is a structure, up to size bytes,
+// and returns what the kernel wrote: x/sys has no getter that keeps
+// TCP_INFO's bit fields, TCP_REPAIR_WINDOW or SO_MEMINFO.
+func GetBytes(fd, level, opt, size int) ([]byte, error) {
 	b := make([]byte, size)
 	n := uint32(size)
 	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
@@ -19,8 +20,8 @@ func getsockoptBytes(fd, level, opt, size int) ([]byte, error) {
 	return b[:n], nil
 }
 
-// setsockoptBytes sets an option whose value is a structure.
-func setsockoptBytes(fd, level, opt int, b []byte) error {
+// SetBytes sets an option whose value is a structure.
+func SetBytes(fd, level, opt int, b []byte) error {
 	_, _, errno := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
 		uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0)
 	if errno != 0 {
