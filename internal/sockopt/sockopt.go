@@ -1,7 +1,8 @@
 // Package sockopt is the list of inet socket options cryo keeps across a
 // checkpoint, and where each one lives in CRIU's inet_sk_entry: the dump
 // reads them into the entry, the restore sets them from it, both from the
-// same table so that an option cannot be saved and forgotten.
+// same table so that an option cannot be saved and forgotten. GetBytes and
+// SetBytes reach the options whose values are structures.
 package sockopt
 
 import (
