@@ -26,6 +26,26 @@ func TestE2ECheck(t *testing.T) {
 	}
 }
 
+// TestE2ECheckRootless: `cryo check` run by the test user, who may
+// restore only in a user namespace of its own, passes (set_tid in the
+// initial pid namespace is not essential then) and reports user
+// namespaces and the uidmap helpers the rootless restore uses.
+func TestE2ECheckRootless(t *testing.T) {
+	requireRoot(t)
+	ensureTestUser(t)
+	requireUserCanExec(t, cryoBin)
+	res := runCryoAs(t, testUserCred(), bound(t, cryoTimeout), "check")
+	t.Logf("%s", res)
+	if res.ExitCode != 0 || res.TimedOut || res.Err != nil {
+		t.Fatalf("cryo check as uid %d: exit %d (err %v, timed out %v), want 0", testUID, res.ExitCode, res.Err, res.TimedOut)
+	}
+	for _, want := range []string{`user namespaces for a normal user \(rootless restore\):\s+yes`, `newuidmap and newgidmap \(subordinate ids, rootless\):\s+yes`} {
+		if !regexp.MustCompile(want).MatchString(res.Stdout) {
+			t.Errorf("cryo check as uid %d does not say %q", testUID, want)
+		}
+	}
+}
+
 // TestE2EShowJSON: `cryo show DIR` and `cryo show FILE` print valid JSON.
 func TestE2EShowJSON(t *testing.T) {
 	requireCryo(t)

@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 
 	"github.com/cryo-cr/cryo/internal/cpu"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,16 +26,25 @@ func cmdCheck(args []string) error {
 	if _, err := parseFlags(args); err != nil {
 		return err
 	}
+	// Without root, PIDs are chosen inside a pid namespace of the tree's
+	// user namespace (set_tid there is the namespace owner's right), which
+	// takes user namespaces; subordinate ids take the uidmap helpers.
+	rootless := os.Geteuid() != 0
 	features := []feature{
 		{"ptrace seize and syscall injection", true, probeInjection},
 		{"PTRACE_GET_RSEQ_CONFIGURATION", false, probeRseq},
-		{"clone3 with set_tid (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)", true, probeSetTid},
+		{"clone3 with set_tid (CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN)", !rootless, probeSetTid},
 		{"process_vm_readv", true, probeVMRead},
 		{"MADV_POPULATE_WRITE", false, probePopulate},
 		{"userfaultfd", false, probeUserfaultfd},
 		{"xsave features", false, func() (string, error) {
 			return fmt.Sprintf("%#x", cpu.SupportedXfeatures()), nil
 		}},
+	}
+	if rootless {
+		features = append(features,
+			feature{"user namespaces for a normal user (rootless restore)", true, probeUserns},
+			feature{"newuidmap and newgidmap (subordinate ids, rootless)", false, probeIDHelpers})
 	}
 	missing := []string{}
 	for _, f := range features {
@@ -130,4 +142,24 @@ func probeUserfaultfd() (string, error) {
 	}
 	unix.Close(int(fd))
 	return "", nil
+}
+
+// probeUserns starts cryo itself (as "cryo help") in a new user namespace.
+func probeUserns() (string, error) {
+	cmd := exec.Command("/proc/self/exe", "help")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+	return "", cmd.Run()
+}
+
+// probeIDHelpers finds newuidmap and newgidmap.
+func probeIDHelpers() (string, error) {
+	var paths []string
+	for _, k := range []userns.IDKind{userns.UIDs, userns.GIDs} {
+		path, err := k.FindHelper()
+		if err != nil {
+			return "", err
+		}
+		paths = append(paths, path)
+	}
+	return strings.Join(paths, ", "), nil
 }

@@ -34,7 +34,7 @@ func WriteMap(pid int, kind IDKind, m Map) error {
 	if os.Geteuid() == 0 || kind.ownIDOnly(m) {
 		return os.WriteFile(fmt.Sprintf("/proc/%d/%s", pid, kind.File), []byte(text), 0)
 	}
-	helper, err := kind.findHelper()
+	helper, err := kind.FindHelper()
 	if err != nil {
 		return err
 	}
@@ -67,8 +67,8 @@ func (k IDKind) ownIDOnly(m Map) bool {
 	return len(m) == 1 && m[0].Outside == own && m[0].Count == 1
 }
 
-// findHelper finds the helper on PATH, else in helperDirs.
-func (k IDKind) findHelper() (string, error) {
+// FindHelper finds the helper on PATH, else in helperDirs.
+func (k IDKind) FindHelper() (string, error) {
 	if path, err := exec.LookPath(k.Helper); err == nil {
 		return path, nil
 	}

@@ -38,15 +38,15 @@ func TestFindHelper(t *testing.T) {
 	saved := helperDirs
 	helperDirs = []string{t.TempDir()}
 	defer func() { helperDirs = saved }()
-	_, err := UIDs.findHelper()
+	_, err := UIDs.FindHelper()
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "newuidmap") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("findHelper without newuidmap: %v", err)
+		t.Fatalf("FindHelper without newuidmap: %v", err)
 	}
 	path := filepath.Join(dir, "newgidmap")
 	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := GIDs.findHelper(); err != nil || got != path {
-		t.Fatalf("findHelper = %q, %v; want %s", got, err, path)
+	if got, err := GIDs.FindHelper(); err != nil || got != path {
+		t.Fatalf("FindHelper = %q, %v; want %s", got, err, path)
 	}
 }
