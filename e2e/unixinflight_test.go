@@ -358,38 +358,7 @@ func TestE2ERootlessUnixCredsRefused(t *testing.T) {
 // must name the first by its PID inside the namespace. The tree then
 // passes its own checks.
 func TestE2EUnixBacklogPidNS(t *testing.T) {
-	requireRoot(t)
-	bin := workloadBin(t, "unix_inflight", linkDynamic)
-	dir := t.TempDir()
-	out := filepath.Join(dir, "output.txt")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command("unshare", "-pf", "--mount-proc", bin, "tree")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	launcher, err := startBg(t, "unshare", cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer launcher.kill(t)
-	for deadline := time.Now().Add(bound(t, readyTimeout)); !readyRe.MatchString(readString(out)); time.Sleep(pollInterval) {
-		if launcher.Exited() || time.Now().After(deadline) {
-			t.Fatalf("the tree did not print READY; output:\n%s", clip(readString(out), 8000))
-		}
-	}
-	// The workload is unshare's child, pid 1 inside.
-	root := -1
-	for _, pid := range allPids() {
-		if st := procStatus(fmt.Sprintf("/proc/%d/status", pid)); st["PPid"] == strconv.Itoa(launcher.Pid()) {
-			root = pid
-		}
-	}
-	if root < 0 || nsInnerPid(root) != 1 {
-		t.Fatalf("no pid 1 of a new pid namespace under unshare %d (found %d)", launcher.Pid(), root)
-	}
+	launcher, root, out := startPidNSTree(t, "unix_inflight", "tree")
 	if !noCR {
 		res := tryDump(t, root, t.TempDir(), "--leave-running")
 		if res.ExitCode != 0 {
@@ -405,4 +374,82 @@ func TestE2EUnixBacklogPidNS(t *testing.T) {
 	if text := readString(out); launcher.ExitCode() != 0 || !strings.Contains(text, "PASS") {
 		t.Errorf("the tree failed its checks after dump --leave-running (exit %d):\n%s", launcher.ExitCode(), clip(text, 8000))
 	}
+}
+
+// TestE2EUnixTreePidNS: the same tree dumped and restored by root. Its
+// Unix sockets are made again by their own processes inside the pid
+// namespace, so that the accepted backlog client's and the pairs'
+// SO_PEERCRED name them by their pids there; the tree, at its old pids
+// inside and outside, passes its own checks.
+func TestE2EUnixTreePidNS(t *testing.T) {
+	launcher, root, out := startPidNSTree(t, "unix_inflight", "tree")
+	if noCR {
+		unix.Kill(root, unix.SIGTERM)
+		launcher.Wait(bound(t, finishTimeout))
+		return
+	}
+	images := filepath.Join(t.TempDir(), "images")
+	if res := tryDump(t, root, images); res.ExitCode != 0 {
+		t.Fatalf("dump: %s", res)
+	}
+	launcher.Wait(bound(t, finishTimeout))
+	if err := waitPidFree(root, bound(t, pidFreeTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	if res := runCryo(t, "restore", "-D", images, "-d", "-v", "4", "-o", "restore.log"); res.ExitCode != 0 {
+		logFile(t, filepath.Join(images, "restore.log"))
+		t.Fatalf("restore: %s", res)
+	}
+	if nsInnerPid(root) != 1 {
+		t.Fatalf("after the restore, pid %d is not pid 1 of its pid namespace", root)
+	}
+	if err := unix.Kill(root, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPidFree(root, bound(t, finishTimeout)); err != nil {
+		t.Fatalf("the restored tree did not exit after SIGTERM: %v; output:\n%s", err, clip(readString(out), 8000))
+	}
+	if text := readString(out); !strings.Contains(text, "PASS") || strings.Contains(text, "FAIL") {
+		t.Errorf("the restored tree failed its checks:\n%s", clip(text, 8000))
+	}
+}
+
+// startPidNSTree starts workload name (mode) as pid 1 of a new pid
+// namespace under unshare -pf --mount-proc, waits for READY, and returns
+// unshare, the workload's pid as cryo sees it and its output file.
+func startPidNSTree(t *testing.T, name, mode string) (launcher *bgProc, root int, out string) {
+	t.Helper()
+	requireRoot(t)
+	bin := workloadBin(t, name, linkDynamic)
+	dir := t.TempDir()
+	out = filepath.Join(dir, "output.txt")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cmd := exec.Command("unshare", "-pf", "--mount-proc", bin, mode)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if launcher, err = startBg(t, "unshare", cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { launcher.kill(t) })
+	for deadline := time.Now().Add(bound(t, readyTimeout)); !readyRe.MatchString(readString(out)); time.Sleep(pollInterval) {
+		if launcher.Exited() || time.Now().After(deadline) {
+			t.Fatalf("the tree did not print READY; output:\n%s", clip(readString(out), 8000))
+		}
+	}
+	// The workload is unshare's child, pid 1 inside.
+	root = -1
+	for _, pid := range allPids() {
+		if st := procStatus(fmt.Sprintf("/proc/%d/status", pid)); st["PPid"] == strconv.Itoa(launcher.Pid()) {
+			root = pid
+		}
+	}
+	if root < 0 || nsInnerPid(root) != 1 {
+		t.Fatalf("no pid 1 of a new pid namespace under unshare %d (found %d)", launcher.Pid(), root)
+	}
+	t.Cleanup(func() { unix.Kill(root, unix.SIGKILL) })
+	return launcher, root, out
 }
