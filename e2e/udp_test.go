@@ -47,7 +47,7 @@ func TestE2EInetUDPQueued(t *testing.T) {
 func TestE2EInetSocketFilterRefused(t *testing.T) {
 	requireRoot(t)
 	tr := startTree(t, workloadBin(t, "inet_udp", linkDynamic), "filter")
-	tr.refusedDump("socket filter", "not supported")
+	tr.refusedDump("socket filter", "8 instructions", "not supported")
 	tr.Finish()
 }
 

@@ -971,9 +971,17 @@ func checkMovedNotice(t *testing.T, stderr string, moved bool, orig, now int) {
 // namespace and runs cryo's init (argv[0] cryo-pidns-init).
 func checkPidnsInit(t *testing.T, root int) {
 	t.Helper()
-	ppid, _ := strconv.Atoi(procStatus(fmt.Sprintf("/proc/%d/status", root))["PPid"])
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
-	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+	// The init execs cryo-pidns-init just after cryo lets the tree run.
+	var ppid int
+	var argv0 string
+	for deadline := time.Now().Add(bound(t, restoreReadyTimeout)); ; time.Sleep(pollInterval) {
+		ppid, _ = strconv.Atoi(procStatus(fmt.Sprintf("/proc/%d/status", root))["PPid"])
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
+		argv0, _, _ = strings.Cut(string(cmdline), "\x00")
+		if (nsInnerPid(ppid) == 1 && argv0 == "cryo-pidns-init") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if nsInnerPid(ppid) != 1 || argv0 != "cryo-pidns-init" {
 		t.Errorf("the restored root %d: its parent %d is pid %d inside and runs %q, want pid 1 running cryo-pidns-init",
 			root, ppid, nsInnerPid(ppid), argv0)

@@ -22,8 +22,8 @@
  * datagrams); after SIGTERM the root reads it first, intact. Mode
  * "privileged" (root only): P6a also has SO_MARK 0x42 and SO_PRIORITY 7,
  * which take CAP_NET_ADMIN to set. Mode "filter": U6 gets a socket filter
- * that lets everything through (SO_ATTACH_FILTER), which cryo does not
- * save: the dump must be refused.
+ * of eight instructions that lets everything through (SO_ATTACH_FILTER),
+ * which cryo does not save: the dump must be refused.
  *
  * After SIGTERM every process checks its ids, its sockets' names and
  * options (all of them, and that the changed ones are still changed), and
@@ -412,8 +412,13 @@ int main(int argc, char **argv)
 			wl_die("the queued datagram did not reach U4");
 	}
 	if (filter) {
-		struct sock_filter accept_all = BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
-		struct sock_fprog prog = {.len = 1, .filter = &accept_all};
+		/* Eight instructions, the first "ld #0" (opcode 0): it lets
+		 * everything through. */
+		struct sock_filter accept_all[8];
+		for (int i = 0; i < 7; i++)
+			accept_all[i] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_IMM, 0);
+		accept_all[7] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
+		struct sock_fprog prog = {.len = 8, .filter = accept_all};
 		if (setsockopt(rs[U6].fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog))
 			wl_die("SO_ATTACH_FILTER: %s", strerror(errno));
 	}

@@ -531,7 +531,10 @@ static int mountinfo_of(const char *dir, char *out, size_t size)
 	return wl_mountinfo_of(want, out, size);
 }
 
-static void mounts_setup(struct state *s)
+/* subids: the namespace maps the range ids, and tmpfs/sub (0700) with a
+ * 0600 file in it is given to 2004:2005, an owner a rootless cryo may not
+ * read from outside the namespace. */
+static void mounts_setup(struct state *s, int subids)
 {
 	static const char *dirs[3] = {"tmpfs", "bind", "robind"};
 	char big[8192];
@@ -554,12 +557,20 @@ static void mounts_setup(struct state *s)
 	close(fd);
 	if (mkdir("tmpfs/sub", 0700) || symlink("data", "tmpfs/link"))
 		wl_die("tmpfs/sub: %s", strerror(errno));
+	if (subids) {
+		fd = open("tmpfs/sub/secret", O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (fd < 0 || write(fd, "secret\n", 7) != 7 || fchown(fd, 2004, 2005) || chown("tmpfs/sub", 2004, 2005))
+			wl_die("tmpfs/sub/secret: %s", strerror(errno));
+		close(fd);
+	}
 	if (mount("src", "bind", NULL, MS_BIND, NULL) || mount("src", "robind", NULL, MS_BIND, NULL) ||
 	    mount(NULL, "robind", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL))
 		wl_die("bind mounts: %s", strerror(errno));
 	add_existing(s, "tmpfs");
 	add_existing(s, "tmpfs/data");
 	add_existing(s, "tmpfs/sub");
+	if (subids)
+		add_existing(s, "tmpfs/sub/secret");
 	add_existing(s, "bind/data");
 	for (int i = 0; i < 3; i++) {
 		snprintf(s->mounts[i].dir, sizeof(s->mounts[i].dir), "%s", dirs[i]);
@@ -1164,7 +1175,7 @@ int main(int argc, char **argv)
 		add_file(&st, nested ? "ns1-chowned" : "chowned", 1, 2004, 2005);
 	add_existing(&st, "."); /* the start directory, 4242:4242 outside */
 	if (!strcmp(mode, "mnt") || nested_mnt || (!strcmp(mode, "inherit") && getenv("WL_MOUNTS")))
-		mounts_setup(&st);
+		mounts_setup(&st, range || nested);
 	if (peer)
 		peer_setup(&st, 0);
 	if (range)

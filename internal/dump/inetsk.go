@@ -2,6 +2,7 @@ package dump
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/sockopt"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -35,6 +37,11 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	if typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM {
 		return nil, fmt.Errorf("%s: socket type %d is not supported yet", where, typ)
 	}
+	// Only TCP and UDP: UDP-Lite, ping (ICMP), SCTP and MPTCP sockets have
+	// the same types, and restore makes nothing else.
+	if want := map[int]int{unix.SOCK_STREAM: unix.IPPROTO_TCP, unix.SOCK_DGRAM: unix.IPPROTO_UDP}[typ]; protocol != want {
+		return nil, fmt.Errorf("%s: socket protocol %d is not supported yet (only TCP and UDP)", where, protocol)
+	}
 	listening := get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN) != 0
 	if listening && typ == unix.SOCK_STREAM {
 		// For a listener, TCP_INFO's unacked is the length of its accept
@@ -55,7 +62,12 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		}
 	}
 	// Not saved: refused rather than lost without a word.
-	if n, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_GET_FILTER); err == nil && n > 0 {
+	switch n, err := sockopt.FilterLen(s); {
+	case errors.Is(err, unix.EACCES):
+		return nil, fmt.Errorf("%s: an eBPF socket filter (SO_ATTACH_BPF) is attached: not supported yet", where)
+	case err != nil && !errors.Is(err, unix.ENOPROTOOPT):
+		return nil, fmt.Errorf("%s: socket filter: %w", where, err)
+	case n > 0:
 		return nil, fmt.Errorf("%s: a socket filter (SO_ATTACH_FILTER, %d instructions) is attached: not supported yet", where, n)
 	}
 	if typ == unix.SOCK_DGRAM {

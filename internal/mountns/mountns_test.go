@@ -116,7 +116,11 @@ func TestArchiveExtract(t *testing.T) {
 	must(Archive(&buf, src))
 
 	dst := t.TempDir()
-	must(Extract(bytes.NewReader(buf.Bytes()), dst))
+	owners, err := Extract(bytes.NewReader(buf.Bytes()), dst)
+	must(err)
+	if len(owners) != 0 {
+		t.Fatalf("owners left to the caller: %v", owners)
+	}
 	check := func(name string, mode os.FileMode, uid uint32) {
 		t.Helper()
 		fi, err := os.Lstat(filepath.Join(dst, name))
@@ -185,14 +189,14 @@ func TestExtractStaysBelow(t *testing.T) {
 		}
 		tw.Close()
 		zw.Close()
-		if err := Extract(bytes.NewReader(buf.Bytes()), t.TempDir()); err == nil {
+		if _, err := Extract(bytes.NewReader(buf.Bytes()), t.TempDir()); err == nil {
 			t.Errorf("%s: extracted", name)
 		}
 		if _, err := os.Stat(outside); err == nil {
 			t.Fatalf("%s: a file was written outside the root", name)
 		}
 	}
-	if err := Extract(bytes.NewReader([]byte("garbage")), t.TempDir()); err == nil {
+	if _, err := Extract(bytes.NewReader([]byte("garbage")), t.TempDir()); err == nil {
 		t.Error("garbage extracted")
 	}
 }

@@ -3,6 +3,7 @@ package mountns
 import (
 	"archive/tar"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,8 +11,9 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -32,18 +34,7 @@ func Archive(w io.Writer, dir string) (err error) {
 	tw := tar.NewWriter(zw)
 	var rootDev uint64
 	links := map[uint64]string{} // inode -> first name, for hard links
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: no stat", p)
-		}
+	err = walk(dir, func(p string, st *unix.Stat_t) error {
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
@@ -52,9 +43,9 @@ func Archive(w io.Writer, dir string) (err error) {
 			rootDev = st.Dev
 		}
 		hdr := &tar.Header{Name: rel, Mode: int64(st.Mode & 07777), Uid: int(st.Uid), Gid: int(st.Gid),
-			ModTime: fi.ModTime(), Format: tar.FormatPAX}
-		switch {
-		case fi.IsDir():
+			ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec), Format: tar.FormatPAX}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
 			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
 			if st.Dev != rootDev {
 				hdr.Mode = 0o755 // what the mount hides is not visible
@@ -63,17 +54,19 @@ func Archive(w io.Writer, dir string) (err error) {
 				}
 				return fs.SkipDir
 			}
-		case fi.Mode()&fs.ModeSymlink != 0:
+		case unix.S_IFLNK:
 			target, err := proc.Readlink(p)
 			if err != nil {
 				return err
 			}
 			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
-		case fi.Mode().IsRegular() && st.Dev != rootDev:
-			// A file bind-mounted over one of the tmpfs: the mount point,
-			// an empty file, is what is saved.
-			hdr.Typeflag, hdr.Mode = tar.TypeReg, 0o644
-		case fi.Mode().IsRegular():
+		case unix.S_IFREG:
+			if st.Dev != rootDev {
+				// A file bind-mounted over one of the tmpfs: the mount
+				// point, an empty file, is what is saved.
+				hdr.Typeflag, hdr.Mode = tar.TypeReg, 0o644
+				break
+			}
 			if first, ok := links[st.Ino]; ok {
 				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
 				break
@@ -81,9 +74,9 @@ func Archive(w io.Writer, dir string) (err error) {
 			if st.Nlink > 1 {
 				links[st.Ino] = rel
 			}
-			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
+			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 		default:
-			return fmt.Errorf("%s: a %s in a tmpfs is not supported", p, fi.Mode().Type())
+			return fmt.Errorf("%s: a %s in a tmpfs is not supported", p, kind(st.Mode))
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
@@ -110,40 +103,113 @@ func Archive(w io.Writer, dir string) (err error) {
 	return zw.Close()
 }
 
+// walk calls fn on dir and everything below it, in lexical order, as
+// filepath.WalkDir does (fn may return fs.SkipDir for a directory), but
+// reaching every name through package proc: the tree's files may be
+// another user's, which a rootless cryo opens only from inside their user
+// namespace (proc's fallback opener), even to list or stat them.
+func walk(dir string, fn func(p string, st *unix.Stat_t) error) error {
+	st, err := proc.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if err := fn(dir, &st); err != nil {
+		if err == fs.SkipDir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return nil
+		}
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil
+	}
+	d, err := proc.Open(dir, os.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := walk(dir+"/"+name, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kind names a file type cryo does not save in a tmpfs.
+func kind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFSOCK:
+		return "socket"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+}
+
 // Extract fills the empty tmpfs whose root is dir with what Archive wrote.
 // The tmpfs may belong to a user namespace whose ids do not include root's
 // (files made by an unmapped fsuid are refused, EOVERFLOW), so the work is
 // done on a thread of its own whose fsuid and fsgid are the tmpfs root's
 // owner, with root's capabilities raised again; the thread is thrown away.
 // The archive is untrusted: every path stays below dir (os.Root).
-func Extract(r io.Reader, dir string) error {
-	errc := make(chan error, 1)
+//
+// An owner cryo may not give (EPERM: a rootless cryo, and ids among the
+// user's subordinate ones) is returned instead, in the order of the
+// archive: the entry keeps cryo's ids and gets its mode, and the caller is
+// to give it the saved owner and mode from inside the tmpfs's user
+// namespace, once cryo is done with the tmpfs.
+func Extract(r io.Reader, dir string) ([]Owner, error) {
+	type result struct {
+		owners []Owner
+		err    error
+	}
+	c := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		errc <- extract(r, dir)
+		owners, err := extract(r, dir)
+		c <- result{owners, err}
 	}()
-	return <-errc
+	res := <-c
+	return res.owners, res.err
 }
 
-func extract(r io.Reader, dir string) error {
+// Owner is an entry's saved owner (host ids) and mode that Extract left
+// to its caller.
+type Owner struct {
+	Name     string // below the tmpfs root, cleaned, never ".." or absolute
+	UID, GID int
+	Mode     int64 // with set-id and sticky bits
+	Symlink  bool  // a symbolic link: no mode
+}
+
+func extract(r io.Reader, dir string) ([]Owner, error) {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tr := tar.NewReader(zr)
 	hdr, err := tr.Next()
 	if err != nil {
-		return fmt.Errorf("no root entry: %w", err)
+		return nil, fmt.Errorf("no root entry: %w", err)
 	}
 	if hdr.Typeflag != tar.TypeDir || path.Clean(hdr.Name) != "." {
-		return fmt.Errorf("the first entry is %q, not the root", hdr.Name)
+		return nil, fmt.Errorf("the first entry is %q, not the root", hdr.Name)
 	}
 	if err := becomeFsOwner(hdr.Uid, hdr.Gid); err != nil {
-		return err
+		return nil, err
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer root.Close()
 	type dirTimes struct {
@@ -151,18 +217,33 @@ func extract(r io.Reader, dir string) error {
 		hdr  *tar.Header
 	}
 	dirs := []dirTimes{{".", hdr}}
-	if err := setOwnerMode(root, ".", hdr); err != nil {
-		return fmt.Errorf("the root: %w", err)
+	var owners []Owner
+	// setOwnerMode, or leave the owner to the caller where cryo may not
+	// give it.
+	own := func(name string, hdr *tar.Header) error {
+		err := setOwnerMode(root, name, hdr)
+		if !errors.Is(err, unix.EPERM) {
+			return err
+		}
+		o := Owner{Name: name, UID: hdr.Uid, GID: hdr.Gid, Mode: hdr.Mode, Symlink: hdr.Typeflag == tar.TypeSymlink}
+		owners = append(owners, o)
+		if o.Symlink {
+			return nil
+		}
+		return root.Chmod(name, fileMode(hdr.Mode))
+	}
+	if err := own(".", hdr); err != nil {
+		return nil, fmt.Errorf("the root: %w", err)
 	}
 	for {
 		if hdr, err = tr.Next(); err == io.EOF {
 			break
 		} else if err != nil {
-			return err
+			return nil, err
 		}
 		name := path.Clean(hdr.Name)
 		if name == "." || path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("entry %q: bad name", hdr.Name)
+			return nil, fmt.Errorf("entry %q: bad name", hdr.Name)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
@@ -178,10 +259,10 @@ func extract(r io.Reader, dir string) error {
 			err = fmt.Errorf("type %q is not supported", hdr.Typeflag)
 		}
 		if err == nil && hdr.Typeflag != tar.TypeLink {
-			err = setOwnerMode(root, name, hdr)
+			err = own(name, hdr)
 		}
 		if err != nil {
-			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		if hdr.Typeflag == tar.TypeReg {
 			root.Chtimes(name, hdr.ModTime, hdr.ModTime)
@@ -191,7 +272,7 @@ func extract(r io.Reader, dir string) error {
 	for i := len(dirs) - 1; i >= 0; i-- {
 		root.Chtimes(dirs[i].name, dirs[i].hdr.ModTime, dirs[i].hdr.ModTime)
 	}
-	return nil
+	return owners, nil
 }
 
 func writeFile(root *os.Root, name string, r io.Reader, size int64) error {

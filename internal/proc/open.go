@@ -75,19 +75,31 @@ func Open(path string, flags int) (*os.File, error) {
 // if cryo is refused.
 func FileStat(path string) (unix.Stat_t, error) {
 	var st unix.Stat_t
-	err := unix.Stat(path, &st)
+	return st, statVia(path, "stat", unix.Stat(path, &st), unix.O_PATH, &st)
+}
+
+// Lstat is lstat(2) of path, through the fallback opener if cryo is
+// refused.
+func Lstat(path string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	return st, statVia(path, "lstat", unix.Lstat(path, &st), unix.O_PATH|unix.O_NOFOLLOW, &st)
+}
+
+// statVia is done when cryo's own stat of path gave err == nil; else it
+// opens path with flags through the fallback opener and fstats it into st.
+func statVia(path, op string, err error, flags int, st *unix.Stat_t) error {
 	if err == nil {
-		return st, nil
+		return nil
 	}
-	f, err := retry(path, unix.O_PATH, &os.PathError{Op: "stat", Path: path, Err: err})
+	f, err := retry(path, flags, &os.PathError{Op: op, Path: path, Err: err})
 	if err != nil {
-		return st, err
+		return err
 	}
 	defer f.Close()
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return st, &os.PathError{Op: "stat", Path: path, Err: err}
+	if err := unix.Fstat(int(f.Fd()), st); err != nil {
+		return &os.PathError{Op: op, Path: path, Err: err}
 	}
-	return st, nil
+	return nil
 }
 
 // Readlink reads a symbolic link (a /proc/PID/fd/N), through the fallback

@@ -26,13 +26,14 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	// privileges.
 	if uid, gid, ok, oerr := image.GetInetOwner(e); oerr != nil {
 		return fmt.Errorf("%s: %w", where, oerr)
-	} else if ok {
-		in, gin, ierr := p.idsInside(uid, gid)
-		if ierr != nil {
-			return fmt.Errorf("%s: owner: %w", where, ierr)
-		}
+	} else if in, gin, ierr := p.idsInside(uid, gid); ok && ierr == nil {
 		err = p.remote().AsEffective(uint64(in), uint64(gin), makeSocket)
 	} else {
+		if ok {
+			// An owner the namespace does not map (root's socket passed
+			// into the tree): the maker's ids, as before owners were kept.
+			p.r.logf("%s: its owner %d:%d is not mapped where it is made: %v; it gets the maker's", where, uid, gid, ierr)
+		}
 		err = makeSocket()
 	}
 	if err != nil {

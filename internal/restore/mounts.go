@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -181,8 +182,71 @@ func (p *process) fillTmpfs(e *mnt.MntEntry) error {
 		return fmt.Errorf("mount point %s: %w", e.GetMountpoint(), err)
 	}
 	defer unix.Close(dir)
-	if err := mountns.Extract(f, fmt.Sprintf("/proc/self/fd/%d", dir)); err != nil {
+	owners, err := mountns.Extract(f, fmt.Sprintf("/proc/self/fd/%d", dir))
+	if err != nil {
 		return fmt.Errorf("refill from %s: %w", f.Name(), err)
+	}
+	if len(owners) > 0 {
+		if err := p.giveOwners(e.GetMountpoint(), owners); err != nil {
+			return fmt.Errorf("refill from %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// giveOwners gives entries of the tmpfs at mountpoint the owners and
+// modes cryo could not (a rootless cryo, and subordinate ids of its
+// user): p, inside the tmpfs's user namespace with its capabilities,
+// reaches each entry beneath the mount point without following a symbolic
+// link (the names come from the image) and changes it through that
+// descriptor.
+func (p *process) giveOwners(mountpoint string, owners []mountns.Owner) error {
+	t := p.leader
+	mp, err := p.open(mountpoint, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", mountpoint, err)
+	}
+	defer t.Syscall(unix.SYS_CLOSE, mp)
+	for _, o := range owners {
+		uid, gid, err := p.idsInside(uint32(o.UID), uint32(o.GID))
+		if err != nil {
+			return fmt.Errorf("entry %q: owner: %w", o.Name, err)
+		}
+		if err := p.chownBeneath(mp, o.Name, uid, gid, o.Mode, o.Symlink); err != nil {
+			return fmt.Errorf("entry %q: %w", o.Name, err)
+		}
+	}
+	return nil
+}
+
+// chownBeneath gives name, beneath directory dirfd of p, owner uid:gid
+// (as p's namespace sees them) and, unless it is a symbolic link, mode.
+func (p *process) chownBeneath(dirfd uint64, name string, uid, gid uint32, mode int64, symlink bool) error {
+	t := p.leader
+	// struct open_how: flags, mode, resolve; then the name.
+	how := binary.LittleEndian.AppendUint64(nil, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	how = binary.LittleEndian.AppendUint64(how, 0)
+	how = binary.LittleEndian.AppendUint64(how, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_XDEV)
+	howAddr, err := p.put(append(how, append([]byte(name), 0)...))
+	if err != nil {
+		return err
+	}
+	nameAddr, empty := howAddr+uint64(len(how)), howAddr+uint64(len(how)+len(name))
+	fd, err := t.Syscall(unix.SYS_OPENAT2, dirfd, nameAddr, howAddr, uint64(len(how)))
+	if err != nil {
+		return fmt.Errorf("open beneath the mount point: %w", err)
+	}
+	defer t.Syscall(unix.SYS_CLOSE, fd)
+	// empty points at the name's NUL: "" for AT_EMPTY_PATH.
+	if _, err := t.Syscall(unix.SYS_FCHOWNAT, fd, empty, uint64(uid), uint64(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown to %d:%d: %w", uid, gid, err)
+	}
+	if symlink {
+		return nil
+	}
+	// After chown, which clears set-id bits.
+	if _, err := t.Syscall(unix.SYS_FCHMODAT2, fd, empty, uint64(mode&0o7777), unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("chmod to %#o: %w", mode&0o7777, err)
 	}
 	return nil
 }
