@@ -99,6 +99,18 @@ func criuCritRights(t *testing.T, path string) {
 	}
 }
 
+// TestE2EUnixAcceptedListener: a listener bound to a path, made before
+// the connection it accepted (its descriptor is lower), both in one
+// process. Making the pair again borrows the listener's name for the
+// rendezvous; the listener, already bound, must keep its socket file: a
+// new client reaches it by its path after the restore, and the accepted
+// end is still named by that path.
+func TestE2EUnixAcceptedListener(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "accepted")
+	})
+}
+
 // TestE2EUnixDgramUnconnected: datagrams queued in a datagram socket that
 // is connected to nobody, from three senders of the process (bound to a
 // path, unnamed, and bound to an abstract name and connected to the

@@ -518,6 +518,45 @@ static void tcp_backlog(void)
 	}
 }
 
+/* A listener bound to a path, made first (lowest descriptor), and a
+ * connection it accepted, both ends held by the process, "x" queued
+ * towards the accepted end. After SIGTERM: the accepted end is named by
+ * the listener's path, the pair carries bytes both ways, and the listener
+ * is still reached through its path by a new client. */
+static void accepted(void)
+{
+	char path[PATH_MAX], got[sizeof(struct sockaddr_un)];
+	struct sockaddr_un *sa = (struct sockaddr_un *)got;
+	socklen_t len = sizeof(got);
+	if (!getcwd(path, sizeof(path) - 16))
+		wl_die("getcwd: %s", strerror(errno));
+	strcat(path, "/acc.sock");
+	int l = sock(SOCK_STREAM), c = sock(SOCK_STREAM), a;
+	bind_to(l, path);
+	if (listen(l, 4))
+		wl_die("listen: %s", strerror(errno));
+	connect_to(c, path);
+	if ((a = accept(l, NULL, NULL)) < 0)
+		wl_die("accept: %s", strerror(errno));
+	put_str(c, "x");
+	wl_ready();
+	wl_wait_stop();
+	wl_check_ids(0);
+	CHECK(getsockname(a, (struct sockaddr *)sa, &len) == 0 && strcmp(sa->sun_path, path) == 0,
+	      "the accepted end is named \"%s\", want the listener's %s", sa->sun_path, path);
+	expect_str("accepted end", a, "x");
+	both_ways("accepted connection", c, a);
+	int n = sock(SOCK_STREAM), b;
+	struct sockaddr_un nsa;
+	socklen_t nlen = mkaddr(&nsa, path);
+	CHECK(connect(n, (struct sockaddr *)&nsa, nlen) == 0, "a new client cannot reach the listener at %s: %s", path,
+	      strerror(errno));
+	b = accept(l, NULL, NULL);
+	CHECK(b >= 0, "accept of the new client: %s", strerror(errno));
+	if (b >= 0)
+		both_ways("new connection", n, b);
+}
+
 static void tree(void)
 {
 	char rname[64], lname[64], aname[64];
@@ -650,6 +689,8 @@ int main(int argc, char **argv)
 		tcp_backlog();
 	else if (strcmp(wl_mode, "tree") == 0)
 		tree();
+	else if (strcmp(wl_mode, "accepted") == 0)
+		accepted();
 	else
 		wl_usage();
 	return wl_finish();

@@ -60,6 +60,9 @@ type filePlan struct {
 	anonAddr map[uint64]uint64
 	// repair: restored TCP connections, in repair mode until the end.
 	repair tcprepair.Set
+	// boundPaths: the socket files Unix sockets of the restore are bound
+	// to, which a connection's rendezvous must not take away.
+	boundPaths map[string]bool
 	// ghostPaths: deleted files put back for the restore, by ghost id.
 	ghostPaths map[uint32]ghostPath
 	// tcpRestored counts them: the dump locked the network for them.

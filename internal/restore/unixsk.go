@@ -47,16 +47,19 @@ func (fp *filePlan) makeUnixPair(p *process, ids []uint32) error {
 }
 
 // connectedPair makes two connected sockets. socketpair gives both ends
-// the creator's credentials as SO_PEERCRED; when the saved peer
-// credentials say otherwise (a connect/accept made by processes with other
-// ids), a stream or seqpacket pair is made by listening with the first
-// end's peer's ids and connecting with the second's, as it happened.
+// the creator's credentials as SO_PEERCRED and no name; when the saved
+// peer credentials say otherwise (a connect/accept made by processes with
+// other ids), or an end has a name (the accepted end of a connection
+// carries its listener's), a stream or seqpacket pair is made by listening
+// with the first end's peer's ids and connecting with the second's, as it
+// happened.
 func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	t := p.leader
 	a, b := fp.snap.files[ids[0]].GetUsk(), fp.snap.files[ids[1]].GetUsk()
 	ca, okA, _ := image.GetPeerCred(a)
 	cb, okB, _ := image.GetPeerCred(b)
-	if !okA || !okB || a.GetType() == unix.SOCK_DGRAM || (ca.UID == 0 && ca.GID == 0 && cb.UID == 0 && cb.GID == 0) {
+	named := len(a.GetName()) > 0 || len(b.GetName()) > 0
+	if !okA || !okB || a.GetType() == unix.SOCK_DGRAM || (ca.UID == 0 && ca.GID == 0 && cb.UID == 0 && cb.GID == 0 && !named) {
 		addr, err := p.put(make([]byte, 8))
 		if err != nil {
 			return nil, err
@@ -110,13 +113,27 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	var salen int
 	bound := false
 	if name := srv.GetName(); len(name) > 0 && len(name) < 108 {
-		if name[0] != 0 {
-			removeStaleSocket(string(name))
+		path := string(name)
+		if name[0] != 0 && fp.boundPaths[path] {
+			// A listener of this restore holds the name already: its
+			// file steps aside while the rendezvous takes the name (a
+			// Unix socket is reached through its inode), and comes back
+			// after the rendezvous's is removed (deferred earlier, so it
+			// runs later).
+			moved := fmt.Sprintf("%s.cryo-restore-%d", path, ids[0])
+			if err := os.Rename(path, moved); err == nil {
+				defer os.Rename(moved, path)
+			}
+		} else if name[0] != 0 {
+			removeStaleSocket(path)
 		}
 		if addr, salen, err = bindTo(name); err == nil {
 			bound = true
 			if name[0] != 0 {
-				defer os.Remove(string(name))
+				defer os.Remove(path)
+				// The connecting end may run as another user than the
+				// rendezvous's maker: it needs write access to the file.
+				os.Chmod(path, 0o777)
 			}
 		}
 	}
@@ -184,6 +201,12 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 		}
 		if _, err := t.Syscall(unix.SYS_BIND, fd, addr, uint64(len(sa))); err != nil {
 			return fmt.Errorf("%s: bind %q: %w", where, printable(name), err)
+		}
+		if name[0] != 0 {
+			if fp.boundPaths == nil {
+				fp.boundPaths = map[string]bool{}
+			}
+			fp.boundPaths[string(name)] = true
 		}
 		if perms := u.GetFilePerms(); perms != nil && name[0] != 0 {
 			os.Chmod(string(name), os.FileMode(perms.GetMode()&0o7777))
