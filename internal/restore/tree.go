@@ -120,22 +120,21 @@ func (r *restorer) createRoot(root *process) error {
 		//
 		// Unix sockets stay with their process too: only in the tree's
 		// pid namespace does SO_PEERCRED name their maker (the stub's
-		// pid reads as 0 there), and only in its user namespace can it
-		// take the saved peer ids when they are subordinate ids of a
-		// rootless cryo's user. All of them, so that they are made in the
-		// plan's order (a pair's server end takes its listener's name
-		// before the listener does).
+		// pid reads as 0 there). Not those whose saved peer ids the
+		// tree's user namespace does not map (made by root before it
+		// entered): only the stub, outside, can take those.
 		//
 		// Without root, every file stays with its process: the stub, the
 		// user without capabilities, could open nothing the tree's
 		// processes cannot, while inside the tree's user namespace they
 		// have its capabilities over the files of the user's subordinate
-		// ids.
+		// ids, and only there can they take subordinate peer ids.
 		rootless := os.Geteuid() != 0
+		_, owner := r.ownerUserns(root)
 		for _, p := range r.procs {
 			var stay []fileJob
 			for _, j := range r.files.jobs[p] {
-				if j.ctty || rootless || r.files.isUnix(j) {
+				if j.ctty || rootless || (r.files.isUnix(j) && r.files.peerIDsMapped(j, owner)) {
 					stay = append(stay, j)
 				} else {
 					r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], j)
@@ -334,12 +333,7 @@ func outerPid(p *process, pid uint64) (int, error) {
 // root's pid namespace (creating it, as its owner), so that the pid
 // namespace the root comes with belongs to it.
 func (r *restorer) stubIntoOwner(stub *process, root *process) error {
-	owner := r.snap.ns.pids[root.c.cores[0].GetIds().GetPidNsId()]
-	if r.newPidNS {
-		// The new pid namespace belongs to the root's user namespace.
-		owner = root.c.cores[0].GetIds().GetUserNsId()
-	}
-	u := r.snap.ns.users[owner]
+	owner, u := r.ownerUserns(root)
 	if owner == 0 || u == nil {
 		return nil
 	}
@@ -356,6 +350,17 @@ func (r *restorer) stubIntoOwner(stub *process, root *process) error {
 	}
 	r.rootUserns = owner
 	return nil
+}
+
+// ownerUserns is the user namespace that owns the root's pid namespace,
+// its id and image (0 and nil: cryo's).
+func (r *restorer) ownerUserns(root *process) (uint32, *usernsImage) {
+	owner := r.snap.ns.pids[root.c.cores[0].GetIds().GetPidNsId()]
+	if r.newPidNS {
+		// The new pid namespace belongs to the root's user namespace.
+		owner = root.c.cores[0].GetIds().GetUserNsId()
+	}
+	return owner, r.snap.ns.users[owner]
 }
 
 // build gives p its session, opens the files its subtree shares, and

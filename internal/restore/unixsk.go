@@ -10,6 +10,7 @@ import (
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -161,6 +162,21 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	ends := make([]uint64, 2)
 	ends[client], ends[server] = c, acc
 	return ends, nil
+}
+
+// peerIDsMapped tells whether user namespace u (nil: cryo's) maps the
+// saved peer ids of every socket job j makes.
+func (fp *filePlan) peerIDsMapped(j fileJob, u *usernsImage) bool {
+	if u == nil {
+		return true
+	}
+	for _, id := range j.ids {
+		c, ok, _ := image.GetPeerCred(fp.snap.files[id].GetUsk())
+		if ok && (u.uidMap.ToInside(c.UID) == userns.Overflow || u.gidMap.ToInside(c.GID) == userns.Overflow) {
+			return false
+		}
+	}
+	return true
 }
 
 // isUnix tells whether job j makes Unix sockets.
