@@ -97,8 +97,8 @@ func TestE2EInetUDPPrivilegedOptions(t *testing.T) {
 // edited into a real image of inet_udp, are refused in one line when the
 // images are read, before anything is made: a raw socket (which the
 // restore would otherwise make as root for the tree), a family other than
-// inet, a protocol that does not match the type, and an owner with a uid
-// but no gid.
+// inet, a protocol that does not match the type, a port above 65535, an
+// address of the wrong length, and an owner with a uid but no gid.
 func TestE2EInetCorruptImages(t *testing.T) {
 	requireRoot(t)
 	tr := startTree(t, workloadBin(t, "inet_udp", linkDynamic))
@@ -125,6 +125,8 @@ func TestE2EInetCorruptImages(t *testing.T) {
 		{"raw", func(e *skinet.InetSkEntry) { e.Type = proto.Uint32(unix.SOCK_RAW) }, "neither a stream nor a datagram"},
 		{"family", func(e *skinet.InetSkEntry) { e.Family = proto.Uint32(unix.AF_PACKET) }, "not an inet one"},
 		{"protocol", func(e *skinet.InetSkEntry) { e.Proto = proto.Uint32(unix.IPPROTO_TCP) }, "protocol"},
+		{"port", func(e *skinet.InetSkEntry) { e.SrcPort = proto.Uint32(70000) }, "out of range"},
+		{"address", func(e *skinet.InetSkEntry) { e.SrcAddr = []uint32{1, 2} }, "address of 2 words"},
 		{"owner", func(e *skinet.InetSkEntry) {
 			e.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 2001, protowire.VarintType), 0))
 		}, "uid and gid"},

@@ -144,10 +144,17 @@ func probeUserfaultfd() (string, error) {
 	return "", nil
 }
 
-// probeUserns starts cryo itself (as "cryo help") in a new user namespace.
+// probeUserns starts cryo itself (as "cryo help") as a rootless restore
+// starts a tree: as pid 1 of a new pid namespace in a new user namespace
+// mapping the user's own ids (a restriction such as AppArmor's on
+// unprivileged user namespaces shows there, not in a bare CLONE_NEWUSER).
 func probeUserns() (string, error) {
 	cmd := exec.Command("/proc/self/exe", "help")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}},
+	}
 	return "", cmd.Run()
 }
 

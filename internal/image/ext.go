@@ -354,15 +354,20 @@ func SetInetOwner(e *skinet.InetSkEntry, uid, gid uint32) {
 // was (an image of CRIU's).
 func GetInetOwner(e *skinet.InetSkEntry) (uid, gid uint32, ok bool, err error) {
 	var seen int
+	big := false
 	err = varintFields(e.ProtoReflect().GetUnknown(), func(num protowire.Number, v uint64) {
 		switch num {
 		case fieldInetOwnerUID:
-			uid, seen = uint32(v), seen|1
+			uid, seen, big = uint32(v), seen|1, big || v > 0xffffffff
 		case fieldInetOwnerGID:
-			gid, seen = uint32(v), seen|2
+			gid, seen, big = uint32(v), seen|2, big || v > 0xffffffff
 		}
 	})
-	if err == nil && seen != 0 && seen != 3 {
+	switch {
+	case err != nil:
+	case big:
+		err = fmt.Errorf("socket owner: an id above 32 bits")
+	case seen != 0 && seen != 3:
 		err = fmt.Errorf("socket owner: uid and gid must come together")
 	}
 	return uid, gid, seen == 3, err

@@ -7,7 +7,6 @@ import (
 
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
-	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockopt"
 	"golang.org/x/sys/unix"
 )
@@ -19,12 +18,7 @@ import (
 // a device binding on a socket already bound to one) that really was
 // changed, in one line naming it.
 func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
-	if e.GetIpOpts() != nil {
-		if _, err := image.GetIPOptsExt(e.GetIpOpts()); err != nil {
-			return fmt.Errorf("IP options: %w", err)
-		}
-	}
-	opts := e.GetOpts()
+	opts := e.GetOpts() // checked when the images were read (checkInet)
 	if dev := opts.GetSoBoundDev(); dev != "" {
 		if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, append([]byte(dev), 0)); err != nil {
 			return optionError("SO_BINDTODEVICE", dev, err)

@@ -138,8 +138,28 @@ func checkInet(e *skinet.InetSkEntry) error {
 	if e.GetOpts() == nil {
 		return fmt.Errorf("no socket options")
 	}
-	if _, _, _, err := image.GetInetOwner(e); err != nil {
+	if e.GetSrcPort() > 65535 || e.GetDstPort() > 65535 {
+		return fmt.Errorf("port %d or %d out of range", e.GetSrcPort(), e.GetDstPort())
+	}
+	words := uint32(1)
+	if e.GetFamily() == unix.AF_INET6 {
+		words = 4
+	}
+	if n := uint32(len(e.GetSrcAddr())); n != 0 && n != words {
+		return fmt.Errorf("source address of %d words for family %d", n, e.GetFamily())
+	}
+	if n := uint32(len(e.GetDstAddr())); n != 0 && n != words {
+		return fmt.Errorf("destination address of %d words for family %d", n, e.GetFamily())
+	}
+	if e.GetIpOpts() != nil {
+		if _, err := image.GetIPOptsExt(e.GetIpOpts()); err != nil {
+			return fmt.Errorf("IP options: %w", err)
+		}
+	}
+	if uid, gid, ok, err := image.GetInetOwner(e); err != nil {
 		return err
+	} else if ok && (uid == ^uint32(0) || gid == ^uint32(0)) {
+		return fmt.Errorf("socket owner %d:%d: -1 is no id", uid, gid)
 	}
 	return nil
 }
