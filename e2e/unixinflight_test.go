@@ -111,6 +111,21 @@ func TestE2EUnixAcceptedListener(t *testing.T) {
 	})
 }
 
+// TestE2EUnixRelativeName: the same with the relative name "rel.sock",
+// bound in the process's working directory. cryo runs elsewhere: the dump
+// saves the directory (CRIU's name_dir) and the restore binds the name
+// there again, so the listener, its file and the accepted end are as
+// before and nothing is made in cryo's directory.
+func TestE2EUnixRelativeName(t *testing.T) {
+	forEachLink(t, "unix_inflight", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "relative")
+		if _, err := os.Lstat("rel.sock"); err == nil {
+			os.Remove("rel.sock")
+			t.Errorf("the restore made rel.sock in cryo's working directory")
+		}
+	})
+}
+
 // TestE2EUnixDgramUnconnected: datagrams queued in a datagram socket that
 // is connected to nobody, from three senders of the process (bound to a
 // path, unnamed, and bound to an abstract name and connected to the

@@ -522,15 +522,22 @@ static void tcp_backlog(void)
  * connection it accepted, both ends held by the process, "x" queued
  * towards the accepted end. After SIGTERM: the accepted end is named by
  * the listener's path, the pair carries bytes both ways, and the listener
- * is still reached through its path by a new client. */
-static void accepted(void)
+ * is still reached through its path by a new client. Mode "accepted":
+ * an absolute path; mode "relative": the name "rel.sock", bound in the
+ * working directory (a restore from elsewhere must bind it there again). */
+static void accepted(int relative)
 {
 	char path[PATH_MAX], got[sizeof(struct sockaddr_un)];
 	struct sockaddr_un *sa = (struct sockaddr_un *)got;
 	socklen_t len = sizeof(got);
-	if (!getcwd(path, sizeof(path) - 16))
-		wl_die("getcwd: %s", strerror(errno));
-	strcat(path, "/acc.sock");
+	struct stat st;
+	if (relative) {
+		strcpy(path, "rel.sock");
+	} else {
+		if (!getcwd(path, sizeof(path) - 16))
+			wl_die("getcwd: %s", strerror(errno));
+		strcat(path, "/acc.sock");
+	}
 	int l = sock(SOCK_STREAM), c = sock(SOCK_STREAM), a;
 	bind_to(l, path);
 	if (listen(l, 4))
@@ -544,6 +551,10 @@ static void accepted(void)
 	wl_check_ids(0);
 	CHECK(getsockname(a, (struct sockaddr *)sa, &len) == 0 && strcmp(sa->sun_path, path) == 0,
 	      "the accepted end is named \"%s\", want the listener's %s", sa->sun_path, path);
+	len = sizeof(got);
+	CHECK(getsockname(l, (struct sockaddr *)sa, &len) == 0 && strcmp(sa->sun_path, path) == 0,
+	      "the listener is named \"%s\", want %s", sa->sun_path, path);
+	CHECK(stat(path, &st) == 0 && S_ISSOCK(st.st_mode), "no socket file at %s in the working directory", path);
 	expect_str("accepted end", a, "x");
 	both_ways("accepted connection", c, a);
 	int n = sock(SOCK_STREAM), b;
@@ -690,7 +701,9 @@ int main(int argc, char **argv)
 	else if (strcmp(wl_mode, "tree") == 0)
 		tree();
 	else if (strcmp(wl_mode, "accepted") == 0)
-		accepted();
+		accepted(0);
+	else if (strcmp(wl_mode, "relative") == 0)
+		accepted(1);
 	else
 		wl_usage();
 	return wl_finish();

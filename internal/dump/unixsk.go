@@ -112,9 +112,25 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	if u.Shutdown != 0 {
 		e.Shutdown = skopts.SkShutdown(u.Shutdown).Enum()
 	}
+	path := u.Name
+	if u.HasName && len(u.Name) > 0 && u.Name[0] != 0 && u.Name[0] != '/' {
+		// A relative name was bound in some directory, which restore
+		// must bind in again: the process's working directory, if the
+		// socket file there is this one (CRIU's name_dir).
+		cwd, err := proc.Readlink(fmt.Sprintf("/proc/%d/cwd", p.pid))
+		if err != nil {
+			return nil, fmt.Errorf("%s: working directory: %w", p.fdName(fd), err)
+		}
+		st, err := proc.Lstat(fmt.Sprintf("/proc/%d/cwd/%s", p.pid, u.Name))
+		if u.VfsIno != 0 && (err != nil || st.Ino != uint64(u.VfsIno)) {
+			return nil, fmt.Errorf("%s: Unix socket bound to the relative name %q, which is not in the process's working directory %s: not supported yet", p.fdName(fd), u.Name, cwd)
+		}
+		e.NameDir = proto.String(cwd)
+		path = cwd + "/" + u.Name
+	}
 	// A bound path: its permissions come back with it.
 	if u.HasName && len(u.Name) > 0 && u.Name[0] != 0 && u.State != stateEstablished {
-		if st, err := proc.FileStat(fmt.Sprintf("/proc/%d/root%s", p.pid, u.Name)); err == nil {
+		if st, err := proc.FileStat(fmt.Sprintf("/proc/%d/root%s", p.pid, path)); err == nil {
 			e.FilePerms = &skunix.FilePermsEntry{Mode: proto.Uint32(st.Mode), Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid)}
 		}
 	}

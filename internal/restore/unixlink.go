@@ -178,8 +178,12 @@ func (fp *filePlan) sendQueue(id uint32, msgs []queuedMsg, from uint32, toName b
 	defer unix.Close(s)
 	var dest unix.Sockaddr
 	if toName {
-		// x/sys/unix spells an abstract name as printable does.
+		// x/sys/unix spells an abstract name as printable does; cryo
+		// reaches a relative name through the directory it was bound in.
 		dest = &unix.SockaddrUnix{Name: printable(u.GetName())}
+		if isRelative(u.GetName()) {
+			dest = &unix.SockaddrUnix{Name: socketPath(u)}
+		}
 	}
 	for _, m := range msgs {
 		if err := fp.sendOne(s, m, dest); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
+	skunix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -31,13 +32,19 @@ func (fp *filePlan) makeUnixPair(p *process, ids []uint32) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	for i, id := range ids {
+	// Both ends out of the way first: either may sit at the other's
+	// temporary descriptor (the lowest free numbers are temporaries still
+	// to be filled), which moving the first would overwrite.
+	for i := range ends {
 		high, err := t.Syscall(unix.SYS_FCNTL, ends[i], unix.F_DUPFD_CLOEXEC, fp.base+uint64(fp.tempCount()))
 		t.Syscall(unix.SYS_CLOSE, ends[i])
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
-		if err := fp.moveTo(p, high, fp.temp[id]); err != nil {
+		ends[i] = high
+	}
+	for i, id := range ids {
+		if err := fp.moveTo(p, ends[i], fp.temp[id]); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if err := fp.socketSettings(p, id); err != nil {
@@ -114,7 +121,14 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	var salen int
 	bound := false
 	if name := srv.GetName(); len(name) > 0 && len(name) < 108 {
-		path := string(name)
+		path := socketPath(srv)
+		if isRelative(name) {
+			back, err := p.enterDir(srv.GetNameDir())
+			if err != nil {
+				return nil, err
+			}
+			defer back()
+		}
 		if name[0] != 0 && fp.boundPaths[path] {
 			// A listener of this restore holds the name already: its
 			// file steps aside while the rendezvous takes the name (a
@@ -207,26 +221,41 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 		if len(name) > 107 {
 			return fmt.Errorf("%s: name of %d bytes", where, len(name))
 		}
+		path := socketPath(u)
 		if name[0] != 0 {
-			removeStaleSocket(string(name))
+			removeStaleSocket(path)
 		}
-		sa := sockdiag.Sockaddr(name)
-		addr, err := p.put(sa)
-		if err != nil {
+		bind := func() error {
+			sa := sockdiag.Sockaddr(name)
+			addr, err := p.put(sa)
+			if err != nil {
+				return err
+			}
+			_, err = t.Syscall(unix.SYS_BIND, fd, addr, uint64(len(sa)))
 			return err
 		}
-		if _, err := t.Syscall(unix.SYS_BIND, fd, addr, uint64(len(sa))); err != nil {
+		if isRelative(name) {
+			back, err := p.enterDir(u.GetNameDir())
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			err = bind()
+			back()
+			if err != nil {
+				return fmt.Errorf("%s: bind %q in %s: %w", where, printable(name), u.GetNameDir(), err)
+			}
+		} else if err := bind(); err != nil {
 			return fmt.Errorf("%s: bind %q: %w", where, printable(name), err)
 		}
 		if name[0] != 0 {
 			if fp.boundPaths == nil {
 				fp.boundPaths = map[string]bool{}
 			}
-			fp.boundPaths[string(name)] = true
+			fp.boundPaths[path] = true
 		}
 		if perms := u.GetFilePerms(); perms != nil && name[0] != 0 {
-			os.Chmod(string(name), os.FileMode(perms.GetMode()&0o7777))
-			os.Lchown(string(name), int(perms.GetUid()), int(perms.GetGid()))
+			unix.Fchmodat(unix.AT_FDCWD, path, perms.GetMode()&0o7777, unix.AT_SYMLINK_NOFOLLOW)
+			os.Lchown(path, int(perms.GetUid()), int(perms.GetGid()))
 		}
 	}
 	if u.GetState() == stateListen {
@@ -275,6 +304,44 @@ func removeStaleSocket(path string) {
 	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
 		os.Remove(path)
 	}
+}
+
+// isRelative tells whether a socket name is a path relative to the
+// directory it was bound in (its entry's name_dir).
+func isRelative(name []byte) bool { return len(name) > 0 && name[0] != 0 && name[0] != '/' }
+
+// socketPath is where cryo finds a socket's file: its name, joined to the
+// directory it was bound in when relative.
+func socketPath(u *skunix.UnixSkEntry) string {
+	if isRelative(u.GetName()) && u.GetNameDir() != "" {
+		return u.GetNameDir() + "/" + string(u.GetName())
+	}
+	return string(u.GetName())
+}
+
+// enterDir moves p's working directory to dir, to bind or reach a
+// relative socket name there, and returns how to take it back.
+func (p *process) enterDir(dir string) (back func(), err error) {
+	t := p.leader
+	if dir == "" {
+		return nil, fmt.Errorf("relative socket name without the directory it was bound in")
+	}
+	here, err := p.open(".", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := p.putString(dir)
+	if err == nil {
+		_, err = t.Syscall(unix.SYS_CHDIR, addr)
+	}
+	if err != nil {
+		t.Syscall(unix.SYS_CLOSE, here)
+		return nil, fmt.Errorf("enter %s, where the socket was bound: %w", dir, err)
+	}
+	return func() {
+		t.Syscall(unix.SYS_FCHDIR, here)
+		t.Syscall(unix.SYS_CLOSE, here)
+	}, nil
 }
 
 func printable(name []byte) string {
