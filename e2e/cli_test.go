@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestE2ECheck: `cryo check` prints the kernel features and exits 0 on this
@@ -44,6 +46,55 @@ func TestE2ECheckRootless(t *testing.T) {
 			t.Errorf("cryo check as uid %d does not say %q", testUID, want)
 		}
 	}
+}
+
+// TestE2ELeaveStopped: CRIU's -s/--leave-stopped. `dump -s` leaves the
+// process stopped (state T) instead of killing it; after SIGCONT it runs
+// on. Killed, it is restored with `restore -d --leave-stopped`: stopped
+// again at its PID, and after SIGCONT it goes on with its state intact
+// and passes its checks.
+func TestE2ELeaveStopped(t *testing.T) {
+	requireCryo(t)
+	w := startWorkload(t, workloadBin(t, "memory", linkDynamic), "-t", "2")
+	if noCR {
+		w.Finish()
+		return
+	}
+	w.ImgDir = filepath.Join(t.TempDir(), "images")
+	if res := tryDump(t, w.Pid, w.ImgDir, "-s"); res.ExitCode != 0 {
+		t.Fatalf("dump -s: %s", res)
+	}
+	waitState := func(what string, want byte) {
+		t.Helper()
+		st := ""
+		for deadline := time.Now().Add(bound(t, restoreReadyTimeout)); time.Now().Before(deadline); time.Sleep(pollInterval) {
+			if st = procStatus(fmt.Sprintf("/proc/%d/status", w.Pid))["State"]; st != "" && st[0] == want {
+				return
+			}
+		}
+		w.logAll()
+		t.Fatalf("%s: process %d is in state %q, want %c", what, w.Pid, st, want)
+	}
+	waitState("after dump -s", 'T')
+	if err := unix.Kill(w.Pid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitState("after SIGCONT", 'S')
+	w.orig.kill(t)
+	if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	w.rst, w.rstOut, w.rstErr = restore(t, w.ImgDir, "-d", "--leave-stopped")
+	w.detach = true
+	if !w.rst.Wait(bound(t, restoreReadyTimeout)) || w.rst.ExitCode() != 0 {
+		w.logAll()
+		t.Fatalf("cryo restore -d --leave-stopped: exit %d", w.rst.ExitCode())
+	}
+	waitState("after restore --leave-stopped", 'T')
+	if err := unix.Kill(w.Pid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	w.Finish()
 }
 
 // TestE2EShowJSON: `cryo show DIR` and `cryo show FILE` print valid JSON.

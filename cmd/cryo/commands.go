@@ -66,7 +66,8 @@ func cmdDump(args []string) (err error) {
 		return err
 	}
 	defer func() { done(err) }()
-	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, Logf: logf})
+	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
+		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, Logf: logf})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}
@@ -86,7 +87,8 @@ func cmdRestore(args []string) (status int, err error) {
 		return 0, err
 	}
 	defer func() { done(err) }()
-	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob, Logf: logf})
+	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
+		LeaveStopped: o.leaveStopped, Logf: logf})
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}

@@ -11,6 +11,7 @@ type options struct {
 	dir            string
 	shellJob       bool
 	leaveRunning   bool
+	leaveStopped   bool
 	tcpEstablished bool
 	extUnixSk      bool
 	detach         bool
@@ -58,8 +59,10 @@ func parseFlags(args []string) (*options, error) {
 			o.pidFile, err = value()
 		case name == "-j" || name == "--shell-job":
 			o.shellJob = true
-		case name == "--leave-running":
+		case name == "-R" || name == "--leave-running":
 			o.leaveRunning = true
+		case name == "-s" || name == "--leave-stopped":
+			o.leaveStopped = true
 		case name == "--tcp-established":
 			o.tcpEstablished = true
 		case name == "--ext-unix-sk":

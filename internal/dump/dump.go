@@ -30,6 +30,7 @@ type Options struct {
 	Pid          int
 	Dir          string
 	LeaveRunning bool // resume the tree after the dump instead of killing it
+	LeaveStopped bool // leave the tree stopped (SIGSTOP) after the dump instead of killing it
 	ShellJob     bool // the tree may hold the caller's terminal (-j)
 	// TCPEstablished saves established TCP connections with TCP repair
 	// (--tcp-established); without it they make the dump fail.
@@ -124,11 +125,18 @@ func Dump(opts Options) (err error) {
 		d.release()
 		return err
 	}
-	if opts.LeaveRunning {
+	if opts.LeaveRunning || opts.LeaveStopped {
+		if opts.LeaveStopped {
+			d.stop()
+		}
 		if err := d.release(); err != nil {
 			return fmt.Errorf("resume process %d: %w", pid, err)
 		}
-		opts.Logf("tree of %d left running", pid)
+		if opts.LeaveStopped {
+			opts.Logf("tree of %d left stopped", pid)
+		} else {
+			opts.Logf("tree of %d left running", pid)
+		}
 	} else {
 		if err := d.lockNetwork(); err != nil {
 			d.release()
@@ -408,6 +416,16 @@ func (d *dumper) release() error {
 // kill kills every process of the tree and waits until every thread is
 // gone, so that parents see their children exit as soon as cryo lets go.
 // Children first: a parent killed first would reparent them.
+// stop queues a SIGSTOP for every live process of the tree, which stops
+// it once cryo lets it go (CRIU's --leave-stopped).
+func (d *dumper) stop() {
+	for _, p := range d.procs {
+		if len(p.threads) > 0 {
+			unix.Kill(p.pid, unix.SIGSTOP)
+		}
+	}
+}
+
 func (d *dumper) kill() {
 	for _, p := range d.procs {
 		if len(p.threads) > 0 {

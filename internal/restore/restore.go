@@ -31,6 +31,9 @@ type Options struct {
 	Detach   bool   // return once the process runs (-d)
 	PidFile  string // write the restored root's PID there
 	ShellJob bool   // hand terminals to the restoring terminal (-j)
+	// LeaveStopped leaves the tree stopped (SIGSTOP) once restored
+	// (CRIU's --leave-stopped).
+	LeaveStopped bool
 	// StubPath is the executable started as the blank stub; any static-enough
 	// binary works since none of its code runs. Default: cryo itself.
 	StubPath string
@@ -279,6 +282,14 @@ func (r *restorer) run() error {
 		// The connections exist again: let their peers' packets in.
 		if err := netlock.Unlock(r.snap.procs[0].pid); err != nil {
 			return err
+		}
+	}
+	if r.opts.LeaveStopped {
+		// Queued now, taken when cryo lets each process go.
+		for _, p := range r.procs {
+			if !p.c.zombie && p.leader != nil {
+				unix.Kill(p.pid, unix.SIGSTOP)
+			}
 		}
 	}
 	// Threads first, leaders last, children before parents, so that every
