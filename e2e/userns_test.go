@@ -24,6 +24,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,7 +44,6 @@ const usernsRangeMap = "0 4242 1\n1 100000 999\n2000 101000 1000\n"
 
 // ioctls on namespace files (linux/nsfs.h).
 const (
-	nsGetUserns   = 0xb701
 	nsGetParent   = 0xb702
 	nsGetOwnerUID = 0xb704
 )
@@ -685,7 +685,7 @@ func nsUsernsOwners(pid int) ([]int, error) {
 }
 
 func nsPidnsOwnedByOwnUserns(pid int) (bool, error) {
-	owner, err := nsOwnerInode(pid, "pid")
+	owner, err := userns.OwnerOf(pid, "pid")
 	if err != nil {
 		return false, err
 	}
@@ -1439,7 +1439,7 @@ func TestE2EUsernsForeignOwnerRefused(t *testing.T) {
 	p := startExecingSleep(t, nil, "unshare", "-i", "--", "unshare", "-U", "-r", "--", "sleep", "300")
 	defer p.kill(t)
 	pid := p.Pid()
-	owner, err := nsOwnerInode(pid, "ipc")
+	owner, err := userns.OwnerOf(pid, "ipc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1473,26 +1473,6 @@ func startExecingSleep(t *testing.T, cred *syscall.Credential, argv ...string) *
 		time.Sleep(pollInterval)
 	}
 	return p
-}
-
-// nsOwnerInode is the inode of the user namespace owning pid's namespace
-// of one kind (NS_GET_USERNS).
-func nsOwnerInode(pid int, kind string) (uint64, error) {
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	u, err := unix.IoctlRetInt(fd, nsGetUserns)
-	if err != nil {
-		return 0, fmt.Errorf("NS_GET_USERNS: %v", err)
-	}
-	defer unix.Close(u)
-	var st unix.Stat_t
-	if err := unix.Fstat(u, &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
 }
 
 // TestE2EUsernsRootlessMountTime: the mount and time namespace scenarios,

@@ -37,9 +37,8 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	if typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM {
 		return nil, fmt.Errorf("%s: socket type %d is not supported yet", where, typ)
 	}
-	// Only TCP and UDP: UDP-Lite, ping (ICMP), SCTP and MPTCP sockets have
-	// the same types, and restore makes nothing else.
-	if want := map[int]int{unix.SOCK_STREAM: unix.IPPROTO_TCP, unix.SOCK_DGRAM: unix.IPPROTO_UDP}[typ]; protocol != want {
+	// Only TCP and UDP: restore makes nothing else.
+	if protocol != sockopt.Protocol(typ) {
 		return nil, fmt.Errorf("%s: socket protocol %d is not supported yet (only TCP and UDP)", where, protocol)
 	}
 	listening := get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN) != 0

@@ -169,26 +169,28 @@ func (a *Agent) enter(pid int, ino uint64) error {
 		return fmt.Errorf("agent %d: pidfd: %w", t.Pid, err)
 	}
 	// The namespace the agent enters must be the one it is kept for:
-	// pid may have moved to another since cryo looked.
-	ns, err := a.open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY)
+	// pid may have moved to another since cryo looked. The descriptor
+	// checked (through cryo's copy) is the one entered.
+	path := fmt.Sprintf("/proc/%d/ns/user", pid)
+	fd, err := a.rp.Open(path, unix.O_RDONLY)
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer a.rp.Call(unix.SYS_CLOSE, fd)
+	ns, err := a.take(fd, path)
+	if err != nil {
+		return err
+	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(ns.Fd()), &st); err != nil {
+	err = unix.Fstat(int(ns.Fd()), &st)
+	ns.Close()
+	if err != nil {
 		return err
 	}
 	if st.Ino != ino {
 		return fmt.Errorf("process %d changed user namespace (user:[%d], was user:[%d])", pid, st.Ino, ino)
 	}
-	fd, err := a.rp.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY)
-	if err != nil {
-		return err
-	}
-	_, err = a.rp.Call(unix.SYS_SETNS, fd, unix.CLONE_NEWUSER)
-	a.rp.Call(unix.SYS_CLOSE, fd)
-	if err != nil {
+	if _, err = a.rp.Call(unix.SYS_SETNS, fd, unix.CLONE_NEWUSER); err != nil {
 		return fmt.Errorf("agent %d: enter the user namespace: %w", t.Pid, err)
 	}
 	return a.becomeRoot()

@@ -6,6 +6,7 @@ import (
 
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/sockopt"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,16 +25,18 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	// as the saved owner, it keeps the one firewall rules (skuid) and
 	// /proc/net see, while binding and options stay with the maker's
 	// privileges.
-	if uid, gid, ok, oerr := image.GetInetOwner(e); oerr != nil {
-		return fmt.Errorf("%s: %w", where, oerr)
-	} else if in, gin, ierr := p.idsInside(uid, gid); ok && ierr == nil {
-		err = p.remote().AsEffective(uint64(in), uint64(gin), makeSocket)
-	} else {
-		if ok {
+	made := false
+	if uid, gid, ok, _ := image.GetInetOwner(e); ok { // well-formed: checkInet
+		in, gin, ierr := p.idsInside(uid, gid)
+		if ierr == nil {
+			err, made = p.remote().AsEffective(uint64(in), uint64(gin), makeSocket), true
+		} else {
 			// An owner the namespace does not map (root's socket passed
 			// into the tree): the maker's ids, as before owners were kept.
 			p.r.logf("%s: its owner %d:%d is not mapped where it is made: %v; it gets the maker's", where, uid, gid, ierr)
 		}
+	}
+	if !made {
 		err = makeSocket()
 	}
 	if err != nil {
@@ -123,7 +126,7 @@ func checkInet(e *skinet.InetSkEntry) error {
 	if f := e.GetFamily(); f != unix.AF_INET && f != unix.AF_INET6 {
 		return fmt.Errorf("family %d is not an inet one", f)
 	}
-	want := map[uint32]uint32{unix.SOCK_STREAM: unix.IPPROTO_TCP, unix.SOCK_DGRAM: unix.IPPROTO_UDP}[e.GetType()]
+	want := uint32(sockopt.Protocol(int(e.GetType())))
 	if want == 0 {
 		return fmt.Errorf("type %d is neither a stream nor a datagram socket", e.GetType())
 	}

@@ -13,6 +13,19 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Protocol is the one protocol cryo saves and makes for an inet socket of
+// type typ: TCP for a stream, UDP for datagrams (UDP-Lite, ping, SCTP and
+// MPTCP sockets share those types); 0 for any other type.
+func Protocol(typ int) int {
+	switch typ {
+	case unix.SOCK_STREAM:
+		return unix.IPPROTO_TCP
+	case unix.SOCK_DGRAM:
+		return unix.IPPROTO_UDP
+	}
+	return 0
+}
+
 // Int is an option whose value is an int (booleans are 0 or 1).
 type Int struct {
 	Name       string

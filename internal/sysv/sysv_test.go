@@ -5,7 +5,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"golang.org/x/sys/unix"
@@ -25,19 +24,11 @@ func stubInNewIPC(t *testing.T, tr *ptrace.Tracer) remote.Proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stub.Kill(); stub.WaitExit() })
-	maps, err := proc.Maps(stub.Pid)
+	insn, err := remote.SyscallInsn(stub.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range maps {
-		if m.Path == "[vdso]" {
-			insn, err := ptrace.FindSyscallInsn(stub.Pid, m.Start, m.End)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stub.SetSyscallAddr(insn)
-		}
-	}
+	stub.SetSyscallAddr(insn)
 	if _, err := stub.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWIPC); err != nil {
 		t.Fatal(err)
 	}
