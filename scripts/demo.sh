@@ -18,7 +18,8 @@ int main(void) {
 C
 gcc -O1 -o "$work/counter" "$work/counter.c"
 # Start it with only stdin/stdout/stderr: descriptors the calling shell may
-# leak (pipes, sockets) are kinds this demo does not need.
+# leak (pipes, sockets) are kinds this demo does not need. It is disowned so
+# that bash does not report the kill that the dump does.
 (
 	for fd in /proc/$BASHPID/fd/*; do
 		n=${fd##*/}
@@ -27,14 +28,27 @@ gcc -O1 -o "$work/counter" "$work/counter.c"
 	exec setsid "$work/counter" > "$work/out.log" 2>&1 < /dev/null
 ) &
 pid=$!
-sleep 1.2
+disown "$pid"
+
+# lines N: wait until the log has at least N lines (at most 10 s).
+lines() {
+	for _ in $(seq 100); do
+		[ "$(wc -l < "$work/out.log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "demo: the counter wrote nothing" >&2
+	return 1
+}
+
+lines 3
 echo "== running (pid $pid):"; tail -n 2 "$work/out.log"
 ./cryo dump -t "$pid" -D "$work/images" -v4 -o dump.log
-{ wait "$pid"; } 2>/dev/null || true
-echo "== dumped into $work/images and killed:"; ls "$work/images"
-sleep 1
+for _ in $(seq 100); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+echo "== dumped into $work/images (the counter is gone):"
+ls "$work/images" | paste -sd' '
 echo "== restoring"
+before=$(wc -l < "$work/out.log")
 ./cryo restore -D "$work/images" -d -v4 -o restore.log
-sleep 1.2
+lines $((before + 3))
 echo "== restored (same pid $pid), counting on:"; tail -n 4 "$work/out.log"
 kill "$pid"
