@@ -777,6 +777,29 @@ func procStatus(path string) map[string]string {
 	return m
 }
 
+// waitSleepingUntraced waits, within a bound, until pid is asleep (state S)
+// with no tracer, as a process left alone by a refused dump must end up:
+// right after the refusal it may still be running or just detached. It
+// reports whether that happened, with the last status read.
+func waitSleepingUntraced(t *testing.T, p *bgProc, pid int) (map[string]string, bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound(t, readyTimeout))
+	for {
+		st := procStatus(fmt.Sprintf("/proc/%d/status", pid))
+		if p.Exited() {
+			return st, false
+		}
+		if strings.HasPrefix(st["State"], "S") && st["TracerPid"] == "0" {
+			return st, true
+		}
+		if time.Now().After(deadline) {
+			hung()
+			return st, false
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
 func procPPid(pid int) int {
 	ppid, err := strconv.Atoi(procStatus(fmt.Sprintf("/proc/%d/status", pid))["PPid"])
 	if err != nil {

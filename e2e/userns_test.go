@@ -1144,8 +1144,7 @@ func TestE2EUsernsRootlessPlainRefused(t *testing.T) {
 	if !namesPidNS(firstLine(res.Stderr), p.Pid()) {
 		t.Errorf("the refusal must name the pid namespace and pid %d, in one line; got: %s", p.Pid(), firstLine(res.Stderr))
 	}
-	st := procStatus(fmt.Sprintf("/proc/%d/status", p.Pid()))
-	if p.Exited() || !strings.HasPrefix(st["State"], "S") || st["TracerPid"] != "0" {
+	if st, ok := waitSleepingUntraced(t, p, p.Pid()); !ok {
 		t.Errorf("after the refused dump, sleep %d: exited %v, state %q, tracer %q; want it sleeping untraced", p.Pid(), p.Exited(), st["State"], st["TracerPid"])
 	}
 }
@@ -1448,8 +1447,7 @@ func TestE2EUsernsForeignOwnerRefused(t *testing.T) {
 		t.Fatalf("the dump of a process whose IPC namespace belongs to another user namespace succeeded")
 	}
 	assertOneErrorLine(t, res, "ipc namespace", strconv.Itoa(pid), strconv.FormatUint(owner, 10))
-	st := procStatus(fmt.Sprintf("/proc/%d/status", pid))
-	if p.Exited() || !strings.HasPrefix(st["State"], "S") || st["TracerPid"] != "0" {
+	if st, ok := waitSleepingUntraced(t, p, pid); !ok {
 		t.Errorf("after the refused dump, sleep %d: exited %v, state %q, tracer %q; want it sleeping untraced", pid, p.Exited(), st["State"], st["TracerPid"])
 	}
 }
