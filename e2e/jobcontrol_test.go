@@ -87,8 +87,23 @@ func TestE2ETreeJobControl(t *testing.T) {
 		logFile(t, filepath.Join(images, "restore.log"))
 		t.Fatalf("restore: %s", res)
 	}
-	time.Sleep(200 * time.Millisecond)
-	after := treeStats(root)
+	// restore -d returns once the tree runs; wait until every process is
+	// back and out of the stops of the restore, within a bound.
+	var after map[int]proc.Stat
+	deadline = time.Now().Add(bound(t, restoreReadyTimeout))
+	for {
+		after = treeStats(root)
+		back := true
+		for _, pid := range pids {
+			if a, ok := after[pid]; !ok || a.State == 'T' || a.State == 't' {
+				back = false
+			}
+		}
+		if back || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(pollInterval)
+	}
 	for _, pid := range pids {
 		b, a := before[pid], after[pid]
 		if a.Pid == 0 {

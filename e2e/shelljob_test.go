@@ -100,12 +100,27 @@ func TestE2EShellJob(t *testing.T) {
 		}
 		time.Sleep(pollInterval)
 	}
-	time.Sleep(100 * time.Millisecond)
-	// The thread that was blocked in read() on the old terminal reads this.
+	// The thread that was blocked in read() on the old terminal reads this:
+	// wait until the slave's input queue is empty again, so that the line
+	// was read before SIGTERM asks the workload for its report.
 	if _, err := master2.Write([]byte("ping\n")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	readDeadline := time.Now().Add(bound(t, restoreReadyTimeout))
+	for {
+		n, err := unix.IoctlGetInt(int(slave2.Fd()), unix.TIOCINQ)
+		if err != nil {
+			t.Fatalf("TIOCINQ of the restoring terminal: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(readDeadline) {
+			hung()
+			t.Fatalf("the restored workload did not read the line typed on its new terminal (%d bytes left)", n)
+		}
+		time.Sleep(pollInterval)
+	}
 	unix.Kill(pid, unix.SIGTERM)
 	select {
 	case err := <-done:
