@@ -1,0 +1,164 @@
+package cryo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/restore"
+)
+
+// stubName is argv[0] of the blank stubs that a restore (and the user
+// namespace agents of a dump) start from the program's own binary. They are
+// stopped by ptrace before any of their code runs; should one ever run, it
+// leaves at once.
+const stubName = "cryo-restore-stub"
+
+// Init makes a copy of the program that cryo started as one of its helpers
+// do that helper's work, and exits it; in any other process it returns at
+// once. Call it first in main, before anything else runs: a rootless
+// restore starts the init of the tree's new pid namespace this way.
+func Init() {
+	if len(os.Args) == 0 {
+		return
+	}
+	switch os.Args[0] {
+	case stubName:
+		os.Exit(127)
+	case restore.InitName:
+		os.Exit(restore.RunInit(os.Args[1:]))
+	}
+}
+
+// DumpOptions say where and how a tree is dumped. The zero value, with a
+// Dir, dumps the tree and then kills it, as `cryo dump` does.
+type DumpOptions struct {
+	// Dir is the images directory; it is created with mode 0700 and each
+	// image with 0600 (images hold all of the tree's memory).
+	Dir string
+	// LeaveRunning resumes the tree once it is dumped, instead of killing
+	// it (CRIU's --leave-running).
+	LeaveRunning bool
+	// LeaveStopped leaves the tree stopped with SIGSTOP once it is dumped
+	// (CRIU's --leave-stopped).
+	LeaveStopped bool
+	// ShellJob accepts the caller's terminal among the tree's descriptors
+	// (CRIU's --shell-job).
+	ShellJob bool
+	// TCPEstablished saves established TCP connections in repair mode and
+	// locks the network for their peers until the restore (CRIU's
+	// --tcp-established); without it such a tree is refused.
+	TCPEstablished bool
+	// ExtUnixSk lets a datagram Unix socket connected to a named socket
+	// outside the tree be dumped and connected again by name (CRIU's
+	// --ext-unix-sk).
+	ExtUnixSk bool
+	// Logger receives the progress messages (at Debug level); nil: none.
+	Logger *slog.Logger
+}
+
+// Stats are figures of one dump or restore.
+type Stats struct {
+	// Duration is the wall time of the whole call.
+	Duration time.Duration
+}
+
+// Dump checkpoints the process pid and all its descendants into opts.Dir.
+//
+// When it fails, the tree is left running as it was (registers, memory
+// and signal state put back, nothing of cryo's left in it) and the error
+// is a *RefusedError; a ctx cancelled before the dump began gives an
+// *InterruptedError.
+func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("cryo: dump: DumpOptions.Dir is empty")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &InterruptedError{Op: "dump", Cause: err}
+	}
+	start := time.Now()
+	err := dump.Dump(dump.Options{
+		Pid:            pid,
+		Dir:            opts.Dir,
+		LeaveRunning:   opts.LeaveRunning,
+		LeaveStopped:   opts.LeaveStopped,
+		ShellJob:       opts.ShellJob,
+		TCPEstablished: opts.TCPEstablished,
+		ExtUnixSk:      opts.ExtUnixSk,
+		Logf:           logf(opts.Logger),
+	})
+	if err != nil {
+		return nil, &RefusedError{Pid: pid, Err: err}
+	}
+	return &Stats{Duration: time.Since(start)}, nil
+}
+
+// RestoreOptions say how a tree is restored. The zero value restores it
+// running, as `cryo restore` does.
+type RestoreOptions struct {
+	// ShellJob gives the restored tree the caller's terminal in place of
+	// the one it held (CRIU's --shell-job).
+	ShellJob bool
+	// LeaveStopped leaves the restored tree stopped with SIGSTOP (CRIU's
+	// --leave-stopped).
+	LeaveStopped bool
+	// PidFile, if set, gets the restored root's PID.
+	PidFile string
+	// Logger receives the progress messages (at Debug level); nil: none.
+	Logger *slog.Logger
+}
+
+// Process is the root of a restored tree, a child of the calling process.
+type Process struct {
+	// Pid is the root's PID as the caller sees it.
+	Pid int
+	// Moved, when not empty, says why and how the tree's PIDs outside its
+	// pid namespace differ from the dumped ones (a rootless restore of a
+	// tree that was in the initial pid namespace).
+	Moved string
+	// Stats are the restore's figures.
+	Stats Stats
+
+	p *restore.Process
+}
+
+// Wait waits for the restored root to exit and returns its exit status the
+// way a shell reports it (128+N when signal N killed it).
+func (p *Process) Wait() (int, error) { return p.p.Wait() }
+
+// Restore recreates the tree saved in dir. When it fails nothing is left
+// behind: every process it made is killed and reaped. A malformed image
+// gives an error that errors.As finds an *ImageError in.
+func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &InterruptedError{Op: "restore", Cause: err}
+	}
+	start := time.Now()
+	rp, err := restore.Restore(restore.Options{
+		Dir:          dir,
+		Detach:       true,
+		PidFile:      opts.PidFile,
+		ShellJob:     opts.ShellJob,
+		LeaveStopped: opts.LeaveStopped,
+		Logf:         logf(opts.Logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cryo: restore %s: %w", dir, err)
+	}
+	return &Process{Pid: rp.Pid, Moved: rp.Moved, Stats: Stats{Duration: time.Since(start)}, p: rp}, nil
+}
+
+// logf adapts a *slog.Logger to the printf-style logging of the internal
+// packages.
+func logf(l *slog.Logger) func(string, ...any) {
+	if l == nil {
+		return func(string, ...any) {}
+	}
+	return func(format string, args ...any) {
+		l.Debug(fmt.Sprintf(format, args...))
+	}
+}

@@ -1,0 +1,99 @@
+package cryo_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cryo-cr/cryo"
+	"golang.org/x/sys/unix"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("dumping a process and restoring its PID take root")
+	}
+}
+
+// A dump the tree cannot give (a terminal held without ShellJob) is a
+// *RefusedError naming the root, and the process runs on.
+func TestDumpRefused(t *testing.T) {
+	requireRoot(t)
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	// Unlock and open the slave: the child holds it, the master stays here.
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err := os.OpenFile(filepath.Join("/dev/pts", strconv.Itoa(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	cmd := exec.Command("sleep", "1000")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+
+	_, err = cryo.Dump(context.Background(), cmd.Process.Pid, cryo.DumpOptions{Dir: t.TempDir()})
+	var refused *cryo.RefusedError
+	if !errors.As(err, &refused) || refused.Pid != cmd.Process.Pid {
+		t.Fatalf("Dump of a process holding a terminal: %v, want a *RefusedError for pid %d", err, cmd.Process.Pid)
+	}
+	if !strings.Contains(err.Error(), "terminal") && !strings.Contains(err.Error(), "shell-job") {
+		t.Errorf("the refusal does not say what was refused: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the refused dump did not leave the process running: %v", err)
+	}
+}
+
+// A cancelled context stops Dump and Restore before they begin.
+func TestCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := cryo.Dump(ctx, os.Getpid(), cryo.DumpOptions{Dir: t.TempDir()})
+	var intr *cryo.InterruptedError
+	if !errors.As(err, &intr) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Dump with a cancelled context: %v, want an *InterruptedError wrapping context.Canceled", err)
+	}
+	_, err = cryo.Restore(ctx, t.TempDir(), cryo.RestoreOptions{})
+	if !errors.As(err, &intr) || intr.Op != "restore" {
+		t.Errorf("Restore with a cancelled context: %v, want an *InterruptedError", err)
+	}
+}
+
+// A malformed image is an *ImageError.
+func TestRestoreImageError(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	// A pstree image that is not one: a CRIU magic pair of the wrong kind.
+	if err := os.WriteFile(filepath.Join(dir, "inventory.img"), []byte("garbage that is no image"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := cryo.Restore(ctx, dir, cryo.RestoreOptions{})
+	var bad *cryo.ImageError
+	if !errors.As(err, &bad) {
+		t.Fatalf("Restore of a garbage inventory: %v, want an *ImageError", err)
+	}
+}
