@@ -109,11 +109,13 @@ func (fp *filePlan) linkUnix() error {
 }
 
 // connectTo connects socket id to the name of peer, from the process that
-// made it (so that the server end's SO_PEERCRED names it).
+// made it and with its holder's ids (so that the server end's SO_PEERCRED
+// names it).
 func (fp *filePlan) connectTo(id uint32, peer *skunix.UnixSkEntry) error {
 	p := fp.madeIn[id]
 	u := fp.snap.files[id].GetUsk()
-	if err := connectName(p, fp.temp[id], peer.GetName()); err != nil {
+	err := fp.asOwner(p, id, func() error { return connectName(p, fp.temp[id], peer.GetName()) })
+	if err != nil {
 		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
 	}
 	return nil
