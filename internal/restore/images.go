@@ -165,7 +165,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 	if err := s.loadNamespaces(dir); err != nil {
 		return nil, err
 	}
-	if err := s.checkUsernsIDs(); err != nil {
+	if err := s.checkUsernsIDs(inv.GetRootIds().GetUserNsId()); err != nil {
 		return nil, err
 	}
 	var ci cpuinfo.CpuinfoEntry

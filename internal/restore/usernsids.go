@@ -13,7 +13,15 @@ import (
 // id of a parent namespace, or of a pid namespace's owner (0: cryo's),
 // always has its image. An id outside these rules would otherwise be taken
 // silently as cryo's own namespace, with its ids and capabilities.
-func (s *snapshot) checkUsernsIDs() error {
+//
+// inventoryID is the root's user namespace id the inventory recorded (0:
+// none): the root's core must say the same.
+func (s *snapshot) checkUsernsIDs(inventoryID uint32) error {
+	if root := s.procs[0]; !root.zombie && inventoryID != 0 {
+		if id := root.cores[0].GetIds().GetUserNsId(); id != inventoryID {
+			return fmt.Errorf("process %d: user namespace %d names nothing (the inventory says the root is in %d)", root.pid, id, inventoryID)
+		}
+	}
 	var own uint32
 	ownPid := 0
 	for _, c := range s.procs {
