@@ -278,7 +278,7 @@ func TestE2ESecSockSymlinkRace(t *testing.T) {
 	s := newSecSetup(t)
 	pid, l := s.startListener(false, "", filepath.Join(s.sockDir, "sock"))
 	s.dumpListener(pid, l)
-	const rounds = 6
+	const rounds = 12
 	refused, restored := 0, 0
 	for i := 0; i < rounds; i++ {
 		racer := exec.Command("sh", "-c", "while :; do ln -sfn "+s.rootDir+" lnk; mv -T d real; mv -T lnk d; mv -T d lnk; mv -T real d; done")
