@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
+	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -209,19 +212,7 @@ func (d *socketDir) boundFile(fd uint64) (uint64, error) {
 // is made with, so that the socket file is theirs, and SO_PEERCRED names
 // them to the socket's peers.
 func (fp *filePlan) ownerIDs(p *process, id uint32) (uint32, uint32, error) {
-	holder := fp.procs[0].c
-	found := false
-	for _, q := range fp.procs {
-		if q.c.zombie || found {
-			continue
-		}
-		for _, fd := range q.c.fds {
-			if fd.GetId() == id {
-				holder, found = q.c, true
-				break
-			}
-		}
-	}
+	holder := fp.holderOf(id)
 	cr := holder.cores[0].GetThreadCore().GetCreds()
 	uid, gid := cr.GetEuid(), cr.GetEgid()
 	if u := fp.snap.ns.users[holder.cores[0].GetIds().GetUserNsId()]; u != nil {
@@ -235,13 +226,95 @@ func (fp *filePlan) ownerIDs(p *process, id uint32) (uint32, uint32, error) {
 	return p.idsInside(uid, gid)
 }
 
-// asOwner runs fn in p with the effective ids of the holder of file id.
+// holderOf is the first live process of the tree that holds file id (the
+// root for a file only in flight).
+func (fp *filePlan) holderOf(id uint32) *checkpoint {
+	for _, q := range fp.procs {
+		if !q.c.zombie && slices.ContainsFunc(q.c.fds, func(fd *fdinfo.FdinfoEntry) bool { return fd.GetId() == id }) {
+			return q.c
+		}
+	}
+	return fp.procs[0].c
+}
+
+// asOwner runs fn in p with the effective ids and the supplementary
+// groups of the holder of file id (cryo's groups, root's, could open a
+// directory of root's group to the bind).
 func (fp *filePlan) asOwner(p *process, id uint32, fn func() error) error {
 	uid, gid, err := fp.ownerIDs(p, id)
 	if err != nil {
 		return err
 	}
+	restoreGroups, err := fp.ownerGroups(p, id)
+	if err != nil {
+		return err
+	}
+	defer restoreGroups()
 	return p.remote().AsEffective(uint64(uid), uint64(gid), fn)
+}
+
+// maxOwnerGroups bounds the groups switched for a socket's holder, in the
+// scratch area (8 KiB each way).
+const maxOwnerGroups = 2048
+
+// ownerGroups gives p the supplementary groups of the holder of file id,
+// as p sees them, and returns how to give it back its own. Where p may not
+// set its groups (a user namespace that denies setgroups, or a cryo
+// without root) they stay: they are then no more than the holder's
+// process had there.
+func (fp *filePlan) ownerGroups(p *process, id uint32) (func(), error) {
+	none := func() {}
+	holder := fp.holderOf(id)
+	u := fp.snap.ns.users[holder.cores[0].GetIds().GetUserNsId()]
+	var want []byte
+	for _, g := range holder.cores[0].GetThreadCore().GetCreds().GetGroups() {
+		host, ok := g, true
+		if u != nil {
+			host, ok = u.gidMap.ToHost(g)
+		}
+		if !ok {
+			continue
+		}
+		in := host
+		if p.userns != nil {
+			if in = p.userns.gidMap.ToInside(host); in == userns.Overflow {
+				continue
+			}
+		}
+		want = binary.LittleEndian.AppendUint32(want, in)
+	}
+	if len(want)/4 > maxOwnerGroups {
+		return none, fmt.Errorf("process %d has %d supplementary groups", holder.pid, len(want)/4)
+	}
+	rp := p.remote()
+	cur, err := rp.Put(8192, make([]byte, 4*maxOwnerGroups))
+	if err != nil {
+		return none, err
+	}
+	n, err := rp.Call(unix.SYS_GETGROUPS, maxOwnerGroups, cur)
+	if err != nil {
+		return none, nil // more than the bound: kept
+	}
+	old, err := rp.Get(8192, int(n)*4)
+	if err != nil {
+		return none, err
+	}
+	addr := p.scratch
+	if len(want) > 0 {
+		if addr, err = rp.Put(8192, want); err != nil {
+			return none, err
+		}
+	}
+	if _, err := rp.Call(unix.SYS_SETGROUPS, uint64(len(want)/4), addr); err != nil {
+		return none, nil
+	}
+	return func() {
+		addr := p.scratch
+		if len(old) > 0 {
+			addr, _ = rp.Put(8192, old)
+		}
+		rp.Call(unix.SYS_SETGROUPS, n, addr)
+	}, nil
 }
 
 // bindName binds socket fd of p (file id) to its saved name, as its
