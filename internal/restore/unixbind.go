@@ -237,10 +237,10 @@ func (fp *filePlan) holderOf(id uint32) *checkpoint {
 	return fp.procs[0].c
 }
 
-// asOwner runs fn in p with the effective ids and the supplementary
+// asHolder runs fn in p with the effective ids and the supplementary
 // groups of the holder of file id (cryo's groups, root's, could open a
 // directory of root's group to the bind).
-func (fp *filePlan) asOwner(p *process, id uint32, fn func() error) error {
+func (fp *filePlan) asHolder(p *process, id uint32, fn func() error) error {
 	uid, gid, err := fp.ownerIDs(p, id)
 	if err != nil {
 		return err
@@ -337,11 +337,11 @@ func (fp *filePlan) bindName(p *process, fd uint64, id uint32) error {
 		return nil
 	}
 	if name[0] == 0 {
-		return fp.asOwner(p, id, bind)
+		return fp.asHolder(p, id, bind)
 	}
 	path := socketPath(u)
 	var pfd uint64
-	err := fp.asOwner(p, id, func() error {
+	err := fp.asHolder(p, id, func() error {
 		d, err := p.openSocketDir(path)
 		if err != nil {
 			return err

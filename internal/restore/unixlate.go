@@ -102,7 +102,7 @@ func (fp *filePlan) bindLate(p *process) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if u.GetState() == stateListen {
-			err := fp.asOwner(p, id, func() error {
+			err := fp.asHolder(p, id, func() error {
 				_, err := p.leader.Syscall(unix.SYS_LISTEN, fd, uint64(u.GetBacklog()))
 				return err
 			})

@@ -114,7 +114,7 @@ func (fp *filePlan) linkUnix() error {
 func (fp *filePlan) connectTo(id uint32, peer *skunix.UnixSkEntry) error {
 	p := fp.madeIn[id]
 	u := fp.snap.files[id].GetUsk()
-	err := fp.asOwner(p, id, func() error { return connectName(p, fp.temp[id], peer.GetName()) })
+	err := fp.asHolder(p, id, func() error { return connectName(p, fp.temp[id], peer.GetName()) })
 	if err != nil {
 		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
 	}

@@ -131,7 +131,7 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 		var d *socketDir
 		var pfd uint64
 		var leave func()
-		err := fp.asOwner(p, ids[server], func() error {
+		err := fp.asHolder(p, ids[server], func() error {
 			var err error
 			if d, err = p.openSocketDir(path); err != nil {
 				return err
@@ -181,7 +181,7 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 			moved := fmt.Sprintf("%s.cryo-restore-%d", d.base, ids[0])
 			wasBound := fp.boundPaths[path]
 			defer func() {
-				fp.asOwner(p, ids[server], func() error {
+				fp.asHolder(p, ids[server], func() error {
 					if bound {
 						if st, err := d.lstat(); err == nil && st != nil && st.Dev == made.Dev && st.Ino == made.Ino {
 							d.unlink(d.base)
@@ -281,7 +281,7 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 	if u.GetState() == stateListen {
 		// As its holder: SO_PEERCRED tells the listener's clients who
 		// listens.
-		err := fp.asOwner(p, id, func() error {
+		err := fp.asHolder(p, id, func() error {
 			_, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(u.GetBacklog()))
 			return err
 		})
@@ -417,7 +417,7 @@ func (fp *filePlan) connectExternal(p *process, id uint32, fd uint64, ino uint32
 		}
 		// As the socket's holder: the peer, a service outside the tree,
 		// learns who connects from SO_PEERCRED.
-		if err := fp.asOwner(p, id, func() error { return connectName(p, fd, name) }); err != nil {
+		if err := fp.asHolder(p, id, func() error { return connectName(p, fd, name) }); err != nil {
 			return fmt.Errorf("external peer: %w", err)
 		}
 		return nil
