@@ -34,14 +34,14 @@ func CheckImagesTrusted(dir string, trusted bool) error {
 	const hint = "root restores only images no normal user could have written (--trust-images to vouch for them)"
 	bad := func(path string, st *unix.Stat_t, isDir, sticky bool) string {
 		switch {
+		case !isDir && st.Mode&unix.S_IFMT != unix.S_IFREG:
+			return fmt.Sprintf("%s is not a regular file", path)
 		case st.Uid != 0:
 			return fmt.Sprintf("%s is owned by uid %d", path, st.Uid)
 		case st.Mode&unix.S_IWOTH != 0 && !(sticky && st.Mode&unix.S_ISVTX != 0):
 			return fmt.Sprintf("%s is writable by every user", path)
 		case st.Mode&unix.S_IWGRP != 0 && st.Gid != 0 && !(sticky && st.Mode&unix.S_ISVTX != 0):
 			return fmt.Sprintf("%s is writable by group %d", path, st.Gid)
-		case !isDir && st.Mode&unix.S_IFMT != unix.S_IFREG:
-			return fmt.Sprintf("%s is not a regular file", path)
 		}
 		return ""
 	}
