@@ -394,3 +394,36 @@ func (fp *filePlan) bindName(p *process, fd uint64, id uint32) error {
 	}
 	return nil
 }
+
+// boundPath is a path by which cryo reaches the file socket id is bound
+// to, to send it datagrams: its maker's descriptor of the directory
+// (/proc/PID/fd/N/name), opened as its holder without following links and
+// checked to hold that socket's file, never the name resolved in cryo's
+// namespace, where the dumped user could have swapped a directory for a
+// link to another socket (a root service's). done closes the directory.
+func (fp *filePlan) boundPath(id uint32) (path string, done func(), err error) {
+	p, ok := fp.madeIn[id]
+	if !ok {
+		return "", nil, fmt.Errorf("socket file %d was not made", id)
+	}
+	var d *socketDir
+	err = fp.asHolder(p, id, func() error {
+		var err error
+		d, err = p.openSocketDir(socketPath(fp.snap.files[id].GetUsk()))
+		return err
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	pfd, err := d.boundFile(fp.temp[id])
+	if err != nil {
+		d.close()
+		return "", nil, err
+	}
+	p.leader.Syscall(unix.SYS_CLOSE, pfd)
+	if path = d.procPath(); len(path) > 107 {
+		d.close()
+		return "", nil, fmt.Errorf("%s: too long to reach the socket by", path)
+	}
+	return path, d.close, nil
+}
