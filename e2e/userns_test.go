@@ -1365,7 +1365,13 @@ func nestedOwnUID(t *testing.T, rootless, pidns bool) {
 	if err := waitPidFree(root, bound(t, pidFreeTimeout)); err != nil {
 		t.Fatal(err)
 	}
-	res = usernsRunCryoAs(t, cred, "restore", "-D", img, "-d", "-v", "4", "-o", "restore.log")
+	args := []string{"restore", "-D", img, "-d", "-v", "4", "-o", "restore.log"}
+	if !rootless {
+		// The images lie in a directory of the user's, which root trusts
+		// only when told (the test made them).
+		args = append(args, "--trust-images")
+	}
+	res = usernsRunCryoAs(t, cred, args...)
 	if res.ExitCode != 0 {
 		logFile(t, filepath.Join(img, "restore.log"))
 		t.Fatalf("restore: %s", res)

@@ -26,7 +26,7 @@ func (o *options) logger() (func(string, ...any), func(error), error) {
 			path = filepath.Join(o.dir, path)
 		}
 		var err error
-		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		if f, err = openLog(path); err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}
 		w = f
@@ -82,13 +82,17 @@ func cmdRestore(args []string) (status int, err error) {
 	if o.dir == "" {
 		return 0, usageError("restore needs -D DIR")
 	}
+	// Checked before the log is written into the directory.
+	if err := restore.CheckImagesTrusted(o.dir, o.trustImages); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
 	logf, done, err := o.logger()
 	if err != nil {
 		return 0, err
 	}
 	defer func() { done(err) }()
 	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
-		LeaveStopped: o.leaveStopped, Logf: logf})
+		LeaveStopped: o.leaveStopped, Logf: logf, TrustImages: o.trustImages})
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}

@@ -18,6 +18,7 @@ type options struct {
 	pidFile        string
 	verbosity      int
 	logFile        string
+	trustImages    bool // --trust-images: root restores images a user could write
 	positional     []string
 }
 
@@ -65,6 +66,8 @@ func parseFlags(args []string) (*options, error) {
 			o.leaveStopped = true
 		case name == "--tcp-established":
 			o.tcpEstablished = true
+		case name == "--trust-images":
+			o.trustImages = true
 		case name == "--ext-unix-sk":
 			o.extUnixSk = true
 		case name == "-d" || name == "--restore-detached":

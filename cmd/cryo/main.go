@@ -2,7 +2,7 @@
 // command-line flags and image format.
 //
 //	cryo dump -t PID -D DIR [-j] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
-//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [-v N] [-o FILE]
+//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [-v N] [-o FILE]
 //	cryo check
 //	cryo show DIR|FILE
 package main
@@ -18,7 +18,7 @@ import (
 
 const usage = `usage:
   cryo dump -t PID -D DIR [-j|--shell-job] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
-  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [-v N] [-o FILE]
+  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [-v N] [-o FILE]
   cryo check
   cryo show DIR|FILE
 `

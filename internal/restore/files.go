@@ -63,6 +63,9 @@ type filePlan struct {
 	// boundPaths: the socket files Unix sockets of the restore are bound
 	// to, which a connection's rendezvous must not take away.
 	boundPaths map[string]bool
+	// lateBind: Unix sockets named on their holders' own mounts, bound
+	// once their maker entered its mount namespace (see unixlate.go).
+	lateBind map[uint32]bool
 	// ghostPaths: deleted files put back for the restore, by ghost id.
 	ghostPaths map[uint32]ghostPath
 	// tcpRestored counts them: the dump locked the network for them.
@@ -210,6 +213,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 		fp.jobs[lca] = append(fp.jobs[lca], *j)
 	}
 	if err := fp.planPtys(procs, holders); err != nil {
+		return nil, err
+	}
+	if err := fp.planLateBinds(holders); err != nil {
 		return nil, err
 	}
 	// Anonymous shared memory: a memfd made by the common ancestor of the

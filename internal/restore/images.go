@@ -165,6 +165,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 	if err := s.loadNamespaces(dir); err != nil {
 		return nil, err
 	}
+	if err := s.checkUsernsIDs(inv.GetRootIds().GetUserNsId()); err != nil {
+		return nil, err
+	}
 	var ci cpuinfo.CpuinfoEntry
 	if err := dir.ReadOne("cpuinfo.img", "CPUINFO", &ci); err == nil {
 		for _, x := range ci.GetX86Entry() {

@@ -130,7 +130,7 @@ func (fp *filePlan) openLate(p *process) error {
 			return err
 		}
 	}
-	return nil
+	return fp.bindLate(p)
 }
 
 // copyLate gives p, before it enters its namespaces (while it still has

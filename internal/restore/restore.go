@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
@@ -38,6 +37,11 @@ type Options struct {
 	// binary works since none of its code runs. Default: cryo itself.
 	StubPath string
 	Logf     func(format string, args ...any)
+	// TrustImages (--trust-images): root restores images a normal user
+	// could have written (see CheckImagesTrusted).
+	TrustImages bool
+	// pidFile is PidFile, created before the restore starts.
+	pidFile *os.File
 }
 
 // Process is a restored root process that is cryo's child.
@@ -142,6 +146,9 @@ func Restore(opts Options) (root *Process, err error) {
 		opts.StubPath = "/proc/self/exe"
 	}
 	start := time.Now()
+	if err := CheckImagesTrusted(opts.Dir, opts.TrustImages); err != nil {
+		return nil, err
+	}
 	dir, err := image.Open(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -164,6 +171,20 @@ func Restore(opts Options) (root *Process, err error) {
 	}
 	if err := snap.checkCreds(); err != nil {
 		return nil, err
+	}
+	if opts.PidFile != "" {
+		pf, err := createPidFile(opts.PidFile)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				dropPidFile(pf)
+			} else {
+				pf.Close()
+			}
+		}()
+		opts.pidFile = pf
 	}
 	if !moved {
 		if err := snap.checkPidsFree(); err != nil {
@@ -205,9 +226,9 @@ func Restore(opts Options) (root *Process, err error) {
 	if err := dir.Write(StatsName, "STATS", st); err != nil {
 		r.logf("warning: %v", err)
 	}
-	if opts.PidFile != "" {
-		if err := os.WriteFile(opts.PidFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
-			return &Process{Pid: pid}, fmt.Errorf("write pid file: %w", err)
+	if opts.pidFile != nil {
+		if err := writePidFile(opts.pidFile, pid); err != nil {
+			return &Process{Pid: pid}, err
 		}
 	}
 	root = &Process{Pid: pid, waitPid: pid}

@@ -109,11 +109,13 @@ func (fp *filePlan) linkUnix() error {
 }
 
 // connectTo connects socket id to the name of peer, from the process that
-// made it (so that the server end's SO_PEERCRED names it).
+// made it and with its holder's ids (so that the server end's SO_PEERCRED
+// names it).
 func (fp *filePlan) connectTo(id uint32, peer *skunix.UnixSkEntry) error {
 	p := fp.madeIn[id]
 	u := fp.snap.files[id].GetUsk()
-	if err := connectName(p, fp.temp[id], peer.GetName()); err != nil {
+	err := fp.asHolder(p, id, func() error { return connectName(p, fp.temp[id], peer.GetName()) })
+	if err != nil {
 		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
 	}
 	return nil
@@ -178,11 +180,18 @@ func (fp *filePlan) sendQueue(id uint32, msgs []queuedMsg, from uint32, toName b
 	defer unix.Close(s)
 	var dest unix.Sockaddr
 	if toName {
-		// x/sys/unix spells an abstract name as printable does; cryo
-		// reaches a relative name through the directory it was bound in.
+		// x/sys/unix spells an abstract name as printable does. A path
+		// is never resolved by cryo: the receiver's file is reached
+		// through its maker's descriptor of the directory, checked to be
+		// the one it is bound to (see boundPath).
 		dest = &unix.SockaddrUnix{Name: printable(u.GetName())}
-		if isRelative(u.GetName()) {
-			dest = &unix.SockaddrUnix{Name: socketPath(u)}
+		if u.GetName()[0] != 0 {
+			path, done, err := fp.boundPath(id)
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			defer done()
+			dest = &unix.SockaddrUnix{Name: path}
 		}
 	}
 	for _, m := range msgs {

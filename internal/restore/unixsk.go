@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
@@ -120,36 +119,81 @@ func (fp *filePlan) connectedPair(p *process, ids []uint32) ([]uint64, error) {
 	var addr uint64
 	var salen int
 	bound := false
-	if name := srv.GetName(); len(name) > 0 && len(name) < 108 {
-		path := socketPath(srv)
-		if isRelative(name) {
-			back, err := p.enterDir(srv.GetNameDir())
-			if err != nil {
-				return nil, err
-			}
-			defer back()
-		}
-		if name[0] != 0 && fp.boundPaths[path] {
-			// A listener of this restore holds the name already: its
-			// file steps aside while the rendezvous takes the name (a
-			// Unix socket is reached through its inode), and comes back
-			// after the rendezvous's is removed (deferred earlier, so it
-			// runs later).
-			moved := fmt.Sprintf("%s.cryo-restore-%d", path, ids[0])
-			if err := os.Rename(path, moved); err == nil {
-				defer os.Rename(moved, path)
-			}
-		} else if name[0] != 0 {
-			removeStaleSocket(path)
-		}
+	if name := srv.GetName(); len(name) > 0 && len(name) < 108 && name[0] == 0 {
 		if addr, salen, err = bindTo(name); err == nil {
 			bound = true
-			if name[0] != 0 {
-				defer os.Remove(path)
-				// The connecting end may run as another user than the
-				// rendezvous's maker: it needs write access to the file.
-				os.Chmod(path, 0o777)
+		}
+	} else if len(name) > 0 && len(name) < 108 {
+		// A path name is taken as the server end's holder, in the
+		// directory opened safely; a live socket's file is never moved
+		// nor removed: the rendezvous then takes a name of cryo's.
+		path := socketPath(srv)
+		var d *socketDir
+		var pfd uint64
+		var leave func()
+		err := fp.asHolder(p, ids[server], func() error {
+			var err error
+			if d, err = p.openSocketDir(path); err != nil {
+				return err
 			}
+			if isRelative(name) {
+				// The connect below reaches the name from there too.
+				if leave, err = p.enterDir(srv.GetNameDir()); err != nil {
+					return err
+				}
+			}
+			if fp.boundPaths[path] {
+				// A listener of this restore holds the name already: its
+				// file steps aside while the rendezvous takes the name (a
+				// Unix socket is reached through its inode), and comes
+				// back after the rendezvous's is removed.
+				if err := d.rename(d.base, fmt.Sprintf("%s.cryo-restore-%d", d.base, ids[0])); err != nil {
+					return err
+				}
+			} else if err := d.removeStale(); err != nil {
+				return err
+			}
+			if addr, salen, err = bindTo(name); err != nil {
+				return err
+			}
+			pfd, err = d.boundFile(listener)
+			return err
+		})
+		if leave != nil {
+			defer leave()
+		}
+		var made unix.Stat_t
+		if err == nil {
+			err = unix.Stat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, pfd), &made)
+		}
+		if err == nil {
+			bound = true
+			// The connecting end may run as another user than the
+			// rendezvous's maker: it needs write access to the file.
+			unix.Chmod(fmt.Sprintf("/proc/%d/fd/%d", p.pid, pfd), 0o777)
+			t.Syscall(unix.SYS_CLOSE, pfd)
+		} else {
+			p.r.logf("%s: the rendezvous takes a name of cryo's: %v", path, err)
+		}
+		if d != nil {
+			// Deferred: run once the connection is made, the rendezvous's
+			// file first, then the listener's back, as its holder.
+			moved := fmt.Sprintf("%s.cryo-restore-%d", d.base, ids[0])
+			wasBound := fp.boundPaths[path]
+			defer func() {
+				fp.asHolder(p, ids[server], func() error {
+					if bound {
+						if st, err := d.lstat(); err == nil && st != nil && st.Dev == made.Dev && st.Ino == made.Ino {
+							d.unlink(d.base)
+						}
+					}
+					if wasBound {
+						d.rename(moved, d.base)
+					}
+					return nil
+				})
+				d.close()
+			}()
 		}
 	}
 	if !bound {
@@ -217,54 +261,36 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	fd = fp.temp[id]
+	if fp.lateBind[id] {
+		// Bound, and listening, once its maker is in its mount namespace.
+		if u.GetPeer() != 0 && !fp.isOneWay(id) {
+			if err := fp.connectExternal(p, id, fd, u.GetPeer()); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+		}
+		return fp.socketSettings(p, id)
+	}
 	if name := u.GetName(); len(name) > 0 {
 		if len(name) > 107 {
 			return fmt.Errorf("%s: name of %d bytes", where, len(name))
 		}
-		path := socketPath(u)
-		if name[0] != 0 {
-			removeStaleSocket(path)
-		}
-		bind := func() error {
-			sa := sockdiag.Sockaddr(name)
-			addr, err := p.put(sa)
-			if err != nil {
-				return err
-			}
-			_, err = t.Syscall(unix.SYS_BIND, fd, addr, uint64(len(sa)))
-			return err
-		}
-		if isRelative(name) {
-			back, err := p.enterDir(u.GetNameDir())
-			if err != nil {
-				return fmt.Errorf("%s: %w", where, err)
-			}
-			err = bind()
-			back()
-			if err != nil {
-				return fmt.Errorf("%s: bind %q in %s: %w", where, printable(name), u.GetNameDir(), err)
-			}
-		} else if err := bind(); err != nil {
-			return fmt.Errorf("%s: bind %q: %w", where, printable(name), err)
-		}
-		if name[0] != 0 {
-			if fp.boundPaths == nil {
-				fp.boundPaths = map[string]bool{}
-			}
-			fp.boundPaths[path] = true
-		}
-		if perms := u.GetFilePerms(); perms != nil && name[0] != 0 {
-			unix.Fchmodat(unix.AT_FDCWD, path, perms.GetMode()&0o7777, unix.AT_SYMLINK_NOFOLLOW)
-			os.Lchown(path, int(perms.GetUid()), int(perms.GetGid()))
+		if err := fp.bindName(p, fd, id); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
 	if u.GetState() == stateListen {
-		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(u.GetBacklog())); err != nil {
+		// As its holder: SO_PEERCRED tells the listener's clients who
+		// listens.
+		err := fp.asHolder(p, id, func() error {
+			_, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(u.GetBacklog()))
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("%s: listen: %w", where, err)
 		}
 	}
 	if u.GetPeer() != 0 && !fp.isOneWay(id) {
-		if err := fp.connectExternal(p, fd, u.GetPeer()); err != nil {
+		if err := fp.connectExternal(p, id, fd, u.GetPeer()); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -298,14 +324,6 @@ func (fp *filePlan) socketSettings(p *process, id uint32) error {
 	return nil
 }
 
-// removeStaleSocket removes a socket file left at path by the dumped
-// process (it was killed, not closed); anything else stays.
-func removeStaleSocket(path string) {
-	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
-		os.Remove(path)
-	}
-}
-
 // isRelative tells whether a socket name is a path relative to the
 // directory it was bound in (its entry's name_dir).
 func isRelative(name []byte) bool { return len(name) > 0 && name[0] != 0 && name[0] != '/' }
@@ -330,9 +348,12 @@ func (p *process) enterDir(dir string) (back func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := p.putString(dir)
+	// Entered through a descriptor opened without following symbolic
+	// links, which the dumped user could have planted on the way.
+	fd, err := p.openDirNoSymlinks(dir)
 	if err == nil {
-		_, err = t.Syscall(unix.SYS_CHDIR, addr)
+		_, err = t.Syscall(unix.SYS_FCHDIR, fd)
+		t.Syscall(unix.SYS_CLOSE, fd)
 	}
 	if err != nil {
 		t.Syscall(unix.SYS_CLOSE, here)
@@ -382,9 +403,9 @@ func setBuffers(p *process, fd uint64, opts *skopts.SkOptsEntry) error {
 	return nil
 }
 
-// connectExternal connects the socket at fd to its peer outside the tree,
-// by the name the peer had at the dump.
-func (fp *filePlan) connectExternal(p *process, fd uint64, ino uint32) error {
+// connectExternal connects socket id, at fd, to its peer outside the
+// tree, by the name the peer had at the dump.
+func (fp *filePlan) connectExternal(p *process, id uint32, fd uint64, ino uint32) error {
 	for _, f := range fp.snap.files {
 		peer := f.GetUsk()
 		if peer.GetIno() != ino || peer.GetUflags()&uskExtern == 0 {
@@ -394,7 +415,9 @@ func (fp *filePlan) connectExternal(p *process, fd uint64, ino uint32) error {
 		if len(name) == 0 || len(name) > 107 {
 			return fmt.Errorf("external peer %d: name of %d bytes", ino, len(name))
 		}
-		if err := connectName(p, fd, name); err != nil {
+		// As the socket's holder: the peer, a service outside the tree,
+		// learns who connects from SO_PEERCRED.
+		if err := fp.asHolder(p, id, func() error { return connectName(p, fd, name) }); err != nil {
 			return fmt.Errorf("external peer: %w", err)
 		}
 		return nil
