@@ -226,13 +226,14 @@ func TestE2ESecFilesSymlinkSwap(t *testing.T) {
 	}
 }
 
-// TestE2ESecFilesFifo (M3): a FIFO where the images say regular file is
-// refused in one line, without blocking, nothing left behind; the next
-// restore works once the file is back.
+// TestE2ESecFilesFifo (M3): a FIFO where the images say regular file (held
+// read-only: that open of a FIFO blocks) is refused in one line, without
+// blocking, nothing left behind; the next restore works once the file is
+// back.
 func TestE2ESecFilesFifo(t *testing.T) {
 	for _, v := range secVariants {
 		t.Run(v.name, func(t *testing.T) {
-			s := startSecTree(t, v, "open", userData(t))
+			s := startSecTree(t, v, "openro", userData(t))
 			data := filepath.Join(s.dir, "data")
 			asTestUser(t, "mv", data, data+".orig")
 			asTestUser(t, "mkfifo", data)
@@ -249,12 +250,12 @@ func TestE2ESecFilesFifo(t *testing.T) {
 }
 
 // TestE2ESecFilesDirectory (low): a directory where the images say
-// regular file is refused in one line; the next restore works once the
-// file is back.
+// regular file (held read-only, which a directory allows) is refused in
+// one line; the next restore works once the file is back.
 func TestE2ESecFilesDirectory(t *testing.T) {
 	for _, v := range secVariants {
 		t.Run(v.name, func(t *testing.T) {
-			s := startSecTree(t, v, "open", userData(t))
+			s := startSecTree(t, v, "openro", userData(t))
 			data := filepath.Join(s.dir, "data")
 			asTestUser(t, "mv", data, data+".orig")
 			asTestUser(t, "mkdir", data)
@@ -426,4 +427,59 @@ type zeroReader struct{}
 func (zeroReader) Read(b []byte) (int, error) {
 	clear(b)
 	return len(b), nil
+}
+
+// TestE2ESecFilesChroot (issue 11): a process of the user's chrooted into
+// a directory of theirs (chroot --userspec) comes back with the same
+// root and working directory, its executable and mappings and its open
+// file, each resolved as the user and found inside the chroot.
+func TestE2ESecFilesChroot(t *testing.T) {
+	requireCryo(t)
+	ensureTestUser(t)
+	static := workloadBin(t, "secfiles", linkStatic)
+	jail := usernsDir(t, 0o755)
+	userData(t)(jail)
+	bin, err := os.ReadFile(static)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(jail, "w"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := &secTree{t: t, dir: jail, out: filepath.Join(jail, "out"), imgDir: t.TempDir()}
+	cmd := userCommand(t, jail, s.out, "/usr/sbin/chroot", "--userspec=4242:4242", jail, "/w", "open")
+	cmd.SysProcAttr.Credential = nil // chroot(1) needs root, then becomes the user
+	p, err := startBg(t, "chroot secfiles", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.kill(t) })
+	waitForLine(t, s.out, "READY", p)
+	s.pid = p.Pid()
+	fsView := func(when string) {
+		t.Helper()
+		for _, l := range []string{"root", "cwd"} {
+			if got, err := os.Readlink(fmt.Sprintf("/proc/%d/%s", s.pid, l)); err != nil || got != jail {
+				t.Errorf("%s: %s of %d is %q (%v), want %s", when, l, s.pid, got, err, jail)
+			}
+		}
+		if got, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.pid)); err != nil || got != filepath.Join(jail, "w") {
+			t.Errorf("%s: exe of %d is %q (%v), want %s/w", when, s.pid, got, err, jail)
+		}
+		st := procStatus(fmt.Sprintf("/proc/%d/status", s.pid))
+		if f := strings.Fields(st["Uid"]); len(f) != 4 || f[0] != strconv.Itoa(testUID) {
+			t.Errorf("%s: uids of %d are %q, want %d", when, s.pid, st["Uid"], testUID)
+		}
+	}
+	fsView("before the dump")
+	dump(t, s.pid, s.imgDir)
+	if !p.Wait(bound(t, 30*time.Second)) {
+		t.Fatalf("the dumped process %d is still running", s.pid)
+	}
+	if res := s.restore("restore.log"); res.ExitCode != 0 {
+		logFile(t, filepath.Join(s.imgDir, "restore.log"))
+		t.Fatalf("restore: %s", res)
+	}
+	fsView("after the restore")
+	s.finish()
 }

@@ -5,6 +5,8 @@
  * open:   opens ./data (the user's, "user data\n") read-write. After
  *         SIGTERM: the descriptor is still that file (its inode, owner and
  *         contents), nothing else.
+ * openro: the same, read-only (a FIFO would block such an open, a
+ *         directory would not fail it).
  * ghost:  creates ./sub/g.dat ("ghost data\n", mode 0600), holds it open
  *         read-write and unlinks it. After SIGTERM: the descriptor reads
  *         the contents, is owned by the process's uid, has no link, and no
@@ -38,8 +40,9 @@ int main(int argc, char **argv)
 	wl_init(argc, argv);
 	struct stat before;
 	int fd = -1, sparse[SPARSE_N];
-	if (strcmp(wl_mode, "open") == 0) {
-		fd = open("data", O_RDWR);
+	int ro = strcmp(wl_mode, "openro") == 0;
+	if (ro || strcmp(wl_mode, "open") == 0) {
+		fd = open("data", ro ? O_RDONLY : O_RDWR);
 		if (fd < 0 || fstat(fd, &before))
 			wl_die("open data: %s", strerror(errno));
 	} else if (strcmp(wl_mode, "ghost") == 0) {
@@ -61,7 +64,7 @@ int main(int argc, char **argv)
 	}
 	wl_ready();
 	wl_wait_stop();
-	if (strcmp(wl_mode, "open") == 0) {
+	if (ro || strcmp(wl_mode, "open") == 0) {
 		check_same(fd, &before, "data", "user data\n");
 	} else if (strcmp(wl_mode, "ghost") == 0) {
 		check_same(fd, NULL, "the deleted sub/g.dat", "ghost data\n");

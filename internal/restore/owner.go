@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	regfile "github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	"github.com/cryo-cr/cryo/internal/remote"
@@ -347,4 +348,19 @@ func (p *process) restoreCwdRoot() error {
 		return fmt.Errorf("restore pid %d: working directory: %w", p.c.pid, err)
 	}
 	return nil
+}
+
+// inRoot is a path the dump recorded (cryo's view) as p sees it once it
+// is back in its root (after restoreCwdRoot): a chrooted process's
+// executable is opened from inside its chroot. A path outside it stays
+// as it is, and cannot be found there.
+func (p *process) inRoot(name string) string {
+	root := p.r.snap.reg(p.c.fs.GetRootId()).GetName()
+	if root == "/" {
+		return name
+	}
+	if rest, ok := strings.CutPrefix(name, root); ok && strings.HasPrefix(rest, "/") {
+		return rest
+	}
+	return name
 }
