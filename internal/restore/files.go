@@ -608,18 +608,27 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 		e := f.GetIfy()
 		fd, err = t.Syscall(unix.SYS_INOTIFY_INIT1, uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.IN_CLOEXEC)
 		// Watches are added by path, in the order of their descriptors,
-		// which the kernel hands out one after the other.
-		for _, w := range e.GetWd() {
-			if err != nil {
-				break
+		// which the kernel hands out one after the other; as the
+		// process (asOwner): a watch needs read access to what it
+		// watches, which a symlink planted since must not give.
+		add := func() error {
+			for _, w := range e.GetWd() {
+				addr, err := p.putString(w.GetFHandle().GetPath())
+				if err != nil {
+					return err
+				}
+				wd, err := t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, fd, addr, uint64(w.GetMask()))
+				if err == nil && wd != uint64(w.GetWd()) {
+					err = fmt.Errorf("watch of %s came back as %d, not %d (the watches had gaps)", w.GetFHandle().GetPath(), wd, w.GetWd())
+				}
+				if err != nil {
+					return err
+				}
 			}
-			var addr, wd uint64
-			if addr, err = p.putString(w.GetFHandle().GetPath()); err != nil {
-				break
-			}
-			if wd, err = t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, fd, addr, uint64(w.GetMask())); err == nil && wd != uint64(w.GetWd()) {
-				err = fmt.Errorf("watch of %s came back as %d, not %d (the watches had gaps)", w.GetFHandle().GetPath(), wd, w.GetWd())
-			}
+			return nil
+		}
+		if err == nil {
+			err = p.asOwner(fp.ownerOf(p, id), add)
 		}
 	case fdinfo.FdTypes_SIGNALFD:
 		e := f.GetSgfd()

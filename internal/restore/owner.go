@@ -66,14 +66,8 @@ func (opener *process) ownerIdentity(owner *process) (id fsIdentity, ok bool, er
 			}
 			host = h
 		}
-		if opener.userns == nil {
-			return host, true
-		}
-		in := m(opener.userns).ToInside(host)
-		return in, in != userns.Overflow
+		return opener.hostToOpener(host, m)
 	}
-	uids := func(u *usernsImage) userns.Map { return u.uidMap }
-	gids := func(u *usernsImage) userns.Map { return u.gidMap }
 	var okU, okG bool
 	id.uid, okU = conv(cr.GetFsuid(), uids)
 	id.gid, okG = conv(cr.GetFsgid(), gids)
@@ -86,6 +80,55 @@ func (opener *process) ownerIdentity(owner *process) (id fsIdentity, ok bool, er
 		}
 	}
 	return id, true, nil
+}
+
+// uids and gids pick a namespace's uid or gid map.
+func uids(u *usernsImage) userns.Map { return u.uidMap }
+func gids(u *usernsImage) userns.Map { return u.gidMap }
+
+// hostToOpener converts a host id to the view of the user namespace
+// opener is in; false if that namespace does not map it.
+func (opener *process) hostToOpener(host uint32, m func(*usernsImage) userns.Map) (uint32, bool) {
+	if opener.userns == nil {
+		return host, true
+	}
+	in := m(opener.userns).ToInside(host)
+	return in, in != userns.Overflow
+}
+
+// nsOwnerIdentity is the identity of the user who made the outermost
+// user namespace of the tree that owner is in (unshare -r, a container
+// runtime run by that user), as opener sees it: its uid, and the gid its
+// maps give the same inside id. That user owns the namespace and every
+// process in it, so a file it may open gives them nothing it did not
+// have. ok is false for a process in cryo's user namespace.
+func (opener *process) nsOwnerIdentity(owner *process) (id fsIdentity, ok bool) {
+	if len(owner.c.cores) == 0 {
+		return id, false
+	}
+	u := opener.r.snap.ns.users[owner.c.cores[0].GetIds().GetUserNsId()]
+	if u == nil {
+		return id, false
+	}
+	for seen := 0; u.ext.Parent != 0 && seen < 64; seen++ {
+		parent := opener.r.snap.ns.users[u.ext.Parent]
+		if parent == nil {
+			break
+		}
+		u = parent
+	}
+	hostGid := uint32(hostOverflowID)
+	if in := u.uidMap.ToInside(u.ext.Owner); in != userns.Overflow {
+		if g, ok := u.gidMap.ToHost(in); ok {
+			hostGid = g
+		}
+	}
+	uid, okU := opener.hostToOpener(u.ext.Owner, uids)
+	gid, okG := opener.hostToOpener(hostGid, gids)
+	if !okU || !okG || u.ext.Owner == 0 {
+		return id, false
+	}
+	return fsIdentity{uid: uid, gid: gid}, true
 }
 
 // asOwner runs fn, which makes calls in p, with p's file-system identity
@@ -102,6 +145,12 @@ func (p *process) asOwner(owner *process, fn func() error) error {
 	if !ok {
 		return fn()
 	}
+	return p.asIdentity(id, owner, fn)
+}
+
+// asIdentity runs fn with p's file-system identity made id (that of
+// process owner, for messages), then gives p its own back.
+func (p *process) asIdentity(id fsIdentity, owner *process, fn func() error) error {
 	t := p.leader
 	n, err := t.Syscall(unix.SYS_GETGROUPS, 0, 0)
 	if err != nil {
@@ -289,7 +338,16 @@ func (p *process) openChecked(owner *process, name string, flags uint64, want wa
 		}
 		return err
 	}
-	if err := p.asOwner(owner, open); err != nil {
+	err := p.asOwner(owner, open)
+	if errors.Is(err, unix.EACCES) && os.Geteuid() == 0 {
+		// A process that changed ids after opening the file (to a
+		// subordinate id of the user who made its namespaces) may not
+		// open it again itself: the user who owns its namespaces may.
+		if id, ok := p.nsOwnerIdentity(owner); ok {
+			err = p.asIdentity(id, owner, open)
+		}
+	}
+	if err != nil {
 		return 0, err
 	}
 	st, err := p.statFd(fd)
