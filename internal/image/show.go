@@ -118,6 +118,8 @@ func Show(w io.Writer, path string) error {
 	var doc []byte
 	if st.IsDir() {
 		doc, err = showDir(path)
+	} else if streamed, serr := showEntries(w, path); streamed || serr != nil {
+		return serr
 	} else {
 		doc, err = showFile(path, false)
 	}

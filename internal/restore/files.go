@@ -2,10 +2,8 @@ package restore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -82,6 +80,17 @@ type filePlan struct {
 	// controls: the session leaders whose controlling terminal is a pty
 	// of the tree.
 	controls map[*process]*ptyPair
+	// owners: the process each file moved to the stub is opened for, as
+	// whom the stub opens it (see asOwner); by file id.
+	owners map[uint32]*process
+}
+
+// ownerOf is the restored process file id is opened for when p opens it.
+func (fp *filePlan) ownerOf(p *process, id uint32) *process {
+	if o := fp.owners[id]; o != nil {
+		return o
+	}
+	return p
 }
 
 // tempCount is how many temporary descriptors the plan uses.
@@ -433,16 +442,16 @@ func (fp *filePlan) openFile(p *process, id uint32) error {
 		}
 		return nil
 	}
-	name := f.GetName()
+	name, want, owner := f.GetName(), wantFile{f: f}, fp.ownerOf(p, id)
 	if fp.snap.ghosts[id] != nil {
-		path, err := fp.ghostPath(p, id)
+		gp, err := fp.ghostPath(p, owner, id)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
-		name = path
+		name, want = gp.path, gp.want(fp, id)
 	}
 	flags := reopenFlags(f.GetFlags())
-	n, err := p.open(name, flags)
+	n, err := p.openChecked(owner, name, flags, want)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -605,18 +614,27 @@ func (fp *filePlan) makeAnon(p *process, id uint32) error {
 		e := f.GetIfy()
 		fd, err = t.Syscall(unix.SYS_INOTIFY_INIT1, uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.IN_CLOEXEC)
 		// Watches are added by path, in the order of their descriptors,
-		// which the kernel hands out one after the other.
-		for _, w := range e.GetWd() {
-			if err != nil {
-				break
+		// which the kernel hands out one after the other; as the
+		// process (asOwner): a watch needs read access to what it
+		// watches, which a symlink planted since must not give.
+		add := func() error {
+			for _, w := range e.GetWd() {
+				addr, err := p.putString(w.GetFHandle().GetPath())
+				if err != nil {
+					return err
+				}
+				wd, err := t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, fd, addr, uint64(w.GetMask()))
+				if err == nil && wd != uint64(w.GetWd()) {
+					err = fmt.Errorf("watch of %s came back as %d, not %d (the watches had gaps)", w.GetFHandle().GetPath(), wd, w.GetWd())
+				}
+				if err != nil {
+					return err
+				}
 			}
-			var addr, wd uint64
-			if addr, err = p.putString(w.GetFHandle().GetPath()); err != nil {
-				break
-			}
-			if wd, err = t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, fd, addr, uint64(w.GetMask())); err == nil && wd != uint64(w.GetWd()) {
-				err = fmt.Errorf("watch of %s came back as %d, not %d (the watches had gaps)", w.GetFHandle().GetPath(), wd, w.GetWd())
-			}
+			return nil
+		}
+		if err == nil {
+			err = p.asOwner(fp.ownerOf(p, id), add)
 		}
 	case fdinfo.FdTypes_SIGNALFD:
 		e := f.GetSgfd()
@@ -665,13 +683,14 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 	ff := fp.snap.files[id].GetFifo()
 	f := fp.snap.reg(ff.GetRegfId())
 	where := fmt.Sprintf("restore pid %d FIFO %s", p.c.pid, f.GetName())
-	keeper, err := p.open(f.GetName(), unix.O_RDWR|unix.O_NONBLOCK)
+	owner := fp.ownerOf(p, id)
+	keeper, err := p.openChecked(owner, f.GetName(), unix.O_RDWR|unix.O_NONBLOCK, wantFile{f: f})
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	defer t.Syscall(unix.SYS_CLOSE, keeper)
 	flags := reopenFlags(f.GetFlags())
-	n, err := p.open(f.GetName(), flags|unix.O_NONBLOCK)
+	n, err := p.openChecked(owner, f.GetName(), flags|unix.O_NONBLOCK, wantFile{f: f})
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -691,104 +710,6 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 	}
 	fp.fifosFilled[pipeID] = true
 	return fillQueue(p, keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
-}
-
-// ghostPath gives the path of file id's ghost: a file deleted while open
-// or mapped, whose contents are put back under the old name (or beside it,
-// if it was reused) once, for every descriptor and mapping of its inode,
-// and unlinked again by removeGhosts once the tree holds it. p is the
-// process about to open it.
-func (fp *filePlan) ghostPath(p *process, id uint32) (string, error) {
-	g := fp.snap.ghosts[id]
-	if gp, ok := fp.ghostPaths[g.remapID]; ok {
-		return gp.path, nil
-	}
-	create, remove := writeGhost(g), os.Remove
-	if agents := p.r.agents; agents != nil {
-		// Without root, the ghost is made from inside p's user
-		// namespace: only there may cryo's user write in a directory of
-		// its subordinate ids, give the file such an owner, and unlink it
-		// again from a sticky one (/tmp) once it has that owner.
-		a, err := agents.For(p.pid)
-		if err != nil {
-			return "", fmt.Errorf("recreate the deleted file: %w", err)
-		}
-		uid, gid, err := p.idsInside(g.entry.GetUid(), g.entry.GetGid())
-		if err != nil {
-			return "", fmt.Errorf("recreate the deleted file: owner: %w", err)
-		}
-		create = func(path string) error {
-			return a.CreateFile(path, g.data, g.entry.GetMode()&0o7777, uid, gid)
-		}
-		remove = a.Remove
-	}
-	path, err := makeGhost(fp.snap.reg(g.remapID).GetName(), g.remapID, create)
-	if err != nil {
-		return "", err
-	}
-	if fp.ghostPaths == nil {
-		fp.ghostPaths = map[uint32]ghostPath{}
-	}
-	fp.ghostPaths[g.remapID] = ghostPath{path, remove}
-	return path, nil
-}
-
-// ghostPath is where a ghost was made, and how to remove it.
-type ghostPath struct {
-	path   string
-	remove func(path string) error
-}
-
-// removeGhosts unlinks the ghosts again; idempotent. A ghost that cannot
-// be removed is logged: its contents stay readable at its path.
-func (fp *filePlan) removeGhosts(logf func(string, ...any)) {
-	for id, gp := range fp.ghostPaths {
-		if err := gp.remove(gp.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			logf("warning: the deleted file put back at %s for the restore stays there: %v", gp.path, err)
-		}
-		delete(fp.ghostPaths, id)
-	}
-}
-
-// makeGhost makes a deleted file again with create at its old path, or
-// beside it when something took the name since, and returns the path used.
-func makeGhost(name string, id uint32, create func(path string) error) (string, error) {
-	path := name
-	err := create(path)
-	if errors.Is(err, fs.ErrExist) {
-		path = fmt.Sprintf("%s.cryo-ghost-%d", name, id)
-		err = create(path)
-	}
-	if err != nil {
-		return "", fmt.Errorf("recreate the deleted file: %w", err)
-	}
-	return path, nil
-}
-
-// writeGhost creates a ghost as cryo, with its saved contents, owner and
-// mode (chown first: it would clear set-id bits).
-func writeGhost(g *ghost) func(path string) error {
-	return func(path string) error {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(g.data)
-		if err == nil {
-			err = f.Chown(int(g.entry.GetUid()), int(g.entry.GetGid()))
-		}
-		if err == nil {
-			// Not f.Chmod: os.FileMode has no set-id or sticky bits.
-			err = unix.Fchmod(int(f.Fd()), g.entry.GetMode()&0o7777)
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-		}
-		return err
-	}
 }
 
 // chownPath gives the file at path (not following a link) host ids uid
@@ -916,22 +837,5 @@ func (p *process) restoreFiles() error {
 	if _, err := t.Syscall(unix.SYS_CLOSE_RANGE, fp.base, uint64(^uint32(0)), 0); err != nil {
 		return fmt.Errorf("restore pid %d: close temporary descriptors: %w", p.c.pid, err)
 	}
-	cwd := p.r.snap.reg(p.c.fs.GetCwdId()).GetName()
-	addr, err := p.putString(cwd)
-	if err != nil {
-		return err
-	}
-	if _, err := t.Syscall(unix.SYS_CHDIR, addr); err != nil {
-		return fmt.Errorf("restore pid %d: chdir %s: %w", p.c.pid, cwd, err)
-	}
-	if root := p.r.snap.reg(p.c.fs.GetRootId()).GetName(); root != "/" {
-		addr, err := p.putString(root)
-		if err != nil {
-			return err
-		}
-		if _, err := t.Syscall(unix.SYS_CHROOT, addr); err != nil {
-			return fmt.Errorf("restore pid %d: chroot %s: %w", p.c.pid, root, err)
-		}
-	}
-	return nil
+	return p.restoreCwdRoot()
 }

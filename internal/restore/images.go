@@ -431,12 +431,13 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 	return nil
 }
 
-// ghost is a file that was deleted while open: its saved contents. Every
-// file entry of one deleted inode shares one ghost (remap id).
+// ghost is a file that was deleted while open: its saved entry, whose
+// contents stay in the images until the file is made again (streamed, see
+// makeGhostAsOwner). Every file entry of one deleted inode shares one
+// ghost (remap id).
 type ghost struct {
 	remapID uint32
 	entry   *ghostfile.GhostFileEntry
-	data    []byte
 }
 
 // loadGhosts reads remap-fpath.img and the ghost files it names, each once.
@@ -450,6 +451,7 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 		return err
 	}
 	byRemap := map[uint32]*ghost{}
+	var total uint64
 	for _, r := range remaps {
 		if r.GetRemapType() != remap.RemapType_GHOST {
 			return fmt.Errorf("%s: remap of file %d of type %v is not supported", dump.RemapName, r.GetOrigId(), r.GetRemapType())
@@ -459,11 +461,20 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 		}
 		g, ok := byRemap[r.GetRemapId()]
 		if !ok {
-			e, data, err := dir.ReadGhost(r.GetRemapId())
+			e, data, err := dir.OpenGhost(r.GetRemapId())
 			if err != nil {
 				return err
 			}
-			g = &ghost{remapID: r.GetRemapId(), entry: e, data: data}
+			data.Close()
+			// Refused before anything is made: the contents of every
+			// ghost take disk space at once.
+			if total += e.GetSize(); total > image.MaxGhostTotal {
+				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.GetRemapId()), image.MaxGhostTotal)
+			}
+			if name := s.reg(r.GetRemapId()).GetName(); !safeGhostName(name) {
+				return fmt.Errorf("%s: deleted file %q: not an absolute path of plain names (no \".\", \"..\" or empty component)", dump.RemapName, name)
+			}
+			g = &ghost{remapID: r.GetRemapId(), entry: e}
 			byRemap[r.GetRemapId()] = g
 		}
 		s.ghosts[r.GetOrigId()] = g

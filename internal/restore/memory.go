@@ -219,15 +219,15 @@ func (p *process) mapVmas() error {
 			flags &^= unix.MAP_ANONYMOUS
 		} else if v.GetStatus()&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
 			id := uint32(v.GetShmid())
-			name := p.r.snap.reg(id).GetName()
+			name, want := p.r.snap.reg(id).GetName(), wantFile{f: p.r.snap.reg(id), size: true}
 			if p.r.snap.ghosts[id] != nil {
-				path, err := p.r.files.ghostPath(p, id)
+				gp, err := p.r.files.ghostPath(p, p, id)
 				if err != nil {
 					return fmt.Errorf("restore pid %d: mapping %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 				}
-				name = path
+				name, want = gp.path, gp.want(p.r.files, id)
 			}
-			n, err := p.open(name, uint64(v.GetFdflags()))
+			n, err := p.openChecked(p, name, uint64(v.GetFdflags()), want)
 			if err == nil {
 				if err = p.r.snap.checkMapped(id, p.pid, n); err != nil {
 					t.Syscall(unix.SYS_CLOSE, n)

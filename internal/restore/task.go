@@ -102,7 +102,7 @@ func (p *process) restoreMM() error {
 		return fmt.Errorf("mm-%d.img: auxv of %d words is invalid", p.c.pid, len(auxv))
 	}
 	exe := p.r.snap.reg(m.GetExeFileId()).GetName()
-	exeFd, err := p.open(exe, unix.O_RDONLY)
+	exeFd, err := p.openChecked(p, p.inRoot(exe), unix.O_RDONLY, wantFile{f: p.r.snap.reg(m.GetExeFileId()), size: true})
 	if err != nil {
 		return fmt.Errorf("restore pid %d: executable: %w", p.c.pid, err)
 	}

@@ -138,6 +138,12 @@ func (r *restorer) createRoot(root *process) error {
 					stay = append(stay, j)
 				} else {
 					r.files.jobs[stubScratch] = append(r.files.jobs[stubScratch], j)
+					if r.files.owners == nil {
+						r.files.owners = map[uint32]*process{}
+					}
+					for _, id := range j.ids {
+						r.files.owners[id] = p
+					}
 				}
 			}
 			r.files.jobs[p] = stay
