@@ -106,8 +106,14 @@ type RestoreOptions struct {
 	// LeaveStopped leaves the restored tree stopped with SIGSTOP (CRIU's
 	// --leave-stopped).
 	LeaveStopped bool
-	// PidFile, if set, gets the restored root's PID.
+	// PidFile, if set, gets the restored root's PID. It is created anew
+	// (O_EXCL): an existing file, or a link, is refused.
 	PidFile string
+	// TrustImages lets root restore images that a normal user owns or
+	// could have written. Without it such a restore is refused: whoever
+	// writes the images chooses the ids and capabilities root gives the
+	// processes (docs/security.md).
+	TrustImages bool
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
 }
@@ -144,6 +150,7 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		PidFile:      opts.PidFile,
 		ShellJob:     opts.ShellJob,
 		LeaveStopped: opts.LeaveStopped,
+		TrustImages:  opts.TrustImages,
 		Logf:         logf(opts.Logger),
 	})
 	if err != nil {
