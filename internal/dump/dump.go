@@ -43,9 +43,10 @@ type Options struct {
 
 // CRIU's task states.
 const (
-	taskAlive  = 1
-	taskDead   = 2
-	taskHelper = 4
+	taskAlive   = 1
+	taskDead    = 2
+	taskStopped = 3 // alive, in a group stop (SIGSTOP, SIGTSTP...)
+	taskHelper  = 4
 )
 
 // Dump checkpoints opts.Pid and its descendants into opts.Dir. On any error
