@@ -38,7 +38,11 @@ type Options struct {
 	// ExtUnixSk lets datagram Unix sockets connected to a named socket
 	// outside the tree be dumped (--ext-unix-sk).
 	ExtUnixSk bool
-	Logf      func(format string, args ...any)
+	// SkipInFlight leaves out the TCP connections waiting in a listener's
+	// accept queue (--skip-in-flight, as CRIU): the restored listener's
+	// queue is empty, and their clients see them reset.
+	SkipInFlight bool
+	Logf         func(format string, args ...any)
 }
 
 // CRIU's task states.

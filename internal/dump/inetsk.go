@@ -42,7 +42,7 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return nil, fmt.Errorf("%s: socket protocol %d is not supported yet (only TCP and UDP)", where, protocol)
 	}
 	listening := get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN) != 0
-	if listening && typ == unix.SOCK_STREAM {
+	if listening && typ == unix.SOCK_STREAM && !p.opts.SkipInFlight {
 		// For a listener, TCP_INFO's unacked is the length of its accept
 		// queue. Those connections have no descriptor to save them from.
 		if ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && ti.Unacked > 0 {
