@@ -4,7 +4,11 @@ package e2e
 // socket states that CRIU checkpoints on a plain host. Each workload checks
 // itself after the restore (testdata/conform.c, testdata/conform_tree.c).
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // TestE2EZombieSigkill: a zombie killed by SIGKILL (whose disposition
 // cannot be set) comes back a zombie with the same wait status.
@@ -30,4 +34,45 @@ func TestE2ETreeStopped(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestE2EUnixShutdown: Unix sockets shut down in each direction (a stream
+// end after SHUT_WR with bytes still queued for its peer, a stream end
+// after SHUT_RD, a seqpacket end after SHUT_RDWR, a datagram end after
+// SHUT_WR) behave the same after restore: end of file where it was, EPIPE
+// for the direction shut, the other direction open.
+func TestE2EUnixShutdown(t *testing.T) {
+	forEachLink(t, "conform", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "shutdown")
+	})
+}
+
+// TestE2EUnixSockOpts: SOL_SOCKET options of Unix sockets that CRIU's
+// images hold come back (SO_PASSSEC, SO_PASSCRED, SO_PRIORITY, SO_MARK,
+// SO_RCVLOWAT, SO_LINGER, SO_KEEPALIVE, SO_DONTROUTE, SO_BROADCAST,
+// SO_BUF_LOCK), and the peer's stay at their defaults.
+func TestE2EUnixSockOpts(t *testing.T) {
+	forEachLink(t, "conform", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "unixopts")
+	})
+}
+
+// TestE2ELinkRemap: a file open through a removed name that still has
+// another (hard link): the dump is refused in one line without
+// --link-remap, as by CRIU, the process running on; with it, contents,
+// offset and "(deleted)" name come back.
+func TestE2ELinkRemap(t *testing.T) {
+	requireCryo(t)
+	w := startWorkload(t, workloadBin(t, "conform", linkDynamic), "linkremap")
+	dir := filepath.Join(t.TempDir(), "images")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	res := tryDump(t, w.Pid, dir)
+	assertOneErrorLine(t, res, "--link-remap", "lr-a")
+	checkNoStrayCryo(t, "after the refused dump")
+	w.assertRunningUntouched("after the refused dump")
+	w.Checkpoint("--link-remap")
+	w.Restore()
+	w.Finish()
 }

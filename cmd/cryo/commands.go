@@ -70,7 +70,8 @@ func cmdDump(args []string) (err error) {
 	}
 	defer func() { done(err) }()
 	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
-		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight, Logf: logf})
+		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
+		LinkRemap: o.linkRemap, Logf: logf})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}

@@ -42,7 +42,11 @@ type Options struct {
 	// accept queue (--skip-in-flight, as CRIU): the restored listener's
 	// queue is empty, and their clients see them reset.
 	SkipInFlight bool
-	Logf         func(format string, args ...any)
+	// LinkRemap (--link-remap) lets a deleted file that is still linked
+	// under another name be dumped; its contents come back in a ghost
+	// file, a copy. Without it such a file is refused, as by CRIU.
+	LinkRemap bool
+	Logf      func(format string, args ...any)
 }
 
 // CRIU's task states.

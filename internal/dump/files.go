@@ -264,6 +264,9 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 		Size:  proto.Uint64(uint64(st.Size)),
 		Mode:  proto.Uint32(st.Mode),
 	}, "")
+	if ghost && st.Nlink > 0 && !p.opts.LinkRemap {
+		return nil, fmt.Errorf("%s (%s): deleted file still linked under another name (%d links): dump with --link-remap to save a copy of it", p.fdName(fd), target, st.Nlink)
+	}
 	if ghost {
 		if err := ft.addGhost(id, fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
 			return nil, fmt.Errorf("%s (%s): %w", p.fdName(fd), target, err)

@@ -1,0 +1,193 @@
+/*
+ * conform: descriptor and socket states CRIU keeps (issue 11), one per mode.
+ * Each mode sets its state up before READY and checks, after SIGTERM, that
+ * it behaves as it did: the checks use the state up, so they run once.
+ *
+ * shutdown: Unix sockets shut down in each direction.
+ *   A stream pair whose end 0 sent "abc" then SHUT_WR: end 1 reads "abc",
+ *   then end of file; end 0 cannot send (EPIPE) but still receives.
+ *   A stream pair whose end 1 did SHUT_RD: end 0 cannot send (EPIPE), end
+ *   1 still sends. A seqpacket pair with end 0 SHUT_RDWR: end 1 reads end
+ *   of file and cannot send. A datagram pair with end 0 SHUT_WR: end 0
+ *   cannot send, end 1 still sends to it.
+ *
+ * unixopts: the SOL_SOCKET options of a Unix stream pair and a datagram
+ *   socket (SO_PASSSEC, SO_PASSCRED, SO_PRIORITY, SO_MARK, SO_RCVLOWAT,
+ *   SO_LINGER, SO_KEEPALIVE, SO_DONTROUTE, SO_BROADCAST, SO_BUF_LOCK) read
+ *   back with getsockopt as they were set.
+ *
+ * linkremap: a file open through a name that was then removed while the
+ *   file keeps another name (a hard link): contents and offset kept, the
+ *   descriptor's name ends in " (deleted)".
+ */
+#include "wl.h"
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
+#endif
+
+static int p1[2], p2[2], p3[2], p4[2];
+
+static void setup_shutdown(void)
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, p1) || socketpair(AF_UNIX, SOCK_STREAM, 0, p2) ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, p3) || socketpair(AF_UNIX, SOCK_DGRAM, 0, p4))
+		wl_die("socketpair: %s", strerror(errno));
+	if (write(p1[0], "abc", 3) != 3)
+		wl_die("write: %s", strerror(errno));
+	if (shutdown(p1[0], SHUT_WR) || shutdown(p2[1], SHUT_RD) || shutdown(p3[0], SHUT_RDWR) ||
+	    shutdown(p4[0], SHUT_WR))
+		wl_die("shutdown: %s", strerror(errno));
+}
+
+static void expect_epipe(int fd, const char *what)
+{
+	ssize_t n = send(fd, "z", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	CHECK(n < 0 && errno == EPIPE, "%s: send = %zd (%s), want EPIPE (shut down)", what, n,
+	      n < 0 ? strerror(errno) : "sent");
+}
+
+static void expect_passes(int from, int to, const char *what)
+{
+	char buf[8];
+	ssize_t n = send(from, "q", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	CHECK(n == 1, "%s: send = %zd (%s), want 1", what, n, n < 0 ? strerror(errno) : "");
+	if (n != 1)
+		return;
+	n = recv(to, buf, sizeof(buf), MSG_DONTWAIT);
+	CHECK(n == 1 && buf[0] == 'q', "%s: recv = %zd (%s), want the byte sent", what, n, n < 0 ? strerror(errno) : "");
+}
+
+static void check_shutdown(void)
+{
+	char buf[8];
+	ssize_t n;
+	if (wl_corrupt)
+		close(p4[0]), socketpair(AF_UNIX, SOCK_DGRAM, 0, p4);
+	n = recv(p1[1], buf, sizeof(buf), MSG_DONTWAIT);
+	CHECK(n == 3 && memcmp(buf, "abc", 3) == 0, "stream SHUT_WR: peer reads %zd bytes (%s), want abc", n,
+	      n < 0 ? strerror(errno) : "");
+	n = recv(p1[1], buf, sizeof(buf), MSG_DONTWAIT);
+	CHECK(n == 0, "stream SHUT_WR: peer's second read = %zd (%s), want 0 (end of file)", n,
+	      n < 0 ? strerror(errno) : "");
+	expect_epipe(p1[0], "stream SHUT_WR end");
+	expect_passes(p1[1], p1[0], "stream SHUT_WR: the other direction");
+	expect_epipe(p2[0], "stream whose peer did SHUT_RD");
+	expect_passes(p2[1], p2[0], "stream SHUT_RD: the other direction");
+	n = recv(p3[1], buf, sizeof(buf), MSG_DONTWAIT);
+	CHECK(n == 0, "seqpacket SHUT_RDWR: peer reads %zd (%s), want 0 (end of file)", n, n < 0 ? strerror(errno) : "");
+	expect_epipe(p3[1], "seqpacket whose peer did SHUT_RDWR");
+	expect_epipe(p3[0], "seqpacket SHUT_RDWR end");
+	expect_epipe(p4[0], "datagram SHUT_WR end");
+	expect_passes(p4[1], p4[0], "datagram SHUT_WR: the other direction");
+}
+
+static int so[2], dg;
+
+static const struct {
+	const char *name;
+	int opt, value;
+} int_opts[] = {
+	{"SO_PASSSEC", SO_PASSSEC, 1}, {"SO_PASSCRED", SO_PASSCRED, 1}, {"SO_PRIORITY", SO_PRIORITY, 5},
+	{"SO_MARK", SO_MARK, 77},      {"SO_RCVLOWAT", SO_RCVLOWAT, 3}, {"SO_KEEPALIVE", SO_KEEPALIVE, 1},
+	{"SO_DONTROUTE", SO_DONTROUTE, 1}, {"SO_BROADCAST", SO_BROADCAST, 1}, {"SO_BUF_LOCK", SO_BUF_LOCK, 1},
+};
+
+static void setup_unixopts(void)
+{
+	struct linger l = {1, 7};
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, so) || (dg = socket(AF_UNIX, SOCK_DGRAM, 0)) < 0)
+		wl_die("socket: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(int_opts) / sizeof(int_opts[0]); i++) {
+		int v = int_opts[i].value;
+		if (setsockopt(so[0], SOL_SOCKET, int_opts[i].opt, &v, sizeof(v)))
+			wl_die("setsockopt %s: %s", int_opts[i].name, strerror(errno));
+	}
+	if (setsockopt(so[0], SOL_SOCKET, SO_LINGER, &l, sizeof(l)))
+		wl_die("setsockopt SO_LINGER: %s", strerror(errno));
+	int one = 1;
+	if (setsockopt(dg, SOL_SOCKET, SO_PASSSEC, &one, sizeof(one)))
+		wl_die("setsockopt SO_PASSSEC: %s", strerror(errno));
+}
+
+static void check_unixopts(void)
+{
+	struct linger l;
+	socklen_t len = sizeof(l);
+	int v;
+	if (wl_corrupt) {
+		v = 0;
+		setsockopt(so[0], SOL_SOCKET, SO_PASSSEC, &v, sizeof(v));
+	}
+	for (size_t i = 0; i < sizeof(int_opts) / sizeof(int_opts[0]); i++) {
+		socklen_t n = sizeof(v);
+		v = -1;
+		getsockopt(so[0], SOL_SOCKET, int_opts[i].opt, &v, &n);
+		CHECK(v == int_opts[i].value, "stream socket: %s = %d, want %d", int_opts[i].name, v, int_opts[i].value);
+	}
+	memset(&l, 0, sizeof(l));
+	getsockopt(so[0], SOL_SOCKET, SO_LINGER, &l, &len);
+	CHECK(l.l_onoff == 1 && l.l_linger == 7, "SO_LINGER = {%d, %d}, want {1, 7}", l.l_onoff, l.l_linger);
+	{
+		socklen_t n = sizeof(v);
+		v = -1;
+		getsockopt(so[1], SOL_SOCKET, SO_PASSSEC, &v, &n);
+		CHECK(v == 0, "the peer's SO_PASSSEC = %d, want 0 (never set)", v);
+		getsockopt(dg, SOL_SOCKET, SO_PASSSEC, &v, &n);
+		CHECK(v == 1, "datagram socket: SO_PASSSEC = %d, want 1", v);
+	}
+}
+
+static int lr_fd;
+static const char lr_data[] = "contents of a file linked elsewhere";
+
+static void setup_linkremap(void)
+{
+	unlink("lr-a");
+	unlink("lr-b");
+	lr_fd = open("lr-a", O_RDWR | O_CREAT | O_EXCL, 0640);
+	if (lr_fd < 0 || write(lr_fd, lr_data, sizeof(lr_data)) != (ssize_t)sizeof(lr_data))
+		wl_die("lr-a: %s", strerror(errno));
+	if (link("lr-a", "lr-b") || unlink("lr-a"))
+		wl_die("link/unlink: %s", strerror(errno));
+	lseek(lr_fd, 9, SEEK_SET);
+}
+
+static void check_linkremap(void)
+{
+	char buf[128], path[64], name[512];
+	ssize_t n;
+	if (wl_corrupt)
+		lseek(lr_fd, 1, SEEK_SET);
+	CHECK(lseek(lr_fd, 0, SEEK_CUR) == 9, "offset %ld, want 9", (long)lseek(lr_fd, 0, SEEK_CUR));
+	n = pread(lr_fd, buf, sizeof(buf), 0);
+	CHECK(n == (ssize_t)sizeof(lr_data) && memcmp(buf, lr_data, sizeof(lr_data)) == 0,
+	      "contents: %zd bytes, want %zu of the original", n, sizeof(lr_data));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", lr_fd);
+	n = readlink(path, name, sizeof(name) - 1);
+	name[n > 0 ? n : 0] = 0;
+	CHECK(n > 10 && strstr(name, "/lr-a (deleted)") != NULL, "descriptor's name %s, want .../lr-a (deleted)", name);
+	CHECK(access("lr-a", F_OK) != 0, "lr-a exists again after the restore");
+}
+
+int main(int argc, char **argv)
+{
+	void (*check)(void) = NULL;
+	wl_init(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(wl_mode, "shutdown") == 0)
+		setup_shutdown(), check = check_shutdown;
+	else if (strcmp(wl_mode, "unixopts") == 0)
+		setup_unixopts(), check = check_unixopts;
+	else if (strcmp(wl_mode, "linkremap") == 0)
+		setup_linkremap(), check = check_linkremap;
+	else
+		wl_die("conform: unknown mode %s", wl_mode);
+	wl_ready();
+	wl_wait_stop();
+	check();
+	wl_check_ids(0);
+	return wl_finish();
+}
