@@ -76,3 +76,14 @@ func TestE2ELinkRemap(t *testing.T) {
 	w.Restore()
 	w.Finish()
 }
+
+// TestE2EEpollMovedFd: epoll watches whose descriptor number was closed
+// (the file held under another number) or given to another file (a
+// second watch under the same number, a pipe dup2'ed over it): the same
+// watches in fdinfo after restore, each eventfd wakes the epoll with its
+// own data through the number that holds it now, the pipe wakes nothing.
+func TestE2EEpollMovedFd(t *testing.T) {
+	forEachLink(t, "conform", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "epoll")
+	})
+}

@@ -16,11 +16,22 @@
  *   SO_LINGER, SO_KEEPALIVE, SO_DONTROUTE, SO_BROADCAST, SO_BUF_LOCK) read
  *   back with getsockopt as they were set.
  *
+ * epoll: watches whose descriptor number changed hands. Eventfd A is
+ *   watched as number a, dup'ed to b, and a closed; eventfd C then opened
+ *   at number a is watched too (two watches numbered a). Eventfd E is
+ *   watched as number e, dup'ed to f, and a pipe's read end dup2'ed over e.
+ *   After restore fdinfo lists the same watches (number, events, data),
+ *   each eventfd written through the number that holds it now wakes the
+ *   epoll with its own data, the pipe at e wakes nothing, and e still
+ *   reads the pipe.
+ *
  * linkremap: a file open through a name that was then removed while the
  *   file keeps another name (a hard link): contents and offset kept, the
  *   descriptor's name ends in " (deleted)".
  */
 #include "wl.h"
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -140,6 +151,104 @@ static void check_unixopts(void)
 	}
 }
 
+
+static int ep, ev_b, ev_c, ev_f, pipe_w, num_a, num_e;
+static char ep_watches[4096];
+
+enum { TAG_A = 0xa1, TAG_C = 0xc3, TAG_E = 0xe5, TAG_PIPE = 0x99 };
+
+static int cmp_str(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
+/* The "tfd: N events: X data: Y" part of each watch line of fdinfo, sorted
+ * (the kernel lists them in the order of the files' addresses). */
+static void epoll_watches(char *out, size_t size)
+{
+	char path[64], buf[8192], lines[16][64];
+	size_t n = 0, k = 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ep);
+	out[0] = 0;
+	if (wl_read_file(path, buf, sizeof(buf)) <= 0)
+		return;
+	for (char *line = strtok(buf, "\n"); line && k < 16; line = strtok(NULL, "\n")) {
+		int tfd;
+		unsigned events;
+		unsigned long long data;
+		if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &events, &data) == 3)
+			snprintf(lines[k++], sizeof(lines[0]), "[%d %x %llx]", tfd, events, data);
+	}
+	qsort(lines, k, sizeof(lines[0]), cmp_str);
+	for (size_t i = 0; i < k; i++)
+		n += (size_t)snprintf(out + n, size - n, "%s", lines[i]);
+}
+
+static void watch(int fd, uint64_t tag)
+{
+	struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag};
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e))
+		wl_die("epoll_ctl ADD %d: %s", fd, strerror(errno));
+}
+
+static void setup_epoll(void)
+{
+	int p[2];
+	if ((ep = epoll_create1(0)) < 0)
+		wl_die("epoll_create1: %s", strerror(errno));
+	num_a = eventfd(0, EFD_NONBLOCK);
+	watch(num_a, TAG_A);
+	ev_b = fcntl(num_a, F_DUPFD, 20);
+	close(num_a);
+	ev_c = eventfd(0, EFD_NONBLOCK);
+	if (ev_c != num_a)
+		wl_die("eventfd C at %d, want the number a (%d) freed", ev_c, num_a);
+	watch(ev_c, TAG_C);
+	num_e = eventfd(0, EFD_NONBLOCK);
+	watch(num_e, TAG_E);
+	ev_f = fcntl(num_e, F_DUPFD, 30);
+	if (pipe2(p, O_NONBLOCK))
+		wl_die("pipe: %s", strerror(errno));
+	if (dup2(p[0], num_e) != num_e)
+		wl_die("dup2: %s", strerror(errno));
+	close(p[0]);
+	pipe_w = p[1];
+	epoll_watches(ep_watches, sizeof(ep_watches));
+}
+
+/* Writes 1 to fd and expects exactly the event tagged want (0: none). */
+static void expect_wake(int fd, uint64_t want, const char *what)
+{
+	struct epoll_event evs[8];
+	uint64_t one = 1, got = 0;
+	int n;
+	if (fd == pipe_w)
+		CHECK(write(fd, "x", 1) == 1, "%s: write: %s", what, strerror(errno));
+	else
+		CHECK(write(fd, &one, 8) == 8, "%s: write: %s", what, strerror(errno));
+	n = epoll_wait(ep, evs, 8, want ? 5000 : 50);
+	if (want) {
+		CHECK(n == 1 && evs[0].data.u64 == want, "%s: epoll_wait = %d, first data %#llx, want one event %#llx",
+		      what, n, n > 0 ? (unsigned long long)evs[0].data.u64 : 0ull, (unsigned long long)want);
+	} else {
+		CHECK(n == 0, "%s: epoll_wait = %d (data %#llx), want no event", what, n,
+		      n > 0 ? (unsigned long long)evs[0].data.u64 : 0ull);
+	}
+	if (fd != pipe_w)
+		read(fd, &got, 8);
+}
+
+static void check_epoll(void)
+{
+	char now[4096], c;
+	if (wl_corrupt)
+		epoll_ctl(ep, EPOLL_CTL_DEL, ev_f, NULL);
+	epoll_watches(now, sizeof(now));
+	CHECK(strcmp(now, ep_watches) == 0, "epoll watches (fdinfo) %s, want %s", now, ep_watches);
+	expect_wake(ev_b, TAG_A, "eventfd A at its new number");
+	expect_wake(ev_c, TAG_C, "eventfd C at A's old number");
+	expect_wake(ev_f, TAG_E, "eventfd E at its new number");
+	expect_wake(pipe_w, 0, "the pipe dup2'ed over E's old number");
+	CHECK(read(num_e, &c, 1) == 1 && c == 'x', "E's old number does not read the pipe");
+}
+
 static int lr_fd;
 static const char lr_data[] = "contents of a file linked elsewhere";
 
@@ -181,6 +290,8 @@ int main(int argc, char **argv)
 		setup_shutdown(), check = check_shutdown;
 	else if (strcmp(wl_mode, "unixopts") == 0)
 		setup_unixopts(), check = check_unixopts;
+	else if (strcmp(wl_mode, "epoll") == 0)
+		setup_epoll(), check = check_epoll;
 	else if (strcmp(wl_mode, "linkremap") == 0)
 		setup_linkremap(), check = check_linkremap;
 	else

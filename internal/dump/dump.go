@@ -229,6 +229,8 @@ type process struct {
 	// "/proc/PID/root" when it is in a mount namespace of its own, or
 	// when cryo is not root and the process is not chrooted; else "".
 	viaRoot string
+	// fdIDs: the file id of each of its descriptors, once dumped.
+	fdIDs map[int]uint32
 }
 
 // seizeTree freezes the root, then each process's children once the
@@ -366,6 +368,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 		xfeatures |= xf
+	}
+	if err := d.resolveEpollTargets(); err != nil {
+		return err
 	}
 	if err := d.ns.checkGhosts(d.files); err != nil {
 		return err

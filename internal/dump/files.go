@@ -48,6 +48,9 @@ type fileTable struct {
 	held []int
 	// inFlight: those of them that are copies of descriptors in flight.
 	inFlight map[int]bool
+	// epolls: the epoll instances, whose watched files are found once
+	// every descriptor has its id (resolveEpollTargets).
+	epolls []epollOwner
 }
 
 func newFileTable() *fileTable {

@@ -116,6 +116,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			}
 		}
 	}
+	if err := addEpollHolders(s, procs, holders); err != nil {
+		return nil, err
+	}
 	fp.base = base
 	ids := make([]uint32, 0, len(holders))
 	for id := range holders {
