@@ -87,3 +87,12 @@ func TestE2EEpollMovedFd(t *testing.T) {
 		checkpointRestore(t, bin, "epoll")
 	})
 }
+
+// TestE2EMemfdBeyondSize: a memfd mapped whole, then truncated below the
+// mapping's end: after restore the same size and mapping, the bytes below
+// the size, and SIGBUS for a touch beyond it.
+func TestE2EMemfdBeyondSize(t *testing.T) {
+	forEachLink(t, "conform", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "memfd")
+	})
+}

@@ -25,11 +25,18 @@
  *   epoll with its own data, the pipe at e wakes nothing, and e still
  *   reads the pipe.
  *
+ * memfd: a memfd of 4 pages mapped shared whole, written, then truncated
+ *   to 1.5 pages: after restore its size is 1.5 pages, the mapping still
+ *   spans 4 pages, the first page and a half keep their bytes (the rest
+ *   of the second page reads zero), and a touch of the third or fourth
+ *   page raises SIGBUS.
+ *
  * linkremap: a file open through a name that was then removed while the
  *   file keeps another name (a hard link): contents and offset kept, the
  *   descriptor's name ends in " (deleted)".
  */
 #include "wl.h"
+#include <setjmp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -249,6 +256,64 @@ static void check_epoll(void)
 	CHECK(read(num_e, &c, 1) == 1 && c == 'x', "E's old number does not read the pipe");
 }
 
+
+static int mfd;
+static unsigned char *mmem;
+static long pg;
+static sigjmp_buf bus_jmp;
+
+static void on_bus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jmp, 1);
+}
+
+static void setup_memfd(void)
+{
+	pg = sysconf(_SC_PAGESIZE);
+	mfd = memfd_create("conform-trunc", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, 4 * pg))
+		wl_die("memfd: %s", strerror(errno));
+	mmem = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (mmem == MAP_FAILED)
+		wl_die("mmap: %s", strerror(errno));
+	wl_fill(mmem, 4 * pg, 77);
+	if (ftruncate(mfd, pg + pg / 2))
+		wl_die("ftruncate: %s", strerror(errno));
+}
+
+/* Whether reading the byte at p raises SIGBUS. */
+static int bus_at(volatile unsigned char *p)
+{
+	struct sigaction sa, old;
+	int hit = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_bus;
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1) == 0)
+		(void)*p;
+	else
+		hit = 1;
+	sigaction(SIGBUS, &old, NULL);
+	return hit;
+}
+
+static void check_memfd(void)
+{
+	struct stat st;
+	unsigned char *want = malloc((size_t)pg * 4);
+	if (wl_corrupt)
+		ftruncate(mfd, 4 * pg);
+	wl_fill(want, 4 * pg, 77);
+	CHECK(fstat(mfd, &st) == 0 && st.st_size == pg + pg / 2, "memfd size %lld, want %ld", (long long)st.st_size,
+	      pg + pg / 2);
+	CHECK(memcmp(mmem, want, (size_t)(pg + pg / 2)) == 0, "the memfd's first page and a half changed");
+	CHECK(wl_verify_zero(mmem + pg + pg / 2, (size_t)(pg / 2)) < 0, "the rest of the second page is not zero");
+	CHECK(bus_at(mmem + 2 * pg), "reading the third page (beyond the size) raised no SIGBUS");
+	CHECK(bus_at(mmem + 4 * pg - 1), "reading the fourth page (beyond the size) raised no SIGBUS");
+	free(want);
+}
+
 static int lr_fd;
 static const char lr_data[] = "contents of a file linked elsewhere";
 
@@ -292,6 +357,8 @@ int main(int argc, char **argv)
 		setup_unixopts(), check = check_unixopts;
 	else if (strcmp(wl_mode, "epoll") == 0)
 		setup_epoll(), check = check_epoll;
+	else if (strcmp(wl_mode, "memfd") == 0)
+		setup_memfd(), check = check_memfd;
 	else if (strcmp(wl_mode, "linkremap") == 0)
 		setup_linkremap(), check = check_linkremap;
 	else

@@ -425,7 +425,14 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 				}
 				s.shmem[v.GetShmid()] = obj
 			}
-			obj.size = max(obj.size, v.GetPgoff()+v.GetEnd()-v.GetStart())
+			if s.memfds[v.GetShmid()] == nil {
+				// Anonymous shared memory is as big as its mappings; a
+				// memfd has its own size, which a mapping may pass (it
+				// was truncated after mmap: a touch beyond it is SIGBUS).
+				obj.size = max(obj.size, v.GetPgoff()+v.GetEnd()-v.GetStart())
+			} else if v.GetPgoff() > 1<<40 || v.GetEnd()-v.GetStart() > 1<<40 {
+				return fmt.Errorf("%s: memfd mapping at offset %d of %d bytes", image.MMName(c.pid), v.GetPgoff(), v.GetEnd()-v.GetStart())
+			}
 			if obj.size > 1<<40 {
 				return fmt.Errorf("%s: shared memory %d of %d bytes", image.MMName(c.pid), v.GetShmid(), obj.size)
 			}
