@@ -96,3 +96,35 @@ func TestE2EMemfdBeyondSize(t *testing.T) {
 		checkpointRestore(t, bin, "memfd")
 	})
 }
+
+// TestE2EMPTCP: MPTCP listeners (IPv4, IPv6) and a bound MPTCP socket
+// come back as MPTCP sockets at their addresses, and the listeners accept
+// new connections; an established MPTCP connection is refused in one
+// line, even with --tcp-established, the process running on; a plain TCP
+// client's connection to an MPTCP listener (accepted as a plain TCP
+// socket) comes back with --tcp-established.
+func TestE2EMPTCP(t *testing.T) {
+	forEachLink(t, "conform", func(t *testing.T, bin string) {
+		checkpointRestore(t, bin, "mptcp")
+	})
+	t.Run("established", func(t *testing.T) {
+		requireCryo(t)
+		w := startWorkload(t, workloadBin(t, "conform", linkDynamic), "mptcp-established")
+		dir := filepath.Join(t.TempDir(), "images")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		res := tryDump(t, w.Pid, dir, "--tcp-established")
+		assertOneErrorLine(t, res, "established MPTCP connection")
+		checkNoStrayCryo(t, "after the refused dump")
+		w.assertRunningUntouched("after the refused dump")
+		w.Finish()
+	})
+	t.Run("fallback", func(t *testing.T) {
+		requireCryo(t)
+		w := startWorkload(t, workloadBin(t, "conform", linkDynamic), "mptcp-fallback")
+		w.Checkpoint("--tcp-established")
+		w.Restore()
+		w.Finish()
+	})
+}

@@ -31,6 +31,17 @@
  *   of the second page reads zero), and a touch of the third or fourth
  *   page raises SIGBUS.
  *
+ * mptcp: MPTCP sockets (IPPROTO_MPTCP, Go's default since 1.24): an IPv4
+ *   and an IPv6 listener on loopback, and a bound socket. After restore
+ *   each is MPTCP (SO_PROTOCOL), at its address, and each listener
+ *   accepts a new connection and echoes a byte both ways.
+ * mptcp-established: an MPTCP listener with one MPTCP connection
+ *   accepted (a dump must refuse it; the test checks that the process
+ *   runs on). mptcp-fallback: the same with a plain TCP client, whose
+ *   connection falls back to TCP: accept gives a plain TCP socket, which
+ *   --tcp-established saves; after restore the connection carries a byte
+ *   and the listener accepts a new one.
+ *
  * linkremap: a file open through a name that was then removed while the
  *   file keeps another name (a hard link): contents and offset kept, the
  *   descriptor's name ends in " (deleted)".
@@ -41,6 +52,8 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #ifndef SO_BUF_LOCK
 #define SO_BUF_LOCK 72
@@ -314,6 +327,105 @@ static void check_memfd(void)
 	free(want);
 }
 
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+static int ml4, ml6, mb, mconn[2];
+static struct sockaddr_storage ml4_addr, ml6_addr, mb_addr;
+
+static int mptcp_socket(int family, struct sockaddr_storage *ss, int listening)
+{
+	int s = socket(family, SOCK_STREAM, IPPROTO_MPTCP);
+	socklen_t len = sizeof(*ss);
+	if (s < 0)
+		wl_skip("MPTCP sockets: %s", strerror(errno));
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+	}
+	if (bind(s, (struct sockaddr *)ss, family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)))
+		wl_die("bind: %s", strerror(errno));
+	if (listening && listen(s, 16))
+		wl_die("listen: %s", strerror(errno));
+	getsockname(s, (struct sockaddr *)ss, &len);
+	return s;
+}
+
+/* A plain TCP client connects to the listener; one byte each way. */
+static void check_accepts(int l, struct sockaddr_storage *ss, const char *what)
+{
+	int c = socket(ss->ss_family, SOCK_STREAM, 0), a;
+	char b = 0;
+	CHECK(connect(c, (struct sockaddr *)ss, ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == 0,
+	      "%s: connect: %s", what, strerror(errno));
+	a = accept(l, NULL, NULL);
+	CHECK(a >= 0, "%s: accept: %s", what, strerror(errno));
+	if (a < 0)
+		return;
+	CHECK(write(c, "p", 1) == 1 && read(a, &b, 1) == 1 && b == 'p', "%s: client to server", what);
+	CHECK(write(a, "q", 1) == 1 && read(c, &b, 1) == 1 && b == 'q', "%s: server to client", what);
+	close(a);
+	close(c);
+}
+
+static void check_mptcp_sock(int s, struct sockaddr_storage *want, const char *what)
+{
+	struct sockaddr_storage now;
+	socklen_t len = sizeof(now);
+	int proto = 0;
+	socklen_t pl = sizeof(proto);
+	getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &proto, &pl);
+	CHECK(proto == IPPROTO_MPTCP, "%s: protocol %d, want MPTCP (%d)", what, proto, IPPROTO_MPTCP);
+	memset(&now, 0, sizeof(now));
+	getsockname(s, (struct sockaddr *)&now, &len);
+	CHECK(memcmp(&now, want, len) == 0, "%s: another address after restore", what);
+}
+
+static void setup_mptcp(void)
+{
+	ml4 = mptcp_socket(AF_INET, &ml4_addr, 1);
+	ml6 = mptcp_socket(AF_INET6, &ml6_addr, 1);
+	mb = mptcp_socket(AF_INET, &mb_addr, 0);
+}
+
+static void check_mptcp(void)
+{
+	if (wl_corrupt)
+		close(mb), mb = socket(AF_INET, SOCK_STREAM, 0);
+	check_mptcp_sock(ml4, &ml4_addr, "IPv4 listener");
+	check_mptcp_sock(ml6, &ml6_addr, "IPv6 listener");
+	check_mptcp_sock(mb, &mb_addr, "bound socket");
+	check_accepts(ml4, &ml4_addr, "IPv4 listener");
+	check_accepts(ml6, &ml6_addr, "IPv6 listener");
+}
+
+static void setup_mptcp_established(void)
+{
+	ml4 = mptcp_socket(AF_INET, &ml4_addr, 1);
+	/* An MPTCP client makes an MPTCP connection; a plain TCP one falls
+	 * back, and accept gives a plain TCP socket. */
+	mconn[0] = socket(AF_INET, SOCK_STREAM, strcmp(wl_mode, "mptcp-fallback") == 0 ? 0 : IPPROTO_MPTCP);
+	if (connect(mconn[0], (struct sockaddr *)&ml4_addr, sizeof(struct sockaddr_in)))
+		wl_die("connect: %s", strerror(errno));
+	if ((mconn[1] = accept(ml4, NULL, NULL)) < 0)
+		wl_die("accept: %s", strerror(errno));
+}
+
+static void check_mptcp_established(void)
+{
+	char b = 0;
+	CHECK(write(mconn[0], "e", 1) == 1 && read(mconn[1], &b, 1) == 1 && b == 'e', "the connection broke");
+	check_accepts(ml4, &ml4_addr, "listener");
+}
+
 static int lr_fd;
 static const char lr_data[] = "contents of a file linked elsewhere";
 
@@ -359,6 +471,10 @@ int main(int argc, char **argv)
 		setup_epoll(), check = check_epoll;
 	else if (strcmp(wl_mode, "memfd") == 0)
 		setup_memfd(), check = check_memfd;
+	else if (strcmp(wl_mode, "mptcp") == 0)
+		setup_mptcp(), check = check_mptcp;
+	else if (strcmp(wl_mode, "mptcp-established") == 0 || strcmp(wl_mode, "mptcp-fallback") == 0)
+		setup_mptcp_established(), check = check_mptcp_established;
 	else if (strcmp(wl_mode, "linkremap") == 0)
 		setup_linkremap(), check = check_linkremap;
 	else

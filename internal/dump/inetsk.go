@@ -37,8 +37,11 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	if typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM {
 		return nil, fmt.Errorf("%s: socket type %d is not supported yet", where, typ)
 	}
-	// Only TCP and UDP: restore makes nothing else.
-	if protocol != sockopt.Protocol(typ) {
+	// Only TCP, UDP and MPTCP: restore makes nothing else. An MPTCP
+	// socket (Go's net.Listen since 1.24) is a stream socket whose
+	// listening and bound states are TCP's.
+	mptcp := protocol == unix.IPPROTO_MPTCP && typ == unix.SOCK_STREAM
+	if protocol != sockopt.Protocol(typ) && !mptcp {
 		return nil, fmt.Errorf("%s: socket protocol %d is not supported yet (only TCP and UDP)", where, protocol)
 	}
 	listening := get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN) != 0
@@ -84,6 +87,11 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	remote, _ := unix.Getpeername(s)
+	if remote != nil && mptcp {
+		// The kernel has no repair mode for MPTCP sockets, even for one
+		// that fell back to TCP: the connection cannot be made again.
+		return nil, fmt.Errorf("%s: established MPTCP connection %s -> %s: the kernel cannot repair MPTCP connections: not supported", where, addrPort(local), addrPort(remote))
+	}
 	if remote != nil && typ == unix.SOCK_STREAM {
 		if !p.opts.TCPEstablished {
 			return nil, fmt.Errorf("%s: established TCP connection %s -> %s: dump with --tcp-established to save it", where, addrPort(local), addrPort(remote))
