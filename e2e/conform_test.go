@@ -128,3 +128,20 @@ func TestE2EMPTCP(t *testing.T) {
 		w.Finish()
 	})
 }
+
+// TestE2ETCPClose: `dump --tcp-close` saves an established TCP connection
+// (both ends in the tree) as closed sockets:
+// after restore both ends are unconnected (ENOTCONN) and the listener
+// accepts a new connection. `restore --tcp-close` is a usage error.
+func TestE2ETCPClose(t *testing.T) {
+	requireCryo(t)
+	w := startWorkload(t, workloadBin(t, "conform", linkDynamic), "tcp-close")
+	w.Checkpoint("--tcp-close")
+	w.Restore()
+	w.Finish()
+	res := runCryo(t, "restore", "-D", t.TempDir(), "--tcp-close")
+	assertOneErrorLine(t, res, "--tcp-close")
+	if res.ExitCode != 2 {
+		t.Errorf("restore --tcp-close: exit %d, want 2 (usage)", res.ExitCode)
+	}
+}

@@ -71,7 +71,7 @@ func cmdDump(args []string) (err error) {
 	defer func() { done(err) }()
 	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
 		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
-		LinkRemap: o.linkRemap, Logf: logf})
+		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, Logf: logf})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}
@@ -85,6 +85,9 @@ func cmdRestore(args []string) (status int, err error) {
 	}
 	if err := o.onlyForCheck("restore"); err != nil {
 		return 0, err
+	}
+	if o.tcpClose {
+		return 0, usageError("restore --tcp-close is not supported yet: dump with --tcp-close instead, which saves the connections closed")
 	}
 	if o.dir == "" {
 		return 0, usageError("restore needs -D DIR")

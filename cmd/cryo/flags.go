@@ -28,6 +28,8 @@ type options struct {
 	// skipInFlight (--skip-in-flight) leaves out TCP connections waiting
 	// to be accepted instead of refusing the dump.
 	skipInFlight bool
+	// tcpClose (--tcp-close) saves established TCP connections closed.
+	tcpClose bool
 	// features (check --feature NAME, repeatable) and checkAll (check
 	// --all) select what check probes.
 	features []string
@@ -88,6 +90,8 @@ func parseFlags(args []string) (*options, error) {
 			o.linkRemap = true
 		case name == "--skip-in-flight":
 			o.skipInFlight = true
+		case name == "--tcp-close":
+			o.tcpClose = true
 		case name == "--feature":
 			var v string
 			if v, err = value(); err == nil {

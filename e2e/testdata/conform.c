@@ -42,6 +42,9 @@
  *   --tcp-established saves; after restore the connection carries a byte
  *   and the listener accepts a new one.
  *
+ * tcp-close: a plain TCP listener and connection, dumped with --tcp-close:
+ *   both ends come back unconnected (ENOTCONN), the listener accepts.
+ *
  * linkremap: a file open through a name that was then removed while the
  *   file keeps another name (a hard link): contents and offset kept, the
  *   descriptor's name ends in " (deleted)".
@@ -333,11 +336,12 @@ static void check_memfd(void)
 #endif
 
 static int ml4, ml6, mb, mconn[2];
+static int listen_proto = IPPROTO_MPTCP; /* 0 (TCP) in mode tcp-close */
 static struct sockaddr_storage ml4_addr, ml6_addr, mb_addr;
 
 static int mptcp_socket(int family, struct sockaddr_storage *ss, int listening)
 {
-	int s = socket(family, SOCK_STREAM, IPPROTO_MPTCP);
+	int s = socket(family, SOCK_STREAM, listen_proto);
 	socklen_t len = sizeof(*ss);
 	if (s < 0)
 		wl_skip("MPTCP sockets: %s", strerror(errno));
@@ -407,12 +411,30 @@ static void check_mptcp(void)
 	check_accepts(ml6, &ml6_addr, "IPv6 listener");
 }
 
+/* Both ends of the connection came back closed (--tcp-close): not
+ * connected; the listener still accepts. */
+static void check_tcp_closed(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char b;
+	if (wl_corrupt)
+		return;
+	for (int i = 0; i < 2; i++) {
+		int r = getpeername(mconn[i], (struct sockaddr *)&ss, &len);
+		CHECK(r < 0 && errno == ENOTCONN, "end %d: getpeername = %d (%s), want ENOTCONN", i, r, r < 0 ? strerror(errno) : "connected");
+		ssize_t n = recv(mconn[i], &b, 1, MSG_DONTWAIT);
+		CHECK(n < 0 && errno == ENOTCONN, "end %d: recv = %zd (%s), want ENOTCONN", i, n, n < 0 ? strerror(errno) : "data");
+	}
+	check_accepts(ml4, &ml4_addr, "listener");
+}
+
 static void setup_mptcp_established(void)
 {
 	ml4 = mptcp_socket(AF_INET, &ml4_addr, 1);
 	/* An MPTCP client makes an MPTCP connection; a plain TCP one falls
 	 * back, and accept gives a plain TCP socket. */
-	mconn[0] = socket(AF_INET, SOCK_STREAM, strcmp(wl_mode, "mptcp-fallback") == 0 ? 0 : IPPROTO_MPTCP);
+	mconn[0] = socket(AF_INET, SOCK_STREAM, strcmp(wl_mode, "mptcp-established") == 0 ? IPPROTO_MPTCP : 0);
 	if (connect(mconn[0], (struct sockaddr *)&ml4_addr, sizeof(struct sockaddr_in)))
 		wl_die("connect: %s", strerror(errno));
 	if ((mconn[1] = accept(ml4, NULL, NULL)) < 0)
@@ -475,6 +497,8 @@ int main(int argc, char **argv)
 		setup_mptcp(), check = check_mptcp;
 	else if (strcmp(wl_mode, "mptcp-established") == 0 || strcmp(wl_mode, "mptcp-fallback") == 0)
 		setup_mptcp_established(), check = check_mptcp_established;
+	else if (strcmp(wl_mode, "tcp-close") == 0)
+		listen_proto = 0, setup_mptcp_established(), check = check_tcp_closed;
 	else if (strcmp(wl_mode, "linkremap") == 0)
 		setup_linkremap(), check = check_linkremap;
 	else

@@ -46,7 +46,10 @@ type Options struct {
 	// under another name be dumped; its contents come back in a ghost
 	// file, a copy. Without it such a file is refused, as by CRIU.
 	LinkRemap bool
-	Logf      func(format string, args ...any)
+	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
+	// as closed sockets instead of refusing them or repairing them.
+	TCPClose bool
+	Logf     func(format string, args ...any)
 }
 
 // CRIU's task states.

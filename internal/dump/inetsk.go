@@ -87,6 +87,19 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	remote, _ := unix.Getpeername(s)
+	// --tcp-close (CRIU's): a connection is saved as a closed socket, with
+	// neither its state nor its addresses; the restored process finds an
+	// unconnected socket.
+	if remote != nil && typ == unix.SOCK_STREAM && p.opts.TCPClose {
+		// In repair mode while the tree is killed, as --tcp-established
+		// does: it closes without a FIN, so no TIME_WAIT holds its port
+		// (a listener of the tree that accepted it is bound there again);
+		// the peer gets a reset at its next packet.
+		if _, err := ft.repair.Add(s); err != nil {
+			return nil, fmt.Errorf("%s: --tcp-close: %w", where, err)
+		}
+		remote, local = nil, nil
+	}
 	if remote != nil && mptcp {
 		// The kernel has no repair mode for MPTCP sockets, even for one
 		// that fell back to TCP: the connection cannot be made again.
