@@ -242,7 +242,13 @@ func treeDiff(root int, pids []int, want map[int]procState, gone map[int]bool) [
 			if tp := st["TracerPid"]; tp != "0" && tp != "" {
 				add("%s (pid %d): thread %d is traced by %s", w.Role, pid, tid, tp)
 			}
-			if s := st["State"]; strings.HasPrefix(s, "T") || strings.HasPrefix(s, "t") || strings.HasPrefix(s, "X") {
+			s := st["State"]
+			if w.State == 'T' {
+				// Stopped at READY (SIGSTOP, SIGTSTP): stopped again, not traced.
+				if !strings.HasPrefix(s, "T") {
+					add("%s (pid %d): thread %d is in state %q, want T (stopped) as at READY", w.Role, pid, tid, s)
+				}
+			} else if strings.HasPrefix(s, "T") || strings.HasPrefix(s, "t") || strings.HasPrefix(s, "X") {
 				add("%s (pid %d): thread %d is in state %q", w.Role, pid, tid, s)
 			}
 		}

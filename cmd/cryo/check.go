@@ -23,8 +23,15 @@ type feature struct {
 }
 
 func cmdCheck(args []string) error {
-	if _, err := parseFlags(args); err != nil {
+	o, err := parseFlags(args)
+	if err != nil {
 		return err
+	}
+	if len(o.positional) > 0 {
+		return usageError("check takes no argument %q", o.positional[0])
+	}
+	if len(o.features) > 0 {
+		return checkFeatures(o.features)
 	}
 	// Without root, PIDs are chosen inside a pid namespace of the tree's
 	// user namespace (set_tid there is the namespace owner's right), which
@@ -45,6 +52,12 @@ func cmdCheck(args []string) error {
 		features = append(features,
 			feature{"user namespaces for a normal user (rootless restore)", true, probeUserns},
 			feature{"newuidmap and newgidmap (subordinate ids, rootless)", false, probeIDHelpers})
+	}
+	if o.checkAll {
+		// --all: every feature under CRIU's name too, none essential.
+		for _, f := range criuFeatures() {
+			features = append(features, feature{f.name + " (" + f.what + ")", false, f.probe})
+		}
 	}
 	missing := []string{}
 	for _, f := range features {

@@ -19,11 +19,11 @@ func (o *options) logger() (func(string, ...any), func(error), error) {
 	var f *os.File
 	if o.logFile != "" {
 		path := o.logFile
-		if !filepath.IsAbs(path) && o.dir != "" {
-			if err := os.MkdirAll(o.dir, 0o700); err != nil {
-				return nil, nil, fmt.Errorf("images directory: %w", err)
+		if base := o.logDir(); !filepath.IsAbs(path) && base != "" {
+			if err := os.MkdirAll(base, 0o700); err != nil {
+				return nil, nil, fmt.Errorf("work directory: %w", err)
 			}
-			path = filepath.Join(o.dir, path)
+			path = filepath.Join(base, path)
 		}
 		var err error
 		if f, err = openLog(path); err != nil {
@@ -55,6 +55,9 @@ func cmdDump(args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := o.onlyForCheck("dump"); err != nil {
+		return err
+	}
 	if o.pid == 0 {
 		return usageError("dump needs -t PID")
 	}
@@ -67,17 +70,24 @@ func cmdDump(args []string) (err error) {
 	}
 	defer func() { done(err) }()
 	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
-		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, Logf: logf})
+		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
+		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, Logf: logf})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}
-	return nil
+	return o.moveStats(dump.StatsName)
 }
 
 func cmdRestore(args []string) (status int, err error) {
 	o, err := parseFlags(args)
 	if err != nil {
 		return 0, err
+	}
+	if err := o.onlyForCheck("restore"); err != nil {
+		return 0, err
+	}
+	if o.tcpClose {
+		return 0, usageError("restore --tcp-close is not supported yet: dump with --tcp-close instead, which saves the connections closed")
 	}
 	if o.dir == "" {
 		return 0, usageError("restore needs -D DIR")
@@ -96,6 +106,10 @@ func cmdRestore(args []string) (status int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
+	if err := o.moveStats(restore.StatsName); err != nil {
+		// The tree runs: say so, but let it run.
+		fmt.Fprintf(os.Stderr, "cryo: %v\n", err)
+	}
 	if p.Moved != "" {
 		// Not an error: the tree runs. One line, as every message of cryo's.
 		fmt.Fprintf(os.Stderr, "cryo: %s\n", p.Moved)
@@ -110,6 +124,9 @@ func cmdRestore(args []string) (status int, err error) {
 func cmdShow(args []string) error {
 	o, err := parseFlags(args)
 	if err != nil {
+		return err
+	}
+	if err := o.onlyForCheck("show"); err != nil {
 		return err
 	}
 	path := o.dir

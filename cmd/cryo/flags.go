@@ -20,6 +20,23 @@ type options struct {
 	logFile        string
 	trustImages    bool // --trust-images: root restores images a user could write
 	positional     []string
+	// workDir (-W, --work-dir) is where logs and statistics go, as in
+	// CRIU; "" means the images directory.
+	workDir string
+	// linkRemap (--link-remap) is accepted with CRIU's meaning; see
+	// docs/conformance.md for why cryo needs nothing more for it.
+	linkRemap bool
+	// skipInFlight (--skip-in-flight) leaves out TCP connections waiting
+	// to be accepted instead of refusing the dump.
+	skipInFlight bool
+	// tcpClose (--tcp-close) saves established TCP connections closed.
+	tcpClose bool
+	// features (check --feature NAME, repeatable) and checkAll (check
+	// --all) select what check probes.
+	features []string
+	checkAll bool
+	// version (-V, --version) prints cryo's version.
+	version bool
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -70,6 +87,23 @@ func parseFlags(args []string) (*options, error) {
 			o.trustImages = true
 		case name == "--ext-unix-sk":
 			o.extUnixSk = true
+		case name == "-W" || name == "--work-dir":
+			o.workDir, err = value()
+		case name == "--link-remap":
+			o.linkRemap = true
+		case name == "--skip-in-flight":
+			o.skipInFlight = true
+		case name == "--tcp-close":
+			o.tcpClose = true
+		case name == "--feature":
+			var v string
+			if v, err = value(); err == nil {
+				o.features = append(o.features, v)
+			}
+		case name == "--all":
+			o.checkAll = true
+		case name == "-V" || name == "--version":
+			o.version = true
 		case name == "-d" || name == "--restore-detached":
 			o.detach = true
 		case name == "-v" || name == "--verbosity":

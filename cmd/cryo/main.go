@@ -1,9 +1,10 @@
 // Command cryo checkpoints and restores Linux processes, with CRIU's
 // command-line flags and image format.
 //
-//	cryo dump -t PID -D DIR [-j] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
-//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [-v N] [-o FILE]
-//	cryo check
+//	cryo dump -t PID -D DIR [-j] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [--skip-in-flight] [--link-remap] [--tcp-close] [-W DIR] [-v N] [-o FILE]
+//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [-W DIR] [-v N] [-o FILE]
+//	cryo check [--all | --feature NAME]
+//	cryo -V|--version
 //	cryo show DIR|FILE
 package main
 
@@ -17,9 +18,11 @@ import (
 )
 
 const usage = `usage:
-  cryo dump -t PID -D DIR [-j|--shell-job] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
-  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [-v N] [-o FILE]
-  cryo check
+  cryo dump -t PID -D DIR [-j|--shell-job] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk]
+            [--skip-in-flight] [--link-remap] [--tcp-close] [-W|--work-dir DIR] [-v N|-v0..-v4|-vvvv] [-o FILE]
+  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [-W DIR] [-v N] [-o FILE]
+  cryo check [--all | --feature NAME (list: the names)]
+  cryo -V|--version
   cryo show DIR|FILE
 `
 
@@ -53,6 +56,12 @@ func run(args []string) (status int) {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return 2
+	}
+	for _, a := range args {
+		if a == "-V" || a == "--version" {
+			printVersion()
+			return 0
+		}
 	}
 	cmd, rest := args[0], args[1:]
 	var err error

@@ -110,6 +110,7 @@ func (p *process) dumpAnon(ft *fileTable, fd int, target string, kind fdinfo.FdT
 			ep.Tfd = append(ep.Tfd, &eventpoll.EventpollTfdEntry{Id: proto.Uint32(0), Tfd: proto.Uint32(tfd), Events: proto.Uint32(events), Data: proto.Uint64(data)})
 		}
 		fe.Epfd = ep
+		ft.epolls = append(ft.epolls, epollOwner{p: p, fd: fd, entry: ep})
 	case fdinfo.FdTypes_INOTIFY:
 		in := &fsnotify.InotifyFileEntry{Flags: flags, Fown: noOwner()}
 		for _, line := range info.Lines {

@@ -105,7 +105,7 @@ func (ut *unixTable) acceptBacklog(ft *fileTable, opts Options, d *unixDumped) e
 			return fmt.Errorf("accepted socket %d: its client is not known", st.Ino)
 		}
 		ut.accepted[i].client = ut.dumped[u.Peer]
-		sockOpts, queued, _, err := self.socketState(ft, a, u.Type, true)
+		sockOpts, queued, _, err := self.socketState(ft, a, u, true)
 		if err != nil {
 			return fmt.Errorf("connection from socket %d: %w", u.Peer, err)
 		}

@@ -80,6 +80,10 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, err
 	}
+	p.fdIDs = map[int]uint32{}
+	for _, e := range fds {
+		p.fdIDs[int(e.GetFd())] = e.GetId()
+	}
 	fsEntry, err := p.fsEntry(ft)
 	if err != nil {
 		return 0, err

@@ -38,14 +38,26 @@ type Options struct {
 	// ExtUnixSk lets datagram Unix sockets connected to a named socket
 	// outside the tree be dumped (--ext-unix-sk).
 	ExtUnixSk bool
-	Logf      func(format string, args ...any)
+	// SkipInFlight leaves out the TCP connections waiting in a listener's
+	// accept queue (--skip-in-flight, as CRIU): the restored listener's
+	// queue is empty, and their clients see them reset.
+	SkipInFlight bool
+	// LinkRemap (--link-remap) lets a deleted file that is still linked
+	// under another name be dumped; its contents come back in a ghost
+	// file, a copy. Without it such a file is refused, as by CRIU.
+	LinkRemap bool
+	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
+	// as closed sockets instead of refusing them or repairing them.
+	TCPClose bool
+	Logf     func(format string, args ...any)
 }
 
 // CRIU's task states.
 const (
-	taskAlive  = 1
-	taskDead   = 2
-	taskHelper = 4
+	taskAlive   = 1
+	taskDead    = 2
+	taskStopped = 3 // alive, in a group stop (SIGSTOP, SIGTSTP...)
+	taskHelper  = 4
 )
 
 // Dump checkpoints opts.Pid and its descendants into opts.Dir. On any error
@@ -220,6 +232,8 @@ type process struct {
 	// "/proc/PID/root" when it is in a mount namespace of its own, or
 	// when cryo is not root and the process is not chrooted; else "".
 	viaRoot string
+	// fdIDs: the file id of each of its descriptors, once dumped.
+	fdIDs map[int]uint32
 }
 
 // seizeTree freezes the root, then each process's children once the
@@ -357,6 +371,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 		xfeatures |= xf
+	}
+	if err := d.resolveEpollTargets(); err != nil {
+		return err
 	}
 	if err := d.ns.checkGhosts(d.files); err != nil {
 		return err

@@ -48,6 +48,9 @@ type fileTable struct {
 	held []int
 	// inFlight: those of them that are copies of descriptors in flight.
 	inFlight map[int]bool
+	// epolls: the epoll instances, whose watched files are found once
+	// every descriptor has its id (resolveEpollTargets).
+	epolls []epollOwner
 }
 
 func newFileTable() *fileTable {
@@ -264,6 +267,9 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 		Size:  proto.Uint64(uint64(st.Size)),
 		Mode:  proto.Uint32(st.Mode),
 	}, "")
+	if ghost && st.Nlink > 0 && !p.opts.LinkRemap {
+		return nil, fmt.Errorf("%s (%s): deleted file still linked under another name (%d links): dump with --link-remap to save a copy of it", p.fdName(fd), target, st.Nlink)
+	}
 	if ghost {
 		if err := ft.addGhost(id, fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd), &st); err != nil {
 			return nil, fmt.Errorf("%s (%s): %w", p.fdName(fd), target, err)

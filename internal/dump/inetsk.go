@@ -37,12 +37,15 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	if typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM {
 		return nil, fmt.Errorf("%s: socket type %d is not supported yet", where, typ)
 	}
-	// Only TCP and UDP: restore makes nothing else.
-	if protocol != sockopt.Protocol(typ) {
+	// Only TCP, UDP and MPTCP: restore makes nothing else. An MPTCP
+	// socket (Go's net.Listen since 1.24) is a stream socket whose
+	// listening and bound states are TCP's.
+	mptcp := protocol == unix.IPPROTO_MPTCP && typ == unix.SOCK_STREAM
+	if protocol != sockopt.Protocol(typ) && !mptcp {
 		return nil, fmt.Errorf("%s: socket protocol %d is not supported yet (only TCP and UDP)", where, protocol)
 	}
 	listening := get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN) != 0
-	if listening && typ == unix.SOCK_STREAM {
+	if listening && typ == unix.SOCK_STREAM && !p.opts.SkipInFlight {
 		// For a listener, TCP_INFO's unacked is the length of its accept
 		// queue. Those connections have no descriptor to save them from.
 		if ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && ti.Unacked > 0 {
@@ -84,6 +87,24 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	remote, _ := unix.Getpeername(s)
+	// --tcp-close (CRIU's): a connection is saved as a closed socket, with
+	// neither its state nor its addresses; the restored process finds an
+	// unconnected socket.
+	if remote != nil && typ == unix.SOCK_STREAM && p.opts.TCPClose {
+		// In repair mode while the tree is killed, as --tcp-established
+		// does: it closes without a FIN, so no TIME_WAIT holds its port
+		// (a listener of the tree that accepted it is bound there again);
+		// the peer gets a reset at its next packet.
+		if _, err := ft.repair.Add(s); err != nil {
+			return nil, fmt.Errorf("%s: --tcp-close: %w", where, err)
+		}
+		remote, local = nil, nil
+	}
+	if remote != nil && mptcp {
+		// The kernel has no repair mode for MPTCP sockets, even for one
+		// that fell back to TCP: the connection cannot be made again.
+		return nil, fmt.Errorf("%s: established MPTCP connection %s -> %s: the kernel cannot repair MPTCP connections: not supported", where, addrPort(local), addrPort(remote))
+	}
 	if remote != nil && typ == unix.SOCK_STREAM {
 		if !p.opts.TCPEstablished {
 			return nil, fmt.Errorf("%s: established TCP connection %s -> %s: dump with --tcp-established to save it", where, addrPort(local), addrPort(remote))

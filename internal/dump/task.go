@@ -275,8 +275,15 @@ func (p *process) taskCore(leader *core.CoreEntry) (*core.TaskCoreEntry, error) 
 	if err != nil {
 		return fail("child subreaper", err)
 	}
+	state, stopSig := uint32(taskAlive), (*uint32)(nil)
+	if t.GroupStopped {
+		// Stopped by a signal (CRIU's TASK_STOPPED): restore stops it
+		// again with the same signal, which its parent's waitpid reports.
+		state, stopSig = taskStopped, proto.Uint32(uint32(t.StopSignal))
+	}
 	return &core.TaskCoreEntry{
-		TaskState:      proto.Uint32(taskAlive),
+		TaskState:      proto.Uint32(state),
+		StopSigno:      stopSig,
 		ExitCode:       proto.Uint32(0),
 		Personality:    proto.Uint32(pers),
 		Flags:          proto.Uint32(uint32(stat.Flags)),

@@ -138,7 +138,7 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	// A datagram socket that is not connected can have messages queued
 	// from any sender.
 	peek := u.State == stateEstablished || (u.State != stateListen && u.RQueue > 0)
-	opts, queued, cred, err := p.socketState(ft, fd, u.Type, peek)
+	opts, queued, cred, err := p.socketState(ft, fd, u, peek)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -170,7 +170,7 @@ func sockType(t uint8) string {
 // sizes and, if asked, what is queued for reading, peeked without taking
 // it (SO_PEEK_OFF walks through the queue): a stream's bytes, or each
 // datagram or seqpacket message, with the descriptors in flight with them.
-func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*skopts.SkOptsEntry, []queuedMsg, *unix.Ucred, error) {
+func (p *process) socketState(ft *fileTable, fd int, u *sockdiag.Unix, peek bool) (*skopts.SkOptsEntry, []queuedMsg, *unix.Ucred, error) {
 	s, err := proc.CopyFd(p.pid, fd)
 	if err != nil {
 		return nil, nil, nil, err
@@ -187,11 +187,14 @@ func (p *process) socketState(ft *fileTable, fd int, typ uint8, peek bool) (*sko
 	if err := socketTimeouts(s, opts); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := unixSockOpts(s, opts); err != nil {
+		return nil, nil, nil, err
+	}
 	cred, _ := unix.GetsockoptUcred(s, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if !peek {
 		return opts, nil, cred, nil
 	}
-	q := queuePeeker{s: s, stream: typ == unix.SOCK_STREAM}
+	q := queuePeeker{s: s, stream: u.Type == unix.SOCK_STREAM, shutRd: u.Shutdown&1 != 0, bytes: u.RQueue}
 	queued, err := q.peekAll()
 	for _, m := range queued {
 		ft.held = append(ft.held, m.rights...)
@@ -245,6 +248,12 @@ func (c control) sameCred(o control) bool {
 type queuePeeker struct {
 	s      int
 	stream bool
+	// shutRd: the socket is shut down for reading (by itself, or by its
+	// peer's SHUT_WR), so that a peek of its empty queue reads 0 bytes
+	// instead of failing with EAGAIN; bytes is what sock_diag counts in
+	// its queue (for seqpacket, the sum of the messages' lengths).
+	shutRd bool
+	bytes  uint32
 	buf    []byte
 	oob    []byte
 }
@@ -275,6 +284,12 @@ func (q *queuePeeker) peekAll() ([]peekedMsg, error) {
 		if n == 0 {
 			if q.stream {
 				return out, nil // the peer shut down writing: the end of the stream
+			}
+			if q.shutRd && q.endOfQueue(out) {
+				// Shut down for reading and nothing left: the 0 is
+				// the end of file, not an empty message.
+				closeAll(ctl.rights)
+				return out, nil
 			}
 			closeAll(ctl.rights)
 			return out, fmt.Errorf("empty message queued: not supported yet")
@@ -579,4 +594,18 @@ func (ut *unixTable) write(dir *image.Dir) error {
 		return nil
 	}
 	return dir.WritePayloads(SkQueuesName, "SK_QUEUES", entries, payloads)
+}
+
+// endOfQueue tells, for a socket shut down for reading whose peek read 0
+// bytes, whether the messages peeked so far are all its queue holds: a
+// seqpacket socket's count of queued bytes is then theirs; a datagram
+// socket's counts only the next message, so only a socket sock_diag saw
+// empty is taken as ended. An empty message left in such a queue would
+// look the same: it is dropped, where nothing after it is lost.
+func (q *queuePeeker) endOfQueue(peeked []peekedMsg) bool {
+	var sum uint32
+	for _, m := range peeked {
+		sum += uint32(len(m.data))
+	}
+	return q.bytes == sum || (len(peeked) == 0 && q.bytes == 0)
 }

@@ -179,7 +179,9 @@ func (t *Tracee) KillWith(sig unix.Signal) error {
 func (t *Tracee) runToDeath(sig unix.Signal) error {
 	deliver := 0
 	for {
-		if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, uintptr(deliver)); err != nil {
+		// A thread SIGKILL hit is no longer in a ptrace stop (ESRCH): it
+		// is on its way out, and the wait below sees it go.
+		if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, uintptr(deliver)); err != nil && err != unix.ESRCH {
 			return fmt.Errorf("thread %d: continue: %w", t.Tid, err)
 		}
 		ws, err := wait(t.Tid)

@@ -26,6 +26,9 @@ type Tracee struct {
 	// GroupStopped is true when the thread was found in a group stop
 	// (the process was stopped by SIGSTOP/SIGTSTP before we came).
 	GroupStopped bool
+	// StopSignal is the signal of that group stop (SIGSTOP, SIGTSTP,
+	// SIGTTIN, SIGTTOU): the one the parent's waitpid(WUNTRACED) reports.
+	StopSignal unix.Signal
 	// intercepted holds the siginfo of signals that were being delivered
 	// when we stopped the thread; they are queued again on Detach so that
 	// none is lost, and a dump saves them with the pending ones.
@@ -103,6 +106,9 @@ func (t *Tracee) waitStop(interrupted bool) error {
 		case ev == unix.PTRACE_EVENT_STOP:
 			// Interrupt stop (SIGTRAP) or group stop (stop signal).
 			t.GroupStopped = sig != unix.SIGTRAP
+			if t.GroupStopped {
+				t.StopSignal = sig
+			}
 			return nil
 		case ev != 0:
 			// A fork/clone event the thread was about to report: let it go on;

@@ -128,6 +128,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			}
 		}
 	}
+	if err := addEpollHolders(s, procs, holders); err != nil {
+		return nil, err
+	}
 	fp.base = base
 	ids := make([]uint32, 0, len(holders))
 	for id := range holders {
@@ -332,8 +335,12 @@ func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
 			}
 		}()
 	}
-	if err := fp.copyObject(obj, f, obj.size); err != nil {
+	// A memfd's last page may pass its size: written whole, then cut back.
+	if err := fp.copyObject(obj, f, (obj.size+pageSize-1)&^(pageSize-1)); err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d: %w", p.c.pid, shmid, err)
+	}
+	if err := f.Truncate(int64(obj.size)); err != nil {
+		return fmt.Errorf("restore pid %d: shared memory %d: size %d: %w", p.c.pid, shmid, obj.size, err)
 	}
 	return nil
 }

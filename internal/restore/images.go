@@ -63,6 +63,7 @@ type checkpoint struct {
 	zombie  bool              // dead but not reaped: only cores[0].Tc matters
 	nsPids  []uint32          // ids in its own pid namespace, thread by thread (nil: cryo's)
 	helper  bool              // (with zombie) stands for a group whose leader is gone
+	stopSig unix.Signal       // a stopped process's stop signal, sent again before it goes (0: running)
 	mm      *mm.MmEntry
 	pagesID uint32
 	pagemap []*pagemap.PagemapEntry
@@ -72,9 +73,10 @@ type checkpoint struct {
 
 // CRIU's task states.
 const (
-	taskAlive  = 1
-	taskDead   = 2
-	taskHelper = 4
+	taskAlive   = 1
+	taskDead    = 2
+	taskStopped = 3 // alive, in a group stop (SIGSTOP, SIGTSTP...)
+	taskHelper  = 4
 )
 
 func load(dir *image.Dir) (*snapshot, error) {
@@ -224,7 +226,11 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 		}
 		c.zombie, c.helper = true, tc.GetTaskState() == taskHelper
 		return c, nil
-	case taskAlive:
+	case taskAlive, taskStopped:
+		var err error
+		if c.stopSig, err = stopSignal(tc); err != nil {
+			return nil, fmt.Errorf("%s: %w", image.CoreName(c.pid), err)
+		}
 	default:
 		return nil, fmt.Errorf("%s: task state %d is not supported", image.CoreName(c.pid), tc.GetTaskState())
 	}
@@ -422,7 +428,14 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 				}
 				s.shmem[v.GetShmid()] = obj
 			}
-			obj.size = max(obj.size, v.GetPgoff()+v.GetEnd()-v.GetStart())
+			if s.memfds[v.GetShmid()] == nil {
+				// Anonymous shared memory is as big as its mappings; a
+				// memfd has its own size, which a mapping may pass (it
+				// was truncated after mmap: a touch beyond it is SIGBUS).
+				obj.size = max(obj.size, v.GetPgoff()+v.GetEnd()-v.GetStart())
+			} else if v.GetPgoff() > 1<<40 || v.GetEnd()-v.GetStart() > 1<<40 {
+				return fmt.Errorf("%s: memfd mapping at offset %d of %d bytes", image.MMName(c.pid), v.GetPgoff(), v.GetEnd()-v.GetStart())
+			}
 			if obj.size > 1<<40 {
 				return fmt.Errorf("%s: shared memory %d of %d bytes", image.MMName(c.pid), v.GetShmid(), obj.size)
 			}

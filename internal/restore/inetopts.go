@@ -19,6 +19,11 @@ import (
 // changed, in one line naming it.
 func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
 	opts := e.GetOpts() // checked when the images were read (checkInet)
+	// MPTCP sockets take only some options (EOPNOTSUPP for the others):
+	// one they refuse could not have been changed on the dumped socket
+	// either, so the new socket has it as it was.
+	mptcp := e.GetProto() == unix.IPPROTO_MPTCP
+	unsupported := func(err error) bool { return mptcp && errors.Is(err, unix.EOPNOTSUPP) }
 	if dev := opts.GetSoBoundDev(); dev != "" {
 		if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, append([]byte(dev), 0)); err != nil {
 			return optionError("SO_BINDTODEVICE", dev, err)
@@ -32,7 +37,7 @@ func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
 		if have, err := p.getsockoptInt(fd, o.Level, o.Opt); err == nil && have == want {
 			continue
 		}
-		if err := p.setsockopt(fd, o.Level, o.Opt, binary.LittleEndian.AppendUint32(nil, want)); err != nil {
+		if err := p.setsockopt(fd, o.Level, o.Opt, binary.LittleEndian.AppendUint32(nil, want)); err != nil && !unsupported(err) {
 			return optionError(o.Name, want, err)
 		}
 	}
@@ -46,6 +51,11 @@ func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
 			return optionError("SO_LINGER", opts.GetSoLinger(), err)
 		}
 	}
+	if mptcp && opts.GetSoBufLock() == 0 {
+		// Sizes the kernel tunes: setting them would lock them, and an
+		// MPTCP socket cannot be unlocked (SO_BUF_LOCK is refused).
+		return nil
+	}
 	if err := setBuffers(p, fd, opts); err != nil {
 		return err
 	}
@@ -54,7 +64,7 @@ func (p *process) setInetOptions(fd uint64, e *skinet.InetSkEntry) error {
 	if opts.SoBufLock != nil {
 		want := opts.GetSoBufLock()
 		if have, err := p.getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK); err != nil || have != want {
-			if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK, binary.LittleEndian.AppendUint32(nil, want)); err != nil {
+			if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK, binary.LittleEndian.AppendUint32(nil, want)); err != nil && !unsupported(err) {
 				return optionError("SO_BUF_LOCK", want, err)
 			}
 		}

@@ -130,8 +130,12 @@ func checkInet(e *skinet.InetSkEntry) error {
 	if want == 0 {
 		return fmt.Errorf("type %d is neither a stream nor a datagram socket", e.GetType())
 	}
-	if p := e.GetProto(); p != 0 && p != want {
+	mptcp := e.GetProto() == unix.IPPROTO_MPTCP && e.GetType() == unix.SOCK_STREAM
+	if p := e.GetProto(); p != 0 && p != want && !mptcp {
 		return fmt.Errorf("protocol %d with type %d", p, e.GetType())
+	}
+	if mptcp && e.GetState() == stateEstablished {
+		return fmt.Errorf("an established MPTCP connection, which the dump never saves")
 	}
 	switch e.GetState() {
 	case stateClose, stateListen, stateEstablished:

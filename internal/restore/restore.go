@@ -305,6 +305,9 @@ func (r *restorer) run() error {
 			return err
 		}
 	}
+	if err := r.stopAgain(); err != nil {
+		return err
+	}
 	if r.opts.LeaveStopped {
 		// Queued now, taken when cryo lets each process go.
 		for _, p := range r.procs {

@@ -470,12 +470,15 @@ func (p *process) becomeZombie() error {
 		}
 	}
 	if sig := status & 0x7f; sig != 0 {
-		// Default disposition, then the signal kills it.
-		if _, err := p.put(make([]byte, 32)); err != nil {
-			return err
-		}
-		if _, err := p.leader.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), p.scratch, 0, 8); err != nil {
-			return fmt.Errorf("restore zombie %d: default action of signal %d: %w", p.c.pid, sig, err)
+		// Default disposition, then the signal kills it. SIGKILL's
+		// disposition is always the default and cannot be set.
+		if sig != uint32(unix.SIGKILL) {
+			if _, err := p.put(make([]byte, 32)); err != nil {
+				return err
+			}
+			if _, err := p.leader.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), p.scratch, 0, 8); err != nil {
+				return fmt.Errorf("restore zombie %d: default action of signal %d: %w", p.c.pid, sig, err)
+			}
 		}
 		err := p.leader.KillWith(unix.Signal(sig))
 		p.leader, p.threads = nil, nil

@@ -105,7 +105,7 @@ func (fp *filePlan) linkUnix() error {
 			}
 		}
 	}
-	return nil
+	return fp.shutdownUnix()
 }
 
 // connectTo connects socket id to the name of peer, from the process that

@@ -321,6 +321,9 @@ func (fp *filePlan) socketSettings(p *process, id uint32) error {
 	if opts.GetSoPasscred() {
 		set(unix.SO_PASSCRED, 1)
 	}
+	if err := p.setUnixOpts(fd, opts); err != nil {
+		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
+	}
 	return nil
 }
 
