@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/fault"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -66,8 +67,14 @@ func cmdDump(args []string) (err error) {
 		return err
 	}
 	defer func() { done(err) }()
-	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
-		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, Logf: logf})
+	ctx, stop := interruptContext()
+	defer stop()
+	inj, err := fault.FromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	err = dump.DumpContext(ctx, dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
+		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, Logf: logf, Fault: inj})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}
@@ -87,8 +94,12 @@ func cmdRestore(args []string) (status int, err error) {
 		return 0, err
 	}
 	defer func() { done(err) }()
+	ctx, stop := interruptContext()
 	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
-		LeaveStopped: o.leaveStopped, Logf: logf})
+		LeaveStopped: o.leaveStopped, Logf: logf, Ctx: ctx})
+	// Once the tree runs, a signal to cryo is no interruption of the
+	// restore any more.
+	stop()
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}

@@ -8,6 +8,7 @@
 package restore
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -38,6 +39,10 @@ type Options struct {
 	// binary works since none of its code runs. Default: cryo itself.
 	StubPath string
 	Logf     func(format string, args ...any)
+	// Ctx, when cancelled before the tree runs, makes the restore stop at
+	// its next step, kill and reap everything it made, and fail with an
+	// error wrapping ErrInterrupted (nil: never).
+	Ctx context.Context
 }
 
 // Process is a restored root process that is cryo's child.
@@ -259,6 +264,9 @@ func (r *restorer) abort() {
 
 func (r *restorer) run() error {
 	t0 := time.Now()
+	if err := r.interrupted("create the tree"); err != nil {
+		return err
+	}
 	if err := r.createTree(); err != nil {
 		return err
 	}
@@ -267,9 +275,15 @@ func (r *restorer) run() error {
 		if p.c.zombie {
 			continue
 		}
+		if err := r.interrupted(fmt.Sprintf("restore process %d", p.pid)); err != nil {
+			return err
+		}
 		if err := p.restore(); err != nil {
 			return err
 		}
+	}
+	if err := r.interrupted("let the tree go"); err != nil {
+		return err
 	}
 	for id := range r.snap.uncheckedFiles {
 		return fmt.Errorf("file %s: cryo may not read it and no process mapped it: it could not be checked against the dump", r.snap.reg(id).GetName())
