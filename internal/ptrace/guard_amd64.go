@@ -398,12 +398,24 @@ func (t *Tracee) runSyscall(nr uintptr) (uint64, error) {
 }
 
 // disarm puts the thread's own signal mask and registers back, if guarded
-// injections changed them. The mask goes first: until the registers are
-// back, the gadget and the frame would put it back too. Runs on the tracer
-// thread.
+// injections changed them.
+//
+// The thread sits at the syscall-exit stop of its last injected call, where
+// a resume never goes through the kernel's syscall restart, and where a
+// signal queued meanwhile would run its handler before a restarted call
+// (the call would start over instead of failing with EINTR). So it is first
+// brought to an interrupt stop (PTRACE_INTERRUPT, PTRACE_CONT: it stops in
+// get_signal before it returns to user space), where its original
+// registers, with their -ERESTART* value, get the same treatment as if cryo
+// had never been there. Until they are set, the gadget and the frame
+// would restore everything if cryo died; the mask goes back first for the
+// same reason. Runs on the tracer thread.
 func (t *Tracee) disarm() error {
 	if t.guard == nil || !t.guard.armed {
 		return nil
+	}
+	if err := t.interruptStop(); err != nil {
+		return err
 	}
 	if t.blocked {
 		if err := setSigmask(t.Tid, t.mask); err != nil {
@@ -412,8 +424,7 @@ func (t *Tracee) disarm() error {
 		t.blocked = false
 	}
 	t.tr.Fault.Point("disarm: mask restored")
-	r := resumable(t.regs, true)
-	if err := unix.PtraceSetRegs(t.Tid, &r); err != nil {
+	if err := unix.PtraceSetRegs(t.Tid, &t.regs); err != nil {
 		return fmt.Errorf("restore registers of thread %d: %w", t.Tid, err)
 	}
 	t.guard.armed = false
@@ -421,6 +432,42 @@ func (t *Tracee) disarm() error {
 	t.written = 0
 	t.tr.Fault.Point("disarm: registers restored")
 	return nil
+}
+
+// interruptStop moves the thread from a syscall-exit stop to an interrupt
+// stop. Runs on the tracer thread.
+func (t *Tracee) interruptStop() error {
+	if err := ptrace(unix.PTRACE_INTERRUPT, t.Tid, 0, 0); err != nil {
+		return fmt.Errorf("interrupt thread %d: %w", t.Tid, err)
+	}
+	if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, 0); err != nil {
+		return fmt.Errorf("continue thread %d: %w", t.Tid, err)
+	}
+	for {
+		ws, err := wait(t.Tid)
+		if err != nil {
+			return fmt.Errorf("wait thread %d: %w", t.Tid, err)
+		}
+		if ws.Exited() || ws.Signaled() {
+			return exitError(t.Tid, ws)
+		}
+		if !ws.Stopped() {
+			continue
+		}
+		if event(ws) == unix.PTRACE_EVENT_STOP {
+			return nil
+		}
+		if sig := ws.StopSignal(); event(ws) == 0 && sig != sysgoodTrap {
+			// SIGSTOP or SIGKILL on its way (all else is blocked): kept
+			// for Detach.
+			if err := t.intercept(sig); err != nil {
+				return err
+			}
+		}
+		if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, 0); err != nil {
+			return fmt.Errorf("continue thread %d: %w", t.Tid, err)
+		}
+	}
 }
 
 // Disarm gives a guarded thread its own registers and signal mask back
