@@ -194,6 +194,7 @@ func Restore(opts Options) (root *Process, err error) {
 	}()
 	if err := r.run(); err != nil {
 		r.logf("restore failed, cleaning up: %v", err)
+		r.report()
 		r.abort()
 		return nil, err
 	}
