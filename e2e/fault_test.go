@@ -472,7 +472,7 @@ func faultStopped(t *testing.T, rng *rand.Rand, tally *faultTally) {
 	tally.add(len(pts))
 }
 
-// faultSignals: SIGTERM, SIGINT and SIGHUP at chosen steps: cryo rolls
+// faultSignals: SIGTERM, SIGINT, SIGHUP and SIGPIPE at chosen steps: cryo rolls
 // back, exits non-zero with one line saying it was interrupted, writes no
 // inventory, and the tree runs on as it was.
 func faultSignals(t *testing.T, rng *rand.Rand, tally *faultTally) {
@@ -487,10 +487,10 @@ func faultSignals(t *testing.T, rng *rand.Rand, tally *faultTally) {
 					pts = append(pts, i+1)
 				}
 			}
-			sigs := []string{"TERM", "INT", "HUP"}
+			sigs := []string{"TERM", "INT", "HUP", "PIPE"}
 			for i, n := range pts {
-				sig := sigs[i%len(sigs)]
-				for _, leave := range []bool{true, false} {
+				for j, leave := range []bool{true, false} {
+					sig := sigs[(2*i+j)%len(sigs)]
 					extra := []string{}
 					if leave {
 						extra = append(extra, "--leave-running")
@@ -502,6 +502,14 @@ func faultSignals(t *testing.T, rng *rand.Rand, tally *faultTally) {
 					}
 				}
 			}
+			// The release binary has no hook: the variables do nothing.
+			dir := filepath.Join(t.TempDir(), "images")
+			res := faultRun(t, cryoBin, []string{"CRYO_FAULT_STEP=1", "CRYO_FAULT_SIGNAL=KILL"}, -1,
+				"dump", "-t", strconv.Itoa(ft.w.Pid), "-D", dir, "--leave-running")
+			if res.ExitCode != 0 {
+				t.Fatalf("the release binary obeyed CRYO_FAULT_STEP: %s", res)
+			}
+			ft.intact("after a dump by the release binary")
 			ft.finish()
 			tally.add(2 * len(pts))
 		})
