@@ -545,53 +545,50 @@ func faultRandomOutside(t *testing.T, rng *rand.Rand, tally *faultTally) {
 	}
 }
 
-// faultRestoreInterrupted: SIGTERM to cryo restore at a random moment: it
-// either finished (the tree runs and passes) or says it was interrupted and
-// left nothing; the images restore afterwards.
+// faultRestoreInterrupted: SIGTERM (and SIGINT, SIGHUP) to cryo restore at
+// each of its steps: it says it was interrupted, exits non-zero and leaves
+// nothing (no process at the tree's PID); SIGKILL at each step leaves
+// nothing either; the images restore afterwards and the process passes.
 func faultRestoreInterrupted(t *testing.T, rng *rand.Rand) {
 	w := startWorkload(t, workloadBin(t, "threads", linkDynamic), "-t", "4")
 	w.Checkpoint()
-	for i := 0; i < 3; i++ {
-		cmd, _, stderr := cryoCommand(t, "restore", "-D", w.ImgDir, "-d", "-v", "4", "-o", "restore.log")
-		p, err := startBg(t, "cryo restore", cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A random moment of the restore: the point of the test.
-		time.Sleep(time.Duration(20+rng.Intn(280)) * time.Millisecond)
-		_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-		if !p.Wait(bound(t, cryoTimeout)) {
-			hung()
-			t.Fatalf("cryo restore did not end after SIGTERM")
-		}
-		msg := readString(stderr)
-		w.detach = true
-		if p.ExitCode() == 0 || w.notRunningReason() == "" {
-			// Done before the signal (the tree was let go, then
-			// SIGTERM ended cryo): the tree runs.
-			if err := w.waitRestored(bound(t, restoreReadyTimeout)); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("restore %d finished before SIGTERM (exit %d)", i, p.ExitCode())
-			_ = unix.Kill(w.Pid, unix.SIGKILL)
-			if _, err := waitForeign(w.Pid, killTimeout); err != nil {
-				t.Fatal(err)
+	trace := filepath.Join(t.TempDir(), "trace")
+	// A step number past the end: the restore runs whole, listing its steps.
+	res := faultRun(t, faultBin(t), []string{"CRYO_FAULT_TRACE=" + trace}, -1, "restore", "-D", w.ImgDir, "-d")
+	if res.ExitCode != 0 {
+		t.Fatalf("traced restore: %s", res)
+	}
+	w.detach = true
+	if err := w.waitRestored(bound(t, restoreReadyTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	_ = unix.Kill(w.Pid, unix.SIGKILL)
+	if _, err := waitForeign(w.Pid, killTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	n := countLines(trace)
+	if n == 0 {
+		t.Fatalf("the restore marked no step")
+	}
+	sigs := []string{"TERM", "INT", "HUP", "KILL"}
+	for step := 1; step <= n; step++ {
+		for _, sig := range []string{sigs[rng.Intn(3)], "KILL"} {
+			res := faultRun(t, faultBin(t), []string{fmt.Sprintf("CRYO_FAULT_STEP=%d", step), "CRYO_FAULT_SIGNAL=" + sig}, -1,
+				"restore", "-D", w.ImgDir, "-d", "-v", "4", "-o", "restore.log")
+			msg := strings.TrimSpace(res.Stderr)
+			switch {
+			case sig == "KILL" && res.ExitCode != 128+int(syscall.SIGKILL):
+				t.Fatalf("SIGKILL at restore step %d: cryo did not die of it: %s", step, res)
+			case sig != "KILL" && (res.ExitCode == 0 || !strings.Contains(msg, "interrupted") || strings.Contains(msg, "\n")):
+				t.Fatalf("SIG%s at restore step %d: want one line saying it was interrupted and a non-zero exit: %s", sig, step, res)
 			}
 			if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
-				t.Fatal(err)
+				t.Fatalf("SIG%s at restore step %d: %v", sig, step, err)
 			}
-			continue
-		}
-		if p.ExitCode() == 128+int(syscall.SIGTERM) && msg == "" {
-			// The signal came before cryo could catch it (while the Go
-			// runtime started): nothing was made yet.
-			t.Logf("restore %d: killed by SIGTERM before it started", i)
-		} else if !strings.Contains(msg, "interrupted") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Fatalf("restore stopped by SIGTERM: exit %d, want a line saying it was interrupted: %q", p.ExitCode(), msg)
-		}
-		t.Logf("restore %d: exit %d: %s", i, p.ExitCode(), strings.TrimSpace(msg))
-		if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
-			t.Fatalf("after an interrupted restore: %v", err)
+			t.Logf("SIG%s at restore step %d: exit %d %s", sig, step, res.ExitCode, msg)
 		}
 	}
 	w.detach = false

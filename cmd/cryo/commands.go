@@ -95,8 +95,13 @@ func cmdRestore(args []string) (status int, err error) {
 	}
 	defer func() { done(err) }()
 	ctx, stop := interruptContext()
+	inj, err := fault.FromEnv(ctx)
+	if err != nil {
+		stop()
+		return 0, err
+	}
 	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
-		LeaveStopped: o.leaveStopped, Logf: logf, Ctx: ctx})
+		LeaveStopped: o.leaveStopped, Logf: logf, Ctx: ctx, Fault: inj})
 	// Once the tree runs, a signal to cryo is no interruption of the
 	// restore any more.
 	stop()

@@ -37,12 +37,10 @@ type Gadgets struct {
 }
 
 // Byte patterns of the gadgets.
-var (
-	syscallRetCode = []byte{0x0f, 0x05, 0xc3}
-	sigreturnCodes = [][]byte{
-		{0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05}, // mov $15,%rax; syscall (glibc, Go)
-		{0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05},             // mov $15,%eax; syscall (musl)
-	}
+const (
+	syscallRetCode = "\x0f\x05\xc3"                         // syscall; ret
+	sigreturnRax   = "\x48\xc7\xc0\x0f\x00\x00\x00\x0f\x05" // mov $15,%rax; syscall (glibc, Go)
+	sigreturnEax   = "\xb8\x0f\x00\x00\x00\x0f\x05"         // mov $15,%eax; syscall (musl)
 )
 
 // FindGadgets looks for the gadgets in the executable private mappings of
@@ -58,13 +56,13 @@ func FindGadgets(pid int, maps []proc.Mapping) (g Gadgets, ok bool) {
 			continue
 		}
 		if g.SyscallRet == 0 {
-			if i := bytes.Index(buf, syscallRetCode); i >= 0 {
+			if i := bytes.Index(buf, []byte(syscallRetCode)); i >= 0 {
 				g.SyscallRet = m.Start + uint64(i)
 			}
 		}
 		if g.Sigreturn == 0 {
-			for _, code := range sigreturnCodes {
-				if i := bytes.Index(buf, code); i >= 0 {
+			for _, code := range []string{sigreturnRax, sigreturnEax} {
+				if i := bytes.Index(buf, []byte(code)); i >= 0 {
 					g.Sigreturn = m.Start + uint64(i)
 					break
 				}

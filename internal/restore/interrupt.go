@@ -10,9 +10,11 @@ import (
 // cancelled before the tree ran (everything made was killed and reaped).
 var ErrInterrupted = errors.New("interrupted")
 
-// interrupted returns an error if the restore's context was cancelled, at
-// the step named next (which then does not run).
+// interrupted marks a step of the restore (the fault-injection hook may stop
+// cryo there) and returns an error if the restore's context was cancelled,
+// at the step named next (which then does not run).
 func (r *restorer) interrupted(next string) error {
+	r.opts.Fault.Point("restore: " + next)
 	ctx := r.opts.Ctx
 	if ctx == nil || ctx.Err() == nil {
 		return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
+	"github.com/cryo-cr/cryo/internal/fault"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/nsagent"
@@ -43,6 +44,8 @@ type Options struct {
 	// its next step, kill and reap everything it made, and fail with an
 	// error wrapping ErrInterrupted (nil: never).
 	Ctx context.Context
+	// Fault is the hook of the fault-injection tests (nil otherwise).
+	Fault *fault.Injector
 }
 
 // Process is a restored root process that is cryo's child.
