@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/fault"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -69,9 +70,15 @@ func cmdDump(args []string) (err error) {
 		return err
 	}
 	defer func() { done(err) }()
-	err = dump.Dump(dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
+	ctx, stop := interruptContext()
+	defer stop()
+	inj, err := fault.FromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	err = dump.DumpContext(ctx, dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
 		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
-		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, Logf: logf})
+		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, Logf: logf, Fault: inj})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}
@@ -101,8 +108,17 @@ func cmdRestore(args []string) (status int, err error) {
 		return 0, err
 	}
 	defer func() { done(err) }()
+	ctx, stop := interruptContext()
+	inj, err := fault.FromEnv(ctx)
+	if err != nil {
+		stop()
+		return 0, err
+	}
 	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
-		LeaveStopped: o.leaveStopped, Logf: logf, TrustImages: o.trustImages})
+		LeaveStopped: o.leaveStopped, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj})
+	// Once the tree runs, a signal to cryo is no interruption of the
+	// restore any more.
+	stop()
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}

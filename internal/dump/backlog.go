@@ -154,7 +154,7 @@ func (d *dumper) putBack(c acceptedConn) error {
 	p := holders[0].p
 	t := p.leader()
 	if p.scratch.addr == 0 {
-		if err := p.scratch.mapIn(t); err != nil {
+		if err := p.scratch.mapIn(p); err != nil {
 			return err
 		}
 		defer p.scratch.unmap()

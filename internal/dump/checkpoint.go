@@ -45,8 +45,17 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	for _, t := range p.threads {
 		t.SetSyscallAddr(insn)
 	}
+	if err := p.scratch.guardThreads(p, maps); err != nil {
+		return 0, err
+	}
+	if err := p.step("checkpoint: guarded"); err != nil {
+		return 0, err
+	}
 	// Mapped after reading the memory map, so it is not in the image.
-	if err := p.scratch.mapIn(p.leader()); err != nil {
+	if err := p.scratch.mapIn(p); err != nil {
+		return 0, err
+	}
+	if err := p.step("checkpoint: scratch mapped"); err != nil {
 		return 0, err
 	}
 	if err := d.ns.readInside(p, p.scratch.remote()); err != nil {
@@ -61,6 +70,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 		}
 		cores[i] = c
 		xfeatures |= xf
+		if err := p.step("checkpoint: thread collected"); err != nil {
+			return 0, err
+		}
 	}
 	tc, err := p.taskCore(cores[0])
 	if err != nil {
@@ -106,14 +118,23 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err := p.scratch.unmap(); err != nil {
 		return 0, err
 	}
+	if err := p.step("checkpoint: scratch unmapped"); err != nil {
+		return 0, err
+	}
 	d.stats.memdump += time.Since(scanStart)
 	mmEntry.Vmas = vmas
 	p.logf("process %d: collected %d threads, %d mappings, %d page runs in %v", p.pid, len(p.threads), len(vmas), len(runs), time.Since(start))
 
 	pagesID := uint32(index + 1)
 	copyStart := time.Now()
+	if err := p.step("memory: copy"); err != nil {
+		return 0, err
+	}
 	n, err := p.writePages(dir, pagesID, runs)
 	if err != nil {
+		return 0, err
+	}
+	if err := p.step("memory: copied"); err != nil {
 		return 0, err
 	}
 	d.stats.memwrite += time.Since(copyStart)
@@ -145,6 +166,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 		}{image.CoreName(t.Tid), "CORE", []proto.Message{cores[i]}})
 	}
 	for _, w := range writes {
+		if err := p.step("images: write " + w.name); err != nil {
+			return 0, err
+		}
 		if err := dir.Write(w.name, w.magic, w.entries...); err != nil {
 			return 0, err
 		}

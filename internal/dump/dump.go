@@ -5,6 +5,7 @@
 package dump
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,6 +17,7 @@ import (
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
+	"github.com/cryo-cr/cryo/internal/fault"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -50,6 +52,8 @@ type Options struct {
 	// as closed sockets instead of refusing them or repairing them.
 	TCPClose bool
 	Logf     func(format string, args ...any)
+	// Fault is the hook of the fault-injection tests (nil otherwise).
+	Fault *fault.Injector
 }
 
 // CRIU's task states.
@@ -63,7 +67,17 @@ const (
 // Dump checkpoints opts.Pid and its descendants into opts.Dir. On any error
 // the tree is left running as it was: registers restored, scratch memory
 // unmapped, detached.
-func Dump(opts Options) (err error) {
+func Dump(opts Options) error { return DumpContext(context.Background(), opts) }
+
+// ErrInterrupted is wrapped by the error of a dump whose context was
+// cancelled before it was done (the tree was left running as it was).
+var ErrInterrupted = errors.New("interrupted")
+
+// DumpContext is Dump, rolled back when ctx is cancelled before the tree's
+// images are complete: the error then wraps ErrInterrupted and
+// context.Cause(ctx). Once they are, the dump finishes (the tree is killed
+// or let go as asked).
+func DumpContext(ctx context.Context, opts Options) (err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -116,7 +130,8 @@ func Dump(opts Options) (err error) {
 		defer agents.Close()
 		defer proc.SetFallback(agents.Open)()
 	}
-	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
+	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
+	d.tr.Fault = opts.Fault
 	defer d.tr.Close()
 	defer d.files.closeHeld()
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
@@ -128,12 +143,19 @@ func Dump(opts Options) (err error) {
 	}()
 	d.stats.frozenAt = time.Now()
 	if err := d.seizeTree(pid); err != nil {
+		d.report(err)
 		d.release()
 		return err
 	}
 	d.stats.freezing = time.Since(d.stats.frozenAt)
 	opts.Logf("seized %d processes in %v", len(d.procs), d.stats.freezing)
 	if err := d.checkpoint(dir); err != nil {
+		d.report(err)
+		d.release()
+		return err
+	}
+	if err := d.step("dump: images complete"); err != nil {
+		d.report(err)
 		d.release()
 		return err
 	}
@@ -141,9 +163,11 @@ func Dump(opts Options) (err error) {
 		if opts.LeaveStopped {
 			d.stop()
 		}
+		d.opts.Fault.Point("resume: start")
 		if err := d.release(); err != nil {
 			return fmt.Errorf("resume process %d: %w", pid, err)
 		}
+		d.opts.Fault.Point("resume: done")
 		if opts.LeaveStopped {
 			opts.Logf("tree of %d left stopped", pid)
 		} else {
@@ -154,7 +178,9 @@ func Dump(opts Options) (err error) {
 			d.release()
 			return fmt.Errorf("process %d (tree left running): %w", pid, err)
 		}
+		d.opts.Fault.Point("kill: start")
 		d.kill()
+		d.opts.Fault.Point("kill: done")
 		opts.Logf("tree of %d killed", pid)
 	}
 	d.stats.frozen = time.Since(d.stats.frozenAt)
@@ -193,6 +219,7 @@ func (s *dumpStats) entry() *stats.StatsEntry {
 
 // dumper dumps one tree.
 type dumper struct {
+	ctx   context.Context // cancelled: roll back at the next step
 	tr    *ptrace.Tracer
 	opts  Options
 	logf  func(string, ...any)
@@ -228,6 +255,8 @@ type process struct {
 	// not cryo's.
 	nsPid  uint32
 	nsTids map[int]uint32
+	// step marks a step of the dump (see dumper.step).
+	step func(name string) error
 	// viaRoot prefixes the paths it sees to reach them from cryo:
 	// "/proc/PID/root" when it is in a mount namespace of its own, or
 	// when cryo is not root and the process is not chrooted; else "".
@@ -248,7 +277,7 @@ func (d *dumper) seizeTree(root int) error {
 		if err != nil {
 			return fmt.Errorf("process %d: %w", pid, err)
 		}
-		p := &process{pid: pid, ppid: parent[pid], stat: st, tr: d.tr, opts: d.opts, logf: d.logf}
+		p := &process{pid: pid, ppid: parent[pid], stat: st, tr: d.tr, opts: d.opts, logf: d.logf, step: d.step}
 		if st.State == 'Z' {
 			if pid == root {
 				return fmt.Errorf("process %d is a zombie", pid)
@@ -366,6 +395,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		if p.zombie || p.helper {
 			continue
 		}
+		if err := d.step("checkpoint: process"); err != nil {
+			return err
+		}
 		xf, err := p.checkpoint(d, dir, i)
 		if err != nil {
 			return err
@@ -379,6 +411,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.unix.check(d.files, d.opts, d.procs); err != nil {
+		return err
+	}
+	if err := d.step("images: tree-wide"); err != nil {
 		return err
 	}
 	if err := d.files.writePipeData(dir); err != nil {
@@ -403,6 +438,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.ns.write(dir); err != nil {
+		return err
+	}
+	if err := d.step("images: tree"); err != nil {
 		return err
 	}
 	if err := d.writeTree(dir, xfeatures); err != nil {
@@ -469,6 +507,9 @@ func (p *process) seize() error {
 				continue
 			}
 			seen[tid] = true
+			if err := p.step("seize: thread"); err != nil {
+				return err
+			}
 			t, err := p.tr.Seize(p.pid, tid)
 			if err != nil {
 				if errors.Is(err, unix.ESRCH) && tid != p.pid {

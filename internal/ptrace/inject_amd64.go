@@ -38,16 +38,45 @@ func (t *Tracee) SyscallAfter(pre func() error, nr uintptr, args ...uint64) (uin
 	if len(args) > 6 {
 		return 0, fmt.Errorf("syscall %d: %d arguments, at most 6", nr, len(args))
 	}
-	if t.syscallAddr == 0 {
-		return 0, fmt.Errorf("thread %d: no syscall instruction known", t.Tid)
-	}
 	if err := t.loadRegs(); err != nil {
 		return 0, err
 	}
 	var a [6]uint64
 	copy(a[:], args)
+	t.last = fmt.Sprintf("syscall %d(%#x, %#x, %#x, %#x, %#x, %#x): running", nr, a[0], a[1], a[2], a[3], a[4], a[5])
 	var ret uint64
-	err := t.tr.Do(func() error {
+	var err error
+	if t.guard != nil {
+		err = t.tr.Do(func() (err error) {
+			ret, err = t.guardedSyscall(pre, nr, a)
+			return err
+		})
+	} else {
+		err = t.legacySyscall(pre, nr, a, &ret)
+	}
+	if err != nil {
+		t.last = t.last[:len(t.last)-len("running")] + "failed: " + err.Error()
+		return 0, err
+	}
+	t.last = fmt.Sprintf("%s = %#x", t.last[:len(t.last)-len(": running")], ret)
+	if int64(ret) < 0 && int64(ret) >= -4095 {
+		return ret, unix.Errno(-int64(ret))
+	}
+	return ret, nil
+}
+
+// LastCall describes the last system call injected into the thread (with
+// its result), or "" if none was.
+func (t *Tracee) LastCall() string { return t.last }
+
+// legacySyscall injects a call by single-stepping the "syscall"
+// instruction set by SetSyscallAddr: used for restore's stubs, which die
+// with cryo anyway.
+func (t *Tracee) legacySyscall(pre func() error, nr uintptr, a [6]uint64, retp *uint64) error {
+	if t.syscallAddr == 0 {
+		return fmt.Errorf("thread %d: no syscall instruction known", t.Tid)
+	}
+	return t.tr.Do(func() error {
 		if err := t.blockSignals(); err != nil {
 			return err
 		}
@@ -71,16 +100,9 @@ func (t *Tracee) SyscallAfter(pre func() error, nr uintptr, args ...uint64) (uin
 		if err := unix.PtraceGetRegs(t.Tid, &r); err != nil {
 			return fmt.Errorf("thread %d: get registers after syscall %d: %w", t.Tid, nr, err)
 		}
-		ret = r.Rax
+		*retp = r.Rax
 		return nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	if int64(ret) < 0 && int64(ret) >= -4095 {
-		return ret, unix.Errno(-int64(ret))
-	}
-	return ret, nil
 }
 
 // step single-steps over the syscall instruction, handling the stops that

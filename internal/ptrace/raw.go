@@ -14,7 +14,10 @@ func ptrace(req int, tid int, addr, data uintptr) error {
 }
 
 // Options set on every tracee: follow clones so that threads and children
-// created by injected clone3 are traced from their first instruction.
+// created by injected clone3 are traced from their first instruction, and
+// report syscall stops as SIGTRAP|0x80 (guarded injection tells them from
+// other traps so). Never PTRACE_O_EXITKILL here: a tree being dumped must
+// outlive cryo; only restore's stubs get it (StartStub).
 const (
-	baseOptions = unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK
+	baseOptions = unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACESYSGOOD
 )

@@ -40,6 +40,13 @@ type Tracee struct {
 	// Detach.
 	blocked bool
 	mask    uint64
+
+	// guard is set for a thread whose injections survive cryo's death
+	// (see guard_amd64.go); written is where its frame was written last.
+	guard   *guardState
+	written uint64
+	// last describes the last injected call, for failure reports.
+	last string
 }
 
 // Tracer returns the tracer owning t.
@@ -235,6 +242,11 @@ func (t *Tracee) restoreRegs() error {
 // delivers again the signals intercepted while the thread was held.
 func (t *Tracee) Detach() error {
 	return t.tr.Do(func() error {
+		if t.guard != nil {
+			if err := t.disarm(); err != nil {
+				return err
+			}
+		}
 		if err := t.restoreRegs(); err != nil {
 			return err
 		}

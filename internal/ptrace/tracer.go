@@ -3,6 +3,8 @@ package ptrace
 import (
 	"errors"
 	"runtime"
+
+	"github.com/cryo-cr/cryo/internal/fault"
 )
 
 // ErrTracerClosed is returned by Do after Close.
@@ -13,6 +15,9 @@ var ErrTracerClosed = errors.New("ptrace: tracer closed")
 type Tracer struct {
 	reqs chan func()
 	quit chan struct{}
+	// Fault marks the steps of injections for the fault-injection tests
+	// (nil outside them).
+	Fault *fault.Injector
 }
 
 // NewTracer starts the tracer thread.

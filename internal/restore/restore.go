@@ -8,12 +8,14 @@
 package restore
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
+	"github.com/cryo-cr/cryo/internal/fault"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/nsagent"
@@ -42,6 +44,12 @@ type Options struct {
 	TrustImages bool
 	// pidFile is PidFile, created before the restore starts.
 	pidFile *os.File
+	// Ctx, when cancelled before the tree runs, makes the restore stop at
+	// its next step, kill and reap everything it made, and fail with an
+	// error wrapping ErrInterrupted (nil: never).
+	Ctx context.Context
+	// Fault is the hook of the fault-injection tests (nil otherwise).
+	Fault *fault.Injector
 }
 
 // Process is a restored root process that is cryo's child.
@@ -210,6 +218,7 @@ func Restore(opts Options) (root *Process, err error) {
 	}()
 	if err := r.run(); err != nil {
 		r.logf("restore failed, cleaning up: %v", err)
+		r.report()
 		r.abort()
 		return nil, err
 	}
@@ -280,6 +289,9 @@ func (r *restorer) abort() {
 
 func (r *restorer) run() error {
 	t0 := time.Now()
+	if err := r.interrupted("create the tree"); err != nil {
+		return err
+	}
 	if err := r.createTree(); err != nil {
 		return err
 	}
@@ -288,9 +300,15 @@ func (r *restorer) run() error {
 		if p.c.zombie {
 			continue
 		}
+		if err := r.interrupted(fmt.Sprintf("restore process %d", p.pid)); err != nil {
+			return err
+		}
 		if err := p.restore(); err != nil {
 			return err
 		}
+	}
+	if err := r.interrupted("let the tree go"); err != nil {
+		return err
 	}
 	for id := range r.snap.uncheckedFiles {
 		return fmt.Errorf("file %s: cryo may not read it and no process mapped it: it could not be checked against the dump", r.snap.reg(id).GetName())
