@@ -57,6 +57,16 @@ type DumpOptions struct {
 	// outside the tree be dumped and connected again by name (CRIU's
 	// --ext-unix-sk).
 	ExtUnixSk bool
+	// SkipInFlight leaves out TCP connections still waiting in a
+	// listener's accept queue instead of refusing the dump (CRIU's
+	// --skip-in-flight): their clients see them reset.
+	SkipInFlight bool
+	// TCPClose saves established TCP connections as closed sockets (CRIU's
+	// --tcp-close): the restored program sees them reset.
+	TCPClose bool
+	// LinkRemap lets a deleted file that is still linked under another
+	// name be dumped; it comes back as a copy (CRIU's --link-remap).
+	LinkRemap bool
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
 }
@@ -71,17 +81,18 @@ type Stats struct {
 //
 // When it fails, the tree is left running as it was (registers, memory
 // and signal state put back, nothing of cryo's left in it) and the error
-// is a *RefusedError; a ctx cancelled before the dump began gives an
-// *InterruptedError.
+// is a *RefusedError. Cancelling ctx before the images are complete rolls
+// the dump back the same way and gives an *InterruptedError; once they
+// are, the dump finishes.
 func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("cryo: dump: DumpOptions.Dir is empty")
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, &InterruptedError{Op: "dump", Cause: err}
+		return nil, &InterruptedError{Op: "dump", Cause: err, Err: err}
 	}
 	start := time.Now()
-	err := dump.Dump(dump.Options{
+	err := dump.DumpContext(ctx, dump.Options{
 		Pid:            pid,
 		Dir:            opts.Dir,
 		LeaveRunning:   opts.LeaveRunning,
@@ -89,9 +100,15 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		ShellJob:       opts.ShellJob,
 		TCPEstablished: opts.TCPEstablished,
 		ExtUnixSk:      opts.ExtUnixSk,
+		SkipInFlight:   opts.SkipInFlight,
+		TCPClose:       opts.TCPClose,
+		LinkRemap:      opts.LinkRemap,
 		Logf:           logf(opts.Logger),
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, dump.ErrInterrupted):
+		return nil, &InterruptedError{Op: "dump", Cause: context.Cause(ctx), Err: err}
+	case err != nil:
 		return nil, &RefusedError{Pid: pid, Err: err}
 	}
 	return &Stats{Duration: time.Since(start)}, nil
@@ -137,11 +154,12 @@ type Process struct {
 func (p *Process) Wait() (int, error) { return p.p.Wait() }
 
 // Restore recreates the tree saved in dir. When it fails nothing is left
-// behind: every process it made is killed and reaped. A malformed image
+// behind: every process it made is killed and reaped. Cancelling ctx
+// before the tree runs does that too and gives an *InterruptedError. A malformed image
 // gives an error that errors.As finds an *ImageError in.
 func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, &InterruptedError{Op: "restore", Cause: err}
+		return nil, &InterruptedError{Op: "restore", Cause: err, Err: err}
 	}
 	start := time.Now()
 	rp, err := restore.Restore(restore.Options{
@@ -151,8 +169,12 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		ShellJob:     opts.ShellJob,
 		LeaveStopped: opts.LeaveStopped,
 		TrustImages:  opts.TrustImages,
+		Ctx:          ctx,
 		Logf:         logf(opts.Logger),
 	})
+	if errors.Is(err, restore.ErrInterrupted) {
+		return nil, &InterruptedError{Op: "restore", Cause: context.Cause(ctx), Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cryo: restore %s: %w", dir, err)
 	}

@@ -3,6 +3,7 @@ package cryo_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,5 +96,51 @@ func TestRestoreImageError(t *testing.T) {
 	var bad *cryo.ImageError
 	if !errors.As(err, &bad) {
 		t.Fatalf("Restore of a garbage inventory: %v, want an *ImageError", err)
+	}
+}
+
+// cancelHandler is a slog.Handler that cancels a context at the first
+// message the dump logs: the dump is then under way.
+type cancelHandler struct{ cancel context.CancelFunc }
+
+func (h cancelHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h cancelHandler) Handle(context.Context, slog.Record) error {
+	h.cancel()
+	return nil
+}
+func (h cancelHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h cancelHandler) WithGroup(string) slog.Handler      { return h }
+
+// Cancelling the context of a dump under way rolls it back: an
+// *InterruptedError, and the process runs on untraced.
+func TestDumpCancelledMidway(t *testing.T) {
+	requireRoot(t)
+	cmd := exec.Command("sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	_, err := cryo.Dump(ctx, cmd.Process.Pid, cryo.DumpOptions{Dir: dir, LeaveRunning: true, Logger: slog.New(cancelHandler{cancel})})
+	var intr *cryo.InterruptedError
+	if !errors.As(err, &intr) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Dump cancelled midway: %v, want an *InterruptedError wrapping context.Canceled", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inventory.img")); err == nil {
+		t.Errorf("the interrupted dump wrote inventory.img")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "status"))
+		if strings.Contains(string(status), "\nTracerPid:\t0\n") && strings.Contains(string(status), "\nState:\tS") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the interrupted dump the process is not sleeping untraced:\n%s", status)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -29,16 +29,19 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 type InterruptedError struct {
 	// Op is "dump" or "restore".
 	Op string
-	// Cause is the context's error or the signal.
+	// Cause is the context's cause (context.Cause).
 	Cause error
+	// Err says where the work stopped and what was rolled back.
+	Err error
 }
 
 func (e *InterruptedError) Error() string {
-	return fmt.Sprintf("cryo: %s interrupted: %v", e.Op, e.Cause)
+	return fmt.Sprintf("cryo: %s: %v", e.Op, e.Err)
 }
 
-// Unwrap returns the cause, so that errors.Is(err, context.Canceled) holds.
-func (e *InterruptedError) Unwrap() error { return e.Cause }
+// Unwrap returns the cause and the detailed error, so that
+// errors.Is(err, context.Canceled) holds.
+func (e *InterruptedError) Unwrap() []error { return []error{e.Cause, e.Err} }
 
 // ImageError is a malformed image file (truncated, a wrong magic, an entry
 // that breaks the format's rules): a restore that meets one refuses before
