@@ -5,6 +5,10 @@
 //	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [-v N] [-o FILE]
 //	cryo check
 //	cryo show DIR|FILE
+//	cryo swrk FD
+//
+// Started under the name criu (a link), it takes CRIU's place under
+// container engines: they run "criu swrk FD".
 package main
 
 import (
@@ -21,6 +25,7 @@ const usage = `usage:
   cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [-v N] [-o FILE]
   cryo check
   cryo show DIR|FILE
+  cryo swrk FD   (CRIU's RPC on socket FD, as container engines start criu)
 `
 
 // stubName is argv[0] of the blank stub a restore starts from cryo's own
@@ -65,6 +70,8 @@ func run(args []string) (status int) {
 		err = cmdCheck(rest)
 	case "show":
 		err = cmdShow(rest)
+	case "swrk":
+		err = cmdSwrk(rest)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0

@@ -39,6 +39,13 @@ type Options struct {
 	// outside the tree be dumped (--ext-unix-sk).
 	ExtUnixSk bool
 	Logf      func(format string, args ...any)
+	// Notify, when set, is called at CRIU's notification points: "network-lock"
+	// once the tree is frozen, "post-dump" once the images are written and
+	// before the tree is killed or let go, "network-unlock" once a tree that
+	// runs on (--leave-running) runs again; pid is the tree's root. An error
+	// from the first two fails the dump, the tree left running (a caller of
+	// CRIU's RPC that went away must not lose its tree).
+	Notify func(event string, pid int) error
 }
 
 // CRIU's task states.
@@ -121,7 +128,15 @@ func Dump(opts Options) (err error) {
 	}
 	d.stats.freezing = time.Since(d.stats.frozenAt)
 	opts.Logf("seized %d processes in %v", len(d.procs), d.stats.freezing)
+	if err := opts.notify("network-lock", pid); err != nil {
+		d.release()
+		return err
+	}
 	if err := d.checkpoint(dir); err != nil {
+		d.release()
+		return err
+	}
+	if err := opts.notify("post-dump", pid); err != nil {
 		d.release()
 		return err
 	}
@@ -137,6 +152,9 @@ func Dump(opts Options) (err error) {
 		} else {
 			opts.Logf("tree of %d left running", pid)
 		}
+		if err := opts.notify("network-unlock", pid); err != nil {
+			return err
+		}
 	} else {
 		if err := d.lockNetwork(); err != nil {
 			d.release()
@@ -149,6 +167,17 @@ func Dump(opts Options) (err error) {
 	opts.Logf("frozen for %v", d.stats.frozen)
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
 		opts.Logf("warning: %v", err)
+	}
+	return nil
+}
+
+// notify calls o.Notify if set, naming the event in its error.
+func (o *Options) notify(event string, pid int) error {
+	if o.Notify == nil {
+		return nil
+	}
+	if err := o.Notify(event, pid); err != nil {
+		return fmt.Errorf("%s notification (tree left running): %w", event, err)
 	}
 	return nil
 }
