@@ -18,5 +18,5 @@ func cmdSwrk(args []string) error {
 	if err != nil || fd < 0 {
 		return usageError("swrk: %q is not a descriptor number", args[0])
 	}
-	return swrk.Serve(fd, swrk.DefaultEngine(check))
+	return swrk.Serve(fd, swrk.DefaultEngine())
 }

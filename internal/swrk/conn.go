@@ -11,8 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// maxPacket bounds one request. runc sends at most 40 KiB; a larger one
-// would be cut by the kernel (MSG_TRUNC), which recv reports.
+// maxPacket bounds one request. runc sends at most 40 KiB.
 const maxPacket = 1 << 20
 
 // conn is the caller's end of a SOCK_SEQPACKET socket: one protobuf
@@ -51,12 +50,20 @@ func newConn(fd int) (*conn, error) {
 	return &conn{fd: fd, peer: int(cred.Pid)}, nil
 }
 
-// recv reads one request; io.EOF when the caller closed its end.
+// recv reads one request; io.EOF when the caller closed its end. It waits
+// with poll in one-second slices and reads without blocking: on this
+// machine's kernel (6.18) a reader blocked on a SOCK_SEQPACKET socket was
+// seen not to wake up with a packet queued, in cryo and in its test alike.
+// The packet's size is peeked first and read into a buffer of that size.
 func (c *conn) recv() (*rpc.CriuReq, error) {
-	buf := make([]byte, maxPacket)
+	var one [1]byte
 	for {
-		n, _, flags, _, err := unix.Recvmsg(c.fd, buf, nil, 0)
-		if err == unix.EINTR {
+		fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, 1000); err != nil && err != unix.EINTR {
+			return nil, fmt.Errorf("wait for a request: %w", err)
+		}
+		n, _, _, _, err := unix.Recvmsg(c.fd, one[:], nil, unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+		if err == unix.EINTR || err == unix.EAGAIN {
 			continue
 		}
 		if err != nil {
@@ -65,8 +72,15 @@ func (c *conn) recv() (*rpc.CriuReq, error) {
 		if n == 0 {
 			return nil, io.EOF
 		}
-		if flags&unix.MSG_TRUNC != 0 {
-			return nil, fmt.Errorf("read request: larger than %d bytes", maxPacket)
+		if n > maxPacket {
+			return nil, fmt.Errorf("read request: %d bytes, more than %d", n, maxPacket)
+		}
+		buf := make([]byte, n)
+		if n, _, _, _, err = unix.Recvmsg(c.fd, buf, nil, unix.MSG_DONTWAIT); err == unix.EINTR {
+			continue // the packet is still there: peeked, not taken
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read request: %w", err)
 		}
 		req := &rpc.CriuReq{}
 		if err := proto.Unmarshal(buf[:n], req); err != nil {

@@ -1,8 +1,11 @@
 package swrk
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"os/exec"
+	"strings"
 
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/restore"
@@ -24,8 +27,7 @@ type Request struct {
 }
 
 // Engine does the work a request asks for. Check probes the kernel, as
-// `cryo check` does; it lives with the command line, so the server is
-// given it; its report goes to w.
+// `cryo check` does, its report going to w.
 type Engine struct {
 	Dump    func(Request) error
 	Restore func(Request) (pid int, err error)
@@ -33,9 +35,25 @@ type Engine struct {
 }
 
 // DefaultEngine runs requests with cryo's own dump and restore, the way
-// the command line does, and check as given.
-func DefaultEngine(check func(w io.Writer) error) Engine {
-	return Engine{Dump: runDump, Restore: runRestore, Check: check}
+// the command line does, and `cryo check` as a child process.
+func DefaultEngine() Engine {
+	return Engine{Dump: runDump, Restore: runRestore, Check: runCheck}
+}
+
+// runCheck runs `cryo check` in a child: its probes start and trace stub
+// processes and are meant for a short-lived process, while the server goes
+// on serving the next request.
+func runCheck(w io.Writer) error {
+	var stderr bytes.Buffer
+	cmd := exec.Command("/proc/self/exe", "check")
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Run(); err != nil {
+		if msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "cryo: "); msg != "" {
+			return fmt.Errorf("check: %s", msg)
+		}
+		return fmt.Errorf("check: %w", err)
+	}
+	return nil
 }
 
 // runDump is `cryo dump -t PID -D DIR` with the request's flags; its error

@@ -140,7 +140,7 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 		refuse("external (%d resources, the first %s): cryo does not handle external resources yet", n, o.GetExternal()[0])
 	}
 	if ns := o.GetEmptyNs(); ns != 0 {
-		refuse("empty_ns %#x (%s): cryo does not %s a tree into fresh namespaces yet", ns, nsNames(ns), map[bool]string{true: "dump", false: "restore"}[dumping])
+		refuse("empty_ns %#x (%s): cryo does not %s yet", ns, nsNames(ns), map[bool]string{true: "leave namespaces out of a dump", false: "restore a tree into fresh namespaces"}[dumping])
 	}
 	for _, j := range o.GetJoinNs() {
 		refuse("join_ns %s=%s: cryo does not join given namespaces yet", j.GetNs(), j.GetNsFile())
