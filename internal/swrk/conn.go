@@ -50,20 +50,14 @@ func newConn(fd int) (*conn, error) {
 	return &conn{fd: fd, peer: int(cred.Pid)}, nil
 }
 
-// recv reads one request; io.EOF when the caller closed its end. It waits
-// with poll in one-second slices and reads without blocking: on this
-// machine's kernel (6.18) a reader blocked on a SOCK_SEQPACKET socket was
-// seen not to wake up with a packet queued, in cryo and in its test alike.
-// The packet's size is peeked first and read into a buffer of that size.
+// recv reads one request; io.EOF when the caller closed its end. The
+// packet's size is peeked first and the packet read into a buffer of that
+// size.
 func (c *conn) recv() (*rpc.CriuReq, error) {
 	var one [1]byte
 	for {
-		fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, 1000); err != nil && err != unix.EINTR {
-			return nil, fmt.Errorf("wait for a request: %w", err)
-		}
-		n, _, _, _, err := unix.Recvmsg(c.fd, one[:], nil, unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT)
-		if err == unix.EINTR || err == unix.EAGAIN {
+		n, _, _, _, err := unix.Recvmsg(c.fd, one[:], nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
@@ -76,7 +70,7 @@ func (c *conn) recv() (*rpc.CriuReq, error) {
 			return nil, fmt.Errorf("read request: %d bytes, more than %d", n, maxPacket)
 		}
 		buf := make([]byte, n)
-		if n, _, _, _, err = unix.Recvmsg(c.fd, buf, nil, unix.MSG_DONTWAIT); err == unix.EINTR {
+		if n, _, _, _, err = unix.Recvmsg(c.fd, buf, nil, 0); err == unix.EINTR {
 			continue // the packet is still there: peeked, not taken
 		}
 		if err != nil {

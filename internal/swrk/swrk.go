@@ -106,8 +106,13 @@ func (s *session) handle(req *rpc.CriuReq) *rpc.CriuResp {
 	case rpc.CriuReqType_PRE_DUMP, rpc.CriuReqType_SINGLE_PRE_DUMP:
 		err = errors.New("pre-dump: not supported yet (cryo has no dirty-page tracking; this kernel lacks soft-dirty bits too)")
 	case rpc.CriuReqType_NOTIFY:
+		// Typed EMPTY, as CRIU answers what it does not serve: a reply
+		// typed NOTIFY would read as a notification to answer, and caller
+		// and server would answer each other forever.
+		resp.Type = rpc.CriuReqType_EMPTY.Enum()
 		err = errors.New("NOTIFY answer received with no notification pending")
 	default:
+		resp.Type = rpc.CriuReqType_EMPTY.Enum()
 		err = fmt.Errorf("request %s: not supported", t)
 	}
 	if err != nil {
