@@ -92,6 +92,9 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	if o.NetworkLock != nil {
 		note("network_lock %s: cryo locks the network with nftables", o.GetNetworkLock())
 	}
+	if o.CpuCap != nil {
+		note("cpu_cap %#x: cryo always checks the CPU features the images need", o.GetCpuCap())
+	}
 	if o.GetWeakSysctls() {
 		note("weak_sysctls: cryo writes no sysctl")
 	}
