@@ -39,6 +39,11 @@ type Options struct {
 	// outside the tree be dumped (--ext-unix-sk).
 	ExtUnixSk bool
 	Logf      func(format string, args ...any)
+	// EmptyNetNS leaves the tree's net namespace out of the images (CRIU's
+	// empty_ns with CLONE_NEWNET, which runc always sends): the restore
+	// makes a new one. The tree must have one net namespace and no socket
+	// in it.
+	EmptyNetNS bool
 	// Notify, when set, is called at CRIU's notification points: "network-lock"
 	// once the tree is frozen, "post-dump" once the images are written and
 	// before the tree is killed or let go, "network-unlock" once a tree that
@@ -112,6 +117,7 @@ func Dump(opts Options) (err error) {
 		defer proc.SetFallback(agents.Open)()
 	}
 	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
+	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
 	defer d.tr.Close()
 	defer d.files.closeHeld()
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
@@ -249,6 +255,9 @@ type process struct {
 	// "/proc/PID/root" when it is in a mount namespace of its own, or
 	// when cryo is not root and the process is not chrooted; else "".
 	viaRoot string
+	// netLeftOut: p is in the net namespace left out of the images
+	// (Options.EmptyNetNS).
+	netLeftOut bool
 }
 
 // seizeTree freezes the root, then each process's children once the

@@ -48,6 +48,9 @@ type fileTable struct {
 	held []int
 	// inFlight: those of them that are copies of descriptors in flight.
 	inFlight map[int]bool
+	// emptyNet: the tree's net namespace is left out (Options.EmptyNetNS),
+	// so its sockets cannot be described.
+	emptyNet bool
 }
 
 func newFileTable() *fileTable {

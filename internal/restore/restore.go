@@ -38,6 +38,10 @@ type Options struct {
 	// binary works since none of its code runs. Default: cryo itself.
 	StubPath string
 	Logf     func(format string, args ...any)
+	// EmptyNetNS restores the tree into a new net namespace with its
+	// loopback up (CRIU's empty_ns with CLONE_NEWNET): images whose net
+	// namespace was left out need it.
+	EmptyNetNS bool
 	// Notify, when set, is called at CRIU's notification points:
 	// "pre-restore" before anything is made (pid 0), "setup-namespaces"
 	// and "post-setup-namespaces" once the tree exists in its namespaces,
@@ -155,6 +159,9 @@ func Restore(opts Options) (root *Process, err error) {
 	}
 	snap, err := load(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkEmptyNet(dir, snap, opts); err != nil {
 		return nil, err
 	}
 	for _, c := range snap.procs {

@@ -20,7 +20,10 @@ type Request struct {
 	Pid       int    // the tree's root, for a dump
 	// As cryo's flags of the same names.
 	LeaveRunning, LeaveStopped, ShellJob, TCPEstablished, ExtUnixSk bool
-	Logf                                                            func(format string, args ...any)
+	// EmptyNetNS: empty_ns with CLONE_NEWNET, the tree's net namespace
+	// left out of the dump and made new, loopback up, on restore.
+	EmptyNetNS bool
+	Logf       func(format string, args ...any)
 	// Notify is called at CRIU's notification points (see dump.Options
 	// and restore.Options); its error fails the request.
 	Notify func(event string, pid int) error
@@ -60,7 +63,7 @@ func runCheck(w io.Writer) error {
 // reads as the command line's.
 func runDump(r Request) error {
 	err := dump.Dump(dump.Options{Pid: r.Pid, Dir: r.ImagesDir, LeaveRunning: r.LeaveRunning, LeaveStopped: r.LeaveStopped,
-		ShellJob: r.ShellJob, TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, Logf: r.Logf, Notify: r.Notify})
+		ShellJob: r.ShellJob, TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, EmptyNetNS: r.EmptyNetNS, Logf: r.Logf, Notify: r.Notify})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", r.Pid, err)
 	}
@@ -71,7 +74,7 @@ func runDump(r Request) error {
 // RPC restores detached, the caller adopting the tree.
 func runRestore(r Request) (int, error) {
 	p, err := restore.Restore(restore.Options{Dir: r.ImagesDir, Detach: true, ShellJob: r.ShellJob,
-		LeaveStopped: r.LeaveStopped, Logf: r.Logf, Notify: r.Notify})
+		LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Logf: r.Logf, Notify: r.Notify})
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}

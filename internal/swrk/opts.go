@@ -142,7 +142,10 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	if n := len(o.GetExternal()); n > 0 {
 		refuse("external (%d resources, the first %s): cryo does not handle external resources yet", n, o.GetExternal()[0])
 	}
-	if ns := o.GetEmptyNs(); ns != 0 {
+	if o.GetEmptyNs()&unix.CLONE_NEWNET != 0 {
+		req.EmptyNetNS = true
+	}
+	if ns := o.GetEmptyNs() &^ unix.CLONE_NEWNET; ns != 0 {
 		refuse("empty_ns %#x (%s): cryo does not %s yet", ns, nsNames(ns), map[bool]string{true: "leave namespaces out of a dump", false: "restore a tree into fresh namespaces"}[dumping])
 	}
 	for _, j := range o.GetJoinNs() {

@@ -120,7 +120,7 @@ func TestTranslateRefusesByName(t *testing.T) {
 		t.Fatal("translate accepted options cryo cannot honour")
 	}
 	for _, want := range []string{"rst_sibling", "inherit_fd (1 descriptors, the first pipe:[7] at 1)", "cg_root =/ct",
-		"empty_ns 0x44000000 (net,uts): cryo does not restore a tree into fresh namespaces", "tcp_close", "ghost_limit 1"} {
+		"empty_ns 0x4000000 (uts): cryo does not restore a tree into fresh namespaces", "tcp_close", "ghost_limit 1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %q: %v", want, err)
 		}
@@ -131,7 +131,7 @@ func TestTranslateRefusesByName(t *testing.T) {
 	}
 	r, err := s.translate(rpc.CriuReqType_DUMP, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir), Pid: proto.Int32(1),
 		EvasiveDevices: proto.Bool(true), LinkRemap: proto.Bool(true), ManageCgroupsMode: rpc.CriuCgMode_IGNORE.Enum()})
-	if err != nil || r.ImagesDir != dir {
+	if err != nil || r.ImagesDir != dir || r.EmptyNetNS {
 		t.Errorf("accepted options: %+v, %v", r, err)
 	}
 }
