@@ -479,9 +479,11 @@ func TestE2ESwrkEmptyNetNS(t *testing.T) {
 		w.logAll()
 		t.Fatal(err)
 	}
+	// Not compared with the dumped one: its inode number, freed with the
+	// original process, may be the new namespace's.
 	newNet, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", w.Pid))
-	if newNet == hostNet || newNet == oldNet || newNet == "" {
-		t.Errorf("restored net namespace %q, want a new one (host %q, dumped %q)", newNet, hostNet, oldNet)
+	if newNet == hostNet || newNet == "" {
+		t.Errorf("restored net namespace %q, want one of its own (host %q)", newNet, hostNet)
 	}
 	out, err := exec.Command("nsenter", "-t", strconv.Itoa(w.Pid), "-n", "ip", "-o", "link", "show", "lo").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), ",UP") {
@@ -490,12 +492,12 @@ func TestE2ESwrkEmptyNetNS(t *testing.T) {
 	w.Finish()
 }
 
-// TestE2ESwrkEmptyNetNSSocketRefused: with empty_ns, a socket in the net
-// namespace left out cannot be described: the dump refuses it in one line
+// TestE2ESwrkEmptyNetNSSocketRefused: with empty_ns, a socket (here Unix
+// ones) in the net namespace left out cannot be described: the dump refuses it in one line
 // naming the descriptor, and the process runs on.
 func TestE2ESwrkEmptyNetNSSocketRefused(t *testing.T) {
 	requireCryo(t)
-	real, err := filepath.EvalSymlinks(workloadBin(t, "inet_udp", linkDynamic))
+	real, err := filepath.EvalSymlinks(workloadBin(t, "unix_inflight", linkDynamic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +505,7 @@ func TestE2ESwrkEmptyNetNSSocketRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := startWorkload(t, unshare, "-n", real)
+	w := startWorkload(t, unshare, "-n", real, "backlog")
 	w.Bin = real
 	c := startSwrk(t, "", 3)
 	resp, _ := c.call(&rpc.CriuReq{Type: rpc.CriuReqType_DUMP.Enum(), Opts: &rpc.CriuOpts{ImagesDirFd: proto.Int32(openDir(t, t.TempDir())),
