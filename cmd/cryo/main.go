@@ -6,6 +6,10 @@
 //	cryo check [--all | --feature NAME]
 //	cryo -V|--version
 //	cryo show DIR|FILE
+//	cryo swrk FD
+//
+// Started under the name criu (a link), it takes CRIU's place under
+// container engines: they run "criu swrk FD".
 package main
 
 import (
@@ -24,6 +28,7 @@ const usage = `usage:
   cryo check [--all | --feature NAME (list: the names)]
   cryo -V|--version
   cryo show DIR|FILE
+  cryo swrk FD   (CRIU's RPC on socket FD, as container engines start criu)
 `
 
 // stubName is argv[0] of the blank stub a restore starts from cryo's own
@@ -74,6 +79,8 @@ func run(args []string) (status int) {
 		err = cmdCheck(rest)
 	case "show":
 		err = cmdShow(rest)
+	case "swrk":
+		err = cmdSwrk(rest)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0

@@ -54,6 +54,18 @@ type Options struct {
 	Logf     func(format string, args ...any)
 	// Fault is the hook of the fault-injection tests (nil otherwise).
 	Fault *fault.Injector
+	// EmptyNetNS leaves the tree's net namespace out of the images (CRIU's
+	// empty_ns with CLONE_NEWNET, which runc always sends): the restore
+	// makes a new one. The tree must have one net namespace and no socket
+	// in it.
+	EmptyNetNS bool
+	// Notify, when set, is called at CRIU's notification points: "network-lock"
+	// once the tree is frozen, "post-dump" once the images are written and
+	// before the tree is killed or let go, "network-unlock" once a tree that
+	// runs on (--leave-running) runs again; pid is the tree's root. An error
+	// from the first two fails the dump, the tree left running (a caller of
+	// CRIU's RPC that went away must not lose its tree).
+	Notify func(event string, pid int) error
 }
 
 // CRIU's task states.
@@ -132,6 +144,7 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	}
 	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
 	d.tr.Fault = opts.Fault
+	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
 	defer d.tr.Close()
 	defer d.files.closeHeld()
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
@@ -149,6 +162,10 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	}
 	d.stats.freezing = time.Since(d.stats.frozenAt)
 	opts.Logf("seized %d processes in %v", len(d.procs), d.stats.freezing)
+	if err := opts.notify("network-lock", pid); err != nil {
+		d.release()
+		return err
+	}
 	if err := d.checkpoint(dir); err != nil {
 		d.report(err)
 		d.release()
@@ -156,6 +173,10 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	}
 	if err := d.step("dump: images complete"); err != nil {
 		d.report(err)
+		d.release()
+		return err
+	}
+	if err := opts.notify("post-dump", pid); err != nil {
 		d.release()
 		return err
 	}
@@ -173,6 +194,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 		} else {
 			opts.Logf("tree of %d left running", pid)
 		}
+		if err := opts.notify("network-unlock", pid); err != nil {
+			return err
+		}
 	} else {
 		if err := d.lockNetwork(); err != nil {
 			d.release()
@@ -187,6 +211,17 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	opts.Logf("frozen for %v", d.stats.frozen)
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
 		opts.Logf("warning: %v", err)
+	}
+	return nil
+}
+
+// notify calls o.Notify if set, naming the event in its error.
+func (o *Options) notify(event string, pid int) error {
+	if o.Notify == nil {
+		return nil
+	}
+	if err := o.Notify(event, pid); err != nil {
+		return fmt.Errorf("%s notification (tree left running): %w", event, err)
 	}
 	return nil
 }
@@ -263,6 +298,9 @@ type process struct {
 	viaRoot string
 	// fdIDs: the file id of each of its descriptors, once dumped.
 	fdIDs map[int]uint32
+	// netLeftOut: p is in the net namespace left out of the images
+	// (Options.EmptyNetNS).
+	netLeftOut bool
 }
 
 // seizeTree freezes the root, then each process's children once the

@@ -51,6 +51,9 @@ type fileTable struct {
 	// epolls: the epoll instances, whose watched files are found once
 	// every descriptor has its id (resolveEpollTargets).
 	epolls []epollOwner
+	// emptyNet: the tree's net namespace is left out (Options.EmptyNetNS),
+	// so its sockets cannot be described.
+	emptyNet bool
 }
 
 func newFileTable() *fileTable {

@@ -85,6 +85,10 @@ type nsTable struct {
 	times     map[uint64]*timens.TimensEntry
 	ownMounts []mountns.Mount
 	tmpfsDevs map[uint32]uint64 // tmpfs device -> the mount namespace that mounts it
+	// emptyNet: a net namespace of the tree's own is left out of the
+	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
+	emptyNet    bool
+	emptyNetIno uint64
 }
 
 // mountNamespace is a mount namespace of the tree: its mounts and a
@@ -123,9 +127,20 @@ func (t *nsTable) add(p *process) error {
 		return err
 	}
 	p.ns = ns
+	if t.emptyNet {
+		if err := t.checkNetShared(p); err != nil {
+			return err
+		}
+	}
 	for _, kind := range nsKinds {
 		ino, ok := ns[kind]
 		if !ok || ino == t.own[kind] {
+			continue
+		}
+		if kind == "net" && t.emptyNet {
+			if err := t.leaveNetOut(p, ino); err != nil {
+				return err
+			}
 			continue
 		}
 		if !supportedNs[kind] {
@@ -229,6 +244,9 @@ func (t *nsTable) setIDs(p *process, ids *core.TaskKobjIdsEntry) {
 // write saves the user and UTS namespaces that are not cryo's own. Parents
 // get lower ids than their children (they were met first).
 func (t *nsTable) write(dir *image.Dir) error {
+	if err := t.writeEmptyNet(dir); err != nil {
+		return err
+	}
 	var inos []uint64
 	for ino := range t.users {
 		inos = append(inos, ino)

@@ -50,6 +50,17 @@ type Options struct {
 	Ctx context.Context
 	// Fault is the hook of the fault-injection tests (nil otherwise).
 	Fault *fault.Injector
+	// EmptyNetNS restores the tree into a new net namespace with its
+	// loopback up (CRIU's empty_ns with CLONE_NEWNET): images whose net
+	// namespace was left out need it.
+	EmptyNetNS bool
+	// Notify, when set, is called at CRIU's notification points:
+	// "pre-restore" before anything is made (pid 0), "setup-namespaces"
+	// and "post-setup-namespaces" once the tree exists in its namespaces,
+	// "post-restore", "network-unlock" and "status-ready" once every
+	// process is rebuilt, before any runs; pid is the root's. An error
+	// fails the restore, which leaves nothing behind.
+	Notify func(event string, pid int) error
 }
 
 // Process is a restored root process that is cryo's child.
@@ -163,6 +174,9 @@ func Restore(opts Options) (root *Process, err error) {
 	}
 	snap, err := load(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkEmptyNet(dir, snap, opts); err != nil {
 		return nil, err
 	}
 	for _, c := range snap.procs {
@@ -287,7 +301,22 @@ func (r *restorer) abort() {
 	}
 }
 
+// notify calls the caller's Notify hook if set, naming the event in its
+// error.
+func (r *restorer) notify(event string, pid int) error {
+	if r.opts.Notify == nil {
+		return nil
+	}
+	if err := r.opts.Notify(event, pid); err != nil {
+		return fmt.Errorf("%s notification: %w", event, err)
+	}
+	return nil
+}
+
 func (r *restorer) run() error {
+	if err := r.notify("pre-restore", 0); err != nil {
+		return err
+	}
 	t0 := time.Now()
 	if err := r.interrupted("create the tree"); err != nil {
 		return err
@@ -296,6 +325,11 @@ func (r *restorer) run() error {
 		return err
 	}
 	r.forking = time.Since(t0)
+	for _, event := range []string{"setup-namespaces", "post-setup-namespaces"} {
+		if err := r.notify(event, r.procs[0].pid); err != nil {
+			return err
+		}
+	}
 	for _, p := range r.procs {
 		if p.c.zombie {
 			continue
@@ -320,6 +354,11 @@ func (r *restorer) run() error {
 	if r.files.tcpRestored > 0 {
 		// The connections exist again: let their peers' packets in.
 		if err := netlock.Unlock(r.snap.procs[0].pid); err != nil {
+			return err
+		}
+	}
+	for _, event := range []string{"post-restore", "network-unlock", "status-ready"} {
+		if err := r.notify(event, r.procs[0].pid); err != nil {
 			return err
 		}
 	}

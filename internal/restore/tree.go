@@ -109,6 +109,9 @@ func (r *restorer) createRoot(root *process) error {
 	if err := r.raiseNofile(stubScratch); err != nil {
 		return err
 	}
+	if err := r.newEmptyNet(stubScratch); err != nil {
+		return err
+	}
 	flags := uint64(unix.CLONE_PARENT)
 	if root.c.nsPids != nil {
 		// The stub opens every file of the tree while it is still root in

@@ -1,0 +1,52 @@
+package dump
+
+import (
+	"fmt"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/netdev"
+	"github.com/cryo-cr/cryo/internal/image"
+	"google.golang.org/protobuf/proto"
+)
+
+// EmptyNetKey is the ext_key of the netns image of a net namespace left
+// out of the dump: only a restore told to make a new one (empty_ns) takes
+// such images.
+const EmptyNetKey = "empty_ns"
+
+// NetnsName is CRIU's image of a net namespace.
+func NetnsName(id uint32) string { return fmt.Sprintf("netns-%d.img", id) }
+
+// leaveNetOut records that p's net namespace ino, not cryo's, is left out
+// of the images (Options.EmptyNetNS): the restore makes a new, empty one
+// for the whole tree, so the tree may have only this one.
+func (t *nsTable) leaveNetOut(p *process, ino uint64) error {
+	if t.emptyNetIno != 0 && t.emptyNetIno != ino {
+		return fmt.Errorf("process %d: a second net namespace (%d, after %d) in the tree: only one can be left out (empty_ns)", p.pid, ino, t.emptyNetIno)
+	}
+	t.emptyNetIno = ino
+	p.netLeftOut = true
+	return nil
+}
+
+// checkNetShared refuses a tree whose processes are not all in one net
+// namespace when it is left out: restored, they would all be in the new
+// one.
+func (t *nsTable) checkNetShared(p *process) error {
+	ino := p.ns["net"]
+	if t.emptyNetIno != 0 && ino != t.emptyNetIno {
+		return fmt.Errorf("process %d is in net namespace %d, the tree's root in %d: with empty_ns every process must share the one left out", p.pid, ino, t.emptyNetIno)
+	}
+	if t.emptyNetIno == 0 && ino == t.own["net"] {
+		return fmt.Errorf("process %d is in cryo's own net namespace: empty_ns leaves out a net namespace of the tree's own", p.pid)
+	}
+	return nil
+}
+
+// writeEmptyNet writes the netns image of the namespace left out: no
+// state, only the key that says so.
+func (t *nsTable) writeEmptyNet(dir *image.Dir) error {
+	if t.emptyNetIno == 0 {
+		return nil
+	}
+	return dir.Write(NetnsName(t.id("net", t.emptyNetIno)), "NETNS", &netdev.NetnsEntry{ExtKey: proto.String(EmptyNetKey)})
+}

@@ -1,0 +1,74 @@
+package restore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/netdev"
+	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/image"
+	"golang.org/x/sys/unix"
+)
+
+// checkEmptyNet refuses images whose net namespace was left out of the
+// dump (empty_ns) unless the restore makes a new one, and a new one for a
+// normal user, who may not make it outside the tree's user namespace.
+func checkEmptyNet(dir *image.Dir, snap *snapshot, opts Options) error {
+	if opts.EmptyNetNS && os.Geteuid() != 0 {
+		return errors.New("empty_ns: a new net namespace for the tree is made by root only yet")
+	}
+	if len(snap.procs[0].cores) == 0 {
+		return nil
+	}
+	id := snap.procs[0].cores[0].GetIds().GetNetNsId()
+	if id == 0 || opts.EmptyNetNS {
+		return nil
+	}
+	var e netdev.NetnsEntry
+	err := dir.ReadOne(dump.NetnsName(id), "NETNS", &e)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if e.GetExtKey() == dump.EmptyNetKey {
+		return fmt.Errorf("%s: the tree's net namespace was left out of the dump (empty_ns): the restore must make a new one (empty_ns)", dump.NetnsName(id))
+	}
+	return fmt.Errorf("%s: net namespaces are not restored yet", dump.NetnsName(id))
+}
+
+// newEmptyNet moves the stub into a new net namespace with its loopback
+// up, before the root is cloned from it, when the restore is to make one
+// (Options.EmptyNetNS): the tree comes back in it. Unlike CRIU's, whose
+// restored containers answer nothing on 127.0.0.1 (criu#590), the loopback
+// is up.
+func (r *restorer) newEmptyNet(stub *process) error {
+	if !r.opts.EmptyNetNS {
+		return nil
+	}
+	if _, err := stub.leader.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("empty_ns: new net namespace: %w", err)
+	}
+	fd, err := stub.leader.Syscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("empty_ns: socket to bring the loopback up: %w", err)
+	}
+	defer stub.leader.Syscall(unix.SYS_CLOSE, fd)
+	// struct ifreq: the name, then the flags (a short); 40 bytes in all.
+	var ifr [40]byte
+	copy(ifr[:], "lo")
+	binary.LittleEndian.PutUint16(ifr[unix.IFNAMSIZ:], unix.IFF_UP)
+	addr, err := stub.put(ifr[:])
+	if err != nil {
+		return err
+	}
+	if _, err := stub.leader.Syscall(unix.SYS_IOCTL, fd, unix.SIOCSIFFLAGS, addr); err != nil {
+		return fmt.Errorf("empty_ns: loopback up: %w", err)
+	}
+	r.logf("empty_ns: the tree is restored in a new net namespace, loopback up")
+	return nil
+}

@@ -1,0 +1,236 @@
+package swrk
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
+	"golang.org/x/sys/unix"
+)
+
+// translate turns a DUMP or RESTORE request's criu_opts into a Request. It
+// honours what cryo can, notes in the log options whose effect cryo has
+// anyway, and refuses every other option that is set, naming each with the
+// reason, in one error: the caller learns everything it asked for that
+// cryo cannot do at once, never by silence. The descriptors it opens are
+// added to s.files, closed when the request is done.
+func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, error) {
+	req := Request{
+		Pid:            int(o.GetPid()),
+		LeaveRunning:   o.GetLeaveRunning(),
+		LeaveStopped:   o.GetLeaveStopped(),
+		ShellJob:       o.GetShellJob(),
+		TCPEstablished: o.GetTcpEstablished(),
+		ExtUnixSk:      o.GetExtUnixSk(),
+	}
+	var refused, noted []string
+	refuse := func(format string, args ...any) { refused = append(refused, fmt.Sprintf(format, args...)) }
+	note := func(format string, args ...any) { noted = append(noted, fmt.Sprintf(format, args...)) }
+	dumping := kind == rpc.CriuReqType_DUMP
+
+	// Where the images are, and the work directory for the log and stats.
+	switch {
+	case o.ImagesDirFd != nil && o.GetImagesDirFd() >= 0:
+		f, err := s.conn.peerFile("images_dir_fd", o.GetImagesDirFd(), unix.O_RDONLY|unix.O_DIRECTORY)
+		if err != nil {
+			return req, err
+		}
+		s.files = append(s.files, f)
+		if req.ImagesDir, err = dirPath(f); err != nil {
+			return req, fmt.Errorf("images_dir_fd: %w", err)
+		}
+	case o.GetImagesDir() != "":
+		req.ImagesDir = o.GetImagesDir()
+	default:
+		return req, fmt.Errorf("no images directory: images_dir_fd and images_dir are both unset")
+	}
+	req.WorkDir = req.ImagesDir
+	if o.WorkDirFd != nil && o.GetWorkDirFd() >= 0 {
+		f, err := s.conn.peerFile("work_dir_fd", o.GetWorkDirFd(), unix.O_RDONLY|unix.O_DIRECTORY)
+		if err != nil {
+			return req, err
+		}
+		s.files = append(s.files, f)
+		if req.WorkDir, err = dirPath(f); err != nil {
+			return req, fmt.Errorf("work_dir_fd: %w", err)
+		}
+	}
+	if err := s.openLog(req.WorkDir, o); err != nil {
+		return req, err
+	}
+	if o.StatusFd != nil && o.GetStatusFd() >= 0 {
+		f, err := s.conn.peerFile("status_fd", o.GetStatusFd(), unix.O_WRONLY)
+		if err != nil {
+			return req, err
+		}
+		s.files = append(s.files, f)
+		s.status = f
+	}
+	s.notifyScripts = o.GetNotifyScripts()
+
+	if dumping && o.Pid == nil {
+		refuse("pid unset: dumping the calling process itself is not supported, give the tree's pid")
+	}
+	if !dumping && o.GetPid() != 0 {
+		note("pid %d ignored on restore: the images name the tree", o.GetPid())
+	}
+
+	// Options whose effect cryo has anyway: said in the log.
+	if o.GetEvasiveDevices() {
+		note("evasive_devices: devices are opened again at their dumped path (no other is tried)")
+	}
+	if o.GetFileLocks() {
+		note("file_locks: cryo does not dump file locks yet; a tree holding one is refused by the dump")
+	}
+	if o.GetLinkRemap() {
+		note("link_remap: unlinked open files are saved whole in the images (cryo's ghost files)")
+	}
+	if o.GetOrphanPtsMaster() {
+		note("orphan_pts_master: a terminal whose master is outside the tree is refused unless shell_job is set")
+	}
+	if o.NetworkLock != nil {
+		note("network_lock %s: cryo locks the network with nftables", o.GetNetworkLock())
+	}
+	if o.CpuCap != nil {
+		note("cpu_cap %#x: cryo always checks the CPU features the images need", o.GetCpuCap())
+	}
+	if o.GetWeakSysctls() {
+		note("weak_sysctls: cryo writes no sysctl")
+	}
+	if o.GetUnprivileged() {
+		note("unprivileged: cryo needs no capability for a tree in a user namespace of the caller's")
+	}
+	if o.GetFreezeCgroup() != "" {
+		note("freeze_cgroup %s: the tree is frozen with ptrace, not with the cgroup freezer", o.GetFreezeCgroup())
+	}
+	if o.GetDisplayStats() {
+		note("display_stats: the statistics are in the stats-dump and stats-restore images")
+	}
+	if o.GetLogToStderr() {
+		note("log_to_stderr: the log goes to the log file")
+	}
+	if c := o.GetConfigFile(); c != "" {
+		if b, err := os.ReadFile(c); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			refuse("config_file %s: cryo does not read CRIU configuration files, and this one is not empty", c)
+		} else {
+			note("config_file %s: absent or empty", c)
+		}
+	}
+
+	// Options cryo cannot honour yet.
+	if o.GetManageCgroups() || (o.ManageCgroupsMode != nil && o.GetManageCgroupsMode() != rpc.CriuCgMode_IGNORE) {
+		mode := "default"
+		if o.ManageCgroupsMode != nil {
+			mode = strings.ToLower(o.GetManageCgroupsMode().String())
+		}
+		refuse("manage_cgroups (mode %s): cryo does not record cgroups yet (only mode ignore)", mode)
+	}
+	for _, r := range o.GetCgRoot() {
+		refuse("cg_root %s=%s: cryo does not restore cgroups yet", r.GetCtrl(), r.GetPath())
+	}
+	if o.GetCgroupProps() != "" || o.GetCgroupPropsFile() != "" || len(o.GetCgroupDumpController()) > 0 || o.GetCgroupYard() != "" {
+		refuse("cgroup_props, cgroup_props_file, cgroup_dump_controller, cgroup_yard: cryo does not record cgroups yet")
+	}
+	if r := o.GetRoot(); r != "" && r != "/" {
+		refuse("root %s: cryo does not %s a tree whose mount namespace is rooted elsewhere yet", r, map[bool]string{true: "dump", false: "restore"}[dumping])
+	}
+	if n := len(o.GetExtMnt()); n > 0 {
+		m := o.GetExtMnt()[0]
+		refuse("ext_mnt (%d external mounts, the first %s=%s): cryo does not handle external mounts yet", n, m.GetKey(), m.GetVal())
+	}
+	if n := len(o.GetExternal()); n > 0 {
+		refuse("external (%d resources, the first %s): cryo does not handle external resources yet", n, o.GetExternal()[0])
+	}
+	if o.GetEmptyNs()&unix.CLONE_NEWNET != 0 {
+		req.EmptyNetNS = true
+	}
+	if ns := o.GetEmptyNs() &^ unix.CLONE_NEWNET; ns != 0 {
+		refuse("empty_ns %#x (%s): cryo does not %s yet", ns, nsNames(ns), map[bool]string{true: "leave namespaces out of a dump", false: "restore a tree into fresh namespaces"}[dumping])
+	}
+	for _, j := range o.GetJoinNs() {
+		refuse("join_ns %s=%s: cryo does not join given namespaces yet", j.GetNs(), j.GetNsFile())
+	}
+	if n := len(o.GetInheritFd()); n > 0 {
+		f := o.GetInheritFd()[0]
+		refuse("inherit_fd (%d descriptors, the first %s at %d): cryo does not take descriptors from its caller yet", n, f.GetKey(), f.GetFd())
+	}
+	if o.GetRstSibling() {
+		refuse("rst_sibling: the restored root is cryo's child, not its caller's, yet")
+	}
+	if o.GetTcpSkipInFlight() {
+		refuse("tcp_skip_in_flight: cryo refuses connections not yet accepted instead of skipping them")
+	}
+	if o.GetTcpClose() {
+		refuse("tcp_close: cryo restores established connections (with tcp_established) and cannot close them instead yet")
+	}
+	if o.GetLsmProfile() != "" || o.GetLsmMountContext() != "" {
+		refuse("lsm_profile %q, lsm_mount_context %q: cryo does not set LSM labels (no AppArmor or SELinux here)", o.GetLsmProfile(), o.GetLsmMountContext())
+	}
+	if o.Ps != nil {
+		refuse("ps: cryo has no page server")
+	}
+	if o.GetParentImg() != "" || o.GetTrackMem() || o.GetAutoDedup() {
+		refuse("parent_img, track_mem, auto_dedup: cryo has no pre-dump or memory tracking yet")
+	}
+	if o.GetLazyPages() {
+		refuse("lazy_pages: cryo has no lazy restore")
+	}
+	if len(o.GetVeths()) > 0 {
+		refuse("veths: cryo does not restore network namespaces yet")
+	}
+	if len(o.GetExecCmd()) > 0 {
+		refuse("exec_cmd: not supported")
+	}
+	if o.GetForceIrmap() || len(o.GetIrmapScanPaths()) > 0 {
+		refuse("force_irmap, irmap_scan_paths: cryo keeps no inotify path map")
+	}
+	if len(o.GetUnixSkIno()) > 0 {
+		refuse("unix_sk_ino: external Unix sockets are given by ext_unix_sk only")
+	}
+	if o.GetAutoExtMnt() || o.GetExtSharing() || o.GetExtMasters() || len(o.GetSkipMnt()) > 0 || len(o.GetEnableFs()) > 0 || o.GetMntnsCompatMode() {
+		refuse("auto_ext_mnt, ext_sharing, ext_masters, skip_mnt, enable_fs, mntns_compat_mode: cryo does not handle external or skipped mounts yet")
+	}
+	if o.GhostLimit != nil {
+		refuse("ghost_limit %d: cryo's limit for unlinked files is fixed (64 MiB)", o.GetGhostLimit())
+	}
+	if o.GetTimeout() != 0 {
+		refuse("timeout %d: cryo has no freezing timeout", o.GetTimeout())
+	}
+	if o.GetTls() || o.GetTlsCacert() != "" || o.GetTlsCacrl() != "" || o.GetTlsCert() != "" || o.GetTlsKey() != "" || o.GetTlsNoCnVerify() {
+		refuse("tls: cryo has no page server")
+	}
+	if o.PidfdStoreSk != nil {
+		refuse("pidfd_store_sk: cryo has no pre-dump")
+	}
+	if o.GetSkipFileRwxCheck() {
+		refuse("skip_file_rwx_check: cryo always checks a file's access mode")
+	}
+	for _, n := range noted {
+		s.logf("option %s", n)
+	}
+	if len(refused) > 0 {
+		return req, fmt.Errorf("options cryo cannot honour: %s", strings.Join(refused, "; "))
+	}
+	return req, nil
+}
+
+// nsNames spells a CLONE_NEW* mask.
+func nsNames(mask uint32) string {
+	names := []struct {
+		bit  uint32
+		name string
+	}{{unix.CLONE_NEWNET, "net"}, {unix.CLONE_NEWNS, "mnt"}, {unix.CLONE_NEWPID, "pid"}, {unix.CLONE_NEWUTS, "uts"},
+		{unix.CLONE_NEWIPC, "ipc"}, {unix.CLONE_NEWUSER, "user"}, {unix.CLONE_NEWCGROUP, "cgroup"}, {unix.CLONE_NEWTIME, "time"}}
+	var out []string
+	for _, n := range names {
+		if mask&n.bit != 0 {
+			out = append(out, n.name)
+			mask &^= n.bit
+		}
+	}
+	if mask != 0 {
+		out = append(out, fmt.Sprintf("%#x", mask))
+	}
+	return strings.Join(out, ",")
+}
