@@ -67,6 +67,16 @@ type DumpOptions struct {
 	// LinkRemap lets a deleted file that is still linked under another
 	// name be dumped; it comes back as a copy (CRIU's --link-remap).
 	LinkRemap bool
+	// EmptyNetNS leaves the tree's network namespace out of the images, as
+	// CRIU's empty_ns does for a container engine that makes a new one: the
+	// tree must hold no socket in it, and the images are restored with
+	// RestoreOptions.EmptyNetNS.
+	EmptyNetNS bool
+	// Notify, if set, is called at CRIU's notification points of a dump:
+	// "network-lock" once the tree is frozen, "post-dump" once the images
+	// are written, "network-unlock" once a tree that runs on runs again.
+	// An error from the first two fails the dump, the tree left running.
+	Notify func(event string, pid int) error
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
 }
@@ -103,6 +113,8 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		SkipInFlight:   opts.SkipInFlight,
 		TCPClose:       opts.TCPClose,
 		LinkRemap:      opts.LinkRemap,
+		EmptyNetNS:     opts.EmptyNetNS,
+		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),
 	})
 	switch {
@@ -131,6 +143,15 @@ type RestoreOptions struct {
 	// writes the images chooses the ids and capabilities root gives the
 	// processes (docs/security.md).
 	TrustImages bool
+	// EmptyNetNS restores the tree into a new network namespace whose
+	// loopback is up; images dumped with DumpOptions.EmptyNetNS need it.
+	EmptyNetNS bool
+	// Notify, if set, is called at CRIU's notification points of a
+	// restore: "pre-restore" (pid 0), "setup-namespaces",
+	// "post-setup-namespaces", "post-restore", "network-unlock" and
+	// "status-ready", all before the tree runs. An error fails the restore,
+	// which leaves nothing behind.
+	Notify func(event string, pid int) error
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
 }
@@ -169,6 +190,8 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		ShellJob:     opts.ShellJob,
 		LeaveStopped: opts.LeaveStopped,
 		TrustImages:  opts.TrustImages,
+		EmptyNetNS:   opts.EmptyNetNS,
+		Notify:       opts.Notify,
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),
 	})

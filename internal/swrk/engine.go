@@ -2,24 +2,27 @@ package swrk
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os/exec"
 	"strings"
 
-	"github.com/cryo-cr/cryo/internal/dump"
-	"github.com/cryo-cr/cryo/internal/restore"
+	"github.com/cryo-cr/cryo"
 )
 
 // Request is a DUMP or RESTORE once its RPC options are translated: the
-// only thing an Engine sees of the RPC. When cryo has a public Go API
-// (issue 10), Request maps onto its options and Engine onto its calls.
+// only thing an Engine sees of the RPC. The default engine maps it onto
+// the options of cryo's public API.
 type Request struct {
 	ImagesDir string // where the images are read or written
 	WorkDir   string // where the log and statistics go (ImagesDir if unset)
 	Pid       int    // the tree's root, for a dump
 	// As cryo's flags of the same names.
 	LeaveRunning, LeaveStopped, ShellJob, TCPEstablished, ExtUnixSk bool
+	SkipInFlight, TCPClose, LinkRemap                               bool
 	// EmptyNetNS: empty_ns with CLONE_NEWNET, the tree's net namespace
 	// left out of the dump and made new, loopback up, on restore.
 	EmptyNetNS bool
@@ -37,8 +40,9 @@ type Engine struct {
 	Check   func(w io.Writer) error
 }
 
-// DefaultEngine runs requests with cryo's own dump and restore, the way
-// the command line does, and `cryo check` as a child process.
+// DefaultEngine runs requests with cryo's public API (cryo.Dump and
+// cryo.Restore), as the command line does, and `cryo check` as a child
+// process.
 func DefaultEngine() Engine {
 	return Engine{Dump: runDump, Restore: runRestore, Check: runCheck}
 }
@@ -62,9 +66,16 @@ func runCheck(w io.Writer) error {
 // runDump is `cryo dump -t PID -D DIR` with the request's flags; its error
 // reads as the command line's.
 func runDump(r Request) error {
-	err := dump.Dump(dump.Options{Pid: r.Pid, Dir: r.ImagesDir, LeaveRunning: r.LeaveRunning, LeaveStopped: r.LeaveStopped,
-		ShellJob: r.ShellJob, TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, EmptyNetNS: r.EmptyNetNS, Logf: r.Logf, Notify: r.Notify})
-	if err != nil {
+	_, err := cryo.Dump(context.Background(), r.Pid, cryo.DumpOptions{
+		Dir: r.ImagesDir, LeaveRunning: r.LeaveRunning, LeaveStopped: r.LeaveStopped, ShellJob: r.ShellJob,
+		TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, SkipInFlight: r.SkipInFlight, TCPClose: r.TCPClose,
+		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, Notify: r.Notify, Logger: logger(r.Logf),
+	})
+	var refused *cryo.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		return fmt.Errorf("dump %d: %w", r.Pid, refused.Err)
+	case err != nil:
 		return fmt.Errorf("dump %d: %w", r.Pid, err)
 	}
 	return nil
@@ -73,13 +84,34 @@ func runDump(r Request) error {
 // runRestore is `cryo restore -d -D DIR` with the request's flags: CRIU's
 // RPC restores detached, the caller adopting the tree.
 func runRestore(r Request) (int, error) {
-	p, err := restore.Restore(restore.Options{Dir: r.ImagesDir, Detach: true, ShellJob: r.ShellJob,
-		LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Logf: r.Logf, Notify: r.Notify})
+	p, err := cryo.Restore(context.Background(), r.ImagesDir, cryo.RestoreOptions{
+		ShellJob: r.ShellJob, LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Notify: r.Notify,
+		Logger: logger(r.Logf),
+	})
 	if err != nil {
-		return 0, fmt.Errorf("restore: %w", err)
+		return 0, errors.Unwrap(err)
 	}
 	if p.Moved != "" {
 		r.Logf("%s", p.Moved)
 	}
 	return p.Pid, nil
 }
+
+// logger makes a printf-style log function a *slog.Logger for the API.
+func logger(logf func(string, ...any)) *slog.Logger {
+	if logf == nil {
+		return nil
+	}
+	return slog.New(logfHandler{logf})
+}
+
+// logfHandler is a slog.Handler writing each message through a printf.
+type logfHandler struct{ logf func(string, ...any) }
+
+func (h logfHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h logfHandler) Handle(_ context.Context, r slog.Record) error {
+	h.logf("%s", r.Message)
+	return nil
+}
+func (h logfHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logfHandler) WithGroup(string) slog.Handler      { return h }

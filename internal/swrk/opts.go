@@ -84,7 +84,7 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 		note("file_locks: cryo does not dump file locks yet; a tree holding one is refused by the dump")
 	}
 	if o.GetLinkRemap() {
-		note("link_remap: unlinked open files are saved whole in the images (cryo's ghost files)")
+		req.LinkRemap = true
 	}
 	if o.GetOrphanPtsMaster() {
 		note("orphan_pts_master: a terminal whose master is outside the tree is refused unless shell_job is set")
@@ -159,10 +159,13 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 		refuse("rst_sibling: the restored root is cryo's child, not its caller's, yet")
 	}
 	if o.GetTcpSkipInFlight() {
-		refuse("tcp_skip_in_flight: cryo refuses connections not yet accepted instead of skipping them")
+		req.SkipInFlight = true
 	}
-	if o.GetTcpClose() {
-		refuse("tcp_close: cryo restores established connections (with tcp_established) and cannot close them instead yet")
+	switch {
+	case o.GetTcpClose() && dumping:
+		req.TCPClose = true
+	case o.GetTcpClose():
+		refuse("tcp_close on restore: cryo closes connections when it dumps them (tcp_close there), not when it restores them, yet")
 	}
 	if o.GetLsmProfile() != "" || o.GetLsmMountContext() != "" {
 		refuse("lsm_profile %q, lsm_mount_context %q: cryo does not set LSM labels (no AppArmor or SELinux here)", o.GetLsmProfile(), o.GetLsmMountContext())

@@ -131,7 +131,7 @@ func TestTranslateRefusesByName(t *testing.T) {
 	}
 	r, err := s.translate(rpc.CriuReqType_DUMP, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir), Pid: proto.Int32(1),
 		EvasiveDevices: proto.Bool(true), LinkRemap: proto.Bool(true), ManageCgroupsMode: rpc.CriuCgMode_IGNORE.Enum()})
-	if err != nil || r.ImagesDir != dir || r.EmptyNetNS {
+	if err != nil || r.ImagesDir != dir || r.EmptyNetNS || !r.LinkRemap {
 		t.Errorf("accepted options: %+v, %v", r, err)
 	}
 }
