@@ -89,6 +89,9 @@ type restorer struct {
 
 	forking       time.Duration
 	pagesRestored uint64
+	// memFill is the time spent writing the pages images into the
+	// processes.
+	memFill time.Duration
 	// rootUserns is the user namespace the root was born in (it owns the
 	// root's pid namespace); the whole tree is in it from the start.
 	rootUserns uint32
