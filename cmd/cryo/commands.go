@@ -71,6 +71,9 @@ func cmdDump(args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}
+	if o.displayStats {
+		return displayStats(os.Stdout, o.dir, dump.StatsName)
+	}
 	return nil
 }
 
@@ -91,6 +94,11 @@ func cmdRestore(args []string) (status int, err error) {
 		LeaveStopped: o.leaveStopped, Logf: logf})
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
+	}
+	if o.displayStats {
+		if err := displayStats(os.Stdout, o.dir, restore.StatsName); err != nil {
+			logf("warning: --display-stats: %v", err)
+		}
 	}
 	if p.Moved != "" {
 		// Not an error: the tree runs. One line, as every message of cryo's.

@@ -14,11 +14,14 @@ type options struct {
 	leaveStopped   bool
 	tcpEstablished bool
 	extUnixSk      bool
-	detach         bool
-	pidFile        string
-	verbosity      int
-	logFile        string
-	positional     []string
+	// displayStats prints the stats image after the command (CRIU's
+	// --display-stats).
+	displayStats bool
+	detach       bool
+	pidFile      string
+	verbosity    int
+	logFile      string
+	positional   []string
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -67,6 +70,8 @@ func parseFlags(args []string) (*options, error) {
 			o.tcpEstablished = true
 		case name == "--ext-unix-sk":
 			o.extUnixSk = true
+		case name == "--display-stats":
+			o.displayStats = true
 		case name == "-d" || name == "--restore-detached":
 			o.detach = true
 		case name == "-v" || name == "--verbosity":

@@ -1,8 +1,8 @@
 // Command cryo checkpoints and restores Linux processes, with CRIU's
 // command-line flags and image format.
 //
-//	cryo dump -t PID -D DIR [-j] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
-//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [-v N] [-o FILE]
+//	cryo dump -t PID -D DIR [-j] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [--display-stats] [-v N] [-o FILE]
+//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [--display-stats] [-v N] [-o FILE]
 //	cryo check
 //	cryo show DIR|FILE
 package main
@@ -17,8 +17,8 @@ import (
 )
 
 const usage = `usage:
-  cryo dump -t PID -D DIR [-j|--shell-job] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [-v N] [-o FILE]
-  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [-v N] [-o FILE]
+  cryo dump -t PID -D DIR [-j|--shell-job] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [--display-stats] [-v N] [-o FILE]
+  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [--display-stats] [-v N] [-o FILE]
   cryo check
   cryo show DIR|FILE
 `

@@ -125,6 +125,7 @@ func Dump(opts Options) (err error) {
 		d.release()
 		return err
 	}
+	d.stats.imagesDone = time.Since(d.stats.frozenAt)
 	if opts.LeaveRunning || opts.LeaveStopped {
 		if opts.LeaveStopped {
 			d.stop()
@@ -142,11 +143,14 @@ func Dump(opts Options) (err error) {
 			d.release()
 			return fmt.Errorf("process %d (tree left running): %w", pid, err)
 		}
+		killStart := time.Now()
 		d.kill()
-		opts.Logf("tree of %d killed", pid)
+		d.stats.kill = time.Since(killStart)
+		opts.Logf("tree of %d killed in %v", pid, d.stats.kill)
 	}
 	d.stats.frozen = time.Since(d.stats.frozenAt)
 	opts.Logf("frozen for %v", d.stats.frozen)
+	opts.Logf("stats: %s", d.stats.summary())
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
 		opts.Logf("warning: %v", err)
 	}
@@ -158,8 +162,12 @@ const StatsName = "stats-dump"
 
 // dumpStats are the figures CRIU's stats-dump image holds (microseconds).
 type dumpStats struct {
-	frozenAt                 time.Time
-	freezing, frozen         time.Duration
+	frozenAt         time.Time
+	freezing, frozen time.Duration
+	// imagesDone is when the last image was complete, from the start of
+	// the freeze; kill is how long killing the tree and waiting for it to
+	// be gone took (both only in the log: CRIU's image has no field).
+	imagesDone, kill         time.Duration
 	memdump, memwrite        time.Duration
 	pagesScanned, pagesSaved uint64
 }

@@ -205,6 +205,8 @@ func Restore(opts Options) (root *Process, err error) {
 		RestoreTime:     proto.Uint32(uint32(elapsed.Microseconds())),
 		PagesRestored:   proto.Uint64(r.pagesRestored),
 	}}
+	r.logf("stats: restore %.1f ms, forking %.1f ms, memory write %.1f ms, pages restored %d",
+		float64(elapsed.Microseconds())/1000, float64(r.forking.Microseconds())/1000, float64(r.memFill.Microseconds())/1000, r.pagesRestored)
 	if err := dir.Write(StatsName, "STATS", st); err != nil {
 		r.logf("warning: %v", err)
 	}
