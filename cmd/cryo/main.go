@@ -55,6 +55,7 @@ func run(args []string) (status int) {
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
+	defer startProfile()()
 	var err error
 	switch cmd {
 	case "dump":

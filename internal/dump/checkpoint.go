@@ -108,7 +108,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 
 	pagesID := uint32(index + 1)
 	copyStart := time.Now()
-	n, err := p.writePages(dir, pagesID, runs)
+	n, err := p.writePages(dir, pagesID, runs, &d.bufs)
 	if err != nil {
 		return 0, err
 	}

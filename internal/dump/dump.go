@@ -196,6 +196,8 @@ type dumper struct {
 	files *fileTable
 	ns    *nsTable
 	stats dumpStats
+	// bufs are the copy buffers of copyPages, reused between processes.
+	bufs bufPool
 }
 
 // process is one process of the tree being dumped.

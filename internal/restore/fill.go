@@ -96,7 +96,10 @@ func (p *process) fillPages() error {
 	}
 	// The whole image is read once, front to back.
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, fillBufSize)); err != nil {
+	// Buffers no bigger than the image: a small process does not pay for
+	// faulting in 12 MiB of fresh buffers.
+	bufSize := min(fillBufSize, total)
+	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, bufSize), &p.r.bufs, int(bufSize)); err != nil {
 		return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
 	}
 	p.r.pagesRestored += total / pageSize
@@ -107,11 +110,24 @@ func (p *process) fillPages() error {
 
 // writeSlices copies every slice of the image f into process pid: reading
 // in one goroutine, writing in the caller's.
-func writeSlices(pid int, f *os.File, slices []fillSlice) error {
-	free := make(chan []byte, fillBufs)
-	for i := 0; i < fillBufs; i++ {
-		free <- make([]byte, fillBufSize)
+func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufPool, bufSize int) error {
+	n := min(fillBufs, len(slices))
+	free := make(chan []byte, n)
+	for i := 0; i < n; i++ {
+		free <- pool.get(bufSize)
 	}
+	defer func() {
+		// The reader has stopped (stop closed, full drained or abandoned):
+		// only the buffers back in free are certainly unused.
+		for {
+			select {
+			case b := <-free:
+				pool.put(b)
+			default:
+				return
+			}
+		}
+	}()
 	full := make(chan filled, fillBufs)
 	stop := make(chan struct{})
 	defer close(stop)

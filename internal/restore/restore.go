@@ -92,6 +92,8 @@ type restorer struct {
 	// memFill is the time spent writing the pages images into the
 	// processes.
 	memFill time.Duration
+	// bufs are the copy buffers of fillPages, reused between processes.
+	bufs bufPool
 	// rootUserns is the user namespace the root was born in (it owns the
 	// root's pid namespace); the whole tree is in it from the start.
 	rootUserns uint32
