@@ -437,14 +437,24 @@ func (d *dumper) stop() {
 }
 
 func (d *dumper) kill() {
+	var pidfds []int
+	for _, p := range d.procs {
+		if len(p.threads) > 0 {
+			if fd, err := unix.PidfdOpen(p.pid, 0); err == nil {
+				pidfds = append(pidfds, fd)
+			}
+		}
+	}
 	for _, p := range d.procs {
 		if len(p.threads) > 0 {
 			p.leader().Kill()
 		}
 	}
+	reaped := reapMemory(pidfds)
 	for i := len(d.procs) - 1; i >= 0; i-- {
 		d.procs[i].waitGone()
 	}
+	reaped()
 	d.files.repair.Drop()
 }
 
