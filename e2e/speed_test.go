@@ -24,3 +24,18 @@ func TestE2EMemoryHugePages(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EMemoryNoUffd restores the memory and hugemem workloads with
+// UFFDIO_COPY turned off (CRYO_UFFD=off), the path restore falls back to
+// when the kernel refuses a userfaultfd: every area is then written with
+// process_vm_writev, and the workloads check their memory and maps.
+func TestE2EMemoryNoUffd(t *testing.T) {
+	requireRoot(t)
+	t.Setenv("CRYO_UFFD", "off")
+	t.Run("memory", func(t *testing.T) {
+		checkpointRestore(t, workloadBin(t, "memory", linkDynamic), "-t", "4")
+	})
+	t.Run("hugemem", func(t *testing.T) {
+		checkpointRestore(t, workloadBin(t, "hugemem", linkDynamic))
+	})
+}

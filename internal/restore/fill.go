@@ -99,7 +99,9 @@ func (p *process) fillPages() error {
 	// Buffers no bigger than the image: a small process does not pay for
 	// faulting in 12 MiB of fresh buffers.
 	bufSize := min(fillBufSize, total)
-	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, bufSize), &p.r.bufs, int(bufSize)); err != nil {
+	u := p.openUffdFill()
+	defer u.close()
+	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, bufSize), &p.r.bufs, int(bufSize), u); err != nil {
 		return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
 	}
 	p.r.pagesRestored += total / pageSize
@@ -110,7 +112,7 @@ func (p *process) fillPages() error {
 
 // writeSlices copies every slice of the image f into process pid: reading
 // in one goroutine, writing in the caller's.
-func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufPool, bufSize int) error {
+func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufPool, bufSize int, u *uffdFill) error {
 	n := min(fillBufs, len(slices))
 	free := make(chan []byte, n)
 	for i := 0; i < n; i++ {
@@ -156,7 +158,7 @@ func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufPool, bufSize
 		if fl.err != nil {
 			return fmt.Errorf("read %s at %d: %w", f.Name(), fl.sl.off, fl.err)
 		}
-		if err := writeSlice(pid, fl.buf[:fl.sl.size], fl.sl.remote); err != nil {
+		if err := writeSliceVia(pid, fl.buf[:fl.sl.size], fl.sl.remote, u); err != nil {
 			return err
 		}
 		free <- fl.buf
@@ -197,6 +199,29 @@ func writeSlice(pid int, buf []byte, remote []unix.RemoteIovec) error {
 			}
 			n -= remote[0].Len
 			remote = remote[1:]
+		}
+	}
+	return nil
+}
+
+// writeSliceVia writes buf to the remote ranges: the parts in areas
+// registered with u by UFFDIO_COPY, the others with process_vm_writev.
+func writeSliceVia(pid int, buf []byte, remote []unix.RemoteIovec, u *uffdFill) error {
+	if u == nil {
+		return writeSlice(pid, buf, remote)
+	}
+	var off uint64
+	for _, r := range remote {
+		err := u.split(uint64(r.Base), uint64(r.Len), func(addr, n uint64, viaUffd bool) error {
+			src := buf[off : off+n]
+			off += n
+			if viaUffd {
+				return u.copy(addr, src)
+			}
+			return writeSlice(pid, src, []unix.RemoteIovec{{Base: uintptr(addr), Len: int(n)}})
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
