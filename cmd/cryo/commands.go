@@ -82,7 +82,13 @@ func cmdDump(args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}
-	return o.moveStats(dump.StatsName)
+	if err := o.moveStats(dump.StatsName); err != nil {
+		return err
+	}
+	if o.displayStats {
+		return displayStats(os.Stdout, o.statsDir(), dump.StatsName)
+	}
+	return nil
 }
 
 func cmdRestore(args []string) (status int, err error) {
@@ -125,6 +131,11 @@ func cmdRestore(args []string) (status int, err error) {
 	if err := o.moveStats(restore.StatsName); err != nil {
 		// The tree runs: say so, but let it run.
 		fmt.Fprintf(os.Stderr, "cryo: %v\n", err)
+	}
+	if o.displayStats {
+		if err := displayStats(os.Stdout, o.statsDir(), restore.StatsName); err != nil {
+			logf("warning: --display-stats: %v", err)
+		}
 	}
 	if p.Moved != "" {
 		// Not an error: the tree runs. One line, as every message of cryo's.

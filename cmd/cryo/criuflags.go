@@ -163,3 +163,12 @@ func checkFeatures(names []string) error {
 	}
 	return nil
 }
+
+// statsDir is where the stats images are once the command is done: the
+// work directory (-W), or the images directory.
+func (o *options) statsDir() string {
+	if o.workDir != "" {
+		return o.workDir
+	}
+	return o.dir
+}

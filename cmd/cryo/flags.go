@@ -14,12 +14,15 @@ type options struct {
 	leaveStopped   bool
 	tcpEstablished bool
 	extUnixSk      bool
-	detach         bool
-	pidFile        string
-	verbosity      int
-	logFile        string
-	trustImages    bool // --trust-images: root restores images a user could write
-	positional     []string
+	// displayStats prints the stats image after the command (CRIU's
+	// --display-stats).
+	displayStats bool
+	detach       bool
+	pidFile      string
+	verbosity    int
+	logFile      string
+	trustImages  bool // --trust-images: root restores images a user could write
+	positional   []string
 	// workDir (-W, --work-dir) is where logs and statistics go, as in
 	// CRIU; "" means the images directory.
 	workDir string
@@ -104,6 +107,8 @@ func parseFlags(args []string) (*options, error) {
 			o.checkAll = true
 		case name == "-V" || name == "--version":
 			o.version = true
+		case name == "--display-stats":
+			o.displayStats = true
 		case name == "-d" || name == "--restore-detached":
 			o.detach = true
 		case name == "-v" || name == "--verbosity":

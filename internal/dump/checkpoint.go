@@ -130,7 +130,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err := p.step("memory: copy"); err != nil {
 		return 0, err
 	}
-	n, err := p.writePages(dir, pagesID, runs)
+	n, err := p.writePages(dir, pagesID, runs, &d.bufs)
 	if err != nil {
 		return 0, err
 	}

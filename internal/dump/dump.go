@@ -180,6 +180,7 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 		d.release()
 		return err
 	}
+	d.stats.imagesDone = time.Since(d.stats.frozenAt)
 	if opts.LeaveRunning || opts.LeaveStopped {
 		if opts.LeaveStopped {
 			d.stop()
@@ -203,12 +204,15 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 			return fmt.Errorf("process %d (tree left running): %w", pid, err)
 		}
 		d.opts.Fault.Point("kill: start")
+		killStart := time.Now()
 		d.kill()
+		d.stats.kill = time.Since(killStart)
 		d.opts.Fault.Point("kill: done")
-		opts.Logf("tree of %d killed", pid)
+		opts.Logf("tree of %d killed in %v", pid, d.stats.kill)
 	}
 	d.stats.frozen = time.Since(d.stats.frozenAt)
 	opts.Logf("frozen for %v", d.stats.frozen)
+	opts.Logf("stats: %s", d.stats.summary())
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
 		opts.Logf("warning: %v", err)
 	}
@@ -231,8 +235,12 @@ const StatsName = "stats-dump"
 
 // dumpStats are the figures CRIU's stats-dump image holds (microseconds).
 type dumpStats struct {
-	frozenAt                 time.Time
-	freezing, frozen         time.Duration
+	frozenAt         time.Time
+	freezing, frozen time.Duration
+	// imagesDone is when the last image was complete, from the start of
+	// the freeze; kill is how long killing the tree and waiting for it to
+	// be gone took (both only in the log: CRIU's image has no field).
+	imagesDone, kill         time.Duration
 	memdump, memwrite        time.Duration
 	pagesScanned, pagesSaved uint64
 }
@@ -262,6 +270,8 @@ type dumper struct {
 	files *fileTable
 	ns    *nsTable
 	stats dumpStats
+	// bufs are the copy buffers of copyPages, reused between processes.
+	bufs bufPool
 }
 
 // process is one process of the tree being dumped.
@@ -520,14 +530,24 @@ func (d *dumper) stop() {
 }
 
 func (d *dumper) kill() {
+	var pidfds []int
+	for _, p := range d.procs {
+		if len(p.threads) > 0 {
+			if fd, err := unix.PidfdOpen(p.pid, 0); err == nil {
+				pidfds = append(pidfds, fd)
+			}
+		}
+	}
 	for _, p := range d.procs {
 		if len(p.threads) > 0 {
 			p.leader().Kill()
 		}
 	}
+	reaped := reapMemory(pidfds)
 	for i := len(d.procs) - 1; i >= 0; i-- {
 		d.procs[i].waitGone()
 	}
+	reaped()
 	d.files.repair.Drop()
 }
 

@@ -122,6 +122,13 @@ func ChecksumOf(f io.ReaderAt) (sum uint32, n uint32, err error) {
 // reaches it in the process's mount namespace and root: path is the name
 // the process sees, which may not exist in cryo's.
 func (ft *fileTable) pathFile(path, via string, openFlags uint32, checksum bool) (uint32, error) {
+	// Every mapping of a library in every process comes here: the entry
+	// is shared by key, so look it up before stating and checksumming the
+	// file again (reading libc whole 35 times took most of a small dump).
+	key := fmt.Sprintf("%s\x00%d", path, openFlags)
+	if id, ok := ft.byKey[key]; ok {
+		return id, nil
+	}
 	st, err := proc.FileStat(via)
 	if err != nil {
 		return 0, fmt.Errorf("file %s: %w", path, err)
@@ -141,7 +148,7 @@ func (ft *fileTable) pathFile(path, via string, openFlags uint32, checksum bool)
 		}
 		r.Checksum, r.ChecksumConfig = proto.Uint32(sum), proto.Uint32(n)
 	}
-	return ft.addReg(r, fmt.Sprintf("%s\x00%d", path, openFlags)), nil
+	return ft.addReg(r, key), nil
 }
 
 // isTerminal tells whether a character device is a terminal: a pty slave

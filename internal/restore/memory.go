@@ -19,8 +19,6 @@ const (
 	// scratchSize holds the buffers of injected calls (paths, clone_args,
 	// the groups list of setgroups, which can be 256 KiB).
 	scratchSize = 1 << 20
-	// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14).
-	madvPopulateWrite = 23
 )
 
 type span struct{ start, end uint64 }
@@ -251,6 +249,11 @@ func (p *process) mapVmas() error {
 		if err != nil {
 			return fmt.Errorf("restore pid %d: map %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 		}
+		if hasPages[i] {
+			if err := p.applyHugeAdvice(v); err != nil {
+				return err
+			}
+		}
 	}
 	if err := p.fillPages(); err != nil {
 		return err
@@ -297,114 +300,6 @@ func (p *process) attachShm(v *vma.VmaEntry) error {
 	}
 	if err != nil {
 		return fmt.Errorf("restore pid %d: attach System V segment %d at %#x: %w", p.c.pid, v.GetShmid(), v.GetStart(), err)
-	}
-	return nil
-}
-
-// fillPages writes the pages image into the new process. Fresh pages are
-// expensive to fault in one by one, so each chunk is first populated by an
-// injected MADV_POPULATE_WRITE; while the tracee populates the next chunk,
-// another goroutine copies the current one with process_vm_writev straight
-// from a mapping of the image file, so that both cores work.
-func (p *process) fillPages() error {
-	if len(p.c.pagemap) == 0 {
-		return nil
-	}
-	f, err := p.r.dir.OpenPages(p.c.pagesID)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var total uint64
-	for _, pe := range p.c.pagemap {
-		total += uint64(pe.GetNrPages()) * pageSize
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("pages image: %w", err)
-	}
-	if uint64(st.Size()) != total {
-		return fmt.Errorf("%s: %d bytes, pagemap-%d.img needs %d", f.Name(), st.Size(), p.c.pid, total)
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(total), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return fmt.Errorf("%s: map: %w", f.Name(), err)
-	}
-	defer unix.Munmap(data)
-
-	chunks := splitChunks(p.c.pagemap, fillChunk)
-	work := make(chan pageChunk, 2)
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		for c := range work {
-			if err == nil {
-				err = writeChunk(p.pid, data, c)
-			}
-		}
-		done <- err
-	}()
-	var perr error
-	for _, c := range chunks {
-		if _, perr = p.leader.Syscall(unix.SYS_MADVISE, c.addr, c.size, madvPopulateWrite); perr != nil {
-			perr = fmt.Errorf("restore pid %d: populate %#x-%#x: %w", p.c.pid, c.addr, c.addr+c.size, perr)
-			break
-		}
-		work <- c
-	}
-	close(work)
-	if werr := <-done; perr == nil {
-		perr = werr
-	}
-	if perr != nil {
-		return perr
-	}
-	p.r.pagesRestored = total / pageSize
-	p.r.logf("restored %d bytes of memory", total)
-	return nil
-}
-
-// fillChunk is how much is populated and written at a time.
-const fillChunk = 64 << 20
-
-// pageChunk is a contiguous destination range and where its bytes start in
-// the pages image.
-type pageChunk struct{ addr, size, off uint64 }
-
-// splitChunks cuts the pagemap into contiguous ranges of at most max bytes.
-func splitChunks(pm []*pagemapEntry, max uint64) []pageChunk {
-	var out []pageChunk
-	var off uint64
-	for _, pe := range pm {
-		addr := pe.GetVaddr()
-		size := uint64(pe.GetNrPages()) * pageSize
-		for size > 0 {
-			n := min(size, max)
-			if k := len(out) - 1; k >= 0 && out[k].addr+out[k].size == addr && out[k].size+n <= max {
-				out[k].size += n
-			} else {
-				out = append(out, pageChunk{addr: addr, size: n, off: off})
-			}
-			addr, off, size = addr+n, off+n, size-n
-		}
-	}
-	return out
-}
-
-// writeChunk copies one chunk from the image mapping into process pid.
-func writeChunk(pid int, data []byte, c pageChunk) error {
-	for done := uint64(0); done < c.size; {
-		local := []unix.Iovec{{Base: &data[c.off+done]}}
-		local[0].SetLen(int(c.size - done))
-		remote := []unix.RemoteIovec{{Base: uintptr(c.addr + done), Len: int(c.size - done)}}
-		n, err := unix.ProcessVMWritev(pid, local, remote, 0)
-		if err != nil {
-			return fmt.Errorf("restore pid %d: write memory at %#x: %w", pid, c.addr+done, err)
-		}
-		if n == 0 {
-			return fmt.Errorf("restore pid %d: write memory at %#x: no progress", pid, c.addr+done)
-		}
-		done += uint64(n)
 	}
 	return nil
 }

@@ -112,6 +112,11 @@ type restorer struct {
 
 	forking       time.Duration
 	pagesRestored uint64
+	// memFill is the time spent writing the pages images into the
+	// processes.
+	memFill time.Duration
+	// bufs are the copy buffers of fillPages, reused between processes.
+	bufs bufPool
 	// rootUserns is the user namespace the root was born in (it owns the
 	// root's pid namespace); the whole tree is in it from the start.
 	rootUserns uint32
@@ -246,6 +251,8 @@ func Restore(opts Options) (root *Process, err error) {
 		RestoreTime:     proto.Uint32(uint32(elapsed.Microseconds())),
 		PagesRestored:   proto.Uint64(r.pagesRestored),
 	}}
+	r.logf("stats: restore %.1f ms, forking %.1f ms, memory write %.1f ms, pages restored %d",
+		float64(elapsed.Microseconds())/1000, float64(r.forking.Microseconds())/1000, float64(r.memFill.Microseconds())/1000, r.pagesRestored)
 	if err := dir.Write(StatsName, "STATS", st); err != nil {
 		r.logf("warning: %v", err)
 	}

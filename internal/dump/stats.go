@@ -1,0 +1,14 @@
+package dump
+
+import (
+	"fmt"
+	"time"
+)
+
+// summary is the one-line breakdown of a dump for the log: CRIU's figures
+// plus when the images were complete and how long the kill took.
+func (s *dumpStats) summary() string {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+	return fmt.Sprintf("freezing %s, frozen %s, images complete after %s, kill %s, memory scan %s, memory write %s, pages scanned %d, pages written %d",
+		ms(s.freezing), ms(s.frozen), ms(s.imagesDone), ms(s.kill), ms(s.memdump), ms(s.memwrite), s.pagesScanned, s.pagesSaved)
+}
