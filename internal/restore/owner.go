@@ -339,12 +339,19 @@ func (p *process) openChecked(owner *process, name string, flags uint64, want wa
 		return err
 	}
 	err := p.asOwner(owner, open)
-	if errors.Is(err, unix.EACCES) && os.Geteuid() == 0 {
-		// A process that changed ids after opening the file (to a
-		// subordinate id of the user who made its namespaces) may not
-		// open it again itself: the user who owns its namespaces may.
+	asRoot := false
+	if (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) && os.Geteuid() == 0 && len(owner.c.cores) > 0 {
+		// A process that changed ids after opening the file may not
+		// open it again itself. In a user namespace of the tree, the
+		// user who owns its namespaces may. In cryo's, root opened it
+		// before (a daemon that dropped its rights): root opens it
+		// again, still following no symlink, and only a file with one
+		// link (no hard link the user could have planted) is taken.
 		if id, ok := p.nsOwnerIdentity(owner); ok {
 			err = p.asIdentity(id, owner, open)
+		} else if p.r.snap.ns.users[owner.c.cores[0].GetIds().GetUserNsId()] == nil {
+			p.r.logf("restore pid %d: %s: the process may not open it again itself: opened as root", owner.c.pid, name)
+			err, asRoot = open(), true
 		}
 	}
 	if err != nil {
@@ -353,6 +360,9 @@ func (p *process) openChecked(owner *process, name string, flags uint64, want wa
 	st, err := p.statFd(fd)
 	if err == nil {
 		err = want.check(st)
+	}
+	if err == nil && asRoot && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink != 1 {
+		err = fmt.Errorf("the process may not open it itself, and as root it has %d links: one could have been planted", st.Nlink)
 	}
 	if err == nil && flags&(unix.O_NONBLOCK|unix.O_PATH) == 0 {
 		if _, err = p.leader.Syscall(unix.SYS_FCNTL, fd, unix.F_SETFL, flags&^unix.O_ACCMODE); err != nil {
