@@ -548,17 +548,6 @@ func (s *snapshot) checkMapped(id uint32, pid int, fd uint64) error {
 	return nil
 }
 
-// checkPidsFree refuses to start when any PID or TID of the image is in use.
-func (s *snapshot) checkPidsFree() error {
-	for _, tid := range s.allTids() {
-		if err := unix.Kill(int(tid), 0); err != unix.ESRCH {
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tid))
-			return fmt.Errorf("pid %d is taken by a running process (%s)", tid, trimNL(comm))
-		}
-	}
-	return nil
-}
-
 func trimNL(b []byte) string {
 	if n := len(b); n > 0 && b[n-1] == '\n' {
 		b = b[:n-1]

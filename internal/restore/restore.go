@@ -166,7 +166,7 @@ func Restore(opts Options) (root *Process, err error) {
 		return nil, err
 	}
 	if !moved {
-		if err := snap.checkPidsFree(); err != nil {
+		if err := snap.checkPidsFree(opts.Logf); err != nil {
 			return nil, err
 		}
 	}
