@@ -144,3 +144,62 @@ func TestE2ERobustRestoreAfterKilledRestore(t *testing.T) {
 	compareDigests(t, "after the second restore", before, imageDigests(t, w.ImgDir))
 	w.Finish()
 }
+
+// mountSmallTmpfs mounts a tmpfs of size bytes on a new directory (removed
+// at the end of the test) and returns it.
+func mountSmallTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("mount a tmpfs of %s: %v", size, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	return mnt
+}
+
+// TestE2ERobustOutOfRoom: the image directory is on a tmpfs too small for
+// the process's memory, and holds the inventory of an earlier dump. The
+// dump (without --leave-running, so the tree would be killed at the end)
+// fails with one line naming the lack of space; the process runs on
+// untouched and later passes its own checks; the old inventory is gone, so
+// a restore of the partial directory is refused in one line.
+func TestE2ERobustOutOfRoom(t *testing.T) {
+	requireCryo(t)
+	w := startWorkload(t, workloadBin(t, "memory", linkDynamic), "-t", "4")
+	// A whole dump elsewhere gives an inventory to plant.
+	whole := filepath.Join(t.TempDir(), "whole")
+	dump(t, w.Pid, whole, "--leave-running")
+	w.assertRunningUntouched("after dump --leave-running")
+
+	dir := filepath.Join(mountSmallTmpfs(t, "2m"), "images")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := os.ReadFile(filepath.Join(whole, "inventory.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inventory.img"), inv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := runCryo(t, "dump", "-t", fmt.Sprint(w.Pid), "-D", dir)
+	t.Logf("%s", res)
+	assertOneErrorLine(t, res, "no space left")
+	w.assertRunningUntouched("after the dump that ran out of room")
+	if _, err := os.Lstat(filepath.Join(dir, "inventory.img")); err == nil {
+		t.Errorf("the partial directory still holds an inventory.img")
+	}
+	res = runCryo(t, "restore", "-D", dir)
+	t.Logf("%s", res)
+	assertOneErrorLine(t, res, "inventory.img", "not a complete dump")
+	checkNoStrayCryo(t, "after the refused restore")
+	w.assertRunningUntouched("after the refused restore")
+	w.Finish()
+}

@@ -227,7 +227,15 @@ func (d *dumper) writeTree(dir *image.Dir, xfeatures uint64) error {
 		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
 		DumpUptime:  proto.Uint64(uint64(uptime.Uptime) * 1e6),
 	}
-	return dir.Write(image.InventoryName, "INVENTORY", inv)
+	// Every other image is on disk before the inventory says the dump is
+	// whole, and the inventory is before the tree is killed.
+	if err := dir.SyncAll(); err != nil {
+		return err
+	}
+	if err := dir.Write(image.InventoryName, "INVENTORY", inv); err != nil {
+		return err
+	}
+	return dir.SyncAll()
 }
 
 const cpuinfoName = "cpuinfo.img"

@@ -331,6 +331,11 @@ func (d *dumper) addGroupHelpers() {
 // checkpoint collects every process and writes the images.
 func (d *dumper) checkpoint(dir *image.Dir) error {
 	start := time.Now()
+	// The images of an earlier dump here are about to be overwritten:
+	// without its inventory the mix can never pass for a whole dump.
+	if err := dir.Invalidate(); err != nil {
+		return err
+	}
 	var xfeatures uint64
 	for _, p := range d.procs {
 		if p.zombie || p.helper {

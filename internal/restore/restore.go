@@ -146,6 +146,9 @@ func Restore(opts Options) (root *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := dir.CheckComplete(); err != nil {
+		return nil, err
+	}
 	snap, err := load(dir)
 	if err != nil {
 		return nil, err
