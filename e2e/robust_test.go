@@ -9,12 +9,15 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // imageDigests hashes every image file of dir (not the logs, nor the
@@ -201,5 +204,175 @@ func TestE2ERobustOutOfRoom(t *testing.T) {
 	assertOneErrorLine(t, res, "inventory.img", "not a complete dump")
 	checkNoStrayCryo(t, "after the refused restore")
 	w.assertRunningUntouched("after the refused restore")
+	w.Finish()
+}
+
+// startNSTree starts the unix_inflight tree as pid 1 of its own pid
+// namespace under unshare(1) with the given flags (-pf: the pid namespace
+// belongs to the initial user namespace; -Urpf: to a user namespace of
+// the tree's own) and returns the launcher, the tree's root and its
+// output file.
+func startNSTree(t *testing.T, flags string) (launcher *bgProc, root int, out string) {
+	t.Helper()
+	requireRoot(t)
+	bin := workloadBin(t, "unix_inflight", linkDynamic)
+	dir := t.TempDir()
+	out = filepath.Join(dir, "output.txt")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cmd := exec.Command("unshare", flags, "--mount-proc", bin, "tree")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if launcher, err = startBg(t, "unshare", cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { launcher.kill(t) })
+	waitFor(t, readyTimeout, "the tree under unshare "+flags+" is READY", func() bool {
+		if launcher.Exited() {
+			t.Fatalf("unshare %s exited; output:\n%s", flags, clip(readString(out), 8000))
+		}
+		return readyRe.MatchString(readString(out))
+	})
+	root = -1
+	for _, pid := range allPids() {
+		if procPPid(pid) == launcher.Pid() {
+			root = pid
+		}
+	}
+	if root < 0 || nsInnerPid(root) != 1 {
+		t.Fatalf("no pid 1 of a new pid namespace under unshare %d (found %d)", launcher.Pid(), root)
+	}
+	t.Cleanup(func() { unix.Kill(root, unix.SIGKILL) })
+	return launcher, root, out
+}
+
+// TestE2ERobustConcurrentRestores: two trees with pid namespaces of their
+// own are dumped, then restored by two cryos started at the same moment,
+// three times over, for trees whose pid namespace belongs to the initial
+// user namespace (both PIDs chosen by set_tid) and for trees with a user
+// namespace of their own (the outer PID through ns_last_pid, which the two
+// cryos take in turns). Both restores succeed every time, every process is
+// back at its PIDs, and both trees pass their own checks.
+func TestE2ERobustConcurrentRestores(t *testing.T) {
+	requireCryo(t)
+	for _, flags := range []string{"-pf", "-Urpf"} {
+		t.Run(strings.TrimPrefix(flags, "-"), func(t *testing.T) {
+			for round := 0; round < 3; round++ {
+				type tree struct {
+					launcher *bgProc
+					root     int
+					out, dir string
+				}
+				var trees []tree
+				for i := 0; i < 2; i++ {
+					l, root, out := startNSTree(t, flags)
+					dir := filepath.Join(t.TempDir(), "images")
+					if res := tryDump(t, root, dir); res.ExitCode != 0 {
+						logFile(t, filepath.Join(dir, "dump.log"))
+						t.Fatalf("round %d: dump of tree %d: %s", round, i, res)
+					}
+					l.Wait(bound(t, finishTimeout))
+					trees = append(trees, tree{l, root, out, dir})
+				}
+				for _, tr := range trees {
+					if err := waitPidFree(tr.root, bound(t, pidFreeTimeout)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var rsts []*bgProc
+				for _, tr := range trees {
+					p, _, _ := restore(t, tr.dir, "-d")
+					rsts = append(rsts, p)
+				}
+				for i, p := range rsts {
+					if !p.Wait(bound(t, restoreReadyTimeout)) || p.ExitCode() != 0 {
+						logFile(t, filepath.Join(trees[i].dir, "restore.log"))
+						t.Fatalf("round %d: the restore of tree %d beside another failed: exit %d", round, i, p.ExitCode())
+					}
+				}
+				for i, tr := range trees {
+					if nsInnerPid(tr.root) != 1 {
+						t.Fatalf("round %d: tree %d: pid %d is not pid 1 of its pid namespace", round, i, tr.root)
+					}
+					if err := unix.Kill(tr.root, unix.SIGTERM); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i, tr := range trees {
+					if err := waitPidFree(tr.root, bound(t, finishTimeout)); err != nil {
+						t.Fatalf("round %d: tree %d did not exit after SIGTERM: %v", round, i, err)
+					}
+					if text := readString(tr.out); !strings.Contains(text, "PASS") || strings.Contains(text, "FAIL") {
+						t.Errorf("round %d: restored tree %d failed its checks:\n%s", round, i, clip(text, 8000))
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestE2ERobustSecondDumpRefused: while a dump holds a process (its log
+// goes to a pipe the test keeps full, so the dump waits at its first log
+// line, once the tree is seized), a second dump of the same process is
+// refused in one line without touching it; once the pipe is drained the
+// first dump finishes, and the process (dumped with --leave-running) runs
+// on and passes its own checks.
+func TestE2ERobustSecondDumpRefused(t *testing.T) {
+	requireCryo(t)
+	w := startWorkload(t, workloadBin(t, "memory", linkDynamic), "-t", "4")
+	fifo := filepath.Join(t.TempDir(), "log")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Read-write: opening never blocks, and the test holds both ends.
+	pipe, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipe.Close()
+	size, err := unix.FcntlInt(pipe.Fd(), unix.F_SETPIPE_SZ, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipe.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "images")
+	cmd, stdout, stderr := cryoCommand(t, "dump", "-t", fmt.Sprint(w.Pid), "-D", dir, "--leave-running", "-v", "4", "-o", fifo)
+	first, err := startBg(t, "cryo dump", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, cryoTimeout, "the first dump seized the process", func() bool {
+		if first.Exited() {
+			t.Fatalf("the first dump exited early (status %d): %s %s", first.ExitCode(), readString(stdout), readString(stderr))
+		}
+		return procStatus(fmt.Sprintf("/proc/%d/status", w.Pid))["TracerPid"] == fmt.Sprint(first.Pid())
+	})
+	res := runCryo(t, "dump", "-t", fmt.Sprint(w.Pid), "-D", filepath.Join(t.TempDir(), "second"), "--leave-running")
+	t.Logf("%s", res)
+	assertOneErrorLine(t, res, fmt.Sprint(w.Pid), "being dumped by another cryo")
+	if first.Exited() {
+		t.Fatalf("the first dump ended while the second ran (status %d)", first.ExitCode())
+	}
+	// Drain the log: the first dump goes on.
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			if _, err := pipe.Read(b); err != nil {
+				return
+			}
+		}
+	}()
+	if !first.Wait(bound(t, cryoTimeout)) || first.ExitCode() != 0 {
+		t.Fatalf("the first dump failed (status %d): %s %s", first.ExitCode(), readString(stdout), readString(stderr))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inventory.img")); err != nil {
+		t.Errorf("the first dump is not whole: %v", err)
+	}
+	w.assertRunningUntouched("after the two dumps")
 	w.Finish()
 }

@@ -104,7 +104,13 @@ func Dump(opts Options) (err error) {
 		defer agents.Close()
 		defer proc.SetFallback(agents.Open)()
 	}
-	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
+	locks := newDumpLocks(pid, opts.Logf)
+	if err := locks.checkAncestors(pid); err != nil {
+		return err
+	}
+	// Released last, once the tree is let go or killed.
+	defer locks.unlock()
+	d := &dumper{tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
 	defer d.tr.Close()
 	defer d.files.closeHeld()
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
@@ -188,6 +194,8 @@ type dumper struct {
 	files *fileTable
 	ns    *nsTable
 	stats dumpStats
+	// locks tell other cryos which processes this one is dumping.
+	locks *dumpLocks
 }
 
 // process is one process of the tree being dumped.
@@ -244,6 +252,9 @@ func (d *dumper) seizeTree(root int) error {
 			continue
 		}
 		d.procs = append(d.procs, p)
+		if err := d.locks.lock(pid); err != nil {
+			return err
+		}
 		if err := p.seize(); err != nil {
 			return err
 		}

@@ -51,3 +51,19 @@ func (s *snapshot) checkPidsFree(logf func(string, ...any)) error {
 	}
 	return nil
 }
+
+// runningHolder names the live process that holds pid now ("" if none, or
+// if it is a zombie or exiting, which frees it soon): a PID the kernel
+// would not give a clone through ns_last_pid because something took it
+// after checkPidsFree looked.
+func runningHolder(pid int) string {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return ""
+	}
+	st, err := proc.ReadStat(pid)
+	if err != nil || st.State == 'Z' || st.State == 'X' {
+		return ""
+	}
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return trimNL(comm)
+}

@@ -161,6 +161,9 @@ func (p *process) cloneThreadAtLastPid(tid uint32, args []byte) (uint64, error) 
 		if err := stray.ExitThread(); err != nil {
 			return got, fmt.Errorf("restore pid %d: thread %d made with the wrong id: %w", p.c.pid, outer, err)
 		}
+		if holder := runningHolder(int(tid)); holder != "" {
+			return got, fmt.Errorf("restore pid %d: thread id %d was taken meanwhile by a running process (%s)", p.c.pid, tid, holder)
+		}
 		if try == 20 {
 			return got, fmt.Errorf("restore pid %d: other processes keep taking thread id %d", p.c.pid, tid)
 		}
@@ -182,11 +185,14 @@ func (p *process) createThreads() error {
 				return err
 			}
 			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
-			if p.r.movedPids {
+			switch {
+			case p.r.movedPids:
 				if _, err = p.put(args.Bytes()); err == nil {
 					got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 				}
-			} else {
+			case p.inCryoUserns():
+				got, err = p.cloneBothLevels(inner, tid, threadFlags, 0)
+			default:
 				got, err = p.cloneThreadAtLastPid(tid, args.Bytes())
 			}
 		} else {

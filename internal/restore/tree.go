@@ -233,12 +233,19 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 		if _, err := p.putAt(128, putU64(nil, uint64(child.c.nsPids[0]))); err != nil {
 			return err
 		}
-		if p.r.movedPids {
+		switch {
+		case p.r.movedPids:
 			// Outside, the kernel picks.
 			if _, err = p.put(args.Bytes()); err == nil {
 				got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 			}
-		} else {
+		case p.inCryoUserns():
+			// The cloner is still in cryo's user namespace, which
+			// (or an ancestor of which) owns both pid namespaces:
+			// both ids are chosen at once, no other process can
+			// take the outer one first.
+			got, err = p.cloneBothLevels(child.c.nsPids[0], uint32(pid), flags, exitSignal)
+		default:
 			got, err = p.cloneAtLastPidRetry(child, args.Bytes())
 		}
 	}
@@ -304,6 +311,11 @@ func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, erro
 		stray.WaitExit()
 		if p.c.nsPids != nil {
 			p.leader.Syscall(unix.SYS_WAIT4, got, 0, unix.WALL, 0)
+		}
+		// A process that started after checkPidsFree and holds the PID
+		// is not going away: say so instead of trying again.
+		if holder := runningHolder(pid); holder != "" {
+			return got, fmt.Errorf("restore pid %d: the pid was taken meanwhile by a running process (%s)", pid, holder)
 		}
 		if try == 20 {
 			return got, fmt.Errorf("restore pid %d: other processes keep taking the PID", pid)
