@@ -376,3 +376,35 @@ func TestE2ERobustSecondDumpRefused(t *testing.T) {
 	w.assertRunningUntouched("after the two dumps")
 	w.Finish()
 }
+
+// TestE2ERobustVfork: a process waiting in vfork for its child (state D
+// until the child execs or exits) cannot be stopped: its dump (without
+// --leave-running) is refused in one line, in bounded time, and neither it
+// nor its child is touched; once the child is gone the process goes on
+// and passes its own checks.
+func TestE2ERobustVfork(t *testing.T) {
+	requireCryo(t)
+	w := startWorkload(t, workloadBin(t, "vfork", linkDynamic))
+	var child int
+	waitFor(t, readyTimeout, "the vfork child says its pid", func() bool {
+		_, err := fmt.Sscanf(findLine(w.Output(), "CHILD pid="), "CHILD pid=%d", &child)
+		return err == nil
+	})
+	waitFor(t, readyTimeout, "the parent waits in vfork (state D)", func() bool {
+		return strings.HasPrefix(procStatus(fmt.Sprintf("/proc/%d/status", w.Pid))["State"], "D")
+	})
+	res := tryDump(t, w.Pid, filepath.Join(t.TempDir(), "images"))
+	t.Logf("%s", res)
+	assertOneErrorLine(t, res, fmt.Sprint(w.Pid), "vfork")
+	w.assertRunningUntouched("after the refused dump")
+	if procStatus(fmt.Sprintf("/proc/%d/status", child))["TracerPid"] != "0" || !pidAlive(child) {
+		t.Fatalf("the vfork child %d is not running untouched", child)
+	}
+	if err := unix.Kill(child, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, finishTimeout, "the parent leaves vfork", func() bool {
+		return !strings.HasPrefix(procStatus(fmt.Sprintf("/proc/%d/status", w.Pid))["State"], "D")
+	})
+	w.Finish()
+}

@@ -252,6 +252,9 @@ func (d *dumper) seizeTree(root int) error {
 			continue
 		}
 		d.procs = append(d.procs, p)
+		if err := checkNotInVfork(pid); err != nil {
+			return err
+		}
 		if err := d.locks.lock(pid); err != nil {
 			return err
 		}
