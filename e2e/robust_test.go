@@ -408,3 +408,19 @@ func TestE2ERobustVfork(t *testing.T) {
 	})
 	w.Finish()
 }
+
+// TestE2ERobustLimits: a process at its RLIMIT_NOFILE (every descriptor
+// below the soft limit taken) or its RLIMIT_AS (not one more page) is
+// dumped and restored; it comes back with the same limits, still at them,
+// and with its memory intact (its own checks).
+func TestE2ERobustLimits(t *testing.T) {
+	requireCryo(t)
+	for _, mode := range []string{"nofile", "as"} {
+		t.Run(mode, func(t *testing.T) {
+			w := startWorkload(t, workloadBin(t, "limits", linkDynamic), mode)
+			w.Checkpoint()
+			w.Restore()
+			w.Finish()
+		})
+	}
+}

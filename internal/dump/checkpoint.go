@@ -46,7 +46,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 		t.SetSyscallAddr(insn)
 	}
 	// Mapped after reading the memory map, so it is not in the image.
-	if err := p.scratch.mapIn(p.leader()); err != nil {
+	if err := p.mapScratch(); err != nil {
 		return 0, err
 	}
 	if err := d.ns.readInside(p, p.scratch.remote()); err != nil {
