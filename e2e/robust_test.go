@@ -21,7 +21,7 @@ import (
 )
 
 // imageDigests hashes every image file of dir (not the logs, nor the
-// statistics a restore writes), to tell whether a restore changed them.
+// statistics a restore writes, nor their temporary file), to tell whether a restore changed them.
 func imageDigests(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -31,7 +31,7 @@ func imageDigests(t *testing.T, dir string) map[string]string {
 	out := map[string]string{}
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasSuffix(n, ".log") || strings.HasPrefix(n, "stats-") {
+		if strings.HasSuffix(n, ".log") || strings.HasPrefix(n, "stats-") || strings.HasPrefix(n, ".stats-") {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(dir, n))

@@ -52,11 +52,20 @@ func (s *snapshot) checkPidsFree(logf func(string, ...any)) error {
 	return nil
 }
 
-// runningHolder names the live process that holds pid now ("" if none, or
-// if it is a zombie or exiting, which frees it soon): a PID the kernel
-// would not give a clone through ns_last_pid because something took it
-// after checkPidsFree looked.
-func runningHolder(pid int) string {
+// lastPidRetryFor bounds how long a clone through ns_last_pid is tried
+// again while other tasks take the PID: a short-lived process of the
+// machine (a compiler, a shell command) that got it frees it soon.
+const lastPidRetryFor = 10 * time.Second
+
+// retryPause is the pause before try number try+1: 5 ms more each time,
+// at most 100 ms.
+func retryPause(try int) time.Duration {
+	return min(time.Duration(try+1)*5*time.Millisecond, 100*time.Millisecond)
+}
+
+// heldBy names, for an error, the live process that holds pid now ("" if
+// none, or a zombie or exiting task).
+func heldBy(pid int) string {
 	if unix.Kill(pid, 0) == unix.ESRCH {
 		return ""
 	}
@@ -65,5 +74,5 @@ func runningHolder(pid int) string {
 		return ""
 	}
 	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return trimNL(comm)
+	return fmt.Sprintf(" (now held by %s, pid %d)", trimNL(comm), pid)
 }

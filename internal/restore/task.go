@@ -131,6 +131,7 @@ const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLON
 // another TID (a task elsewhere took it first) exits, and the clone is
 // tried again.
 func (p *process) cloneThreadAtLastPid(tid uint32, args []byte) (uint64, error) {
+	start := time.Now()
 	for try := 0; ; try++ {
 		got, err := p.cloneAtLastPid(tid, args)
 		if err != nil {
@@ -149,13 +150,10 @@ func (p *process) cloneThreadAtLastPid(tid uint32, args []byte) (uint64, error) 
 		if err := stray.ExitThread(); err != nil {
 			return got, fmt.Errorf("restore pid %d: thread %d made with the wrong id: %w", p.c.pid, outer, err)
 		}
-		if holder := runningHolder(int(tid)); holder != "" {
-			return got, fmt.Errorf("restore pid %d: thread id %d was taken meanwhile by a running process (%s)", p.c.pid, tid, holder)
+		if time.Since(start) > lastPidRetryFor {
+			return got, fmt.Errorf("restore pid %d: other processes keep taking thread id %d%s", p.c.pid, tid, heldBy(int(tid)))
 		}
-		if try == 20 {
-			return got, fmt.Errorf("restore pid %d: other processes keep taking thread id %d", p.c.pid, tid)
-		}
-		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+		time.Sleep(retryPause(try))
 	}
 }
 

@@ -288,6 +288,7 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 // killed and the clone tried again.
 func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, error) {
 	pid := child.c.pid
+	start := time.Now()
 	for try := 0; ; try++ {
 		got, err := p.cloneAtLastPid(uint32(pid), args)
 		if err != nil {
@@ -312,17 +313,13 @@ func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, erro
 		if p.c.nsPids != nil {
 			p.leader.Syscall(unix.SYS_WAIT4, got, 0, unix.WALL, 0)
 		}
-		// A process that started after checkPidsFree and holds the PID
-		// is not going away: say so instead of trying again.
-		if holder := runningHolder(pid); holder != "" {
-			return got, fmt.Errorf("restore pid %d: the pid was taken meanwhile by a running process (%s)", pid, holder)
+		if time.Since(start) > lastPidRetryFor {
+			return got, fmt.Errorf("restore pid %d: other processes keep taking the PID%s", pid, heldBy(pid))
 		}
-		if try == 20 {
-			return got, fmt.Errorf("restore pid %d: other processes keep taking the PID", pid)
-		}
-		// A task still leaving the dumped tree's pid namespace may hold
-		// it for a moment: give it time, a little more each try.
-		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+		// A task still leaving the dumped tree's pid namespace, or a
+		// short-lived process of the machine, may hold it for a moment:
+		// give it time, a little more each try.
+		time.Sleep(retryPause(try))
 	}
 }
 
