@@ -150,6 +150,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 			return nil, fmt.Errorf("%s: process %d: parent %d is not an earlier live process of the tree", image.PstreeName, c.pid, c.tree.GetPpid())
 		}
 	}
+	if err := s.checkTreeRefs(); err != nil {
+		return nil, err
+	}
 	if err := s.loadPipeData(dir); err != nil {
 		return nil, err
 	}
