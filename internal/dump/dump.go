@@ -345,11 +345,6 @@ func (d *dumper) addGroupHelpers() {
 // checkpoint collects every process and writes the images.
 func (d *dumper) checkpoint(dir *image.Dir) error {
 	start := time.Now()
-	// The images of an earlier dump here are about to be overwritten:
-	// without its inventory the mix can never pass for a whole dump.
-	if err := dir.Invalidate(); err != nil {
-		return err
-	}
 	var xfeatures uint64
 	for _, p := range d.procs {
 		if p.zombie || p.helper {
@@ -365,6 +360,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.ptys.check(d.procs); err != nil {
+		return err
+	}
+	// The images of an earlier dump here are about to be overwritten:
+	// without its inventory the mix can never pass for a whole dump. (Not
+	// before the checks above: a refused dump leaves the old one whole.)
+	if err := dir.Invalidate(); err != nil {
 		return err
 	}
 	for i, p := range d.procs {

@@ -107,6 +107,9 @@ type restorer struct {
 	// agents act inside the tree's user namespaces for a cryo that is not
 	// root (nil for root), where its user has capabilities it lacks here.
 	agents *nsagent.Pool
+	// lastPidHeld: this restore holds the machine-wide ns_last_pid lock
+	// for its whole run (holdLastPid).
+	lastPidHeld bool
 }
 
 // process is one process being restored.
@@ -190,7 +193,13 @@ func Restore(opts Options) (root *Process, err error) {
 			root, err = nil, fmt.Errorf("internal error while restoring %d: %v\n%s", snap.procs[0].pid, rec, debug.Stack())
 		}
 	}()
-	if err := r.run(); err != nil {
+	unlockLastPid, err := r.holdLastPid()
+	if err != nil {
+		return nil, err
+	}
+	err = r.run()
+	unlockLastPid()
+	if err != nil {
 		r.logf("restore failed, cleaning up: %v", err)
 		r.abort()
 		return nil, err
