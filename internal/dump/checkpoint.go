@@ -52,7 +52,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 		return 0, err
 	}
 	// Mapped after reading the memory map, so it is not in the image.
-	if err := p.scratch.mapIn(p); err != nil {
+	if err := p.mapScratch(); err != nil {
 		return 0, err
 	}
 	if err := p.step("checkpoint: scratch mapped"); err != nil {
@@ -255,7 +255,15 @@ func (d *dumper) writeTree(dir *image.Dir, xfeatures uint64) error {
 		Lsmtype:     inventory.Lsmtype_NO_LSM.Enum(),
 		DumpUptime:  proto.Uint64(uint64(uptime.Uptime) * 1e6),
 	}
-	return dir.Write(image.InventoryName, "INVENTORY", inv)
+	// Every other image is on disk before the inventory says the dump is
+	// whole, and the inventory is before the tree is killed.
+	if err := dir.SyncAll(); err != nil {
+		return err
+	}
+	if err := dir.Write(image.InventoryName, "INVENTORY", inv); err != nil {
+		return err
+	}
+	return dir.SyncAll()
 }
 
 const cpuinfoName = "cpuinfo.img"

@@ -142,7 +142,13 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 		defer agents.Close()
 		defer proc.SetFallback(agents.Open)()
 	}
-	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own)}
+	locks := newDumpLocks(pid, opts.Logf)
+	if err := locks.checkAncestors(pid); err != nil {
+		return err
+	}
+	// Released last, once the tree is let go or killed.
+	defer locks.unlock()
+	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
 	d.tr.Fault = opts.Fault
 	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
 	defer d.tr.Close()
@@ -272,6 +278,8 @@ type dumper struct {
 	stats dumpStats
 	// bufs are the copy buffers of copyPages, reused between processes.
 	bufs bufPool
+	// locks tell other cryos which processes this one is dumping.
+	locks *dumpLocks
 }
 
 // process is one process of the tree being dumped.
@@ -335,6 +343,12 @@ func (d *dumper) seizeTree(root int) error {
 			continue
 		}
 		d.procs = append(d.procs, p)
+		if err := checkNotInVfork(pid); err != nil {
+			return err
+		}
+		if err := d.locks.lock(pid); err != nil {
+			return err
+		}
 		if err := p.seize(); err != nil {
 			return err
 		}
@@ -437,6 +451,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.ptys.check(d.procs); err != nil {
+		return err
+	}
+	// The images of an earlier dump here are about to be overwritten:
+	// without its inventory the mix can never pass for a whole dump. (Not
+	// before the checks above: a refused dump leaves the old one whole.)
+	if err := dir.Invalidate(); err != nil {
 		return err
 	}
 	for i, p := range d.procs {

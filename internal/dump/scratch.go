@@ -47,12 +47,19 @@ func (s *scratch) guardThreads(p *process, maps []proc.Mapping) error {
 	return nil
 }
 
-func (s *scratch) mapIn(p *process) error {
-	t := p.leader()
+// sizeFor is how much scratch memory mapIn maps into p: the buffers, and
+// the guarded threads' signal frames.
+func (s *scratch) sizeFor(p *process) uint64 {
 	size := uint64(scratchSize)
 	if s.guard != nil {
 		size += ptrace.GuardAreaSize(len(p.threads), scratchFrameMax)
 	}
+	return size
+}
+
+func (s *scratch) mapIn(p *process) error {
+	t := p.leader()
+	size := s.sizeFor(p)
 	addr, err := t.Syscall(unix.SYS_MMAP, 0, size, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, ^uint64(0), 0)
 	if err != nil {

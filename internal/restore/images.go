@@ -152,6 +152,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 			return nil, fmt.Errorf("%s: process %d: parent %d is not an earlier live process of the tree", image.PstreeName, c.pid, c.tree.GetPpid())
 		}
 	}
+	if err := s.checkTreeRefs(); err != nil {
+		return nil, err
+	}
 	if err := s.loadPipeData(dir); err != nil {
 		return nil, err
 	}
@@ -572,17 +575,6 @@ func (s *snapshot) checkMapped(id uint32, pid int, fd uint64) error {
 		return err
 	}
 	delete(s.uncheckedFiles, id)
-	return nil
-}
-
-// checkPidsFree refuses to start when any PID or TID of the image is in use.
-func (s *snapshot) checkPidsFree() error {
-	for _, tid := range s.allTids() {
-		if err := unix.Kill(int(tid), 0); err != unix.ESRCH {
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", tid))
-			return fmt.Errorf("pid %d is taken by a running process (%s)", tid, trimNL(comm))
-		}
-	}
 	return nil
 }
 

@@ -631,6 +631,13 @@ func setLastPid(pid uint32) func() error {
 func (p *process) cloneAtLastPid(pid uint32, args []byte) (uint64, error) {
 	nsLastPid.Lock()
 	defer nsLastPid.Unlock()
+	// Other cryos restoring at the same time set ns_last_pid too: one at a
+	// time on the machine.
+	unlock, err := p.r.lockLastPid()
+	if err != nil {
+		return 0, fmt.Errorf("restore pid %d: %w", pid, err)
+	}
+	defer unlock()
 	if _, err := p.put(args); err != nil {
 		return 0, err
 	}

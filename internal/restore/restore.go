@@ -135,6 +135,9 @@ type restorer struct {
 	// agents act inside the tree's user namespaces for a cryo that is not
 	// root (nil for root), where its user has capabilities it lacks here.
 	agents *nsagent.Pool
+	// lastPidHeld: this restore holds the machine-wide ns_last_pid lock
+	// for its whole run (holdLastPid).
+	lastPidHeld bool
 }
 
 // process is one process being restored.
@@ -177,6 +180,9 @@ func Restore(opts Options) (root *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := dir.CheckComplete(); err != nil {
+		return nil, err
+	}
 	snap, err := load(dir)
 	if err != nil {
 		return nil, err
@@ -214,7 +220,7 @@ func Restore(opts Options) (root *Process, err error) {
 		opts.pidFile = pf
 	}
 	if !moved {
-		if err := snap.checkPidsFree(); err != nil {
+		if err := snap.checkPidsFree(opts.Logf); err != nil {
 			return nil, err
 		}
 	}
@@ -235,7 +241,13 @@ func Restore(opts Options) (root *Process, err error) {
 			root, err = nil, fmt.Errorf("internal error while restoring %d: %v\n%s", snap.procs[0].pid, rec, debug.Stack())
 		}
 	}()
-	if err := r.run(); err != nil {
+	unlockLastPid, err := r.holdLastPid()
+	if err != nil {
+		return nil, err
+	}
+	err = r.run()
+	unlockLastPid()
+	if err != nil {
 		r.logf("restore failed, cleaning up: %v", err)
 		r.report()
 		r.abort()

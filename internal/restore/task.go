@@ -27,7 +27,7 @@ var rlimitNames = [...]string{"CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "N
 	"MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"}
 
 // restoreTask restores what belongs to the whole process: signal
-// dispositions, rlimits, personality, umask, session and group, and the
+// dispositions, personality, umask, session and group, and the
 // mm fields (with the executable link).
 func (p *process) restoreTask() error {
 	t := p.leader
@@ -46,18 +46,6 @@ func (p *process) restoreTask() error {
 		}
 		if _, err := t.Syscall(unix.SYS_RT_SIGACTION, sig, addr, 0, 8); err != nil {
 			return fail(fmt.Sprintf("sigaction %d", sig), err)
-		}
-	}
-	for i, l := range tc.GetRlimits().GetRlimits() {
-		addr, err := p.put(putU64(nil, l.GetCur(), l.GetMax()))
-		if err != nil {
-			return err
-		}
-		if _, err := t.Syscall(unix.SYS_PRLIMIT64, 0, uint64(i), addr, 0); err != nil {
-			if errors.Is(err, unix.EPERM) {
-				return fail(fmt.Sprintf("rlimit %s", rlimitNames[i]), fmt.Errorf("hard limit %d is above cryo's and raising it needs CAP_SYS_RESOURCE: %w", l.GetMax(), err))
-			}
-			return fail(fmt.Sprintf("rlimit %s", rlimitNames[i]), err)
 		}
 	}
 	for which, it := range []*timer.ItimerEntry{tc.GetTimers().GetReal(), tc.GetTimers().GetVirt(), tc.GetTimers().GetProf()} {
@@ -143,6 +131,7 @@ const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLON
 // another TID (a task elsewhere took it first) exits, and the clone is
 // tried again.
 func (p *process) cloneThreadAtLastPid(tid uint32, args []byte) (uint64, error) {
+	start := time.Now()
 	for try := 0; ; try++ {
 		got, err := p.cloneAtLastPid(tid, args)
 		if err != nil {
@@ -161,10 +150,10 @@ func (p *process) cloneThreadAtLastPid(tid uint32, args []byte) (uint64, error) 
 		if err := stray.ExitThread(); err != nil {
 			return got, fmt.Errorf("restore pid %d: thread %d made with the wrong id: %w", p.c.pid, outer, err)
 		}
-		if try == 20 {
-			return got, fmt.Errorf("restore pid %d: other processes keep taking thread id %d", p.c.pid, tid)
+		if time.Since(start) > lastPidRetryFor {
+			return got, fmt.Errorf("restore pid %d: other processes keep taking thread id %d%s", p.c.pid, tid, heldBy(int(tid)))
 		}
-		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+		time.Sleep(retryPause(try))
 	}
 }
 
@@ -182,11 +171,14 @@ func (p *process) createThreads() error {
 				return err
 			}
 			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
-			if p.r.movedPids {
+			switch {
+			case p.r.movedPids:
 				if _, err = p.put(args.Bytes()); err == nil {
 					got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 				}
-			} else {
+			case p.inCryoUserns():
+				got, err = p.cloneBothLevels(inner, tid, threadFlags, 0)
+			default:
 				got, err = p.cloneThreadAtLastPid(tid, args.Bytes())
 			}
 		} else {
@@ -521,6 +513,9 @@ func (p *process) currentPermitted(t *ptrace.Tracee) uint64 {
 // finishTask restores what must come after the credentials change:
 // changing ids clears the dumpable flag.
 func (p *process) finishTask() error {
+	if err := p.setRlimits(); err != nil {
+		return err
+	}
 	if d := p.c.mm.Dumpable; d != nil {
 		if _, err := p.leader.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(*d)); err != nil {
 			return fmt.Errorf("restore pid %d: dumpable: %w", p.c.pid, err)
@@ -567,4 +562,27 @@ func (p *process) setRegisters(t *ptrace.Tracee, c *core.CoreEntry) error {
 	}
 	regs.Orig_rax = ^uint64(0)
 	return t.SetRegs(regs)
+}
+
+// setRlimits gives the process its saved resource limits. It comes last
+// (from finishTask): a process dumped at its RLIMIT_NOFILE, RLIMIT_AS or
+// RLIMIT_NPROC would otherwise leave no room for the descriptors, scratch
+// memory and threads the rest of its restore makes.
+func (p *process) setRlimits() error {
+	for i, l := range p.c.cores[0].GetTc().GetRlimits().GetRlimits() {
+		fail := func(err error) error {
+			return fmt.Errorf("restore pid %d: rlimit %s: %w", p.c.pid, rlimitNames[i], err)
+		}
+		addr, err := p.put(putU64(nil, l.GetCur(), l.GetMax()))
+		if err != nil {
+			return err
+		}
+		if _, err := p.leader.Syscall(unix.SYS_PRLIMIT64, 0, uint64(i), addr, 0); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fail(fmt.Errorf("hard limit %d is above cryo's and raising it needs CAP_SYS_RESOURCE: %w", l.GetMax(), err))
+			}
+			return fail(err)
+		}
+	}
+	return nil
 }

@@ -242,12 +242,19 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 		if _, err := p.putAt(128, putU64(nil, uint64(child.c.nsPids[0]))); err != nil {
 			return err
 		}
-		if p.r.movedPids {
+		switch {
+		case p.r.movedPids:
 			// Outside, the kernel picks.
 			if _, err = p.put(args.Bytes()); err == nil {
 				got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 			}
-		} else {
+		case p.inCryoUserns():
+			// The cloner is still in cryo's user namespace, which
+			// (or an ancestor of which) owns both pid namespaces:
+			// both ids are chosen at once, no other process can
+			// take the outer one first.
+			got, err = p.cloneBothLevels(child.c.nsPids[0], uint32(pid), flags, exitSignal)
+		default:
 			got, err = p.cloneAtLastPidRetry(child, args.Bytes())
 		}
 	}
@@ -290,6 +297,7 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 // killed and the clone tried again.
 func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, error) {
 	pid := child.c.pid
+	start := time.Now()
 	for try := 0; ; try++ {
 		got, err := p.cloneAtLastPid(uint32(pid), args)
 		if err != nil {
@@ -314,12 +322,13 @@ func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, erro
 		if p.c.nsPids != nil {
 			p.leader.Syscall(unix.SYS_WAIT4, got, 0, unix.WALL, 0)
 		}
-		if try == 20 {
-			return got, fmt.Errorf("restore pid %d: other processes keep taking the PID", pid)
+		if time.Since(start) > lastPidRetryFor {
+			return got, fmt.Errorf("restore pid %d: other processes keep taking the PID%s", pid, heldBy(pid))
 		}
-		// A task still leaving the dumped tree's pid namespace may hold
-		// it for a moment: give it time, a little more each try.
-		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+		// A task still leaving the dumped tree's pid namespace, or a
+		// short-lived process of the machine, may hold it for a moment:
+		// give it time, a little more each try.
+		time.Sleep(retryPause(try))
 	}
 }
 

@@ -1,0 +1,55 @@
+package restore
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/cryo-cr/cryo/internal/runlock"
+)
+
+// lastPidWait bounds how long a restore waits for another cryo's use of
+// ns_last_pid: one clone, or the building of a whole tree (see
+// holdLastPid), normally a second or two.
+const lastPidWait = 2 * time.Minute
+
+// lockLastPid takes the machine-wide lock that serialises writes of
+// ns_last_pid and the clone that follows among cryo processes, and returns
+// its release. Without a lock directory (a cryo that is not root, which
+// cannot write ns_last_pid anyway) it does nothing.
+func (r *restorer) lockLastPid() (func(), error) {
+	if r.lastPidHeld {
+		return func() {}, nil
+	}
+	dir, err := runlock.Dir()
+	if err != nil {
+		r.logf("warning: ns_last_pid is not locked against other cryos: %v", err)
+		return func() {}, nil
+	}
+	l, err := runlock.Take(filepath.Join(dir, "ns_last_pid.lock"), lastPidWait)
+	if err != nil {
+		return nil, err
+	}
+	return l.Unlock, nil
+}
+
+// holdLastPid takes the ns_last_pid lock for the whole restore of a tree
+// with a pid namespace of its own, when cryo chooses its PIDs (root): its
+// clones move ns_last_pid past the tree after each one, and another cryo
+// doing the same meanwhile would steer the machine's next PIDs (its own
+// stub's, say) into this tree's range. Such restores take turns; the
+// release is returned.
+func (r *restorer) holdLastPid() (func(), error) {
+	if r.snap.procs[0].nsPids == nil || r.movedPids {
+		return func() {}, nil
+	}
+	unlock, err := r.lockLastPid()
+	if err != nil {
+		return nil, fmt.Errorf("restore pid %d: %w", r.snap.procs[0].pid, err)
+	}
+	r.lastPidHeld = true
+	return func() {
+		r.lastPidHeld = false
+		unlock()
+	}, nil
+}
