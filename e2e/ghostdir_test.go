@@ -1,6 +1,10 @@
 package e2e
 
-import "testing"
+import (
+	"os"
+	"testing"
+	"time"
+)
 
 // TestE2EGhostDir: a process whose working directory was removed, and
 // which holds a removed directory open whose name was taken again since,
@@ -19,4 +23,43 @@ func TestE2EGhostDir(t *testing.T) {
 func TestE2ERootlessGhostDir(t *testing.T) {
 	t.Run("own-uid", func(t *testing.T) { runRootlessWorkload(t, rootlessOwnUID, "ghostdir") })
 	t.Run("subids", func(t *testing.T) { runRootlessWorkload(t, rootlessSubIDs, "ghostdir") })
+}
+
+// TestE2EGhostDirSymlinkSwap: after the dump, the directory the removed
+// directories lived in is replaced by a symbolic link to another
+// directory (root's, a stand-in for /etc). The restore is refused in one
+// line naming the link, and makes nothing in that directory; with the
+// directory back, the same images restore.
+func TestE2EGhostDirSymlinkSwap(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, workloadBin(t, "ghostdir", linkDynamic))
+	w.Checkpoint()
+	if noCR {
+		return
+	}
+	etc := t.TempDir()
+	if err := os.Rename(w.Dir, w.Dir+".orig"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(etc, w.Dir); err != nil {
+		t.Fatal(err)
+	}
+	res := runCryo(t, "restore", "-D", w.ImgDir, "-d")
+	if res.ExitCode == 0 {
+		w.Finish()
+		t.Fatalf("the restore through a symbolic link was not refused")
+	}
+	assertOneErrorLine(t, res, "symbolic link")
+	checkDirIs(t, etc)
+	if err := waitPidFree(w.Pid, bound(t, 10*time.Second)); err != nil {
+		t.Errorf("after the refused restore: %v", err)
+	}
+	if err := os.Remove(w.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.Dir+".orig", w.Dir); err != nil {
+		t.Fatal(err)
+	}
+	w.Restore("-d")
+	w.Finish()
 }
