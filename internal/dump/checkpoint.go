@@ -341,11 +341,11 @@ func (p *process) fsEntry(ft *fileTable) (*fs.FsEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %d: root: %w", p.pid, err)
 	}
-	cwdID, err := ft.pathFile(cwd, fmt.Sprintf("/proc/%d/cwd", p.pid), unix.O_RDONLY|unix.O_DIRECTORY, false)
+	cwdID, err := ft.dirFile(cwd, fmt.Sprintf("/proc/%d/cwd", p.pid))
 	if err != nil {
 		return nil, fmt.Errorf("process %d: cwd: %w", p.pid, err)
 	}
-	rootID, err := ft.pathFile(root, fmt.Sprintf("/proc/%d/root", p.pid), unix.O_RDONLY|unix.O_DIRECTORY, false)
+	rootID, err := ft.dirFile(root, fmt.Sprintf("/proc/%d/root", p.pid))
 	if err != nil {
 		return nil, fmt.Errorf("process %d: root: %w", p.pid, err)
 	}

@@ -235,8 +235,8 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	ghost := false
 	if strings.HasSuffix(target, " (deleted)") {
-		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
-			return nil, fmt.Errorf("%s: %s was deleted while open: only regular files up to %d bytes are saved", p.fdName(fd), strings.TrimSuffix(target, " (deleted)"), maxGhost)
+		if !isGhostDir(target, &st) && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost) {
+			return nil, fmt.Errorf("%s: %s was deleted while open: only regular files up to %d bytes and directories are saved", p.fdName(fd), strings.TrimSuffix(target, " (deleted)"), maxGhost)
 		}
 		ghost = true
 	}

@@ -45,17 +45,20 @@ func (ft *fileTable) addGhost(id uint32, procPath string, st *unix.Stat_t) error
 		ft.ghostRemaps = append(ft.ghostRemaps, ghostRemap{orig: id, remap: remap})
 		return nil
 	}
-	f, err := proc.Open(procPath, os.O_RDONLY)
-	if err != nil {
-		return fmt.Errorf("read the deleted file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxGhost+1))
-	if err != nil {
-		return fmt.Errorf("read the deleted file: %w", err)
-	}
-	if int64(len(data)) != st.Size {
-		return fmt.Errorf("deleted file of %d bytes read as %d", st.Size, len(data))
+	var data []byte
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		// A removed directory is empty: its ghost is its mode and owner.
+		f, err := proc.Open(procPath, os.O_RDONLY)
+		if err != nil {
+			return fmt.Errorf("read the deleted file: %w", err)
+		}
+		defer f.Close()
+		if data, err = io.ReadAll(io.LimitReader(f, maxGhost+1)); err != nil {
+			return fmt.Errorf("read the deleted file: %w", err)
+		}
+		if int64(len(data)) != st.Size {
+			return fmt.Errorf("deleted file of %d bytes read as %d", st.Size, len(data))
+		}
 	}
 	ft.ghosts = append(ft.ghosts, ghostFile{id: id, data: data, entry: &ghostfile.GhostFileEntry{
 		Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid), Mode: proto.Uint32(st.Mode),

@@ -47,13 +47,15 @@ func (fp *filePlan) ghostPath(p, owner *process, id uint32) (ghostPath, error) {
 	}
 	var gp ghostPath
 	var err error
-	if agents := p.r.agents; agents != nil {
+	if g.isDir() {
+		gp, err = fp.makeGhostDir(p, owner, g)
+	} else if agents := p.r.agents; agents != nil {
 		gp, err = fp.makeGhostRootless(p, g)
 	} else {
 		gp, err = fp.makeGhostAsOwner(p, owner, g)
 	}
 	if err != nil {
-		return ghostPath{}, fmt.Errorf("recreate the deleted file %s: %w", fp.snap.reg(g.remapID).GetName(), err)
+		return ghostPath{}, fmt.Errorf("recreate the deleted %s %s: %w", ghostKind(g), fp.snap.reg(g.remapID).GetName(), err)
 	}
 	if fp.ghostPaths == nil {
 		fp.ghostPaths = map[uint32]ghostPath{}
@@ -197,4 +199,12 @@ func (fp *filePlan) removeGhosts(logf func(string, ...any)) {
 		}
 		delete(fp.ghostPaths, id)
 	}
+}
+
+// ghostKind names what a ghost is, for messages.
+func ghostKind(g *ghost) string {
+	if g.isDir() {
+		return "directory"
+	}
+	return "file"
 }

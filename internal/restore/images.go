@@ -491,6 +491,9 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 				return fmt.Errorf("%s: deleted file %q: not an absolute path of plain names (no \".\", \"..\" or empty component)", dump.RemapName, name)
 			}
 			g = &ghost{remapID: r.GetRemapId(), entry: e}
+			if g.isDir() != (s.reg(r.GetRemapId()).GetMode()&unix.S_IFMT == unix.S_IFDIR) || (g.isDir() && e.GetSize() != 0) {
+				return fmt.Errorf("%s: ghost %d: a directory ghost must be an empty directory of the image", image.GhostName(r.GetRemapId()), r.GetRemapId())
+			}
 			byRemap[r.GetRemapId()] = g
 		}
 		s.ghosts[r.GetOrigId()] = g

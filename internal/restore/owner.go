@@ -384,7 +384,15 @@ func (p *process) restoreCwdRoot() error {
 	t := p.leader
 	dirAt := func(id uint32, what string) (uint64, error) {
 		f := p.r.snap.reg(id)
-		fd, err := p.openChecked(p, f.GetName(), unix.O_PATH|unix.O_DIRECTORY, wantFile{f: f})
+		name, want := f.GetName(), wantFile{f: f}
+		if p.r.snap.ghosts[id] != nil {
+			gp, err := p.r.files.ghostPath(p, p, id)
+			if err != nil {
+				return 0, fmt.Errorf("restore pid %d: %s %s: %w", p.c.pid, what, f.GetName(), err)
+			}
+			name, want = gp.path, gp.want(p.r.files, id)
+		}
+		fd, err := p.openChecked(p, name, unix.O_PATH|unix.O_DIRECTORY, want)
 		if err != nil {
 			return 0, fmt.Errorf("restore pid %d: %s %s: %w", p.c.pid, what, f.GetName(), err)
 		}
