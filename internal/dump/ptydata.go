@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -87,6 +88,9 @@ func (pair *ptyPair) putBack() error {
 	return QueueForMaster(master, pair.output)
 }
 
+// queueTimeout bounds how long QueueForMaster waits for room in the pty.
+const queueTimeout = 5 * time.Second
+
 // QueueForMaster writes data on the slave of a pty, reached from its master
 // (TIOCGPTPEER: the pair's own devpts, past an exclusive slave), for the
 // master to read, unchanged: output processing (OPOST) is off meanwhile.
@@ -106,10 +110,21 @@ func QueueForMaster(master int, data []byte) error {
 	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
 		return fmt.Errorf("termios: %w", err)
 	}
+	// The line discipline takes the bytes as the kernel's flip-buffer work
+	// moves them on, which a busy machine delays: wait for room (a bounded
+	// time) rather than fail on a full buffer.
+	deadline := time.Now().Add(queueTimeout)
 	for len(data) > 0 && err == nil {
 		var n int
-		if n, err = unix.Write(fd, data); err == nil {
+		n, err = unix.Write(fd, data)
+		switch {
+		case err == nil:
 			data = data[n:]
+		case err == unix.EAGAIN && time.Now().Before(deadline):
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+			if _, err = unix.Poll(pfd, 100); err == unix.EINTR {
+				err = nil
+			}
 		}
 	}
 	if rerr := unix.IoctlSetTermios(fd, unix.TCSETS, t); err == nil {

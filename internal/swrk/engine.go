@@ -72,9 +72,12 @@ func runDump(r Request) error {
 		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, Notify: r.Notify, Logger: logger(r.Logf),
 	})
 	var refused *cryo.RefusedError
+	var intr *cryo.InterruptedError
 	switch {
 	case errors.As(err, &refused):
 		return fmt.Errorf("dump %d: %w", r.Pid, refused.Err)
+	case errors.As(err, &intr):
+		return fmt.Errorf("dump %d: %w", r.Pid, intr.Err)
 	case err != nil:
 		return fmt.Errorf("dump %d: %w", r.Pid, err)
 	}
@@ -89,7 +92,15 @@ func runRestore(r Request) (int, error) {
 		Logger: logger(r.Logf),
 	})
 	if err != nil {
-		return 0, errors.Unwrap(err)
+		// The command line's line: "restore: " and restore's own error.
+		var intr *cryo.InterruptedError
+		if errors.As(err, &intr) {
+			return 0, fmt.Errorf("restore: %w", intr.Err)
+		}
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return 0, fmt.Errorf("restore: %w", err)
 	}
 	if p.Moved != "" {
 		r.Logf("%s", p.Moved)
