@@ -350,7 +350,13 @@ func TestE2ERobustSecondDumpRefused(t *testing.T) {
 		if first.Exited() {
 			t.Fatalf("the first dump exited early (status %d): %s %s", first.ExitCode(), readString(stdout), readString(stderr))
 		}
-		return procStatus(fmt.Sprintf("/proc/%d/status", w.Pid))["TracerPid"] == fmt.Sprint(first.Pid())
+		// TracerPid names the tracing thread of cryo.
+		tracer := procStatus(fmt.Sprintf("/proc/%d/status", w.Pid))["TracerPid"]
+		if tracer == "" || tracer == "0" {
+			return false
+		}
+		_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%s", first.Pid(), tracer))
+		return err == nil
 	})
 	res := runCryo(t, "dump", "-t", fmt.Sprint(w.Pid), "-D", filepath.Join(t.TempDir(), "second"), "--leave-running")
 	t.Logf("%s", res)
