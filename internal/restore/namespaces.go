@@ -623,6 +623,20 @@ func setLastPid(pid uint32) func() error {
 	}
 }
 
+// readLastPid is the last PID the kernel gave in cryo's pid namespace (0
+// if it cannot be read).
+func readLastPid() uint32 {
+	b, err := os.ReadFile("/proc/sys/kernel/ns_last_pid")
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(v)
+}
+
 // cloneAtLastPid creates a task at pid the old way, for a process inside
 // a user namespace that does not own cryo's pid namespace (so clone3's
 // set_tid is refused for cryo's level): ns_last_pid is set to pid-1 and
@@ -641,10 +655,13 @@ func (p *process) cloneAtLastPid(pid uint32, args []byte) (uint64, error) {
 	if _, err := p.put(args); err != nil {
 		return 0, err
 	}
+	prev := readLastPid()
 	got, err := p.leader.SyscallAfter(setLastPid(pid), unix.SYS_CLONE3, p.scratch, uint64(len(args)))
 	// Move the machine's next PID past the tree's: otherwise every task
 	// created meanwhile (runtime threads, kernel workers) would take the
-	// PIDs still to be restored.
-	setLastPid(p.r.maxPid + 1)()
+	// PIDs still to be restored. Never back below where it was: that
+	// would steer new tasks (another restore's threads) into PIDs another
+	// tree restored beside this one still needs.
+	setLastPid(max(prev, p.r.maxPid) + 1)()
 	return got, err
 }
