@@ -100,6 +100,16 @@ func TestE2EShellJob(t *testing.T) {
 		}
 		time.Sleep(pollInterval)
 	}
+	// restore -j returns only when the workload exits: wait until cryo let
+	// its threads go (a signal sent while the restore still holds them is
+	// not for the workload yet).
+	for !restoredAndReleased(pid, 2) {
+		if time.Now().After(deadline) {
+			logFile(t, filepath.Join(images, "restore.log"))
+			t.Fatal("the restored tty workload's two threads were not let go")
+		}
+		time.Sleep(pollInterval)
+	}
 	// The thread that was blocked in read() on the old terminal reads this:
 	// wait until the slave's input queue is empty again, so that the line
 	// was read before SIGTERM asks the workload for its report.
@@ -166,4 +176,19 @@ func restoreOnTerminal(t *testing.T, images string, tty *os.File) (rc *exec.Cmd,
 func mustReadlink(p string) string {
 	s, _ := os.Readlink(p)
 	return s
+}
+
+// restoredAndReleased reports whether pid has the given number of threads,
+// none of them traced any more.
+func restoredAndReleased(pid, threads int) bool {
+	tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tids) != threads {
+		return false
+	}
+	for _, tid := range tids {
+		if tp := procStatus(fmt.Sprintf("/proc/%d/task/%s/status", pid, tid.Name()))["TracerPid"]; tp != "0" {
+			return false
+		}
+	}
+	return true
 }
