@@ -64,6 +64,10 @@ func run(args []string) (status int) {
 		}
 	}
 	cmd, rest := args[0], args[1:]
+	if err := archRefuses(cmd); err != nil {
+		fmt.Fprintf(os.Stderr, "cryo: %v\n", err)
+		return 1
+	}
 	var err error
 	switch cmd {
 	case "dump":
