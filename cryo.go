@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
 
@@ -95,6 +96,9 @@ type Stats struct {
 // the dump back the same way and gives an *InterruptedError; once they
 // are, the dump finishes.
 func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
+	if err := ptrace.ArchSupported(); err != nil {
+		return nil, &RefusedError{Pid: pid, Err: err}
+	}
 	if opts.Dir == "" {
 		return nil, errors.New("cryo: dump: DumpOptions.Dir is empty")
 	}
@@ -179,6 +183,9 @@ func (p *Process) Wait() (int, error) { return p.p.Wait() }
 // before the tree runs does that too and gives an *InterruptedError. A malformed image
 // gives an error that errors.As finds an *ImageError in.
 func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, error) {
+	if err := ptrace.ArchSupported(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, &InterruptedError{Op: "restore", Cause: err, Err: err}
 	}

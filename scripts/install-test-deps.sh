@@ -7,7 +7,7 @@
 # busybox-static for the container test (a busybox bundle). Idempotent; needs
 # root.
 set -euo pipefail
-packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils runc busybox-static)
+packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils runc busybox-static qemu-user)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -69,6 +69,10 @@ func run(args []string) (status int) {
 		}
 	}
 	cmd, rest := args[0], args[1:]
+	if err := archRefuses(cmd); err != nil {
+		fmt.Fprintf(os.Stderr, "cryo: %v\n", err)
+		return 1
+	}
 	defer startProfile()()
 	var err error
 	switch cmd {

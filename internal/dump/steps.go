@@ -44,7 +44,7 @@ func (d *dumper) report(err error) {
 			var b strings.Builder
 			fmt.Fprintf(&b, "  process %d thread %d: state %s", p.pid, t.Tid, state)
 			if r, err := t.Regs(); err == nil {
-				fmt.Fprintf(&b, ", stopped at rip %#x (syscall %d, result %#x)", r.Rip, int64(r.Orig_rax), r.Rax)
+				b.WriteString(describeRegs(&r))
 			}
 			if t.Guarded() {
 				b.WriteString(", injections guarded")

@@ -43,7 +43,7 @@ func Archive(w io.Writer, dir string) (err error) {
 			rootDev = st.Dev
 		}
 		hdr := &tar.Header{Name: rel, Mode: int64(st.Mode & 07777), Uid: int(st.Uid), Gid: int(st.Gid),
-			ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec), Format: tar.FormatPAX}
+			ModTime: time.Unix(st.Mtim.Unix()), Format: tar.FormatPAX}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
@@ -320,7 +320,7 @@ func fileMode(m int64) fs.FileMode {
 // effective capabilities to its permitted ones again (a fsuid leaving 0
 // drops the file capabilities).
 func becomeFsOwner(uid, gid int) error {
-	if uid < 0 || gid < 0 || uid > 0xfffffffe || gid > 0xfffffffe {
+	if uid < 0 || gid < 0 || int64(uid) > 0xfffffffe || int64(gid) > 0xfffffffe {
 		return fmt.Errorf("root owned by %d:%d", uid, gid)
 	}
 	unix.Setfsgid(gid)

@@ -77,19 +77,3 @@ func (m *MemFile) WriteAt(buf []byte, addr uint64) error {
 
 // Close closes the file.
 func (m *MemFile) Close() error { return m.f.Close() }
-
-// FindSyscallInsn returns the address of a "syscall" instruction inside
-// [start, end) of process pid (normally its [vdso]), the only code a blank
-// or frozen tracee is sure to have for injected system calls.
-func FindSyscallInsn(pid int, start, end uint64) (uint64, error) {
-	buf := make([]byte, end-start)
-	if err := ReadMem(pid, start, buf); err != nil {
-		return 0, err
-	}
-	for i := 0; i+1 < len(buf); i++ {
-		if buf[i] == SyscallInsn[0] && buf[i+1] == SyscallInsn[1] {
-			return start + uint64(i), nil
-		}
-	}
-	return 0, fmt.Errorf("no syscall instruction in %d's vdso at %#x-%#x", pid, start, end)
-}

@@ -485,7 +485,7 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 			// Refused before anything is made: the contents of every
 			// ghost take disk space at once.
 			if total += e.GetSize(); total > image.MaxGhostTotal {
-				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.GetRemapId()), image.MaxGhostTotal)
+				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.GetRemapId()), int64(image.MaxGhostTotal))
 			}
 			if name := s.reg(r.GetRemapId()).GetName(); !safeGhostName(name) {
 				return fmt.Errorf("%s: deleted file %q: not an absolute path of plain names (no \".\", \"..\" or empty component)", dump.RemapName, name)

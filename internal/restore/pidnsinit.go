@@ -77,7 +77,7 @@ func (r *restorer) startInit(init *process, rootInner uint32) error {
 		return fmt.Errorf("pid namespace init: %w", err)
 	}
 	for fd := uint64(0); fd < 3; fd++ {
-		if _, err := t.Syscall(unix.SYS_DUP2, null, fd); err != nil {
+		if _, err := t.Syscall(sysDup2, null, fd); err != nil {
 			return fmt.Errorf("pid namespace init: dup2: %w", err)
 		}
 	}
@@ -111,8 +111,7 @@ func (r *restorer) startInit(init *process, rootInner uint32) error {
 	if err != nil {
 		return err
 	}
-	regs.Rip, regs.Rax, regs.Orig_rax = t.SyscallAddr(), unix.SYS_EXECVE, ^uint64(0)
-	regs.Rdi, regs.Rsi, regs.Rdx = base+offs[0], base+vec, base+vec+16
+	setCallRegs(&regs, t.SyscallAddr(), unix.SYS_EXECVE, base+offs[0], base+vec, base+vec+16)
 	if err := t.SetRegs(regs); err != nil {
 		return err
 	}

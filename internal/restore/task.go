@@ -553,14 +553,7 @@ func (p *process) setRegisters(t *ptrace.Tracee, c *core.CoreEntry) error {
 	if err != nil {
 		return fmt.Errorf("restore pid %d thread %d: %w", p.c.pid, t.Tid, err)
 	}
-	if int64(regs.Orig_rax) >= 0 {
-		switch int64(regs.Rax) {
-		case errRestartSys, errRestartNoIntr, errRestartNoHand, errRestartRestartBlock:
-			regs.Rax = regs.Orig_rax
-			regs.Rip -= 2
-		}
-	}
-	regs.Orig_rax = ^uint64(0)
+	restartSyscall(&regs)
 	return t.SetRegs(regs)
 }
 

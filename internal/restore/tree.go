@@ -103,7 +103,7 @@ func (r *restorer) createRoot(root *process) error {
 		return err
 	}
 	stubScratch := &process{r: r, c: &checkpoint{pid: stub.Pid}, pid: stub.Pid, leader: stub,
-		scratch: (regs.Rsp - phase1Below) &^ 4095, scratchSize: phase1Size}
+		scratch: (stackPointer(&regs) - phase1Below) &^ 4095, scratchSize: phase1Size}
 	// cryo becomes the root's parent, not the stub; clone3 refuses
 	// CLONE_PARENT with an exit signal.
 	if err := r.raiseNofile(stubScratch); err != nil {

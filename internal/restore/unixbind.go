@@ -368,7 +368,7 @@ func (fp *filePlan) bindName(p *process, fd uint64, id uint32) error {
 			// Bound elsewhere, where the holder may write: its file
 			// goes, by the name, as the holder.
 			if addr, perr := p.putString(path); perr == nil {
-				p.leader.Syscall(unix.SYS_UNLINK, addr)
+				p.leader.Syscall(sysUnlink, addr)
 			}
 			return err
 		}
