@@ -31,7 +31,8 @@ func (a *Agent) RemoveDirAt(dfd uint64, name string, dev, ino uint64) error {
 	defer a.mu.Unlock()
 	defer a.rp.Call(unix.SYS_CLOSE, dfd)
 	const statOff = unix.PathMax
-	var st unix.Stat_t
+	// statx: one layout on every architecture (newfstatat's differs).
+	var st unix.Statx_t
 	size := binary.Size(&st)
 	if len(name) >= statOff {
 		return fmt.Errorf("agent %d: name %q too long", a.rp.Pid(), name)
@@ -44,7 +45,7 @@ func (a *Agent) RemoveDirAt(dfd uint64, name string, dev, ino uint64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.rp.Call(unix.SYS_NEWFSTATAT, dfd, addr, stAddr, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if _, err := a.rp.Call(unix.SYS_STATX, dfd, addr, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO, stAddr); err != nil {
 		return fmt.Errorf("agent %d: stat %s: %w", a.rp.Pid(), name, err)
 	}
 	b, err := a.rp.Get(statOff, size)
@@ -54,7 +55,7 @@ func (a *Agent) RemoveDirAt(dfd uint64, name string, dev, ino uint64) error {
 	if err := binary.Read(bytes.NewReader(b), binary.NativeEndian, &st); err != nil {
 		return err
 	}
-	if st.Dev != dev || st.Ino != ino {
+	if unix.Mkdev(st.Dev_major, st.Dev_minor) != dev || st.Ino != ino {
 		return fmt.Errorf("%s is no longer the directory cryo made: left alone", name)
 	}
 	if _, err := a.rp.Call(unix.SYS_UNLINKAT, dfd, addr, unix.AT_REMOVEDIR); err != nil {
