@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cryo-cr/cryo/internal/check"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
@@ -32,6 +33,8 @@ func Init() {
 		os.Exit(127)
 	case restore.InitName:
 		os.Exit(restore.RunInit(os.Args[1:]))
+	case check.ProbeName:
+		os.Exit(0)
 	}
 }
 

@@ -144,3 +144,19 @@ func TestDumpCancelledMidway(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Check probes the kernel: on the machines cryo is tested on every
+// essential feature is there, and CRIU's names are among the features.
+func TestCheck(t *testing.T) {
+	rep, err := cryo.Check(context.Background())
+	if err != nil {
+		t.Fatalf("Check: %v (missing %v)", err, rep.Missing())
+	}
+	names := map[string]bool{}
+	for _, f := range rep.Features {
+		names[f.Name] = f.Supported
+	}
+	if !names["pidfd_getfd"] || !names["process_vm_readv"] {
+		t.Errorf("Check's report lacks pidfd_getfd or process_vm_readv, or says they are missing: %+v", rep.Features)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+
+	"github.com/cryo-cr/cryo/internal/check"
 )
 
 // version is cryo's release, printed by -V as CRIU prints its own.
@@ -94,64 +96,26 @@ func (o *options) onlyForCheck(cmd string) error {
 	return nil
 }
 
-// featureNames lists the names check --feature knows, for its errors.
-func featureNames(fs []namedFeature) string {
-	var n []string
-	for _, f := range fs {
-		n = append(n, f.name)
-	}
-	return strings.Join(n, ", ")
-}
-
-// namedFeature is a kernel feature under the name CRIU's check --feature
-// gives it.
-type namedFeature struct {
-	name  string
-	what  string
-	probe func() (string, error)
-}
-
-// criuFeatures are the features check --feature NAME and check --all
-// probe, under CRIU's names, limited to those cryo uses or could use.
-func criuFeatures() []namedFeature {
-	return []namedFeature{
-		{"clone3_set_tid", "clone3 with set_tid, and the right to use it", probeSetTid},
-		{"get_rseq_conf", "PTRACE_GET_RSEQ_CONFIGURATION", probeRseq},
-		{"uffd", "userfaultfd", probeUserfaultfd},
-		{"userns", "user namespaces for this user", probeUserns},
-		{"kcmp_epoll", "kcmp KCMP_EPOLL_TFD, a watch's file behind any number", probeKcmpEpoll},
-		{"mnt_id", "mnt_id in /proc/PID/fdinfo", probeMntID},
-		{"timerfd", "timerfd state in /proc/PID/fdinfo", probeTimerfdInfo},
-		{"timens", "time namespaces", probeTimens},
-		{"pidfd_getfd", "pidfd_open and pidfd_getfd", probePidfdGetfd},
-		{"ns_pid", "NStgid in /proc/PID/status", probeNsPid},
-		{"sockopt_buf_lock", "SO_BUF_LOCK", probeBufLock},
-		{"ipv6_freebind", "IPV6_FREEBIND", probeIPv6Freebind},
-		{"openat2", "openat2 with RESOLVE_* flags", probeOpenat2},
-		{"memfd", "memfd_create", probeMemfd},
-	}
-}
-
 // checkFeatures runs check --feature NAME...: one line per feature, as
 // CRIU prints them, and an error if one is missing or unknown.
 func checkFeatures(names []string) error {
-	all := criuFeatures()
+	all := check.CRIU()
 	var missing []string
 	for _, name := range names {
 		if name == "list" {
-			fmt.Println(featureNames(all))
+			fmt.Println(check.Names(all))
 			continue
 		}
-		var f *namedFeature
+		var f *check.Feature
 		for i := range all {
-			if all[i].name == name {
+			if all[i].Name == name {
 				f = &all[i]
 			}
 		}
 		if f == nil {
-			return fmt.Errorf("unknown feature %q (known: %s)", name, featureNames(all))
+			return fmt.Errorf("unknown feature %q (known: %s)", name, check.Names(all))
 		}
-		if _, err := f.probe(); err != nil {
+		if _, err := f.Probe(); err != nil {
 			fmt.Printf("%s is not supported: %v\n", name, err)
 			missing = append(missing, name)
 			continue

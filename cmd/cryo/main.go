@@ -18,7 +18,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/cryo-cr/cryo/internal/restore"
+	"github.com/cryo-cr/cryo"
 )
 
 const usage = `usage:
@@ -31,18 +31,10 @@ const usage = `usage:
   cryo swrk FD   (CRIU's RPC on socket FD, as container engines start criu)
 `
 
-// stubName is argv[0] of the blank stub a restore starts from cryo's own
-// binary. The stub is stopped before any of its code runs; should it ever
-// run, it leaves at once.
-const stubName = "cryo-restore-stub"
-
 func main() {
-	if len(os.Args) > 0 && os.Args[0] == stubName {
-		os.Exit(127)
-	}
-	if len(os.Args) > 0 && os.Args[0] == restore.InitName {
-		os.Exit(restore.RunInit(os.Args[1:]))
-	}
+	// The copies of cryo that a restore or a check starts (stubs, the init
+	// of a new pid namespace, probes) take their role here.
+	cryo.Init()
 	os.Exit(run(os.Args[1:]))
 }
 
