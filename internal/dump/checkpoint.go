@@ -17,9 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// ImageVersion is CRIU's img_version for images with per-id fdinfo files.
-const ImageVersion = 2
-
 // checkpoint collects one live process and writes its own images (cores,
 // mm, pagemap and pages, ids, fs, fdinfo); the tree-wide ones are the
 // dumper's. It does not let the process go.
@@ -248,7 +245,7 @@ func (d *dumper) writeTree(dir *image.Dir, xfeatures uint64) error {
 	var uptime unix.Sysinfo_t
 	_ = unix.Sysinfo(&uptime)
 	inv := &inventory.InventoryEntry{
-		ImgVersion:  proto.Uint32(ImageVersion),
+		ImgVersion:  proto.Uint32(image.ImageVersion),
 		FdinfoPerId: proto.Bool(true),
 		RootIds:     d.procs[0].ids,
 		NsPerId:     proto.Bool(true),

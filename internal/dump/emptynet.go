@@ -8,14 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// EmptyNetKey is the ext_key of the netns image of a net namespace left
-// out of the dump: only a restore told to make a new one (empty_ns) takes
-// such images.
-const EmptyNetKey = "empty_ns"
-
-// NetnsName is CRIU's image of a net namespace.
-func NetnsName(id uint32) string { return fmt.Sprintf("netns-%d.img", id) }
-
 // leaveNetOut records that p's net namespace ino, not cryo's, is left out
 // of the images (Options.EmptyNetNS): the restore makes a new, empty one
 // for the whole tree, so the tree may have only this one.
@@ -48,5 +40,5 @@ func (t *nsTable) writeEmptyNet(dir *image.Dir) error {
 	if t.emptyNetIno == 0 {
 		return nil
 	}
-	return dir.Write(NetnsName(t.id("net", t.emptyNetIno)), "NETNS", &netdev.NetnsEntry{ExtKey: proto.String(EmptyNetKey)})
+	return dir.Write(image.NetnsName(t.id("net", t.emptyNetIno)), "NETNS", &netdev.NetnsEntry{ExtKey: proto.String(image.EmptyNetKey)})
 }

@@ -3,8 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
+	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 	"strings"
 
@@ -87,33 +86,6 @@ func (ft *fileTable) addReg(r *regfile.RegFileEntry, key string) uint32 {
 func noOwner() *fown.FownEntry {
 	z := proto.Uint32(0)
 	return &fown.FownEntry{Uid: z, Euid: z, Signum: z, PidType: z, Pid: z}
-}
-
-// ChecksumLimit bounds how much of a mapped file is hashed: enough to
-// notice a replaced library or binary without reading a huge data file.
-const ChecksumLimit = 64 << 20
-
-// Checksum returns the CRC32C of the first min(size, ChecksumLimit) bytes of
-// the file and how many bytes that was. Restore computes the same to refuse
-// a mapped file that changed since the dump.
-func Checksum(path string) (sum uint32, n uint32, err error) {
-	f, err := proc.Open(path, os.O_RDONLY)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	return ChecksumOf(f)
-}
-
-// ChecksumOf is Checksum of an open file, read from its start with
-// pread, which leaves the file's offset alone (it may be shared).
-func ChecksumOf(f io.ReaderAt) (sum uint32, n uint32, err error) {
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	c, err := io.Copy(h, io.NewSectionReader(f, 0, ChecksumLimit))
-	if err != nil {
-		return 0, 0, err
-	}
-	return h.Sum32(), uint32(c), nil
 }
 
 // pathFile describes a file reached through a path, for the executable,
@@ -335,4 +307,16 @@ func (p *process) fdName(fd int) string {
 		return p.alias
 	}
 	return fmt.Sprintf("process %d fd %d", p.pid, fd)
+}
+
+// Checksum returns the CRC32C of the first min(size, image.ChecksumLimit) bytes of
+// the file and how many bytes that was. Restore computes the same to refuse
+// a mapped file that changed since the dump.
+func Checksum(path string) (sum uint32, n uint32, err error) {
+	f, err := proc.Open(path, os.O_RDONLY)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	return image.ChecksumOf(f)
 }

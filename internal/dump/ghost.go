@@ -15,9 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// RemapName is CRIU's image that says which files are ghosts.
-const RemapName = "remap-fpath.img"
-
 // maxGhost bounds the size of a deleted file cryo saves.
 const maxGhost = 64 << 20
 
@@ -101,7 +98,7 @@ func (ft *fileTable) writeGhosts(dir *image.Dir) error {
 	if len(remaps) == 0 {
 		return nil
 	}
-	return dir.Write(RemapName, "REMAP_FPATH", remaps...)
+	return dir.Write(image.RemapName, "REMAP_FPATH", remaps...)
 }
 
 // mappedGhost gives the file id of a deleted file mapped at m (read

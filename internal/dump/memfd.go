@@ -12,9 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// MemfdInodeName is CRIU's image of memfd inodes.
-const MemfdInodeName = "memfd-inode.img"
-
 // dumpMemfd describes a memfd held at fd: its contents are saved once per
 // inode with the shared memory objects (a mapping of it shares them), its
 // name, size and seals in memfd-inode.img.
@@ -73,5 +70,5 @@ func (ft *fileTable) writeMemfds(dir *image.Dir) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	return dir.Write(MemfdInodeName, "MEMFD_INODE", entries...)
+	return dir.Write(image.MemfdInodeName, "MEMFD_INODE", entries...)
 }

@@ -17,24 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// CRIU's VMA status bits (the image ABI).
-const (
-	VmaRegular     = 1 << 0
-	VmaStack       = 1 << 1
-	VmaVsyscall    = 1 << 2
-	VmaVdso        = 1 << 3
-	VmaHeap        = 1 << 5
-	VmaFilePrivate = 1 << 6
-	VmaFileShared  = 1 << 7
-	VmaAnonShared  = 1 << 8
-	VmaAnonPrivate = 1 << 9
-	VmaSysvIPC     = 1 << 10
-	VmaVvar        = 1 << 12
-)
-
-// PagePresent is CRIU's PE_PRESENT pagemap flag.
-const PagePresent = 1 << 2
-
 // madvFlags maps VmFlags set by madvise(2) to the advice that sets them.
 var madvFlags = []struct {
 	flag   proc.VmFlags
@@ -83,9 +65,9 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 		case m.Path == "[vsyscall]":
 			continue // fixed kernel page, the same in every process
 		case m.Path == "[vdso]":
-			status, flags = VmaRegular|VmaVdso, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
+			status, flags = image.VmaRegular|image.VmaVdso, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
 		case m.Path == "[vvar]" || m.Path == "[vvar_vclock]":
-			status, flags = VmaRegular|VmaVvar, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
+			status, flags = image.VmaRegular|image.VmaVvar, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
 		case m.IsSpecial():
 			return nil, nil, fmt.Errorf("%s: special mapping not supported", where)
 		case m.VmFlags.Has(proc.FlagIO) || m.VmFlags.Has(proc.FlagPFNMap):
@@ -96,12 +78,12 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			if err := ft.shmem.add(m, p.scratch.remote()); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", where, err)
 			}
-			status, flags = VmaRegular|VmaAnonShared, unix.MAP_SHARED|unix.MAP_ANONYMOUS
+			status, flags = image.VmaRegular|image.VmaAnonShared, unix.MAP_SHARED|unix.MAP_ANONYMOUS
 			e.Shmid = proto.Uint64(m.Inode)
 		case m.Shared && strings.HasPrefix(m.Path, "/SYSV") && m.Deleted:
 			// An attached System V segment: the maps inode is its id; its
 			// contents are saved with the IPC namespace.
-			status, flags = VmaRegular|VmaSysvIPC, unix.MAP_SHARED
+			status, flags = image.VmaRegular|image.VmaSysvIPC, unix.MAP_SHARED
 			e.Shmid = proto.Uint64(m.Inode)
 			if m.Offset != 0 {
 				return nil, nil, fmt.Errorf("%s: partly attached System V segment: not supported yet", where)
@@ -111,12 +93,12 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 		case m.Inode != 0:
 			openFlags := uint32(unix.O_RDONLY)
 			if m.Shared {
-				status, flags = VmaRegular|VmaFileShared, unix.MAP_SHARED
+				status, flags = image.VmaRegular|image.VmaFileShared, unix.MAP_SHARED
 				if m.VmFlags.Has(proc.FlagMayWrite) {
 					openFlags = unix.O_RDWR
 				}
 			} else {
-				status, flags = VmaRegular|VmaFilePrivate, unix.MAP_PRIVATE
+				status, flags = image.VmaRegular|image.VmaFilePrivate, unix.MAP_PRIVATE
 				anonPages = true
 			}
 			var id uint32
@@ -133,12 +115,12 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			e.Shmid = proto.Uint64(uint64(id))
 			e.Fdflags = proto.Uint32(openFlags)
 		default:
-			status, flags = VmaRegular|VmaAnonPrivate, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
+			status, flags = image.VmaRegular|image.VmaAnonPrivate, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
 			if m.Path == "[stack]" {
-				status |= VmaStack
+				status |= image.VmaStack
 			}
 			if m.Path == "[heap]" {
-				status |= VmaHeap
+				status |= image.VmaHeap
 			}
 		}
 		if m.VmFlags.Has(proc.FlagGrowsDown) {
@@ -160,7 +142,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 		}
 		vmas = append(vmas, e)
 
-		if status&(VmaAnonPrivate|VmaFilePrivate) == 0 {
+		if status&(image.VmaAnonPrivate|image.VmaFilePrivate) == 0 {
 			continue
 		}
 		pages, err := pm.Read(m.Start, m.End)
@@ -206,7 +188,7 @@ func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun, poo
 		entries = append(entries, &pagemap.PagemapEntry{
 			Vaddr:   proto.Uint64(r.addr),
 			NrPages: proto.Uint32(uint32(r.size / page)),
-			Flags:   proto.Uint32(PagePresent),
+			Flags:   proto.Uint32(image.PagePresent),
 		})
 	}
 	return n, dir.WritePagemap(p.pid, pagesID, entries)

@@ -16,9 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// MountpointsName is CRIU's image of a mount namespace's mounts.
-func MountpointsName(id uint32) string { return fmt.Sprintf("mountpoints-%d.img", id) }
-
 // addMountNs records the mount namespace ino of p, once: it must belong to
 // the user namespace of its first process in the tree (restore creates it
 // from that process, which so owns it; the others join it), and its

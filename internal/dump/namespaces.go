@@ -34,13 +34,6 @@ var nsKinds = []string{"user", "uts", "ipc", "pid", "mnt", "net", "cgroup", "tim
 // others must be cryo's.
 var supportedNs = map[string]bool{"user": true, "uts": true, "ipc": true, "pid": true, "mnt": true, "time": true}
 
-// PidnsName is CRIU's image of a pid namespace.
-func PidnsName(id uint32) string { return fmt.Sprintf("pidns-%d.img", id) }
-
-// UsernsName, UtsnsName are CRIU's images of a user and a UTS namespace.
-func UsernsName(id uint32) string { return fmt.Sprintf("userns-%d.img", id) }
-func UtsnsName(id uint32) string  { return fmt.Sprintf("utsns-%d.img", id) }
-
 func readNamespaces(pid int) (map[string]uint64, error) {
 	ns := map[string]uint64{}
 	for _, kind := range nsKinds {
@@ -260,17 +253,17 @@ func (t *nsTable) write(dir *image.Dir) error {
 			parent = t.ids["user"][info.Parent]
 		}
 		image.SetUsernsExt(e, image.UsernsExt{Owner: info.Owner, Parent: parent, SetgroupsDeny: info.Setgroups == "deny"})
-		if err := dir.Write(UsernsName(t.ids["user"][ino]), "USERNS", e); err != nil {
+		if err := dir.Write(image.UsernsName(t.ids["user"][ino]), "USERNS", e); err != nil {
 			return err
 		}
 	}
 	for ino, e := range t.uts {
-		if err := dir.Write(UtsnsName(t.ids["uts"][ino]), "UTSNS", e); err != nil {
+		if err := dir.Write(image.UtsnsName(t.ids["uts"][ino]), "UTSNS", e); err != nil {
 			return err
 		}
 	}
 	for ino, m := range t.mnts {
-		if err := dir.Write(MountpointsName(t.ids["mnt"][ino]), "MNTS", toMessages(m.entries)...); err != nil {
+		if err := dir.Write(image.MountpointsName(t.ids["mnt"][ino]), "MNTS", toMessages(m.entries)...); err != nil {
 			return err
 		}
 		if err := m.writeTmpfs(dir); err != nil {
@@ -278,7 +271,7 @@ func (t *nsTable) write(dir *image.Dir) error {
 		}
 	}
 	for ino, e := range t.times {
-		if err := dir.Write(TimensName(t.ids["time"][ino]), "TIMENS", e); err != nil {
+		if err := dir.Write(image.TimensName(t.ids["time"][ino]), "TIMENS", e); err != nil {
 			return err
 		}
 	}
@@ -290,12 +283,12 @@ func (t *nsTable) write(dir *image.Dir) error {
 			ownerID = t.ids["user"][owner]
 		}
 		image.SetPidnsOwner(e, ownerID)
-		if err := dir.Write(PidnsName(t.ids["pid"][ino]), "PIDNS", e); err != nil {
+		if err := dir.Write(image.PidnsName(t.ids["pid"][ino]), "PIDNS", e); err != nil {
 			return err
 		}
 	}
 	for ino, e := range t.ipc {
-		if err := dir.Write(IpcnsVarName(t.ids["ipc"][ino]), "IPC_VAR", e); err != nil {
+		if err := dir.Write(image.IpcnsVarName(t.ids["ipc"][ino]), "IPC_VAR", e); err != nil {
 			return err
 		}
 		if err := dir.WriteSysV(t.ids["ipc"][ino], t.sysv[ino]); err != nil {
@@ -368,19 +361,6 @@ func readSysV(rp remote.Proc) (*image.SysV, error) {
 	return out, nil
 }
 
-// IpcnsVarName is CRIU's image of an IPC namespace's limits.
-func IpcnsVarName(id uint32) string { return fmt.Sprintf("ipcns-var-%d.img", id) }
-
-// IPCSysctls are the IPC namespace's limits, in ipc_var_entry's order
-// (after sem_ctls), as files under /proc/sys. A file the kernel lacks
-// reads as 0 and is not restored.
-var IPCSysctls = []string{
-	"kernel/msgmax", "kernel/msgmnb", "kernel/msgmni", "kernel/auto_msgmni",
-	"kernel/shmmax", "kernel/shmall", "kernel/shmmni", "kernel/shm_rmid_forced",
-	"fs/mqueue/queues_max", "fs/mqueue/msg_max", "fs/mqueue/msgsize_max",
-	"fs/mqueue/msg_default", "fs/mqueue/msgsize_default",
-}
-
 // ipcVars reads the limits of rp's IPC namespace.
 func ipcVars(rp remote.Proc) (*ipcvar.IpcVarEntry, error) {
 	var failed error
@@ -404,8 +384,8 @@ func ipcVars(rp remote.Proc) (*ipcvar.IpcVarEntry, error) {
 		}
 		return out
 	}
-	v := make([]uint64, len(IPCSysctls))
-	for i, name := range IPCSysctls {
+	v := make([]uint64, len(sysv.IPCSysctls))
+	for i, name := range sysv.IPCSysctls {
 		v[i] = read(name)[0]
 	}
 	var sem []uint32

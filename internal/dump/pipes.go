@@ -17,9 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// PipesDataName is CRIU's image of the bytes queued in pipes.
-const PipesDataName = "pipes-data.img"
-
 // pipeData is what a pipe holds: its queued bytes and its capacity.
 type pipeData struct {
 	ino  uint64
@@ -111,9 +108,6 @@ func peekPipe(pid, fd int) (*pipeData, error) {
 	return pd, nil
 }
 
-// FifoDataName is CRIU's image of the bytes queued in FIFOs.
-const FifoDataName = "fifo-data.img"
-
 // dumpFifo describes a FIFO (named pipe) held at fd: a regular-file entry
 // for its path and flags, a FIFO entry pointing at it, and its queued
 // bytes, read once per FIFO without consuming them.
@@ -152,10 +146,10 @@ func (p *process) dumpFifo(ft *fileTable, fd int, target string, info *proc.FdIn
 // writePipeData writes pipes-data.img and fifo-data.img: one entry per
 // pipe with its capacity, followed by its queued bytes.
 func (ft *fileTable) writePipeData(dir *image.Dir) error {
-	if err := writeQueues(dir, PipesDataName, "PIPES_DATA", ft.pipeIDs, ft.pipes); err != nil {
+	if err := writeQueues(dir, image.PipesDataName, "PIPES_DATA", ft.pipeIDs, ft.pipes); err != nil {
 		return err
 	}
-	return writeQueues(dir, FifoDataName, "FIFO_DATA", ft.fifoIDs, ft.fifos)
+	return writeQueues(dir, image.FifoDataName, "FIFO_DATA", ft.fifoIDs, ft.fifos)
 }
 
 func writeQueues(dir *image.Dir, name, magic string, ids []uint64, pipes map[uint64]*pipeData) error {

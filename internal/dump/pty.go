@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/pty"
 	"path/filepath"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
@@ -13,10 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// TtyInfoName is CRIU's image of terminals (TTY_INFO): one entry for each
-// side of each pseudo-terminal pair the tree owns.
-const TtyInfoName = "tty-info.img"
-
 // Device numbers of Unix98 pseudo-terminals: the master is /dev/ptmx (5:2),
 // slave N is 136:N. The kernel numbers every Unix98 slave under major 136
 // (its minors reach 1<<20); majors 137-143 are reserved but never used.
@@ -24,18 +21,6 @@ const (
 	ptmxMajor, ptmxMinor = 5, 2
 	ptsMajor             = 136
 )
-
-// PtsPath is the slave of pty index in cryo's devpts.
-func PtsPath(index uint32) string { return fmt.Sprintf("/dev/pts/%d", index) }
-
-// TtyInfoID is CRIU's id of one side of a pair: the index, doubled, plus
-// one for the master.
-func TtyInfoID(index uint32, master bool) uint32 {
-	if master {
-		return index<<1 | 1
-	}
-	return index << 1
-}
 
 // isDevTty tells whether rdev is /dev/tty (5:0), which opens the caller's
 // controlling terminal.
@@ -221,7 +206,7 @@ func (pair *ptyPair) read(master int) error {
 		return err
 	}
 	var st unix.Stat_t
-	if unix.Stat(PtsPath(pair.index), &st) == nil && st.Rdev == pair.slaveRdev {
+	if unix.Stat(pty.PtsPath(pair.index), &st) == nil && st.Rdev == pair.slaveRdev {
 		pair.slaveUID, pair.slaveGID, pair.haveSlaveOwner = st.Uid, st.Gid, true
 	}
 	return nil
@@ -319,7 +304,7 @@ func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInf
 			return nil, fmt.Errorf("%s: pty %d: %w", where, index, err)
 		}
 	}
-	tf := &tty.TtyFileEntry{TtyInfoId: proto.Uint32(TtyInfoID(index, master)), Flags: proto.Uint32(flags), Fown: noOwner()}
+	tf := &tty.TtyFileEntry{TtyInfoId: proto.Uint32(image.TtyInfoID(index, master)), Flags: proto.Uint32(flags), Fown: noOwner()}
 	if regf != 0 {
 		tf.RegfId = proto.Uint32(regf)
 	}
@@ -361,7 +346,7 @@ func (pt *ptyTable) write(dir *image.Dir) error {
 		pair := pt.owned[index]
 		for _, master := range []bool{false, true} {
 			e := &tty.TtyInfoEntry{
-				Id: proto.Uint32(TtyInfoID(index, master)), Type: tty.TtyType_PTY.Enum(),
+				Id: proto.Uint32(image.TtyInfoID(index, master)), Type: tty.TtyType_PTY.Enum(),
 				Locked: proto.Bool(pair.locked), Exclusive: proto.Bool(pair.slaveExcl), PacketMode: proto.Bool(pair.packet),
 				Sid: proto.Uint32(pair.sid), Pgrp: proto.Uint32(pair.pgrp), Rdev: proto.Uint32(uint32(pair.slaveRdev)),
 				Termios: pair.termios, TermiosLocked: pair.termiosLocked, Winsize: pair.winsize,
@@ -379,7 +364,7 @@ func (pt *ptyTable) write(dir *image.Dir) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := dir.Write(TtyInfoName, "TTY_INFO", entries...); err != nil {
+	if err := dir.Write(image.TtyInfoName, "TTY_INFO", entries...); err != nil {
 		return err
 	}
 	return pt.writeData(dir)

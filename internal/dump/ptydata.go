@@ -3,7 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
-	"time"
+	"github.com/cryo-cr/cryo/internal/pty"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -11,13 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
-
-// TtyDataName is CRIU's image of bytes queued in terminals (TTY_DATA).
-const TtyDataName = "tty-data.img"
-
-// MaxTtyData bounds the bytes saved for one terminal: a pty queues a few
-// pages at most (the line discipline's buffer and the flip buffers).
-const MaxTtyData = 1 << 20
 
 // flipSettle is how long the dump waits for bytes still in a pty's flip
 // buffers, which a kernel worker moves to the line discipline.
@@ -44,8 +37,8 @@ func (pair *ptyPair) takeOutput(master int) error {
 				return nil // a status change, or the slave closed: no bytes
 			}
 		}
-		if len(pair.output)+n > MaxTtyData {
-			return fmt.Errorf("more than %d bytes queued for the master: not supported", MaxTtyData)
+		if len(pair.output)+n > image.MaxTtyData {
+			return fmt.Errorf("more than %d bytes queued for the master: not supported", image.MaxTtyData)
 		}
 		r, err := unix.Read(master, buf[:min(n, 4096)+1])
 		if err != nil {
@@ -85,52 +78,7 @@ func (pair *ptyPair) putBack() error {
 		return err
 	}
 	defer unix.Close(master)
-	return QueueForMaster(master, pair.output)
-}
-
-// queueTimeout bounds how long QueueForMaster waits for room in the pty.
-const queueTimeout = 5 * time.Second
-
-// QueueForMaster writes data on the slave of a pty, reached from its master
-// (TIOCGPTPEER: the pair's own devpts, past an exclusive slave), for the
-// master to read, unchanged: output processing (OPOST) is off meanwhile.
-func QueueForMaster(master int, data []byte) error {
-	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC)
-	if errno != 0 {
-		return fmt.Errorf("TIOCGPTPEER: %w", errno)
-	}
-	fd := int(r)
-	defer unix.Close(fd)
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("termios: %w", err)
-	}
-	raw := *t
-	raw.Oflag &^= unix.OPOST
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
-		return fmt.Errorf("termios: %w", err)
-	}
-	// The line discipline takes the bytes as the kernel's flip-buffer work
-	// moves them on, which a busy machine delays: wait for room (a bounded
-	// time) rather than fail on a full buffer.
-	deadline := time.Now().Add(queueTimeout)
-	for len(data) > 0 && err == nil {
-		var n int
-		n, err = unix.Write(fd, data)
-		switch {
-		case err == nil:
-			data = data[n:]
-		case err == unix.EAGAIN && time.Now().Before(deadline):
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-			if _, err = unix.Poll(pfd, 100); err == unix.EINTR {
-				err = nil
-			}
-		}
-	}
-	if rerr := unix.IoctlSetTermios(fd, unix.TCSETS, t); err == nil {
-		err = rerr
-	}
-	return err
+	return pty.QueueForMaster(master, pair.output)
 }
 
 // writeData writes tty-data.img: the bytes queued for each master.
@@ -138,11 +86,11 @@ func (pt *ptyTable) writeData(dir *image.Dir) error {
 	var entries []proto.Message
 	for _, index := range pt.order {
 		if out := pt.owned[index].output; len(out) > 0 {
-			entries = append(entries, &tty.TtyDataEntry{TtyId: proto.Uint32(TtyInfoID(index, true)), Data: out})
+			entries = append(entries, &tty.TtyDataEntry{TtyId: proto.Uint32(image.TtyInfoID(index, true)), Data: out})
 		}
 	}
 	if len(entries) == 0 {
 		return nil
 	}
-	return dir.Write(TtyDataName, "TTY_DATA", entries...)
+	return dir.Write(image.TtyDataName, "TTY_DATA", entries...)
 }

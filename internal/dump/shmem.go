@@ -15,10 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// ShmemPagemapName is CRIU's image of an anonymous shared memory object's
-// pages, by shmid (here the object's inode).
-func ShmemPagemapName(shmid uint64) string { return fmt.Sprintf("pagemap-shmem-%d.img", shmid) }
-
 // shmemObj is one MAP_SHARED|MAP_ANONYMOUS object and its data.
 type shmemObj struct {
 	ino      uint64
@@ -180,13 +176,13 @@ func (st *shmemTable) write(dir *image.Dir, firstPagesID uint32) error {
 			entries = append(entries, &pagemap.PagemapEntry{
 				Vaddr:   proto.Uint64(seg.off),
 				NrPages: proto.Uint32(uint32(len(seg.data) / 4096)),
-				Flags:   proto.Uint32(PagePresent),
+				Flags:   proto.Uint32(image.PagePresent),
 			})
 		}
 		if err := f.Close(); err != nil {
 			return err
 		}
-		if err := dir.WritePagemapNamed(ShmemPagemapName(ino), id, entries); err != nil {
+		if err := dir.WritePagemapNamed(image.ShmemPagemapName(ino), id, entries); err != nil {
 			return err
 		}
 	}

@@ -10,9 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// TimensName is CRIU's image of a time namespace.
-func TimensName(id uint32) string { return fmt.Sprintf("timens-%d.img", id) }
-
 // addTimeNs records p's time namespace, once, with its clock offsets.
 // /proc/PID/timens_offsets shows the namespace p's children get, so a
 // process whose children would get another one than its own (it called

@@ -17,9 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// SkQueuesName is CRIU's image of the bytes queued in sockets.
-const SkQueuesName = "sk-queues.img"
-
 // TCP states as sock_diag reports them for Unix sockets.
 const (
 	stateEstablished = 1
@@ -596,7 +593,7 @@ func (ut *unixTable) write(dir *image.Dir) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	return dir.WritePayloads(SkQueuesName, "SK_QUEUES", entries, payloads)
+	return dir.WritePayloads(image.SkQueuesName, "SK_QUEUES", entries, payloads)
 }
 
 // endOfQueue tells, for a socket shut down for reading whose peek read 0

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/netdev"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"golang.org/x/sys/unix"
 )
@@ -28,17 +27,17 @@ func checkEmptyNet(dir *image.Dir, snap *snapshot, opts Options) error {
 		return nil
 	}
 	var e netdev.NetnsEntry
-	err := dir.ReadOne(dump.NetnsName(id), "NETNS", &e)
+	err := dir.ReadOne(image.NetnsName(id), "NETNS", &e)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if e.GetExtKey() == dump.EmptyNetKey {
-		return fmt.Errorf("%s: the tree's net namespace was left out of the dump (empty_ns): the restore must make a new one (empty_ns)", dump.NetnsName(id))
+	if e.GetExtKey() == image.EmptyNetKey {
+		return fmt.Errorf("%s: the tree's net namespace was left out of the dump (empty_ns): the restore must make a new one (empty_ns)", image.NetnsName(id))
 	}
-	return fmt.Errorf("%s: net namespaces are not restored yet", dump.NetnsName(id))
+	return fmt.Errorf("%s: net namespaces are not restored yet", image.NetnsName(id))
 }
 
 // newEmptyNet moves the stub into a new net namespace with its loopback

@@ -10,7 +10,6 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
@@ -248,7 +247,7 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			}
 		}
 		for _, v := range p.c.mm.GetVmas() {
-			if v.GetStatus()&dump.VmaAnonShared == 0 {
+			if v.GetStatus()&image.VmaAnonShared == 0 {
 				continue
 			}
 			id := v.GetShmid()

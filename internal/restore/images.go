@@ -20,7 +20,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -84,7 +83,7 @@ func load(dir *image.Dir) (*snapshot, error) {
 	if err := dir.ReadOne(image.InventoryName, "INVENTORY", &inv); err != nil {
 		return nil, err
 	}
-	if inv.GetImgVersion() != dump.ImageVersion || !inv.GetFdinfoPerId() {
+	if inv.GetImgVersion() != image.ImageVersion || !inv.GetFdinfoPerId() {
 		return nil, fmt.Errorf("%s: image version %d (fdinfo per id %v) is not supported", image.InventoryName, inv.GetImgVersion(), inv.GetFdinfoPerId())
 	}
 	trees, err := image.ReadEntries[*pstree.PstreeEntry](dir, image.PstreeName, "PSTREE")
@@ -279,14 +278,14 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 // loadPipeData reads pipes-data.img and fifo-data.img, if there are.
 func (s *snapshot) loadPipeData(dir *image.Dir) error {
 	var err error
-	if s.pipes, s.pipeBytes, err = loadQueues(dir, dump.PipesDataName, "PIPES_DATA"); err != nil {
+	if s.pipes, s.pipeBytes, err = loadQueues(dir, image.PipesDataName, "PIPES_DATA"); err != nil {
 		return err
 	}
-	if s.fifos, s.fifoBytes, err = loadQueues(dir, dump.FifoDataName, "FIFO_DATA"); err != nil {
+	if s.fifos, s.fifoBytes, err = loadQueues(dir, image.FifoDataName, "FIFO_DATA"); err != nil {
 		return err
 	}
 	s.skQueues = map[uint32][]queuedMsg{}
-	entries, payloads, err := dir.ReadPayloads(dump.SkQueuesName, "SK_QUEUES")
+	entries, payloads, err := dir.ReadPayloads(image.SkQueuesName, "SK_QUEUES")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -296,11 +295,11 @@ func (s *snapshot) loadPipeData(dir *image.Dir) error {
 	for i, m := range entries {
 		e, ok := m.(*skpacket.SkPacketEntry)
 		if !ok || s.files[e.GetIdFor()].GetUsk() == nil {
-			return fmt.Errorf("%s: entry %d is not for a Unix socket of the tree", dump.SkQueuesName, i)
+			return fmt.Errorf("%s: entry %d is not for a Unix socket of the tree", image.SkQueuesName, i)
 		}
 		msg, err := s.queuedMsg(e, payloads[i])
 		if err != nil {
-			return fmt.Errorf("%s: entry %d: %w", dump.SkQueuesName, i, err)
+			return fmt.Errorf("%s: entry %d: %w", image.SkQueuesName, i, err)
 		}
 		s.skQueues[e.GetIdFor()] = append(s.skQueues[e.GetIdFor()], msg)
 	}
@@ -391,17 +390,17 @@ func loadQueues(dir *image.Dir, name, magic string) (map[uint32]*pipedata.PipeDa
 func (s *snapshot) loadShmem(dir *image.Dir) error {
 	s.shmem = map[uint64]*shmemImage{}
 	s.memfds = map[uint64]*memfd.MemfdInodeEntry{}
-	inodes, err := image.ReadEntries[*memfd.MemfdInodeEntry](dir, dump.MemfdInodeName, "MEMFD_INODE")
+	inodes, err := image.ReadEntries[*memfd.MemfdInodeEntry](dir, image.MemfdInodeName, "MEMFD_INODE")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	for _, e := range inodes {
 		if e.GetSize() > 1<<40 || len(e.GetName()) > 249 {
-			return fmt.Errorf("%s: memfd %d: size %d, name of %d bytes", dump.MemfdInodeName, e.GetInodeId(), e.GetSize(), len(e.GetName()))
+			return fmt.Errorf("%s: memfd %d: size %d, name of %d bytes", image.MemfdInodeName, e.GetInodeId(), e.GetSize(), len(e.GetName()))
 		}
 		s.memfds[e.GetInodeId()] = e
 		obj := &shmemImage{size: e.GetSize()}
-		if obj.pagesID, obj.pages, err = dir.ReadPagemapNamed(dump.ShmemPagemapName(e.GetInodeId())); err != nil {
+		if obj.pagesID, obj.pages, err = dir.ReadPagemapNamed(image.ShmemPagemapName(e.GetInodeId())); err != nil {
 			return err
 		}
 		s.shmem[e.GetInodeId()] = obj
@@ -416,14 +415,14 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 			continue
 		}
 		for _, v := range c.mm.GetVmas() {
-			if v.GetStatus()&dump.VmaAnonShared == 0 {
+			if v.GetStatus()&image.VmaAnonShared == 0 {
 				continue
 			}
 			obj, ok := s.shmem[v.GetShmid()]
 			if !ok {
 				obj = &shmemImage{}
 				var err error
-				if obj.pagesID, obj.pages, err = dir.ReadPagemapNamed(dump.ShmemPagemapName(v.GetShmid())); err != nil {
+				if obj.pagesID, obj.pages, err = dir.ReadPagemapNamed(image.ShmemPagemapName(v.GetShmid())); err != nil {
 					return err
 				}
 				for _, pe := range obj.pages {
@@ -459,7 +458,7 @@ type ghost struct {
 // loadGhosts reads remap-fpath.img and the ghost files it names, each once.
 func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	s.ghosts = map[uint32]*ghost{}
-	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, dump.RemapName, "REMAP_FPATH")
+	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, image.RemapName, "REMAP_FPATH")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -470,10 +469,10 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	var total uint64
 	for _, r := range remaps {
 		if r.GetRemapType() != remap.RemapType_GHOST {
-			return fmt.Errorf("%s: remap of file %d of type %v is not supported", dump.RemapName, r.GetOrigId(), r.GetRemapType())
+			return fmt.Errorf("%s: remap of file %d of type %v is not supported", image.RemapName, r.GetOrigId(), r.GetRemapType())
 		}
 		if s.files[r.GetOrigId()].GetReg() == nil || s.files[r.GetRemapId()].GetReg() == nil {
-			return fmt.Errorf("%s: ghost %d for file %d: not a regular file of the image", dump.RemapName, r.GetRemapId(), r.GetOrigId())
+			return fmt.Errorf("%s: ghost %d for file %d: not a regular file of the image", image.RemapName, r.GetRemapId(), r.GetOrigId())
 		}
 		g, ok := byRemap[r.GetRemapId()]
 		if !ok {
@@ -488,7 +487,7 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.GetRemapId()), int64(image.MaxGhostTotal))
 			}
 			if name := s.reg(r.GetRemapId()).GetName(); !safeGhostName(name) {
-				return fmt.Errorf("%s: deleted file %q: not an absolute path of plain names (no \".\", \"..\" or empty component)", dump.RemapName, name)
+				return fmt.Errorf("%s: deleted file %q: not an absolute path of plain names (no \".\", \"..\" or empty component)", image.RemapName, name)
 			}
 			g = &ghost{remapID: r.GetRemapId(), entry: e}
 			if g.isDir() != (s.reg(r.GetRemapId()).GetMode()&unix.S_IFMT == unix.S_IFDIR) || (g.isDir() && e.GetSize() != 0) {
@@ -551,7 +550,7 @@ func checkUnchanged(f *regfile.RegFileEntry, file *os.File) error {
 	if uint64(st.Size()) != f.GetSize() {
 		return fmt.Errorf("file %s changed since the dump: size %d, was %d", name, st.Size(), f.GetSize())
 	}
-	sum, n, err := dump.ChecksumOf(file)
+	sum, n, err := image.ChecksumOf(file)
 	if err != nil {
 		return fmt.Errorf("file %s: %w", name, err)
 	}

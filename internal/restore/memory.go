@@ -2,12 +2,12 @@ package restore
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/image"
 	"sort"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +44,7 @@ func findGap(used []span, size uint64) (uint64, error) {
 }
 
 func isSpecial(v *vma.VmaEntry) bool {
-	return v.GetStatus()&(dump.VmaVdso|dump.VmaVvar) != 0
+	return v.GetStatus()&(image.VmaVdso|image.VmaVvar) != 0
 }
 
 // checkVmas validates the image's memory map: hostile images must not
@@ -60,10 +60,10 @@ func (c *checkpoint) checkVmas(files map[uint32]*fdinfo.FileEntry) error {
 			return fmt.Errorf("mm-%d.img: vma %#x-%#x: invalid protection %#x", c.pid, s, e, v.GetProt())
 		}
 		st := v.GetStatus()
-		if st&dump.VmaRegular == 0 {
+		if st&image.VmaRegular == 0 {
 			return fmt.Errorf("mm-%d.img: vma %#x-%#x: status %#x is not supported", c.pid, s, e, st)
 		}
-		if st&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
+		if st&(image.VmaFilePrivate|image.VmaFileShared) != 0 {
 			if f, ok := files[uint32(v.GetShmid())]; !ok || f.GetReg() == nil || v.GetPgoff()%pageSize != 0 {
 				return fmt.Errorf("mm-%d.img: vma %#x-%#x: unknown file %d or bad offset", c.pid, s, e, v.GetShmid())
 			}
@@ -80,7 +80,7 @@ func (c *checkpoint) checkVmas(files map[uint32]*fdinfo.FileEntry) error {
 			j++
 		}
 		if j == len(vmas) || vmas[j].GetStart() > s || vmas[j].GetEnd() < e ||
-			vmas[j].GetStatus()&(dump.VmaAnonPrivate|dump.VmaFilePrivate) == 0 {
+			vmas[j].GetStatus()&(image.VmaAnonPrivate|image.VmaFilePrivate) == 0 {
 			return fmt.Errorf("pagemap-%d.img: pages %#x-%#x are outside private memory", c.pid, s, e)
 		}
 	}
@@ -117,7 +117,7 @@ func (p *process) buildMemory() error {
 	for i, m := range curSpecial {
 		iv := imgSpecial[i]
 		if m.End-m.Start != iv.GetEnd()-iv.GetStart() ||
-			(m.Path == "[vdso]") != (iv.GetStatus()&dump.VmaVdso != 0) ||
+			(m.Path == "[vdso]") != (iv.GetStatus()&image.VmaVdso != 0) ||
 			m.Start-curSpecial[0].Start != iv.GetStart()-imgSpecial[0].GetStart() {
 			return fmt.Errorf("restore pid %d: vdso layout differs from the image's (%s %#x bytes): restoring on another kernel is not supported", t.Pid, m.Path, m.End-m.Start)
 		}
@@ -183,7 +183,7 @@ func (p *process) mapVmas() error {
 		if isSpecial(v) {
 			continue
 		}
-		if v.GetStatus()&dump.VmaSysvIPC != 0 {
+		if v.GetStatus()&image.VmaSysvIPC != 0 {
 			if err := p.attachShm(v); err != nil {
 				return err
 			}
@@ -195,7 +195,7 @@ func (p *process) mapVmas() error {
 		}
 		flags := uint64(v.GetFlags())&^unix.MAP_FIXED_NOREPLACE | unix.MAP_FIXED
 		fd := ^uint64(0)
-		if addr, ok := p.r.files.anonAddr[v.GetShmid()]; ok && v.GetStatus()&dump.VmaAnonShared != 0 {
+		if addr, ok := p.r.files.anonAddr[v.GetShmid()]; ok && v.GetStatus()&image.VmaAnonShared != 0 {
 			// A piece of the object, inherited whole: a new mapping of the
 			// same pages (mremap with old size 0), then its protection.
 			size := v.GetEnd() - v.GetStart()
@@ -210,12 +210,12 @@ func (p *process) mapVmas() error {
 				return fmt.Errorf("restore pid %d: shared memory at %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 			}
 			continue
-		} else if v.GetStatus()&dump.VmaAnonShared != 0 {
+		} else if v.GetStatus()&image.VmaAnonShared != 0 {
 			// The object was created by the tree's common ancestor and is
 			// still open at its temporary descriptor.
 			fd = p.r.files.shmTemp[v.GetShmid()]
 			flags &^= unix.MAP_ANONYMOUS
-		} else if v.GetStatus()&(dump.VmaFilePrivate|dump.VmaFileShared) != 0 {
+		} else if v.GetStatus()&(image.VmaFilePrivate|image.VmaFileShared) != 0 {
 			id := uint32(v.GetShmid())
 			name, want := p.r.snap.reg(id).GetName(), wantFile{f: p.r.snap.reg(id), size: true}
 			if p.r.snap.ghosts[id] != nil {
@@ -240,7 +240,7 @@ func (p *process) mapVmas() error {
 			flags |= unix.MAP_ANONYMOUS
 		}
 		addr, err := t.Syscall(unix.SYS_MMAP, v.GetStart(), v.GetEnd()-v.GetStart(), prot, flags, fd, v.GetPgoff())
-		if fd != ^uint64(0) && v.GetStatus()&dump.VmaAnonShared == 0 {
+		if fd != ^uint64(0) && v.GetStatus()&image.VmaAnonShared == 0 {
 			t.Syscall(unix.SYS_CLOSE, fd)
 		}
 		if err == nil && addr != v.GetStart() {

@@ -3,11 +3,11 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/image"
 	"strconv"
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
@@ -26,7 +26,7 @@ const mountFlagMask = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_
 func (p *process) createMnt(id uint32, mounts []*mnt.MntEntry, u *usernsImage) error {
 	steps, err := mountns.Plan(mounts)
 	if err != nil {
-		return fmt.Errorf("restore pid %d: %s: %w", p.c.pid, dump.MountpointsName(id), err)
+		return fmt.Errorf("restore pid %d: %s: %w", p.c.pid, image.MountpointsName(id), err)
 	}
 	if _, err := p.leader.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("restore pid %d: create mount namespace: %w", p.c.pid, err)

@@ -18,7 +18,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timens"
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/remote"
@@ -67,10 +66,10 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 			return nil
 		}
 		if depth > 32 {
-			return fmt.Errorf("%s: user namespaces nested too deep", dump.UsernsName(id))
+			return fmt.Errorf("%s: user namespaces nested too deep", image.UsernsName(id))
 		}
 		var e usernsimg.UsernsEntry
-		if err := dir.ReadOne(dump.UsernsName(id), "USERNS", &e); err != nil {
+		if err := dir.ReadOne(image.UsernsName(id), "USERNS", &e); err != nil {
 			if missing(err) {
 				return nil
 			}
@@ -78,14 +77,14 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 		}
 		ext, err := image.GetUsernsExt(&e)
 		if err != nil {
-			return fmt.Errorf("%s: %w", dump.UsernsName(id), err)
+			return fmt.Errorf("%s: %w", image.UsernsName(id), err)
 		}
 		if len(e.GetUidMap()) == 0 || len(e.GetUidMap()) > 340 || len(e.GetGidMap()) > 340 {
-			return fmt.Errorf("%s: %d uid map lines", dump.UsernsName(id), len(e.GetUidMap()))
+			return fmt.Errorf("%s: %d uid map lines", image.UsernsName(id), len(e.GetUidMap()))
 		}
 		s.ns.users[id] = &usernsImage{id: id, uidMap: readMap(e.GetUidMap()), gidMap: readMap(e.GetGidMap()), ext: ext}
 		if ext.Parent == id {
-			return fmt.Errorf("%s: is its own parent", dump.UsernsName(id))
+			return fmt.Errorf("%s: is its own parent", image.UsernsName(id))
 		}
 		return loadUser(ext.Parent, depth+1)
 	}
@@ -97,16 +96,16 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 		if err := loadUser(ids.GetUserNsId(), 0); err != nil {
 			return err
 		}
-		if err := readOptional(dir, ids.GetUtsNsId(), dump.UtsnsName, "UTSNS", s.ns.uts); err != nil {
+		if err := readOptional(dir, ids.GetUtsNsId(), image.UtsnsName, "UTSNS", s.ns.uts); err != nil {
 			return err
 		}
 		if id := ids.GetPidNsId(); id != 0 {
 			if _, ok := s.ns.pids[id]; !ok {
 				var e pidns.PidnsEntry
-				if err := dir.ReadOne(dump.PidnsName(id), "PIDNS", &e); err == nil {
+				if err := dir.ReadOne(image.PidnsName(id), "PIDNS", &e); err == nil {
 					owner, err := image.PidnsOwner(&e)
 					if err != nil {
-						return fmt.Errorf("%s: %w", dump.PidnsName(id), err)
+						return fmt.Errorf("%s: %w", image.PidnsName(id), err)
 					}
 					if err := loadUser(owner, 0); err != nil {
 						return err
@@ -118,19 +117,19 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 			}
 		}
 		if id := ids.GetMntNsId(); id != 0 && s.ns.mnts[id] == nil {
-			mounts, err := image.ReadEntries[*mnt.MntEntry](dir, dump.MountpointsName(id), "MNTS")
+			mounts, err := image.ReadEntries[*mnt.MntEntry](dir, image.MountpointsName(id), "MNTS")
 			if err == nil {
 				s.ns.mnts[id] = mounts
 			} else if !missing(err) {
 				return err
 			}
 		}
-		if err := readOptional(dir, ids.GetTimeNsId(), dump.TimensName, "TIMENS", s.ns.times); err != nil {
+		if err := readOptional(dir, ids.GetTimeNsId(), image.TimensName, "TIMENS", s.ns.times); err != nil {
 			return err
 		}
 		if id := ids.GetIpcNsId(); id != 0 && s.ns.ipc[id] == nil {
 			var e ipcvar.IpcVarEntry
-			if err := dir.ReadOne(dump.IpcnsVarName(id), "IPC_VAR", &e); err == nil {
+			if err := dir.ReadOne(image.IpcnsVarName(id), "IPC_VAR", &e); err == nil {
 				s.ns.ipc[id] = &e
 				objs, err := dir.ReadSysV(id)
 				if err != nil {
@@ -520,7 +519,7 @@ func (p *process) createIpc(e *ipcvar.IpcVarEntry, objs *image.SysV, u *usernsIm
 		e.GetShmCtlmax(), e.GetShmCtlall(), uint64(e.GetShmCtlmni()), uint64(e.GetShmRmidForced()),
 		uint64(e.GetMqQueuesMax()), uint64(e.GetMqMsgMax()), uint64(e.GetMqMsgsizeMax()),
 		uint64(e.GetMqMsgDefault()), uint64(e.GetMqMsgsizeDefault())}
-	for i, name := range dump.IPCSysctls {
+	for i, name := range sysv.IPCSysctls {
 		if err := setSysctl(rp, name, strconv.FormatUint(values[i], 10)); err != nil {
 			return fmt.Errorf("restore pid %d: IPC namespace: %w", p.c.pid, err)
 		}

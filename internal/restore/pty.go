@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/pty"
 	"io/fs"
 	"maps"
 	"slices"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -31,7 +31,7 @@ type ptyPair struct {
 
 // loadPtys reads tty-info.img and checks every TTY file against it.
 func (s *snapshot) loadPtys(dir *image.Dir) error {
-	infos, err := image.ReadEntries[*tty.TtyInfoEntry](dir, dump.TtyInfoName, "TTY_INFO")
+	infos, err := image.ReadEntries[*tty.TtyInfoEntry](dir, image.TtyInfoName, "TTY_INFO")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -39,15 +39,15 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 	for _, e := range infos {
 		index := e.GetPty().GetIndex()
 		if e.GetType() != tty.TtyType_PTY || e.GetPty() == nil || index >= maxPtyIndex || e.GetId()>>1 != index {
-			return fmt.Errorf("%s: terminal %d of type %v (index %d) is not supported", dump.TtyInfoName, e.GetId(), e.GetType(), index)
+			return fmt.Errorf("%s: terminal %d of type %v (index %d) is not supported", image.TtyInfoName, e.GetId(), e.GetType(), index)
 		}
 		for _, t := range []*tty.TermiosEntry{e.GetTermios(), e.GetTermiosLocked()} {
 			if t == nil || len(t.GetCCc()) > len(unix.Termios{}.Cc) {
-				return fmt.Errorf("%s: terminal %d: missing or oversized termios", dump.TtyInfoName, e.GetId())
+				return fmt.Errorf("%s: terminal %d: missing or oversized termios", image.TtyInfoName, e.GetId())
 			}
 		}
 		if e.GetWinsize() == nil || byID[e.GetId()] != nil {
-			return fmt.Errorf("%s: terminal %d: no window size, or twice", dump.TtyInfoName, e.GetId())
+			return fmt.Errorf("%s: terminal %d: no window size, or twice", image.TtyInfoName, e.GetId())
 		}
 		byID[e.GetId()] = e
 	}
@@ -64,9 +64,9 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 		index := info.GetPty().GetIndex()
 		pair := s.ptys[index]
 		if pair == nil {
-			pair = &ptyPair{index: index, master: byID[dump.TtyInfoID(index, true)], slave: byID[dump.TtyInfoID(index, false)]}
+			pair = &ptyPair{index: index, master: byID[image.TtyInfoID(index, true)], slave: byID[image.TtyInfoID(index, false)]}
 			if pair.master == nil || pair.slave == nil {
-				return fmt.Errorf("%s: pty %d lacks the info of its master or slave", dump.TtyInfoName, index)
+				return fmt.Errorf("%s: pty %d lacks the info of its master or slave", image.TtyInfoName, index)
 			}
 			s.ptys[index] = pair
 		}
@@ -93,7 +93,7 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 			return fmt.Errorf("%s: pty %d has no master in the tree: only pairs the tree owns are restored", image.FilesName, index)
 		}
 		if pair.slave.GetLocked() && len(pair.slaveFiles) > 0 {
-			return fmt.Errorf("%s: pty %d is locked but its slave is open", dump.TtyInfoName, index)
+			return fmt.Errorf("%s: pty %d is locked but its slave is open", image.TtyInfoName, index)
 		}
 	}
 	return s.loadPtyData(dir)
@@ -101,7 +101,7 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 
 // loadPtyData reads tty-data.img: the bytes queued for each master.
 func (s *snapshot) loadPtyData(dir *image.Dir) error {
-	entries, err := image.ReadEntries[*tty.TtyDataEntry](dir, dump.TtyDataName, "TTY_DATA")
+	entries, err := image.ReadEntries[*tty.TtyDataEntry](dir, image.TtyDataName, "TTY_DATA")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -110,8 +110,8 @@ func (s *snapshot) loadPtyData(dir *image.Dir) error {
 	}
 	for _, e := range entries {
 		pair := s.ptys[e.GetTtyId()>>1]
-		if pair == nil || e.GetTtyId()&1 == 0 || len(pair.output)+len(e.GetData()) > dump.MaxTtyData {
-			return fmt.Errorf("%s: %d bytes for terminal %d: not the master of a pty of the image, or too many", dump.TtyDataName, len(e.GetData()), e.GetTtyId())
+		if pair == nil || e.GetTtyId()&1 == 0 || len(pair.output)+len(e.GetData()) > image.MaxTtyData {
+			return fmt.Errorf("%s: %d bytes for terminal %d: not the master of a pty of the image, or too many", image.TtyDataName, len(e.GetData()), e.GetTtyId())
 		}
 		pair.output = append(pair.output, e.GetData()...)
 	}
@@ -215,7 +215,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
 		return fmt.Errorf("%s: unlock: %w", where, err)
 	}
-	path := dump.PtsPath(pair.index)
+	path := pty.PtsPath(pair.index)
 	for _, id := range pair.slaveFiles {
 		flags := reopenFlags(fp.snap.files[id].GetTty().GetFlags())
 		n, err := p.open(path, flags)
@@ -227,7 +227,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 		}
 	}
 	if len(pair.output) > 0 {
-		if err := dump.QueueForMaster(master, pair.output); err != nil {
+		if err := pty.QueueForMaster(master, pair.output); err != nil {
 			return fmt.Errorf("%s: queue %d bytes for the master: %w", where, len(pair.output), err)
 		}
 	}
@@ -388,7 +388,7 @@ func (fp *filePlan) setForeground(procs []*process) error {
 // onTerminal runs do on a descriptor of the pair's slave opened in p for
 // the purpose, and closes it.
 func (p *process) onTerminal(pair *ptyPair, do func(fd uint64) error) error {
-	fd, err := p.open(dump.PtsPath(pair.index), unix.O_RDWR)
+	fd, err := p.open(pty.PtsPath(pair.index), unix.O_RDWR)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: pty %d: %w", p.c.pid, pair.index, err)
 	}

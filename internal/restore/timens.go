@@ -2,10 +2,10 @@ package restore
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/timens"
-	"github.com/cryo-cr/cryo/internal/dump"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,7 +16,7 @@ import (
 // the kernel requires).
 func (p *process) createTime(id uint32, e *timens.TimensEntry) error {
 	if e.GetMonotonic().GetTvNsec() >= 1e9 || e.GetBoottime().GetTvNsec() >= 1e9 {
-		return fmt.Errorf("restore pid %d: %s: nanoseconds out of range", p.c.pid, dump.TimensName(id))
+		return fmt.Errorf("restore pid %d: %s: nanoseconds out of range", p.c.pid, image.TimensName(id))
 	}
 	if _, err := p.leader.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWTIME); err != nil {
 		return fmt.Errorf("restore pid %d: create time namespace: %w", p.c.pid, err)

@@ -2,11 +2,11 @@ package restore
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 	"strings"
 	"unsafe"
 
-	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 )
@@ -69,7 +69,7 @@ func (p *process) openUffdFill() *uffdFill {
 			j++
 		}
 		v := vmas[j]
-		if v.GetStatus()&dump.VmaAnonPrivate == 0 || v.GetMadv()&(1<<unix.MADV_HUGEPAGE) != 0 ||
+		if v.GetStatus()&image.VmaAnonPrivate == 0 || v.GetMadv()&(1<<unix.MADV_HUGEPAGE) != 0 ||
 			(always && v.GetMadv()&(1<<unix.MADV_NOHUGEPAGE) == 0) || v.GetEnd()-v.GetStart() < uffdMinRegisterBytes {
 			continue
 		}

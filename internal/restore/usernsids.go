@@ -2,8 +2,7 @@ package restore
 
 import (
 	"fmt"
-
-	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/image"
 )
 
 // checkUsernsIDs refuses a user namespace id that names nothing. The dump
@@ -37,17 +36,17 @@ func (s *snapshot) checkUsernsIDs(inventoryID uint32) error {
 			continue
 		}
 		if id != own {
-			return fmt.Errorf("process %d: user namespace %d names nothing (no %s, and process %d is in cryo's own, %d)", c.pid, id, dump.UsernsName(id), ownPid, own)
+			return fmt.Errorf("process %d: user namespace %d names nothing (no %s, and process %d is in cryo's own, %d)", c.pid, id, image.UsernsName(id), ownPid, own)
 		}
 	}
 	for id, u := range s.ns.users {
 		if p := u.ext.Parent; p != 0 && s.ns.users[p] == nil {
-			return fmt.Errorf("%s: parent user namespace %d names nothing (no %s)", dump.UsernsName(id), p, dump.UsernsName(p))
+			return fmt.Errorf("%s: parent user namespace %d names nothing (no %s)", image.UsernsName(id), p, image.UsernsName(p))
 		}
 	}
 	for id, owner := range s.ns.pids {
 		if owner != 0 && s.ns.users[owner] == nil {
-			return fmt.Errorf("%s: owner user namespace %d names nothing (no %s)", dump.PidnsName(id), owner, dump.UsernsName(owner))
+			return fmt.Errorf("%s: owner user namespace %d names nothing (no %s)", image.PidnsName(id), owner, image.UsernsName(owner))
 		}
 	}
 	return nil
