@@ -3,6 +3,8 @@ package restore
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/cryo-cr/cryo/internal/runlock"
@@ -47,9 +49,40 @@ func (r *restorer) holdLastPid() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore pid %d: %w", r.snap.procs[0].pid, err)
 	}
+	prewarmThreads(spareThreads)
 	r.lastPidHeld = true
 	return func() {
 		r.lastPidHeld = false
 		unlock()
 	}, nil
+}
+
+// spareThreads is how many idle OS threads prewarmThreads leaves.
+const spareThreads = 16
+
+// prewarmThreads makes the Go runtime create n OS threads at once and
+// leaves them idle in its pool. A new thread of cryo's takes the machine's
+// next PID like any task: one made between the write of ns_last_pid and
+// the clone that follows took the very PID the clone wanted, for good (seen
+// under load as "other processes keep taking the PID (now held by cryo)").
+// With spare threads the runtime reuses them instead of cloning.
+func prewarmThreads(n int) {
+	var started, finished sync.WaitGroup
+	release := make(chan struct{})
+	started.Add(n)
+	finished.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			defer finished.Done()
+			// Locked, each goroutine holds a thread of its own until all
+			// are running; unlocked before it ends, the thread stays.
+			runtime.LockOSThread()
+			started.Done()
+			<-release
+			runtime.UnlockOSThread()
+		}()
+	}
+	started.Wait()
+	close(release)
+	finished.Wait()
 }
