@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/bufpool"
 	"io/fs"
 	"os"
 	"runtime/debug"
@@ -277,7 +278,7 @@ type dumper struct {
 	ns    *nsTable
 	stats dumpStats
 	// bufs are the copy buffers of copyPages, reused between processes.
-	bufs bufPool
+	bufs bufpool.Pool
 	// locks tell other cryos which processes this one is dumping.
 	locks *dumpLocks
 }

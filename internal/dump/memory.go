@@ -2,6 +2,7 @@ package dump
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/bufpool"
 	"os"
 	"runtime"
 	"strings"
@@ -170,7 +171,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 }
 
 // writePages copies the runs into pages-<id>.img and writes the pagemap.
-func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun, pool *bufPool) (int64, error) {
+func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun, pool *bufpool.Pool) (int64, error) {
 	f, err := dir.CreatePages(pagesID)
 	if err != nil {
 		return 0, err
@@ -238,7 +239,7 @@ func sliceRuns(runs []pageRun) []copySlice {
 // no more workers than slices: fresh buffers fault on each page (15-55 µs
 // a page on a paravirtualized guest), which for a small process cost more
 // than its copy.
-func copyPages(pid int, runs []pageRun, f *os.File, pool *bufPool) (int64, error) {
+func copyPages(pid int, runs []pageRun, f *os.File, pool *bufpool.Pool) (int64, error) {
 	slices := sliceRuns(runs)
 	var total uint64
 	for _, r := range runs {
@@ -255,8 +256,8 @@ func copyPages(pid int, runs []pageRun, f *os.File, pool *bufPool) (int64, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := pool.get(bufSize)
-			defer pool.put(buf)
+			buf := pool.Get(bufSize)
+			defer pool.Put(buf)
 			var mem *ptrace.MemFile
 			defer func() {
 				if mem != nil {

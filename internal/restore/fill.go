@@ -2,6 +2,7 @@ package restore
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/bufpool"
 	"os"
 	"time"
 
@@ -112,11 +113,11 @@ func (p *process) fillPages() error {
 
 // writeSlices copies every slice of the image f into process pid: reading
 // in one goroutine, writing in the caller's.
-func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufPool, bufSize int, u *uffdFill) error {
+func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufpool.Pool, bufSize int, u *uffdFill) error {
 	n := min(fillBufs, len(slices))
 	free := make(chan []byte, n)
 	for i := 0; i < n; i++ {
-		free <- pool.get(bufSize)
+		free <- pool.Get(bufSize)
 	}
 	defer func() {
 		// The reader has stopped (stop closed, full drained or abandoned):
@@ -124,7 +125,7 @@ func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufPool, bufSize
 		for {
 			select {
 			case b := <-free:
-				pool.put(b)
+				pool.Put(b)
 			default:
 				return
 			}

@@ -10,6 +10,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/bufpool"
 	"os"
 	"runtime/debug"
 	"time"
@@ -116,7 +117,7 @@ type restorer struct {
 	// processes.
 	memFill time.Duration
 	// bufs are the copy buffers of fillPages, reused between processes.
-	bufs bufPool
+	bufs bufpool.Pool
 	// rootUserns is the user namespace the root was born in (it owns the
 	// root's pid namespace); the whole tree is in it from the start.
 	rootUserns uint32
