@@ -415,11 +415,8 @@ func (t *Tracee) disarm() error {
 	if err := t.interruptStop(); err != nil {
 		return err
 	}
-	if t.blocked {
-		if err := setSigmask(t.Tid, t.mask); err != nil {
-			return fmt.Errorf("restore signal mask of thread %d: %w", t.Tid, err)
-		}
-		t.blocked = false
+	if err := t.unblock(); err != nil {
+		return err
 	}
 	t.tr.Fault.Point("disarm: mask restored")
 	if err := unix.PtraceSetRegs(t.Tid, &t.regs); err != nil {

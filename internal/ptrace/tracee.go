@@ -250,11 +250,8 @@ func (t *Tracee) Detach() error {
 		if err := t.restoreRegs(); err != nil {
 			return err
 		}
-		if t.blocked {
-			if err := setSigmask(t.Tid, t.mask); err != nil {
-				return fmt.Errorf("restore signal mask of thread %d: %w", t.Tid, err)
-			}
-			t.blocked = false
+		if err := t.unblock(); err != nil {
+			return err
 		}
 		for _, info := range t.intercepted {
 			requeue(t.Pid, t.Tid, info)
@@ -272,5 +269,18 @@ func (t *Tracee) Kill() error {
 	if err := unix.Kill(t.Pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("kill %d: %w", t.Pid, err)
 	}
+	return nil
+}
+
+// unblock puts back the signal mask saved when injections blocked every
+// signal (t.blocked); it does nothing otherwise. Runs on the tracer thread.
+func (t *Tracee) unblock() error {
+	if !t.blocked {
+		return nil
+	}
+	if err := setSigmask(t.Tid, t.mask); err != nil {
+		return fmt.Errorf("restore signal mask of thread %d: %w", t.Tid, err)
+	}
+	t.blocked = false
 	return nil
 }
