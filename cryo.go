@@ -14,12 +14,6 @@ import (
 	"github.com/cryo-cr/cryo/internal/restore"
 )
 
-// stubName is argv[0] of the blank stubs that a restore (and the user
-// namespace agents of a dump) start from the program's own binary. They are
-// stopped by ptrace before any of their code runs; should one ever run, it
-// leaves at once.
-const stubName = "cryo-restore-stub"
-
 // Init makes a copy of the program that cryo started as one of its helpers
 // do that helper's work, and exits it; in any other process it returns at
 // once. Call it first in main, before anything else runs: a rootless
@@ -29,7 +23,7 @@ func Init() {
 		return
 	}
 	switch os.Args[0] {
-	case stubName:
+	case ptrace.StubName:
 		os.Exit(127)
 	case restore.InitName:
 		os.Exit(restore.RunInit(os.Args[1:]))

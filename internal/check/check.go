@@ -1,6 +1,6 @@
 // Package check probes the kernel features cryo relies on or can use, for
 // `cryo check` and cryo.Check. Probes that need a traced process start the
-// program's own binary as a blank stub (StubName), and one starts it as
+// program's own binary as a blank stub (ptrace.StubName), and one starts it as
 // ProbeName in new namespaces: the program dispatches both (cryo.Init).
 package check
 
@@ -20,10 +20,6 @@ import (
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 )
-
-// StubName is argv[0] of the blank stubs the probes start; they are
-// stopped before any of their code runs (the same name as restore's).
-const StubName = "cryo-restore-stub"
 
 // ProbeName is argv[0] of the copy of the program that probeUserns starts
 // in new user and pid namespaces; it must exit 0 at once.
@@ -88,7 +84,7 @@ func Run(fs []Feature) []Result {
 func withStub(f func(t *ptrace.Tracee) (string, error)) (string, error) {
 	tr := ptrace.NewTracer()
 	defer tr.Close()
-	t, err := tr.StartStub("/proc/self/exe", []string{StubName}, nil)
+	t, err := tr.StartStub("/proc/self/exe", []string{ptrace.StubName}, nil)
 	if err != nil {
 		return "", err
 	}

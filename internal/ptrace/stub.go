@@ -8,6 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// StubName is argv[0] of the blank stubs that restores and probes start
+// from the program's own binary. They are stopped before any of their code
+// runs; should one ever run, cryo.Init makes it leave at once.
+const StubName = "cryo-restore-stub"
+
 // StartStub forks and executes path with PTRACE_TRACEME, traced by the tracer
 // thread. The stub stops with SIGTRAP right after execve, before any of its
 // own code runs, so it is a blank process to build into. files become the
