@@ -65,6 +65,10 @@ type DumpOptions struct {
 	// LinkRemap lets a deleted file that is still linked under another
 	// name be dumped; it comes back as a copy (CRIU's --link-remap).
 	LinkRemap bool
+	// FileLocks saves the flock, POSIX and OFD locks the tree holds, and
+	// the restore takes them again (CRIU's --file-locks); without it a
+	// tree holding a lock is refused.
+	FileLocks bool
 	// EmptyNetNS leaves the tree's network namespace out of the images, as
 	// CRIU's empty_ns does for a container engine that makes a new one: the
 	// tree must hold no socket in it, and the images are restored with
@@ -114,6 +118,7 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		SkipInFlight:   opts.SkipInFlight,
 		TCPClose:       opts.TCPClose,
 		LinkRemap:      opts.LinkRemap,
+		FileLocks:      opts.FileLocks,
 		EmptyNetNS:     opts.EmptyNetNS,
 		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),

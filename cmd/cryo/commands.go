@@ -78,7 +78,7 @@ func cmdDump(args []string) (err error) {
 	}
 	err = dump.DumpContext(ctx, dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
 		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
-		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, Logf: logf, Fault: inj})
+		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, FileLocks: o.fileLocks, Logf: logf, Fault: inj})
 	if err != nil {
 		return fmt.Errorf("dump %d: %w", o.pid, err)
 	}

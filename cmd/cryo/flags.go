@@ -40,6 +40,8 @@ type options struct {
 	checkAll bool
 	// version (-V, --version) prints cryo's version.
 	version bool
+	// fileLocks (--file-locks) saves the file locks the tree holds.
+	fileLocks bool
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -98,6 +100,8 @@ func parseFlags(args []string) (*options, error) {
 			o.skipInFlight = true
 		case name == "--tcp-close":
 			o.tcpClose = true
+		case name == "--file-locks":
+			o.fileLocks = true
 		case name == "--feature":
 			var v string
 			if v, err = value(); err == nil {

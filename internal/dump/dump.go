@@ -52,7 +52,10 @@ type Options struct {
 	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
 	// as closed sockets instead of refusing them or repairing them.
 	TCPClose bool
-	Logf     func(format string, args ...any)
+	// FileLocks (--file-locks) saves the flock, POSIX and OFD locks the
+	// tree holds; without it a lock refuses the dump, as in CRIU.
+	FileLocks bool
+	Logf      func(format string, args ...any)
 	// Fault is the hook of the fault-injection tests (nil otherwise).
 	Fault *fault.Injector
 	// EmptyNetNS leaves the tree's net namespace out of the images (CRIU's
@@ -504,6 +507,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.ptys.write(dir); err != nil {
+		return err
+	}
+	if err := d.files.locks.write(dir); err != nil {
 		return err
 	}
 	if err := d.ns.write(dir); err != nil {

@@ -53,6 +53,8 @@ type fileTable struct {
 	// emptyNet: the tree's net namespace is left out (Options.EmptyNetNS),
 	// so its sockets cannot be described.
 	emptyNet bool
+	// locks: the file locks held through the tree's descriptors.
+	locks lockTable
 }
 
 func newFileTable() *fileTable {
@@ -141,6 +143,9 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 	for _, fd := range fds {
 		e, err := p.dumpFd(ft, fd)
 		if err != nil {
+			return nil, err
+		}
+		if err := p.dumpLocks(ft, fd, e.GetId()); err != nil {
 			return nil, err
 		}
 		out = append(out, e)

@@ -424,6 +424,9 @@ func (p *process) restore() error {
 	if err := p.restoreFiles(); err != nil {
 		return err
 	}
+	if err := p.restoreLocks(); err != nil {
+		return err
+	}
 	if err := p.restoreTask(); err != nil {
 		return err
 	}
