@@ -29,3 +29,16 @@ func TestE2EFileLocks(t *testing.T) {
 		tr.Finish()
 	})
 }
+
+// TestE2ESqliteWriter: an sqlite writer in the middle of a write
+// transaction (testdata/sqlite_lock.c: its RESERVED lock is a POSIX lock
+// on the database, its journal open) is dumped with --file-locks and
+// restored: a new sqlite3 process is still refused the database, then
+// the transaction commits and PRAGMA integrity_check passes with every row.
+func TestE2ESqliteWriter(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, workloadBin(t, "sqlite_lock", linkDynamic))
+	w.Checkpoint("--file-locks")
+	w.Restore()
+	w.Finish()
+}
