@@ -65,6 +65,12 @@ type DumpOptions struct {
 	// LinkRemap lets a deleted file that is still linked under another
 	// name be dumped; it comes back as a copy (CRIU's --link-remap).
 	LinkRemap bool
+	// External names resources outside the tree that it may hold, in
+	// CRIU's --external syntax: tty[RDEV:DEV] (hexadecimal, as CRIU
+	// prints them) for a terminal, unix[INO] for a Unix stream socket
+	// connected to a peer outside (INO: either socket's inode). Restore
+	// them with RestoreOptions.InheritFds.
+	External []string
 	// FileLocks saves the flock, POSIX and OFD locks the tree holds, and
 	// the restore takes them again (CRIU's --file-locks); without it a
 	// tree holding a lock is refused.
@@ -119,6 +125,7 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		TCPClose:       opts.TCPClose,
 		LinkRemap:      opts.LinkRemap,
 		FileLocks:      opts.FileLocks,
+		External:       opts.External,
 		EmptyNetNS:     opts.EmptyNetNS,
 		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),
@@ -158,6 +165,13 @@ type RestoreOptions struct {
 	// "status-ready", all before the tree runs. An error fails the restore,
 	// which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// InheritFds gives the restored tree descriptors of the caller's in
+	// place of files it shared with the world outside it (CRIU's
+	// --inherit-fd fd[N]:KEY): KEY is pipe:[INO] or socket:[INO] as the
+	// dump saw the file, or its path (a terminal, a FIFO); the value is
+	// the caller's descriptor number, open until Restore returns. A key
+	// that names no file of the images is logged and ignored.
+	InheritFds map[string]int
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
 }
@@ -201,6 +215,7 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		TrustImages:  opts.TrustImages,
 		EmptyNetNS:   opts.EmptyNetNS,
 		Notify:       opts.Notify,
+		InheritFds:   opts.InheritFds,
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),
 	})

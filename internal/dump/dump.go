@@ -55,7 +55,13 @@ type Options struct {
 	// FileLocks (--file-locks) saves the flock, POSIX and OFD locks the
 	// tree holds; without it a lock refuses the dump, as in CRIU.
 	FileLocks bool
-	Logf      func(format string, args ...any)
+	// External (--external KIND[ID]) names resources outside the tree it
+	// may hold: tty[RDEV:DEV] a terminal, unix[INO] a Unix stream socket
+	// connected outside (see external.go).
+	External []string
+	// ext is External, parsed once by DumpContext.
+	ext  *externals
+	Logf func(format string, args ...any)
 	// Fault is the hook of the fault-injection tests (nil otherwise).
 	Fault *fault.Injector
 	// EmptyNetNS leaves the tree's net namespace out of the images (CRIU's
@@ -100,6 +106,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	pid := opts.Pid
 	if pid <= 0 {
 		return fmt.Errorf("invalid pid %d", pid)
+	}
+	if opts.ext, err = parseExternal(opts.External); err != nil {
+		return err
 	}
 	st, err := proc.ReadStatus(pid)
 	if err != nil {

@@ -228,8 +228,8 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 			e.Flags = proto.Uint32(fdFlags)
 			return e, nil
 		}
-		if isTerminal(st.Rdev) && !p.opts.ShellJob {
-			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.fdName(fd), target)
+		if isTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
+			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal, or with %s and restore with --inherit-fd fd[N]:%s", p.fdName(fd), target, ttyHint(&st), target)
 		}
 	case unix.S_IFIFO:
 		e, err := p.dumpFifo(ft, fd, target, info, &st)

@@ -82,6 +82,9 @@ type filePlan struct {
 	// owners: the process each file moved to the stub is opened for, as
 	// whom the stub opens it (see asOwner); by file id.
 	owners map[uint32]*process
+	// inherit: the files given by --inherit-fd, by key, at their number
+	// in every process of phase one (see inherit.go).
+	inherit map[string]uint64
 }
 
 // ownerOf is the restored process file id is opened for when p opens it.
@@ -399,6 +402,8 @@ func (fp *filePlan) openIn(p *process) error {
 		var err error
 		if j.shmid != 0 || j.pty != nil {
 			continue
+		} else if n, key, ok := fp.inherited(j); ok {
+			err = fp.useInherited(p, j, n, key)
 		} else if j.ctty {
 			err = fp.openCtty(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {

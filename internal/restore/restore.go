@@ -62,6 +62,13 @@ type Options struct {
 	// process is rebuilt, before any runs; pid is the root's. An error
 	// fails the restore, which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// InheritFds are files of cryo's that stand in for files of the tree
+	// shared with the world outside it (CRIU's --inherit-fd fd[N]:KEY and
+	// swrk's inherit_fd): KEY is pipe:[INO] or socket:[INO] as the dump saw
+	// it, or a path (a terminal, a FIFO); the value is the descriptor N of
+	// cryo's process. The caller keeps its own descriptors open until
+	// Restore returns, and may close them then.
+	InheritFds map[string]int
 }
 
 // Process is a restored root process that is cryo's child.
