@@ -59,3 +59,25 @@ func (e *externals) tty(st *unix.Stat_t) bool {
 func ttyHint(st *unix.Stat_t) string {
 	return fmt.Sprintf("--external tty[%x:%x]", st.Rdev, st.Dev)
 }
+
+// unixOutside tells whether --external unix[INO] named the tree's socket
+// ino or its peer outside the tree.
+func (e *externals) unixOutside(ino, peer uint32) bool {
+	return e != nil && (e.unix[uint64(ino)] || e.unix[uint64(peer)])
+}
+
+// outsidePeer accepts a socket connected to a peer outside the tree that
+// --external named: it is saved as it is, peer included, and the restore
+// needs --inherit-fd fd[N]:socket:[INO] to give it a socket again (a
+// connection cannot be made again without the peer). Bytes the peer sent
+// and the tree did not read yet could only be sent again by that peer.
+func (ut *unixTable) outsidePeer(d *unixDumped, ino uint32, where string) error {
+	if len(d.queued) > 0 {
+		return fmt.Errorf("%s: %d messages from the outside peer are queued unread: only that peer could send them again", where, len(d.queued))
+	}
+	if ut.outside == nil {
+		ut.outside = map[uint32]bool{}
+	}
+	ut.outside[ino] = true
+	return nil
+}

@@ -176,8 +176,8 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 				fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id, peer}, unixPair: true})
 				continue
 			}
-			if u.GetPeer() != 0 && !ok {
-				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image", u.GetIno(), u.GetPeer())
+			if u.GetPeer() != 0 && !ok && !givenByCaller(procs, u.GetIno()) {
+				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image (a peer outside the tree, dumped with --external unix[%d]?): restore with --inherit-fd fd[N]:socket:[%d]", u.GetIno(), u.GetPeer(), u.GetIno(), u.GetIno())
 			}
 			if u.GetUflags()&uskExtern != 0 {
 				return nil, fmt.Errorf("Unix socket %d: an external socket is held by the tree", u.GetIno())

@@ -121,3 +121,13 @@ func (fp *filePlan) useInherited(p *process, j fileJob, n uint64, key string) er
 	p.r.logf("restore pid %d: %s is cryo's fd %d, given by --inherit-fd", p.c.pid, key, p.r.opts.InheritFds[key])
 	return nil
 }
+
+// givenByCaller tells whether --inherit-fd gives the Unix socket ino: its
+// peer outside the tree need not be in the images then.
+func givenByCaller(procs []*process, ino uint32) bool {
+	if len(procs) == 0 || procs[0].r == nil {
+		return false
+	}
+	_, ok := procs[0].r.opts.InheritFds[fmt.Sprintf("socket:[%d]", ino)]
+	return ok
+}
