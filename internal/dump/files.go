@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 	"strings"
@@ -175,6 +176,14 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	if strings.HasPrefix(target, "socket:[") {
 		e, err := p.dumpUnix(ft, fd, target, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	if k := fdkind.Detect(target); k != nil {
+		e, err := p.dumpKind(ft, fd, target, k, info)
 		if err != nil {
 			return nil, err
 		}
