@@ -22,9 +22,9 @@ func TestParseFanotifyMark(t *testing.T) {
 		t.Errorf("mount mark: %v", m)
 	}
 	for line, want := range map[string]string{
-		"sdev:fe00000 mflags:0 mask:8 ignored_mask:0": "filesystem mark (FAN_MARK_FILESYSTEM) is not supported yet",
-		"mnt_ns:4 mflags:0 mask:8 ignored_mask:0":     "mark on a mnt_ns is not supported yet",
-		"mnt_id:zz mflags:0 mask:8 ignored_mask:0":    "fanotify mark",
+		"sdev:fe00000 mflags:0 mask:8 ignored_mask:0":                                                   "filesystem mark (FAN_MARK_FILESYSTEM) is not supported yet",
+		"mnt_ns:4 mflags:0 mask:8 ignored_mask:0":                                                       "mark on a mnt_ns is not supported yet",
+		"mnt_id:zz mflags:0 mask:8 ignored_mask:0":                                                      "fanotify mark",
 		"ino:12 sdev:fe00000 mflags:0 mask:2 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:00": "bad file handle",
 	} {
 		if _, err := parseFanotifyMark(line); err == nil || !strings.Contains(err.Error(), want) {
