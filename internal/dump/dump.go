@@ -23,6 +23,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/seccomp"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -281,6 +282,8 @@ type dumper struct {
 	bufs bufpool.Pool
 	// locks tell other cryos which processes this one is dumping.
 	locks *dumpLocks
+	// seccomp holds the seccomp filter chains of the tree's threads.
+	seccomp seccomp.Table
 }
 
 // process is one process of the tree being dumped.
@@ -351,6 +354,9 @@ func (d *dumper) seizeTree(root int) error {
 			return err
 		}
 		if err := p.seize(); err != nil {
+			return err
+		}
+		if err := p.suspendSeccomp(); err != nil {
 			return err
 		}
 		// Read again now that it is frozen.
@@ -504,6 +510,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.ptys.write(dir); err != nil {
+		return err
+	}
+	if err := writeSeccomp(dir, &d.seccomp); err != nil {
 		return err
 	}
 	if err := d.ns.write(dir); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	seccompimg "github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -46,6 +47,8 @@ type snapshot struct {
 	uncheckedFiles map[uint32]bool
 	ns             *namespaces
 	xfeatures      uint64
+	// seccomp is the seccomp image (checked), nil without one.
+	seccomp *seccompimg.SeccompEntry
 }
 
 // shmemImage is one MAP_SHARED|MAP_ANONYMOUS object: its size and pages.
@@ -157,6 +160,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		return nil, err
 	}
 	if err := s.loadNamespaces(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadSeccomp(dir); err != nil {
 		return nil, err
 	}
 	if err := s.checkUsernsIDs(inv.GetRootIds().GetUserNsId()); err != nil {

@@ -438,6 +438,13 @@ func (p *process) restore() error {
 			return err
 		}
 	}
+	sc, err := p.planSeccomp()
+	if err != nil {
+		return err
+	}
+	if err := p.seccompEarly(sc); err != nil {
+		return err
+	}
 	if err := p.restorePosixTimers(); err != nil {
 		return err
 	}
@@ -449,7 +456,13 @@ func (p *process) restore() error {
 	if err := p.finishTask(); err != nil {
 		return err
 	}
+	if err := p.seccompFilters(sc); err != nil {
+		return err
+	}
 	if err := p.unmapScratch(); err != nil {
+		return err
+	}
+	if err := p.seccompStrict(sc); err != nil {
 		return err
 	}
 	for i, t := range p.threads {
