@@ -155,6 +155,8 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
 	defer d.tr.Close()
 	defer d.files.closeHeld()
+	defer d.ns.closeNets()
+	d.files.nets = d.ns
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
 	defer func() {
 		if r := recover(); r != nil {

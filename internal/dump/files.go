@@ -31,8 +31,10 @@ type fileTable struct {
 	pipeIDs  []uint64             // in the order first seen
 	fifos    map[uint64]*pipeData // by FIFO inode
 	unix     unixTable
-	memfds   map[uint64]*memfd.MemfdInodeEntry // by inode
-	ghosts   []ghostFile
+	// nets: the namespaces, to find sockets in the tree's net namespaces.
+	nets   *nsTable
+	memfds map[uint64]*memfd.MemfdInodeEntry // by inode
+	ghosts []ghostFile
 	// ghostRemaps maps every file entry of a deleted file to its inode's
 	// one ghost (ghostByInode).
 	ghostRemaps  []ghostRemap

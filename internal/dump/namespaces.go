@@ -82,6 +82,8 @@ type nsTable struct {
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
 	emptyNet    bool
 	emptyNetIno uint64
+	// nets: the tree's own net namespaces (netns.go).
+	nets netTable
 }
 
 // mountNamespace is a mount namespace of the tree: its mounts and a
@@ -132,6 +134,12 @@ func (t *nsTable) add(p *process) error {
 		}
 		if kind == "net" && t.emptyNet {
 			if err := t.leaveNetOut(p, ino); err != nil {
+				return err
+			}
+			continue
+		}
+		if kind == "net" {
+			if err := t.addNet(p, ino); err != nil {
 				return err
 			}
 			continue
@@ -238,6 +246,9 @@ func (t *nsTable) setIDs(p *process, ids *core.TaskKobjIdsEntry) {
 // get lower ids than their children (they were met first).
 func (t *nsTable) write(dir *image.Dir) error {
 	if err := t.writeEmptyNet(dir); err != nil {
+		return err
+	}
+	if err := t.writeNets(dir); err != nil {
 		return err
 	}
 	var inos []uint64

@@ -49,6 +49,9 @@ type filePlan struct {
 	// the other holders, cloned already, take a copy from it (lateCopies).
 	late       map[*process][]fileJob
 	lateCopies map[*process][]lateCopy
+	// netLate: sockets of the tree's own net namespaces, made by a
+	// process once it is in its namespace (see netns.go).
+	netLate map[*process][]uint32
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.
@@ -193,6 +196,11 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			continue
 		}
 		lca := commonAncestor(holders[id])
+		if late, err := fp.planNetLate(id, lca, holders[id]); err != nil {
+			return nil, err
+		} else if late {
+			continue
+		}
 		if late, err := fp.onOwnMount(id, holders[id]); err != nil {
 			return nil, err
 		} else if late {
