@@ -82,6 +82,9 @@ type nsTable struct {
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
 	emptyNet    bool
 	emptyNetIno uint64
+	// extMounts are the external mounts the caller named
+	// (Options.ExtMounts): mount point in the namespace -> key.
+	extMounts map[string]string
 }
 
 // mountNamespace is a mount namespace of the tree: its mounts and a

@@ -415,6 +415,8 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.openFifo(p, j.ids[0])
 		} else if t := fp.snap.files[j.ids[0]].GetType(); t == fdinfo.FdTypes_EVENTFD || t == fdinfo.FdTypes_TIMERFD || t == fdinfo.FdTypes_SIGNALFD || t == fdinfo.FdTypes_INOTIFY {
 			err = fp.makeAnon(p, j.ids[0])
+		} else if fd, ok := fp.inheritedPipe(p, j); ok {
+			err = fp.inheritPipe(p, j, fd)
 		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
 		} else {
