@@ -78,9 +78,8 @@ func waitPodmanCount(t *testing.T, name string, n int) []int {
 // The restored container's count, sent through a TCP connection inside
 // it, goes on with no gap in its log (podman refuses --tcp-established
 // with --name on restore; the connections come back without it); its web
-// server answers with the
-// file in its tmpfs; it is in podman's cgroup for the new container; and
-// the statistics podman prints are cryo's.
+// server answers with the file in its tmpfs; it is in podman's cgroup for
+// the new container; and the statistics podman prints are cryo's.
 func TestE2EPodmanRoundTrip(t *testing.T) {
 	requireCryo(t)
 	for _, bin := range []string{"podman", "runc", "busybox"} {
