@@ -61,6 +61,10 @@ type Options struct {
 	// makes a new one. The tree must have one net namespace and no socket
 	// in it.
 	EmptyNetNS bool
+	// ExtMounts names the container's external mounts (CRIU's ext_mnt, or
+	// --external mnt[POINT]:KEY): mount point in the tree's mount
+	// namespace -> the key the restore is given a host path for.
+	ExtMounts map[string]string
 	// Notify, when set, is called at CRIU's notification points: "network-lock"
 	// once the tree is frozen, "post-dump" once the images are written and
 	// before the tree is killed or let go, "network-unlock" once a tree that
@@ -153,6 +157,7 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
 	d.tr.Fault = opts.Fault
 	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
+	d.ns.extMounts = opts.ExtMounts
 	defer d.tr.Close()
 	defer d.files.closeHeld()
 	defer d.ns.closeNets()

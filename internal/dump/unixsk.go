@@ -64,7 +64,7 @@ type queuedMsg struct {
 func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	if ft.emptyNet && p.netLeftOut {
-		return nil, fmt.Errorf("%s: a socket in the net namespace left out of the dump (empty_ns): not supported yet", where)
+		return p.dumpLeftOutSocket(ft, fd, target, info)
 	}
 	ino64, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
 	if err != nil {

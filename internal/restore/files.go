@@ -424,6 +424,8 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.openFifo(p, j.ids[0])
 		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.makeKind(p, j.ids[0], k)
+		} else if fd, ok := fp.inheritedPipe(p, j); ok {
+			err = fp.inheritPipe(p, j, fd)
 		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
 		} else {

@@ -62,6 +62,17 @@ type Options struct {
 	// process is rebuilt, before any runs; pid is the root's. An error
 	// fails the restore, which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// Root is the directory a container's mount namespace is rooted at
+	// (CRIU's --root; runc gives a bind mount of the rootfs): images of a
+	// container's namespace need it.
+	Root string
+	// ExtMounts gives the host path of each external mount by its key
+	// (CRIU's ext_mnt on restore, --external mnt[KEY]:PATH).
+	ExtMounts map[string]string
+	// InheritFds gives the tree descriptors of cryo's in place of files it
+	// held (CRIU's inherit_fd): key -> cryo's descriptor. Keys "pipe:[ID]"
+	// are honoured, for descriptors 0-2 (runc's stdio pipes).
+	InheritFds map[string]int
 }
 
 // Process is a restored root process that is cryo's child.
