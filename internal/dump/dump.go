@@ -193,10 +193,32 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 			d.stop()
 		}
 		d.opts.Fault.Point("resume: start")
-		if err := d.release(); err != nil {
+		// Kept out of release, which drops the snapshots of a failed dump.
+		snaps := d.snaps
+		d.snaps = nil
+		err := d.release()
+		d.snaps = snaps
+		if err != nil {
+			d.dropSnapshots()
 			return fmt.Errorf("resume process %d: %w", pid, err)
 		}
 		d.opts.Fault.Point("resume: done")
+		if len(d.snaps) > 0 {
+			// The tree runs again; its pages come from the snapshots.
+			d.stats.frozen = time.Since(d.stats.frozenAt)
+			opts.Logf("tree of %d runs again after %v; copying its memory from %d snapshots", pid, d.stats.frozen, len(d.snaps))
+			copyStart := time.Now()
+			n, err := d.finishSnapshots()
+			d.stats.memwrite += time.Since(copyStart)
+			d.stats.pagesSaved += uint64(n) / proc.PageSize()
+			if err == nil {
+				err = d.writeInventory(dir)
+			}
+			if err != nil {
+				return fmt.Errorf("process %d (tree left running): %w", pid, err)
+			}
+			opts.Logf("memory copied from the snapshots in %v", time.Since(copyStart))
+		}
 		if opts.LeaveStopped {
 			opts.Logf("tree of %d left stopped", pid)
 		} else {
@@ -217,7 +239,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 		d.opts.Fault.Point("kill: done")
 		opts.Logf("tree of %d killed in %v", pid, d.stats.kill)
 	}
-	d.stats.frozen = time.Since(d.stats.frozenAt)
+	if d.stats.frozen == 0 {
+		d.stats.frozen = time.Since(d.stats.frozenAt)
+	}
 	opts.Logf("frozen for %v", d.stats.frozen)
 	opts.Logf("stats: %s", d.stats.summary())
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
@@ -281,6 +305,9 @@ type dumper struct {
 	bufs bufpool.Pool
 	// locks tell other cryos which processes this one is dumping.
 	locks *dumpLocks
+	// snaps are the snapshot children whose pages are still to copy
+	// (snapshot.go).
+	snaps []*snapshot
 }
 
 // process is one process of the tree being dumped.
@@ -522,7 +549,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 // release undoes everything done to the tree and detaches from it.
 // It is safe to call more than once.
 func (d *dumper) release() error {
-	first := d.files.repair.Resume()
+	// Snapshot children of a dump that failed go first, while their
+	// processes are still seized to reap them.
+	first := d.dropSnapshots()
+	if err := d.files.repair.Resume(); err != nil && first == nil {
+		first = err
+	}
 	if err := d.putBackBacklogs(); err != nil && first == nil {
 		first = err
 	}

@@ -37,6 +37,10 @@ var madvFlags = []struct {
 type pageRun struct {
 	addr, size uint64
 	force      bool // not readable: go through /proc/PID/mem
+	// frozen: in an area a fork does not copy as it is (MADV_DONTFORK,
+	// MADV_WIPEONFORK), so a snapshot child cannot give its pages: they
+	// are copied from the process while the tree is frozen.
+	frozen bool
 }
 
 // vmaEntries turns the memory map into VMA entries and lists the page runs
@@ -151,6 +155,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
 		force := m.Prot&unix.PROT_READ == 0
+		frozen := m.VmFlags.Has(proc.FlagDontCopy) || m.VmFlags.Has(proc.FlagWipeOnFork)
 		var run *pageRun
 		for i, pe := range pages {
 			keep := pe.Swapped() || (pe.Present() && !(anonPages && pe.FileOrSharedAnon()))
@@ -163,7 +168,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 				run.size += page
 				continue
 			}
-			runs = append(runs, pageRun{addr: addr, size: page, force: force})
+			runs = append(runs, pageRun{addr: addr, size: page, force: force, frozen: frozen})
 			run = &runs[len(runs)-1]
 		}
 	}
@@ -208,6 +213,8 @@ type copySlice struct {
 }
 
 // sliceRuns cuts the runs into buffer-sized slices laid out back to back.
+// A slice never mixes frozen and other runs, so that each can be copied
+// from its own source (see snapshot.go).
 func sliceRuns(runs []pageRun) []copySlice {
 	var out []copySlice
 	var cur copySlice
@@ -215,12 +222,12 @@ func sliceRuns(runs []pageRun) []copySlice {
 	for _, r := range runs {
 		addr, size := r.addr, r.size
 		for size > 0 {
-			if fill == copyBufSize || len(cur.parts) == 1024 {
+			if fill == copyBufSize || len(cur.parts) == 1024 || (len(cur.parts) > 0 && cur.parts[0].frozen != r.frozen) {
 				out = append(out, cur)
 				cur, fill = copySlice{off: off}, 0
 			}
 			n := min(size, uint64(copyBufSize-fill))
-			cur.parts = append(cur.parts, pageRun{addr: addr, size: n, force: r.force})
+			cur.parts = append(cur.parts, pageRun{addr: addr, size: n, force: r.force, frozen: r.frozen})
 			addr, size, fill, off = addr+n, size-n, fill+int64(n), off+int64(n)
 		}
 	}
@@ -240,10 +247,20 @@ func sliceRuns(runs []pageRun) []copySlice {
 // a page on a paravirtualized guest), which for a small process cost more
 // than its copy.
 func copyPages(pid int, runs []pageRun, f *os.File, pool *bufpool.Pool) (int64, error) {
-	slices := sliceRuns(runs)
+	return copySlices(pid, sliceRuns(runs), f, pool)
+}
+
+// copySlices is copyPages for slices already cut (by sliceRuns): each goes
+// at its own offset of f.
+func copySlices(pid int, slices []copySlice, f *os.File, pool *bufpool.Pool) (int64, error) {
 	var total uint64
-	for _, r := range runs {
-		total += r.size
+	for _, sl := range slices {
+		for _, r := range sl.parts {
+			total += r.size
+		}
+	}
+	if total == 0 {
+		return 0, nil
 	}
 	bufSize := int(min(total, copyBufSize))
 	work := make(chan copySlice)
