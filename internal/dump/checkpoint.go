@@ -111,6 +111,10 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, err
 	}
+	// Pages unchanged since the previous dump stay in its images.
+	if runs, err = d.parentRuns(p, maps, runs); err != nil {
+		return 0, err
+	}
 	// The snapshot's exit frame goes in the scratch memory.
 	snap := d.takeSnapshot(p, runs)
 	// Kept until here for shared memory read from inside (addResident).

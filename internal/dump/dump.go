@@ -49,6 +49,16 @@ type Options struct {
 	// under another name be dumped; its contents come back in a ghost
 	// file, a copy. Without it such a file is refused, as by CRIU.
 	LinkRemap bool
+	// PreDump (cryo pre-dump) saves only the memory, and leaves the tree
+	// running with its writes tracked (TrackMem) for the next dump.
+	PreDump bool
+	// ParentDir (--prev-images-dir) is the previous (pre-)dump's images
+	// directory, relative to Dir, as a sibling (../DIR1): pages unchanged
+	// since then are left in it (pagemap in_parent).
+	ParentDir string
+	// TrackMem (--track-mem) tracks the writes of the tree after a
+	// pre-dump, for the next dump.
+	TrackMem bool
 	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
 	// as closed sockets instead of refusing them or repairing them.
 	TCPClose bool
@@ -161,6 +171,12 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 			err = fmt.Errorf("internal error while dumping %d (tree left running): %v\n%s", pid, r, debug.Stack())
 		}
 	}()
+	if opts.PreDump || opts.ParentDir != "" || opts.TrackMem {
+		if err := d.openTracking(pid); err != nil {
+			return err
+		}
+		defer d.closeTracking(false)
+	}
 	d.stats.frozenAt = time.Now()
 	if err := d.seizeTree(pid); err != nil {
 		d.report(err)
@@ -172,6 +188,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	if err := opts.notify("network-lock", pid); err != nil {
 		d.release()
 		return err
+	}
+	if opts.PreDump {
+		return d.finishPreDump(dir)
 	}
 	if err := d.checkpoint(dir); err != nil {
 		d.report(err)
@@ -274,6 +293,8 @@ type dumpStats struct {
 	imagesDone, kill         time.Duration
 	memdump, memwrite        time.Duration
 	pagesScanned, pagesSaved uint64
+	// pagesParent are the pages left in the parent's images.
+	pagesParent uint64
 }
 
 func usec(d time.Duration) *uint32 { return proto.Uint32(uint32(d.Microseconds())) }
@@ -285,7 +306,7 @@ func (s *dumpStats) entry() *stats.StatsEntry {
 		MemdumpTime:        usec(s.memdump),
 		MemwriteTime:       usec(s.memwrite),
 		PagesScanned:       proto.Uint64(s.pagesScanned),
-		PagesSkippedParent: proto.Uint64(0),
+		PagesSkippedParent: proto.Uint64(s.pagesParent),
 		PagesWritten:       proto.Uint64(s.pagesSaved),
 		PagesLazy:          proto.Uint64(0),
 	}}
@@ -308,6 +329,8 @@ type dumper struct {
 	// snaps are the snapshot children whose pages are still to copy
 	// (snapshot.go).
 	snaps []*snapshot
+	// track is the write tracking of an incremental dump (predump.go).
+	track *tracking
 }
 
 // process is one process of the tree being dumped.

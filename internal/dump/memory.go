@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -41,6 +40,9 @@ type pageRun struct {
 	// MADV_WIPEONFORK), so a snapshot child cannot give its pages: they
 	// are copied from the process while the tree is frozen.
 	frozen bool
+	// parent: the pages are unchanged since the previous (pre-)dump and
+	// are found in its images (pagemap in_parent): nothing is copied.
+	parent bool
 }
 
 // vmaEntries turns the memory map into VMA entries and lists the page runs
@@ -188,16 +190,7 @@ func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun, poo
 	if err != nil {
 		return n, fmt.Errorf("process %d: save memory: %w", p.pid, err)
 	}
-	entries := make([]*pagemap.PagemapEntry, 0, len(runs))
-	page := proc.PageSize()
-	for _, r := range runs {
-		entries = append(entries, &pagemap.PagemapEntry{
-			Vaddr:   proto.Uint64(r.addr),
-			NrPages: proto.Uint32(uint32(r.size / page)),
-			Flags:   proto.Uint32(image.PagePresent),
-		})
-	}
-	return n, dir.WritePagemap(p.pid, pagesID, entries)
+	return n, dir.WritePagemap(p.pid, pagesID, pagemapEntries(runs))
 }
 
 // copyBufSize is the size of each worker's buffer. Reused buffers keep
@@ -220,6 +213,9 @@ func sliceRuns(runs []pageRun) []copySlice {
 	var cur copySlice
 	var fill, off int64
 	for _, r := range runs {
+		if r.parent {
+			continue // no data here: in the parent's images
+		}
 		addr, size := r.addr, r.size
 		for size > 0 {
 			if fill == copyBufSize || len(cur.parts) == 1024 || (len(cur.parts) > 0 && cur.parts[0].frozen != r.frozen) {

@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -10,14 +9,15 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
 // A dump that leaves the tree running (--leave-running, --leave-stopped)
 // does not copy memory while the tree is frozen. For each process it
-// injects a clone whose child, stopped at birth, is a copy-on-write
-// snapshot of the process's memory (ptrace.Tracee.Snapshot); the tree is
+// makes a copy-on-write snapshot of the process's memory, a stopped
+// process that is not in the tree and never runs its code (injected
+// clones: ptrace.Tracee.Snapshot, which also says why a cryo killed at any
+// instant leaves neither a running copy nor a zombie); the tree is
 // let go as soon as every image but the pages is written, the pages are
 // then read from the snapshot children, and the children are killed and
 // reaped. So the freeze no longer grows with memory.
@@ -43,8 +43,7 @@ type snapshot struct {
 	slices []copySlice // the runs not copied while frozen
 	f      *os.File    // its pages image, open for writing
 	copied int64       // bytes copied while frozen
-	// reaped: the child is dead and reaped by cryo (it may still be a
-	// zombie of the process).
+	// reaped: the child is dead and reaped by cryo.
 	reaped bool
 }
 
@@ -55,14 +54,14 @@ func (d *dumper) wantSnapshots() bool {
 
 // takeSnapshot makes p's snapshot child, or returns nil (logged) when p is
 // copied while frozen instead. It runs while p's scratch memory is mapped:
-// the child's exit frame is written there (the parent unmaps it later; the
-// child keeps its own copy).
+// the frames of the snapshot's exit path are written there (p unmaps it
+// later; the snapshot keeps its own copy).
 func (d *dumper) takeSnapshot(p *process, runs []pageRun) *snapshot {
 	if !d.wantSnapshots() || len(runs) == 0 {
 		return nil
 	}
 	t := p.leader()
-	need := ptrace.SnapshotFrameSize(t.XstateSize())
+	need := ptrace.SnapshotAreaSize(t.XstateSize())
 	if need == 0 || need > scratchSize {
 		p.logf("process %d: no snapshot (%v): memory copied while frozen", p.pid, ptrace.ErrNoSnapshot)
 		return nil
@@ -106,15 +105,20 @@ func (d *dumper) savePages(p *process, dir *image.Dir, pagesID uint32, runs []pa
 	return s.copied, dir.WritePagemap(p.pid, pagesID, pagemapEntries(runs))
 }
 
-// pagemapEntries are the pagemap entries of runs saved back to back.
+// pagemapEntries are the pagemap entries of runs: saved back to back in
+// the pages image, or in the parent's images.
 func pagemapEntries(runs []pageRun) []*pagemap.PagemapEntry {
 	entries := make([]*pagemap.PagemapEntry, 0, len(runs))
 	page := proc.PageSize()
 	for _, r := range runs {
+		flags := uint32(image.PagePresent)
+		if r.parent {
+			flags = image.PagemapInParent
+		}
 		entries = append(entries, &pagemap.PagemapEntry{
 			Vaddr:   proto.Uint64(r.addr),
 			NrPages: proto.Uint32(uint32(r.size / page)),
-			Flags:   proto.Uint32(image.PagePresent),
+			Flags:   proto.Uint32(uint32(flags)),
 		})
 	}
 	return entries
@@ -143,9 +147,9 @@ func (d *dumper) finishSnapshots() (int64, error) {
 }
 
 // dropSnapshots kills and reaps every snapshot child and closes the pages
-// images; safe to call more than once. A child is reaped by cryo as its
-// tracer; it is then a zombie of its process, which only wait4(__WALL)
-// sees: the process reaps it by an injected wait4 (reapChild).
+// images; safe to call more than once. A snapshot is not a child of the
+// tree (see ptrace.Tracee.Snapshot): reaped by cryo as its tracer, it goes
+// to its real parent, a subreaper or init, which reaps it.
 func (d *dumper) dropSnapshots() error {
 	var first error
 	for _, s := range d.snaps {
@@ -161,48 +165,7 @@ func (d *dumper) dropSnapshots() error {
 		s.child.Kill()
 		s.child.WaitExit()
 		s.reaped = true
-		if err := d.reapChild(s.p, s.child.Pid); err != nil {
-			d.logf("warning: process %d: its snapshot child %d stays a zombie (only wait4 with __WALL sees it): %v", s.p.pid, s.child.Pid, err)
-		}
 	}
 	d.snaps = nil
 	return first
-}
-
-// reapChild makes process p reap its dead child pid with an injected
-// wait4(pid, __WALL|WNOHANG). While p is still seized its leader makes the
-// call; once it was let go, its leader is seized again for that one call
-// (a stop of a fraction of a millisecond), guarded like every injection.
-func (d *dumper) reapChild(p *process, pid int) error {
-	if len(p.threads) > 0 {
-		_, err := p.leader().Syscall(unix.SYS_WAIT4, uint64(pid), 0, unix.WALL|unix.WNOHANG, 0)
-		return ignoreECHILD(err)
-	}
-	t, err := d.tr.Seize(p.pid, p.pid)
-	if err != nil {
-		return err
-	}
-	defer t.Detach()
-	maps, err := proc.Maps(p.pid)
-	if err != nil {
-		return err
-	}
-	g, ok := ptrace.FindGadgets(p.pid, maps)
-	if !ok {
-		return fmt.Errorf("no gadgets for a guarded call")
-	}
-	if err := t.SetGuard(ptrace.NewGuard(g)); err != nil {
-		return err
-	}
-	_, err = t.Syscall(unix.SYS_WAIT4, uint64(pid), 0, unix.WALL|unix.WNOHANG, 0)
-	return ignoreECHILD(err)
-}
-
-// ignoreECHILD: a child the process reaped itself (wait4 with __WALL) is
-// gone all the same.
-func ignoreECHILD(err error) error {
-	if errors.Is(err, unix.ECHILD) {
-		return nil
-	}
-	return err
 }

@@ -8,11 +8,11 @@ import "errors"
 // path is an x86-64 signal frame (snapshot_amd64.go).
 var ErrNoSnapshot = errors.New("snapshots are not implemented on this architecture")
 
-// SnapshotFrameSize is 0 on this architecture.
-func SnapshotFrameSize(xsize int) uint64 { return 0 }
+// SnapshotAreaSize is 0 on this architecture.
+func SnapshotAreaSize(xsize int) uint64 { return 0 }
 
 // XstateSize is 0 on this architecture.
 func (t *Tracee) XstateSize() int { return 0 }
 
 // Snapshot always fails with ErrNoSnapshot on this architecture.
-func (t *Tracee) Snapshot(frameAt uint64) (*Tracee, error) { return nil, ErrNoSnapshot }
+func (t *Tracee) Snapshot(area uint64) (*Tracee, error) { return nil, ErrNoSnapshot }
