@@ -11,6 +11,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/check"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/netns"
+	"github.com/cryo-cr/cryo/internal/memtrack"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -32,6 +33,8 @@ func Init() {
 		os.Exit(0)
 	case netns.HelperName:
 		os.Exit(netns.RunHelper())
+	case memtrack.KeeperName:
+		os.Exit(memtrack.RunKeeper(os.Args[1:]))
 	}
 }
 
