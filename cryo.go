@@ -10,8 +10,8 @@ import (
 
 	"github.com/cryo-cr/cryo/internal/check"
 	"github.com/cryo-cr/cryo/internal/dump"
-	"github.com/cryo-cr/cryo/internal/netns"
 	"github.com/cryo-cr/cryo/internal/memtrack"
+	"github.com/cryo-cr/cryo/internal/netns"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
