@@ -113,6 +113,10 @@ type restorer struct {
 
 	forking       time.Duration
 	pagesRestored uint64
+	// pagesCompared and pagesSkippedCow count the pages of areas a
+	// process inherited from its parent (cow.go): compared with the
+	// image, and left shared since they were the same.
+	pagesCompared, pagesSkippedCow uint64
 	// memFill is the time spent writing the pages images into the
 	// processes.
 	memFill time.Duration
@@ -162,6 +166,9 @@ type process struct {
 	// take (nil: cryo's): the root's owner namespace from birth (see
 	// stubIntoOwner), its own once it entered its namespaces.
 	userns *usernsImage
+	// cow: the areas p premaps in phase one to share pages with its
+	// parent or children, by index in its memory image (see cow.go).
+	cow map[int]cowArea
 }
 
 // Restore recreates the process tree saved in opts.Dir. On error nothing is
@@ -258,14 +265,14 @@ func Restore(opts Options) (root *Process, err error) {
 	elapsed := time.Since(start)
 	r.logf("restored %d processes (root %d) in %v", len(snap.procs), pid, elapsed)
 	st := &stats.StatsEntry{Restore: &stats.RestoreStatsEntry{
-		PagesCompared:   proto.Uint64(0),
-		PagesSkippedCow: proto.Uint64(0),
+		PagesCompared:   proto.Uint64(r.pagesCompared),
+		PagesSkippedCow: proto.Uint64(r.pagesSkippedCow),
 		ForkingTime:     proto.Uint32(uint32(r.forking.Microseconds())),
 		RestoreTime:     proto.Uint32(uint32(elapsed.Microseconds())),
 		PagesRestored:   proto.Uint64(r.pagesRestored),
 	}}
-	r.logf("stats: restore %.1f ms, forking %.1f ms, memory write %.1f ms, pages restored %d",
-		float64(elapsed.Microseconds())/1000, float64(r.forking.Microseconds())/1000, float64(r.memFill.Microseconds())/1000, r.pagesRestored)
+	r.logf("stats: restore %.1f ms, forking %.1f ms, memory write %.1f ms, pages restored %d, compared %d, left shared with the parent %d",
+		float64(elapsed.Microseconds())/1000, float64(r.forking.Microseconds())/1000, float64(r.memFill.Microseconds())/1000, r.pagesRestored, r.pagesCompared, r.pagesSkippedCow)
 	if err := dir.Write(StatsName, "STATS", st); err != nil {
 		r.logf("warning: %v", err)
 	}
