@@ -14,11 +14,17 @@ import (
 // the restore each process checks its contents, and through the page
 // frame numbers of /proc/PID/pagemap that the pages it did not write are
 // its parent's very pages. The test also checks that the tree's
-// proportional set size did not grow by a copy per worker.
+// proportional set size did not grow by a copy per worker, neither after
+// the restore nor in the tree left running by a dump with -R.
 func TestE2ETreeCow(t *testing.T) {
 	requireRoot(t)
 	tr := startTree(t, workloadBin(t, "tree_cow", linkDynamic))
 	before := treePss(t, tr.Pids)
+	// A dump that leaves the tree running must not unshare its pages.
+	dump(t, tr.w.Pid, t.TempDir(), "-R")
+	if running := treePss(t, tr.Pids); running > before+before/2 {
+		t.Errorf("tree PSS grew from %d KiB to %d KiB during a dump with -R: the dump copied the shared pages", before, running)
+	}
 	tr.Checkpoint()
 	tr.Restore()
 	after := treePss(t, tr.Pids)
