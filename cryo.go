@@ -147,6 +147,10 @@ type RestoreOptions struct {
 	// EmptyNetNS restores the tree into a new network namespace whose
 	// loopback is up; images dumped with DumpOptions.EmptyNetNS need it.
 	EmptyNetNS bool
+	// TCPClose brings the established TCP connections of the images back
+	// closed, unconnected sockets at their descriptors (CRIU's restore
+	// --tcp-close); their peers get a reset.
+	TCPClose bool
 	// Notify, if set, is called at CRIU's notification points of a
 	// restore: "pre-restore" (pid 0), "setup-namespaces",
 	// "post-setup-namespaces", "post-restore", "network-unlock" and
@@ -195,6 +199,7 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		LeaveStopped: opts.LeaveStopped,
 		TrustImages:  opts.TrustImages,
 		EmptyNetNS:   opts.EmptyNetNS,
+		TCPClose:     opts.TCPClose,
 		Notify:       opts.Notify,
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),

@@ -55,6 +55,10 @@ type Options struct {
 	// loopback up (CRIU's empty_ns with CLONE_NEWNET): images whose net
 	// namespace was left out need it.
 	EmptyNetNS bool
+	// TCPClose (CRIU's restore --tcp-close) brings every established TCP
+	// connection of the images back closed: an unconnected socket at the
+	// same descriptor, no repair (see tcpclose.go).
+	TCPClose bool
 	// Notify, when set, is called at CRIU's notification points:
 	// "pre-restore" before anything is made (pid 0), "setup-namespaces"
 	// and "post-setup-namespaces" once the tree exists in its namespaces,
@@ -378,7 +382,7 @@ func (r *restorer) run() error {
 	if err := r.files.repair.Resume(); err != nil {
 		return err
 	}
-	if r.files.tcpRestored > 0 {
+	if r.files.tcpRestored > 0 || r.files.tcpClosed > 0 {
 		// The connections exist again: let their peers' packets in.
 		if err := netlock.Unlock(r.snap.procs[0].pid); err != nil {
 			return err

@@ -41,6 +41,7 @@ func (r *restorer) createTree() error {
 		return err
 	}
 	plan.dir = r.dir
+	plan.tcpClose = r.opts.TCPClose
 	r.files = plan
 	if err := r.planCow(); err != nil {
 		return err

@@ -115,12 +115,12 @@ func TestTranslateRefusesByName(t *testing.T) {
 	_, err = s.translate(rpc.CriuReqType_RESTORE, &rpc.CriuOpts{ImagesDirFd: proto.Int32(int32(d.Fd())),
 		RstSibling: proto.Bool(true), InheritFd: []*rpc.InheritFd{{Key: proto.String("pipe:[7]"), Fd: proto.Int32(1)}},
 		CgRoot: []*rpc.CgroupRoot{{Ctrl: proto.String(""), Path: proto.String("/ct")}}, EmptyNs: proto.Uint32(unix.CLONE_NEWNET | unix.CLONE_NEWUTS),
-		TcpClose: proto.Bool(true), GhostLimit: proto.Uint32(1)})
+		GhostLimit: proto.Uint32(1)})
 	if err == nil {
 		t.Fatal("translate accepted options cryo cannot honour")
 	}
 	for _, want := range []string{"rst_sibling", "inherit_fd (1 descriptors, the first pipe:[7] at 1)", "cg_root =/ct",
-		"empty_ns 0x4000000 (uts): cryo does not restore a tree into fresh namespaces", "tcp_close", "ghost_limit 1"} {
+		"empty_ns 0x4000000 (uts): cryo does not restore a tree into fresh namespaces", "ghost_limit 1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %q: %v", want, err)
 		}
