@@ -170,6 +170,10 @@ type RestoreOptions struct {
 	// files it held (CRIU's inherit_fd): key ("pipe:[ID]") -> descriptor,
 	// one of 0-2 for now.
 	InheritFds map[string]int
+	// TCPClose brings the established TCP connections of the images back
+	// closed, unconnected sockets at their descriptors (CRIU's restore
+	// --tcp-close); their peers get a reset.
+	TCPClose bool
 	// Notify, if set, is called at CRIU's notification points of a
 	// restore: "pre-restore" (pid 0), "setup-namespaces",
 	// "post-setup-namespaces", "post-restore", "network-unlock" and
@@ -221,6 +225,7 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		Root:         opts.Root,
 		ExtMounts:    opts.ExtMounts,
 		InheritFds:   opts.InheritFds,
+		TCPClose:     opts.TCPClose,
 		Notify:       opts.Notify,
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),

@@ -71,6 +71,10 @@ type filePlan struct {
 	ghostPaths map[uint32]ghostPath
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
+	// tcpClose: established connections come back closed (Options.TCPClose);
+	// tcpClosed counts them (the dump locked the network for them too).
+	tcpClose  bool
+	tcpClosed int
 	// madeIn: the process each file was created in (at its temporary
 	// descriptor), for what is done to the files once all exist.
 	madeIn map[uint32]*process

@@ -171,11 +171,8 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	if o.GetTcpSkipInFlight() {
 		req.SkipInFlight = true
 	}
-	switch {
-	case o.GetTcpClose() && dumping:
+	if o.GetTcpClose() {
 		req.TCPClose = true
-	case o.GetTcpClose():
-		refuse("tcp_close on restore: cryo closes connections when it dumps them (tcp_close there), not when it restores them, yet")
 	}
 	if o.GetLsmProfile() != "" || o.GetLsmMountContext() != "" {
 		refuse("lsm_profile %q, lsm_mount_context %q: cryo does not set LSM labels (no AppArmor or SELinux here)", o.GetLsmProfile(), o.GetLsmMountContext())
