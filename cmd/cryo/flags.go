@@ -49,6 +49,11 @@ type options struct {
 	// external (dump --external KIND[ID], repeatable): resources outside
 	// the tree that the tree may hold (tty[RDEV:DEV], unix[INO]).
 	external []string
+	// prevImagesDir (--prev-images-dir) is the previous pre-dump's
+	// directory, relative to -D; trackMem (--track-mem) tracks writes for
+	// the next dump.
+	prevImagesDir string
+	trackMem      bool
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -119,6 +124,10 @@ func parseFlags(args []string) (*options, error) {
 			if v, err = value(); err == nil {
 				o.external = append(o.external, v)
 			}
+		case name == "--prev-images-dir":
+			o.prevImagesDir, err = value()
+		case name == "--track-mem":
+			o.trackMem = true
 		case name == "--feature":
 			var v string
 			if v, err = value(); err == nil {
