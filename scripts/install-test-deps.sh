@@ -5,10 +5,11 @@
 # user-namespace tests, and Xvnc, xclock, xdpyinfo and xwininfo for the
 # desktop test, and script (bsdutils) for the pty test, and runc and
 # busybox-static for the container tests (a busybox bundle), and podman
-# for the podman test (an image imported from that bundle). Idempotent; needs
-# root.
+# for the podman test (an image imported from that bundle), and
+# libsqlite3-dev and sqlite3 for the sqlite writer of the file-lock test.
+# Idempotent; needs root.
 set -euo pipefail
-packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils runc busybox-static podman qemu-user)
+packages=(gcc libc6-dev libsqlite3-dev sqlite3 criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils runc busybox-static podman qemu-user)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
