@@ -118,6 +118,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if runs, err = d.parentRuns(p, maps, runs); err != nil {
 		return 0, err
 	}
+	for _, r := range runs {
+		d.opts.Progress.Expect(int64(r.size))
+	}
 	// The snapshot's exit frame goes in the scratch memory.
 	snap := d.takeSnapshot(p, runs)
 	// Kept until here for shared memory read from inside (addResident).
