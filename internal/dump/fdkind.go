@@ -24,8 +24,17 @@ func (p *process) dumpKind(ft *fileTable, fd int, target string, k fdkind.Simple
 		return nil, err
 	}
 	id := ft.add(fe)
+	ft.origins = append(ft.origins, fileOrigin{p: p, fd: fd, entry: fe})
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil
+}
+
+// fileOrigin is a file entry of a simple kind and the descriptor it was
+// read from (whose numbers an epoll's watches are).
+type fileOrigin struct {
+	p     *process
+	fd    int
+	entry *fdinfo.FileEntry
 }
 
 // nextID is the id ft.add gives the next entry.

@@ -48,9 +48,10 @@ type fileTable struct {
 	held []int
 	// inFlight: those of them that are copies of descriptors in flight.
 	inFlight map[int]bool
-	// epolls: the epoll instances, whose watched files are found once
-	// every descriptor has its id (resolveEpollTargets).
-	epolls []epollOwner
+	// origins: the file entries of simple kinds (internal/fdkind), each
+	// with the descriptor it was read from, for what is done once every
+	// descriptor has its id (resolveEpollTargets).
+	origins []fileOrigin
 	// emptyNet: the tree's net namespace is left out (Options.EmptyNetNS),
 	// so its sockets cannot be described.
 	emptyNet bool
@@ -184,14 +185,6 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	if k := fdkind.Detect(target); k != nil {
 		e, err := p.dumpKind(ft, fd, target, k, info)
-		if err != nil {
-			return nil, err
-		}
-		e.Flags = proto.Uint32(fdFlags)
-		return e, nil
-	}
-	if kind, ok := anonKinds[target]; ok {
-		e, err := p.dumpAnon(ft, fd, target, kind, info)
 		if err != nil {
 			return nil, err
 		}

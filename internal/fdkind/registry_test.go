@@ -12,7 +12,7 @@ import (
 // dump and restore (inPlace): the registry only checks their payload.
 var notMoved = map[fdinfo.FdTypes]bool{
 	fdinfo.FdTypes_REG: true, fdinfo.FdTypes_PIPE: true, fdinfo.FdTypes_FIFO: true,
-	fdinfo.FdTypes_INETSK: true, fdinfo.FdTypes_UNIXSK: true, fdinfo.FdTypes_EVENTPOLL: true,
+	fdinfo.FdTypes_INETSK: true, fdinfo.FdTypes_UNIXSK: true,
 	fdinfo.FdTypes_TTY: true, fdinfo.FdTypes_MEMFD: true,
 }
 
