@@ -159,6 +159,14 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
 	}
+	kind := fdkind.Detect(target)
+	// Only a seized process (not cryo's own copy of a descriptor in
+	// flight) can be prepared by injected calls.
+	if pr, ok := kind.(fdkind.Preparer); ok && len(p.threads) > 0 {
+		if err := pr.Prepare(injector{p}, fd); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
+		}
+	}
 	info, err := proc.ReadFdInfo(p.pid, fd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
@@ -183,8 +191,8 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 		e.Flags = proto.Uint32(fdFlags)
 		return e, nil
 	}
-	if k := fdkind.Detect(target); k != nil {
-		e, err := p.dumpKind(ft, fd, target, k, info)
+	if kind != nil {
+		e, err := p.dumpKind(ft, fd, target, kind, info)
 		if err != nil {
 			return nil, err
 		}
