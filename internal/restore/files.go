@@ -49,6 +49,9 @@ type filePlan struct {
 	// the other holders, cloned already, take a copy from it (lateCopies).
 	late       map[*process][]fileJob
 	lateCopies map[*process][]lateCopy
+	// netLate: sockets of the tree's own net namespaces, made by a
+	// process once it is in its namespace (see netns.go).
+	netLate map[*process][]uint32
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.
@@ -68,6 +71,10 @@ type filePlan struct {
 	ghostPaths map[uint32]ghostPath
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
+	// tcpClose: established connections come back closed (Options.TCPClose);
+	// tcpClosed counts them (the dump locked the network for them too).
+	tcpClose  bool
+	tcpClosed int
 	// madeIn: the process each file was created in (at its temporary
 	// descriptor), for what is done to the files once all exist.
 	madeIn map[uint32]*process
@@ -83,6 +90,9 @@ type filePlan struct {
 	// owners: the process each file moved to the stub is opened for, as
 	// whom the stub opens it (see asOwner); by file id.
 	owners map[uint32]*process
+	// inherit: the files given by --inherit-fd, by key, at their number
+	// in every process of phase one (see inherit.go).
+	inherit map[string]uint64
 }
 
 // ownerOf is the restored process file id is opened for when p opens it.
@@ -174,8 +184,8 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 				fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id, peer}, unixPair: true})
 				continue
 			}
-			if u.GetPeer() != 0 && !ok {
-				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image", u.GetIno(), u.GetPeer())
+			if u.GetPeer() != 0 && !ok && !givenByCaller(procs, u.GetIno()) {
+				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image (a peer outside the tree, dumped with --external unix[%d]?): restore with --inherit-fd fd[N]:socket:[%d]", u.GetIno(), u.GetPeer(), u.GetIno(), u.GetIno())
 			}
 			if u.GetUflags()&uskExtern != 0 {
 				return nil, fmt.Errorf("Unix socket %d: an external socket is held by the tree", u.GetIno())
@@ -193,6 +203,11 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			continue
 		}
 		lca := commonAncestor(holders[id])
+		if late, err := fp.planNetLate(id, lca, holders[id]); err != nil {
+			return nil, err
+		} else if late {
+			continue
+		}
 		if late, err := fp.onOwnMount(id, holders[id]); err != nil {
 			return nil, err
 		} else if late {
@@ -400,6 +415,8 @@ func (fp *filePlan) openIn(p *process) error {
 		var err error
 		if j.shmid != 0 || j.pty != nil {
 			continue
+		} else if n, key, ok := fp.inherited(j); ok {
+			err = fp.useInherited(p, j, n, key)
 		} else if j.ctty {
 			err = fp.openCtty(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {

@@ -9,6 +9,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/cpuinfo"
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	filelock "github.com/checkpoint-restore/go-criu/v7/crit/images/file-lock"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
@@ -19,6 +20,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	seccompimg "github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -46,6 +48,8 @@ type snapshot struct {
 	uncheckedFiles map[uint32]bool
 	ns             *namespaces
 	xfeatures      uint64
+	// seccomp is the seccomp image (checked), nil without one.
+	seccomp *seccompimg.SeccompEntry
 }
 
 // shmemImage is one MAP_SHARED|MAP_ANONYMOUS object: its size and pages.
@@ -69,6 +73,8 @@ type checkpoint struct {
 	pagemap []*pagemap.PagemapEntry
 	fds     []*fdinfo.FdinfoEntry
 	fs      *fsimg.FsEntry
+	// locks are the file locks the process takes again (filelocks.img).
+	locks []*filelock.FileLockEntry
 }
 
 // CRIU's task states.
@@ -153,10 +159,16 @@ func load(dir *image.Dir) (*snapshot, error) {
 	if err := s.loadPtys(dir); err != nil {
 		return nil, err
 	}
+	if err := s.loadLocks(dir); err != nil {
+		return nil, err
+	}
 	if err := s.loadGhosts(dir); err != nil {
 		return nil, err
 	}
 	if err := s.loadNamespaces(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadSeccomp(dir); err != nil {
 		return nil, err
 	}
 	if err := s.checkUsernsIDs(inv.GetRootIds().GetUserNsId()); err != nil {
