@@ -83,10 +83,6 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, err
 	}
-	if err := p.pokeTimerfds(); err != nil {
-		return 0, err
-	}
-
 	ft := d.files
 	fds, err := p.dumpFds(ft)
 	if err != nil {
