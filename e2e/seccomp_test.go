@@ -149,3 +149,23 @@ func TestE2ESeccompRootless(t *testing.T) {
 	w.assertRunningUntouched("after the refused dump")
 	w.Finish()
 }
+
+// TestE2ESeccompCheck: check --feature seccomp_suspend and seccomp_filters
+// (CRIU's names) pass as root, which installs a filter in a stub and reads
+// it back, and fail for a normal user, whom the kernel refuses both.
+func TestE2ESeccompCheck(t *testing.T) {
+	requireCryo(t)
+	res := runCryo(t, "check", "--feature", "seccomp_suspend", "--feature", "seccomp_filters")
+	if res.ExitCode != 0 || !strings.Contains(res.Stdout, "seccomp_suspend is supported") || !strings.Contains(res.Stdout, "seccomp_filters is supported") {
+		t.Errorf("check as root: %s", res)
+	}
+	ensureTestUser(t)
+	requireUserCanExec(t, cryoBin)
+	for _, f := range []string{"seccomp_suspend", "seccomp_filters"} {
+		res := usernsRunCryoAs(t, testUserCred(), "check", "--feature", f)
+		if !strings.Contains(res.Stdout, f+" is not supported") {
+			t.Errorf("check --feature %s as a normal user: %s", f, res)
+		}
+		assertOneErrorLine(t, res, f)
+	}
+}
