@@ -10,6 +10,8 @@ import (
 
 	"github.com/cryo-cr/cryo/internal/check"
 	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/memtrack"
+	"github.com/cryo-cr/cryo/internal/netns"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -29,6 +31,10 @@ func Init() {
 		os.Exit(restore.RunInit(os.Args[1:]))
 	case check.ProbeName:
 		os.Exit(0)
+	case netns.HelperName:
+		os.Exit(netns.RunHelper())
+	case memtrack.KeeperName:
+		os.Exit(memtrack.RunKeeper(os.Args[1:]))
 	}
 }
 
@@ -70,6 +76,11 @@ type DumpOptions struct {
 	// tree must hold no socket in it, and the images are restored with
 	// RestoreOptions.EmptyNetNS.
 	EmptyNetNS bool
+	// ExtMounts names the external mounts of a container's mount namespace
+	// (CRIU's ext_mnt on dump, --external mnt[POINT]:KEY): mount point in
+	// the namespace -> key. They are bind-mounted again on restore from
+	// the host path RestoreOptions.ExtMounts gives for the key.
+	ExtMounts map[string]string
 	// Notify, if set, is called at CRIU's notification points of a dump:
 	// "network-lock" once the tree is frozen, "post-dump" once the images
 	// are written, "network-unlock" once a tree that runs on runs again.
@@ -115,6 +126,7 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		TCPClose:       opts.TCPClose,
 		LinkRemap:      opts.LinkRemap,
 		EmptyNetNS:     opts.EmptyNetNS,
+		ExtMounts:      opts.ExtMounts,
 		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),
 	})
@@ -147,6 +159,21 @@ type RestoreOptions struct {
 	// EmptyNetNS restores the tree into a new network namespace whose
 	// loopback is up; images dumped with DumpOptions.EmptyNetNS need it.
 	EmptyNetNS bool
+	// Root is the directory a container's mount namespace is made again
+	// at (CRIU's --root; runc gives a bind mount of the container's
+	// rootfs): images of a container's namespace need it.
+	Root string
+	// ExtMounts gives the host path of each external mount of a
+	// container's namespace by its key (CRIU's ext_mnt on restore).
+	ExtMounts map[string]string
+	// InheritFds gives the tree descriptors of the caller's in place of
+	// files it held (CRIU's inherit_fd): key ("pipe:[ID]") -> descriptor,
+	// one of 0-2 for now.
+	InheritFds map[string]int
+	// TCPClose brings the established TCP connections of the images back
+	// closed, unconnected sockets at their descriptors (CRIU's restore
+	// --tcp-close); their peers get a reset.
+	TCPClose bool
 	// Notify, if set, is called at CRIU's notification points of a
 	// restore: "pre-restore" (pid 0), "setup-namespaces",
 	// "post-setup-namespaces", "post-restore", "network-unlock" and
@@ -195,6 +222,10 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		LeaveStopped: opts.LeaveStopped,
 		TrustImages:  opts.TrustImages,
 		EmptyNetNS:   opts.EmptyNetNS,
+		Root:         opts.Root,
+		ExtMounts:    opts.ExtMounts,
+		InheritFds:   opts.InheritFds,
+		TCPClose:     opts.TCPClose,
 		Notify:       opts.Notify,
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),

@@ -4,10 +4,11 @@
 # crit, which must read cryo's images, and uidmap (newuidmap) for the
 # user-namespace tests, and Xvnc, xclock, xdpyinfo and xwininfo for the
 # desktop test, and script (bsdutils) for the pty test, and runc and
-# busybox-static for the container test (a busybox bundle). Idempotent; needs
+# busybox-static for the container tests (a busybox bundle), and podman
+# for the podman test (an image imported from that bundle). Idempotent; needs
 # root.
 set -euo pipefail
-packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils runc busybox-static qemu-user)
+packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils runc busybox-static podman qemu-user)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

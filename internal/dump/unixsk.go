@@ -27,7 +27,10 @@ const (
 // unixTable holds the tree's Unix sockets and what the kernel says of the
 // sockets of cryo's network namespace.
 type unixTable struct {
-	diag   map[uint32]*sockdiag.Unix
+	diag map[uint32]*sockdiag.Unix
+	// nsOf: the id of the tree's net namespace a socket is in (none:
+	// cryo's).
+	nsOf   map[uint32]uint32
 	dumped map[uint32]*unixDumped // by inode
 	order  []uint32
 	// external: peers outside the tree saved as external sockets.
@@ -61,7 +64,7 @@ type queuedMsg struct {
 func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	if ft.emptyNet && p.netLeftOut {
-		return nil, fmt.Errorf("%s: a socket in the net namespace left out of the dump (empty_ns): not supported yet", where)
+		return p.dumpLeftOutSocket(ft, fd, target, info)
 	}
 	ino64, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
 	if err != nil {
@@ -77,7 +80,7 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	ut := &ft.unix
 	if ut.diag == nil {
-		if ut.diag, err = sockdiag.Unixes(); err != nil {
+		if ut.diag, ut.nsOf, err = ft.nets.unixes(); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		ut.dumped = map[uint32]*unixDumped{}
@@ -108,6 +111,9 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	if u.State == stateListen {
 		e.Backlog = proto.Uint32(u.WQueue)
+	}
+	if id := ut.nsOf[ino]; id != 0 {
+		e.NsId = proto.Uint32(id)
 	}
 	if u.Shutdown != 0 {
 		e.Shutdown = skopts.SkShutdown(u.Shutdown).Enum()
