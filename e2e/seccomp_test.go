@@ -16,6 +16,7 @@ import (
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	seccompimg "github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
 	"github.com/cryo-cr/cryo/internal/image"
+	"golang.org/x/sys/unix"
 )
 
 // TestE2ESeccomp: each mode of testdata/seccomp.c (see there) dumped and
@@ -120,6 +121,64 @@ func checkSeccompImage(t *testing.T, dir, mode string, threads int) {
 // process runs on untouched, still filtered (its own checks).
 func TestE2ESeccompRootless(t *testing.T) {
 	requireCryo(t)
+	w := startSeccompAsUser(t, "errno")
+	imgDir := usernsDir(t, 0o700)
+	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(w.Pid), "-D", imgDir)
+	assertOneErrorLine(t, res, "process "+strconv.Itoa(w.Pid), "seccomp", "CAP_SYS_ADMIN")
+	w.assertRunningUntouched("after the refused dump")
+	w.Finish()
+}
+
+// TestE2ESeccompRootlessRestore: a filtered process of the test user's
+// (in unshare -r -i, no_new_privs set), dumped by root and restored by the
+// user, who cannot suspend seccomp: the filters go in after everything
+// else of the thread, strict mode after the scratch memory is gone, and
+// the restored process checks itself in its new pid namespace: the filter
+// (TSYNC over threads too) and the strict-mode thread work as before.
+func TestE2ESeccompRootlessRestore(t *testing.T) {
+	requireCryo(t)
+	for _, run := range []string{"errno", "tsync -t 3", "strict -t 2"} {
+		args := strings.Fields(run)
+		t.Run(args[0], func(t *testing.T) {
+			w := startSeccompAsUser(t, args...)
+			w.ImgDir = usernsDir(t, 0o700)
+			dump(t, w.Pid, w.ImgDir, "-v", "4", "-o", "dump.log")
+			w.reapOriginal()
+			chownTree(t, w.ImgDir, testUID, testGID)
+			old := w.Pid
+			w.rst, w.rstOut, w.rstErr = usernsRestoreAs(t, testUserCred(), w.ImgDir)
+			// The restored process: at its old PID inside a new pid
+			// namespace, running and untraced.
+			w.Pid = -1
+			for deadline := time.Now().Add(bound(t, restoreReadyTimeout)); w.Pid < 0; time.Sleep(pollInterval) {
+				if w.rst.Exited() || time.Now().After(deadline) {
+					w.logAll()
+					t.Fatalf("no restored process is pid %d inside its pid namespace (cryo restore exited: %v)", old, w.rst.Exited())
+				}
+				for _, pid := range allPids() {
+					st := procStatus("/proc/" + strconv.Itoa(pid) + "/status")
+					if exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); exe == w.Bin && pid != old && nsInnerPid(pid) == old &&
+						st["TracerPid"] == "0" && st["State"] != "" && strings.ContainsAny(st["State"][:1], "RS") {
+						w.Pid = pid
+					}
+				}
+			}
+			if err := unix.Kill(w.Pid, unix.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if !w.rst.Wait(bound(t, finishTimeout)) {
+				w.logAll()
+				t.Fatalf("cryo restore did not exit within %v of the SIGTERM to the restored process %d", finishTimeout, w.Pid)
+			}
+			w.verdict(w.rst.ExitCode(), true)
+		})
+	}
+}
+
+// startSeccompAsUser starts testdata/seccomp.c with args as the test user,
+// root in a user namespace of its own (unshare -r -i), and waits for READY.
+func startSeccompAsUser(t *testing.T, args ...string) *Workload {
+	t.Helper()
 	ensureTestUser(t)
 	requireUserCanExec(t, cryoBin)
 	bin, err := filepath.EvalSymlinks(workloadBin(t, "seccomp", linkDynamic))
@@ -127,27 +186,29 @@ func TestE2ESeccompRootless(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireUserCanExec(t, bin)
-	w := &Workload{t: t, Name: "seccomp", Bin: bin, Args: []string{"errno"}, Dir: usernsDir(t, 0o755)}
+	w := &Workload{t: t, Name: "seccomp", Bin: bin, Args: args, Dir: usernsDir(t, 0o755)}
 	w.Out = filepath.Join(filepath.Dir(w.Dir), "output.txt")
-	argv := append(slices.Clone(rootlessOwnUID.prefix), "env", "--chdir="+w.Dir, bin, "errno")
-	cmd := userCommand(t, filepath.Dir(w.Dir), w.Out, argv...)
+	argv := append(slices.Clone(rootlessOwnUID.prefix), "env", "--chdir="+w.Dir, bin)
+	cmd := userCommand(t, filepath.Dir(w.Dir), w.Out, append(argv, args...)...)
 	t.Cleanup(w.cleanup)
 	if w.orig, err = startBg(t, "workload seccomp", cmd); err != nil {
 		t.Fatal(err)
 	}
 	w.Pid = w.orig.Pid() // unshare execs the workload
-	w.Tids = []int{w.Pid}
-	for deadline := time.Now().Add(bound(t, readyTimeout)); readyRe.FindString(w.Output()) == ""; {
+	deadline := time.Now().Add(bound(t, readyTimeout))
+	for {
+		if m := readyRe.FindStringSubmatch(w.Output()); m != nil {
+			for _, s := range strings.Split(m[2], ",") {
+				tid, _ := strconv.Atoi(s)
+				w.Tids = append(w.Tids, tid)
+			}
+			return w
+		}
 		if w.orig.Exited() || time.Now().After(deadline) {
 			t.Fatalf("seccomp did not print READY (exited %v); output:\n%s", w.orig.Exited(), clip(w.Output(), 8000))
 		}
 		time.Sleep(pollInterval)
 	}
-	imgDir := usernsDir(t, 0o700)
-	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(w.Pid), "-D", imgDir)
-	assertOneErrorLine(t, res, "process "+strconv.Itoa(w.Pid), "seccomp", "CAP_SYS_ADMIN")
-	w.assertRunningUntouched("after the refused dump")
-	w.Finish()
 }
 
 // TestE2ESeccompCheck: check --feature seccomp_suspend and seccomp_filters
