@@ -21,6 +21,12 @@ import (
 // itself), reading the filters is refused too, so the dump fails here,
 // with the tree untouched.
 func (p *process) suspendSeccomp() error {
+	suspended := 0
+	defer func() {
+		if suspended > 0 {
+			p.logf("process %d: seccomp suspended in %d of its threads while cryo works on them", p.pid, suspended)
+		}
+	}()
 	for _, t := range p.threads {
 		st, err := proc.ReadTaskStatus(p.pid, t.Tid)
 		if err != nil {
@@ -35,6 +41,7 @@ func (p *process) suspendSeccomp() error {
 			}
 			return fmt.Errorf("process %d: %w", p.pid, err)
 		}
+		suspended++
 	}
 	return nil
 }
