@@ -71,6 +71,16 @@ type DumpOptions struct {
 	// LinkRemap lets a deleted file that is still linked under another
 	// name be dumped; it comes back as a copy (CRIU's --link-remap).
 	LinkRemap bool
+	// External names resources outside the tree that it may hold, in
+	// CRIU's --external syntax: tty[RDEV:DEV] (hexadecimal, as CRIU
+	// prints them) for a terminal, unix[INO] for a Unix stream socket
+	// connected to a peer outside (INO: either socket's inode). Restore
+	// them with RestoreOptions.InheritFds.
+	External []string
+	// FileLocks saves the flock, POSIX and OFD locks the tree holds, and
+	// the restore takes them again (CRIU's --file-locks); without it a
+	// tree holding a lock is refused.
+	FileLocks bool
 	// EmptyNetNS leaves the tree's network namespace out of the images, as
 	// CRIU's empty_ns does for a container engine that makes a new one: the
 	// tree must hold no socket in it, and the images are restored with
@@ -125,6 +135,8 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		SkipInFlight:   opts.SkipInFlight,
 		TCPClose:       opts.TCPClose,
 		LinkRemap:      opts.LinkRemap,
+		FileLocks:      opts.FileLocks,
+		External:       opts.External,
 		EmptyNetNS:     opts.EmptyNetNS,
 		ExtMounts:      opts.ExtMounts,
 		Notify:         opts.Notify,
@@ -166,10 +178,6 @@ type RestoreOptions struct {
 	// ExtMounts gives the host path of each external mount of a
 	// container's namespace by its key (CRIU's ext_mnt on restore).
 	ExtMounts map[string]string
-	// InheritFds gives the tree descriptors of the caller's in place of
-	// files it held (CRIU's inherit_fd): key ("pipe:[ID]") -> descriptor,
-	// one of 0-2 for now.
-	InheritFds map[string]int
 	// TCPClose brings the established TCP connections of the images back
 	// closed, unconnected sockets at their descriptors (CRIU's restore
 	// --tcp-close); their peers get a reset.
@@ -180,6 +188,13 @@ type RestoreOptions struct {
 	// "status-ready", all before the tree runs. An error fails the restore,
 	// which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// InheritFds gives the restored tree descriptors of the caller's in
+	// place of files it shared with the world outside it (CRIU's
+	// --inherit-fd fd[N]:KEY): KEY is pipe:[INO] or socket:[INO] as the
+	// dump saw the file, or its path (a terminal, a FIFO); the value is
+	// the caller's descriptor number, open until Restore returns. A key
+	// that names no file of the images is logged and ignored.
+	InheritFds map[string]int
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
 }

@@ -73,9 +73,12 @@ type Options struct {
 	// ExtMounts gives the host path of each external mount by its key
 	// (CRIU's ext_mnt on restore, --external mnt[KEY]:PATH).
 	ExtMounts map[string]string
-	// InheritFds gives the tree descriptors of cryo's in place of files it
-	// held (CRIU's inherit_fd): key -> cryo's descriptor. Keys "pipe:[ID]"
-	// are honoured, for descriptors 0-2 (runc's stdio pipes).
+	// InheritFds are files of cryo's that stand in for files of the tree
+	// shared with the world outside it (CRIU's --inherit-fd fd[N]:KEY and
+	// swrk's inherit_fd): KEY is pipe:[INO] or socket:[INO] as the dump saw
+	// it, or a path (a terminal, a FIFO); the value is the descriptor N of
+	// cryo's process. The caller keeps its own descriptors open until
+	// Restore returns, and may close them then.
 	InheritFds map[string]int
 }
 
@@ -444,6 +447,9 @@ func (p *process) restore() error {
 		return err
 	}
 	if err := p.restoreFiles(); err != nil {
+		return err
+	}
+	if err := p.restoreLocks(); err != nil {
 		return err
 	}
 	if err := p.restoreTask(); err != nil {
