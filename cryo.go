@@ -10,6 +10,8 @@ import (
 
 	"github.com/cryo-cr/cryo/internal/check"
 	"github.com/cryo-cr/cryo/internal/dump"
+	"github.com/cryo-cr/cryo/internal/memtrack"
+	"github.com/cryo-cr/cryo/internal/netns"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -29,6 +31,10 @@ func Init() {
 		os.Exit(restore.RunInit(os.Args[1:]))
 	case check.ProbeName:
 		os.Exit(0)
+	case netns.HelperName:
+		os.Exit(netns.RunHelper())
+	case memtrack.KeeperName:
+		os.Exit(memtrack.RunKeeper(os.Args[1:]))
 	}
 }
 

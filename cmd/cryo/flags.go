@@ -40,6 +40,11 @@ type options struct {
 	checkAll bool
 	// version (-V, --version) prints cryo's version.
 	version bool
+	// prevImagesDir (--prev-images-dir) is the previous pre-dump's
+	// directory, relative to -D; trackMem (--track-mem) tracks writes for
+	// the next dump.
+	prevImagesDir string
+	trackMem      bool
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -98,6 +103,10 @@ func parseFlags(args []string) (*options, error) {
 			o.skipInFlight = true
 		case name == "--tcp-close":
 			o.tcpClose = true
+		case name == "--prev-images-dir":
+			o.prevImagesDir, err = value()
+		case name == "--track-mem":
+			o.trackMem = true
 		case name == "--feature":
 			var v string
 			if v, err = value(); err == nil {

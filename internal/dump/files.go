@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 	"strings"
@@ -30,8 +31,10 @@ type fileTable struct {
 	pipeIDs  []uint64             // in the order first seen
 	fifos    map[uint64]*pipeData // by FIFO inode
 	unix     unixTable
-	memfds   map[uint64]*memfd.MemfdInodeEntry // by inode
-	ghosts   []ghostFile
+	// nets: the namespaces, to find sockets in the tree's net namespaces.
+	nets   *nsTable
+	memfds map[uint64]*memfd.MemfdInodeEntry // by inode
+	ghosts []ghostFile
 	// ghostRemaps maps every file entry of a deleted file to its inode's
 	// one ghost (ghostByInode).
 	ghostRemaps  []ghostRemap
@@ -175,6 +178,14 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	if strings.HasPrefix(target, "socket:[") {
 		e, err := p.dumpUnix(ft, fd, target, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	if k := fdkind.Detect(target); k != nil {
+		e, err := p.dumpKind(ft, fd, target, k, info)
 		if err != nil {
 			return nil, err
 		}

@@ -27,7 +27,10 @@ const (
 // unixTable holds the tree's Unix sockets and what the kernel says of the
 // sockets of cryo's network namespace.
 type unixTable struct {
-	diag   map[uint32]*sockdiag.Unix
+	diag map[uint32]*sockdiag.Unix
+	// nsOf: the id of the tree's net namespace a socket is in (none:
+	// cryo's).
+	nsOf   map[uint32]uint32
 	dumped map[uint32]*unixDumped // by inode
 	order  []uint32
 	// external: peers outside the tree saved as external sockets.
@@ -77,7 +80,7 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	ut := &ft.unix
 	if ut.diag == nil {
-		if ut.diag, err = sockdiag.Unixes(); err != nil {
+		if ut.diag, ut.nsOf, err = ft.nets.unixes(); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		ut.dumped = map[uint32]*unixDumped{}
@@ -108,6 +111,9 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	if u.State == stateListen {
 		e.Backlog = proto.Uint32(u.WQueue)
+	}
+	if id := ut.nsOf[ino]; id != 0 {
+		e.NsId = proto.Uint32(id)
 	}
 	if u.Shutdown != 0 {
 		e.Shutdown = skopts.SkShutdown(u.Shutdown).Enum()

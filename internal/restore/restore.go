@@ -449,6 +449,13 @@ func (p *process) restore() error {
 			return err
 		}
 	}
+	sc, err := p.planSeccomp()
+	if err != nil {
+		return err
+	}
+	if err := p.seccompEarly(sc); err != nil {
+		return err
+	}
 	if err := p.restorePosixTimers(); err != nil {
 		return err
 	}
@@ -460,7 +467,13 @@ func (p *process) restore() error {
 	if err := p.finishTask(); err != nil {
 		return err
 	}
+	if err := p.seccompFilters(sc); err != nil {
+		return err
+	}
 	if err := p.unmapScratch(); err != nil {
+		return err
+	}
+	if err := p.seccompStrict(sc); err != nil {
 		return err
 	}
 	for i, t := range p.threads {
