@@ -12,6 +12,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/memtrack"
 	"github.com/cryo-cr/cryo/internal/netns"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -71,6 +72,16 @@ type DumpOptions struct {
 	// LinkRemap lets a deleted file that is still linked under another
 	// name be dumped; it comes back as a copy (CRIU's --link-remap).
 	LinkRemap bool
+	// External names resources outside the tree that it may hold, in
+	// CRIU's --external syntax: tty[RDEV:DEV] (hexadecimal, as CRIU
+	// prints them) for a terminal, unix[INO] for a Unix stream socket
+	// connected to a peer outside (INO: either socket's inode). Restore
+	// them with RestoreOptions.InheritFds.
+	External []string
+	// FileLocks saves the flock, POSIX and OFD locks the tree holds, and
+	// the restore takes them again (CRIU's --file-locks); without it a
+	// tree holding a lock is refused.
+	FileLocks bool
 	// EmptyNetNS leaves the tree's network namespace out of the images, as
 	// CRIU's empty_ns does for a container engine that makes a new one: the
 	// tree must hold no socket in it, and the images are restored with
@@ -88,6 +99,41 @@ type DumpOptions struct {
 	Notify func(event string, pid int) error
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
+	// Progress, if set, is called about every ProgressInterval while the
+	// tree's memory is copied, and once at the end, from another
+	// goroutine; it must return quickly.
+	Progress func(Progress)
+}
+
+// ProgressInterval is how often DumpOptions.Progress and
+// RestoreOptions.Progress are called.
+const ProgressInterval = 200 * time.Millisecond
+
+// Progress is how far a dump or restore has got with the tree's memory,
+// the part of its work that grows with the tree.
+type Progress struct {
+	// Done is the bytes of memory copied so far; Total the bytes known to
+	// copy, which grows while a dump finds each process's pages.
+	Done, Total int64
+	// Elapsed is the time since the call began.
+	Elapsed time.Duration
+}
+
+// watchProgress starts calling fn (if set) with m's counts; the function
+// it returns stops it after a last call.
+func watchProgress(fn func(Progress)) (*progress.Meter, func()) {
+	if fn == nil {
+		return nil, func() {}
+	}
+	m := progress.New()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Watch(ProgressInterval, stop, func(s progress.Snapshot) {
+			fn(Progress{Done: s.Done, Total: s.Total, Elapsed: s.Elapsed})
+		})
+	}()
+	return m, func() { close(stop); <-done }
 }
 
 // Stats are figures of one dump or restore.
@@ -114,7 +160,9 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		return nil, &InterruptedError{Op: "dump", Cause: err, Err: err}
 	}
 	start := time.Now()
+	meter, stopProgress := watchProgress(opts.Progress)
 	err := dump.DumpContext(ctx, dump.Options{
+		Progress:       meter,
 		Pid:            pid,
 		Dir:            opts.Dir,
 		LeaveRunning:   opts.LeaveRunning,
@@ -125,11 +173,14 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		SkipInFlight:   opts.SkipInFlight,
 		TCPClose:       opts.TCPClose,
 		LinkRemap:      opts.LinkRemap,
+		FileLocks:      opts.FileLocks,
+		External:       opts.External,
 		EmptyNetNS:     opts.EmptyNetNS,
 		ExtMounts:      opts.ExtMounts,
 		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),
 	})
+	stopProgress()
 	switch {
 	case errors.Is(err, dump.ErrInterrupted):
 		return nil, &InterruptedError{Op: "dump", Cause: context.Cause(ctx), Err: err}
@@ -166,18 +217,29 @@ type RestoreOptions struct {
 	// ExtMounts gives the host path of each external mount of a
 	// container's namespace by its key (CRIU's ext_mnt on restore).
 	ExtMounts map[string]string
-	// InheritFds gives the tree descriptors of the caller's in place of
-	// files it held (CRIU's inherit_fd): key ("pipe:[ID]") -> descriptor,
-	// one of 0-2 for now.
-	InheritFds map[string]int
+	// TCPClose brings the established TCP connections of the images back
+	// closed, unconnected sockets at their descriptors (CRIU's restore
+	// --tcp-close); their peers get a reset.
+	TCPClose bool
 	// Notify, if set, is called at CRIU's notification points of a
 	// restore: "pre-restore" (pid 0), "setup-namespaces",
 	// "post-setup-namespaces", "post-restore", "network-unlock" and
 	// "status-ready", all before the tree runs. An error fails the restore,
 	// which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// InheritFds gives the restored tree descriptors of the caller's in
+	// place of files it shared with the world outside it (CRIU's
+	// --inherit-fd fd[N]:KEY): KEY is pipe:[INO] or socket:[INO] as the
+	// dump saw the file, or its path (a terminal, a FIFO); the value is
+	// the caller's descriptor number, open until Restore returns. A key
+	// that names no file of the images is logged and ignored.
+	InheritFds map[string]int
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
+	// Progress, if set, is called about every ProgressInterval while the
+	// tree's memory is written, and once at the end, from another
+	// goroutine; it must return quickly.
+	Progress func(Progress)
 }
 
 // Process is the root of a restored tree, a child of the calling process.
@@ -210,7 +272,9 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		return nil, &InterruptedError{Op: "restore", Cause: err, Err: err}
 	}
 	start := time.Now()
+	meter, stopProgress := watchProgress(opts.Progress)
 	rp, err := restore.Restore(restore.Options{
+		Progress:     meter,
 		Dir:          dir,
 		Detach:       true,
 		PidFile:      opts.PidFile,
@@ -221,10 +285,12 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		Root:         opts.Root,
 		ExtMounts:    opts.ExtMounts,
 		InheritFds:   opts.InheritFds,
+		TCPClose:     opts.TCPClose,
 		Notify:       opts.Notify,
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),
 	})
+	stopProgress()
 	if errors.Is(err, restore.ErrInterrupted) {
 		return nil, &InterruptedError{Op: "restore", Cause: context.Cause(ctx), Err: err}
 	}

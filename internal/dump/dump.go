@@ -22,6 +22,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/seccomp"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -63,7 +64,16 @@ type Options struct {
 	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
 	// as closed sockets instead of refusing them or repairing them.
 	TCPClose bool
-	Logf     func(format string, args ...any)
+	// FileLocks (--file-locks) saves the flock, POSIX and OFD locks the
+	// tree holds; without it a lock refuses the dump, as in CRIU.
+	FileLocks bool
+	// External (--external KIND[ID]) names resources outside the tree it
+	// may hold: tty[RDEV:DEV] a terminal, unix[INO] a Unix stream socket
+	// connected outside (see external.go).
+	External []string
+	// ext is External, parsed once by DumpContext.
+	ext  *externals
+	Logf func(format string, args ...any)
 	// Fault is the hook of the fault-injection tests (nil otherwise).
 	Fault *fault.Injector
 	// EmptyNetNS leaves the tree's net namespace out of the images (CRIU's
@@ -82,6 +92,8 @@ type Options struct {
 	// from the first two fails the dump, the tree left running (a caller of
 	// CRIU's RPC that went away must not lose its tree).
 	Notify func(event string, pid int) error
+	// Progress, when set, counts the bytes of memory to copy and copied.
+	Progress *progress.Meter
 }
 
 // CRIU's task states.
@@ -112,6 +124,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	pid := opts.Pid
 	if pid <= 0 {
 		return fmt.Errorf("invalid pid %d", pid)
+	}
+	if opts.ext, err = parseExternal(opts.External); err != nil {
+		return err
 	}
 	st, err := proc.ReadStatus(pid)
 	if err != nil {
@@ -579,6 +594,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := writeSeccomp(dir, &d.seccomp); err != nil {
+		return err
+	}
+	if err := d.files.locks.write(dir); err != nil {
 		return err
 	}
 	if err := d.ns.write(dir); err != nil {

@@ -71,6 +71,10 @@ type filePlan struct {
 	ghostPaths map[uint32]ghostPath
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
+	// tcpClose: established connections come back closed (Options.TCPClose);
+	// tcpClosed counts them (the dump locked the network for them too).
+	tcpClose  bool
+	tcpClosed int
 	// madeIn: the process each file was created in (at its temporary
 	// descriptor), for what is done to the files once all exist.
 	madeIn map[uint32]*process
@@ -86,6 +90,9 @@ type filePlan struct {
 	// owners: the process each file moved to the stub is opened for, as
 	// whom the stub opens it (see asOwner); by file id.
 	owners map[uint32]*process
+	// inherit: the files given by --inherit-fd, by key, at their number
+	// in every process of phase one (see inherit.go).
+	inherit map[string]uint64
 }
 
 // ownerOf is the restored process file id is opened for when p opens it.
@@ -177,8 +184,8 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 				fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id, peer}, unixPair: true})
 				continue
 			}
-			if u.GetPeer() != 0 && !ok {
-				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image", u.GetIno(), u.GetPeer())
+			if u.GetPeer() != 0 && !ok && !givenByCaller(procs, u.GetIno()) {
+				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image (a peer outside the tree, dumped with --external unix[%d]?): restore with --inherit-fd fd[N]:socket:[%d]", u.GetIno(), u.GetPeer(), u.GetIno(), u.GetIno())
 			}
 			if u.GetUflags()&uskExtern != 0 {
 				return nil, fmt.Errorf("Unix socket %d: an external socket is held by the tree", u.GetIno())
@@ -408,6 +415,8 @@ func (fp *filePlan) openIn(p *process) error {
 		var err error
 		if j.shmid != 0 || j.pty != nil {
 			continue
+		} else if n, key, ok := fp.inherited(j); ok {
+			err = fp.useInherited(p, j, n, key)
 		} else if j.ctty {
 			err = fp.openCtty(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
@@ -418,14 +427,10 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeUnix(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_INETSK {
 			err = fp.makeInet(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_EVENTPOLL {
-			err = fp.makeEpoll(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
 		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.makeKind(p, j.ids[0], k)
-		} else if fd, ok := fp.inheritedPipe(p, j); ok {
-			err = fp.inheritPipe(p, j, fd)
 		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
 		} else {

@@ -3,6 +3,7 @@ package restore
 import (
 	"fmt"
 	"github.com/cryo-cr/cryo/internal/bufpool"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"os"
 	"time"
 
@@ -32,13 +33,27 @@ type fillSlice struct {
 
 // splitFill cuts the pagemap into buffer-sized slices laid out back to back
 // in the pages image, each with the destination ranges of its bytes.
-func splitFill(pm []*pagemapEntry, bufSize uint64) []fillSlice {
+// Pages inside the spans of skip (sorted, disjoint: areas premapped in phase
+// one, see cow.go) are left out.
+func splitFill(pm []*pagemapEntry, bufSize uint64, skip []span) []fillSlice {
 	var out []fillSlice
 	var cur fillSlice
 	var off uint64
 	for _, pe := range pm {
 		addr := pe.GetVaddr()
 		size := uint64(pe.GetNrPages()) * pageSize
+		for len(skip) > 0 && skip[0].end <= addr {
+			skip = skip[1:]
+		}
+		if len(skip) > 0 && skip[0].start <= addr {
+			// checkVmas keeps a page run inside one area: all of it.
+			off += size
+			if cur.size > 0 {
+				out = append(out, cur)
+			}
+			cur = fillSlice{off: off}
+			continue
+		}
 		for size > 0 {
 			if cur.size == bufSize || len(cur.remote) == maxIovecs {
 				out = append(out, cur)
@@ -105,8 +120,19 @@ func (p *process) fillPages() error {
 	bufSize := min(fillBufSize, total)
 	u := p.openUffdFill()
 	defer u.close()
-	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, bufSize), &p.r.bufs, int(bufSize), u); err != nil {
+	slices := splitFill(p.c.pagemap, bufSize, p.cowSpans())
+	for _, sl := range slices {
+		p.r.opts.Progress.Expect(int64(sl.size))
+	}
+	if err := writeSlices(p.pid, f, slices, &p.r.bufs, int(bufSize), u, p.r.opts.Progress); err != nil {
 		return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
+	}
+	for _, s := range p.cowSpans() {
+		for _, pe := range p.c.pagemap {
+			if pe.GetVaddr() >= s.start && pe.GetVaddr() < s.end {
+				total -= uint64(pe.GetNrPages()) * pageSize
+			}
+		}
 	}
 	p.r.pagesRestored += total / pageSize
 	p.r.memFill += time.Since(start)
@@ -116,7 +142,7 @@ func (p *process) fillPages() error {
 
 // writeSlices copies every slice of the image f into process pid: reading
 // in one goroutine, writing in the caller's.
-func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufpool.Pool, bufSize int, u *uffdFill) error {
+func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufpool.Pool, bufSize int, u *uffdFill, meter *progress.Meter) error {
 	n := min(fillBufs, len(slices))
 	free := make(chan []byte, n)
 	for i := 0; i < n; i++ {
@@ -165,6 +191,7 @@ func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufpool.Pool, bu
 		if err := writeSliceVia(pid, fl.buf[:fl.sl.size], fl.sl.remote, u); err != nil {
 			return err
 		}
+		meter.Add(int64(fl.sl.size))
 		free <- fl.buf
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/cpuinfo"
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	filelock "github.com/checkpoint-restore/go-criu/v7/crit/images/file-lock"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
@@ -72,6 +73,8 @@ type checkpoint struct {
 	pagemap []*pagemap.PagemapEntry
 	fds     []*fdinfo.FdinfoEntry
 	fs      *fsimg.FsEntry
+	// locks are the file locks the process takes again (filelocks.img).
+	locks []*filelock.FileLockEntry
 }
 
 // CRIU's task states.
@@ -154,6 +157,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		return nil, err
 	}
 	if err := s.loadPtys(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadLocks(dir); err != nil {
 		return nil, err
 	}
 	if err := s.loadGhosts(dir); err != nil {

@@ -96,7 +96,7 @@ func runDump(r Request) error {
 // RPC restores detached, the caller adopting the tree.
 func runRestore(r Request) (int, error) {
 	p, err := cryo.Restore(context.Background(), r.ImagesDir, cryo.RestoreOptions{
-		ShellJob: r.ShellJob, LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Root: r.Root, ExtMounts: r.ExtMounts, InheritFds: r.InheritFds, Notify: r.Notify,
+		ShellJob: r.ShellJob, LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Root: r.Root, ExtMounts: r.ExtMounts, InheritFds: r.InheritFds, TCPClose: r.TCPClose, Notify: r.Notify,
 		Logger: logger(r.Logf),
 	})
 	if err != nil {

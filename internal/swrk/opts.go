@@ -154,10 +154,6 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 		switch {
 		case dumping:
 			refuse("inherit_fd %s at %d: a restore option", f.GetKey(), f.GetFd())
-		case !strings.HasPrefix(f.GetKey(), "pipe:["):
-			refuse("inherit_fd %s at %d: cryo takes only pipes (pipe:[ID]) from its caller yet", f.GetKey(), f.GetFd())
-		case f.GetFd() < 0 || f.GetFd() > 2:
-			refuse("inherit_fd %s at %d: cryo takes only the caller's descriptors 0, 1 and 2 yet", f.GetKey(), f.GetFd())
 		default:
 			if req.InheritFds == nil {
 				req.InheritFds = map[string]int{}
@@ -171,11 +167,8 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	if o.GetTcpSkipInFlight() {
 		req.SkipInFlight = true
 	}
-	switch {
-	case o.GetTcpClose() && dumping:
+	if o.GetTcpClose() {
 		req.TCPClose = true
-	case o.GetTcpClose():
-		refuse("tcp_close on restore: cryo closes connections when it dumps them (tcp_close there), not when it restores them, yet")
 	}
 	if o.GetLsmProfile() != "" || o.GetLsmMountContext() != "" {
 		refuse("lsm_profile %q, lsm_mount_context %q: cryo does not set LSM labels (no AppArmor or SELinux here)", o.GetLsmProfile(), o.GetLsmMountContext())
