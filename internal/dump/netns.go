@@ -107,6 +107,11 @@ func (t *nsTable) socketNs(s int) (uint32, error) {
 	if st.Ino == t.own["net"] {
 		return 0, nil
 	}
+	if t.emptyNet && st.Ino == t.emptyNetIno {
+		// The namespace left out (empty_ns, a container's): the socket is
+		// made again in the new one.
+		return t.id("net", st.Ino), nil
+	}
 	if t.nets.byIno[st.Ino] == nil {
 		return 0, fmt.Errorf("it lives in net namespace %d, which no process of the tree is in: not supported", st.Ino)
 	}

@@ -52,6 +52,16 @@ func (d *dumper) lockNetwork() error {
 	for _, t := range d.files.tcp {
 		conns = append(conns, t.conn)
 	}
+	if d.ns.emptyNetIno != 0 {
+		// The connections are in the tree's own namespace, left out of
+		// the images (a container's): locked there, and the lock goes
+		// with the namespace when the tree is killed.
+		if err := netlock.LockInNetNS(d.opts.Pid, d.opts.Pid, conns); err != nil {
+			return err
+		}
+		d.logf("network locked for %d TCP connections in the tree's net namespace (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))
+		return nil
+	}
 	if err := netlock.Lock(d.opts.Pid, conns); err != nil {
 		return err
 	}
