@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 	"strings"
@@ -55,6 +56,8 @@ type fileTable struct {
 	// emptyNet: the tree's net namespace is left out (Options.EmptyNetNS),
 	// so its sockets cannot be described.
 	emptyNet bool
+	// locks: the file locks held through the tree's descriptors.
+	locks lockTable
 }
 
 func newFileTable() *fileTable {
@@ -145,6 +148,9 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := p.dumpLocks(ft, fd, e.GetId()); err != nil {
+			return nil, err
+		}
 		out = append(out, e)
 	}
 	return out, nil
@@ -177,6 +183,14 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	if strings.HasPrefix(target, "socket:[") {
 		e, err := p.dumpUnix(ft, fd, target, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	if k := fdkind.Detect(target); k != nil {
+		e, err := p.dumpKind(ft, fd, target, k, info)
 		if err != nil {
 			return nil, err
 		}
@@ -225,8 +239,8 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 			e.Flags = proto.Uint32(fdFlags)
 			return e, nil
 		}
-		if isTerminal(st.Rdev) && !p.opts.ShellJob {
-			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.fdName(fd), target)
+		if isTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
+			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal, or with %s and restore with --inherit-fd fd[N]:%s", p.fdName(fd), target, ttyHint(&st), target)
 		}
 	case unix.S_IFIFO:
 		e, err := p.dumpFifo(ft, fd, target, info, &st)

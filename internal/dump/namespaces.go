@@ -84,6 +84,9 @@ type nsTable struct {
 	emptyNetIno uint64
 	// nets: the tree's own net namespaces (netns.go).
 	nets netTable
+	// extMounts are the external mounts the caller named
+	// (Options.ExtMounts): mount point in the namespace -> key.
+	extMounts map[string]string
 }
 
 // mountNamespace is a mount namespace of the tree: its mounts and a

@@ -37,6 +37,9 @@ type unixTable struct {
 	external map[uint32]bool
 	// accepted: connections taken out of backlogs, in order.
 	accepted []acceptedConn
+	// outside: the tree's sockets connected to a peer outside that
+	// --external named (see external.go).
+	outside map[uint32]bool
 }
 
 type unixDumped struct {
@@ -64,7 +67,7 @@ type queuedMsg struct {
 func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	if ft.emptyNet && p.netLeftOut {
-		return nil, fmt.Errorf("%s: a socket in the net namespace left out of the dump (empty_ns): not supported yet", where)
+		return p.dumpLeftOutSocket(ft, fd, target, info)
 	}
 	ino64, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
 	if err != nil {
@@ -478,8 +481,14 @@ func (ut *unixTable) check(ft *fileTable, opts Options, procs []*process) error 
 			name = " (" + strings.TrimPrefix(pu.Name, "\x00") + ")"
 		}
 		where := fmt.Sprintf("process %d fd %d: Unix socket %d is connected to socket %d%s outside the tree", d.pid, d.fd, ino, peer, name)
+		if opts.ext.unixOutside(ino, peer) {
+			if err := ut.outsidePeer(d, ino, where); err != nil {
+				return err
+			}
+			continue
+		}
 		if !external {
-			return fmt.Errorf("%s: dump with --ext-unix-sk to reconnect it to that name on restore", where)
+			return fmt.Errorf("%s: dump with --ext-unix-sk to reconnect it to that name on restore, or with --external unix[%d] and restore with --inherit-fd fd[N]:socket:[%d]", where, ino, ino)
 		}
 		if d.entry.GetType() != unix.SOCK_DGRAM || pu == nil || !pu.HasName || len(pu.Name) == 0 {
 			return fmt.Errorf("%s: only a datagram socket connected to a named peer can be external", where)
