@@ -131,7 +131,7 @@ func (t *nsTable) writeNets(dir *image.Dir) error {
 		var devs []proto.Message
 		for _, l := range n.state.Links {
 			d := &netdev.NetDeviceEntry{Type: ndType(l.Kind).Enum(), Ifindex: proto.Uint32(uint32(l.Index)),
-				Mtu: proto.Uint32(uint32(l.MTU)), Flags: proto.Uint32(l.Flags), Name: proto.String(l.Name)}
+				Mtu: proto.Uint32(uint32(l.MTU)), Flags: proto.Uint32(l.Flags), Name: proto.String(l.Name), Address: l.HWAddr}
 			if l.Kind == "veth" {
 				d.PeerIfindex = proto.Uint32(uint32(l.PeerIndex))
 				d.PeerNsid = proto.Uint32(l.PeerNs)

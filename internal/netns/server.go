@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,6 +108,7 @@ func read() (*State, error) {
 				return nil, fmt.Errorf("link %s: its veth peer: %w", a.Name, err)
 			}
 			link.PeerIndex, link.PeerNetnsID = peer, a.NetNsID
+			link.HWAddr = a.HardwareAddr
 		default:
 			return nil, fmt.Errorf("link %s: links of type %s are not supported yet", a.Name, l.Type())
 		}
@@ -322,6 +324,11 @@ func apply(s *State) error {
 		if err != nil {
 			return fmt.Errorf("link %s: %w", l.Name, err)
 		}
+		if len(l.HWAddr) > 0 && !bytes.Equal(link.Attrs().HardwareAddr, l.HWAddr) {
+			if err := netlink.LinkSetHardwareAddr(link, l.HWAddr); err != nil {
+				return fmt.Errorf("link %s: hardware address %s: %w", l.Name, net.HardwareAddr(l.HWAddr), err)
+			}
+		}
 		if l.MTU != 0 && link.Attrs().MTU != l.MTU {
 			if err := netlink.LinkSetMTU(link, l.MTU); err != nil {
 				return fmt.Errorf("link %s: MTU %d: %w", l.Name, l.MTU, err)
@@ -415,6 +422,9 @@ func setAddrs(link netlink.Link, l Link) error {
 		}
 		if a.Broadcast != "" {
 			addr.Broadcast = net.ParseIP(a.Broadcast)
+		}
+		if ipnet.IP.To4() == nil && ipnet.IP.IsLinkLocalUnicast() {
+			continue // the kernel's own, made again when the link comes up
 		}
 		if ipnet.IP.To4() == nil {
 			// No duplicate address detection: the address was usable

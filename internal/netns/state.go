@@ -36,7 +36,9 @@ type Link struct {
 	Kind  string
 	Flags uint32 // IFF_*: IFF_UP is what is restored
 	MTU   int
-	Addrs []Addr
+	// HWAddr is a veth's MAC address, given back (the loopback has none).
+	HWAddr []byte
+	Addrs  []Addr
 	// PeerIndex is a veth's other end's index, in the namespace
 	// PeerNetnsID names (netlink's IFLA_LINK_NETNSID, -1: this one).
 	PeerIndex   int
@@ -92,6 +94,9 @@ func (s *State) Check() error {
 		}
 		if l.Name == "" || len(l.Name) >= 16 {
 			return fmt.Errorf("link %q: bad name", l.Name)
+		}
+		if len(l.HWAddr) > 32 {
+			return fmt.Errorf("link %s: hardware address of %d bytes", l.Name, len(l.HWAddr))
 		}
 		if l.MTU < 0 || l.MTU > 1<<20 {
 			return fmt.Errorf("link %s: MTU %d", l.Name, l.MTU)

@@ -55,7 +55,7 @@ func (s *snapshot) loadNet(dir *image.Dir, id uint32) error {
 	names := map[int]string{}
 	for _, d := range devs {
 		l := netns.Link{Name: d.GetName(), Index: int(d.GetIfindex()), Flags: d.GetFlags(), MTU: int(d.GetMtu()),
-			Addrs: addrs[int(d.GetIfindex())]}
+			Addrs: addrs[int(d.GetIfindex())], HWAddr: d.GetAddress()}
 		switch d.GetType() {
 		case netdev.NdType_LOOPBACK:
 			l.Kind = "device"
