@@ -82,6 +82,16 @@ func TestE2ENetnsVeth(t *testing.T) {
 	w.Finish()
 }
 
+// TestE2ENetnsVethRootless: netns_veth.c's two namespaces joined by a
+// veth pair, started by the test user in unshare -r -i (mode "listen": no
+// connection before the dump, which the rootless harness makes without
+// --tcp-established), dumped and restored by that user: the pair, its
+// addresses, MTU, route and setting come back, and the child connects to
+// the root's listener over it.
+func TestE2ENetnsVethRootless(t *testing.T) {
+	runRootlessWorkload(t, rootlessOwnUID, "netns_veth", "listen")
+}
+
 // TestE2ENetnsVethExternal: a veth whose other end is in the test's own
 // net namespace, outside the tree, is refused at dump time in one line
 // naming the link (CRIU would need --external veth[...]); the tree runs on
