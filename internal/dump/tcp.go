@@ -50,36 +50,47 @@ func (d *dumper) lockNetwork() error {
 	if len(d.files.tcp) == 0 {
 		return nil
 	}
-	var conns []netlock.Conn
+	// Each connection is locked in the namespace it lives in: cryo's, one
+	// of the tree's own (through its helper), or the tree's namespace
+	// left out of the images (a container's, EmptyNetNS), whose lock goes
+	// with the namespace when the tree is killed.
+	var conns, inEmpty []netlock.Conn
 	inNets := map[uint32][]netlock.Conn{}
+	var emptyID uint32
+	if d.ns.emptyNetIno != 0 {
+		emptyID = d.ns.ids["net"][d.ns.emptyNetIno]
+	}
 	for _, t := range d.files.tcp {
-		if t.netNs != 0 {
+		switch {
+		case t.netNs != 0 && t.netNs == emptyID:
+			inEmpty = append(inEmpty, t.conn)
+		case t.netNs != 0:
 			inNets[t.netNs] = append(inNets[t.netNs], t.conn)
-			continue
+		default:
+			conns = append(conns, t.conn)
 		}
-		conns = append(conns, t.conn)
 	}
 	if err := d.ns.lockNets(d.opts.Pid, inNets); err != nil {
 		return err
 	}
-	if len(conns) == 0 {
-		return nil
-	}
-	if d.ns.emptyNetIno != 0 {
-		// The connections are in the tree's own namespace, left out of
-		// the images (a container's): locked there, and the lock goes
-		// with the namespace when the tree is killed.
-		if err := netlock.LockInNetNS(d.opts.Pid, d.opts.Pid, conns); err != nil {
+	if len(conns) > 0 {
+		if err := netlock.Lock(d.opts.Pid, conns); err != nil {
 			d.ns.unlockNets(d.opts.Pid, inNets)
 			return err
 		}
-		d.logf("network locked for %d TCP connections in the tree's net namespace (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))
-		return nil
+		d.logf("network locked for %d TCP connections (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))
 	}
-	if err := netlock.Lock(d.opts.Pid, conns); err != nil {
-		d.ns.unlockNets(d.opts.Pid, inNets)
-		return err
+	if len(inEmpty) > 0 {
+		// Last: a failure after it would leave the running tree's own
+		// namespace locked.
+		if err := netlock.LockInNetNS(d.opts.Pid, d.opts.Pid, inEmpty); err != nil {
+			d.ns.unlockNets(d.opts.Pid, inNets)
+			if len(conns) > 0 {
+				netlock.Unlock(d.opts.Pid)
+			}
+			return err
+		}
+		d.logf("network locked for %d TCP connections in the tree's net namespace (nftables table inet %s)", len(inEmpty), netlock.TableName(d.opts.Pid))
 	}
-	d.logf("network locked for %d TCP connections (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))
 	return nil
 }
