@@ -196,7 +196,7 @@ func (p *process) premap() error {
 			continue
 		}
 		v := vmas[i]
-		flags := uint64(v.GetFlags())&^(unix.MAP_FIXED|unix.MAP_FIXED_NOREPLACE) | unix.MAP_FIXED_NOREPLACE | unix.MAP_ANONYMOUS
+		flags := uint64(v.GetFlags())&^(unix.MAP_FIXED|unix.MAP_FIXED_NOREPLACE|unix.MAP_LOCKED) | unix.MAP_FIXED_NOREPLACE | unix.MAP_ANONYMOUS
 		got, err := t.Syscall(unix.SYS_MMAP, a.temp, v.GetEnd()-v.GetStart(), unix.PROT_READ|unix.PROT_WRITE, flags, ^uint64(0), 0)
 		if err == nil && got != a.temp {
 			err = fmt.Errorf("mapped at %#x", got)
