@@ -92,6 +92,9 @@ func (p *process) fillPages() error {
 	if len(p.c.pagemap) == 0 {
 		return nil
 	}
+	if hasInParent(p.c.pagemap) {
+		return p.fillChain()
+	}
 	start := time.Now()
 	f, err := p.r.dir.OpenPages(p.c.pagesID)
 	if err != nil {

@@ -66,6 +66,20 @@ type Options struct {
 	// process is rebuilt, before any runs; pid is the root's. An error
 	// fails the restore, which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// Root is the directory a container's mount namespace is rooted at
+	// (CRIU's --root; runc gives a bind mount of the rootfs): images of a
+	// container's namespace need it.
+	Root string
+	// ExtMounts gives the host path of each external mount by its key
+	// (CRIU's ext_mnt on restore, --external mnt[KEY]:PATH).
+	ExtMounts map[string]string
+	// InheritFds are files of cryo's that stand in for files of the tree
+	// shared with the world outside it (CRIU's --inherit-fd fd[N]:KEY and
+	// swrk's inherit_fd): KEY is pipe:[INO] or socket:[INO] as the dump saw
+	// it, or a path (a terminal, a FIFO); the value is the descriptor N of
+	// cryo's process. The caller keeps its own descriptors open until
+	// Restore returns, and may close them then.
+	InheritFds map[string]int
 }
 
 // Process is a restored root process that is cryo's child.
@@ -435,6 +449,9 @@ func (p *process) restore() error {
 	if err := p.restoreFiles(); err != nil {
 		return err
 	}
+	if err := p.restoreLocks(); err != nil {
+		return err
+	}
 	if err := p.restoreTask(); err != nil {
 		return err
 	}
@@ -449,6 +466,13 @@ func (p *process) restore() error {
 			return err
 		}
 	}
+	sc, err := p.planSeccomp()
+	if err != nil {
+		return err
+	}
+	if err := p.seccompEarly(sc); err != nil {
+		return err
+	}
 	if err := p.restorePosixTimers(); err != nil {
 		return err
 	}
@@ -460,7 +484,13 @@ func (p *process) restore() error {
 	if err := p.finishTask(); err != nil {
 		return err
 	}
+	if err := p.seccompFilters(sc); err != nil {
+		return err
+	}
 	if err := p.unmapScratch(); err != nil {
+		return err
+	}
+	if err := p.seccompStrict(sc); err != nil {
 		return err
 	}
 	for i, t := range p.threads {

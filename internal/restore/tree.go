@@ -83,7 +83,7 @@ func (r *restorer) createTree() error {
 // createRoot starts the stub and clones the root from it at its PID.
 func (r *restorer) createRoot(root *process) error {
 	pid := root.c.pid
-	stub, err := r.tr.StartStub(r.opts.StubPath, []string{ptrace.StubName}, []uintptr{0, 1, 2})
+	stub, err := r.tr.StartStub(r.opts.StubPath, []string{ptrace.StubName}, r.stubFiles())
 	if err != nil {
 		return fmt.Errorf("restore pid %d: %w", pid, err)
 	}
