@@ -50,9 +50,12 @@ func cowEligible(v *vma.VmaEntry) bool {
 	return st == image.VmaRegular|image.VmaAnonPrivate && v.GetFlags()&unix.MAP_GROWSDOWN == 0
 }
 
-// cowCapable tells whether p has a memory image to share areas with.
+// cowCapable tells whether p has a memory image to share areas with. Not
+// the image of an incremental dump (pages in parent images, see
+// parentchain.go): fillCow reads only the pages image of the directory
+// restored, so such a process is filled whole by fillChain instead.
 func cowCapable(p *process) bool {
-	return p != nil && !p.c.zombie && !p.c.helper && p.c.mm != nil
+	return p != nil && !p.c.zombie && !p.c.helper && p.c.mm != nil && !hasInParent(p.c.pagemap)
 }
 
 // matchVma returns the index of q's area that fork would have left from v:
