@@ -22,6 +22,13 @@
  *       +-- B    setpgid(0, 0), forks N, then joins group A
  *           +-- N  group B (its leader B is in group A)
  *
+ * "gone-leader": a session whose leader is gone.
+ *
+ *   root (session leader, child subreaper)
+ *   +-- (A)      setsid, forks B, exits; root reaps it
+ *   +-- B        reparented to root, in A's session and group, which have
+ *                no live leader
+ *
  * Every process prints its TREE line once its ids are final, checks them
  * after SIGTERM, SIGTERMs and reaps its children.
  */
@@ -112,6 +119,26 @@ static void left_a(void)
 	leaf();
 }
 
+static void gone_a(void)
+{
+	pid_t b, a = getpid();
+	if (setsid() < 0)
+		wl_die("A: setsid: %s", strerror(errno));
+	b = wl_fork("B");
+	if (b == 0) {
+		nkids = 0;
+		for (int i = 0; i < 8000 && getppid() == a; i++)
+			wl_msleep(1);
+		if (getppid() == a)
+			wl_die("B: still a child of A after 8 s");
+		leaf();
+		finish_node();
+		wl_child_exit();
+	}
+	fflush(stdout);
+	_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	wl_init(argc, argv);
@@ -123,9 +150,21 @@ int main(int argc, char **argv)
 		spawn("A", old_a);
 	else if (strcmp(wl_mode, "group-left") == 0)
 		spawn("A", left_a);
-	else
-		wl_die("mode must be old-session or group-left, not '%s'", wl_mode);
-	wl_wait_mark("A");
+	else if (strcmp(wl_mode, "gone-leader") == 0) {
+		pid_t a;
+		if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+			wl_die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+		a = wl_fork("A");
+		if (a == 0)
+			gone_a();
+		if (waitpid(a, NULL, 0) != a)
+			wl_die("reap A: %s", strerror(errno));
+		kids[nkids] = wl_wait_mark("B");
+		kid_names[nkids++] = "B";
+	} else
+		wl_die("mode must be old-session, group-left or gone-leader, not '%s'", wl_mode);
+	if (strcmp(wl_mode, "gone-leader") != 0)
+		wl_wait_mark("A");
 	wl_tree_line();
 	wl_ready();
 	finish_node();

@@ -111,3 +111,42 @@ func (r *restorer) checkEarlySession(p *process) error {
 	}
 	return nil
 }
+
+// adoptSessionMembers gives each session helper (a helper at the id of a
+// session whose leader is gone) the members it must fork: the children of
+// its parent that need its session at fork. Once they are forked it
+// exits, and they are reparented to that parent, a child subreaper (as
+// they were when their leader exited).
+func (r *restorer) adoptSessionMembers() {
+	for _, h := range r.procs {
+		if !h.c.helper || int(h.c.tree.GetSid()) != h.c.pid || h.parent == nil {
+			continue
+		}
+		var stay []*process
+		for _, c := range h.parent.children {
+			if s, ok := c.inheritedSession(); ok && int(s) == h.c.pid {
+				h.children = append(h.children, c)
+			} else {
+				stay = append(stay, c)
+			}
+		}
+		h.parent.children = stay
+	}
+}
+
+// handOverMembers makes sure the members a session helper forked go to
+// its parent when it exits: the parent must be a child subreaper, as the
+// image says it was.
+func (p *process) handOverMembers() error {
+	if len(p.children) == 0 {
+		return nil
+	}
+	par := p.parent
+	if par.c.zombie || len(par.c.cores) == 0 || !par.c.cores[0].GetTc().GetChildSubreaper() {
+		return fmt.Errorf("restore pid %d: session %d has no leader and its members' parent %d is no child subreaper: not supported", p.children[0].c.pid, p.c.pid, par.c.pid)
+	}
+	if _, err := par.leader.Syscall(unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1); err != nil {
+		return fmt.Errorf("restore pid %d: child subreaper: %w", par.c.pid, err)
+	}
+	return nil
+}

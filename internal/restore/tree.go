@@ -36,6 +36,7 @@ func (r *restorer) createTree() error {
 			p.parent.children = append(p.parent.children, p)
 		}
 	}
+	r.adoptSessionMembers()
 	plan, err := planFiles(r.snap, r.procs)
 	if err != nil {
 		return err
@@ -389,7 +390,7 @@ func (r *restorer) ownerUserns(root *process) (uint32, *usernsImage) {
 // the memory its children inherit (cow.go), and clones its children,
 // recursively.
 func (r *restorer) build(p *process) error {
-	leads := !p.c.zombie && int(p.c.tree.GetSid()) == p.c.pid
+	leads := (!p.c.zombie || p.c.helper) && int(p.c.tree.GetSid()) == p.c.pid
 	// Children left in the session p had before its setsid are forked
 	// before it (sessions.go).
 	early, late := p.splitBySession()
@@ -554,6 +555,9 @@ func (p *process) becomeZombie() error {
 // dropHelper ends a group helper once the members joined its group: it
 // exits and its parent reaps it, so no trace of it is left.
 func (p *process) dropHelper() error {
+	if err := p.handOverMembers(); err != nil {
+		return err
+	}
 	if err := p.leader.ExitWith(0); err != nil {
 		return fmt.Errorf("restore group helper %d: %w", p.c.pid, err)
 	}
