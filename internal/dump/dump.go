@@ -507,7 +507,21 @@ func (d *dumper) addGroupHelpers() {
 	for _, p := range d.procs {
 		pids[p.pid] = true
 	}
-	rootPgid := d.procs[0].stat.Pgrp
+	rootPgid, rootSid := d.procs[0].stat.Pgrp, d.procs[0].stat.Session
+	// A session whose leader exited, its members reparented: the helper
+	// leads it (setsid) and forks the members under their parent, then
+	// exits, and they are reparented again (restore's sessions.go).
+	for _, p := range d.procs {
+		s := p.stat.Session
+		if p.zombie || pids[s] || s == rootSid {
+			continue
+		}
+		pids[s] = true
+		st := *p.stat
+		st.Pid, st.PPid, st.Pgrp = s, p.ppid, s
+		d.procs = append(d.procs, &process{pid: s, ppid: p.ppid, stat: &st, helper: true})
+		d.logf("session %d has no leader in the tree: a helper stands for it", s)
+	}
 	for _, p := range d.procs {
 		g := p.stat.Pgrp
 		if p.zombie || pids[g] || g == rootPgid || p.stat.Session == g {

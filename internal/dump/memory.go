@@ -80,6 +80,14 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			return nil, nil, fmt.Errorf("%s: special mapping not supported", where)
 		case m.VmFlags.Has(proc.FlagIO) || m.VmFlags.Has(proc.FlagPFNMap):
 			return nil, nil, fmt.Errorf("%s: device memory (VM_IO/VM_PFNMAP) cannot be checkpointed", where)
+		case strings.HasPrefix(m.Path, "/[aio]"):
+			// io_setup's ring: its requests live in the kernel's AIO
+			// context, which no image type of cryo's holds yet.
+			return nil, nil, fmt.Errorf("%s: AIO ring (io_setup): not supported yet", where)
+		case m.VmFlags.Has(proc.FlagHugeTLB):
+			return nil, nil, fmt.Errorf("%s: hugetlbfs memory (MAP_HUGETLB or a hugetlbfs file): not supported yet", where)
+		case m.VmFlags.Has(proc.FlagLockOnFault):
+			return nil, nil, fmt.Errorf("%s: memory locked on fault (mlock2 MLOCK_ONFAULT): not supported yet", where)
 		case m.Shared && m.Deleted && (m.Path == "/dev/zero" || strings.HasPrefix(m.Path, "/memfd:")):
 			// MAP_SHARED|MAP_ANONYMOUS: a shmem object, saved once for
 			// every process that maps it (by inode).
@@ -136,6 +144,10 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 		}
 		if m.VmFlags.Has(proc.FlagNoReserve) {
 			flags |= unix.MAP_NORESERVE
+		}
+		if m.VmFlags.Has(proc.FlagLocked) {
+			// mlock: restore maps it MAP_LOCKED, which locks it again.
+			flags |= unix.MAP_LOCKED
 		}
 		var madv uint64
 		for _, f := range madvFlags {

@@ -50,9 +50,12 @@ func cowEligible(v *vma.VmaEntry) bool {
 	return st == image.VmaRegular|image.VmaAnonPrivate && v.GetFlags()&unix.MAP_GROWSDOWN == 0
 }
 
-// cowCapable tells whether p has a memory image to share areas with.
+// cowCapable tells whether p has a memory image to share areas with. Not
+// the image of an incremental dump (pages in parent images, see
+// parentchain.go): fillCow reads only the pages image of the directory
+// restored, so such a process is filled whole by fillChain instead.
 func cowCapable(p *process) bool {
-	return p != nil && !p.c.zombie && !p.c.helper && p.c.mm != nil
+	return p != nil && !p.c.zombie && !p.c.helper && p.c.mm != nil && !hasInParent(p.c.pagemap)
 }
 
 // matchVma returns the index of q's area that fork would have left from v:
@@ -196,7 +199,7 @@ func (p *process) premap() error {
 			continue
 		}
 		v := vmas[i]
-		flags := uint64(v.GetFlags())&^(unix.MAP_FIXED|unix.MAP_FIXED_NOREPLACE) | unix.MAP_FIXED_NOREPLACE | unix.MAP_ANONYMOUS
+		flags := uint64(v.GetFlags())&^(unix.MAP_FIXED|unix.MAP_FIXED_NOREPLACE|unix.MAP_LOCKED) | unix.MAP_FIXED_NOREPLACE | unix.MAP_ANONYMOUS
 		got, err := t.Syscall(unix.SYS_MMAP, a.temp, v.GetEnd()-v.GetStart(), unix.PROT_READ|unix.PROT_WRITE, flags, ^uint64(0), 0)
 		if err == nil && got != a.temp {
 			err = fmt.Errorf("mapped at %#x", got)

@@ -70,6 +70,9 @@ func (c *checkpoint) checkVmas(files map[uint32]*fdinfo.FileEntry) error {
 		}
 		prev = e
 	}
+	if err := c.checkLocked(); err != nil {
+		return err
+	}
 	// Every page run must lie inside one private mapping.
 	vmas := c.mm.GetVmas()
 	j := 0
@@ -202,7 +205,9 @@ func (p *process) mapVmas() error {
 		if hasPages[i] {
 			prot |= unix.PROT_READ | unix.PROT_WRITE
 		}
-		flags := uint64(v.GetFlags())&^unix.MAP_FIXED_NOREPLACE | unix.MAP_FIXED
+		// Locked once filled (lockVma): MAP_LOCKED would fault every page
+		// in before the fill, which then finds them there.
+		flags := uint64(v.GetFlags())&^(unix.MAP_FIXED_NOREPLACE|unix.MAP_LOCKED) | unix.MAP_FIXED
 		fd := ^uint64(0)
 		if addr, ok := p.r.files.anonAddr[v.GetShmid()]; ok && v.GetStatus()&image.VmaAnonShared != 0 {
 			// A piece of the object, inherited whole: a new mapping of the
@@ -280,6 +285,9 @@ func (p *process) mapVmas() error {
 			if _, err := t.Syscall(unix.SYS_MPROTECT, v.GetStart(), v.GetEnd()-v.GetStart(), uint64(v.GetProt())); err != nil {
 				return fmt.Errorf("restore pid %d: protect %#x-%#x: %w", t.Pid, v.GetStart(), v.GetEnd(), err)
 			}
+		}
+		if err := p.lockVma(v); err != nil {
+			return err
 		}
 		for adv := uint64(0); adv < 64; adv++ {
 			if v.GetMadv()&(1<<adv) == 0 {

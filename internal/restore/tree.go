@@ -36,6 +36,7 @@ func (r *restorer) createTree() error {
 			p.parent.children = append(p.parent.children, p)
 		}
 	}
+	r.adoptSessionMembers()
 	plan, err := planFiles(r.snap, r.procs)
 	if err != nil {
 		return err
@@ -389,9 +390,18 @@ func (r *restorer) ownerUserns(root *process) (uint32, *usernsImage) {
 // the memory its children inherit (cow.go), and clones its children,
 // recursively.
 func (r *restorer) build(p *process) error {
-	if !p.c.zombie && int(p.c.tree.GetSid()) == p.c.pid {
-		if _, err := p.leader.Syscall(unix.SYS_SETSID); err != nil {
-			return fmt.Errorf("restore pid %d: setsid: %w", p.c.pid, err)
+	leads := (!p.c.zombie || p.c.helper) && int(p.c.tree.GetSid()) == p.c.pid
+	// Children left in the session p had before its setsid are forked
+	// before it (sessions.go).
+	early, late := p.splitBySession()
+	if len(early) > 0 {
+		if err := r.checkEarlySession(p); err != nil {
+			return err
+		}
+	}
+	if leads && len(early) == 0 {
+		if err := p.setsid(); err != nil {
+			return err
 		}
 	}
 	if err := r.files.openIn(p); err != nil {
@@ -401,16 +411,29 @@ func (r *restorer) build(p *process) error {
 	if err := p.premap(); err != nil {
 		return err
 	}
-	for _, child := range p.children {
-		if err := p.clone(child, 0, uint64(unix.SIGCHLD)); err != nil {
+	fork := func(children []*process) error {
+		for _, child := range children {
+			if err := p.clone(child, 0, uint64(unix.SIGCHLD)); err != nil {
+				return err
+			}
+			child.userns = p.userns
+			if err := r.build(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(early) > 0 {
+		if err := fork(early); err != nil {
 			return err
 		}
-		child.userns = p.userns
-		if err := r.build(child); err != nil {
-			return err
+		if leads {
+			if err := p.setsid(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return fork(late)
 }
 
 // setGroups puts every process in its process group, and checks sessions.
@@ -444,15 +467,28 @@ func (r *restorer) setGroups() error {
 			return uint64(inner.seenBy(p, v))
 		}
 	}
-	// Group leaders first, then the members.
-	for pass := 0; pass < 2; pass++ {
+	selfOf := func(p *process) uint64 {
+		if p.c.nsPids != nil {
+			return uint64(p.c.nsPids[0])
+		}
+		return uint64(p.c.pid)
+	}
+	pgidOf := func(p *process) uint64 { return wantFor(p)(p.c.tree.GetPgid(), rootTree.GetPgid(), rootPgid) }
+	// A group whose id is a live process that has joined another group
+	// since: that process makes it again first, and joins its own group
+	// last, once the members are in (sessions.go).
+	left, err := r.leadLeftGroups(selfOf, pgidOf)
+	if err != nil {
+		return err
+	}
+	// Group leaders first, then the members, then those that left the
+	// group of their id.
+	for pass := 0; pass < 3; pass++ {
 		for _, p := range r.procs {
-			pgid := wantFor(p)(p.c.tree.GetPgid(), rootTree.GetPgid(), rootPgid)
-			self := uint64(p.c.pid)
-			if p.c.nsPids != nil {
-				self = uint64(p.c.nsPids[0])
-			}
-			if (pgid == self) != (pass == 0) {
+			pgid := pgidOf(p)
+			self := selfOf(p)
+			switch {
+			case pass == 0 && pgid != self, pass == 1 && (pgid == self || left[p]), pass == 2 && !left[p]:
 				continue
 			}
 			cur, err := actual(p, unix.SYS_GETPGID)
@@ -519,6 +555,9 @@ func (p *process) becomeZombie() error {
 // dropHelper ends a group helper once the members joined its group: it
 // exits and its parent reaps it, so no trace of it is left.
 func (p *process) dropHelper() error {
+	if err := p.handOverMembers(); err != nil {
+		return err
+	}
 	if err := p.leader.ExitWith(0); err != nil {
 		return fmt.Errorf("restore group helper %d: %w", p.c.pid, err)
 	}
