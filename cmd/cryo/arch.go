@@ -9,7 +9,7 @@ import "github.com/cryo-cr/cryo/internal/ptrace"
 // which are the same everywhere, and runs on any architecture.
 func archRefuses(cmd string) error {
 	switch cmd {
-	case "dump", "restore", "check", "swrk":
+	case "dump", "pre-dump", "restore", "check", "swrk":
 		return ptrace.ArchSupported()
 	}
 	return nil

@@ -51,19 +51,32 @@ func (o *options) logger() (func(string, ...any), func(error), error) {
 	return logf, done, nil
 }
 
-func cmdDump(args []string) (err error) {
+func cmdDump(args []string) (err error) { return dumpCommand("dump", args) }
+
+// cmdPreDump is CRIU's pre-dump: the memory only, the tree left running
+// with its writes tracked (see internal/dump/predump.go).
+func cmdPreDump(args []string) (err error) { return dumpCommand("pre-dump", args) }
+
+// dumpCommand runs dump or pre-dump.
+func dumpCommand(name string, args []string) (err error) {
 	o, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
-	if err := o.onlyForCheck("dump"); err != nil {
+	if err := o.onlyForCheck(name); err != nil {
 		return err
 	}
 	if o.pid == 0 {
-		return usageError("dump needs -t PID")
+		return usageError("%s needs -t PID", name)
 	}
 	if o.dir == "" {
-		return usageError("dump needs -D DIR")
+		return usageError("%s needs -D DIR", name)
+	}
+	preDump := name == "pre-dump"
+	if preDump {
+		// CRIU's pre-dump always tracks (its --track-mem is implied
+		// where soft-dirty works) and always leaves the tree running.
+		o.trackMem = true
 	}
 	logf, done, err := o.logger()
 	if err != nil {
@@ -78,9 +91,10 @@ func cmdDump(args []string) (err error) {
 	}
 	err = dump.DumpContext(ctx, dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
 		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
-		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, Logf: logf, Fault: inj})
+		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, FileLocks: o.fileLocks, External: o.external, Logf: logf, Fault: inj,
+		PreDump: preDump, ParentDir: o.prevImagesDir, TrackMem: o.trackMem})
 	if err != nil {
-		return fmt.Errorf("dump %d: %w", o.pid, err)
+		return fmt.Errorf("%s %d: %w", name, o.pid, err)
 	}
 	if err := o.moveStats(dump.StatsName); err != nil {
 		return err
@@ -98,9 +112,6 @@ func cmdRestore(args []string) (status int, err error) {
 	}
 	if err := o.onlyForCheck("restore"); err != nil {
 		return 0, err
-	}
-	if o.tcpClose {
-		return 0, usageError("restore --tcp-close is not supported yet: dump with --tcp-close instead, which saves the connections closed")
 	}
 	if o.dir == "" {
 		return 0, usageError("restore needs -D DIR")
@@ -121,7 +132,8 @@ func cmdRestore(args []string) (status int, err error) {
 		return 0, err
 	}
 	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
-		LeaveStopped: o.leaveStopped, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj})
+		LeaveStopped: o.leaveStopped, TCPClose: o.tcpClose, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj, InheritFds: o.inheritFds})
+	o.closeInherited()
 	// Once the tree runs, a signal to cryo is no interruption of the
 	// restore any more.
 	stop()

@@ -40,6 +40,20 @@ type options struct {
 	checkAll bool
 	// version (-V, --version) prints cryo's version.
 	version bool
+	// prevImagesDir (--prev-images-dir) is the previous pre-dump's
+	// directory, relative to -D; trackMem (--track-mem) tracks writes for
+	// the next dump.
+	prevImagesDir string
+	trackMem      bool
+	// fileLocks (--file-locks) saves the file locks the tree holds.
+	fileLocks bool
+	// inheritFds (restore --inherit-fd fd[N]:KEY, repeatable): cryo's
+	// descriptors that stand in for files of the tree shared with the
+	// world outside it.
+	inheritFds map[string]int
+	// external (dump --external KIND[ID], repeatable): resources outside
+	// the tree that the tree may hold (tty[RDEV:DEV], unix[INO]).
+	external []string
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -98,6 +112,22 @@ func parseFlags(args []string) (*options, error) {
 			o.skipInFlight = true
 		case name == "--tcp-close":
 			o.tcpClose = true
+		case name == "--prev-images-dir":
+			o.prevImagesDir, err = value()
+		case name == "--track-mem":
+			o.trackMem = true
+		case name == "--file-locks":
+			o.fileLocks = true
+		case name == "--inherit-fd":
+			var v string
+			if v, err = value(); err == nil {
+				err = o.parseInheritFd(v)
+			}
+		case name == "--external":
+			var v string
+			if v, err = value(); err == nil {
+				o.external = append(o.external, v)
+			}
 		case name == "--feature":
 			var v string
 			if v, err = value(); err == nil {

@@ -71,6 +71,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 			return 0, err
 		}
 	}
+	if err := p.collectSeccomp(&d.seccomp, cores); err != nil {
+		return 0, err
+	}
 	tc, err := p.taskCore(cores[0])
 	if err != nil {
 		return 0, err
@@ -111,6 +114,12 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, err
 	}
+	// Pages unchanged since the previous dump stay in its images.
+	if runs, err = d.parentRuns(p, maps, runs); err != nil {
+		return 0, err
+	}
+	// The snapshot's exit frame goes in the scratch memory.
+	snap := d.takeSnapshot(p, runs)
 	// Kept until here for shared memory read from inside (addResident).
 	if err := p.scratch.unmap(); err != nil {
 		return 0, err
@@ -127,7 +136,7 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err := p.step("memory: copy"); err != nil {
 		return 0, err
 	}
-	n, err := p.writePages(dir, pagesID, runs, &d.bufs)
+	n, err := d.savePages(p, dir, pagesID, runs, snap)
 	if err != nil {
 		return 0, err
 	}
@@ -242,6 +251,17 @@ func (d *dumper) writeTree(dir *image.Dir, xfeatures uint64) error {
 	if err := dir.Write(cpuinfoName, "CPUINFO", cpuInfo(xfeatures)); err != nil {
 		return err
 	}
+	if len(d.snaps) > 0 {
+		// The pages still in snapshot children come first
+		// (finishSnapshots), then the inventory.
+		return nil
+	}
+	return d.writeInventory(dir)
+}
+
+// writeInventory writes inventory.img, last, once every other image is on
+// disk: it is what says the dump is whole.
+func (d *dumper) writeInventory(dir *image.Dir) error {
 	var uptime unix.Sysinfo_t
 	_ = unix.Sysinfo(&uptime)
 	inv := &inventory.InventoryEntry{

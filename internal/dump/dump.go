@@ -23,6 +23,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/seccomp"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -49,10 +50,29 @@ type Options struct {
 	// under another name be dumped; its contents come back in a ghost
 	// file, a copy. Without it such a file is refused, as by CRIU.
 	LinkRemap bool
+	// PreDump (cryo pre-dump) saves only the memory, and leaves the tree
+	// running with its writes tracked (TrackMem) for the next dump.
+	PreDump bool
+	// ParentDir (--prev-images-dir) is the previous (pre-)dump's images
+	// directory, relative to Dir, as a sibling (../DIR1): pages unchanged
+	// since then are left in it (pagemap in_parent).
+	ParentDir string
+	// TrackMem (--track-mem) tracks the writes of the tree after a
+	// pre-dump, for the next dump.
+	TrackMem bool
 	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
 	// as closed sockets instead of refusing them or repairing them.
 	TCPClose bool
-	Logf     func(format string, args ...any)
+	// FileLocks (--file-locks) saves the flock, POSIX and OFD locks the
+	// tree holds; without it a lock refuses the dump, as in CRIU.
+	FileLocks bool
+	// External (--external KIND[ID]) names resources outside the tree it
+	// may hold: tty[RDEV:DEV] a terminal, unix[INO] a Unix stream socket
+	// connected outside (see external.go).
+	External []string
+	// ext is External, parsed once by DumpContext.
+	ext  *externals
+	Logf func(format string, args ...any)
 	// Fault is the hook of the fault-injection tests (nil otherwise).
 	Fault *fault.Injector
 	// EmptyNetNS leaves the tree's net namespace out of the images (CRIU's
@@ -60,6 +80,10 @@ type Options struct {
 	// makes a new one. The tree must have one net namespace and no socket
 	// in it.
 	EmptyNetNS bool
+	// ExtMounts names the container's external mounts (CRIU's ext_mnt, or
+	// --external mnt[POINT]:KEY): mount point in the tree's mount
+	// namespace -> the key the restore is given a host path for.
+	ExtMounts map[string]string
 	// Notify, when set, is called at CRIU's notification points: "network-lock"
 	// once the tree is frozen, "post-dump" once the images are written and
 	// before the tree is killed or let go, "network-unlock" once a tree that
@@ -97,6 +121,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	pid := opts.Pid
 	if pid <= 0 {
 		return fmt.Errorf("invalid pid %d", pid)
+	}
+	if opts.ext, err = parseExternal(opts.External); err != nil {
+		return err
 	}
 	st, err := proc.ReadStatus(pid)
 	if err != nil {
@@ -152,8 +179,11 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
 	d.tr.Fault = opts.Fault
 	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
+	d.ns.extMounts = opts.ExtMounts
 	defer d.tr.Close()
 	defer d.files.closeHeld()
+	defer d.ns.closeNets()
+	d.files.nets = d.ns
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
 	defer func() {
 		if r := recover(); r != nil {
@@ -161,6 +191,12 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 			err = fmt.Errorf("internal error while dumping %d (tree left running): %v\n%s", pid, r, debug.Stack())
 		}
 	}()
+	if opts.PreDump || opts.ParentDir != "" || opts.TrackMem {
+		if err := d.openTracking(pid); err != nil {
+			return err
+		}
+		defer d.closeTracking(false)
+	}
 	d.stats.frozenAt = time.Now()
 	if err := d.seizeTree(pid); err != nil {
 		d.report(err)
@@ -172,6 +208,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	if err := opts.notify("network-lock", pid); err != nil {
 		d.release()
 		return err
+	}
+	if opts.PreDump {
+		return d.finishPreDump(dir)
 	}
 	if err := d.checkpoint(dir); err != nil {
 		d.report(err)
@@ -193,10 +232,32 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 			d.stop()
 		}
 		d.opts.Fault.Point("resume: start")
-		if err := d.release(); err != nil {
+		// Kept out of release, which drops the snapshots of a failed dump.
+		snaps := d.snaps
+		d.snaps = nil
+		err := d.release()
+		d.snaps = snaps
+		if err != nil {
+			d.dropSnapshots()
 			return fmt.Errorf("resume process %d: %w", pid, err)
 		}
 		d.opts.Fault.Point("resume: done")
+		if len(d.snaps) > 0 {
+			// The tree runs again; its pages come from the snapshots.
+			d.stats.frozen = time.Since(d.stats.frozenAt)
+			opts.Logf("tree of %d runs again after %v; copying its memory from %d snapshots", pid, d.stats.frozen, len(d.snaps))
+			copyStart := time.Now()
+			n, err := d.finishSnapshots()
+			d.stats.memwrite += time.Since(copyStart)
+			d.stats.pagesSaved += uint64(n) / proc.PageSize()
+			if err == nil {
+				err = d.writeInventory(dir)
+			}
+			if err != nil {
+				return fmt.Errorf("process %d (tree left running): %w", pid, err)
+			}
+			opts.Logf("memory copied from the snapshots in %v", time.Since(copyStart))
+		}
 		if opts.LeaveStopped {
 			opts.Logf("tree of %d left stopped", pid)
 		} else {
@@ -217,7 +278,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 		d.opts.Fault.Point("kill: done")
 		opts.Logf("tree of %d killed in %v", pid, d.stats.kill)
 	}
-	d.stats.frozen = time.Since(d.stats.frozenAt)
+	if d.stats.frozen == 0 {
+		d.stats.frozen = time.Since(d.stats.frozenAt)
+	}
 	opts.Logf("frozen for %v", d.stats.frozen)
 	opts.Logf("stats: %s", d.stats.summary())
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
@@ -250,6 +313,8 @@ type dumpStats struct {
 	imagesDone, kill         time.Duration
 	memdump, memwrite        time.Duration
 	pagesScanned, pagesSaved uint64
+	// pagesParent are the pages left in the parent's images.
+	pagesParent uint64
 }
 
 func usec(d time.Duration) *uint32 { return proto.Uint32(uint32(d.Microseconds())) }
@@ -261,7 +326,7 @@ func (s *dumpStats) entry() *stats.StatsEntry {
 		MemdumpTime:        usec(s.memdump),
 		MemwriteTime:       usec(s.memwrite),
 		PagesScanned:       proto.Uint64(s.pagesScanned),
-		PagesSkippedParent: proto.Uint64(0),
+		PagesSkippedParent: proto.Uint64(s.pagesParent),
 		PagesWritten:       proto.Uint64(s.pagesSaved),
 		PagesLazy:          proto.Uint64(0),
 	}}
@@ -281,6 +346,13 @@ type dumper struct {
 	bufs bufpool.Pool
 	// locks tell other cryos which processes this one is dumping.
 	locks *dumpLocks
+	// seccomp holds the seccomp filter chains of the tree's threads.
+	seccomp seccomp.Table
+	// snaps are the snapshot children whose pages are still to copy
+	// (snapshot.go).
+	snaps []*snapshot
+	// track is the write tracking of an incremental dump (predump.go).
+	track *tracking
 }
 
 // process is one process of the tree being dumped.
@@ -351,6 +423,9 @@ func (d *dumper) seizeTree(root int) error {
 			return err
 		}
 		if err := p.seize(); err != nil {
+			return err
+		}
+		if err := p.suspendSeccomp(); err != nil {
 			return err
 		}
 		// Read again now that it is frozen.
@@ -506,6 +581,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	if err := d.files.ptys.write(dir); err != nil {
 		return err
 	}
+	if err := writeSeccomp(dir, &d.seccomp); err != nil {
+		return err
+	}
+	if err := d.files.locks.write(dir); err != nil {
+		return err
+	}
 	if err := d.ns.write(dir); err != nil {
 		return err
 	}
@@ -522,7 +603,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 // release undoes everything done to the tree and detaches from it.
 // It is safe to call more than once.
 func (d *dumper) release() error {
-	first := d.files.repair.Resume()
+	// Snapshot children of a dump that failed go first, while their
+	// processes are still seized to reap them.
+	first := d.dropSnapshots()
+	if err := d.files.repair.Resume(); err != nil && first == nil {
+		first = err
+	}
 	if err := d.putBackBacklogs(); err != nil && first == nil {
 		first = err
 	}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -37,6 +36,13 @@ var madvFlags = []struct {
 type pageRun struct {
 	addr, size uint64
 	force      bool // not readable: go through /proc/PID/mem
+	// frozen: in an area a fork does not copy as it is (MADV_DONTFORK,
+	// MADV_WIPEONFORK), so a snapshot child cannot give its pages: they
+	// are copied from the process while the tree is frozen.
+	frozen bool
+	// parent: the pages are unchanged since the previous (pre-)dump and
+	// are found in its images (pagemap in_parent): nothing is copied.
+	parent bool
 }
 
 // vmaEntries turns the memory map into VMA entries and lists the page runs
@@ -151,6 +157,7 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
 		force := m.Prot&unix.PROT_READ == 0
+		frozen := m.VmFlags.Has(proc.FlagDontCopy) || m.VmFlags.Has(proc.FlagWipeOnFork)
 		var run *pageRun
 		for i, pe := range pages {
 			keep := pe.Swapped() || (pe.Present() && !(anonPages && pe.FileOrSharedAnon()))
@@ -159,11 +166,17 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 				run = nil
 				continue
 			}
-			if run != nil && run.addr+run.size == addr {
+			// An anonymous page another process maps too (copy-on-write
+			// after fork) is read through /proc/PID/mem: process_vm_readv
+			// pins it, and the kernel copies a shared anonymous page
+			// before pinning it, so the tree would leave the dump with a
+			// copy per process.
+			pageForce := force || (pe.Present() && !pe.Exclusive() && !pe.FileOrSharedAnon())
+			if run != nil && run.addr+run.size == addr && run.force == pageForce {
 				run.size += page
 				continue
 			}
-			runs = append(runs, pageRun{addr: addr, size: page, force: force})
+			runs = append(runs, pageRun{addr: addr, size: page, force: pageForce, frozen: frozen})
 			run = &runs[len(runs)-1]
 		}
 	}
@@ -183,16 +196,7 @@ func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun, poo
 	if err != nil {
 		return n, fmt.Errorf("process %d: save memory: %w", p.pid, err)
 	}
-	entries := make([]*pagemap.PagemapEntry, 0, len(runs))
-	page := proc.PageSize()
-	for _, r := range runs {
-		entries = append(entries, &pagemap.PagemapEntry{
-			Vaddr:   proto.Uint64(r.addr),
-			NrPages: proto.Uint32(uint32(r.size / page)),
-			Flags:   proto.Uint32(image.PagePresent),
-		})
-	}
-	return n, dir.WritePagemap(p.pid, pagesID, entries)
+	return n, dir.WritePagemap(p.pid, pagesID, pagemapEntries(runs))
 }
 
 // copyBufSize is the size of each worker's buffer. Reused buffers keep
@@ -208,19 +212,24 @@ type copySlice struct {
 }
 
 // sliceRuns cuts the runs into buffer-sized slices laid out back to back.
+// A slice never mixes frozen and other runs, so that each can be copied
+// from its own source (see snapshot.go).
 func sliceRuns(runs []pageRun) []copySlice {
 	var out []copySlice
 	var cur copySlice
 	var fill, off int64
 	for _, r := range runs {
+		if r.parent {
+			continue // no data here: in the parent's images
+		}
 		addr, size := r.addr, r.size
 		for size > 0 {
-			if fill == copyBufSize || len(cur.parts) == 1024 {
+			if fill == copyBufSize || len(cur.parts) == 1024 || (len(cur.parts) > 0 && cur.parts[0].frozen != r.frozen) {
 				out = append(out, cur)
 				cur, fill = copySlice{off: off}, 0
 			}
 			n := min(size, uint64(copyBufSize-fill))
-			cur.parts = append(cur.parts, pageRun{addr: addr, size: n, force: r.force})
+			cur.parts = append(cur.parts, pageRun{addr: addr, size: n, force: r.force, frozen: r.frozen})
 			addr, size, fill, off = addr+n, size-n, fill+int64(n), off+int64(n)
 		}
 	}
@@ -240,10 +249,20 @@ func sliceRuns(runs []pageRun) []copySlice {
 // a page on a paravirtualized guest), which for a small process cost more
 // than its copy.
 func copyPages(pid int, runs []pageRun, f *os.File, pool *bufpool.Pool) (int64, error) {
-	slices := sliceRuns(runs)
+	return copySlices(pid, sliceRuns(runs), f, pool)
+}
+
+// copySlices is copyPages for slices already cut (by sliceRuns): each goes
+// at its own offset of f.
+func copySlices(pid int, slices []copySlice, f *os.File, pool *bufpool.Pool) (int64, error) {
 	var total uint64
-	for _, r := range runs {
-		total += r.size
+	for _, sl := range slices {
+		for _, r := range sl.parts {
+			total += r.size
+		}
+	}
+	if total == 0 {
+		return 0, nil
 	}
 	bufSize := int(min(total, copyBufSize))
 	work := make(chan copySlice)

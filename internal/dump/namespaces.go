@@ -85,6 +85,11 @@ type nsTable struct {
 	// added counts the processes recorded so far: the first is the
 	// tree's root.
 	added int
+	// nets: the tree's own net namespaces (netns.go).
+	nets netTable
+	// extMounts are the external mounts the caller named
+	// (Options.ExtMounts): mount point in the namespace -> key.
+	extMounts map[string]string
 }
 
 // mountNamespace is a mount namespace of the tree: its mounts and a
@@ -136,6 +141,12 @@ func (t *nsTable) add(p *process) error {
 		}
 		if kind == "net" && t.emptyNet {
 			if err := t.leaveNetOut(p, ino); err != nil {
+				return err
+			}
+			continue
+		}
+		if kind == "net" {
+			if err := t.addNet(p, ino); err != nil {
 				return err
 			}
 			continue
@@ -245,6 +256,9 @@ func (t *nsTable) setIDs(p *process, ids *core.TaskKobjIdsEntry) {
 // get lower ids than their children (they were met first).
 func (t *nsTable) write(dir *image.Dir) error {
 	if err := t.writeEmptyNet(dir); err != nil {
+		return err
+	}
+	if err := t.writeNets(dir); err != nil {
 		return err
 	}
 	var inos []uint64

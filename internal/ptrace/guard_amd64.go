@@ -286,9 +286,12 @@ func (t *Tracee) guardedSyscall(pre func() error, nr uintptr, a [6]uint64) (uint
 	if err != nil {
 		return 0, err
 	}
+	if t.chain != 0 {
+		frame, onStack = t.chain, false
+	}
 	// The frame is written before the registers point at it. A frame in
 	// the area is written once: it never changes.
-	if onStack || t.written != frame {
+	if t.chain == 0 && (onStack || t.written != frame) {
 		if err := t.writeFrame(frame); err != nil {
 			return 0, err
 		}

@@ -45,6 +45,10 @@ type Tracee struct {
 	// (see guard_amd64.go); written is where its frame was written last.
 	guard   *guardState
 	written uint64
+	// chain, when set, is the stack pointer of the next guarded call in
+	// place of the thread's own frame: a chain of frames already written
+	// (see Snapshot).
+	chain uint64
 	// last describes the last injected call, for failure reports.
 	last string
 }
