@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -375,6 +376,15 @@ func (b *browser) checkpointRestore(cred *syscall.Credential) int {
 // cleanup kills what is left of the tree (the test user's processes
 // below the launcher or the restored root).
 func (b *browser) cleanup() {
+	// Also every process of the launcher's session: a test that failed
+	// before the tree settled knows only the root's PID, and Xvnc and
+	// Firefox would outlive it.
+	sid := b.launcher.Pid()
+	for _, pid := range allPids() {
+		if st, err := readProcState(pid); err == nil && st.Sid == sid && !slices.Contains(b.pids, pid) {
+			b.pids = append(b.pids, pid)
+		}
+	}
 	for _, pid := range b.pids {
 		uid := strings.Fields(procStatus(fmt.Sprintf("/proc/%d/status", pid))["Uid"])
 		if len(uid) > 0 && uid[0] == strconv.Itoa(testUID) {
