@@ -82,6 +82,9 @@ type nsTable struct {
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
 	emptyNet    bool
 	emptyNetIno uint64
+	// added counts the processes recorded so far: the first is the
+	// tree's root.
+	added int
 	// nets: the tree's own net namespaces (netns.go).
 	nets netTable
 	// extMounts are the external mounts the caller named
@@ -125,6 +128,7 @@ func (t *nsTable) add(p *process) error {
 		return err
 	}
 	p.ns = ns
+	t.added++
 	if t.emptyNet {
 		if err := t.checkNetShared(p); err != nil {
 			return err
@@ -177,6 +181,9 @@ func (t *nsTable) add(p *process) error {
 			return err
 		}
 		if _, ok := t.pids[ino]; !ok {
+			if err := t.pidNsAtRoot(p, ino); err != nil {
+				return err
+			}
 			owner, err := userns.OwnerOf(p.pid, "pid")
 			if err != nil {
 				return fmt.Errorf("process %d: owner of its pid namespace: %w", p.pid, err)

@@ -44,3 +44,15 @@ func (p *process) pidSeenBy(q *process) (int, error) {
 	}
 	return 0, fmt.Errorf("process %d is not in the pid namespace of process %d", p.pid, q.pid)
 }
+
+// pidNsAtRoot refuses p's pid namespace ino, not cryo's and met for the
+// first time, unless p is the tree's root: restore makes a pid namespace
+// only with the tree's root, so one a sandbox made below it (bubblewrap's,
+// Chromium's: clone with CLONE_NEWUSER|CLONE_NEWPID by a process of the
+// tree) would be refused only after the dump had killed the tree.
+func (t *nsTable) pidNsAtRoot(p *process, ino uint64) error {
+	if t.added == 1 {
+		return nil
+	}
+	return fmt.Errorf("process %d has a pid namespace of its own (%d) below the tree's root: nested pid namespaces, as sandboxes make them, are not supported yet", p.pid, ino)
+}
