@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/cryo-cr/cryo/internal/cpu"
+	"github.com/cryo-cr/cryo/internal/memtrack"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
@@ -353,5 +354,15 @@ func CRIU() []Feature {
 		{Name: "ipv6_freebind", What: "IPV6_FREEBIND", Probe: probeIPv6Freebind},
 		{Name: "openat2", What: "openat2 with RESOLVE_* flags", Probe: probeOpenat2},
 		{Name: "memfd", What: "memfd_create", Probe: probeMemfd},
+		{Name: "mem_track", What: "tracking of written pages for pre-dump (userfaultfd WP_ASYNC and PAGEMAP_SCAN; CRIU's soft-dirty is not used)", Probe: probeMemTrack},
 	}
+}
+
+// probeMemTrack checks what pre-dump's write tracking needs
+// (internal/memtrack).
+func probeMemTrack() (string, error) {
+	if err := memtrack.Probe(); err != nil {
+		return "", err
+	}
+	return "userfaultfd WP_ASYNC, PAGEMAP_SCAN", nil
 }
