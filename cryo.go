@@ -11,6 +11,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/check"
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/memtrack"
+	"github.com/cryo-cr/cryo/internal/netns"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -30,6 +31,8 @@ func Init() {
 		os.Exit(restore.RunInit(os.Args[1:]))
 	case check.ProbeName:
 		os.Exit(0)
+	case netns.HelperName:
+		os.Exit(netns.RunHelper())
 	case memtrack.KeeperName:
 		os.Exit(memtrack.RunKeeper(os.Args[1:]))
 	}
@@ -68,11 +71,26 @@ type DumpOptions struct {
 	// LinkRemap lets a deleted file that is still linked under another
 	// name be dumped; it comes back as a copy (CRIU's --link-remap).
 	LinkRemap bool
+	// External names resources outside the tree that it may hold, in
+	// CRIU's --external syntax: tty[RDEV:DEV] (hexadecimal, as CRIU
+	// prints them) for a terminal, unix[INO] for a Unix stream socket
+	// connected to a peer outside (INO: either socket's inode). Restore
+	// them with RestoreOptions.InheritFds.
+	External []string
+	// FileLocks saves the flock, POSIX and OFD locks the tree holds, and
+	// the restore takes them again (CRIU's --file-locks); without it a
+	// tree holding a lock is refused.
+	FileLocks bool
 	// EmptyNetNS leaves the tree's network namespace out of the images, as
 	// CRIU's empty_ns does for a container engine that makes a new one: the
 	// tree must hold no socket in it, and the images are restored with
 	// RestoreOptions.EmptyNetNS.
 	EmptyNetNS bool
+	// ExtMounts names the external mounts of a container's mount namespace
+	// (CRIU's ext_mnt on dump, --external mnt[POINT]:KEY): mount point in
+	// the namespace -> key. They are bind-mounted again on restore from
+	// the host path RestoreOptions.ExtMounts gives for the key.
+	ExtMounts map[string]string
 	// Notify, if set, is called at CRIU's notification points of a dump:
 	// "network-lock" once the tree is frozen, "post-dump" once the images
 	// are written, "network-unlock" once a tree that runs on runs again.
@@ -117,7 +135,10 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		SkipInFlight:   opts.SkipInFlight,
 		TCPClose:       opts.TCPClose,
 		LinkRemap:      opts.LinkRemap,
+		FileLocks:      opts.FileLocks,
+		External:       opts.External,
 		EmptyNetNS:     opts.EmptyNetNS,
+		ExtMounts:      opts.ExtMounts,
 		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),
 	})
@@ -150,12 +171,30 @@ type RestoreOptions struct {
 	// EmptyNetNS restores the tree into a new network namespace whose
 	// loopback is up; images dumped with DumpOptions.EmptyNetNS need it.
 	EmptyNetNS bool
+	// Root is the directory a container's mount namespace is made again
+	// at (CRIU's --root; runc gives a bind mount of the container's
+	// rootfs): images of a container's namespace need it.
+	Root string
+	// ExtMounts gives the host path of each external mount of a
+	// container's namespace by its key (CRIU's ext_mnt on restore).
+	ExtMounts map[string]string
+	// TCPClose brings the established TCP connections of the images back
+	// closed, unconnected sockets at their descriptors (CRIU's restore
+	// --tcp-close); their peers get a reset.
+	TCPClose bool
 	// Notify, if set, is called at CRIU's notification points of a
 	// restore: "pre-restore" (pid 0), "setup-namespaces",
 	// "post-setup-namespaces", "post-restore", "network-unlock" and
 	// "status-ready", all before the tree runs. An error fails the restore,
 	// which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// InheritFds gives the restored tree descriptors of the caller's in
+	// place of files it shared with the world outside it (CRIU's
+	// --inherit-fd fd[N]:KEY): KEY is pipe:[INO] or socket:[INO] as the
+	// dump saw the file, or its path (a terminal, a FIFO); the value is
+	// the caller's descriptor number, open until Restore returns. A key
+	// that names no file of the images is logged and ignored.
+	InheritFds map[string]int
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
 }
@@ -198,6 +237,10 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		LeaveStopped: opts.LeaveStopped,
 		TrustImages:  opts.TrustImages,
 		EmptyNetNS:   opts.EmptyNetNS,
+		Root:         opts.Root,
+		ExtMounts:    opts.ExtMounts,
+		InheritFds:   opts.InheritFds,
+		TCPClose:     opts.TCPClose,
 		Notify:       opts.Notify,
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),

@@ -191,6 +191,7 @@ func buildWorkloads() error {
 			for j := range ch {
 				out := filepath.Join(binDir, j.name+"."+map[string]string{linkDynamic: "dyn", linkStatic: "static"}[j.link])
 				args := []string{"-O1", "-g", "-pthread", "-Wall", "-o", out, j.src}
+				args = append(args, ldlibs(j.src)...)
 				if j.link == linkStatic {
 					args = append([]string{"-static"}, args...)
 				}
@@ -219,6 +220,21 @@ func buildWorkloads() error {
 	wg.Wait()
 	if len(errs) > 0 {
 		return fmt.Errorf("cannot build the workloads:\n%s", strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// ldlibs returns the libraries a workload links with, from its line
+// "e2e-ldlibs: -lfoo ..." (e.g. sqlite_lock.c needs libsqlite3).
+func ldlibs(src string) []string {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, v, ok := strings.Cut(line, "e2e-ldlibs:"); ok {
+			return strings.Fields(v)
+		}
 	}
 	return nil
 }

@@ -237,6 +237,7 @@ type nsFileWant struct {
 }
 
 type usernsScenario struct {
+	bin       string   // the workload (testdata/BIN.c); "" is userns
 	mode      string   // workload mode ("inherit" under unshare)
 	unshare   []string // if set: `unshare ARGS... userns inherit`
 	writeMaps bool     // the test writes usernsRangeMap when the workload prints MAP
@@ -375,13 +376,17 @@ func nsInodeOf(pid, ns string) (uint64, error) {
 func startUserns(t *testing.T, sc usernsScenario) *nsRun {
 	t.Helper()
 	ensureTestUser(t)
-	bin := workloadBin(t, "userns", linkDynamic)
+	name := "userns"
+	if sc.bin != "" {
+		name = sc.bin
+	}
+	bin := workloadBin(t, name, linkDynamic)
 	requireUserCanExec(t, bin)
 	real, err := filepath.EvalSymlinks(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := []string{real, sc.mode}
+	argv := append([]string{real}, strings.Fields(sc.mode)...)
 	if sc.unshare != nil {
 		unsharePath, err := exec.LookPath("unshare")
 		if err != nil {

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite uses: gcc and the static C
-# library for the workloads the tests compile, and criu for CRIU's own
-# crit, which must read cryo's images, and uidmap (newuidmap) for the
-# user-namespace tests, and Xvnc, xclock, xdpyinfo and xwininfo for the
-# desktop test, and script (bsdutils) for the pty test, and runc and
-# busybox-static for the container test (a busybox bundle). Idempotent; needs
-# root.
+# Installs the Debian packages the test suite uses, one group per purpose
+# (add a line for a new test rather than editing another's). Idempotent;
+# needs root.
 set -euo pipefail
-packages=(gcc libc6-dev criu uidmap tigervnc-standalone-server x11-apps x11-utils nftables bsdutils runc busybox-static qemu-user)
+packages=()
+packages+=(gcc libc6-dev)                         # the C workloads the tests compile
+packages+=(criu)                                  # CRIU's crit, which must read cryo's images
+packages+=(uidmap)                                # newuidmap: the user-namespace tests
+packages+=(tigervnc-standalone-server x11-apps x11-utils) # Xvnc, xclock, xdpyinfo, xwininfo: desktop tests
+packages+=(nftables)                              # the network lock
+packages+=(bsdutils)                              # script(1): the pty test
+packages+=(runc busybox-static)                   # container tests (a busybox bundle)
+packages+=(podman)                                # the podman test (an image imported from that bundle)
+packages+=(libsqlite3-dev sqlite3)                # the sqlite writer of the file-lock test
+packages+=(qemu-user)                             # the other architectures' builds run under qemu
+packages+=(bubblewrap firefox-esr twm xterm xdotool) # sandbox and browser desktop tests
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -91,7 +91,7 @@ func dumpCommand(name string, args []string) (err error) {
 	}
 	err = dump.DumpContext(ctx, dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
 		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
-		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, Logf: logf, Fault: inj,
+		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, FileLocks: o.fileLocks, External: o.external, Logf: logf, Fault: inj,
 		PreDump: preDump, ParentDir: o.prevImagesDir, TrackMem: o.trackMem})
 	if err != nil {
 		return fmt.Errorf("%s %d: %w", name, o.pid, err)
@@ -113,9 +113,6 @@ func cmdRestore(args []string) (status int, err error) {
 	if err := o.onlyForCheck("restore"); err != nil {
 		return 0, err
 	}
-	if o.tcpClose {
-		return 0, usageError("restore --tcp-close is not supported yet: dump with --tcp-close instead, which saves the connections closed")
-	}
 	if o.dir == "" {
 		return 0, usageError("restore needs -D DIR")
 	}
@@ -135,7 +132,8 @@ func cmdRestore(args []string) (status int, err error) {
 		return 0, err
 	}
 	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
-		LeaveStopped: o.leaveStopped, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj})
+		LeaveStopped: o.leaveStopped, TCPClose: o.tcpClose, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj, InheritFds: o.inheritFds})
+	o.closeInherited()
 	// Once the tree runs, a signal to cryo is no interruption of the
 	// restore any more.
 	stop()

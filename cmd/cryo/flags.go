@@ -45,6 +45,15 @@ type options struct {
 	// the next dump.
 	prevImagesDir string
 	trackMem      bool
+	// fileLocks (--file-locks) saves the file locks the tree holds.
+	fileLocks bool
+	// inheritFds (restore --inherit-fd fd[N]:KEY, repeatable): cryo's
+	// descriptors that stand in for files of the tree shared with the
+	// world outside it.
+	inheritFds map[string]int
+	// external (dump --external KIND[ID], repeatable): resources outside
+	// the tree that the tree may hold (tty[RDEV:DEV], unix[INO]).
+	external []string
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -107,6 +116,18 @@ func parseFlags(args []string) (*options, error) {
 			o.prevImagesDir, err = value()
 		case name == "--track-mem":
 			o.trackMem = true
+		case name == "--file-locks":
+			o.fileLocks = true
+		case name == "--inherit-fd":
+			var v string
+			if v, err = value(); err == nil {
+				err = o.parseInheritFd(v)
+			}
+		case name == "--external":
+			var v string
+			if v, err = value(); err == nil {
+				o.external = append(o.external, v)
+			}
 		case name == "--feature":
 			var v string
 			if v, err = value(); err == nil {

@@ -42,8 +42,9 @@
  *   --tcp-established saves; after restore the connection carries a byte
  *   and the listener accepts a new one.
  *
- * tcp-close: a plain TCP listener and connection, dumped with --tcp-close:
- *   both ends come back unconnected (ENOTCONN), the listener accepts.
+ * tcp-close: a plain TCP listener and connection, dumped with --tcp-close
+ *   (or dumped with --tcp-established and restored with --tcp-close): both
+ *   ends come back unconnected (ENOTCONN), the listener accepts.
  *
  * linkremap: a file open through a name that was then removed while the
  *   file keeps another name (a hard link): contents and offset kept, the

@@ -71,6 +71,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 			return 0, err
 		}
 	}
+	if err := p.collectSeccomp(&d.seccomp, cores); err != nil {
+		return 0, err
+	}
 	tc, err := p.taskCore(cores[0])
 	if err != nil {
 		return 0, err

@@ -23,6 +23,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
+	"github.com/cryo-cr/cryo/internal/seccomp"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -62,7 +63,16 @@ type Options struct {
 	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
 	// as closed sockets instead of refusing them or repairing them.
 	TCPClose bool
-	Logf     func(format string, args ...any)
+	// FileLocks (--file-locks) saves the flock, POSIX and OFD locks the
+	// tree holds; without it a lock refuses the dump, as in CRIU.
+	FileLocks bool
+	// External (--external KIND[ID]) names resources outside the tree it
+	// may hold: tty[RDEV:DEV] a terminal, unix[INO] a Unix stream socket
+	// connected outside (see external.go).
+	External []string
+	// ext is External, parsed once by DumpContext.
+	ext  *externals
+	Logf func(format string, args ...any)
 	// Fault is the hook of the fault-injection tests (nil otherwise).
 	Fault *fault.Injector
 	// EmptyNetNS leaves the tree's net namespace out of the images (CRIU's
@@ -70,6 +80,10 @@ type Options struct {
 	// makes a new one. The tree must have one net namespace and no socket
 	// in it.
 	EmptyNetNS bool
+	// ExtMounts names the container's external mounts (CRIU's ext_mnt, or
+	// --external mnt[POINT]:KEY): mount point in the tree's mount
+	// namespace -> the key the restore is given a host path for.
+	ExtMounts map[string]string
 	// Notify, when set, is called at CRIU's notification points: "network-lock"
 	// once the tree is frozen, "post-dump" once the images are written and
 	// before the tree is killed or let go, "network-unlock" once a tree that
@@ -107,6 +121,9 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	pid := opts.Pid
 	if pid <= 0 {
 		return fmt.Errorf("invalid pid %d", pid)
+	}
+	if opts.ext, err = parseExternal(opts.External); err != nil {
+		return err
 	}
 	st, err := proc.ReadStatus(pid)
 	if err != nil {
@@ -162,8 +179,11 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
 	d.tr.Fault = opts.Fault
 	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
+	d.ns.extMounts = opts.ExtMounts
 	defer d.tr.Close()
 	defer d.files.closeHeld()
+	defer d.ns.closeNets()
+	d.files.nets = d.ns
 	// Whatever goes wrong, even a bug, the tree must run on as it was.
 	defer func() {
 		if r := recover(); r != nil {
@@ -326,6 +346,8 @@ type dumper struct {
 	bufs bufpool.Pool
 	// locks tell other cryos which processes this one is dumping.
 	locks *dumpLocks
+	// seccomp holds the seccomp filter chains of the tree's threads.
+	seccomp seccomp.Table
 	// snaps are the snapshot children whose pages are still to copy
 	// (snapshot.go).
 	snaps []*snapshot
@@ -401,6 +423,9 @@ func (d *dumper) seizeTree(root int) error {
 			return err
 		}
 		if err := p.seize(); err != nil {
+			return err
+		}
+		if err := p.suspendSeccomp(); err != nil {
 			return err
 		}
 		// Read again now that it is frozen.
@@ -554,6 +579,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		return err
 	}
 	if err := d.files.ptys.write(dir); err != nil {
+		return err
+	}
+	if err := writeSeccomp(dir, &d.seccomp); err != nil {
+		return err
+	}
+	if err := d.files.locks.write(dir); err != nil {
 		return err
 	}
 	if err := d.ns.write(dir); err != nil {

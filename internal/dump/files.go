@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"os"
 	"strings"
@@ -30,8 +31,10 @@ type fileTable struct {
 	pipeIDs  []uint64             // in the order first seen
 	fifos    map[uint64]*pipeData // by FIFO inode
 	unix     unixTable
-	memfds   map[uint64]*memfd.MemfdInodeEntry // by inode
-	ghosts   []ghostFile
+	// nets: the namespaces, to find sockets in the tree's net namespaces.
+	nets   *nsTable
+	memfds map[uint64]*memfd.MemfdInodeEntry // by inode
+	ghosts []ghostFile
 	// ghostRemaps maps every file entry of a deleted file to its inode's
 	// one ghost (ghostByInode).
 	ghostRemaps  []ghostRemap
@@ -53,6 +56,8 @@ type fileTable struct {
 	// emptyNet: the tree's net namespace is left out (Options.EmptyNetNS),
 	// so its sockets cannot be described.
 	emptyNet bool
+	// locks: the file locks held through the tree's descriptors.
+	locks lockTable
 }
 
 func newFileTable() *fileTable {
@@ -143,6 +148,9 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := p.dumpLocks(ft, fd, e.GetId()); err != nil {
+			return nil, err
+		}
 		out = append(out, e)
 	}
 	return out, nil
@@ -175,6 +183,14 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	}
 	if strings.HasPrefix(target, "socket:[") {
 		e, err := p.dumpUnix(ft, fd, target, info)
+		if err != nil {
+			return nil, err
+		}
+		e.Flags = proto.Uint32(fdFlags)
+		return e, nil
+	}
+	if k := fdkind.Detect(target); k != nil {
+		e, err := p.dumpKind(ft, fd, target, k, info)
 		if err != nil {
 			return nil, err
 		}
@@ -223,8 +239,8 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 			e.Flags = proto.Uint32(fdFlags)
 			return e, nil
 		}
-		if isTerminal(st.Rdev) && !p.opts.ShellJob {
-			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal", p.fdName(fd), target)
+		if isTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
+			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal, or with %s and restore with --inherit-fd fd[N]:%s", p.fdName(fd), target, ttyHint(&st), target)
 		}
 	case unix.S_IFIFO:
 		e, err := p.dumpFifo(ft, fd, target, info, &st)

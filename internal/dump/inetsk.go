@@ -83,6 +83,11 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 	}
 	// Before saveTCP: repair mode changes SO_REUSEADDR.
 	e := &skinet.InetSkEntry{Family: proto.Uint32(uint32(family)), Type: proto.Uint32(uint32(typ))}
+	if nsID, err := ft.nets.socketNs(s); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	} else if nsID != 0 {
+		e.NsId = proto.Uint32(nsID)
+	}
 	if err := inetOptions(s, e); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

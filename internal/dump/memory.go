@@ -166,11 +166,17 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 				run = nil
 				continue
 			}
-			if run != nil && run.addr+run.size == addr {
+			// An anonymous page another process maps too (copy-on-write
+			// after fork) is read through /proc/PID/mem: process_vm_readv
+			// pins it, and the kernel copies a shared anonymous page
+			// before pinning it, so the tree would leave the dump with a
+			// copy per process.
+			pageForce := force || (pe.Present() && !pe.Exclusive() && !pe.FileOrSharedAnon())
+			if run != nil && run.addr+run.size == addr && run.force == pageForce {
 				run.size += page
 				continue
 			}
-			runs = append(runs, pageRun{addr: addr, size: page, force: force, frozen: frozen})
+			runs = append(runs, pageRun{addr: addr, size: page, force: pageForce, frozen: frozen})
 			run = &runs[len(runs)-1]
 		}
 	}

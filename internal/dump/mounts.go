@@ -43,7 +43,7 @@ func (t *nsTable) addMountNs(p *process, ino uint64) error {
 			return err
 		}
 	}
-	entries, steps, err := mountNs(p.pid, t.ownMounts)
+	entries, steps, err := mountNs(p.pid, t.ownMounts, t.extMounts)
 	if err != nil {
 		return err
 	}
@@ -97,11 +97,20 @@ func (t *nsTable) checkGhosts(ft *fileTable) error {
 // mountNs describes a mount namespace of the tree: the mounts it shares
 // with cryo's (inherited, ExtMount) and its own, which must be ones cryo can
 // make again (mountns.Plan): tmpfs, proc, bind mounts. Mounts of cryo's
-// that it lacks or has with other options are refused.
-func mountNs(pid int, own []mountns.Mount) ([]*mnt.MntEntry, []mountns.Step, error) {
+// that it lacks or has with other options are refused. A container's
+// namespace, whose root mount is not cryo's, shares none: every mount is
+// its own, its root made again from the restore's root directory, and
+// those whose mount point ext (CRIU's ext_mnt on dump: mount point to key)
+// names are recorded as external, under their key.
+func mountNs(pid int, own []mountns.Mount, ext map[string]string) ([]*mnt.MntEntry, []mountns.Step, error) {
 	theirs, err := mountns.Read(pid)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(theirs) > 0 && theirs[0].Point == "/" && !slices.ContainsFunc(own, func(m mountns.Mount) bool {
+		return m.Point == "/" && m.Dev == theirs[0].Dev && m.Root == theirs[0].Root
+	}) {
+		return containerMountNs(pid, theirs, ext)
 	}
 	// The device tells a mount copied from cryo's namespace from a new one
 	// of the same kind at the same place (a fresh tmpfs on /dev/shm, a new
@@ -123,30 +132,7 @@ func mountNs(pid int, own []mountns.Mount) ([]*mnt.MntEntry, []mountns.Step, err
 			}
 			left[key(m)] = ours[1:]
 		}
-		fstype := uint32(mountns.FstypeOther)
-		switch m.FSType {
-		case "proc":
-			fstype = mountns.FstypeProc
-		case "tmpfs":
-			fstype = mountns.FstypeTmpfs
-		}
-		var sbFlags uint32
-		if slices.Contains(strings.Split(m.SuperOpts, ","), "ro") {
-			sbFlags = unix.MS_RDONLY
-		}
-		e := &mnt.MntEntry{
-			Fstype: proto.Uint32(fstype), MntId: proto.Uint32(m.ID), RootDev: proto.Uint32(m.Dev),
-			ParentMntId: proto.Uint32(m.Parent), Flags: proto.Uint32(mountns.Flags(m.Opts)), Root: proto.String(m.Root),
-			Mountpoint: proto.String(m.Point), Source: proto.String(m.Source), Options: proto.String(m.SuperOpts),
-			ExtMount: proto.Bool(ext), Fsname: proto.String(m.FSType), SbFlags: proto.Uint32(sbFlags),
-		}
-		if m.Shared != 0 {
-			e.SharedId = proto.Uint32(m.Shared)
-		}
-		if m.Master != 0 {
-			e.MasterId = proto.Uint32(m.Master)
-		}
-		out = append(out, e)
+		out = append(out, mntEntry(m, ext))
 	}
 	var missing []string
 	for _, ms := range left {
@@ -163,4 +149,30 @@ func mountNs(pid int, own []mountns.Mount) ([]*mnt.MntEntry, []mountns.Step, err
 		return nil, nil, fmt.Errorf("process %d: mount namespace: %w", pid, err)
 	}
 	return out, steps, nil
+}
+
+// mntEntry is mount m as mountpoints-N.img records it; ext tells a mount
+// inherited from cryo's namespace.
+func mntEntry(m mountns.Mount, ext bool) *mnt.MntEntry {
+	fstype := uint32(mountns.FstypeOther)
+	if m.FSType == "proc" || m.FSType == "tmpfs" {
+		fstype = mountns.Fstype(m.FSType)
+	}
+	var sbFlags uint32
+	if slices.Contains(strings.Split(m.SuperOpts, ","), "ro") {
+		sbFlags = unix.MS_RDONLY
+	}
+	e := &mnt.MntEntry{
+		Fstype: proto.Uint32(fstype), MntId: proto.Uint32(m.ID), RootDev: proto.Uint32(m.Dev),
+		ParentMntId: proto.Uint32(m.Parent), Flags: proto.Uint32(mountns.Flags(m.Opts)), Root: proto.String(m.Root),
+		Mountpoint: proto.String(m.Point), Source: proto.String(m.Source), Options: proto.String(m.SuperOpts),
+		ExtMount: proto.Bool(ext), Fsname: proto.String(m.FSType), SbFlags: proto.Uint32(sbFlags),
+	}
+	if m.Shared != 0 {
+		e.SharedId = proto.Uint32(m.Shared)
+	}
+	if m.Master != 0 {
+		e.MasterId = proto.Uint32(m.Master)
+	}
+	return e
 }

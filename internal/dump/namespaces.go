@@ -82,6 +82,11 @@ type nsTable struct {
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
 	emptyNet    bool
 	emptyNetIno uint64
+	// nets: the tree's own net namespaces (netns.go).
+	nets netTable
+	// extMounts are the external mounts the caller named
+	// (Options.ExtMounts): mount point in the namespace -> key.
+	extMounts map[string]string
 }
 
 // mountNamespace is a mount namespace of the tree: its mounts and a
@@ -132,6 +137,12 @@ func (t *nsTable) add(p *process) error {
 		}
 		if kind == "net" && t.emptyNet {
 			if err := t.leaveNetOut(p, ino); err != nil {
+				return err
+			}
+			continue
+		}
+		if kind == "net" {
+			if err := t.addNet(p, ino); err != nil {
 				return err
 			}
 			continue
@@ -238,6 +249,9 @@ func (t *nsTable) setIDs(p *process, ids *core.TaskKobjIdsEntry) {
 // get lower ids than their children (they were met first).
 func (t *nsTable) write(dir *image.Dir) error {
 	if err := t.writeEmptyNet(dir); err != nil {
+		return err
+	}
+	if err := t.writeNets(dir); err != nil {
 		return err
 	}
 	var inos []uint64

@@ -22,6 +22,19 @@ type pipeData struct {
 	ino  uint64
 	data []byte
 	size int
+	// reader is a process and descriptor of the tree holding a read end
+	// (nil: only write ends are the tree's). The queue is read through it
+	// once every process is collected: bytes queued for a reader outside
+	// the tree are that reader's, not the tree's, and are not read (nor
+	// could they be, by a user other than the pipe's maker).
+	reader *process
+	readFd int
+	// holder, holderFd: the first end seen, named in the log.
+	holder   *process
+	holderFd int
+	// what names the pipe in errors and logs; key is how --inherit-fd
+	// names it (pipe:[INO], or a FIFO's path).
+	what, key string
 }
 
 // dumpPipe describes one pipe end held at fd. The queued bytes are read
@@ -32,14 +45,10 @@ func (p *process) dumpPipe(ft *fileTable, fd int, target string, info *proc.FdIn
 		return nil, fmt.Errorf("%s: bad pipe link %q", p.fdName(fd), target)
 	}
 	if _, ok := ft.pipes[ino]; !ok {
-		pd, err := peekPipe(p.pid, fd)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", p.fdName(fd), target, err)
-		}
-		pd.ino = ino
-		ft.pipes[ino] = pd
+		ft.pipes[ino] = &pipeData{ino: ino, what: target, key: target}
 		ft.pipeIDs = append(ft.pipeIDs, ino)
 	}
+	ft.pipes[ino].seenEnd(p, fd, info)
 	entry := func(id uint32) *fdinfo.FdinfoEntry {
 		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_PIPE.Enum(), Fd: proto.Uint32(uint32(fd))}
 	}
@@ -113,14 +122,10 @@ func peekPipe(pid, fd int) (*pipeData, error) {
 // bytes, read once per FIFO without consuming them.
 func (p *process) dumpFifo(ft *fileTable, fd int, target string, info *proc.FdInfo, st *unix.Stat_t) (*fdinfo.FdinfoEntry, error) {
 	if _, ok := ft.fifos[st.Ino]; !ok {
-		pd, err := peekPipe(p.pid, fd)
-		if err != nil {
-			return nil, fmt.Errorf("%s: FIFO %s: %w", p.fdName(fd), target, err)
-		}
-		pd.ino = st.Ino
-		ft.fifos[st.Ino] = pd
+		ft.fifos[st.Ino] = &pipeData{ino: st.Ino, what: "FIFO " + target, key: target}
 		ft.fifoIDs = append(ft.fifoIDs, st.Ino)
 	}
+	ft.fifos[st.Ino].seenEnd(p, fd, info)
 	entry := func(id uint32) *fdinfo.FdinfoEntry {
 		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_FIFO.Enum(), Fd: proto.Uint32(uint32(fd))}
 	}
@@ -146,17 +151,20 @@ func (p *process) dumpFifo(ft *fileTable, fd int, target string, info *proc.FdIn
 // writePipeData writes pipes-data.img and fifo-data.img: one entry per
 // pipe with its capacity, followed by its queued bytes.
 func (ft *fileTable) writePipeData(dir *image.Dir) error {
-	if err := writeQueues(dir, image.PipesDataName, "PIPES_DATA", ft.pipeIDs, ft.pipes); err != nil {
+	if err := ft.writeQueues(dir, image.PipesDataName, "PIPES_DATA", ft.pipeIDs, ft.pipes); err != nil {
 		return err
 	}
-	return writeQueues(dir, image.FifoDataName, "FIFO_DATA", ft.fifoIDs, ft.fifos)
+	return ft.writeQueues(dir, image.FifoDataName, "FIFO_DATA", ft.fifoIDs, ft.fifos)
 }
 
-func writeQueues(dir *image.Dir, name, magic string, ids []uint64, pipes map[uint64]*pipeData) error {
+func (ft *fileTable) writeQueues(dir *image.Dir, name, magic string, ids []uint64, pipes map[uint64]*pipeData) error {
 	var entries []proto.Message
 	var payloads [][]byte
 	for _, ino := range ids {
 		pd := pipes[ino]
+		if err := pd.peek(); err != nil {
+			return err
+		}
 		entries = append(entries, &pipedata.PipeDataEntry{
 			PipeId: proto.Uint32(uint32(ino)),
 			Bytes:  proto.Uint32(uint32(len(pd.data))),
@@ -168,4 +176,35 @@ func writeQueues(dir *image.Dir, name, magic string, ids []uint64, pipes map[uin
 		return nil
 	}
 	return dir.WritePayloads(name, magic, entries, payloads)
+}
+
+// seenEnd notes one end of the pipe held at fd of p: the first read end
+// found is the one its queue is read through.
+func (pd *pipeData) seenEnd(p *process, fd int, info *proc.FdInfo) {
+	if pd.holder == nil {
+		pd.holder, pd.holderFd = p, fd
+	}
+	if pd.reader == nil && info.Flags&unix.O_ACCMODE != unix.O_WRONLY {
+		pd.reader, pd.readFd = p, fd
+	}
+}
+
+// peek reads the pipe's queue and capacity through a read end of the
+// tree. A pipe only written by the tree keeps its bytes where they are:
+// they belong to the reader outside (a logger reading a service's
+// stdout), which may be reading them right now.
+func (pd *pipeData) peek() error {
+	if pd.reader == nil {
+		pd.data, pd.size = nil, 0
+		if pd.holder != nil {
+			pd.holder.logf("%s: %s: no process of the tree reads it: the bytes queued in it are its reader's outside the tree, not saved; restore with --inherit-fd fd[N]:%s to give the tree the pipe of cryo's fd N", pd.holder.fdName(pd.holderFd), pd.what, pd.key)
+		}
+		return nil
+	}
+	got, err := peekPipe(pd.reader.pid, pd.readFd)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", pd.reader.fdName(pd.readFd), pd.what, err)
+	}
+	pd.data, pd.size = got.data, got.size
+	return nil
 }

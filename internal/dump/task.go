@@ -127,9 +127,6 @@ func (p *process) threadCore(t *ptrace.Tracee) (*core.CoreEntry, uint64, error) 
 		return fail("pending signals", err)
 	}
 	tc.SignalsP = signalQueue(append(append([][]byte(nil), t.InterceptedSignals()...), pending...))
-	if st.Seccomp != 0 {
-		return fail("seccomp", fmt.Errorf("seccomp mode %d is not supported yet", st.Seccomp))
-	}
 	if rs.Pointer != 0 {
 		tc.RseqEntry = &rseq.RseqEntry{
 			RseqAbiPointer: proto.Uint64(rs.Pointer),

@@ -27,13 +27,19 @@ const (
 // unixTable holds the tree's Unix sockets and what the kernel says of the
 // sockets of cryo's network namespace.
 type unixTable struct {
-	diag   map[uint32]*sockdiag.Unix
+	diag map[uint32]*sockdiag.Unix
+	// nsOf: the id of the tree's net namespace a socket is in (none:
+	// cryo's).
+	nsOf   map[uint32]uint32
 	dumped map[uint32]*unixDumped // by inode
 	order  []uint32
 	// external: peers outside the tree saved as external sockets.
 	external map[uint32]bool
 	// accepted: connections taken out of backlogs, in order.
 	accepted []acceptedConn
+	// outside: the tree's sockets connected to a peer outside that
+	// --external named (see external.go).
+	outside map[uint32]bool
 }
 
 type unixDumped struct {
@@ -61,7 +67,7 @@ type queuedMsg struct {
 func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	if ft.emptyNet && p.netLeftOut {
-		return nil, fmt.Errorf("%s: a socket in the net namespace left out of the dump (empty_ns): not supported yet", where)
+		return p.dumpLeftOutSocket(ft, fd, target, info)
 	}
 	ino64, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]"), 10, 32)
 	if err != nil {
@@ -77,7 +83,7 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	ut := &ft.unix
 	if ut.diag == nil {
-		if ut.diag, err = sockdiag.Unixes(); err != nil {
+		if ut.diag, ut.nsOf, err = ft.nets.unixes(); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		ut.dumped = map[uint32]*unixDumped{}
@@ -108,6 +114,9 @@ func (p *process) dumpUnix(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	if u.State == stateListen {
 		e.Backlog = proto.Uint32(u.WQueue)
+	}
+	if id := ut.nsOf[ino]; id != 0 {
+		e.NsId = proto.Uint32(id)
 	}
 	if u.Shutdown != 0 {
 		e.Shutdown = skopts.SkShutdown(u.Shutdown).Enum()
@@ -472,8 +481,14 @@ func (ut *unixTable) check(ft *fileTable, opts Options, procs []*process) error 
 			name = " (" + strings.TrimPrefix(pu.Name, "\x00") + ")"
 		}
 		where := fmt.Sprintf("process %d fd %d: Unix socket %d is connected to socket %d%s outside the tree", d.pid, d.fd, ino, peer, name)
+		if opts.ext.unixOutside(ino, peer) {
+			if err := ut.outsidePeer(d, ino, where); err != nil {
+				return err
+			}
+			continue
+		}
 		if !external {
-			return fmt.Errorf("%s: dump with --ext-unix-sk to reconnect it to that name on restore", where)
+			return fmt.Errorf("%s: dump with --ext-unix-sk to reconnect it to that name on restore, or with --external unix[%d] and restore with --inherit-fd fd[N]:socket:[%d]", where, ino, ino)
 		}
 		if d.entry.GetType() != unix.SOCK_DGRAM || pu == nil || !pu.HasName || len(pu.Name) == 0 {
 			return fmt.Errorf("%s: only a datagram socket connected to a named peer can be external", where)

@@ -119,7 +119,8 @@ func Create(path string) (*Dir, error) {
 
 // mayChmod reports whether the directory holds nothing but what CRIU or cryo
 // put in image directories: image files, logs, stats, the "parent" link of an
-// incremental dump, and cryo's temporary files.
+// incremental dump, cryo's temporary files, and the descriptors.json runc
+// writes there before it starts its checkpoint engine.
 func mayChmod(path string) (bool, error) {
 	des, err := os.ReadDir(path)
 	if err != nil {
@@ -129,7 +130,7 @@ func mayChmod(path string) (bool, error) {
 		n := de.Name()
 		ok := (n == "parent" && de.Type()&os.ModeSymlink != 0) ||
 			(!de.IsDir() && (strings.HasSuffix(n, ".img") || strings.HasSuffix(n, ".log") ||
-				strings.HasPrefix(n, "stats-") || n == "irmap-cache" ||
+				strings.HasPrefix(n, "stats-") || n == "irmap-cache" || n == "descriptors.json" ||
 				(strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-"))))
 		if !ok {
 			return false, nil

@@ -76,7 +76,7 @@ func TestPlan(t *testing.T) {
 		}
 	}
 	refused := map[string][]*mnt.MntEntry{
-		"only tmpfs, proc and bind": {base[0], entry(7, 1, 500, FstypeOther, "sysfs", "/", "/sys", false)},
+		"only tmpfs, proc, sysfs": {base[0], entry(7, 1, 500, FstypeOther, "ext4", "/", "/data", false)},
 		"propagation": {base[0], func() *mnt.MntEntry {
 			e := entry(7, 1, 500, FstypeTmpfs, "tmpfs", "/", "/t", false)
 			e.SharedId = proto.Uint32(4)
@@ -173,9 +173,13 @@ func TestExtractStaysBelow(t *testing.T) {
 		"no root first": {
 			{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644},
 		},
-		"a device": {
+		"a device other than a container's standard ones": {
 			{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
-			{Name: "null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+			{Name: "sda", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 8, Devminor: 0},
+		},
+		"a block device": {
+			{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "null", Typeflag: tar.TypeBlock, Mode: 0o666, Devmajor: 1, Devminor: 3},
 		},
 	} {
 		var buf bytes.Buffer
@@ -198,5 +202,51 @@ func TestExtractStaysBelow(t *testing.T) {
 	}
 	if _, err := Extract(bytes.NewReader([]byte("garbage")), t.TempDir()); err == nil {
 		t.Error("garbage extracted")
+	}
+}
+
+// TestPlanContainer: a container's namespace (its root not cryo's) is
+// planned from its own root: external mounts by key, sysfs, devpts,
+// mqueue and cgroup2 mounted afresh, masked paths as binds of a file of
+// its /dev tmpfs; a mount of cryo's in it, or part of a cgroup v1
+// hierarchy not given as external, is refused.
+func TestPlanContainer(t *testing.T) {
+	ext := entry(9, 8, 700, FstypeCgroup, "cgroup", "/ct", "/sys/fs/cgroup/cpu", false)
+	ext.ExtKey = proto.String("/sys/fs/cgroup/cpu")
+	es := []*mnt.MntEntry{
+		entry(1, 0, 100, FstypeOther, "ext4", "/b/rootfs", "/", false),
+		entry(2, 1, 200, FstypeProc, "proc", "/", "/proc", false),
+		entry(3, 1, 300, FstypeTmpfs, "tmpfs", "/", "/dev", false),
+		entry(4, 3, 400, FstypeDevpts, "devpts", "/", "/dev/pts", false),
+		entry(5, 3, 500, FstypeMqueue, "mqueue", "/", "/dev/mqueue", false),
+		entry(6, 1, 600, FstypeSysfs, "sysfs", "/", "/sys", false),
+		entry(7, 2, 300, FstypeTmpfs, "tmpfs", "/null", "/proc/kcore", false),
+		entry(8, 6, 800, FstypeTmpfs, "tmpfs", "/", "/sys/fs/cgroup", false),
+		ext,
+		entry(10, 1, 900, FstypeCgroup2, "cgroup2", "/", "/mnt", false),
+	}
+	if !IsContainer(es) || IsContainer(es[1:]) {
+		t.Fatal("IsContainer")
+	}
+	steps, err := Plan(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Kind{Root, NewProc, NewTmpfs, NewFS, NewFS, NewFS, Bind, NewTmpfs, External, NewFS}
+	for i, s := range steps {
+		if s.Kind != want[i] {
+			t.Errorf("step %d (%s): kind %d, want %d", i, s.Entry.GetMountpoint(), s.Kind, want[i])
+		}
+	}
+	if steps[6].From != "/dev/null" {
+		t.Errorf("the masked path binds %q, want /dev/null", steps[6].From)
+	}
+	for why, bad := range map[string]*mnt.MntEntry{
+		"a mount of cryo's":                 entry(11, 1, 990, FstypeOther, "ext4", "/", "/host", true),
+		"part /ct of a cgroup v1 hierarchy": entry(11, 8, 991, FstypeCgroup, "cgroup", "/ct", "/sys/fs/cgroup/pids", false),
+	} {
+		if _, err := Plan(append(es[:len(es):len(es)], bad)); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("%s: got %v", why, err)
+		}
 	}
 }

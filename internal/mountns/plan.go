@@ -10,10 +10,37 @@ import (
 
 // CRIU's fstype codes (mnt.proto's enum) that cryo makes.
 const (
-	FstypeOther = 0 // UNSUPPORTED: a bind mount, or inherited
-	FstypeProc  = 1
-	FstypeTmpfs = 5
+	FstypeOther   = 0 // UNSUPPORTED: a bind mount, or inherited
+	FstypeProc    = 1
+	FstypeSysfs   = 2
+	FstypeTmpfs   = 5
+	FstypeDevpts  = 6
+	FstypeCgroup  = 12
+	FstypeMqueue  = 14
+	FstypeCgroup2 = 23
 )
+
+// Fstype is CRIU's code for a filesystem type as mountinfo names it
+// (FstypeOther for those cryo does not mount itself).
+func Fstype(name string) uint32 {
+	switch name {
+	case "proc":
+		return FstypeProc
+	case "sysfs":
+		return FstypeSysfs
+	case "tmpfs":
+		return FstypeTmpfs
+	case "devpts":
+		return FstypeDevpts
+	case "cgroup":
+		return FstypeCgroup
+	case "mqueue":
+		return FstypeMqueue
+	case "cgroup2":
+		return FstypeCgroup2
+	}
+	return FstypeOther
+}
 
 // Kind is how one mount of a namespace is made again.
 type Kind int
@@ -28,7 +55,27 @@ const (
 	NewProc
 	// Bind: a bind mount of a path that an earlier mount shows.
 	Bind
+	// Root: the root mount of a container's namespace (one that is not a
+	// view of cryo's mounts, its root pivoted to a directory of its own),
+	// made again as a bind mount of the directory the caller names (CRIU's
+	// root option: runc gives a bind mount of the container's rootfs).
+	Root
+	// External: a mount the caller names by key (CRIU's ext_mnt, the
+	// entry's ExtKey), made again as a bind mount of the host path the
+	// caller gives for that key on restore.
+	External
+	// NewFS: a filesystem of a kind that holds no data of the tree's,
+	// mounted fresh with its options: sysfs, devpts (a new instance),
+	// mqueue, cgroup2, and a cgroup v1 hierarchy from its root.
+	NewFS
 )
+
+// IsContainer reports whether entries describe a container's mount
+// namespace: its first mount is the namespace's own root, not one of
+// cryo's mounts it inherited.
+func IsContainer(entries []*mnt.MntEntry) bool {
+	return len(entries) > 0 && !entries[0].GetExtMount() && entries[0].GetMountpoint() == "/"
+}
 
 // Step is one mount of a namespace and how to make it.
 type Step struct {
@@ -42,11 +89,13 @@ type Step struct {
 // Plan decides, in the order of entries (the namespace's mountinfo order,
 // parents before children), how each mount is made again. It refuses what
 // cryo cannot make: propagation other than private, filesystems other than
-// tmpfs and proc that are not bind mounts of a path made before, mounts
-// whose parent comes later. Entries come from an image: paths are checked.
+// tmpfs, proc, sysfs, devpts, mqueue and cgroup that are not bind mounts
+// of a path made before or external, mounts whose parent comes later.
+// Entries come from an image: paths are checked.
 func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 	steps := make([]Step, 0, len(entries))
 	seen := map[uint32]bool{}
+	container := IsContainer(entries)
 	for i, e := range entries {
 		point, root := e.GetMountpoint(), e.GetRoot()
 		if !cleanAbs(point) || !cleanAbs(root) {
@@ -57,12 +106,23 @@ func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 			return nil, fmt.Errorf("%s: propagation (shared:%d master:%d) other than private is not supported yet", what, e.GetSharedId(), e.GetMasterId())
 		}
 		seen[e.GetMntId()] = true
+		if container && i == 0 {
+			steps = append(steps, Step{Entry: e, Kind: Root})
+			continue
+		}
 		if e.GetExtMount() {
+			if container {
+				return nil, fmt.Errorf("%s: a mount of cryo's in a container's namespace", what)
+			}
 			steps = append(steps, Step{Entry: e, Kind: Inherited})
 			continue
 		}
 		if i == 0 || !seen[e.GetParentMntId()] || e.GetParentMntId() == e.GetMntId() {
 			return nil, fmt.Errorf("%s: its parent mount %d is not made before it", what, e.GetParentMntId())
+		}
+		if e.GetExtKey() != "" {
+			steps = append(steps, Step{Entry: e, Kind: External})
+			continue
 		}
 		from, sameFS := bindSource(entries[:i], e)
 		if from != "" {
@@ -83,8 +143,15 @@ func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 			steps = append(steps, Step{Entry: e, Kind: NewTmpfs})
 		case FstypeProc:
 			steps = append(steps, Step{Entry: e, Kind: NewProc})
+		case FstypeSysfs, FstypeDevpts, FstypeMqueue, FstypeCgroup2:
+			steps = append(steps, Step{Entry: e, Kind: NewFS})
+		case FstypeCgroup:
+			if root != "/" {
+				return nil, fmt.Errorf("%s: part %s of a cgroup v1 hierarchy, not given as external (ext_mnt): not supported", what, root)
+			}
+			steps = append(steps, Step{Entry: e, Kind: NewFS})
 		default:
-			return nil, fmt.Errorf("%s (source %s): only tmpfs, proc and bind mounts of paths in the namespace are supported", what, e.GetSource())
+			return nil, fmt.Errorf("%s (source %s): only tmpfs, proc, sysfs, devpts, mqueue, cgroup, external mounts and bind mounts of paths in the namespace are supported", what, e.GetSource())
 		}
 	}
 	return steps, nil

@@ -75,6 +75,12 @@ func Archive(w io.Writer, dir string) (err error) {
 				links[st.Ino] = rel
 			}
 			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		case unix.S_IFCHR:
+			maj, min := unix.Major(st.Rdev), unix.Minor(st.Rdev)
+			if !StandardDevice(maj, min) {
+				return fmt.Errorf("%s: character device %d:%d in a tmpfs: only the standard devices of a container's /dev (null, zero, full, random, urandom, tty) are supported", p, maj, min)
+			}
+			hdr.Typeflag, hdr.Devmajor, hdr.Devminor = tar.TypeChar, int64(maj), int64(min)
 		default:
 			return fmt.Errorf("%s: a %s in a tmpfs is not supported", p, kind(st.Mode))
 		}
@@ -255,6 +261,8 @@ func extract(r io.Reader, dir string) ([]Owner, error) {
 			err = root.Link(path.Clean(hdr.Linkname), name)
 		case tar.TypeReg:
 			err = writeFile(root, name, tr, hdr.Size)
+		case tar.TypeChar:
+			err = mknodChar(root, name, hdr)
 		default:
 			err = fmt.Errorf("type %q is not supported", hdr.Typeflag)
 		}
@@ -343,4 +351,33 @@ func becomeFsOwner(uid, gid int) error {
 		return fmt.Errorf("capset: %w", err)
 	}
 	return nil
+}
+
+// StandardDevice reports whether character device major:minor is one of
+// the devices every OCI container has in its /dev (null, zero, full,
+// random, urandom, tty): the only ones a tmpfs image may make again, the
+// images being untrusted input.
+func StandardDevice(major, minor uint32) bool {
+	switch {
+	case major == 1 && (minor == 3 || minor == 5 || minor == 7 || minor == 8 || minor == 9):
+		return true
+	case major == 5 && minor == 0:
+		return true
+	}
+	return false
+}
+
+// mknodChar makes the character device of entry hdr at name beneath root,
+// if it is a standard one.
+func mknodChar(root *os.Root, name string, hdr *tar.Header) error {
+	maj, min := uint32(hdr.Devmajor), uint32(hdr.Devminor)
+	if int64(maj) != hdr.Devmajor || int64(min) != hdr.Devminor || !StandardDevice(maj, min) {
+		return fmt.Errorf("character device %d:%d: not a standard one", hdr.Devmajor, hdr.Devminor)
+	}
+	dir, err := root.Open(path.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return unix.Mknodat(int(dir.Fd()), path.Base(name), unix.S_IFCHR|0o600, int(unix.Mkdev(maj, min)))
 }

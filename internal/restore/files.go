@@ -10,6 +10,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
@@ -48,6 +49,9 @@ type filePlan struct {
 	// the other holders, cloned already, take a copy from it (lateCopies).
 	late       map[*process][]fileJob
 	lateCopies map[*process][]lateCopy
+	// netLate: sockets of the tree's own net namespaces, made by a
+	// process once it is in its namespace (see netns.go).
+	netLate map[*process][]uint32
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.
@@ -67,6 +71,10 @@ type filePlan struct {
 	ghostPaths map[uint32]ghostPath
 	// tcpRestored counts them: the dump locked the network for them.
 	tcpRestored int
+	// tcpClose: established connections come back closed (Options.TCPClose);
+	// tcpClosed counts them (the dump locked the network for them too).
+	tcpClose  bool
+	tcpClosed int
 	// madeIn: the process each file was created in (at its temporary
 	// descriptor), for what is done to the files once all exist.
 	madeIn map[uint32]*process
@@ -82,6 +90,9 @@ type filePlan struct {
 	// owners: the process each file moved to the stub is opened for, as
 	// whom the stub opens it (see asOwner); by file id.
 	owners map[uint32]*process
+	// inherit: the files given by --inherit-fd, by key, at their number
+	// in every process of phase one (see inherit.go).
+	inherit map[string]uint64
 }
 
 // ownerOf is the restored process file id is opened for when p opens it.
@@ -173,8 +184,8 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 				fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id, peer}, unixPair: true})
 				continue
 			}
-			if u.GetPeer() != 0 && !ok {
-				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image", u.GetIno(), u.GetPeer())
+			if u.GetPeer() != 0 && !ok && !givenByCaller(procs, u.GetIno()) {
+				return nil, fmt.Errorf("Unix socket %d: its peer %d is not in the image (a peer outside the tree, dumped with --external unix[%d]?): restore with --inherit-fd fd[N]:socket:[%d]", u.GetIno(), u.GetPeer(), u.GetIno(), u.GetIno())
 			}
 			if u.GetUflags()&uskExtern != 0 {
 				return nil, fmt.Errorf("Unix socket %d: an external socket is held by the tree", u.GetIno())
@@ -192,6 +203,11 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			continue
 		}
 		lca := commonAncestor(holders[id])
+		if late, err := fp.planNetLate(id, lca, holders[id]); err != nil {
+			return nil, err
+		} else if late {
+			continue
+		}
 		if late, err := fp.onOwnMount(id, holders[id]); err != nil {
 			return nil, err
 		} else if late {
@@ -399,6 +415,8 @@ func (fp *filePlan) openIn(p *process) error {
 		var err error
 		if j.shmid != 0 || j.pty != nil {
 			continue
+		} else if n, key, ok := fp.inherited(j); ok {
+			err = fp.useInherited(p, j, n, key)
 		} else if j.ctty {
 			err = fp.openCtty(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
@@ -413,8 +431,8 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeEpoll(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
-		} else if t := fp.snap.files[j.ids[0]].GetType(); t == fdinfo.FdTypes_EVENTFD || t == fdinfo.FdTypes_TIMERFD || t == fdinfo.FdTypes_SIGNALFD || t == fdinfo.FdTypes_INOTIFY {
-			err = fp.makeAnon(p, j.ids[0])
+		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+			err = fp.makeKind(p, j.ids[0], k)
 		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
 			err = fp.makePipe(p, j)
 		} else {
@@ -574,110 +592,6 @@ func (fp *filePlan) makeMemfd(p *process, id uint32) error {
 		}
 	}
 	return nil
-}
-
-// makeAnon recreates an eventfd (counter, semaphore mode), a timerfd
-// (clock, interval, time left, unread expirations) or a signalfd (mask)
-// at its temporary descriptor.
-func (fp *filePlan) makeAnon(p *process, id uint32) error {
-	t := p.leader
-	f := fp.snap.files[id]
-	where := fmt.Sprintf("restore pid %d %v %d", p.c.pid, f.GetType(), id)
-	var fd uint64
-	var err error
-	switch f.GetType() {
-	case fdinfo.FdTypes_EVENTFD:
-		e := f.GetEfd()
-		flags := uint64(e.GetFlags()&unix.O_NONBLOCK) | unix.O_CLOEXEC
-		if sem, _ := image.EventfdSemaphore(e); sem {
-			flags |= 1 // EFD_SEMAPHORE
-		}
-		if e.GetCounter() > 0xfffffffffffffffe {
-			return fmt.Errorf("%s: counter %d", where, e.GetCounter())
-		}
-		// The counter is written after: eventfd2 takes only 32 bits.
-		fd, err = t.Syscall(unix.SYS_EVENTFD2, 0, flags)
-		if err == nil && e.GetCounter() > 0 {
-			var addr uint64
-			if addr, err = p.put(putU64(nil, e.GetCounter())); err == nil {
-				_, err = t.Syscall(unix.SYS_WRITE, fd, addr, 8)
-			}
-		}
-	case fdinfo.FdTypes_TIMERFD:
-		e := f.GetTfd()
-		fd, err = t.Syscall(unix.SYS_TIMERFD_CREATE, uint64(e.GetClockid()), uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.O_CLOEXEC)
-		if err == nil && (e.GetVsec() != 0 || e.GetVnsec() != 0 || e.GetIsec() != 0 || e.GetInsec() != 0) {
-			err = armTimerfd(p, fd, e.GetClockid(), e.GetSettimeFlags(), e.GetVsec(), e.GetVnsec(), e.GetIsec(), e.GetInsec())
-		}
-		if err == nil && e.GetTicks() > 0 {
-			const tfdIocSetTicks = 0x40085400
-			var addr uint64
-			if addr, err = p.put(putU64(nil, e.GetTicks())); err == nil {
-				_, err = t.Syscall(unix.SYS_IOCTL, fd, tfdIocSetTicks, addr)
-			}
-		}
-	case fdinfo.FdTypes_INOTIFY:
-		e := f.GetIfy()
-		fd, err = t.Syscall(unix.SYS_INOTIFY_INIT1, uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.IN_CLOEXEC)
-		// Watches are added by path, in the order of their descriptors,
-		// which the kernel hands out one after the other; as the
-		// process (asOwner): a watch needs read access to what it
-		// watches, which a symlink planted since must not give.
-		add := func() error {
-			for _, w := range e.GetWd() {
-				addr, err := p.putString(w.GetFHandle().GetPath())
-				if err != nil {
-					return err
-				}
-				wd, err := t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, fd, addr, uint64(w.GetMask()))
-				if err == nil && wd != uint64(w.GetWd()) {
-					err = fmt.Errorf("watch of %s came back as %d, not %d (the watches had gaps)", w.GetFHandle().GetPath(), wd, w.GetWd())
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if err == nil {
-			err = p.asOwner(fp.ownerOf(p, id), add)
-		}
-	case fdinfo.FdTypes_SIGNALFD:
-		e := f.GetSgfd()
-		var addr uint64
-		if addr, err = p.put(putU64(nil, e.GetSigmask())); err == nil {
-			fd, err = t.Syscall(unix.SYS_SIGNALFD4, ^uint64(0), addr, 8, uint64(e.GetFlags()&unix.O_NONBLOCK)|unix.O_CLOEXEC)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	return fp.moveTo(p, fd, fp.temp[id])
-}
-
-// armTimerfd arms a recreated timerfd with the time that was left. An
-// absolute timer (TFD_TIMER_ABSTIME) is armed at now+left on its clock, so
-// that it stays absolute; a periodic timer with no time left fires after
-// one interval.
-func armTimerfd(p *process, fd uint64, clock, flags uint32, vsec, vnsec, isec, insec uint64) error {
-	if vsec == 0 && vnsec == 0 {
-		vsec, vnsec = isec, insec
-	}
-	const tfdTimerAbstime = 1
-	if flags&tfdTimerAbstime != 0 {
-		var now unix.Timespec
-		if err := unix.ClockGettime(int32(clock), &now); err != nil {
-			return fmt.Errorf("clock %d: %w", clock, err)
-		}
-		ns := uint64(now.Nsec) + vnsec
-		vsec, vnsec = uint64(now.Sec)+vsec+ns/1e9, ns%1e9
-	}
-	addr, err := p.put(putU64(nil, isec, insec, vsec, vnsec))
-	if err != nil {
-		return err
-	}
-	_, err = p.leader.Syscall(unix.SYS_TIMERFD_SETTIME, fd, uint64(flags&tfdTimerAbstime), addr, 0)
-	return err
 }
 
 // openFifo opens a FIFO end at its temporary descriptor. A read-write

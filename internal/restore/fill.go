@@ -32,13 +32,27 @@ type fillSlice struct {
 
 // splitFill cuts the pagemap into buffer-sized slices laid out back to back
 // in the pages image, each with the destination ranges of its bytes.
-func splitFill(pm []*pagemapEntry, bufSize uint64) []fillSlice {
+// Pages inside the spans of skip (sorted, disjoint: areas premapped in phase
+// one, see cow.go) are left out.
+func splitFill(pm []*pagemapEntry, bufSize uint64, skip []span) []fillSlice {
 	var out []fillSlice
 	var cur fillSlice
 	var off uint64
 	for _, pe := range pm {
 		addr := pe.GetVaddr()
 		size := uint64(pe.GetNrPages()) * pageSize
+		for len(skip) > 0 && skip[0].end <= addr {
+			skip = skip[1:]
+		}
+		if len(skip) > 0 && skip[0].start <= addr {
+			// checkVmas keeps a page run inside one area: all of it.
+			off += size
+			if cur.size > 0 {
+				out = append(out, cur)
+			}
+			cur = fillSlice{off: off}
+			continue
+		}
 		for size > 0 {
 			if cur.size == bufSize || len(cur.remote) == maxIovecs {
 				out = append(out, cur)
@@ -105,8 +119,15 @@ func (p *process) fillPages() error {
 	bufSize := min(fillBufSize, total)
 	u := p.openUffdFill()
 	defer u.close()
-	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, bufSize), &p.r.bufs, int(bufSize), u); err != nil {
+	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, bufSize, p.cowSpans()), &p.r.bufs, int(bufSize), u); err != nil {
 		return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
+	}
+	for _, s := range p.cowSpans() {
+		for _, pe := range p.c.pagemap {
+			if pe.GetVaddr() >= s.start && pe.GetVaddr() < s.end {
+				total -= uint64(pe.GetNrPages()) * pageSize
+			}
+		}
 	}
 	p.r.pagesRestored += total / pageSize
 	p.r.memFill += time.Since(start)

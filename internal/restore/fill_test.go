@@ -24,7 +24,7 @@ func TestSplitFill(t *testing.T) {
 	}
 	pm = append(pm, pme(0x20000000, 3), pme(0x20003000, 2))
 	const buf = 1 << 20
-	slices := splitFill(pm, buf)
+	slices := splitFill(pm, buf, nil)
 	// Expected destination of each image page.
 	var want []uint64
 	for _, pe := range pm {
@@ -61,5 +61,23 @@ func TestSplitFill(t *testing.T) {
 	}
 	if last := slices[len(slices)-1].remote; last[len(last)-1].Len != 5*pageSize {
 		t.Fatalf("adjacent runs not merged: last range %d bytes", last[len(last)-1].Len)
+	}
+}
+
+// TestSplitFillSkip checks that the runs inside premapped areas are left
+// out and that the slices after them still start at their own bytes of the
+// pages image.
+func TestSplitFillSkip(t *testing.T) {
+	pm := []*pagemapEntry{pme(0x100000, 2), pme(0x200000, 3), pme(0x300000, 1), pme(0x301000, 1)}
+	skip := []span{{0x200000, 0x210000}}
+	slices := splitFill(pm, 1<<20, skip)
+	if len(slices) != 2 {
+		t.Fatalf("%d slices, want 2: %+v", len(slices), slices)
+	}
+	if s := slices[0]; s.off != 0 || s.size != 2*pageSize || len(s.remote) != 1 || s.remote[0].Base != 0x100000 {
+		t.Fatalf("first slice %+v", s)
+	}
+	if s := slices[1]; s.off != 5*pageSize || s.size != 2*pageSize || len(s.remote) != 1 || s.remote[0].Base != 0x300000 || s.remote[0].Len != 2*pageSize {
+		t.Fatalf("second slice %+v", s)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/cpuinfo"
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	filelock "github.com/checkpoint-restore/go-criu/v7/crit/images/file-lock"
 	fsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
@@ -19,7 +20,9 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	seccompimg "github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -45,6 +48,8 @@ type snapshot struct {
 	uncheckedFiles map[uint32]bool
 	ns             *namespaces
 	xfeatures      uint64
+	// seccomp is the seccomp image (checked), nil without one.
+	seccomp *seccompimg.SeccompEntry
 }
 
 // shmemImage is one MAP_SHARED|MAP_ANONYMOUS object: its size and pages.
@@ -68,6 +73,8 @@ type checkpoint struct {
 	pagemap []*pagemap.PagemapEntry
 	fds     []*fdinfo.FdinfoEntry
 	fs      *fsimg.FsEntry
+	// locks are the file locks the process takes again (filelocks.img).
+	locks []*filelock.FileLockEntry
 }
 
 // CRIU's task states.
@@ -99,24 +106,13 @@ func load(dir *image.Dir) (*snapshot, error) {
 		return nil, err
 	}
 	for _, f := range files {
-		switch {
-		case f.GetType() == fdinfo.FdTypes_REG && f.GetReg() != nil:
-		case f.GetType() == fdinfo.FdTypes_PIPE && f.GetPipe() != nil:
-		case f.GetType() == fdinfo.FdTypes_FIFO && f.GetFifo() != nil:
-		case f.GetType() == fdinfo.FdTypes_EVENTFD && f.GetEfd() != nil:
-		case f.GetType() == fdinfo.FdTypes_TIMERFD && f.GetTfd() != nil:
-		case f.GetType() == fdinfo.FdTypes_SIGNALFD && f.GetSgfd() != nil:
-		case f.GetType() == fdinfo.FdTypes_UNIXSK && f.GetUsk() != nil:
-		case f.GetType() == fdinfo.FdTypes_INETSK && f.GetIsk() != nil:
+		if err := fdkind.CheckFile(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", image.FilesName, err)
+		}
+		if f.GetType() == fdinfo.FdTypes_INETSK {
 			if err := checkInet(f.GetIsk()); err != nil {
 				return nil, fmt.Errorf("%s: socket %d: %w", image.FilesName, f.GetId(), err)
 			}
-		case f.GetType() == fdinfo.FdTypes_EVENTPOLL && f.GetEpfd() != nil:
-		case f.GetType() == fdinfo.FdTypes_MEMFD && f.GetMemfd() != nil:
-		case f.GetType() == fdinfo.FdTypes_INOTIFY && f.GetIfy() != nil:
-		case f.GetType() == fdinfo.FdTypes_TTY && f.GetTty() != nil:
-		default:
-			return nil, fmt.Errorf("%s: file %d of type %v is not supported yet", image.FilesName, f.GetId(), f.GetType())
 		}
 		if _, dup := s.files[f.GetId()]; dup {
 			return nil, fmt.Errorf("%s: file id %d appears twice", image.FilesName, f.GetId())
@@ -163,10 +159,16 @@ func load(dir *image.Dir) (*snapshot, error) {
 	if err := s.loadPtys(dir); err != nil {
 		return nil, err
 	}
+	if err := s.loadLocks(dir); err != nil {
+		return nil, err
+	}
 	if err := s.loadGhosts(dir); err != nil {
 		return nil, err
 	}
 	if err := s.loadNamespaces(dir); err != nil {
+		return nil, err
+	}
+	if err := s.loadSeccomp(dir); err != nil {
 		return nil, err
 	}
 	if err := s.checkUsernsIDs(inv.GetRootIds().GetUserNsId()); err != nil {

@@ -66,7 +66,10 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 		return err
 	}
 	established := e.GetType() == unix.SOCK_STREAM && e.GetState() == stateEstablished
-	if established {
+	closed := established && fp.tcpClose
+	if closed {
+		fp.closeTCP(p, e, where)
+	} else if established {
 		// Bound and connected in repair mode, which binds the port even
 		// where the listener that accepted the connection holds it.
 		if err := fp.rebuildTCP(p, fd, id); err != nil {
@@ -94,6 +97,7 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 		}
 	}
 	switch {
+	case closed: // left unconnected
 	case established: // connected above
 	case e.GetState() == stateListen:
 		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(e.GetBacklog())); err != nil {

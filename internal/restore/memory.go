@@ -156,6 +156,9 @@ func (p *process) buildMemory() error {
 		if p.r.files.isAnonStaging(m.Start, m.End) {
 			continue // shared objects to move pieces of into place
 		}
+		if p.inCow(m.Start, m.End) {
+			continue // premapped areas, moved into place below
+		}
 		if _, err := t.Syscall(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
 			return fmt.Errorf("restore pid %d: unmap stub mapping %#x-%#x: %w", t.Pid, m.Start, m.End, err)
 		}
@@ -185,6 +188,12 @@ func (p *process) mapVmas() error {
 		}
 		if v.GetStatus()&image.VmaSysvIPC != 0 {
 			if err := p.attachShm(v); err != nil {
+				return err
+			}
+			continue
+		}
+		if a, ok := p.cow[i]; ok {
+			if err := p.moveCow(i, a, hasPages[i]); err != nil {
 				return err
 			}
 			continue

@@ -34,6 +34,9 @@ func (p *process) createMnt(id uint32, mounts []*mnt.MntEntry, u *usernsImage) e
 	if err := p.mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("restore pid %d: make / private: %w", p.c.pid, err)
 	}
+	if mountns.IsContainer(mounts) {
+		return p.createContainerMnt(steps, u)
+	}
 	for _, s := range steps {
 		e := s.Entry
 		point, flags := e.GetMountpoint(), uint64(e.GetFlags())&mountFlagMask

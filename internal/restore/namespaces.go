@@ -19,6 +19,7 @@ import (
 	usernsimg "github.com/checkpoint-restore/go-criu/v7/crit/images/userns"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/utsns"
 	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/netns"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/sysv"
@@ -44,6 +45,7 @@ type namespaces struct {
 	pids  map[uint32]uint32          // pid namespace id -> owning user namespace id (0: cryo's)
 	mnts  map[uint32][]*mnt.MntEntry // mount namespace id -> its mounts
 	times map[uint32]*timens.TimensEntry
+	nets  map[uint32]*netns.State // the tree's own net namespaces (netns.go)
 }
 
 func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
@@ -58,7 +60,8 @@ func readMap(ext []*usernsimg.UidGidExtent) userns.Map {
 func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 	s.ns = &namespaces{users: map[uint32]*usernsImage{}, uts: map[uint32]*utsns.UtsnsEntry{},
 		ipc: map[uint32]*ipcvar.IpcVarEntry{}, sysv: map[uint32]*image.SysV{},
-		pids: map[uint32]uint32{}, mnts: map[uint32][]*mnt.MntEntry{}, times: map[uint32]*timens.TimensEntry{}}
+		pids: map[uint32]uint32{}, mnts: map[uint32][]*mnt.MntEntry{}, times: map[uint32]*timens.TimensEntry{},
+		nets: map[uint32]*netns.State{}}
 	missing := func(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 	var loadUser func(id uint32, depth int) error
 	loadUser = func(id uint32, depth int) error {
@@ -127,6 +130,9 @@ func (s *snapshot) loadNamespaces(dir *image.Dir) error {
 		if err := readOptional(dir, ids.GetTimeNsId(), image.TimensName, "TIMENS", s.ns.times); err != nil {
 			return err
 		}
+		if err := s.loadNet(dir, ids.GetNetNsId()); err != nil {
+			return err
+		}
 		if id := ids.GetIpcNsId(); id != 0 && s.ns.ipc[id] == nil {
 			var e ipcvar.IpcVarEntry
 			if err := dir.ReadOne(image.IpcnsVarName(id), "IPC_VAR", &e); err == nil {
@@ -171,10 +177,10 @@ func readOptional[E any, P interface {
 // and the others join it with setns.
 func (r *restorer) enterNamespaces() error {
 	ns := r.snap.ns
-	if len(ns.users)+len(ns.uts)+len(ns.ipc)+len(ns.mnts)+len(ns.times) == 0 {
+	if len(ns.users)+len(ns.uts)+len(ns.ipc)+len(ns.mnts)+len(ns.times)+len(ns.nets) == 0 {
 		return nil
 	}
-	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}, "mnt": {}, "time": {}}
+	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}, "mnt": {}, "time": {}, "net": {}}
 	if r.rootUserns != 0 {
 		creators["user"][r.rootUserns] = r.procs[0]
 	}
@@ -199,6 +205,7 @@ func (r *restorer) enterNamespaces() error {
 			{"ipc", unix.CLONE_NEWIPC, ids.GetIpcNsId(), ns.ipc[ids.GetIpcNsId()] != nil},
 			{"mnt", unix.CLONE_NEWNS, ids.GetMntNsId(), ns.mnts[ids.GetMntNsId()] != nil},
 			{"time", unix.CLONE_NEWTIME, ids.GetTimeNsId(), ns.times[ids.GetTimeNsId()] != nil},
+			{"net", unix.CLONE_NEWNET, ids.GetNetNsId(), ns.nets[ids.GetNetNsId()] != nil},
 		}
 		// Open what p joins while it is still root in cryo's namespaces:
 		// once in a user namespace it may no longer reach them.
@@ -266,6 +273,8 @@ func (r *restorer) enterNamespaces() error {
 				err = p.createMnt(k.id, ns.mnts[k.id], ns.users[ids.GetUserNsId()])
 			case "time":
 				err = p.createTime(k.id, ns.times[k.id])
+			case "net":
+				err = r.createNet(p, k.id)
 			}
 			if err != nil {
 				return err
@@ -276,6 +285,9 @@ func (r *restorer) enterNamespaces() error {
 			p.leader.Syscall(unix.SYS_CLOSE, fd)
 		}
 		p.userns = ns.users[ids.GetUserNsId()]
+		if err := r.files.openNetLate(p); err != nil {
+			return err
+		}
 		if err := r.files.openLate(p); err != nil {
 			return err
 		}

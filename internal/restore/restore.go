@@ -55,6 +55,10 @@ type Options struct {
 	// loopback up (CRIU's empty_ns with CLONE_NEWNET): images whose net
 	// namespace was left out need it.
 	EmptyNetNS bool
+	// TCPClose (CRIU's restore --tcp-close) brings every established TCP
+	// connection of the images back closed: an unconnected socket at the
+	// same descriptor, no repair (see tcpclose.go).
+	TCPClose bool
 	// Notify, when set, is called at CRIU's notification points:
 	// "pre-restore" before anything is made (pid 0), "setup-namespaces"
 	// and "post-setup-namespaces" once the tree exists in its namespaces,
@@ -62,6 +66,20 @@ type Options struct {
 	// process is rebuilt, before any runs; pid is the root's. An error
 	// fails the restore, which leaves nothing behind.
 	Notify func(event string, pid int) error
+	// Root is the directory a container's mount namespace is rooted at
+	// (CRIU's --root; runc gives a bind mount of the rootfs): images of a
+	// container's namespace need it.
+	Root string
+	// ExtMounts gives the host path of each external mount by its key
+	// (CRIU's ext_mnt on restore, --external mnt[KEY]:PATH).
+	ExtMounts map[string]string
+	// InheritFds are files of cryo's that stand in for files of the tree
+	// shared with the world outside it (CRIU's --inherit-fd fd[N]:KEY and
+	// swrk's inherit_fd): KEY is pipe:[INO] or socket:[INO] as the dump saw
+	// it, or a path (a terminal, a FIFO); the value is the descriptor N of
+	// cryo's process. The caller keeps its own descriptors open until
+	// Restore returns, and may close them then.
+	InheritFds map[string]int
 }
 
 // Process is a restored root process that is cryo's child.
@@ -113,6 +131,10 @@ type restorer struct {
 
 	forking       time.Duration
 	pagesRestored uint64
+	// pagesCompared and pagesSkippedCow count the pages of areas a
+	// process inherited from its parent (cow.go): compared with the
+	// image, and left shared since they were the same.
+	pagesCompared, pagesSkippedCow uint64
 	// memFill is the time spent writing the pages images into the
 	// processes.
 	memFill time.Duration
@@ -162,6 +184,9 @@ type process struct {
 	// take (nil: cryo's): the root's owner namespace from birth (see
 	// stubIntoOwner), its own once it entered its namespaces.
 	userns *usernsImage
+	// cow: the areas p premaps in phase one to share pages with its
+	// parent or children, by index in its memory image (see cow.go).
+	cow map[int]cowArea
 }
 
 // Restore recreates the process tree saved in opts.Dir. On error nothing is
@@ -258,14 +283,14 @@ func Restore(opts Options) (root *Process, err error) {
 	elapsed := time.Since(start)
 	r.logf("restored %d processes (root %d) in %v", len(snap.procs), pid, elapsed)
 	st := &stats.StatsEntry{Restore: &stats.RestoreStatsEntry{
-		PagesCompared:   proto.Uint64(0),
-		PagesSkippedCow: proto.Uint64(0),
+		PagesCompared:   proto.Uint64(r.pagesCompared),
+		PagesSkippedCow: proto.Uint64(r.pagesSkippedCow),
 		ForkingTime:     proto.Uint32(uint32(r.forking.Microseconds())),
 		RestoreTime:     proto.Uint32(uint32(elapsed.Microseconds())),
 		PagesRestored:   proto.Uint64(r.pagesRestored),
 	}}
-	r.logf("stats: restore %.1f ms, forking %.1f ms, memory write %.1f ms, pages restored %d",
-		float64(elapsed.Microseconds())/1000, float64(r.forking.Microseconds())/1000, float64(r.memFill.Microseconds())/1000, r.pagesRestored)
+	r.logf("stats: restore %.1f ms, forking %.1f ms, memory write %.1f ms, pages restored %d, compared %d, left shared with the parent %d",
+		float64(elapsed.Microseconds())/1000, float64(r.forking.Microseconds())/1000, float64(r.memFill.Microseconds())/1000, r.pagesRestored, r.pagesCompared, r.pagesSkippedCow)
 	if err := dir.Write(StatsName, "STATS", st); err != nil {
 		r.logf("warning: %v", err)
 	}
@@ -371,7 +396,7 @@ func (r *restorer) run() error {
 	if err := r.files.repair.Resume(); err != nil {
 		return err
 	}
-	if r.files.tcpRestored > 0 {
+	if r.files.tcpRestored > 0 || r.files.tcpClosed > 0 {
 		// The connections exist again: let their peers' packets in.
 		if err := netlock.Unlock(r.snap.procs[0].pid); err != nil {
 			return err
@@ -424,6 +449,9 @@ func (p *process) restore() error {
 	if err := p.restoreFiles(); err != nil {
 		return err
 	}
+	if err := p.restoreLocks(); err != nil {
+		return err
+	}
 	if err := p.restoreTask(); err != nil {
 		return err
 	}
@@ -438,6 +466,13 @@ func (p *process) restore() error {
 			return err
 		}
 	}
+	sc, err := p.planSeccomp()
+	if err != nil {
+		return err
+	}
+	if err := p.seccompEarly(sc); err != nil {
+		return err
+	}
 	if err := p.restorePosixTimers(); err != nil {
 		return err
 	}
@@ -449,7 +484,13 @@ func (p *process) restore() error {
 	if err := p.finishTask(); err != nil {
 		return err
 	}
+	if err := p.seccompFilters(sc); err != nil {
+		return err
+	}
 	if err := p.unmapScratch(); err != nil {
+		return err
+	}
+	if err := p.seccompStrict(sc); err != nil {
 		return err
 	}
 	for i, t := range p.threads {

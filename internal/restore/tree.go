@@ -41,7 +41,11 @@ func (r *restorer) createTree() error {
 		return err
 	}
 	plan.dir = r.dir
+	plan.tcpClose = r.opts.TCPClose
 	r.files = plan
+	if err := r.planCow(); err != nil {
+		return err
+	}
 	root := r.procs[0]
 	if err := r.createRoot(root); err != nil {
 		return err
@@ -79,7 +83,7 @@ func (r *restorer) createTree() error {
 // createRoot starts the stub and clones the root from it at its PID.
 func (r *restorer) createRoot(root *process) error {
 	pid := root.c.pid
-	stub, err := r.tr.StartStub(r.opts.StubPath, []string{ptrace.StubName}, []uintptr{0, 1, 2})
+	stub, err := r.tr.StartStub(r.opts.StubPath, []string{ptrace.StubName}, r.stubFiles())
 	if err != nil {
 		return fmt.Errorf("restore pid %d: %w", pid, err)
 	}
@@ -381,8 +385,9 @@ func (r *restorer) ownerUserns(root *process) (uint32, *usernsImage) {
 	return owner, r.snap.ns.users[owner]
 }
 
-// build gives p its session, opens the files its subtree shares, and
-// clones its children, recursively.
+// build gives p its session, opens the files its subtree shares, writes
+// the memory its children inherit (cow.go), and clones its children,
+// recursively.
 func (r *restorer) build(p *process) error {
 	if !p.c.zombie && int(p.c.tree.GetSid()) == p.c.pid {
 		if _, err := p.leader.Syscall(unix.SYS_SETSID); err != nil {
@@ -390,6 +395,10 @@ func (r *restorer) build(p *process) error {
 		}
 	}
 	if err := r.files.openIn(p); err != nil {
+		return err
+	}
+	// The memory p shares with its children goes in before they fork.
+	if err := p.premap(); err != nil {
 		return err
 	}
 	for _, child := range p.children {

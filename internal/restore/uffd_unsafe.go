@@ -69,6 +69,9 @@ func (p *process) openUffdFill() *uffdFill {
 			j++
 		}
 		v := vmas[j]
+		if _, premapped := p.cow[j]; premapped {
+			continue // filled in phase one (cow.go)
+		}
 		if v.GetStatus()&image.VmaAnonPrivate == 0 || v.GetMadv()&(1<<unix.MADV_HUGEPAGE) != 0 ||
 			(always && v.GetMadv()&(1<<unix.MADV_NOHUGEPAGE) == 0) || v.GetEnd()-v.GetStart() < uffdMinRegisterBytes {
 			continue

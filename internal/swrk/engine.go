@@ -26,6 +26,14 @@ type Request struct {
 	// EmptyNetNS: empty_ns with CLONE_NEWNET, the tree's net namespace
 	// left out of the dump and made new, loopback up, on restore.
 	EmptyNetNS bool
+	// Root is the directory a container's mount namespace is made again
+	// at, on restore (CRIU's root).
+	Root string
+	// ExtMounts are the external mounts (ext_mnt): on dump mount point ->
+	// key, on restore key -> host path.
+	ExtMounts map[string]string
+	// InheritFds are inherit_fd's key -> descriptor of cryo's, on restore.
+	InheritFds map[string]int
 	Logf       func(format string, args ...any)
 	// Notify is called at CRIU's notification points (see dump.Options
 	// and restore.Options); its error fails the request.
@@ -69,7 +77,7 @@ func runDump(r Request) error {
 	_, err := cryo.Dump(context.Background(), r.Pid, cryo.DumpOptions{
 		Dir: r.ImagesDir, LeaveRunning: r.LeaveRunning, LeaveStopped: r.LeaveStopped, ShellJob: r.ShellJob,
 		TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, SkipInFlight: r.SkipInFlight, TCPClose: r.TCPClose,
-		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, Notify: r.Notify, Logger: logger(r.Logf),
+		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, ExtMounts: r.ExtMounts, Notify: r.Notify, Logger: logger(r.Logf),
 	})
 	var refused *cryo.RefusedError
 	var intr *cryo.InterruptedError
@@ -88,7 +96,7 @@ func runDump(r Request) error {
 // RPC restores detached, the caller adopting the tree.
 func runRestore(r Request) (int, error) {
 	p, err := cryo.Restore(context.Background(), r.ImagesDir, cryo.RestoreOptions{
-		ShellJob: r.ShellJob, LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Notify: r.Notify,
+		ShellJob: r.ShellJob, LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Root: r.Root, ExtMounts: r.ExtMounts, InheritFds: r.InheritFds, TCPClose: r.TCPClose, Notify: r.Notify,
 		Logger: logger(r.Logf),
 	})
 	if err != nil {

@@ -119,25 +119,24 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	}
 
 	// Options cryo cannot honour yet.
-	if o.GetManageCgroups() || (o.ManageCgroupsMode != nil && o.GetManageCgroupsMode() != rpc.CriuCgMode_IGNORE) {
-		mode := "default"
-		if o.ManageCgroupsMode != nil {
-			mode = strings.ToLower(o.GetManageCgroupsMode().String())
-		}
-		refuse("manage_cgroups (mode %s): cryo does not record cgroups yet (only mode ignore)", mode)
-	}
-	for _, r := range o.GetCgRoot() {
-		refuse("cg_root %s=%s: cryo does not restore cgroups yet", r.GetCtrl(), r.GetPath())
+	if err := s.cgroups(kind, o, note); err != nil {
+		refuse("%v", err)
 	}
 	if o.GetCgroupProps() != "" || o.GetCgroupPropsFile() != "" || len(o.GetCgroupDumpController()) > 0 || o.GetCgroupYard() != "" {
 		refuse("cgroup_props, cgroup_props_file, cgroup_dump_controller, cgroup_yard: cryo does not record cgroups yet")
 	}
 	if r := o.GetRoot(); r != "" && r != "/" {
-		refuse("root %s: cryo does not %s a tree whose mount namespace is rooted elsewhere yet", r, map[bool]string{true: "dump", false: "restore"}[dumping])
+		if dumping {
+			note("root %s: a container's mounts are read from its processes", r)
+		} else {
+			req.Root = r
+		}
 	}
-	if n := len(o.GetExtMnt()); n > 0 {
-		m := o.GetExtMnt()[0]
-		refuse("ext_mnt (%d external mounts, the first %s=%s): cryo does not handle external mounts yet", n, m.GetKey(), m.GetVal())
+	for _, m := range o.GetExtMnt() {
+		if req.ExtMounts == nil {
+			req.ExtMounts = map[string]string{}
+		}
+		req.ExtMounts[m.GetKey()] = m.GetVal()
 	}
 	if n := len(o.GetExternal()); n > 0 {
 		refuse("external (%d resources, the first %s): cryo does not handle external resources yet", n, o.GetExternal()[0])
@@ -151,21 +150,25 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	for _, j := range o.GetJoinNs() {
 		refuse("join_ns %s=%s: cryo does not join given namespaces yet", j.GetNs(), j.GetNsFile())
 	}
-	if n := len(o.GetInheritFd()); n > 0 {
-		f := o.GetInheritFd()[0]
-		refuse("inherit_fd (%d descriptors, the first %s at %d): cryo does not take descriptors from its caller yet", n, f.GetKey(), f.GetFd())
+	for _, f := range o.GetInheritFd() {
+		switch {
+		case dumping:
+			refuse("inherit_fd %s at %d: a restore option", f.GetKey(), f.GetFd())
+		default:
+			if req.InheritFds == nil {
+				req.InheritFds = map[string]int{}
+			}
+			req.InheritFds[f.GetKey()] = int(f.GetFd())
+		}
 	}
 	if o.GetRstSibling() {
-		refuse("rst_sibling: the restored root is cryo's child, not its caller's, yet")
+		note("rst_sibling: the root is cryo's child until cryo exits, then the caller's if it is a child subreaper (runc restore is, unless --no-subreaper)")
 	}
 	if o.GetTcpSkipInFlight() {
 		req.SkipInFlight = true
 	}
-	switch {
-	case o.GetTcpClose() && dumping:
+	if o.GetTcpClose() {
 		req.TCPClose = true
-	case o.GetTcpClose():
-		refuse("tcp_close on restore: cryo closes connections when it dumps them (tcp_close there), not when it restores them, yet")
 	}
 	if o.GetLsmProfile() != "" || o.GetLsmMountContext() != "" {
 		refuse("lsm_profile %q, lsm_mount_context %q: cryo does not set LSM labels (no AppArmor or SELinux here)", o.GetLsmProfile(), o.GetLsmMountContext())

@@ -113,14 +113,13 @@ func TestTranslateRefusesByName(t *testing.T) {
 	s := &session{conn: c, logf: func(string, ...any) {}}
 	defer s.close()
 	_, err = s.translate(rpc.CriuReqType_RESTORE, &rpc.CriuOpts{ImagesDirFd: proto.Int32(int32(d.Fd())),
-		RstSibling: proto.Bool(true), InheritFd: []*rpc.InheritFd{{Key: proto.String("pipe:[7]"), Fd: proto.Int32(1)}},
-		CgRoot: []*rpc.CgroupRoot{{Ctrl: proto.String(""), Path: proto.String("/ct")}}, EmptyNs: proto.Uint32(unix.CLONE_NEWNET | unix.CLONE_NEWUTS),
-		TcpClose: proto.Bool(true), GhostLimit: proto.Uint32(1)})
+		ManageCgroupsMode: rpc.CriuCgMode_STRICT.Enum(), EmptyNs: proto.Uint32(unix.CLONE_NEWNET | unix.CLONE_NEWUTS),
+		GhostLimit: proto.Uint32(1)})
 	if err == nil {
 		t.Fatal("translate accepted options cryo cannot honour")
 	}
-	for _, want := range []string{"rst_sibling", "inherit_fd (1 descriptors, the first pipe:[7] at 1)", "cg_root =/ct",
-		"empty_ns 0x4000000 (uts): cryo does not restore a tree into fresh namespaces", "tcp_close", "ghost_limit 1"} {
+	for _, want := range []string{"manage_cgroups mode strict",
+		"empty_ns 0x4000000 (uts): cryo does not restore a tree into fresh namespaces", "ghost_limit 1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %q: %v", want, err)
 		}
@@ -133,5 +132,29 @@ func TestTranslateRefusesByName(t *testing.T) {
 		EvasiveDevices: proto.Bool(true), LinkRemap: proto.Bool(true), ManageCgroupsMode: rpc.CriuCgMode_IGNORE.Enum()})
 	if err != nil || r.ImagesDir != dir || r.EmptyNetNS || !r.LinkRemap {
 		t.Errorf("accepted options: %+v, %v", r, err)
+	}
+	// What runc sends for a container's restore is taken as given.
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roots []*rpc.CgroupRoot
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		ctrl, _, _ := strings.Cut(parts[1], ",")
+		roots = append(roots, &rpc.CgroupRoot{Ctrl: proto.String(ctrl), Path: proto.String(parts[2])})
+	}
+	r, err = s.translate(rpc.CriuReqType_RESTORE, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir),
+		Root: proto.String("/run/runc/ct/criu-root"), RstSibling: proto.Bool(true), ManageCgroups: proto.Bool(true), CgRoot: roots,
+		ExtMnt:    []*rpc.ExtMountMap{{Key: proto.String("/sys/fs/cgroup/cpu"), Val: proto.String("/sys/fs/cgroup/cpu/ct")}},
+		InheritFd: []*rpc.InheritFd{{Key: proto.String("pipe:[7]"), Fd: proto.Int32(1)}}})
+	if err != nil || r.Root != "/run/runc/ct/criu-root" || r.ExtMounts["/sys/fs/cgroup/cpu"] != "/sys/fs/cgroup/cpu/ct" || r.InheritFds["pipe:[7]"] != 1 {
+		t.Errorf("a container's restore options: %+v, %v", r, err)
+	}
+	// A cg_root cryo is not in is refused: the tree would not land there.
+	_, err = s.translate(rpc.CriuReqType_RESTORE, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir),
+		CgRoot: []*rpc.CgroupRoot{{Ctrl: roots[0].Ctrl, Path: proto.String("/elsewhere")}}})
+	if err == nil || !strings.Contains(err.Error(), "=/elsewhere: cryo is in") {
+		t.Errorf("a cg_root cryo is not in: %v", err)
 	}
 }

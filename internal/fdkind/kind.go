@@ -1,0 +1,73 @@
+// Package fdkind is the one home of each kind of descriptor: how it is
+// recognised and described at dump, how its image entry is checked, and how
+// restore creates it again, side by side in one file per kind, behind the
+// small interfaces below. Both dump and restore dispatch through the
+// registry (Lookup, Detect) instead of if-chains of their own.
+//
+// A kind sees only what dump or restore offer it (Dumped, Maker), never
+// their internals, so that package dump and package restore stay
+// independent: restore imports this package, not dump.
+package fdkind
+
+import (
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/cryo-cr/cryo/internal/proc"
+)
+
+// Kind is one kind of descriptor, as CRIU's files.img types them. Every
+// entry of the registry has one: loading an image checks each file entry
+// with it before anything is used.
+type Kind interface {
+	// Type is the kind's CRIU file type.
+	Type() fdinfo.FdTypes
+	// Check validates an untrusted file entry of this type: its payload is
+	// there, its sizes are bounded, its values are ones restore can use.
+	// Cross references between entries are checked by the plan.
+	Check(f *fdinfo.FileEntry) error
+}
+
+// Simple is a kind whose open file is described from one descriptor's
+// /proc link and fdinfo alone, refers to no other file, and is created at
+// restore by injected calls in one process (the lowest common ancestor of
+// its holders, which the others inherit it from). eventfd, signalfd,
+// timerfd, inotify and fanotify are simple.
+type Simple interface {
+	Kind
+	// Target is the /proc/PID/fd link that names the kind.
+	Target() string
+	// Dump describes the descriptor as file entry id. Errors name it
+	// (d.Where()).
+	Dump(d Dumped, id uint32) (*fdinfo.FileEntry, error)
+	// Create makes the file in the restored process and returns the
+	// descriptor it got there (restore moves it to its number).
+	Create(m Maker, f *fdinfo.FileEntry) (uint64, error)
+}
+
+// Dumped is what dump offers a kind about one descriptor of a seized
+// process.
+type Dumped interface {
+	// Pid is the process holding the descriptor.
+	Pid() int
+	// Where names the descriptor in errors: "process P fd N (target)".
+	Where() string
+	// Info is its /proc/PID/fdinfo/N.
+	Info() *proc.FdInfo
+}
+
+// Maker is what restore offers a kind to create one file in a restored
+// process (a stopped stub driven by injected system calls).
+type Maker interface {
+	// Where names the file in errors: "restore pid P TYPE ID".
+	Where() string
+	// Syscall injects one system call into the process.
+	Syscall(nr uintptr, args ...uint64) (uint64, error)
+	// Put copies b into the process's scratch area and returns its
+	// address there; each call reuses the area.
+	Put(b []byte) (uint64, error)
+	// PutString is Put of a NUL-terminated s.
+	PutString(s string) (uint64, error)
+	// AsOwner runs fn, which makes calls in the process, with the
+	// file-system identity of the process the file is restored for, so
+	// that paths are reached with that process's rights (never root's).
+	AsOwner(fn func() error) error
+}

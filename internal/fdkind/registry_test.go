@@ -1,0 +1,79 @@
+package fdkind
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"google.golang.org/protobuf/proto"
+)
+
+// notMoved are the kinds whose dump and restore still live in packages
+// dump and restore (inPlace): the registry only checks their payload.
+var notMoved = map[fdinfo.FdTypes]bool{
+	fdinfo.FdTypes_REG: true, fdinfo.FdTypes_PIPE: true, fdinfo.FdTypes_FIFO: true,
+	fdinfo.FdTypes_INETSK: true, fdinfo.FdTypes_UNIXSK: true, fdinfo.FdTypes_EVENTPOLL: true,
+	fdinfo.FdTypes_TTY: true, fdinfo.FdTypes_MEMFD: true,
+}
+
+// Every CRIU file type maps to exactly one registry entry, which has a kind
+// of that type or a refusal; every moved kind has all its parts (detect and
+// dump, check, create) and a /proc name no other kind claims.
+func TestRegistryCoversCRIUTypes(t *testing.T) {
+	seen := map[fdinfo.FdTypes]bool{}
+	targets := map[string]fdinfo.FdTypes{}
+	for _, e := range Registry() {
+		if seen[e.Type] {
+			t.Errorf("%v: two entries", e.Type)
+		}
+		seen[e.Type] = true
+		switch {
+		case e.Kind == nil && strings.TrimSpace(e.Refused) == "":
+			t.Errorf("%v: neither a kind nor a refusal", e.Type)
+		case e.Kind != nil && e.Refused != "":
+			t.Errorf("%v: both a kind and a refusal", e.Type)
+		case e.Kind != nil && e.Kind.Type() != e.Type:
+			t.Errorf("%v: its kind says %v", e.Type, e.Kind.Type())
+		}
+		if e.Kind == nil {
+			continue
+		}
+		s, simple := e.Kind.(Simple)
+		if simple == notMoved[e.Type] {
+			t.Errorf("%v: simple %v, but listed as not moved %v", e.Type, simple, notMoved[e.Type])
+		}
+		if !simple {
+			continue
+		}
+		if s.Target() == "" {
+			t.Errorf("%v: no /proc name", e.Type)
+		} else if other, dup := targets[s.Target()]; dup {
+			t.Errorf("%v and %v both claim %s", e.Type, other, s.Target())
+		}
+		targets[s.Target()] = e.Type
+		if Detect(s.Target()) != s || SimpleOf(e.Type) != s {
+			t.Errorf("%v: not found by Detect or SimpleOf", e.Type)
+		}
+	}
+	for v := range fdinfo.FdTypes_name {
+		if !seen[fdinfo.FdTypes(v)] {
+			t.Errorf("CRIU file type %v has no registry entry", fdinfo.FdTypes(v))
+		}
+	}
+}
+
+// An entry of any type without its payload, and an entry of a refused
+// type, are refused in one line, never used.
+func TestCheckFileRefuses(t *testing.T) {
+	for _, e := range Registry() {
+		f := &fdinfo.FileEntry{Id: proto.Uint32(7), Type: e.Type.Enum()}
+		err := CheckFile(f)
+		if err == nil {
+			t.Errorf("%v without payload: accepted", e.Type)
+			continue
+		}
+		if want := "file 7 of type " + e.Type.String() + " is not supported yet"; err.Error() != want {
+			t.Errorf("%v: %q, want %q", e.Type, err, want)
+		}
+	}
+}
