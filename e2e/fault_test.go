@@ -438,7 +438,7 @@ func faultKillAt(t *testing.T, ft *faultTarget, n int, sig string, extra []strin
 func faultKillDone(t *testing.T, cfg faultConfig, tally *faultTally) {
 	t.Run("kill-done", func(t *testing.T) {
 		ft := cfg.start(t)
-		steps := traceSteps(t, ft.w.Pid)
+		steps := traceSteps(t, ft.w.Pid, noSnapshot)
 		ft.intact("after the traced dump")
 		n := indexOf(steps, "dump: images complete") + 3 // "kill: done"
 		ft.w.ImgDir = filepath.Join(t.TempDir(), "images")

@@ -134,6 +134,15 @@ func (d *dumper) finishSnapshots() (int64, error) {
 		if first != nil {
 			break
 		}
+		// Every page of the snapshot is shared with the process
+		// (copy-on-write): process_vm_readv pins what it reads, and the
+		// kernel copies a shared anonymous page before pinning it, so the
+		// snapshot is read through /proc/PID/mem, which does not pin.
+		for i := range s.slices {
+			for j := range s.slices[i].parts {
+				s.slices[i].parts[j].force = true
+			}
+		}
 		n, err := copySlices(s.child.Pid, s.slices, s.f, &d.bufs)
 		total += n
 		if err != nil {

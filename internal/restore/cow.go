@@ -50,9 +50,11 @@ func cowEligible(v *vma.VmaEntry) bool {
 	return st == image.VmaRegular|image.VmaAnonPrivate && v.GetFlags()&unix.MAP_GROWSDOWN == 0
 }
 
-// cowCapable tells whether p has a memory image to share areas with.
+// cowCapable tells whether p has a memory image to share areas with. The
+// image of an incremental dump (pages in parent images, parentchain.go) is
+// filled by fillChain, not premapped.
 func cowCapable(p *process) bool {
-	return p != nil && !p.c.zombie && !p.c.helper && p.c.mm != nil
+	return p != nil && !p.c.zombie && !p.c.helper && p.c.mm != nil && !hasInParent(p.c.pagemap)
 }
 
 // matchVma returns the index of q's area that fork would have left from v:
