@@ -49,7 +49,7 @@ type snapshot struct {
 
 // wantSnapshots reports whether this dump copies memory from snapshots.
 func (d *dumper) wantSnapshots() bool {
-	return (d.opts.LeaveRunning || d.opts.LeaveStopped) && os.Getenv(snapshotEnv) != "off"
+	return (d.opts.LeaveRunning || d.opts.LeaveStopped || d.opts.PreDump) && os.Getenv(snapshotEnv) != "off"
 }
 
 // takeSnapshot makes p's snapshot child, or returns nil (logged) when p is
