@@ -12,6 +12,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/dump"
 	"github.com/cryo-cr/cryo/internal/memtrack"
 	"github.com/cryo-cr/cryo/internal/netns"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/restore"
 )
@@ -98,6 +99,41 @@ type DumpOptions struct {
 	Notify func(event string, pid int) error
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
+	// Progress, if set, is called about every ProgressInterval while the
+	// tree's memory is copied, and once at the end, from another
+	// goroutine; it must return quickly.
+	Progress func(Progress)
+}
+
+// ProgressInterval is how often DumpOptions.Progress and
+// RestoreOptions.Progress are called.
+const ProgressInterval = 200 * time.Millisecond
+
+// Progress is how far a dump or restore has got with the tree's memory,
+// the part of its work that grows with the tree.
+type Progress struct {
+	// Done is the bytes of memory copied so far; Total the bytes known to
+	// copy, which grows while a dump finds each process's pages.
+	Done, Total int64
+	// Elapsed is the time since the call began.
+	Elapsed time.Duration
+}
+
+// watchProgress starts calling fn (if set) with m's counts; the function
+// it returns stops it after a last call.
+func watchProgress(fn func(Progress)) (*progress.Meter, func()) {
+	if fn == nil {
+		return nil, func() {}
+	}
+	m := progress.New()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Watch(ProgressInterval, stop, func(s progress.Snapshot) {
+			fn(Progress{Done: s.Done, Total: s.Total, Elapsed: s.Elapsed})
+		})
+	}()
+	return m, func() { close(stop); <-done }
 }
 
 // Stats are figures of one dump or restore.
@@ -124,7 +160,9 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		return nil, &InterruptedError{Op: "dump", Cause: err, Err: err}
 	}
 	start := time.Now()
+	meter, stopProgress := watchProgress(opts.Progress)
 	err := dump.DumpContext(ctx, dump.Options{
+		Progress:       meter,
 		Pid:            pid,
 		Dir:            opts.Dir,
 		LeaveRunning:   opts.LeaveRunning,
@@ -142,6 +180,7 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),
 	})
+	stopProgress()
 	switch {
 	case errors.Is(err, dump.ErrInterrupted):
 		return nil, &InterruptedError{Op: "dump", Cause: context.Cause(ctx), Err: err}
@@ -197,6 +236,10 @@ type RestoreOptions struct {
 	InheritFds map[string]int
 	// Logger receives the progress messages (at Debug level); nil: none.
 	Logger *slog.Logger
+	// Progress, if set, is called about every ProgressInterval while the
+	// tree's memory is written, and once at the end, from another
+	// goroutine; it must return quickly.
+	Progress func(Progress)
 }
 
 // Process is the root of a restored tree, a child of the calling process.
@@ -229,7 +272,9 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		return nil, &InterruptedError{Op: "restore", Cause: err, Err: err}
 	}
 	start := time.Now()
+	meter, stopProgress := watchProgress(opts.Progress)
 	rp, err := restore.Restore(restore.Options{
+		Progress:     meter,
 		Dir:          dir,
 		Detach:       true,
 		PidFile:      opts.PidFile,
@@ -245,6 +290,7 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 		Ctx:          ctx,
 		Logf:         logf(opts.Logger),
 	})
+	stopProgress()
 	if errors.Is(err, restore.ErrInterrupted) {
 		return nil, &InterruptedError{Op: "restore", Cause: context.Cause(ctx), Err: err}
 	}

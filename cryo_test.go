@@ -160,3 +160,43 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check's report lacks pidfd_getfd or process_vm_readv, or says they are missing: %+v", rep.Features)
 	}
 }
+
+// TestProgress dumps and restores a child with a Progress callback: its
+// last call must count every byte of memory the call copied.
+func TestProgress(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: dumps and restores a process")
+	}
+	ctx := context.Background()
+	sleep := exec.Command("sleep", "1000")
+	sleep.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := sleep.Process.Pid
+	dir := t.TempDir()
+	var last cryo.Progress
+	calls := 0
+	record := func(p cryo.Progress) { last, calls = p, calls+1 }
+	if _, err := cryo.Dump(ctx, pid, cryo.DumpOptions{Dir: dir, Progress: record}); err != nil {
+		sleep.Process.Kill()
+		t.Fatal(err)
+	}
+	sleep.Wait()
+	if calls == 0 || last.Done == 0 || last.Done != last.Total {
+		t.Fatalf("dump: %d calls, the last %+v: want at least one, with every byte done", calls, last)
+	}
+	dumped := last.Done
+	last, calls = cryo.Progress{}, 0
+	p, err := cryo.Restore(ctx, dir, cryo.RestoreOptions{Progress: record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(p.Pid, syscall.SIGKILL)
+		p.Wait()
+	}()
+	if calls == 0 || last.Done != dumped || last.Total != dumped {
+		t.Fatalf("restore: %d calls, the last %+v: want every one of the %d bytes dumped", calls, last, dumped)
+	}
+}

@@ -15,6 +15,10 @@ import (
 
 // logger opens the -o log (relative to the images directory, as in CRIU)
 // and returns a printf for messages at verbosity 4 and the closer.
+// logsToStderr tells whether the log goes to stderr (-v4 without -o),
+// where a progress line would cut through it.
+func (o *options) logsToStderr() bool { return o.logFile == "" && o.verbosity >= 4 }
+
 func (o *options) logger() (func(string, ...any), func(error), error) {
 	var w io.Writer = io.Discard
 	var f *os.File
@@ -89,10 +93,12 @@ func dumpCommand(name string, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	err = dump.DumpContext(ctx, dump.Options{Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
+	meter, stopProgress := progressLine(name, o.logsToStderr() || o.verbosity == 0)
+	err = dump.DumpContext(ctx, dump.Options{Progress: meter, Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
 		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
 		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, FileLocks: o.fileLocks, External: o.external, Logf: logf, Fault: inj,
 		PreDump: preDump, ParentDir: o.prevImagesDir, TrackMem: o.trackMem})
+	stopProgress()
 	if err != nil {
 		return fmt.Errorf("%s %d: %w", name, o.pid, err)
 	}
@@ -131,8 +137,10 @@ func cmdRestore(args []string) (status int, err error) {
 		stop()
 		return 0, err
 	}
-	p, err := restore.Restore(restore.Options{Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
+	meter, stopProgress := progressLine("restore", o.logsToStderr() || o.verbosity == 0)
+	p, err := restore.Restore(restore.Options{Progress: meter, Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
 		LeaveStopped: o.leaveStopped, TCPClose: o.tcpClose, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj, InheritFds: o.inheritFds})
+	stopProgress()
 	o.closeInherited()
 	// Once the tree runs, a signal to cryo is no interruption of the
 	// restore any more.

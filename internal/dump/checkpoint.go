@@ -83,10 +83,6 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	if err != nil {
 		return 0, err
 	}
-	if err := p.pokeTimerfds(); err != nil {
-		return 0, err
-	}
-
 	ft := d.files
 	fds, err := p.dumpFds(ft)
 	if err != nil {
@@ -117,6 +113,11 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 	// Pages unchanged since the previous dump stay in its images.
 	if runs, err = d.parentRuns(p, maps, runs); err != nil {
 		return 0, err
+	}
+	for _, r := range runs {
+		if !r.parent { // nothing to copy: in the parent's images
+			d.opts.Progress.Expect(int64(r.size))
+		}
 	}
 	// The snapshot's exit frame goes in the scratch memory.
 	snap := d.takeSnapshot(p, runs)

@@ -22,6 +22,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/nsagent"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/seccomp"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -91,6 +92,8 @@ type Options struct {
 	// from the first two fails the dump, the tree left running (a caller of
 	// CRIU's RPC that went away must not lose its tree).
 	Notify func(event string, pid int) error
+	// Progress, when set, counts the bytes of memory to copy and copied.
+	Progress *progress.Meter
 }
 
 // CRIU's task states.

@@ -4,18 +4,9 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/eventpoll"
 	"github.com/cryo-cr/cryo/internal/image"
 	"golang.org/x/sys/unix"
 )
-
-// epollOwner is an epoll instance as first described: the process and
-// descriptor its fdinfo was read from, whose numbers its watches' tfd are.
-type epollOwner struct {
-	p     *process
-	fd    int
-	entry *eventpoll.EventpollFileEntry
-}
 
 // kcmpEpollTFD is KCMP_EPOLL_TFD of linux/kcmp.h (x/sys/unix lacks it).
 const kcmpEpollTFD = 7
@@ -30,11 +21,14 @@ const kcmpEpollTFD = 7
 // under the saved number. A watch whose file no descriptor of the tree
 // holds is refused.
 func (d *dumper) resolveEpollTargets() error {
-	for _, o := range d.files.epolls {
+	for _, o := range d.files.origins {
+		if o.entry.GetEpfd() == nil {
+			continue
+		}
 		// toff: the watches with one tfd are told apart by their rank among
 		// those with that tfd, in fdinfo's (the kernel's tree) order.
 		seen := map[uint32]uint32{}
-		for _, w := range o.entry.GetTfd() {
+		for _, w := range o.entry.GetEpfd().GetTfd() {
 			tfd := w.GetTfd()
 			toff := seen[tfd]
 			seen[tfd]++
@@ -51,7 +45,7 @@ func (d *dumper) resolveEpollTargets() error {
 // findEpollTarget returns the file id of the descriptor that holds the
 // file of watch (tfd, toff): the owner's own descriptor tfd first, then
 // its other descriptors, then the other processes'.
-func (d *dumper) findEpollTarget(o epollOwner, tfd, toff uint32) (uint32, error) {
+func (d *dumper) findEpollTarget(o fileOrigin, tfd, toff uint32) (uint32, error) {
 	type cand struct {
 		p  *process
 		fd int

@@ -24,8 +24,17 @@ func (p *process) dumpKind(ft *fileTable, fd int, target string, k fdkind.Simple
 		return nil, err
 	}
 	id := ft.add(fe)
+	ft.origins = append(ft.origins, fileOrigin{p: p, fd: fd, entry: fe})
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil
+}
+
+// fileOrigin is a file entry of a simple kind and the descriptor it was
+// read from (whose numbers an epoll's watches are).
+type fileOrigin struct {
+	p     *process
+	fd    int
+	entry *fdinfo.FileEntry
 }
 
 // nextID is the id ft.add gives the next entry.
@@ -47,3 +56,14 @@ func (d dumped) Where() string { return fmt.Sprintf("%s (%s)", d.p.fdName(d.fd),
 
 // Info is the descriptor's fdinfo.
 func (d dumped) Info() *proc.FdInfo { return d.info }
+
+// injector is a seized process, as a fdkind.Preparer sees it.
+type injector struct{ p *process }
+
+// Syscall injects a call into the process's leader.
+func (in injector) Syscall(nr uintptr, args ...uint64) (uint64, error) {
+	return in.p.leader().Syscall(nr, args...)
+}
+
+// Scratch is the process's scratch stack, which calls may write into.
+func (in injector) Scratch() uint64 { return in.p.scratch.addr + scratchStack }

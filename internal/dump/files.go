@@ -50,9 +50,10 @@ type fileTable struct {
 	held []int
 	// inFlight: those of them that are copies of descriptors in flight.
 	inFlight map[int]bool
-	// epolls: the epoll instances, whose watched files are found once
-	// every descriptor has its id (resolveEpollTargets).
-	epolls []epollOwner
+	// origins: the file entries of simple kinds (internal/fdkind), each
+	// with the descriptor it was read from, for what is done once every
+	// descriptor has its id (resolveEpollTargets).
+	origins []fileOrigin
 	// emptyNet: the tree's net namespace is left out (Options.EmptyNetNS),
 	// so its sockets cannot be described.
 	emptyNet bool
@@ -160,63 +161,55 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 // file description (dup, fork, or one in flight and one held) must come
 // back sharing it: one file entry, several fdinfo entries.
 func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
-	byTarget := ft.byTarget
 	target, err := proc.FdTarget(p.pid, fd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
+	}
+	kind := fdkind.Detect(target)
+	// Only a seized process (not cryo's own copy of a descriptor in
+	// flight) can be prepared by injected calls.
+	if pr, ok := kind.(fdkind.Preparer); ok && len(p.threads) > 0 {
+		if err := pr.Prepare(injector{p}, fd); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
+		}
 	}
 	info, err := proc.ReadFdInfo(p.pid, fd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.fdName(fd), err)
 	}
+	var e *fdinfo.FdinfoEntry
+	switch {
+	case strings.HasPrefix(target, "pipe:["):
+		e, err = p.dumpPipe(ft, fd, target, info)
+	case strings.HasPrefix(target, "socket:["):
+		e, err = p.dumpUnix(ft, fd, target, info)
+	case kind != nil:
+		e, err = p.dumpKind(ft, fd, target, kind, info)
+	case !strings.HasPrefix(target, "/"):
+		kind, _, _ := strings.Cut(target, ":")
+		return nil, fmt.Errorf("%s: %s is not supported yet", p.fdName(fd), describeKind(kind, target))
+	case strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)"):
+		e, err = p.dumpMemfd(ft, fd, target, info)
+	default:
+		e, err = p.dumpPath(ft, fd, target, info)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// FD_CLOEXEC is the descriptor's, not the file's: fdinfo shows it
+	// as O_CLOEXEC in the file's flags.
 	var fdFlags uint32
 	if info.Flags&unix.O_CLOEXEC != 0 {
 		fdFlags = unix.FD_CLOEXEC
 	}
-	if strings.HasPrefix(target, "pipe:[") {
-		e, err := p.dumpPipe(ft, fd, target, info)
-		if err != nil {
-			return nil, err
-		}
-		e.Flags = proto.Uint32(fdFlags)
-		return e, nil
-	}
-	if strings.HasPrefix(target, "socket:[") {
-		e, err := p.dumpUnix(ft, fd, target, info)
-		if err != nil {
-			return nil, err
-		}
-		e.Flags = proto.Uint32(fdFlags)
-		return e, nil
-	}
-	if k := fdkind.Detect(target); k != nil {
-		e, err := p.dumpKind(ft, fd, target, k, info)
-		if err != nil {
-			return nil, err
-		}
-		e.Flags = proto.Uint32(fdFlags)
-		return e, nil
-	}
-	if kind, ok := anonKinds[target]; ok {
-		e, err := p.dumpAnon(ft, fd, target, kind, info)
-		if err != nil {
-			return nil, err
-		}
-		e.Flags = proto.Uint32(fdFlags)
-		return e, nil
-	}
-	if !strings.HasPrefix(target, "/") {
-		kind, _, _ := strings.Cut(target, ":")
-		return nil, fmt.Errorf("%s: %s is not supported yet", p.fdName(fd), describeKind(kind, target))
-	}
-	if strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)") {
-		e, err := p.dumpMemfd(ft, fd, target, info)
-		if err != nil {
-			return nil, err
-		}
-		e.Flags = proto.Uint32(fdFlags)
-		return e, nil
-	}
+	e.Flags = proto.Uint32(fdFlags)
+	return e, nil
+}
+
+// dumpPath describes a descriptor reached through a path: a regular file,
+// directory or block device (a deleted one saved as a ghost), a terminal
+// (a pty of the tree, or the caller's with -j), a FIFO.
+func (p *process) dumpPath(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	st, err := proc.FileStat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd))
 	if err != nil {
 		return nil, fmt.Errorf("%s (%s): %w", p.fdName(fd), target, err)
@@ -232,30 +225,18 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	case unix.S_IFREG, unix.S_IFDIR, unix.S_IFBLK:
 	case unix.S_IFCHR:
 		if ft.ptys.isTreePty(p, st.Rdev) {
-			e, err := p.dumpPty(ft, fd, target, info, &st)
-			if err != nil {
-				return nil, err
-			}
-			e.Flags = proto.Uint32(fdFlags)
-			return e, nil
+			return p.dumpPty(ft, fd, target, info, &st)
 		}
 		if isTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
 			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal, or with %s and restore with --inherit-fd fd[N]:%s", p.fdName(fd), target, ttyHint(&st), target)
 		}
 	case unix.S_IFIFO:
-		e, err := p.dumpFifo(ft, fd, target, info, &st)
-		if err != nil {
-			return nil, err
-		}
-		e.Flags = proto.Uint32(fdFlags)
-		return e, nil
+		return p.dumpFifo(ft, fd, target, info, &st)
 	default:
 		return nil, fmt.Errorf("%s: %s: file type %#o is not supported yet", p.fdName(fd), target, st.Mode&unix.S_IFMT)
 	}
-	if id, ok := p.sameFile(byTarget[target], fd); ok {
-		return &fdinfo.FdinfoEntry{
-			Id: proto.Uint32(id), Flags: proto.Uint32(fdFlags), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd)),
-		}, nil
+	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
+		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd))}, nil
 	}
 	id := ft.addReg(&regfile.RegFileEntry{
 		Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
@@ -273,13 +254,8 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 			return nil, fmt.Errorf("%s (%s): %w", p.fdName(fd), target, err)
 		}
 	}
-	byTarget[target] = append(byTarget[target], seenFile{p.pid, fd, id})
-	return &fdinfo.FdinfoEntry{
-		Id:    proto.Uint32(id),
-		Flags: proto.Uint32(fdFlags),
-		Type:  fdinfo.FdTypes_REG.Enum(),
-		Fd:    proto.Uint32(uint32(fd)),
-	}, nil
+	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
+	return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd))}, nil
 }
 
 // seenFile is a descriptor already described, and its file id.

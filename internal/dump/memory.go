@@ -12,6 +12,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/vma"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -189,7 +190,7 @@ func (p *process) writePages(dir *image.Dir, pagesID uint32, runs []pageRun, poo
 	if err != nil {
 		return 0, err
 	}
-	n, err := copyPages(p.pid, runs, f, pool)
+	n, err := copyPages(p.pid, runs, f, pool, p.opts.Progress)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -248,13 +249,13 @@ func sliceRuns(runs []pageRun) []copySlice {
 // no more workers than slices: fresh buffers fault on each page (15-55 µs
 // a page on a paravirtualized guest), which for a small process cost more
 // than its copy.
-func copyPages(pid int, runs []pageRun, f *os.File, pool *bufpool.Pool) (int64, error) {
-	return copySlices(pid, sliceRuns(runs), f, pool)
+func copyPages(pid int, runs []pageRun, f *os.File, pool *bufpool.Pool, meter *progress.Meter) (int64, error) {
+	return copySlices(pid, sliceRuns(runs), f, pool, meter)
 }
 
 // copySlices is copyPages for slices already cut (by sliceRuns): each goes
 // at its own offset of f.
-func copySlices(pid int, slices []copySlice, f *os.File, pool *bufpool.Pool) (int64, error) {
+func copySlices(pid int, slices []copySlice, f *os.File, pool *bufpool.Pool, meter *progress.Meter) (int64, error) {
 	var total uint64
 	for _, sl := range slices {
 		for _, r := range sl.parts {
@@ -294,6 +295,7 @@ func copySlices(pid int, slices []copySlice, f *os.File, pool *bufpool.Pool) (in
 					return
 				}
 				written.Add(int64(n))
+				meter.Add(int64(n))
 			}
 		}()
 	}

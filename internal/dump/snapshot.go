@@ -98,7 +98,7 @@ func (d *dumper) savePages(p *process, dir *image.Dir, pagesID uint32, runs []pa
 			s.slices = append(s.slices, sl)
 		}
 	}
-	s.copied, err = copySlices(p.pid, now, f, &d.bufs)
+	s.copied, err = copySlices(p.pid, now, f, &d.bufs, d.opts.Progress)
 	if err != nil {
 		return s.copied, fmt.Errorf("process %d: save memory: %w", p.pid, err)
 	}
@@ -143,7 +143,7 @@ func (d *dumper) finishSnapshots() (int64, error) {
 				s.slices[i].parts[j].force = true
 			}
 		}
-		n, err := copySlices(s.child.Pid, s.slices, s.f, &d.bufs)
+		n, err := copySlices(s.child.Pid, s.slices, s.f, &d.bufs, d.opts.Progress)
 		total += n
 		if err != nil {
 			first = fmt.Errorf("process %d: save memory from its snapshot %d: %w", s.p.pid, s.child.Pid, err)

@@ -33,7 +33,6 @@ const (
 	fanMarkFlagsKept         = fanMarkIgnoredSurvModify | fanMarkEvictable | fanMarkIgnore
 	fanInitCloexecNonblock   = unix.FAN_CLOEXEC | unix.FAN_NONBLOCK
 	maxFanotifyMarks         = 1 << 16
-	maxFanotifyPath          = unix.PathMax
 )
 
 // Type is FANOTIFY.
@@ -63,8 +62,8 @@ func (Fanotify) Check(f *fdinfo.FileEntry) error {
 		default:
 			return fmt.Errorf("fanotify %d: mark %d of type %v", f.GetId(), i, m.GetType())
 		}
-		if !strings.HasPrefix(path, "/") || len(path) > maxFanotifyPath || strings.IndexByte(path, 0) >= 0 {
-			return fmt.Errorf("fanotify %d: mark %d: bad path %q", f.GetId(), i, path)
+		if err := checkPath(path); err != nil {
+			return fmt.Errorf("fanotify %d: mark %d: %w", f.GetId(), i, err)
 		}
 		if m.GetMflags()&^fanMarkFlagsKept != 0 {
 			return fmt.Errorf("fanotify %d: mark %d: flags %#x", f.GetId(), i, m.GetMflags())

@@ -43,6 +43,15 @@ func pair(s string) (uint64, uint64, error) {
 // fdinfo adds for a descriptor's FD_CLOEXEC.
 func fileFlags(d Dumped) *uint32 { return proto.Uint32(d.Info().Flags &^ unix.O_CLOEXEC) }
 
+// checkPath refuses a saved path a watch or mark cannot be added by again:
+// relative, too long, or with a NUL inside.
+func checkPath(path string) error {
+	if !strings.HasPrefix(path, "/") || len(path) >= unix.PathMax || strings.IndexByte(path, 0) >= 0 {
+		return fmt.Errorf("bad path %q", path)
+	}
+	return nil
+}
+
 // noOwner is an F_SETOWN owner of nobody, which cryo saves for every file.
 func noOwner() *fown.FownEntry {
 	z := proto.Uint32(0)

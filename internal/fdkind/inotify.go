@@ -21,8 +21,27 @@ func (Inotify) Type() fdinfo.FdTypes { return fdinfo.FdTypes_INOTIFY }
 // Target is how /proc/PID/fd names an inotify instance.
 func (Inotify) Target() string { return "anon_inode:inotify" }
 
-// Check refuses an entry without its payload.
-func (Inotify) Check(f *fdinfo.FileEntry) error { return needPayload(f, f.GetIfy() != nil) }
+// maxInotifyWatches bounds an entry's watches (the kernel's default
+// max_user_watches is far lower).
+const maxInotifyWatches = 1 << 20
+
+// Check refuses an entry without its payload, with too many watches, or
+// with a watch whose path is not one restore may add it by.
+func (Inotify) Check(f *fdinfo.FileEntry) error {
+	e := f.GetIfy()
+	if err := needPayload(f, e != nil); err != nil {
+		return err
+	}
+	if n := len(e.GetWd()); n > maxInotifyWatches {
+		return fmt.Errorf("inotify %d: %d watches", f.GetId(), n)
+	}
+	for _, w := range e.GetWd() {
+		if err := checkPath(w.GetFHandle().GetPath()); err != nil {
+			return fmt.Errorf("inotify %d: watch %d: %w", f.GetId(), w.GetWd(), err)
+		}
+	}
+	return nil
+}
 
 // Dump reads the watches from fdinfo, in the order of their descriptors.
 func (Inotify) Dump(d Dumped, id uint32) (*fdinfo.FileEntry, error) {

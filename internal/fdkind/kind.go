@@ -71,3 +71,22 @@ type Maker interface {
 	// that paths are reached with that process's rights (never root's).
 	AsOwner(fn func() error) error
 }
+
+// Preparer is a kind that must act in the seized process before its
+// descriptors' fdinfo is read: the kernel updates some of what fdinfo shows
+// only when asked (a timerfd's expirations).
+type Preparer interface {
+	// Prepare acts on descriptor fd of the process through in. Errors
+	// need not name the descriptor: dump does.
+	Prepare(in Injector, fd int) error
+}
+
+// Injector is what dump offers a Preparer: calls injected into the seized
+// process, which is stopped and restored as it was afterwards.
+type Injector interface {
+	// Syscall injects one system call into the process.
+	Syscall(nr uintptr, args ...uint64) (uint64, error)
+	// Scratch is the address of a scratch area in the process that an
+	// injected call may write into.
+	Scratch() uint64
+}

@@ -29,7 +29,7 @@ func Registry() []Entry {
 		{Type: fdinfo.FdTypes_INETSK, Kind: inPlace{fdinfo.FdTypes_INETSK, func(f *fdinfo.FileEntry) bool { return f.GetIsk() != nil }}},
 		{Type: fdinfo.FdTypes_UNIXSK, Kind: inPlace{fdinfo.FdTypes_UNIXSK, func(f *fdinfo.FileEntry) bool { return f.GetUsk() != nil }}},
 		{Type: fdinfo.FdTypes_EVENTFD, Kind: Eventfd{}},
-		{Type: fdinfo.FdTypes_EVENTPOLL, Kind: inPlace{fdinfo.FdTypes_EVENTPOLL, func(f *fdinfo.FileEntry) bool { return f.GetEpfd() != nil }}},
+		{Type: fdinfo.FdTypes_EVENTPOLL, Kind: Epoll{}},
 		{Type: fdinfo.FdTypes_INOTIFY, Kind: Inotify{}},
 		{Type: fdinfo.FdTypes_SIGNALFD, Kind: Signalfd{}},
 		{Type: fdinfo.FdTypes_PACKETSK, Refused: "a packet socket"},

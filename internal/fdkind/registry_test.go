@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fh"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fsnotify"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -12,7 +14,7 @@ import (
 // dump and restore (inPlace): the registry only checks their payload.
 var notMoved = map[fdinfo.FdTypes]bool{
 	fdinfo.FdTypes_REG: true, fdinfo.FdTypes_PIPE: true, fdinfo.FdTypes_FIFO: true,
-	fdinfo.FdTypes_INETSK: true, fdinfo.FdTypes_UNIXSK: true, fdinfo.FdTypes_EVENTPOLL: true,
+	fdinfo.FdTypes_INETSK: true, fdinfo.FdTypes_UNIXSK: true,
 	fdinfo.FdTypes_TTY: true, fdinfo.FdTypes_MEMFD: true,
 }
 
@@ -74,6 +76,23 @@ func TestCheckFileRefuses(t *testing.T) {
 		}
 		if want := "file 7 of type " + e.Type.String() + " is not supported yet"; err.Error() != want {
 			t.Errorf("%v: %q, want %q", e.Type, err, want)
+		}
+	}
+}
+
+// An inotify entry with a watch restore could not add by its path is
+// refused; a good one is accepted.
+func TestInotifyCheck(t *testing.T) {
+	file := func(path string) *fdinfo.FileEntry {
+		return &fdinfo.FileEntry{Id: proto.Uint32(2), Type: fdinfo.FdTypes_INOTIFY.Enum(), Ify: &fsnotify.InotifyFileEntry{
+			Wd: []*fsnotify.InotifyWdEntry{{Wd: proto.Uint32(1), FHandle: &fh.FhEntry{Path: proto.String(path)}}}}}
+	}
+	if err := (Inotify{}).Check(file("/tmp/x")); err != nil {
+		t.Errorf("good entry: %v", err)
+	}
+	for _, path := range []string{"", "tmp/x", "/a\x00b", "/" + strings.Repeat("a", 5000)} {
+		if err := (Inotify{}).Check(file(path)); err == nil {
+			t.Errorf("path %.20q: accepted", path)
 		}
 	}
 }

@@ -10,9 +10,18 @@ import (
 )
 
 // Timerfd is a timerfd: its clock, interval, time left and unread
-// expirations. Dump first makes the kernel count the expirations (it does
-// so lazily) with an injected timerfd_gettime (dump's pokeTimerfds).
+// expirations.
 type Timerfd struct{}
+
+// Prepare makes the kernel count the expirations (it does so lazily): an
+// injected timerfd_gettime updates what fdinfo shows, its ticks and its
+// next expiry.
+func (Timerfd) Prepare(in Injector, fd int) error {
+	if _, err := in.Syscall(unix.SYS_TIMERFD_GETTIME, uint64(fd), in.Scratch()); err != nil {
+		return fmt.Errorf("timerfd_gettime: %w", err)
+	}
+	return nil
+}
 
 // Type is TIMERFD.
 func (Timerfd) Type() fdinfo.FdTypes { return fdinfo.FdTypes_TIMERFD }

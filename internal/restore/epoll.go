@@ -10,17 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// makeEpoll creates an empty epoll instance at its temporary descriptor;
-// its watches are added in phase two, once the watched descriptors are at
-// their numbers.
-func (fp *filePlan) makeEpoll(p *process, id uint32) error {
-	fd, err := p.leader.Syscall(unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("restore pid %d: epoll %d: %w", p.c.pid, id, err)
-	}
-	return fp.moveTo(p, fd, fp.temp[id])
-}
-
 // addEpollHolders makes every process holding an epoll instance a holder
 // of each file the instance watches that it does not hold itself (the
 // watch outlived the descriptor it was added with, the file being held

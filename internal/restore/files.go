@@ -427,8 +427,6 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeUnix(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_INETSK {
 			err = fp.makeInet(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_EVENTPOLL {
-			err = fp.makeEpoll(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
 		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {

@@ -3,6 +3,7 @@ package restore
 import (
 	"fmt"
 	"github.com/cryo-cr/cryo/internal/bufpool"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"os"
 	"time"
 
@@ -119,7 +120,11 @@ func (p *process) fillPages() error {
 	bufSize := min(fillBufSize, total)
 	u := p.openUffdFill()
 	defer u.close()
-	if err := writeSlices(p.pid, f, splitFill(p.c.pagemap, bufSize, p.cowSpans()), &p.r.bufs, int(bufSize), u); err != nil {
+	slices := splitFill(p.c.pagemap, bufSize, p.cowSpans())
+	for _, sl := range slices {
+		p.r.opts.Progress.Expect(int64(sl.size))
+	}
+	if err := writeSlices(p.pid, f, slices, &p.r.bufs, int(bufSize), u, p.r.opts.Progress); err != nil {
 		return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
 	}
 	for _, s := range p.cowSpans() {
@@ -137,7 +142,7 @@ func (p *process) fillPages() error {
 
 // writeSlices copies every slice of the image f into process pid: reading
 // in one goroutine, writing in the caller's.
-func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufpool.Pool, bufSize int, u *uffdFill) error {
+func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufpool.Pool, bufSize int, u *uffdFill, meter *progress.Meter) error {
 	n := min(fillBufs, len(slices))
 	free := make(chan []byte, n)
 	for i := 0; i < n; i++ {
@@ -186,6 +191,7 @@ func writeSlices(pid int, f *os.File, slices []fillSlice, pool *bufpool.Pool, bu
 		if err := writeSliceVia(pid, fl.buf[:fl.sl.size], fl.sl.remote, u); err != nil {
 			return err
 		}
+		meter.Add(int64(fl.sl.size))
 		free <- fl.buf
 	}
 	return nil

@@ -364,18 +364,18 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 	// setgroups goes first: it can be denied only before gid_map is written.
 	writes := []struct {
 		file, data string
-		kind       *userns.IDKind
+		kind       userns.IDKind // "": not an id map
 		m          userns.Map
 	}{
 		{file: "setgroups", data: setgroups},
-		{"uid_map", userns.FormatMap(uidMap), &userns.UIDs, uidMap},
-		{"gid_map", userns.FormatMap(gidMap), &userns.GIDs, gidMap},
+		{"uid_map", userns.FormatMap(uidMap), userns.UIDs, uidMap},
+		{"gid_map", userns.FormatMap(gidMap), userns.GIDs, gidMap},
 	}
 	for _, w := range writes {
 		var err error
 		if parent == nil {
-			if w.kind != nil {
-				err = userns.WriteMap(p.pid, *w.kind, w.m)
+			if w.kind != "" {
+				err = userns.WriteMap(p.pid, w.kind, w.m)
 			} else {
 				err = os.WriteFile(fmt.Sprintf("/proc/%d/%s", p.pid, w.file), []byte(w.data), 0)
 			}

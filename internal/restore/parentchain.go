@@ -194,7 +194,7 @@ func (p *process) fillLayer(dir *image.Dir, pagesID uint32, items []chainItem, u
 	}
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	bufSize := min(uint64(fillBufSize), need)
-	if err := writeSlices(p.pid, f, splitChain(items, bufSize), &p.r.bufs, int(bufSize), u); err != nil {
+	if err := writeSlices(p.pid, f, splitChain(items, bufSize), &p.r.bufs, int(bufSize), u, p.r.opts.Progress); err != nil {
 		return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/nsagent"
+	"github.com/cryo-cr/cryo/internal/progress"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/userns"
@@ -80,6 +81,8 @@ type Options struct {
 	// cryo's process. The caller keeps its own descriptors open until
 	// Restore returns, and may close them then.
 	InheritFds map[string]int
+	// Progress, when set, counts the bytes of memory to write and written.
+	Progress *progress.Meter
 }
 
 // Process is a restored root process that is cryo's child.

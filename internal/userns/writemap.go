@@ -10,19 +10,30 @@ import (
 	"strings"
 )
 
-// IDKind is one of a user namespace's two id maps.
-type IDKind struct {
-	File   string // "uid_map" or "gid_map"
-	Helper string // the set-id tool of package uidmap (shadow) that writes it
-}
+// IDKind is one of a user namespace's two id maps, named by its file
+// under /proc/PID. A constant, so that no caller can change what the
+// package writes.
+type IDKind string
 
-var (
-	UIDs = IDKind{File: "uid_map", Helper: "newuidmap"}
-	GIDs = IDKind{File: "gid_map", Helper: "newgidmap"}
+// The two id maps.
+const (
+	UIDs IDKind = "uid_map"
+	GIDs IDKind = "gid_map"
 )
 
-// helperDirs are where the helpers are looked for when PATH lacks them.
-var helperDirs = []string{"/usr/bin"}
+// File is the map's file under /proc/PID.
+func (k IDKind) File() string { return string(k) }
+
+// Helper is the set-id tool of package uidmap (shadow) that writes the map.
+func (k IDKind) Helper() string {
+	if k == GIDs {
+		return "newgidmap"
+	}
+	return "newuidmap"
+}
+
+// helperDir is where the helpers are looked for when PATH lacks them.
+const helperDir = "/usr/bin"
 
 // WriteMap writes map m of the user namespace of process pid, which is a
 // child of the caller's. Root writes it itself. The namespace's owner
@@ -32,7 +43,7 @@ var helperDirs = []string{"/usr/bin"}
 func WriteMap(pid int, kind IDKind, m Map) error {
 	text := FormatMap(m)
 	if os.Geteuid() == 0 || kind.ownIDOnly(m) {
-		return os.WriteFile(fmt.Sprintf("/proc/%d/%s", pid, kind.File), []byte(text), 0)
+		return os.WriteFile(fmt.Sprintf("/proc/%d/%s", pid, kind.File()), []byte(text), 0)
 	}
 	helper, err := kind.FindHelper()
 	if err != nil {
@@ -67,19 +78,22 @@ func (k IDKind) ownIDOnly(m Map) bool {
 	return len(m) == 1 && m[0].Outside == own && m[0].Count == 1
 }
 
-// FindHelper finds the helper on PATH, else in helperDirs.
-func (k IDKind) FindHelper() (string, error) {
-	if path, err := exec.LookPath(k.Helper); err == nil {
+// FindHelper finds the helper on PATH, else in helperDir.
+func (k IDKind) FindHelper() (string, error) { return k.findHelper(helperDir) }
+
+// findHelper finds the helper on PATH, else in dirs.
+func (k IDKind) findHelper(dirs ...string) (string, error) {
+	if path, err := exec.LookPath(k.Helper()); err == nil {
 		return path, nil
 	}
-	for _, dir := range helperDirs {
-		path := dir + "/" + k.Helper
+	for _, dir := range dirs {
+		path := dir + "/" + k.Helper()
 		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 			return path, nil
 		}
 	}
 	return "", fmt.Errorf("%s (package uidmap) is not on PATH nor in %s, and only it may map ids other than yours: %w",
-		k.Helper, strings.Join(helperDirs, ", "), fs.ErrNotExist)
+		k.Helper(), strings.Join(dirs, ", "), fs.ErrNotExist)
 }
 
 // CheckSetgroups checks that the setgroups policy of pid's user namespace

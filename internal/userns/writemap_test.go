@@ -25,7 +25,7 @@ func TestOwnIDOnly(t *testing.T) {
 	}
 	for _, c := range cases {
 		if got := c.kind.ownIDOnly(c.m); got != c.want {
-			t.Errorf("%s %v: ownIDOnly = %v, want %v", c.kind.File, c.m, got, c.want)
+			t.Errorf("%s %v: ownIDOnly = %v, want %v", c.kind.File(), c.m, got, c.want)
 		}
 	}
 }
@@ -35,10 +35,7 @@ func TestOwnIDOnly(t *testing.T) {
 func TestFindHelper(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("PATH", dir)
-	saved := helperDirs
-	helperDirs = []string{t.TempDir()}
-	defer func() { helperDirs = saved }()
-	_, err := UIDs.FindHelper()
+	_, err := UIDs.findHelper(t.TempDir())
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "newuidmap") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("FindHelper without newuidmap: %v", err)
 	}
@@ -46,7 +43,7 @@ func TestFindHelper(t *testing.T) {
 	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := GIDs.FindHelper(); err != nil || got != path {
+	if got, err := GIDs.findHelper(t.TempDir()); err != nil || got != path {
 		t.Fatalf("FindHelper = %q, %v; want %s", got, err, path)
 	}
 }
