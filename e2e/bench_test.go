@@ -64,6 +64,19 @@ func BenchmarkSpeed(b *testing.B) {
 			fmt.Printf("%s: %s\n", r.tool, r.note)
 		}
 	}
+	// Incremental: cryo only (CRIU's pre-dump needs soft-dirty bits).
+	var inc []incFigures
+	for i := 0; i < benchReps; i++ {
+		f, err := tools[0].incremental(b, 1024)
+		if err != nil {
+			b.Fatalf("cryo, pre-dump + dump of 1 GiB: %v", err)
+		}
+		inc = append(inc, f)
+	}
+	slices.SortFunc(inc, func(a, b incFigures) int { return int(a.freeze - b.freeze) })
+	m := inc[len(inc)/2]
+	fmt.Printf("cryo, 1 GiB, pre-dump then 10%% of the pages written then dump (the run of median final freeze): pre-dump freeze %s, %d MiB written; final dump (kills) freeze %s, %d MiB written\n",
+		ms(m.preFreeze), m.full>>20, ms(m.freeze), m.written>>20)
 }
 
 // benchTool is cryo or CRIU, run by the same commands (CRIU's flags).

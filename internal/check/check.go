@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/cryo-cr/cryo/internal/cpu"
+	"github.com/cryo-cr/cryo/internal/memtrack"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
@@ -356,5 +357,15 @@ func CRIU() []Feature {
 		{Name: "memfd", What: "memfd_create", Probe: probeMemfd},
 		{Name: "seccomp_suspend", What: "PTRACE_O_SUSPEND_SECCOMP: injected calls skip a thread's seccomp filters", Probe: probeSeccompSuspend},
 		{Name: "seccomp_filters", What: "PTRACE_SECCOMP_GET_FILTER and PTRACE_GET_SECCOMP_METADATA", Probe: probeSeccompFilters},
+		{Name: "mem_track", What: "tracking of written pages for pre-dump (userfaultfd WP_ASYNC and PAGEMAP_SCAN; CRIU's soft-dirty is not used)", Probe: probeMemTrack},
 	}
+}
+
+// probeMemTrack checks what pre-dump's write tracking needs
+// (internal/memtrack).
+func probeMemTrack() (string, error) {
+	if err := memtrack.Probe(); err != nil {
+		return "", err
+	}
+	return "userfaultfd WP_ASYNC, PAGEMAP_SCAN", nil
 }

@@ -115,7 +115,9 @@ func (p *process) checkpoint(d *dumper, dir *image.Dir, index int) (xfeatures ui
 		return 0, err
 	}
 	for _, r := range runs {
-		d.opts.Progress.Expect(int64(r.size))
+		if !r.parent { // nothing to copy: in the parent's images
+			d.opts.Progress.Expect(int64(r.size))
+		}
 	}
 	// The snapshot's exit frame goes in the scratch memory.
 	snap := d.takeSnapshot(p, runs)

@@ -370,6 +370,9 @@ func (d *dumper) preDump(dir *image.Dir) error {
 			return err
 		}
 	}
+	if len(d.snaps) > 0 {
+		return nil // the inventory comes after the snapshots' pages
+	}
 	if err := dir.SyncAll(); err != nil {
 		return err
 	}
@@ -410,11 +413,14 @@ func (p *process) preDump(d *dumper, dir *image.Dir, index int) error {
 	if d.opts.TrackMem {
 		d.startTracking(p, maps)
 	}
+	// Protected first, then the snapshot: a write after the tree runs
+	// again is tracked, and the snapshot holds the page as it was.
+	snap := d.takeSnapshot(p, runs)
 	if err := p.scratch.unmap(); err != nil {
 		return err
 	}
 	start := time.Now()
-	n, err := p.writePages(dir, uint32(index+1), runs, &d.bufs)
+	n, err := d.savePages(p, dir, uint32(index+1), runs, snap)
 	if err != nil {
 		return err
 	}
@@ -437,10 +443,31 @@ func (d *dumper) finishPreDump(dir *image.Dir) error {
 		return err
 	}
 	d.closeTracking(true)
-	if err := d.release(); err != nil {
+	// Kept out of release, which drops the snapshots of a failed dump.
+	snaps := d.snaps
+	d.snaps = nil
+	err := d.release()
+	d.snaps = snaps
+	if err != nil {
+		d.dropSnapshots()
 		return fmt.Errorf("resume process %d: %w", pid, err)
 	}
 	d.stats.frozen = time.Since(d.stats.frozenAt)
+	if len(d.snaps) > 0 {
+		d.logf("tree of %d runs again after %v; copying its memory from %d snapshots", pid, d.stats.frozen, len(d.snaps))
+		start := time.Now()
+		n, err := d.finishSnapshots()
+		d.stats.memwrite += time.Since(start)
+		d.stats.pagesSaved += uint64(n) / proc.PageSize()
+		if err == nil {
+			if err = dir.SyncAll(); err == nil {
+				err = d.writeInventory(dir)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("process %d (tree left running): %w", pid, err)
+		}
+	}
 	d.logf("pre-dump of %d done; frozen for %v", pid, d.stats.frozen)
 	d.logf("stats: %s", d.stats.summary())
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {

@@ -49,7 +49,7 @@ type snapshot struct {
 
 // wantSnapshots reports whether this dump copies memory from snapshots.
 func (d *dumper) wantSnapshots() bool {
-	return (d.opts.LeaveRunning || d.opts.LeaveStopped) && os.Getenv(snapshotEnv) != "off"
+	return (d.opts.LeaveRunning || d.opts.LeaveStopped || d.opts.PreDump) && os.Getenv(snapshotEnv) != "off"
 }
 
 // takeSnapshot makes p's snapshot child, or returns nil (logged) when p is
@@ -139,6 +139,15 @@ func (d *dumper) finishSnapshots() (int64, error) {
 	for _, s := range d.snaps {
 		if first != nil {
 			break
+		}
+		// Every page of the snapshot is shared with the process
+		// (copy-on-write): process_vm_readv pins what it reads, and the
+		// kernel copies a shared anonymous page before pinning it, so the
+		// snapshot is read through /proc/PID/mem, which does not pin.
+		for i := range s.slices {
+			for j := range s.slices[i].parts {
+				s.slices[i].parts[j].force = true
+			}
 		}
 		n, err := copySlices(s.child.Pid, s.slices, s.f, &d.bufs, d.opts.Progress)
 		total += n

@@ -48,15 +48,17 @@ const (
 //  1. Three frames are written in area: E makes a thread exit(0) with
 //     every signal blocked; F1 makes it call wait4(pid, __WALL) and then
 //     go on to F2; F2 is t's own state, as its guard frame.
-//  2. clone(CLONE_FILES, exit signal 0, stack E) is injected into t with
-//     its stack at F1 (instead of its guard frame). The child A stops at
+//  2. clone(CLONE_VM|CLONE_FILES, exit signal 0, stack E) is injected
+//     into t with its stack at F1 (instead of its guard frame): A shares
+//     t's memory, so only B's clone copies page tables. A stops at
 //     birth (auto-attached). If cryo dies, A returns from clone to the
 //     "syscall; ret" gadget's ret, which pops E's pretcode: it exits; t
 //     runs F1's wait4, which reaps A, then F2 puts it back as it was.
 //     Until A's pid is written into F1, F1 waits with pid -1 and __WCLONE
 //     (only children with exit signal 0, such as A).
-//  3. The same clone is injected into A (guarded, its frame below E,
-//     which is A's own state: its exit). The grandchild B is the
+//  3. clone(CLONE_FILES, exit signal 0, stack E) is injected into A
+//     (guarded, its frame below E, which is A's own state: its exit). The
+//     grandchild B, with a copy-on-write copy of the memory, is the
 //     snapshot; its stack is E too.
 //  4. setsid is injected into B (guarded the same way: its frame is its
 //     exit), so that B is in no session of the tree.
@@ -110,7 +112,9 @@ func (t *Tracee) Snapshot(area uint64) (*Tracee, error) {
 	}
 
 	t.chain = f1
-	ret, err := t.Syscall(unix.SYS_CLONE, unix.CLONE_FILES, e, 0, 0, 0)
+	// A shares t's memory (CLONE_VM): copying the page tables once, for
+	// B, is enough (a fork of 1 GiB copies 262144 entries).
+	ret, err := t.Syscall(unix.SYS_CLONE, unix.CLONE_VM|unix.CLONE_FILES, e, 0, 0, 0)
 	t.chain = 0
 	if err != nil {
 		// No child: F1 must not wait for anything.

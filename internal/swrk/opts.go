@@ -177,7 +177,7 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 		refuse("ps: cryo has no page server")
 	}
 	if o.GetParentImg() != "" || o.GetTrackMem() || o.GetAutoDedup() {
-		refuse("parent_img, track_mem, auto_dedup: cryo has no pre-dump or memory tracking yet")
+		refuse("parent_img, track_mem, auto_dedup: incremental dumps are not served over the RPC yet (the command line has them)")
 	}
 	if o.GetLazyPages() {
 		refuse("lazy_pages: cryo has no lazy restore")

@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
+	"github.com/cryo-cr/cryo/internal/memtrack"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -91,9 +92,11 @@ func (s *session) handle(req *rpc.CriuReq) *rpc.CriuResp {
 	case rpc.CriuReqType_VERSION:
 		resp.Version = versionReply()
 	case rpc.CriuReqType_FEATURE_CHECK:
-		// What cryo has, whatever was asked: no dirty-page tracking
-		// (pre-dump), no lazy pages, no pidfd store (pre-dump again).
-		resp.Features = &rpc.CriuFeatures{MemTrack: proto.Bool(false), LazyPages: proto.Bool(false), PidfdStore: proto.Bool(false)}
+		// What cryo has, whatever was asked: write tracking when this
+		// kernel has what it needs (memtrack.Probe; pre-dump itself is a
+		// command-line feature, not served here yet), no lazy pages, no
+		// pidfd store.
+		resp.Features = &rpc.CriuFeatures{MemTrack: proto.Bool(memtrack.Probe() == nil), LazyPages: proto.Bool(false), PidfdStore: proto.Bool(false)}
 	case rpc.CriuReqType_CHECK:
 		err = s.check(req.GetOpts())
 	case rpc.CriuReqType_DUMP:
@@ -104,7 +107,7 @@ func (s *session) handle(req *rpc.CriuReq) *rpc.CriuResp {
 			resp.Restore = &rpc.CriuRestoreResp{Pid: proto.Int32(int32(pid))}
 		}
 	case rpc.CriuReqType_PRE_DUMP, rpc.CriuReqType_SINGLE_PRE_DUMP:
-		err = errors.New("pre-dump: not supported yet (cryo has no dirty-page tracking; this kernel lacks soft-dirty bits too)")
+		err = errors.New("pre-dump: not supported yet over the RPC (the command line has cryo pre-dump)")
 	case rpc.CriuReqType_NOTIFY:
 		// Typed EMPTY, as CRIU answers what it does not serve: a reply
 		// typed NOTIFY would read as a notification to answer, and caller
