@@ -1,6 +1,7 @@
 package fdkind
 
 import (
+	"os"
 	"reflect"
 	"testing"
 
@@ -52,5 +53,32 @@ func TestPipeInode(t *testing.T) {
 	}
 	if _, ok := PipeInode("pipe:[x]"); ok {
 		t.Error("pipe:[x]: accepted")
+	}
+}
+
+// PeekQueue copies a pipe's queue and capacity without taking the bytes:
+// the reader still finds them all afterwards.
+func TestPeekQueueLeavesBytes(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	want := []byte("queued before the dump")
+	if _, err := unix.Write(p[1], want); err != nil {
+		t.Fatal(err)
+	}
+	data, size, err := PeekQueue(os.Getpid(), p[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != string(want) || size <= 0 {
+		t.Errorf("peeked %q, capacity %d", data, size)
+	}
+	got := make([]byte, 100)
+	n, err := unix.Read(p[0], got)
+	if err != nil || string(got[:n]) != string(want) {
+		t.Errorf("after the peek the reader got %q, %v", got[:n], err)
 	}
 }
