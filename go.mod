@@ -15,6 +15,6 @@ require (
 	github.com/mdlayher/socket v0.5.0 // indirect
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
-	golang.org/x/net v0.33.0 // indirect
+	golang.org/x/net v0.33.0
 	golang.org/x/sync v0.6.0 // indirect
 )

@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,5 +192,59 @@ func TestE2EInheritTerminal(t *testing.T) {
 	got := strings.ReplaceAll(readLine(t, m2), "\r", "")
 	if want := fmt.Sprintf("after %d\n", w.Pid); got != want {
 		t.Fatalf("the new terminal got %q, want %q", got, want)
+	}
+}
+
+// TestE2ERootlessOutsidePipe: a rootless tree (the test user, in user and
+// IPC namespaces of its own) writing to a pipe of root's that the test
+// reads. The bytes queued for the test are not the tree's: the user's
+// dump, which could not open root's pipe to read them, leaves them alone
+// and succeeds, and the test still reads them.
+func TestE2ERootlessOutsidePipe(t *testing.T) {
+	requireCryo(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dir := usernsDir(t, 0o755)
+	out := filepath.Join(dir, "output.txt")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	os.Chown(out, testUID, testGID)
+	cmd := exec.Command("unshare", "-r", "-i", workloadBin(t, "outside", linkDynamic), "pipe", "fd:3")
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: testUserCred()}
+	p, err := startBg(t, "outside", cmd)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(bound(t, readyTimeout))
+	for !strings.Contains(readString(out), "READY") {
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("outside did not print READY; output:\n%s", readString(out))
+		}
+		time.Sleep(pollInterval)
+	}
+	imgs := filepath.Join(dir, "images")
+	if err := os.Mkdir(imgs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(imgs, testUID, testGID)
+	res := usernsRunCryoAs(t, testUserCred(), "dump", "-t", strconv.Itoa(p.Pid()), "-D", imgs, "-v", "4", "-o", "dump.log")
+	if res.ExitCode != 0 {
+		t.Fatalf("rootless dump: %s\n%s", res, readString(filepath.Join(imgs, "dump.log")))
+	}
+	if !p.Wait(bound(t, killTimeout)) {
+		t.Fatal("the dumped process did not die")
+	}
+	if got := readLine(t, r); got != "before\n" {
+		t.Fatalf("the test's pipe holds %q after the dump, want the line written before it", got)
 	}
 }

@@ -6,6 +6,7 @@
  *                       test's pipe) for writing
  *   outside unix PATH   connects a stream socket to the test's listener
  *   outside tty PATH    opens PATH, a pty slave whose master the test holds
+ *   PATH fd:N           uses the inherited descriptor N instead
  * It writes "before\n" to it, prints READY and waits. After SIGTERM it
  * writes "after PID\n" to the same descriptor (on restore, whatever
  * --inherit-fd gave it), which must work, and checks that the descriptor
@@ -31,6 +32,9 @@ int main(int argc, char **argv)
 		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
 			wl_die("connect %s: %s", path, strerror(errno));
 		kind = S_IFSOCK;
+	} else if (strncmp(path, "fd:", 3) == 0) {
+		fd = atoi(path + 3);
+		kind = strcmp(wl_mode, "tty") == 0 ? S_IFCHR : S_IFIFO;
 	} else {
 		fd = open(path, O_WRONLY | O_NOCTTY);
 		if (fd < 0)

@@ -58,6 +58,7 @@ func Basic(rootless bool) []Feature {
 		{Name: "process_vm_readv", Essential: true, Probe: probeVMRead},
 		{Name: "MADV_POPULATE_WRITE", Probe: probePopulate},
 		{Name: "userfaultfd", Probe: probeUserfaultfd},
+		{Name: "seccomp: suspend it in tracees and read filters (root)", Probe: probeSeccomp},
 		{Name: "xsave features", Probe: func() (string, error) {
 			return fmt.Sprintf("%#x", cpu.SupportedXfeatures()), nil
 		}},
@@ -353,5 +354,7 @@ func CRIU() []Feature {
 		{Name: "ipv6_freebind", What: "IPV6_FREEBIND", Probe: probeIPv6Freebind},
 		{Name: "openat2", What: "openat2 with RESOLVE_* flags", Probe: probeOpenat2},
 		{Name: "memfd", What: "memfd_create", Probe: probeMemfd},
+		{Name: "seccomp_suspend", What: "PTRACE_O_SUSPEND_SECCOMP: injected calls skip a thread's seccomp filters", Probe: probeSeccompSuspend},
+		{Name: "seccomp_filters", What: "PTRACE_SECCOMP_GET_FILTER and PTRACE_GET_SECCOMP_METADATA", Probe: probeSeccompFilters},
 	}
 }

@@ -149,7 +149,7 @@ func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := p.dumpLocks(ft, fd, e.GetId()); err != nil {
+		if err := p.saveFileLocks(ft, fd, e.GetId()); err != nil {
 			return nil, err
 		}
 		out = append(out, e)

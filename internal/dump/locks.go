@@ -106,11 +106,11 @@ func (l heldLock) String() string {
 	return fmt.Sprintf("%s lock on bytes %d-%d", mode, l.start, l.end)
 }
 
-// dumpLocks saves the locks held through descriptor fd of p, whose file
+// saveFileLocks saves the locks held through descriptor fd of p, whose file
 // has id in files.img. Without --file-locks a lock refuses the dump, as
 // CRIU does: the tree's peers on the same file (outside it) could not be
 // told that the lock was let go and taken again.
-func (p *process) dumpLocks(ft *fileTable, fd int, id uint32) error {
+func (p *process) saveFileLocks(ft *fileTable, fd int, id uint32) error {
 	info, err := proc.ReadFdInfo(p.pid, fd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.fdName(fd), err)

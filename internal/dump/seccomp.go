@@ -3,6 +3,7 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -21,6 +22,12 @@ import (
 // itself), reading the filters is refused too, so the dump fails here,
 // with the tree untouched.
 func (p *process) suspendSeccomp() error {
+	suspended := 0
+	defer func() {
+		if suspended > 0 {
+			p.logf("process %d: seccomp suspended in %d of its threads while cryo works on them", p.pid, suspended)
+		}
+	}()
 	for _, t := range p.threads {
 		st, err := proc.ReadTaskStatus(p.pid, t.Tid)
 		if err != nil {
@@ -35,6 +42,7 @@ func (p *process) suspendSeccomp() error {
 			}
 			return fmt.Errorf("process %d: %w", p.pid, err)
 		}
+		suspended++
 	}
 	return nil
 }
@@ -71,11 +79,43 @@ func (p *process) collectSeccomp(table *seccomp.Table, cores []*core.CoreEntry) 
 				return fmt.Errorf("process %d: thread %d: %w", p.pid, t.Tid, err)
 			}
 			tc.SeccompFilter = proto.Uint32(last)
+			p.warnSeccompGap(t.Tid, chain)
 		default:
 			return fmt.Errorf("process %d: thread %d: seccomp mode %d is not supported", p.pid, t.Tid, mode)
 		}
 	}
 	return nil
+}
+
+// warnSeccompGap logs what a cryo killed during this dump would cost the
+// thread under its filters (evaluated with zero arguments): a filter that
+// kills or traps one of the calls every dump injects kills the process if
+// cryo dies while that call is set up or running; one that does not allow
+// rt_sigreturn leaves the thread unable to get its state back from the
+// guard's frame should cryo die at any point (see docs/seccomp.md).
+func (p *process) warnSeccompGap(tid int, chain []seccomp.Filter) {
+	arch, calls := injectedCalls()
+	if len(calls) == 0 {
+		return
+	}
+	var fatal []string
+	for _, c := range calls {
+		ret, err := seccomp.Action(chain, seccomp.Call{Nr: c.nr, Arch: arch})
+		if err != nil {
+			p.logf("process %d: thread %d: %v", p.pid, tid, err)
+			return
+		}
+		if seccomp.Fatal(ret) {
+			fatal = append(fatal, c.name)
+		}
+	}
+	if len(fatal) > 0 {
+		p.logf("process %d: thread %d: its seccomp filters kill at %s, which cryo injects: should cryo die while it injects one, the process dies of its filter", p.pid, tid, strings.Join(fatal, ", "))
+	}
+	ret, err := seccomp.Action(chain, seccomp.Call{Nr: sigreturnNr, Arch: arch})
+	if err == nil && ret&unix.SECCOMP_RET_ACTION_FULL != unix.SECCOMP_RET_ALLOW && ret&unix.SECCOMP_RET_ACTION_FULL != unix.SECCOMP_RET_LOG {
+		p.logf("process %d: thread %d: its seccomp filters do not allow rt_sigreturn: should cryo die during the dump, the thread cannot get its state back", p.pid, tid)
+	}
 }
 
 // writeSeccomp writes the tree's seccomp image, if a thread has filters.
