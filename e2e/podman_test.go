@@ -79,7 +79,8 @@ func waitPodmanCount(t *testing.T, name string, n int) []int {
 // it, goes on with no gap in its log (podman refuses --tcp-established
 // with --name on restore; the connections come back without it); its web
 // server answers with the file in its tmpfs; it is in podman's cgroup for
-// the new container; and the statistics podman prints are cryo's.
+// the new container, its seccomp filter (podman's default profile) is
+// back; and the statistics podman prints are cryo's.
 func TestE2EPodmanRoundTrip(t *testing.T) {
 	requireCryo(t)
 	for _, bin := range []string{"podman", "runc", "busybox"} {
@@ -115,10 +116,10 @@ func TestE2EPodmanRoundTrip(t *testing.T) {
 		exec.Command("podman", "rmi", "-f", tag).Run()
 	})
 	// Root here lacks CAP_SYS_RESOURCE: podman's default limits (the
-	// maxima) make runc fail, lower ones work. seccomp=unconfined: cryo
-	// does not dump a seccomp filter yet.
+	// maxima) make runc fail, lower ones work. podman's default seccomp
+	// profile stays on.
 	if out, err := podman(t, env, "run", "-d", "--name", name, "--runtime", "runc", "--network", "none",
-		"--security-opt", "seccomp=unconfined", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
+		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
 		"--tmpfs", "/tmp", tag, "sh", "-c", runcScript); err != nil {
 		t.Fatalf("podman run: %v\n%s", err, out)
 	}
@@ -167,5 +168,8 @@ func TestE2EPodmanRoundTrip(t *testing.T) {
 	}
 	if cg := readString("/proc/" + pid + "/cgroup"); !strings.Contains(cg, "libpod-"+id) {
 		t.Errorf("the restored container is not in podman's cgroup for it (libpod-%s):\n%s", id, cg)
+	}
+	if st := procStatus("/proc/" + pid + "/status"); st["Seccomp"] != "2" || st["Seccomp_filters"] == "0" {
+		t.Errorf("the restored container lost podman's seccomp profile: Seccomp %q, filters %q", st["Seccomp"], st["Seccomp_filters"])
 	}
 }

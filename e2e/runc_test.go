@@ -274,7 +274,8 @@ func dumpLogError(path string) string {
 // refuse (manage_cgroups mode strict) fails in one line in runc's log, the
 // container running on; --leave-running checkpoints it and it runs on;
 // then it is checkpointed with --tcp-established through a `criu` link on
-// PATH and restored with runc restore -d. After that the count goes on
+// PATH and restored with runc restore -d; its connections are locked in
+// its own net namespace, none in the host's. After that the count goes on
 // with no gap (through the same TCP connection), the server answers with
 // the tmpfs file, and the container is in the same cgroups.
 func TestE2ERuncRoundTrip(t *testing.T) {
@@ -328,6 +329,14 @@ func TestE2ERuncRoundTrip(t *testing.T) {
 		t.Fatalf("runc checkpoint: %v\n%s\n%s", err, out, readString(filepath.Join(work, "dump.log")))
 	}
 	dumped := time.Since(start)
+	// The connections inside the container were locked in its own net
+	// namespace, which went with it: nothing is left in the host's.
+	if log := readString(filepath.Join(work, "dump.log")); !strings.Contains(log, "TCP connections in the tree's net namespace") {
+		t.Errorf("dump.log does not say the connections were locked in the container's namespace:\n%s", clip(log, 600))
+	}
+	if out, err := exec.Command("nft", "list", "table", "inet", fmt.Sprintf("cryo-%d", pid)).CombinedOutput(); err == nil {
+		t.Errorf("a network lock table was left in the host's namespace:\n%s", out)
+	}
 	if out, err := c.runc(nil, "state", c.id); err == nil {
 		t.Fatalf("the container is still there after its checkpoint:\n%s", out)
 	}

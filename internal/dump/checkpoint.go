@@ -202,6 +202,9 @@ func (p *process) pstreeEntry() *pstree.PstreeEntry {
 		for _, t := range p.threads {
 			inner = append(inner, p.nsTids[t.Tid])
 		}
+		if p.zombie {
+			inner = []uint32{p.nsPid}
+		}
 		image.SetNsPids(e, inner)
 	}
 	return e

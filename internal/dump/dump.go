@@ -415,6 +415,9 @@ func (d *dumper) seizeTree(root int) error {
 				return fmt.Errorf("process %d is a zombie", pid)
 			}
 			p.zombie = true
+			if err := p.zombieNsPid(); err != nil {
+				return err
+			}
 			d.procs = append(d.procs, p)
 			continue
 		}
@@ -426,6 +429,12 @@ func (d *dumper) seizeTree(root int) error {
 			return err
 		}
 		if err := p.seize(); err != nil {
+			if pid != root && p.exitedWhileSeized() {
+				if err := p.zombieNsPid(); err != nil {
+					return err
+				}
+				continue
+			}
 			return err
 		}
 		if err := p.suspendSeccomp(); err != nil {

@@ -118,6 +118,7 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		if err := ft.saveTCP(s, ino, conn); err != nil {
 			return nil, fmt.Errorf("%s: TCP connection %s -> %s: %w", where, conn.Local, conn.Remote, err)
 		}
+		ft.tcp[len(ft.tcp)-1].netNs = e.GetNsId()
 	}
 	state := uint32(stateClose)
 	if listening {

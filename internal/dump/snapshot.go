@@ -60,6 +60,12 @@ func (d *dumper) takeSnapshot(p *process, runs []pageRun) *snapshot {
 	if !d.wantSnapshots() || len(runs) == 0 {
 		return nil
 	}
+	if p.nsPid != 0 {
+		// The injected clones return pids of the tree's pid namespace,
+		// which ptrace.Tracee.Snapshot would take for cryo's.
+		p.logf("process %d: no snapshot (in a pid namespace of its own): memory copied while frozen", p.pid)
+		return nil
+	}
 	t := p.leader()
 	need := ptrace.SnapshotAreaSize(t.XstateSize())
 	if need == 0 || need > scratchSize {

@@ -13,6 +13,8 @@ type tcpStream struct {
 	conn      netlock.Conn
 	entry     *tcpstream.TcpStreamEntry
 	inq, outq []byte
+	// netNs: the id of the tree's net namespace it lives in (0: cryo's).
+	netNs uint32
 }
 
 // saveTCP puts the socket s (cryo's copy) in repair mode and reads its
@@ -28,7 +30,7 @@ func (ft *fileTable) saveTCP(s int, ino uint32, conn netlock.Conn) error {
 	if err != nil {
 		return err
 	}
-	ft.tcp = append(ft.tcp, tcpStream{ino, conn, e, inq, outq})
+	ft.tcp = append(ft.tcp, tcpStream{ino: ino, conn: conn, entry: e, inq: inq, outq: outq})
 	return nil
 }
 
@@ -49,10 +51,33 @@ func (d *dumper) lockNetwork() error {
 		return nil
 	}
 	var conns []netlock.Conn
+	inNets := map[uint32][]netlock.Conn{}
 	for _, t := range d.files.tcp {
+		if t.netNs != 0 {
+			inNets[t.netNs] = append(inNets[t.netNs], t.conn)
+			continue
+		}
 		conns = append(conns, t.conn)
 	}
+	if err := d.ns.lockNets(d.opts.Pid, inNets); err != nil {
+		return err
+	}
+	if len(conns) == 0 {
+		return nil
+	}
+	if d.ns.emptyNetIno != 0 {
+		// The connections are in the tree's own namespace, left out of
+		// the images (a container's): locked there, and the lock goes
+		// with the namespace when the tree is killed.
+		if err := netlock.LockInNetNS(d.opts.Pid, d.opts.Pid, conns); err != nil {
+			d.ns.unlockNets(d.opts.Pid, inNets)
+			return err
+		}
+		d.logf("network locked for %d TCP connections in the tree's net namespace (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))
+		return nil
+	}
 	if err := netlock.Lock(d.opts.Pid, conns); err != nil {
+		d.ns.unlockNets(d.opts.Pid, inNets)
 		return err
 	}
 	d.logf("network locked for %d TCP connections (nftables table inet %s)", len(conns), netlock.TableName(d.opts.Pid))

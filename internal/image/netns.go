@@ -18,6 +18,10 @@ func NetdevName(id uint32) string { return fmt.Sprintf("netdev-%d.img", id) }
 // reads.
 func IfaddrName(id uint32) string { return fmt.Sprintf("ifaddr-%d.img", id) }
 
+// RouteName is CRIU's image of the routes of net namespace id: the output
+// of `ip route save`, which `ip route showdump` reads.
+func RouteName(id uint32) string { return fmt.Sprintf("route-%d.img", id) }
+
 // fieldNetnsSysctl: netns_entry, one "path=value" string per setting
 // under /proc/sys/net. CRIU's fields keep the per-device settings as
 // arrays in the order of its own list of names; cryo keeps them by name.

@@ -33,6 +33,12 @@ func Lock(pid int, conns []Conn) error {
 	if err != nil {
 		return fmt.Errorf("network lock: %w", err)
 	}
+	return lock(c, pid, conns)
+}
+
+// lock adds the table of the tree rooted at pid, dropping the peers'
+// packets of conns, through netlink connection c.
+func lock(c *nftables.Conn, pid int, conns []Conn) error {
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: TableName(pid)})
 	ch := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/ptrace"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
@@ -174,4 +175,24 @@ func (h *Helper) Close() {
 		h.from = nil
 	}
 	h.tr.Close()
+}
+
+// Veth makes the veth pair l in the helper's namespace, its other end in
+// the namespace of process peerPid.
+func (h *Helper) Veth(l *Link, peerPid int) error {
+	_, err := h.call(request{Op: "veth", Veth: l, PeerPid: peerPid})
+	return err
+}
+
+// Lock takes the network lock (see netlock.Lock) for conns in the
+// helper's namespace.
+func (h *Helper) Lock(key int, conns []netlock.Conn) error {
+	_, err := h.call(request{Op: "lock", Lock: conns, LockKey: key})
+	return err
+}
+
+// Unlock removes it.
+func (h *Helper) Unlock(key int) error {
+	_, err := h.call(request{Op: "unlock", LockKey: key})
+	return err
 }

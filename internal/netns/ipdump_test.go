@@ -52,3 +52,23 @@ func TestAddrDumpDamaged(t *testing.T) {
 		}
 	}
 }
+
+// A route dump written by EncodeRoutes reads back the same routes.
+func TestRouteDumpRoundTrip(t *testing.T) {
+	s := &State{Links: []Link{{Name: "lo", Index: 1}, {Name: "v0", Index: 5}},
+		Routes: []Route{
+			{Dst: "10.99.0.0/24", Gw: "10.77.0.1", Dev: "v0", Table: 254, Protocol: 3, Family: 2},
+			{Gw: "10.77.0.1", Dev: "v0", Table: 254, Protocol: 4, Priority: 100, Family: 2},
+			{Dst: "fd00:1::/64", Src: "fd00::1", Dev: "v0", Table: 254, Protocol: 3, Family: 10},
+		}}
+	got, err := DecodeRoutes(EncodeRoutes(s), map[int]string{1: "lo", 5: "v0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, s.Routes) {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, s.Routes)
+	}
+	if _, err := DecodeRoutes(EncodeRoutes(s), map[int]string{1: "lo"}); err == nil {
+		t.Error("a route on a link the namespace lacks was read")
+	}
+}

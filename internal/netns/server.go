@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -18,8 +20,15 @@ import (
 
 // request is one order to a helper, a JSON line on its standard input.
 type request struct {
-	Op    string // "read", "apply" or "unix"
+	Op    string // "read", "apply", "unix", "veth", "lock" or "unlock"
 	State *State `json:",omitempty"`
+	// Veth: the pair to make, and the PID of a process in the
+	// namespace of its other end (veth).
+	Veth    *Link `json:",omitempty"`
+	PeerPid int   `json:",omitempty"`
+	// Lock: the connections to lock and the table's key (lock, unlock).
+	Lock    []netlock.Conn `json:",omitempty"`
+	LockKey int            `json:",omitempty"`
 }
 
 // response is the helper's answer, a JSON line on its standard output.
@@ -57,6 +66,12 @@ func RunHelper() int {
 			}
 		case "unix":
 			resp.Unix, err = sockdiag.Unixes()
+		case "veth":
+			err = makeVeth(req.Veth, req.PeerPid)
+		case "lock":
+			err = netlock.Lock(req.LockKey, req.Lock)
+		case "unlock":
+			err = netlock.Unlock(req.LockKey)
 		default:
 			err = fmt.Errorf("unknown request %q", req.Op)
 		}
@@ -92,7 +107,8 @@ func read() (*State, error) {
 			if err != nil {
 				return nil, fmt.Errorf("link %s: its veth peer: %w", a.Name, err)
 			}
-			link.PeerIndex = peer
+			link.PeerIndex, link.PeerNetnsID = peer, a.NetNsID
+			link.HWAddr = a.HardwareAddr
 		default:
 			return nil, fmt.Errorf("link %s: links of type %s are not supported yet", a.Name, l.Type())
 		}
@@ -115,10 +131,73 @@ func read() (*State, error) {
 		}
 		s.Links = append(s.Links, link)
 	}
+	if s.Routes, err = readRoutes(links); err != nil {
+		return nil, err
+	}
 	if s.Sysctls, err = readSysctls(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// readRoutes saves the routes of the main table that a program added:
+// those the kernel makes for an address (protocol kernel) come back with
+// the address, and the local table is the kernel's.
+func readRoutes(links []netlink.Link) ([]Route, error) {
+	names := map[int]string{}
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	var out []Route
+	for _, r := range routes {
+		if r.Protocol == unix.RTPROT_KERNEL || (r.Family == unix.AF_INET6 && r.Dst != nil && r.Dst.IP.IsLinkLocalUnicast()) ||
+			r.Type != unix.RTN_UNICAST || (r.Family == unix.AF_INET6 && r.Protocol == unix.RTPROT_RA) {
+			continue
+		}
+		if len(r.MultiPath) > 0 {
+			return nil, fmt.Errorf("route to %v: multipath routes are not supported yet", r.Dst)
+		}
+		e := Route{Dev: names[r.LinkIndex], Table: r.Table, Scope: int(r.Scope), Protocol: int(r.Protocol), Priority: r.Priority, Family: r.Family}
+		if r.LinkIndex != 0 && e.Dev == "" {
+			return nil, fmt.Errorf("route to %v: its link %d is not in the namespace", r.Dst, r.LinkIndex)
+		}
+		if r.Dst != nil {
+			e.Dst = r.Dst.String()
+		}
+		if r.Gw != nil {
+			e.Gw = r.Gw.String()
+		}
+		if r.Src != nil {
+			e.Src = r.Src.String()
+		}
+		out = append(out, e)
+	}
+	if len(out) > MaxRoutes {
+		return nil, fmt.Errorf("%d routes: at most %d are saved", len(out), MaxRoutes)
+	}
+	return out, nil
+}
+
+// makeVeth makes the veth pair l (its name here, PeerName in the
+// namespace of process peerPid).
+func makeVeth(l *Link, peerPid int) error {
+	if l == nil || l.Name == "" || l.PeerName == "" {
+		return errors.New("veth: no names")
+	}
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", peerPid))
+	if err != nil {
+		return fmt.Errorf("veth %s: the namespace of its peer %s: %w", l.Name, l.PeerName, err)
+	}
+	defer ns.Close()
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: l.Name}, PeerName: l.PeerName, PeerNamespace: netlink.NsFd(int(ns.Fd()))}
+	if err := netlink.LinkAdd(v); err != nil {
+		return fmt.Errorf("veth %s (peer %s): %w", l.Name, l.PeerName, err)
+	}
+	return nil
 }
 
 // sysctlRoot is where the namespace's settings are, as its members see
@@ -238,8 +317,17 @@ func apply(s *State) error {
 	}
 	for _, l := range s.Links {
 		link, err := netlink.LinkByName(l.Name)
+		var notFound netlink.LinkNotFoundError
+		if l.Kind == "veth" && errors.As(err, &notFound) {
+			continue // made once both its namespaces exist, then applied again
+		}
 		if err != nil {
 			return fmt.Errorf("link %s: %w", l.Name, err)
+		}
+		if len(l.HWAddr) > 0 && !bytes.Equal(link.Attrs().HardwareAddr, l.HWAddr) {
+			if err := netlink.LinkSetHardwareAddr(link, l.HWAddr); err != nil {
+				return fmt.Errorf("link %s: hardware address %s: %w", l.Name, net.HardwareAddr(l.HWAddr), err)
+			}
 		}
 		if l.MTU != 0 && link.Attrs().MTU != l.MTU {
 			if err := netlink.LinkSetMTU(link, l.MTU); err != nil {
@@ -259,7 +347,57 @@ func apply(s *State) error {
 			return err
 		}
 	}
+	if err := setRoutes(s.Routes); err != nil {
+		return err
+	}
 	return writeSysctls(s.Sysctls, true)
+}
+
+// setRoutes adds the saved routes whose link exists (a veth not made yet
+// is skipped: apply runs again once it is).
+func setRoutes(routes []Route) error {
+	for _, r := range routes {
+		nr := &netlink.Route{Table: r.Table, Scope: netlink.Scope(r.Scope), Protocol: netlink.RouteProtocol(r.Protocol), Priority: r.Priority, Family: r.Family}
+		if r.Dev != "" {
+			link, err := netlink.LinkByName(r.Dev)
+			if err != nil {
+				var notFound netlink.LinkNotFoundError
+				if errors.As(err, &notFound) {
+					continue
+				}
+				return fmt.Errorf("route to %s: link %s: %w", r.Dst, r.Dev, err)
+			}
+			nr.LinkIndex = link.Attrs().Index
+		}
+		var err error
+		if r.Dst != "" {
+			if nr.Dst, err = netlink.ParseIPNet(r.Dst); err != nil {
+				return fmt.Errorf("route to %q: %w", r.Dst, err)
+			}
+		}
+		if r.Gw != "" {
+			if nr.Gw = net.ParseIP(r.Gw); nr.Gw == nil {
+				return fmt.Errorf("route to %s: bad gateway %q", r.Dst, r.Gw)
+			}
+		}
+		if r.Src != "" {
+			if nr.Src = net.ParseIP(r.Src); nr.Src == nil {
+				return fmt.Errorf("route to %s: bad source %q", r.Dst, r.Src)
+			}
+		}
+		if err := netlink.RouteReplace(nr); err != nil {
+			return fmt.Errorf("route to %s via %s dev %s: %w", or(r.Dst, "default"), r.Gw, r.Dev, err)
+		}
+	}
+	return nil
+}
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // userAddrFlags are the address flags a program sets; the others are the
@@ -284,6 +422,9 @@ func setAddrs(link netlink.Link, l Link) error {
 		}
 		if a.Broadcast != "" {
 			addr.Broadcast = net.ParseIP(a.Broadcast)
+		}
+		if ipnet.IP.To4() == nil && ipnet.IP.IsLinkLocalUnicast() {
+			continue // the kernel's own, made again when the link comes up
 		}
 		if ipnet.IP.To4() == nil {
 			// No duplicate address detection: the address was usable

@@ -16,11 +16,13 @@ const (
 	MaxLinks   = 64
 	MaxAddrs   = 256
 	MaxSysctls = 4096
+	MaxRoutes  = 1024
 )
 
 // State is what cryo saves of one net namespace.
 type State struct {
-	Links []Link
+	Links  []Link
+	Routes []Route
 	// Sysctls are the namespace's settings under /proc/sys/net, by path
 	// below it ("ipv4/ping_group_range"), as read (whitespace collapsed).
 	Sysctls map[string]string
@@ -34,13 +36,31 @@ type Link struct {
 	Kind  string
 	Flags uint32 // IFF_*: IFF_UP is what is restored
 	MTU   int
-	Addrs []Addr
-	// PeerIndex and PeerNs are a veth's other end: its index, and the
-	// id of its namespace in the images (0: not in the tree).
-	PeerIndex int
-	PeerNs    uint32
-	// PeerName is the other end's name, when it is in the tree.
+	// HWAddr is a veth's MAC address, given back (the loopback has none).
+	HWAddr []byte
+	Addrs  []Addr
+	// PeerIndex is a veth's other end's index, in the namespace
+	// PeerNetnsID names (netlink's IFLA_LINK_NETNSID, -1: this one).
+	PeerIndex   int
+	PeerNetnsID int
+	// PeerNs is the id in the images of the namespace of a veth's other
+	// end, and PeerName its name there.
+	PeerNs   uint32
 	PeerName string
+}
+
+// Route is a route a program added (not one the kernel derives from an
+// address), by the name of its link.
+type Route struct {
+	Dst      string // CIDR; "" for the default route
+	Gw       string
+	Src      string
+	Dev      string
+	Table    int
+	Scope    int
+	Protocol int
+	Priority int
+	Family   int
 }
 
 // Addr is one address of a link.
@@ -65,9 +85,18 @@ func (s *State) Check() error {
 	if len(s.Sysctls) > MaxSysctls {
 		return fmt.Errorf("%d sysctls (at most %d)", len(s.Sysctls), MaxSysctls)
 	}
+	if len(s.Routes) > MaxRoutes {
+		return fmt.Errorf("%d routes (at most %d)", len(s.Routes), MaxRoutes)
+	}
 	for _, l := range s.Links {
+		if l.Kind == "veth" && (l.PeerName == "" || len(l.PeerName) >= 16) {
+			return fmt.Errorf("link %s: veth peer %q: bad name", l.Name, l.PeerName)
+		}
 		if l.Name == "" || len(l.Name) >= 16 {
 			return fmt.Errorf("link %q: bad name", l.Name)
+		}
+		if len(l.HWAddr) > 32 {
+			return fmt.Errorf("link %s: hardware address of %d bytes", l.Name, len(l.HWAddr))
 		}
 		if l.MTU < 0 || l.MTU > 1<<20 {
 			return fmt.Errorf("link %s: MTU %d", l.Name, l.MTU)

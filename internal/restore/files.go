@@ -49,7 +49,12 @@ type filePlan struct {
 	lateCopies map[*process][]lateCopy
 	// netLate: sockets of the tree's own net namespaces, made by a
 	// process once it is in its namespace (see netns.go).
-	netLate map[*process][]uint32
+	netLate       map[*process][]uint32
+	netLateCopies map[*process][]lateCopy
+	// tcpInNets counts the connections of tcpRestored that live in the
+	// tree's net namespaces: those were locked in namespaces that died
+	// with the dumped tree, not in cryo's.
+	tcpInNets int
 	// fifosFilled: FIFOs (by inode) whose bytes were queued again.
 	fifosFilled map[uint32]bool
 	// epollsWatching: epoll instances (file ids) whose watches were added.

@@ -181,6 +181,7 @@ func (r *restorer) enterNamespaces() error {
 		return nil
 	}
 	creators := map[string]map[uint32]*process{"user": {}, "uts": {}, "ipc": {}, "mnt": {}, "time": {}, "net": {}}
+	defer r.nets.close()
 	if r.rootUserns != 0 {
 		creators["user"][r.rootUserns] = r.procs[0]
 	}
@@ -285,14 +286,11 @@ func (r *restorer) enterNamespaces() error {
 			p.leader.Syscall(unix.SYS_CLOSE, fd)
 		}
 		p.userns = ns.users[ids.GetUserNsId()]
-		if err := r.files.openNetLate(p); err != nil {
-			return err
-		}
 		if err := r.files.openLate(p); err != nil {
 			return err
 		}
 	}
-	return nil
+	return r.finishNets()
 }
 
 // createUserns creates user namespace u in p, first entering its parent

@@ -52,19 +52,22 @@ func (s *snapshot) loadNet(dir *image.Dir, id uint32) error {
 		return fmt.Errorf("%s: %w", image.IfaddrName(id), err)
 	}
 	seen := map[int]bool{}
+	names := map[int]string{}
 	for _, d := range devs {
 		l := netns.Link{Name: d.GetName(), Index: int(d.GetIfindex()), Flags: d.GetFlags(), MTU: int(d.GetMtu()),
-			Addrs: addrs[int(d.GetIfindex())]}
+			Addrs: addrs[int(d.GetIfindex())], HWAddr: d.GetAddress()}
 		switch d.GetType() {
 		case netdev.NdType_LOOPBACK:
 			l.Kind = "device"
+		case netdev.NdType_VETH:
+			l.Kind, l.PeerIndex, l.PeerNs = "veth", int(d.GetPeerIfindex()), d.GetPeerNsid()
 		default:
 			return fmt.Errorf("%s: link %s of type %s: not supported yet", image.NetdevName(id), d.GetName(), d.GetType())
 		}
 		if seen[l.Index] {
 			return fmt.Errorf("%s: two links of index %d", image.NetdevName(id), l.Index)
 		}
-		seen[l.Index] = true
+		seen[l.Index], names[l.Index] = true, l.Name
 		st.Links = append(st.Links, l)
 	}
 	for idx := range addrs {
@@ -72,10 +75,40 @@ func (s *snapshot) loadNet(dir *image.Dir, id uint32) error {
 			return fmt.Errorf("%s: addresses of link %d, which %s does not hold", image.IfaddrName(id), idx, image.NetdevName(id))
 		}
 	}
+	raw, err = dir.ReadRaw(image.RouteName(id), netns.MaxDumpBytes)
+	if err != nil {
+		return err
+	}
+	if st.Routes, err = netns.DecodeRoutes(raw, names); err != nil {
+		return fmt.Errorf("%s: %w", image.RouteName(id), err)
+	}
+	s.ns.nets[id] = st
+	// A veth's other end: its name, from its own namespace's images,
+	// which must say the same of this end.
+	for i := range st.Links {
+		l := &st.Links[i]
+		if l.Kind != "veth" {
+			continue
+		}
+		if err := s.loadNet(dir, l.PeerNs); err != nil {
+			return err
+		}
+		peerNs := s.ns.nets[l.PeerNs]
+		if peerNs == nil {
+			return fmt.Errorf("%s: veth %s: its peer's namespace %d has no images", image.NetdevName(id), l.Name, l.PeerNs)
+		}
+		for _, p := range peerNs.Links {
+			if p.Kind == "veth" && p.Index == l.PeerIndex && p.PeerIndex == l.Index && p.PeerNs == id {
+				l.PeerName = p.Name
+			}
+		}
+		if l.PeerName == "" {
+			return fmt.Errorf("%s: veth %s: no link %d in namespace %d is its peer", image.NetdevName(id), l.Name, l.PeerIndex, l.PeerNs)
+		}
+	}
 	if err := st.Check(); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	s.ns.nets[id] = st
 	return nil
 }
 
@@ -90,7 +123,11 @@ func (r *restorer) createNet(p *process, id uint32) error {
 	if err != nil {
 		return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
 	}
-	defer h.Close()
+	if r.nets.byID == nil {
+		r.nets.byID, r.nets.creators = map[uint32]*netns.Helper{}, map[uint32]*process{}
+	}
+	r.nets.byID[id], r.nets.creators[id] = h, p
+	r.nets.order = append(r.nets.order, id)
 	if err := h.Apply(r.snap.ns.nets[id]); err != nil {
 		return fmt.Errorf("restore pid %d: net namespace %d: %w", p.c.pid, id, err)
 	}
@@ -117,8 +154,9 @@ func (fp *filePlan) socketNet(id uint32) uint32 {
 
 // planNetLate takes the sockets of the tree's own net namespaces out of
 // phase one: they are made by the common ancestor lca of their holders
-// once it is in its namespaces (openNetLate), and the other holders take
-// a copy (copyLate). lca must be in the socket's namespace.
+// once every process is in its namespaces and the namespaces have their
+// links (openNetLate, from finishNets), and the other holders take a copy
+// then (copyNetLate). lca must be in the socket's namespace.
 func (fp *filePlan) planNetLate(id uint32, lca *process, holders []*process) (bool, error) {
 	ns := fp.socketNet(id)
 	if ns == 0 {
@@ -131,9 +169,12 @@ func (fp *filePlan) planNetLate(id uint32, lca *process, holders []*process) (bo
 		fp.netLate = map[*process][]uint32{}
 	}
 	fp.netLate[lca] = append(fp.netLate[lca], id)
+	if fp.netLateCopies == nil {
+		fp.netLateCopies = map[*process][]lateCopy{}
+	}
 	for _, h := range holders {
-		if cs := fp.lateCopies[h]; h != lca && (len(cs) == 0 || cs[len(cs)-1].id != id) {
-			fp.lateCopies[h] = append(cs, lateCopy{id: id, from: lca})
+		if cs := fp.netLateCopies[h]; h != lca && (len(cs) == 0 || cs[len(cs)-1].id != id) {
+			fp.netLateCopies[h] = append(cs, lateCopy{id: id, from: lca})
 		}
 	}
 	return true, nil
@@ -147,12 +188,106 @@ func (fp *filePlan) openNetLate(p *process) error {
 		if fp.snap.files[id].GetType() == fdinfo.FdTypes_UNIXSK {
 			err = fp.makeUnix(p, id)
 		} else {
+			before := fp.tcpRestored
 			err = fp.makeInet(p, id)
+			fp.tcpInNets += fp.tcpRestored - before
 		}
 		if err != nil {
 			return err
 		}
 		fp.madeIn[id] = p
+	}
+	return nil
+}
+
+// netHelpers are the helpers in the tree's new net namespaces, kept until
+// every namespace exists and their veth pairs are made.
+type netHelpers struct {
+	byID     map[uint32]*netns.Helper
+	creators map[uint32]*process
+	order    []uint32
+}
+
+// close stops the helpers.
+func (n *netHelpers) close() {
+	for _, h := range n.byID {
+		h.Close()
+	}
+	n.byID, n.creators, n.order = nil, nil, nil
+}
+
+// finishNets ends phase one for the net namespaces, once every process is
+// in its namespaces: it makes the veth pairs between them, sets their
+// ends (MTU, state, addresses, routes, settings), and only then makes the
+// namespaces' sockets, which may be bound to those addresses.
+func (r *restorer) finishNets() error {
+	if len(r.nets.order) == 0 {
+		return nil
+	}
+	ns := r.snap.ns.nets
+	made := map[uint32]bool{}
+	for _, id := range r.nets.order {
+		for _, l := range ns[id].Links {
+			if l.Kind != "veth" || made[l.PeerNs] && l.PeerNs != id {
+				continue
+			}
+			peer := r.nets.creators[l.PeerNs]
+			if peer == nil {
+				return fmt.Errorf("net namespace %d: veth %s: the namespace of its peer %s (%d) has no process", id, l.Name, l.PeerName, l.PeerNs)
+			}
+			if l.PeerNs == id && l.Name > l.PeerName {
+				continue // the pair in one namespace: made once, from its first end
+			}
+			if err := r.nets.byID[id].Veth(&l, peer.pid); err != nil {
+				return fmt.Errorf("net namespace %d: %w", id, err)
+			}
+		}
+		made[id] = true
+	}
+	for _, id := range r.nets.order {
+		if err := r.nets.byID[id].Apply(ns[id]); err != nil {
+			return fmt.Errorf("net namespace %d: %w", id, err)
+		}
+	}
+	for _, p := range r.procs {
+		if !p.c.zombie {
+			if err := r.files.openNetLate(p); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range r.procs {
+		if !p.c.zombie {
+			if err := r.files.copyNetLate(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copyNetLate gives p the sockets of the tree's net namespaces it shares
+// with the ancestor that made them (pidfd_getfd: one open file for both).
+func (fp *filePlan) copyNetLate(p *process) error {
+	t := p.leader
+	for _, c := range fp.netLateCopies[p] {
+		where := fmt.Sprintf("restore pid %d: socket file %d from pid %d", p.c.pid, c.id, c.from.c.pid)
+		pid, err := c.from.pidSeenBy(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, pid, 0)
+		if err != nil {
+			return fmt.Errorf("%s: pidfd_open: %w", where, err)
+		}
+		fd, err := t.Syscall(unix.SYS_PIDFD_GETFD, pidfd, fp.temp[c.id], 0)
+		t.Syscall(unix.SYS_CLOSE, pidfd)
+		if err != nil {
+			return fmt.Errorf("%s: pidfd_getfd: %w", where, err)
+		}
+		if err := fp.moveTo(p, fd, fp.temp[c.id]); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
 	}
 	return nil
 }

@@ -131,6 +131,8 @@ type restorer struct {
 	stub  *ptrace.Tracee
 	procs []*process // snapshot order: parents first
 	files *filePlan
+	// nets: the helpers in the tree's new net namespaces (netns.go).
+	nets netHelpers
 
 	forking       time.Duration
 	pagesRestored uint64
@@ -399,7 +401,7 @@ func (r *restorer) run() error {
 	if err := r.files.repair.Resume(); err != nil {
 		return err
 	}
-	if r.files.tcpRestored > 0 || r.files.tcpClosed > 0 {
+	if r.files.tcpRestored > r.files.tcpInNets || r.files.tcpClosed > 0 {
 		// The connections exist again: let their peers' packets in.
 		if err := netlock.Unlock(r.snap.procs[0].pid); err != nil {
 			return err
