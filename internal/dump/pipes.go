@@ -1,16 +1,13 @@
 package dump
 
 import (
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fifo"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pipe"
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -40,8 +37,8 @@ type pipeData struct {
 // dumpPipe describes one pipe end held at fd. The queued bytes are read
 // once per pipe, without consuming them.
 func (p *process) dumpPipe(ft *fileTable, fd int, target string, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
-	ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "pipe:["), "]"), 10, 64)
-	if err != nil {
+	ino, ok := fdkind.PipeInode(target)
+	if !ok {
 		return nil, fmt.Errorf("%s: bad pipe link %q", p.fdName(fd), target)
 	}
 	if _, ok := ft.pipes[ino]; !ok {
@@ -55,66 +52,9 @@ func (p *process) dumpPipe(ft *fileTable, fd int, target string, info *proc.FdIn
 	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
 		return entry(id), nil
 	}
-	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_PIPE.Enum(), Pipe: &pipe.PipeEntry{
-		PipeId: proto.Uint32(uint32(ino)),
-		Flags:  proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
-		Fown:   noOwner(),
-	}})
-	ft.entries[id-1].Pipe.Id = proto.Uint32(id)
+	id := ft.add(fdkind.DumpPipe(ino, info.Flags, ft.nextID()))
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil
-}
-
-// peekPipe copies the bytes queued in the pipe at pid's fd without taking
-// them: it opens a read end of its own through /proc/PID/fd/N and tee(2)s
-// the queue into a pipe of cryo's, which it then reads.
-func peekPipe(pid, fd int) (*pipeData, error) {
-	srcFile, err := proc.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), unix.O_RDONLY|unix.O_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("open a read end: %w", err)
-	}
-	defer srcFile.Close()
-	src := int(srcFile.Fd())
-	size, err := unix.FcntlInt(uintptr(src), unix.F_GETPIPE_SZ, 0)
-	if err != nil {
-		return nil, fmt.Errorf("pipe size: %w", err)
-	}
-	queued, err := unix.IoctlGetInt(src, unix.TIOCINQ) // FIONREAD
-	if err != nil {
-		return nil, fmt.Errorf("queued bytes: %w", err)
-	}
-	pd := &pipeData{size: size}
-	if queued == 0 {
-		return pd, nil
-	}
-	var ends [2]int
-	if err := unix.Pipe2(ends[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		return nil, err
-	}
-	defer unix.Close(ends[0])
-	defer unix.Close(ends[1])
-	if _, err := unix.FcntlInt(uintptr(ends[1]), unix.F_SETPIPE_SZ, size); err != nil {
-		return nil, fmt.Errorf("size a copy pipe: %w", err)
-	}
-	n, err := unix.Tee(src, ends[1], queued, unix.SPLICE_F_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("tee: %w", err)
-	}
-	if int(n) != queued {
-		return nil, fmt.Errorf("tee copied %d of %d queued bytes", n, queued)
-	}
-	pd.data = make([]byte, queued)
-	for got := 0; got < queued; {
-		m, err := unix.Read(ends[0], pd.data[got:])
-		if err != nil {
-			return nil, fmt.Errorf("read the copy: %w", err)
-		}
-		if m == 0 {
-			return nil, errors.New("copy pipe ended early")
-		}
-		got += m
-	}
-	return pd, nil
 }
 
 // dumpFifo describes a FIFO (named pipe) held at fd: a regular-file entry
@@ -201,10 +141,10 @@ func (pd *pipeData) peek() error {
 		}
 		return nil
 	}
-	got, err := peekPipe(pd.reader.pid, pd.readFd)
+	data, size, err := fdkind.PeekQueue(pd.reader.pid, pd.readFd)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", pd.reader.fdName(pd.readFd), pd.what, err)
 	}
-	pd.data, pd.size = got.data, got.size
+	pd.data, pd.size = data, size
 	return nil
 }

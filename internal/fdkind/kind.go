@@ -11,6 +11,7 @@ package fdkind
 
 import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/cryo-cr/cryo/internal/proc"
 )
 
@@ -89,4 +90,57 @@ type Injector interface {
 	// Scratch is the address of a scratch area in the process that an
 	// injected call may write into.
 	Scratch() uint64
+}
+
+// Group is files of one kind that restore makes together, by one call, in
+// one process (the lowest common ancestor of all their holders): both ends
+// of a pipe. Each file of a group is then moved to its own number, as
+// every file is.
+type Group struct {
+	// Key is what the group is to its kind (a pipe's id), for its errors.
+	Key uint32
+	// IDs are its files, in the order Plan was given them.
+	IDs []uint32
+}
+
+// Planner is a kind whose files are not made one by one but in groups
+// that refer to each other (pipe ends made together). Planning is a pure
+// function of the image, so unit tests check it without root.
+type Planner interface {
+	Kind
+	// Plan sorts the kind's checked file entries, given in the order of
+	// their ids, into the groups made together, in the order of their
+	// first file; it refuses in one line a group restore cannot make.
+	Plan(files []*fdinfo.FileEntry) ([]Group, error)
+	// CreateGroup makes group g, whose entries are files (in g.IDs'
+	// order), in the restored process, and puts each file at its place
+	// (GroupMaker.Place).
+	CreateGroup(m GroupMaker, g Group, files []*fdinfo.FileEntry) error
+}
+
+// GroupMaker is what restore offers a Planner to create one group in a
+// restored process.
+type GroupMaker interface {
+	// Process names the process in errors: "restore pid P".
+	Process() string
+	// Syscall injects one system call into the process.
+	Syscall(nr uintptr, args ...uint64) (uint64, error)
+	// Put copies b into the process's scratch area and returns its
+	// address there; each call reuses the area.
+	Put(b []byte) (uint64, error)
+	// Read copies len(b) bytes at addr of the process into b.
+	Read(addr uint64, b []byte) error
+	// Spare is the lowest descriptor number above every one restore
+	// plans: a kind moves descriptors it holds while it works there, out
+	// of the way of the places still to fill.
+	Spare() uint64
+	// Place duplicates descriptor fd (which stays open) to file id's
+	// place in the process and returns that descriptor.
+	Place(id uint32, fd uint64) (uint64, error)
+	// Queue is the saved queue of pipe pipeID (pipes-data.img): its entry
+	// and bytes, a nil entry when none was saved.
+	Queue(pipeID uint32) (*pipedata.PipeDataEntry, []byte)
+	// FdPath is the path by which cryo opens descriptor fd of the process
+	// (/proc/PID/fd/N).
+	FdPath(fd uint64) string
 }

@@ -13,7 +13,7 @@ import (
 // notMoved are the kinds whose dump and restore still live in packages
 // dump and restore (inPlace): the registry only checks their payload.
 var notMoved = map[fdinfo.FdTypes]bool{
-	fdinfo.FdTypes_REG: true, fdinfo.FdTypes_PIPE: true, fdinfo.FdTypes_FIFO: true,
+	fdinfo.FdTypes_REG: true, fdinfo.FdTypes_FIFO: true,
 	fdinfo.FdTypes_INETSK: true, fdinfo.FdTypes_UNIXSK: true,
 	fdinfo.FdTypes_TTY: true, fdinfo.FdTypes_MEMFD: true,
 }
@@ -41,8 +41,12 @@ func TestRegistryCoversCRIUTypes(t *testing.T) {
 			continue
 		}
 		s, simple := e.Kind.(Simple)
-		if simple == notMoved[e.Type] {
-			t.Errorf("%v: simple %v, but listed as not moved %v", e.Type, simple, notMoved[e.Type])
+		_, planner := e.Kind.(Planner)
+		if simple && planner {
+			t.Errorf("%v: both simple and a planner", e.Type)
+		}
+		if (simple || planner) == notMoved[e.Type] {
+			t.Errorf("%v: simple %v, planner %v, but listed as not moved %v", e.Type, simple, planner, notMoved[e.Type])
 		}
 		if !simple {
 			continue

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/ptrace"
@@ -113,8 +111,9 @@ func (fp *filePlan) tempCount() int { return len(fp.temp) + len(fp.shmTemp) }
 
 // fileJob is one file, or one pipe (both ends), to create in a process.
 type fileJob struct {
-	ids      []uint32 // one file id, or a pipe's read and write ends
-	pipeID   uint32
+	ids      []uint32       // one file id, or a group's (a pipe's read and write ends)
+	group    fdkind.Planner // the kind that makes ids together, with key
+	key      uint32
 	shmid    uint64   // or an anonymous shared memory object
 	unixPair bool     // or two connected Unix sockets
 	pty      *ptyPair // or a pseudo-terminal pair, all its files
@@ -152,8 +151,9 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	pipes := map[uint32]*fileJob{}
-	var pipeOrder []uint32
+	// Files of a kind made in groups (pipe ends), planned by their kind.
+	grouped := map[fdinfo.FdTypes][]*fdinfo.FileEntry{}
+	var planners []fdkind.Planner
 	// Unix sockets connected to each other are made together (socketpair).
 	byIno := map[uint32]uint32{}
 	for id, f := range s.files {
@@ -196,15 +196,11 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 				return nil, fmt.Errorf("Unix socket %d: an external socket is held by the tree", u.GetIno())
 			}
 		}
-		if f.GetType() == fdinfo.FdTypes_PIPE {
-			pid := f.GetPipe().GetPipeId()
-			j, ok := pipes[pid]
-			if !ok {
-				j = &fileJob{pipeID: pid}
-				pipes[pid] = j
-				pipeOrder = append(pipeOrder, pid)
+		if k, ok := fdkind.Lookup(f.GetType()).(fdkind.Planner); ok {
+			if len(grouped[f.GetType()]) == 0 {
+				planners = append(planners, k)
 			}
-			j.ids = append(j.ids, id)
+			grouped[f.GetType()] = append(grouped[f.GetType()], f)
 			continue
 		}
 		lca := commonAncestor(holders[id])
@@ -226,23 +222,8 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 		}
 		fp.jobs[lca] = append(fp.jobs[lca], fileJob{ids: []uint32{id}})
 	}
-	for _, pid := range pipeOrder {
-		j := pipes[pid]
-		var readers, writers int
-		var all []*process
-		for _, id := range j.ids {
-			if s.files[id].GetPipe().GetFlags()&unix.O_ACCMODE == unix.O_RDONLY {
-				readers++
-			} else {
-				writers++
-			}
-			all = append(all, holders[id]...)
-		}
-		if readers > 1 || writers > 1 {
-			return nil, fmt.Errorf("pipe %d: %d read and %d write open files: reopened pipes are not supported yet", pid, readers, writers)
-		}
-		lca := commonAncestor(all)
-		fp.jobs[lca] = append(fp.jobs[lca], *j)
+	if err := fp.planGroups(planners, grouped, holders); err != nil {
+		return nil, err
 	}
 	if err := fp.planPtys(procs, holders); err != nil {
 		return nil, err
@@ -436,8 +417,8 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.openFifo(p, j.ids[0])
 		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.makeKind(p, j.ids[0], k)
-		} else if j.pipeID != 0 || fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_PIPE {
-			err = fp.makePipe(p, j)
+		} else if j.group != nil {
+			err = fp.makeGroup(p, j)
 		} else {
 			err = fp.openFile(p, j.ids[0])
 		}
@@ -632,7 +613,7 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 		return nil
 	}
 	fp.fifosFilled[pipeID] = true
-	return fillQueue(p, keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
+	return fdkind.FillQueue(fp.groupMaker(p), keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
 }
 
 // chownPath gives the file at path (not following a link) host ids uid
@@ -653,81 +634,6 @@ func (p *process) chownPath(path string, uid, gid uint32) error {
 	}
 	if _, err := p.leader.Syscall(unix.SYS_FCHOWNAT, remote.AtFdcwd, addr, uint64(in), uint64(gin), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("process %d: chown %s to %d:%d (%d:%d inside): %w", p.c.pid, path, uid, gid, in, gin, err)
-	}
-	return nil
-}
-
-// makePipe creates a pipe and puts its ends at their temporary descriptors
-// with their flags.
-func (fp *filePlan) makePipe(p *process, j fileJob) error {
-	t := p.leader
-	addr, err := p.put(make([]byte, 8))
-	if err != nil {
-		return err
-	}
-	if _, err := t.Syscall(unix.SYS_PIPE2, addr, unix.O_CLOEXEC); err != nil {
-		return fmt.Errorf("restore pid %d: pipe %d: %w", p.c.pid, j.pipeID, err)
-	}
-	b := make([]byte, 8)
-	if err := readMem(p, addr, b); err != nil {
-		return err
-	}
-	ends := [2]uint64{uint64(uint32(binary.LittleEndian.Uint64(b))), uint64(uint32(binary.LittleEndian.Uint64(b) >> 32))}
-	// pipe2 takes the lowest free numbers, which may be temporaries still
-	// to be filled: move both ends out of their way first.
-	for i, end := range ends {
-		high, err := t.Syscall(unix.SYS_FCNTL, end, unix.F_DUPFD_CLOEXEC, fp.base+uint64(fp.tempCount()))
-		t.Syscall(unix.SYS_CLOSE, end)
-		if err != nil {
-			return fmt.Errorf("restore pid %d: pipe %d: %w", p.c.pid, j.pipeID, err)
-		}
-		ends[i] = high
-	}
-	for _, id := range j.ids {
-		pe := fp.snap.files[id].GetPipe()
-		end := ends[1]
-		if pe.GetFlags()&unix.O_ACCMODE == unix.O_RDONLY {
-			end = ends[0]
-		}
-		if _, err := t.Syscall(unix.SYS_DUP3, end, fp.temp[id], unix.O_CLOEXEC); err != nil {
-			return fmt.Errorf("restore pid %d: pipe %d: dup3: %w", p.c.pid, j.pipeID, err)
-		}
-		if _, err := t.Syscall(unix.SYS_FCNTL, fp.temp[id], unix.F_SETFL, uint64(pe.GetFlags()&^unix.O_ACCMODE)); err != nil {
-			return fmt.Errorf("restore pid %d: pipe %d: flags: %w", p.c.pid, j.pipeID, err)
-		}
-	}
-	err = fillQueue(p, ends[1], fp.snap.pipes[j.pipeID], fp.snap.pipeBytes[j.pipeID])
-	t.Syscall(unix.SYS_CLOSE, ends[0])
-	t.Syscall(unix.SYS_CLOSE, ends[1])
-	return err
-}
-
-// fillQueue gives a new pipe or FIFO its capacity and queues its saved
-// bytes, written by cryo through a write end of its own (/proc/PID/fd/N
-// of the given end).
-func fillQueue(p *process, end uint64, pd *pipedata.PipeDataEntry, data []byte) error {
-	if pd == nil {
-		return nil
-	}
-	if size := pd.GetSize(); size != 0 {
-		if _, err := p.leader.Syscall(unix.SYS_FCNTL, end, unix.F_SETPIPE_SZ, uint64(size)); err != nil {
-			return fmt.Errorf("restore pid %d: pipe %d: capacity %d: %w", p.c.pid, pd.GetPipeId(), size, err)
-		}
-	}
-	if len(data) == 0 {
-		return nil
-	}
-	w, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", p.pid, end), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("restore pid %d: pipe %d: open a write end: %w", p.c.pid, pd.GetPipeId(), err)
-	}
-	defer unix.Close(w)
-	for len(data) > 0 {
-		n, err := unix.Write(w, data)
-		if err != nil {
-			return fmt.Errorf("restore pid %d: pipe %d: queue %d bytes: %w", p.c.pid, pd.GetPipeId(), len(data), err)
-		}
-		data = data[n:]
 	}
 	return nil
 }

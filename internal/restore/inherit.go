@@ -61,7 +61,8 @@ func (r *restorer) stubFiles() []uintptr {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	// Above the temporaries and the numbers makePipe moves new ends to.
+	// Above the temporaries and the numbers a pipe's new ends are moved to
+	// (fdkind.Pipe, GroupMaker.Spare).
 	next := fp.base + uint64(fp.tempCount()) + 8
 	fp.inherit = map[string]uint64{}
 	for _, k := range keys {
