@@ -92,6 +92,11 @@ type DumpOptions struct {
 	// the namespace -> key. They are bind-mounted again on restore from
 	// the host path RestoreOptions.ExtMounts gives for the key.
 	ExtMounts map[string]string
+	// OrphanPts saves a terminal whose master is outside the tree (a
+	// container started with runc --console-socket) instead of refusing
+	// it (CRIU's orphan_pts_master); restore gives it back with
+	// RestoreOptions.OrphanPtsMaster.
+	OrphanPts bool
 	// Notify, if set, is called at CRIU's notification points of a dump:
 	// "network-lock" once the tree is frozen, "post-dump" once the images
 	// are written, "network-unlock" once a tree that runs on runs again.
@@ -168,6 +173,7 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		LeaveRunning:   opts.LeaveRunning,
 		LeaveStopped:   opts.LeaveStopped,
 		ShellJob:       opts.ShellJob,
+		OrphanPts:      opts.OrphanPts,
 		TCPEstablished: opts.TCPEstablished,
 		ExtUnixSk:      opts.ExtUnixSk,
 		SkipInFlight:   opts.SkipInFlight,
@@ -221,6 +227,12 @@ type RestoreOptions struct {
 	// closed, unconnected sockets at their descriptors (CRIU's restore
 	// --tcp-close); their peers get a reset.
 	TCPClose bool
+	// OrphanPtsMaster receives the master of each terminal saved with
+	// DumpOptions.OrphanPts, made anew in the tree's devpts (CRIU's
+	// orphan-pts-master notification): the caller keeps it, as it kept the
+	// old one. A restore of such a terminal without it is refused. The
+	// file is the callee's to close.
+	OrphanPtsMaster func(master *os.File) error
 	// Notify, if set, is called at CRIU's notification points of a
 	// restore: "pre-restore" (pid 0), "setup-namespaces",
 	// "post-setup-namespaces", "post-restore", "network-unlock" and
@@ -274,21 +286,22 @@ func Restore(ctx context.Context, dir string, opts RestoreOptions) (*Process, er
 	start := time.Now()
 	meter, stopProgress := watchProgress(opts.Progress)
 	rp, err := restore.Restore(restore.Options{
-		Progress:     meter,
-		Dir:          dir,
-		Detach:       true,
-		PidFile:      opts.PidFile,
-		ShellJob:     opts.ShellJob,
-		LeaveStopped: opts.LeaveStopped,
-		TrustImages:  opts.TrustImages,
-		EmptyNetNS:   opts.EmptyNetNS,
-		Root:         opts.Root,
-		ExtMounts:    opts.ExtMounts,
-		InheritFds:   opts.InheritFds,
-		TCPClose:     opts.TCPClose,
-		Notify:       opts.Notify,
-		Ctx:          ctx,
-		Logf:         logf(opts.Logger),
+		Progress:        meter,
+		Dir:             dir,
+		Detach:          true,
+		PidFile:         opts.PidFile,
+		ShellJob:        opts.ShellJob,
+		LeaveStopped:    opts.LeaveStopped,
+		TrustImages:     opts.TrustImages,
+		EmptyNetNS:      opts.EmptyNetNS,
+		Root:            opts.Root,
+		ExtMounts:       opts.ExtMounts,
+		InheritFds:      opts.InheritFds,
+		TCPClose:        opts.TCPClose,
+		Notify:          opts.Notify,
+		OrphanPtsMaster: opts.OrphanPtsMaster,
+		Ctx:             ctx,
+		Logf:            logf(opts.Logger),
 	})
 	stopProgress()
 	if errors.Is(err, restore.ErrInterrupted) {

@@ -37,6 +37,10 @@ type Options struct {
 	LeaveRunning bool // resume the tree after the dump instead of killing it
 	LeaveStopped bool // leave the tree stopped (SIGSTOP) after the dump instead of killing it
 	ShellJob     bool // the tree may hold the caller's terminal (-j)
+	// OrphanPts saves the pty slaves whose master is outside the tree (a
+	// container's terminal) as CRIU's orphan_pts_master does: restore
+	// makes a new pair and hands its master to the caller.
+	OrphanPts bool
 	// TCPEstablished saves established TCP connections with TCP repair
 	// (--tcp-established); without it they make the dump fail.
 	TCPEstablished bool
@@ -551,6 +555,11 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 	// the caller's terminal.
 	if err := d.files.ptys.scan(d.procs); err != nil {
 		return err
+	}
+	if d.opts.OrphanPts && !d.opts.ShellJob {
+		if err := d.files.ptys.scanOrphans(d.procs); err != nil {
+			return err
+		}
 	}
 	if err := d.files.ptys.check(d.procs); err != nil {
 		return err

@@ -54,6 +54,10 @@ type ptyPair struct {
 	slaveUID, slaveGID     uint32 // owner of /dev/pts/N (grantpt)
 	haveSlaveOwner         bool
 	output                 []byte // written on the slave, unread by the master
+	// orphanDev is, for an orphan slave (its master outside the tree,
+	// orphan_pts_master), the device of its devpts; zero for a pair the
+	// tree owns.
+	orphanDev uint64
 }
 
 // ptyTable holds the pairs of the tree, by index.
@@ -292,7 +296,11 @@ func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInf
 		regf, err = ft.pathFile(target, p.viaRoot+target, flags, false)
 	default:
 		index, _ = ptsIndex(st.Rdev)
-		if st.Dev != ft.ptys.devpts {
+		if pair := ft.ptys.owned[index]; pair.orphanDev != 0 {
+			if st.Dev != pair.orphanDev {
+				err = fmt.Errorf("a slave of another devpts instance than the orphan pty's: not supported")
+			}
+		} else if st.Dev != ft.ptys.devpts {
 			err = fmt.Errorf("a slave of another devpts instance than /dev/pts: not supported")
 		}
 	}

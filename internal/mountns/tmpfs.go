@@ -76,6 +76,13 @@ func Archive(w io.Writer, dir string) (err error) {
 			}
 			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 		case unix.S_IFCHR:
+			if st.Dev != rootDev {
+				// A device bind-mounted over a file of the tmpfs (runc's
+				// /dev/console, the terminal's slave): the mount point, an
+				// empty file, is what is saved; the mount is the plan's.
+				hdr.Typeflag, hdr.Mode = tar.TypeReg, 0o644
+				break
+			}
 			maj, min := unix.Major(st.Rdev), unix.Minor(st.Rdev)
 			if !StandardDevice(maj, min) {
 				return fmt.Errorf("%s: character device %d:%d in a tmpfs: only the standard devices of a container's /dev (null, zero, full, random, urandom, tty) are supported", p, maj, min)

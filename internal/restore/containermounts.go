@@ -2,6 +2,7 @@ package restore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 
@@ -102,6 +103,14 @@ func (p *process) containerMount(rootFd uint64, s mountns.Step, u *usernsImage) 
 	switch s.Kind {
 	case mountns.Bind:
 		from, err := p.openInRoot(rootFd, s.From)
+		if errors.Is(err, unix.ENOENT) {
+			// A terminal's slave: it exists once its master is made.
+			if made, merr := p.r.files.earlyOrphanMaster(p, rootFd, s.From); merr != nil {
+				return fmt.Errorf("bind source %s: %w", s.From, merr)
+			} else if made {
+				from, err = p.openInRoot(rootFd, s.From)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("bind source %s: %w", s.From, err)
 		}

@@ -93,6 +93,9 @@ type filePlan struct {
 	// owners: the process each file moved to the stub is opened for, as
 	// whom the stub opens it (see asOwner); by file id.
 	owners map[uint32]*process
+	// orphanMaster takes the new master of each orphan pty
+	// (Options.OrphanPtsMaster).
+	orphanMaster func(master *os.File) error
 	// inherit: the files given by --inherit-fd, by key, at their number
 	// in every process of phase one (see inherit.go).
 	inherit map[string]uint64

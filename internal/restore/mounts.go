@@ -129,7 +129,13 @@ type lateCopy struct {
 // namespace's own mounts, now that p is in that namespace.
 func (fp *filePlan) openLate(p *process) error {
 	for _, j := range fp.late[p] {
-		if err := fp.openFile(p, j.ids[0]); err != nil {
+		var err error
+		if j.pty != nil {
+			err = fp.makeOrphanPty(p, j.pty)
+		} else {
+			err = fp.openFile(p, j.ids[0])
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,15 @@ type ptyPair struct {
 	slaveFiles    []uint32 // the slave's, each opened by its path
 	cttyFiles     []uint32 // the slave's opened through /dev/tty
 	output        []byte   // written on the slave, for the master to read
+	// orphan: the master was outside the tree (no master file): the pair
+	// is made in the tree's devpts once its mount namespace is up, and the
+	// master handed to the caller (orphanpty.go). made tells it was.
+	orphan, made bool
+	maker        *process // the process that makes an orphan pair
+	// early: the master of an orphan pair made while its maker built the
+	// container's mounts (earlyOrphanMaster), a descriptor of the maker's.
+	early    uint64
+	hasEarly bool
 }
 
 // loadPtys reads tty-info.img and checks every TTY file against it.
@@ -90,7 +99,10 @@ func (s *snapshot) loadPtys(dir *image.Dir) error {
 		slices.Sort(pair.slaveFiles)
 		slices.Sort(pair.cttyFiles)
 		if pair.masterFile == 0 {
-			return fmt.Errorf("%s: pty %d has no master in the tree: only pairs the tree owns are restored", image.FilesName, index)
+			if len(pair.output) > 0 || pair.slave.GetLocked() || pair.master.GetPacketMode() {
+				return fmt.Errorf("%s: orphan pty %d: locked, in packet mode or with queued output", image.TtyInfoName, index)
+			}
+			pair.orphan = true
 		}
 		if pair.slave.GetLocked() && len(pair.slaveFiles) > 0 {
 			return fmt.Errorf("%s: pty %d is locked but its slave is open", image.TtyInfoName, index)
@@ -144,6 +156,12 @@ func (fp *filePlan) planPtys(procs []*process, holders map[uint32][]*process) er
 		pair := fp.snap.ptys[index]
 		// Each file is made at the temporary descriptor of its holders: a
 		// file nobody holds has none.
+		if pair.orphan {
+			if err := fp.planOrphanPty(procs, holders, pair); err != nil {
+				return err
+			}
+			continue
+		}
 		var all []*process
 		for _, id := range append([]uint32{pair.masterFile}, pair.slaveFiles...) {
 			if len(holders[id]) == 0 {
@@ -346,7 +364,7 @@ func openPtyMaster(p *process, index uint32, flags uint64) (uint64, error) {
 // children: they inherit it, as they did.
 func (fp *filePlan) takeTerminal(p *process) error {
 	pair := fp.controls[p]
-	if pair == nil {
+	if pair == nil || pair.orphan {
 		return nil
 	}
 	return p.onTerminal(pair, func(fd uint64) error {
@@ -360,29 +378,35 @@ func (fp *filePlan) takeTerminal(p *process) error {
 // setForeground gives every pair its foreground process group again, once
 // the groups exist (TIOCSPGRP by the session leader).
 func (fp *filePlan) setForeground(procs []*process) error {
-	inner := innerPidsOf(procs)
 	for p, pair := range fp.controls {
-		pgrp := pair.slave.GetPgrp()
-		if pgrp == 0 || pgrp == uint32(p.c.pid) {
-			continue
+		if pair.orphan {
+			continue // set once the pair exists (makeOrphanPty)
 		}
-		// Inside a pid namespace the group is named by its own id.
-		pgrp = inner.seenBy(p, pgrp)
-		err := p.onTerminal(pair, func(fd uint64) error {
-			addr, err := p.put(binary.LittleEndian.AppendUint32(nil, pgrp))
-			if err == nil {
-				_, err = p.leader.Syscall(unix.SYS_IOCTL, fd, unix.TIOCSPGRP, addr)
-			}
-			if err != nil {
-				return fmt.Errorf("foreground group %d: %w", pgrp, err)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := fp.foreground(p, pair); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// foreground gives a pair its foreground group, by its session leader p.
+func (fp *filePlan) foreground(p *process, pair *ptyPair) error {
+	pgrp := pair.slave.GetPgrp()
+	if pgrp == 0 || pgrp == uint32(p.c.pid) {
+		return nil
+	}
+	// Inside a pid namespace the group is named by its own id.
+	pgrp = innerPidsOf(fp.procs).seenBy(p, pgrp)
+	return p.onTerminal(pair, func(fd uint64) error {
+		addr, err := p.put(binary.LittleEndian.AppendUint32(nil, pgrp))
+		if err == nil {
+			_, err = p.leader.Syscall(unix.SYS_IOCTL, fd, unix.TIOCSPGRP, addr)
+		}
+		if err != nil {
+			return fmt.Errorf("foreground group %d: %w", pgrp, err)
+		}
+		return nil
+	})
 }
 
 // onTerminal runs do on a descriptor of the pair's slave opened in p for

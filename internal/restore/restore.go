@@ -60,6 +60,10 @@ type Options struct {
 	// connection of the images back closed: an unconnected socket at the
 	// same descriptor, no repair (see tcpclose.go).
 	TCPClose bool
+	// OrphanPtsMaster receives the master of each orphan pty of the
+	// images (a terminal whose master was outside the tree), made anew
+	// in the tree's devpts; nil refuses such images. It owns the file.
+	OrphanPtsMaster func(master *os.File) error
 	// Notify, when set, is called at CRIU's notification points:
 	// "pre-restore" before anything is made (pid 0), "setup-namespaces"
 	// and "post-setup-namespaces" once the tree exists in its namespaces,

@@ -44,6 +44,10 @@ func (r *restorer) createTree() error {
 	plan.dir = r.dir
 	plan.tcpClose = r.opts.TCPClose
 	r.files = plan
+	plan.orphanMaster = r.opts.OrphanPtsMaster
+	if err := plan.checkOrphanPtys(); err != nil {
+		return err
+	}
 	if err := r.planCow(); err != nil {
 		return err
 	}
@@ -64,6 +68,9 @@ func (r *restorer) createTree() error {
 		return err
 	}
 	if err := r.enterNamespaces(); err != nil {
+		return err
+	}
+	if err := r.files.checkOrphansMade(); err != nil {
 		return err
 	}
 	for _, p := range r.procs {

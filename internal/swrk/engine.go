@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 
@@ -38,6 +39,11 @@ type Request struct {
 	// Notify is called at CRIU's notification points (see dump.Options
 	// and restore.Options); its error fails the request.
 	Notify func(event string, pid int) error
+	// OrphanPts is orphan_pts_master: on dump a terminal whose master is
+	// outside the tree is saved; on restore OrphanPtsMaster gets the new
+	// master, for the orphan-pts-master notification.
+	OrphanPts       bool
+	OrphanPtsMaster func(master *os.File) error
 }
 
 // Engine does the work a request asks for. Check probes the kernel, as
@@ -78,6 +84,7 @@ func runDump(r Request) error {
 		Dir: r.ImagesDir, LeaveRunning: r.LeaveRunning, LeaveStopped: r.LeaveStopped, ShellJob: r.ShellJob,
 		TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, SkipInFlight: r.SkipInFlight, TCPClose: r.TCPClose,
 		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, ExtMounts: r.ExtMounts, Notify: r.Notify, Logger: logger(r.Logf),
+		OrphanPts: r.OrphanPts,
 	})
 	var refused *cryo.RefusedError
 	var intr *cryo.InterruptedError
@@ -97,7 +104,7 @@ func runDump(r Request) error {
 func runRestore(r Request) (int, error) {
 	p, err := cryo.Restore(context.Background(), r.ImagesDir, cryo.RestoreOptions{
 		ShellJob: r.ShellJob, LeaveStopped: r.LeaveStopped, EmptyNetNS: r.EmptyNetNS, Root: r.Root, ExtMounts: r.ExtMounts, InheritFds: r.InheritFds, TCPClose: r.TCPClose, Notify: r.Notify,
-		Logger: logger(r.Logf),
+		Logger: logger(r.Logf), OrphanPtsMaster: r.OrphanPtsMaster,
 	})
 	if err != nil {
 		// The command line's line: "restore: " and restore's own error.

@@ -86,9 +86,9 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	if o.GetLinkRemap() {
 		req.LinkRemap = true
 	}
-	if o.GetOrphanPtsMaster() {
-		note("orphan_pts_master: a terminal whose master is outside the tree is refused unless shell_job is set")
-	}
+	// orphan_pts_master: a terminal whose master is outside the tree is
+	// saved, and its new master sent back on orphan-pts-master.
+	req.OrphanPts = o.GetOrphanPtsMaster()
 	if o.NetworkLock != nil {
 		note("network_lock %s: cryo locks the network with nftables", o.GetNetworkLock())
 	}

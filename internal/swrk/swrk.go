@@ -221,6 +221,9 @@ func (s *session) restore(o *rpc.CriuOpts) (int, error) {
 		return 0, err
 	}
 	r.Logf, r.Notify = s.logf, s.notify
+	if r.OrphanPts {
+		r.OrphanPtsMaster = s.sendPtsMaster
+	}
 	pid, err := s.eng.Restore(r)
 	if err != nil {
 		return 0, err
@@ -282,6 +285,32 @@ func (s *session) notify(event string, pid int) error {
 	}
 	if !ans.GetNotifySuccess() {
 		return errors.New("the caller's handler failed")
+	}
+	return nil
+}
+
+// sendPtsMaster sends the master of an orphan pty made by the restore to
+// the caller, with SCM_RIGHTS on an orphan-pts-master NOTIFY (runc passes
+// it on to --console-socket), and waits for the answer. It is sent
+// whatever notify_scripts says: asking for orphan_pts_master asks for it.
+func (s *session) sendPtsMaster(master *os.File) error {
+	defer master.Close()
+	s.logf("notify orphan-pts-master")
+	resp := &rpc.CriuResp{Type: rpc.CriuReqType_NOTIFY.Enum(), Success: proto.Bool(true),
+		Notify: &rpc.CriuNotify{Script: proto.String("orphan-pts-master")}}
+	if err := s.conn.send(resp, int(master.Fd())); err != nil {
+		return fmt.Errorf("orphan-pts-master: %w", err)
+	}
+	ans, err := s.conn.recv()
+	switch {
+	case err == io.EOF:
+		return errors.New("orphan-pts-master: the caller closed the RPC socket")
+	case err != nil:
+		return fmt.Errorf("orphan-pts-master: %w", err)
+	case ans.GetType() != rpc.CriuReqType_NOTIFY:
+		return fmt.Errorf("orphan-pts-master: the caller answered with a %s request", ans.GetType())
+	case !ans.GetNotifySuccess():
+		return errors.New("orphan-pts-master: the caller's handler failed")
 	}
 	return nil
 }
