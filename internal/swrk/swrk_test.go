@@ -129,8 +129,9 @@ func TestTranslateRefusesByName(t *testing.T) {
 		t.Errorf("a descriptor the caller lacks: %v", err)
 	}
 	r, err := s.translate(rpc.CriuReqType_DUMP, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir), Pid: proto.Int32(1),
-		EvasiveDevices: proto.Bool(true), LinkRemap: proto.Bool(true), ManageCgroupsMode: rpc.CriuCgMode_IGNORE.Enum()})
-	if err != nil || r.ImagesDir != dir || r.EmptyNetNS || !r.LinkRemap {
+		EvasiveDevices: proto.Bool(true), LinkRemap: proto.Bool(true), ManageCgroupsMode: rpc.CriuCgMode_IGNORE.Enum(),
+		OrphanPtsMaster: proto.Bool(true)})
+	if err != nil || r.ImagesDir != dir || r.EmptyNetNS || !r.LinkRemap || !r.OrphanPts {
 		t.Errorf("accepted options: %+v, %v", r, err)
 	}
 	// What runc sends for a container's restore is taken as given.
