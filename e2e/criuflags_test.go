@@ -5,6 +5,7 @@ package e2e
 // flag stays a usage error.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,42 @@ func TestE2ECLICriuFlags(t *testing.T) {
 	for _, f := range []string{"cryo-dump.log", "stats-dump", "cryo-restore.log", "stats-restore"} {
 		if _, err := os.Stat(filepath.Join(w.ImgDir, f)); err == nil {
 			t.Errorf("%s is among the images, want it in the work directory", f)
+		}
+	}
+}
+
+// TestE2ECLIActionScript: --action-script runs the script at each
+// notification point with CRIU's environment (CRTOOLS_SCRIPT_ACTION,
+// CRTOOLS_IMAGE_DIR, CRTOOLS_INIT_PID); a script that fails at post-dump
+// fails the dump in one line and the tree runs on, then passes its checks
+// after a dump and restore with a script that succeeds.
+func TestE2ECLIActionScript(t *testing.T) {
+	requireCryo(t)
+	tmp := t.TempDir()
+	record := filepath.Join(tmp, "actions")
+	script := filepath.Join(tmp, "record.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$CRTOOLS_SCRIPT_ACTION $CRTOOLS_INIT_PID $CRTOOLS_IMAGE_DIR\" >> "+record+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	failing := filepath.Join(tmp, "fail.sh")
+	if err := os.WriteFile(failing, []byte("#!/bin/sh\n[ \"$CRTOOLS_SCRIPT_ACTION\" = post-dump ] && exit 3\nexit 0\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bin := workloadBin(t, "fdkinds", linkDynamic)
+	w := startWorkload(t, bin, "eventfd")
+	res := tryDump(t, w.Pid, t.TempDir(), "--action-script", failing)
+	assertOneErrorLine(t, res, "action script", "post-dump")
+	w.Checkpoint("--action-script", script)
+	w.Restore("--action-script", script)
+	w.Finish()
+	b, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{fmt.Sprintf("post-dump %d %s", w.Pid, w.ImgDir), "pre-restore", fmt.Sprintf("post-restore %d %s", w.Pid, w.ImgDir)} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the script's record lacks %q:\n%s", want, got)
 		}
 	}
 }

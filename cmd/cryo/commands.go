@@ -96,7 +96,7 @@ func dumpCommand(name string, args []string) (err error) {
 	meter, stopProgress := progressLine(name, o.logsToStderr() || o.verbosity == 0)
 	err = dump.DumpContext(ctx, dump.Options{Progress: meter, Pid: o.pid, Dir: o.dir, LeaveRunning: o.leaveRunning, LeaveStopped: o.leaveStopped,
 		TCPEstablished: o.tcpEstablished, ExtUnixSk: o.extUnixSk, ShellJob: o.shellJob, SkipInFlight: o.skipInFlight,
-		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, FileLocks: o.fileLocks, External: o.external, Logf: logf, Fault: inj,
+		LinkRemap: o.linkRemap, TCPClose: o.tcpClose, FileLocks: o.fileLocks, External: o.external, ExtMounts: o.extMounts, Notify: o.actionScripts(logf), Logf: logf, Fault: inj,
 		PreDump: preDump, ParentDir: o.prevImagesDir, TrackMem: o.trackMem})
 	stopProgress()
 	if err != nil {
@@ -139,7 +139,8 @@ func cmdRestore(args []string) (status int, err error) {
 	}
 	meter, stopProgress := progressLine("restore", o.logsToStderr() || o.verbosity == 0)
 	p, err := restore.Restore(restore.Options{Progress: meter, Dir: o.dir, Detach: o.detach, PidFile: o.pidFile, ShellJob: o.shellJob,
-		LeaveStopped: o.leaveStopped, TCPClose: o.tcpClose, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj, InheritFds: o.inheritFds})
+		LeaveStopped: o.leaveStopped, TCPClose: o.tcpClose, Logf: logf, TrustImages: o.trustImages, Ctx: ctx, Fault: inj, InheritFds: o.inheritFds,
+		Root: o.root, ExtMounts: o.extMounts, Notify: o.actionScripts(logf)})
 	stopProgress()
 	o.closeInherited()
 	// Once the tree runs, a signal to cryo is no interruption of the

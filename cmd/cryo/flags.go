@@ -54,6 +54,15 @@ type options struct {
 	// external (dump --external KIND[ID], repeatable): resources outside
 	// the tree that the tree may hold (tty[RDEV:DEV], unix[INO]).
 	external []string
+	// scripts (--action-script FILE, repeatable) run at each notification
+	// point, as CRIU's action scripts.
+	scripts []string
+	// root (--root DIR, restore) is where a container's mount namespace is
+	// made again; extMounts (--ext-mount-map A:B, --external mnt[A]:B) are
+	// its external mounts: mount point -> key on dump, key -> host path on
+	// restore.
+	root      string
+	extMounts map[string]string
 }
 
 // parseFlags parses CRIU's spellings: -t PID, --tree=PID, -D DIR,
@@ -126,8 +135,26 @@ func parseFlags(args []string) (*options, error) {
 		case name == "--external":
 			var v string
 			if v, err = value(); err == nil {
-				o.external = append(o.external, v)
+				if rest, ok := strings.CutPrefix(v, "mnt["); ok {
+					a, b, _ := strings.Cut(rest, "]:")
+					err = o.parseExtMount(name, a, b)
+				} else {
+					o.external = append(o.external, v)
+				}
 			}
+		case name == "--ext-mount-map":
+			var v string
+			if v, err = value(); err == nil {
+				a, b, _ := strings.Cut(v, ":")
+				err = o.parseExtMount(name, a, b)
+			}
+		case name == "--action-script":
+			var v string
+			if v, err = value(); err == nil {
+				o.scripts = append(o.scripts, v)
+			}
+		case name == "--root":
+			o.root, err = value()
 		case name == "--feature":
 			var v string
 			if v, err = value(); err == nil {

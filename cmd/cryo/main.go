@@ -1,9 +1,9 @@
 // Command cryo checkpoints and restores Linux processes, with CRIU's
 // command-line flags and image format.
 //
-//	cryo dump -t PID -D DIR [-j] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [--skip-in-flight] [--link-remap] [--tcp-close] [--file-locks] [--external KIND[ID]] [--display-stats] [-W DIR] [-v N] [-o FILE]
+//	cryo dump -t PID -D DIR [-j] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk] [--skip-in-flight] [--link-remap] [--tcp-close] [--file-locks] [--external KIND[ID]] [--ext-mount-map POINT:KEY] [--action-script FILE] [--display-stats] [-W DIR] [-v N] [-o FILE]
 //	cryo pre-dump -t PID -D DIR [--prev-images-dir ../DIR0] [--track-mem] [-v N] [-o FILE]
-//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [--inherit-fd fd[N]:RESOURCE] [--display-stats] [-W DIR] [-v N] [-o FILE]
+//	cryo restore -D DIR [-d] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [--tcp-close] [--inherit-fd fd[N]:RESOURCE] [--root DIR] [--ext-mount-map KEY:PATH] [--action-script FILE] [--display-stats] [-W DIR] [-v N] [-o FILE]
 //	cryo check [--all | --feature NAME]
 //	cryo -V|--version
 //	cryo show DIR|FILE
@@ -24,10 +24,12 @@ import (
 
 const usage = `usage:
   cryo dump -t PID -D DIR [-j|--shell-job] [-R|--leave-running] [-s|--leave-stopped] [--tcp-established] [--ext-unix-sk]
-            [--skip-in-flight] [--link-remap] [--tcp-close] [--file-locks] [--external KIND[ID]] [--display-stats] [-W|--work-dir DIR] [-v N|-v0..-v4|-vvvv] [-o FILE]
+            [--skip-in-flight] [--link-remap] [--tcp-close] [--file-locks] [--external KIND[ID]] [--ext-mount-map POINT:KEY]
+            [--action-script FILE] [--display-stats] [-W|--work-dir DIR] [-v N|-v0..-v4|-vvvv] [-o FILE]
   cryo pre-dump -t PID -D DIR [--prev-images-dir ../DIR0] [--track-mem] [-v N] [-o FILE]
             (then: cryo dump ... --prev-images-dir ../DIR --track-mem)
-  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [--inherit-fd fd[N]:RESOURCE] [--display-stats] [-W DIR] [-v N] [-o FILE]
+  cryo restore -D DIR [-d|--restore-detached] [--pidfile FILE] [-j] [-s|--leave-stopped] [--trust-images] [--tcp-close]
+            [--inherit-fd fd[N]:RESOURCE] [--root DIR] [--ext-mount-map KEY:PATH] [--action-script FILE] [--display-stats] [-W DIR] [-v N] [-o FILE]
   cryo check [--all | --feature NAME (list: the names)]
   cryo -V|--version
   cryo show DIR|FILE

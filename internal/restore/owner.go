@@ -404,6 +404,10 @@ func (p *process) restoreCwdRoot() error {
 	}
 	defer t.Syscall(unix.SYS_CLOSE, cwd)
 	if root := p.r.snap.reg(p.c.fs.GetRootId()); root.GetName() != "/" {
+		// What lies outside the root must be opened before p is in it.
+		if err := p.holdExeOutsideRoot(); err != nil {
+			return err
+		}
 		rfd, err := dirAt(p.c.fs.GetRootId(), "root")
 		if err != nil {
 			return err
@@ -429,7 +433,8 @@ func (p *process) restoreCwdRoot() error {
 // inRoot is a path the dump recorded (cryo's view) as p sees it once it
 // is back in its root (after restoreCwdRoot): a chrooted process's
 // executable is opened from inside its chroot. A path outside it stays
-// as it is, and cannot be found there.
+// as it is: such an executable is opened before the process enters its
+// root (holdExeOutsideRoot).
 func (p *process) inRoot(name string) string {
 	root := p.r.snap.reg(p.c.fs.GetRootId()).GetName()
 	if root == "/" {

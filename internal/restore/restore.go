@@ -196,6 +196,9 @@ type process struct {
 	// cow: the areas p premaps in phase one to share pages with its
 	// parent or children, by index in its memory image (see cow.go).
 	cow map[int]cowArea
+	// exe is the executable opened before p entered its root, when it
+	// lies outside (see outsideroot.go).
+	exe earlyExe
 }
 
 // Restore recreates the process tree saved in opts.Dir. On error nothing is

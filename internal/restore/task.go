@@ -90,9 +90,9 @@ func (p *process) restoreMM() error {
 		return fmt.Errorf("mm-%d.img: auxv of %d words is invalid", p.c.pid, len(auxv))
 	}
 	exe := p.r.snap.reg(m.GetExeFileId()).GetName()
-	exeFd, err := p.openChecked(p, p.inRoot(exe), unix.O_RDONLY, wantFile{f: p.r.snap.reg(m.GetExeFileId()), size: true})
+	exeFd, err := p.openExe()
 	if err != nil {
-		return fmt.Errorf("restore pid %d: executable: %w", p.c.pid, err)
+		return err
 	}
 	defer t.Syscall(unix.SYS_CLOSE, exeFd)
 	if err := p.r.snap.checkMapped(m.GetExeFileId(), p.pid, exeFd); err != nil {
