@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sort"
 
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -43,33 +44,56 @@ const (
 	sigreturnEax   = "\xb8\x0f\x00\x00\x00\x0f\x05"         // mov $15,%eax; syscall (musl)
 )
 
+// gadgetChunk is how much of a mapping FindGadgets reads at a time, into
+// one reused buffer: reading a large program's text whole into a fresh
+// buffer cost about 100 ms of page faults per dump on this kind of VM.
+const gadgetChunk = 1 << 20
+
+// gadgetOverlap is how far consecutive chunks overlap, so that a gadget
+// across a chunk boundary is found (longer than the longest gadget).
+const gadgetOverlap = 16
+
 // FindGadgets looks for the gadgets in the executable private mappings of
-// process pid. ok is false when one is missing: the process's injections
-// then cannot be guarded.
+// process pid, smallest first: the vDSO and the C library usually hold
+// both, and a large program text is then never read. ok is false when
+// one is missing: the process's injections then cannot be guarded.
 func FindGadgets(pid int, maps []proc.Mapping) (g Gadgets, ok bool) {
+	var cand []proc.Mapping
 	for _, m := range maps {
 		if m.Prot&unix.PROT_EXEC == 0 || m.Shared || m.Path == "[vsyscall]" || m.Size() > 256<<20 {
 			continue
 		}
-		buf := make([]byte, m.Size())
-		if ReadMem(pid, m.Start, buf) != nil {
-			continue
-		}
-		if g.SyscallRet == 0 {
-			if i := bytes.Index(buf, []byte(syscallRetCode)); i >= 0 {
-				g.SyscallRet = m.Start + uint64(i)
+		cand = append(cand, m)
+	}
+	sort.SliceStable(cand, func(i, j int) bool { return cand[i].Size() < cand[j].Size() })
+	var buf []byte
+	for _, m := range cand {
+		for off := uint64(0); off < m.Size(); off += gadgetChunk {
+			n := min(m.Size()-off, gadgetChunk+gadgetOverlap)
+			if uint64(cap(buf)) < n {
+				buf = make([]byte, min(m.Size(), gadgetChunk+gadgetOverlap))
 			}
-		}
-		if g.Sigreturn == 0 {
-			for _, code := range []string{sigreturnRax, sigreturnEax} {
-				if i := bytes.Index(buf, []byte(code)); i >= 0 {
-					g.Sigreturn = m.Start + uint64(i)
-					break
+			b := buf[:n]
+			if ReadMem(pid, m.Start+off, b) != nil {
+				break
+			}
+			at := m.Start + off
+			if g.SyscallRet == 0 {
+				if i := bytes.Index(b, []byte(syscallRetCode)); i >= 0 {
+					g.SyscallRet = at + uint64(i)
 				}
 			}
-		}
-		if g.SyscallRet != 0 && g.Sigreturn != 0 {
-			return g, true
+			if g.Sigreturn == 0 {
+				for _, code := range []string{sigreturnRax, sigreturnEax} {
+					if i := bytes.Index(b, []byte(code)); i >= 0 {
+						g.Sigreturn = at + uint64(i)
+						break
+					}
+				}
+			}
+			if g.SyscallRet != 0 && g.Sigreturn != 0 {
+				return g, true
+			}
 		}
 	}
 	return g, false
