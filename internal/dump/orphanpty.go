@@ -3,10 +3,8 @@ package dump
 import (
 	"fmt"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 )
 
 // scanOrphans finds, for CRIU's orphan_pts_master, the pty slaves the tree
@@ -61,22 +59,9 @@ func (pt *ptyTable) addOrphan(p *process, fd int, index uint32, st *unix.Stat_t,
 	defer unix.Close(c)
 	pair := &ptyPair{index: index, slaveRdev: st.Rdev, masterRdev: unix.Mkdev(ptmxMajor, ptmxMinor), orphanDev: st.Dev,
 		slaveUID: st.Uid, slaveGID: st.Gid, haveSlaveOwner: true}
-	t, err := unix.IoctlGetTermios(c, unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("termios: %w", err)
+	if err := pair.readSettings(c); err != nil {
+		return err
 	}
-	pair.termios = termiosEntry(t)
-	lt, err := unix.IoctlGetTermios(c, unix.TIOCGLCKTRMIOS)
-	if err != nil {
-		return fmt.Errorf("locked termios: %w", err)
-	}
-	pair.termiosLocked = termiosEntry(lt)
-	ws, err := unix.IoctlGetWinsize(c, unix.TIOCGWINSZ)
-	if err != nil {
-		return fmt.Errorf("window size: %w", err)
-	}
-	pair.winsize = &tty.WinsizeEntry{WsRow: proto.Uint32(uint32(ws.Row)), WsCol: proto.Uint32(uint32(ws.Col)),
-		WsXpixel: proto.Uint32(uint32(ws.Xpixel)), WsYpixel: proto.Uint32(uint32(ws.Ypixel))}
 	for _, q := range procs {
 		if !q.zombie && uint64(q.stat.TtyNr) == st.Rdev && q.stat.Session == q.pid {
 			pair.sid = uint32(q.pid)

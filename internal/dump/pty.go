@@ -162,24 +162,34 @@ func devptsOf(p *process, fd, c int) (uint64, error) {
 	return st.Dev, nil
 }
 
-// read takes the pair's settings through a copy of its master.
-func (pair *ptyPair) read(master int) error {
-	t, err := unix.IoctlGetTermios(master, unix.TCGETS)
+// readSettings takes the terminal's termios, locked termios and window
+// size through fd, a copy of either end.
+func (pair *ptyPair) readSettings(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return fmt.Errorf("termios: %w", err)
 	}
 	pair.termios = termiosEntry(t)
-	lt, err := unix.IoctlGetTermios(master, unix.TIOCGLCKTRMIOS)
+	lt, err := unix.IoctlGetTermios(fd, unix.TIOCGLCKTRMIOS)
 	if err != nil {
 		return fmt.Errorf("locked termios: %w", err)
 	}
 	pair.termiosLocked = termiosEntry(lt)
-	ws, err := unix.IoctlGetWinsize(master, unix.TIOCGWINSZ)
+	ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
 	if err != nil {
 		return fmt.Errorf("window size: %w", err)
 	}
 	pair.winsize = &tty.WinsizeEntry{WsRow: proto.Uint32(uint32(ws.Row)), WsCol: proto.Uint32(uint32(ws.Col)),
 		WsXpixel: proto.Uint32(uint32(ws.Xpixel)), WsYpixel: proto.Uint32(uint32(ws.Ypixel))}
+	return nil
+}
+
+// read takes the pair's settings through a copy of its master.
+func (pair *ptyPair) read(master int) error {
+	if err := pair.readSettings(master); err != nil {
+		return err
+	}
+	var err error
 	flag := func(req uint) (bool, error) {
 		v, err := unix.IoctlGetInt(master, req)
 		return v != 0, err

@@ -31,6 +31,17 @@ type fillSlice struct {
 	remote    []unix.RemoteIovec
 }
 
+// add appends n bytes going to addr to the slice, in the last remote range
+// when they follow it.
+func (sl *fillSlice) add(addr, n uint64) {
+	if k := len(sl.remote) - 1; k >= 0 && uint64(sl.remote[k].Base)+uint64(sl.remote[k].Len) == addr {
+		sl.remote[k].Len += int(n)
+	} else {
+		sl.remote = append(sl.remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(n)})
+	}
+	sl.size += n
+}
+
 // splitFill cuts the pagemap into buffer-sized slices laid out back to back
 // in the pages image, each with the destination ranges of its bytes.
 // Pages inside the spans of skip (sorted, disjoint: areas premapped in phase
@@ -60,12 +71,7 @@ func splitFill(pm []*pagemapEntry, bufSize uint64, skip []span) []fillSlice {
 				cur = fillSlice{off: off}
 			}
 			n := min(size, bufSize-cur.size)
-			if k := len(cur.remote) - 1; k >= 0 && uint64(cur.remote[k].Base)+uint64(cur.remote[k].Len) == addr {
-				cur.remote[k].Len += int(n)
-			} else {
-				cur.remote = append(cur.remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(n)})
-			}
-			cur.size += n
+			cur.add(addr, n)
 			addr, off, size = addr+n, off+n, size-n
 		}
 	}

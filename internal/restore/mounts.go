@@ -147,27 +147,33 @@ func (fp *filePlan) openLate(p *process) error {
 // it shares with an ancestor: pidfd_getfd takes the ancestor's open file,
 // one open file description for both, to the same temporary descriptor.
 func (fp *filePlan) copyLate(p *process) error {
-	t := p.leader
 	for _, c := range fp.lateCopies[p] {
 		where := fmt.Sprintf("restore pid %d: file %s from pid %d", p.c.pid, fp.snap.reg(c.id).GetName(), c.from.c.pid)
-		pid, err := c.from.pidSeenBy(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, pid, 0)
-		if err != nil {
-			return fmt.Errorf("%s: pidfd_open: %w", where, err)
-		}
-		fd, err := t.Syscall(unix.SYS_PIDFD_GETFD, pidfd, fp.temp[c.id], 0)
-		t.Syscall(unix.SYS_CLOSE, pidfd)
-		if err != nil {
-			return fmt.Errorf("%s: pidfd_getfd: %w", where, err)
-		}
-		if err := fp.moveTo(p, fd, fp.temp[c.id]); err != nil {
+		if err := fp.copyFrom(p, c.from, c.id); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
 	return nil
+}
+
+// copyFrom gives p file id as from holds it, at the same temporary
+// descriptor: pidfd_getfd, so that both hold one open file description.
+func (fp *filePlan) copyFrom(p, from *process, id uint32) error {
+	t := p.leader
+	pid, err := from.pidSeenBy(p)
+	if err != nil {
+		return err
+	}
+	pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open: %w", err)
+	}
+	fd, err := t.Syscall(unix.SYS_PIDFD_GETFD, pidfd, fp.temp[id], 0)
+	t.Syscall(unix.SYS_CLOSE, pidfd)
+	if err != nil {
+		return fmt.Errorf("pidfd_getfd: %w", err)
+	}
+	return fp.moveTo(p, fd, fp.temp[id])
 }
 
 // fillTmpfs puts back the contents of the tmpfs just mounted, through p's

@@ -269,23 +269,9 @@ func (r *restorer) finishNets() error {
 // copyNetLate gives p the sockets of the tree's net namespaces it shares
 // with the ancestor that made them (pidfd_getfd: one open file for both).
 func (fp *filePlan) copyNetLate(p *process) error {
-	t := p.leader
 	for _, c := range fp.netLateCopies[p] {
 		where := fmt.Sprintf("restore pid %d: socket file %d from pid %d", p.c.pid, c.id, c.from.c.pid)
-		pid, err := c.from.pidSeenBy(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, pid, 0)
-		if err != nil {
-			return fmt.Errorf("%s: pidfd_open: %w", where, err)
-		}
-		fd, err := t.Syscall(unix.SYS_PIDFD_GETFD, pidfd, fp.temp[c.id], 0)
-		t.Syscall(unix.SYS_CLOSE, pidfd)
-		if err != nil {
-			return fmt.Errorf("%s: pidfd_getfd: %w", where, err)
-		}
-		if err := fp.moveTo(p, fd, fp.temp[c.id]); err != nil {
+		if err := fp.copyFrom(p, c.from, c.id); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}

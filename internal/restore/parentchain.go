@@ -109,12 +109,7 @@ func splitChain(items []chainItem, bufSize uint64) []fillSlice {
 				cur.off = off
 			}
 			n := min(size, bufSize-cur.size)
-			if k := len(cur.remote) - 1; k >= 0 && uint64(cur.remote[k].Base)+uint64(cur.remote[k].Len) == addr {
-				cur.remote[k].Len += int(n)
-			} else {
-				cur.remote = append(cur.remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(n)})
-			}
-			cur.size += n
+			cur.add(addr, n)
 			addr, off, size = addr+n, off+n, size-n
 		}
 	}
