@@ -179,6 +179,11 @@ func TestE2ERuncConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := terminalCount(before)
+	// A terminal of the host at the container's slave index (0 on a host
+	// with no other terminal open): the restore sets the owner of the
+	// container's slave, in the container's devpts, and must leave this
+	// one's alone.
+	hostPts := hostTerminal(t)
 	cs2 := newConsoleSocket(t)
 	if out, err := c.runc(nil, "--criu", cryoBin, "restore", "-d", "--console-socket", cs2.path,
 		"--image-path", img, "--work-path", work, id); err != nil {
@@ -198,4 +203,34 @@ func TestE2ERuncConsole(t *testing.T) {
 	if st, rpid := c.state(); st != "running" || rpid != pid {
 		t.Fatalf("after the restore runc says %s, pid %d (dumped %d)", st, rpid, pid)
 	}
+	var st unix.Stat_t
+	if err := unix.Stat(hostPts, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != hostPtsOwner || st.Gid != hostPtsOwner {
+		t.Fatalf("the restore changed the owner of the host's %s to %d:%d", hostPts, st.Uid, st.Gid)
+	}
+}
+
+// hostPtsOwner is the owner hostTerminal gives its slave.
+const hostPtsOwner = 4242
+
+// hostTerminal opens a pty of cryo's devpts for the rest of the test and
+// gives its slave the owner hostPtsOwner; it returns the slave's path.
+func hostTerminal(t *testing.T) string {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	index, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/dev/pts/%d", index)
+	if err := os.Lchown(path, hostPtsOwner, hostPtsOwner); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -620,13 +620,11 @@ func (fp *filePlan) openFifo(p *process, id uint32) error {
 }
 
 // chownPath gives the file at path (not following a link) host ids uid
-// and gid. cryo does it as root; without root, p does it inside its user
-// namespace, where cryo's user has the capability to give a file one of
-// its subordinate ids.
+// and gid. p does it, so that path is looked up in p's mount namespace and
+// root, where the file is (a container's devpts is not cryo's /dev/pts),
+// and, without root, inside p's user namespace, where cryo's user has the
+// capability to give a file one of its subordinate ids.
 func (p *process) chownPath(path string, uid, gid uint32) error {
-	if os.Geteuid() == 0 || p.userns == nil {
-		return os.Lchown(path, int(uid), int(gid))
-	}
 	in, gin, err := p.idsInside(uid, gid)
 	if err != nil {
 		return fmt.Errorf("owner of %s: %w", path, err)
