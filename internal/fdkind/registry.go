@@ -25,7 +25,7 @@ func Registry() []Entry {
 		{Type: fdinfo.FdTypes_UND, Refused: "a file of undefined type"},
 		{Type: fdinfo.FdTypes_REG, Kind: inPlace{fdinfo.FdTypes_REG, func(f *fdinfo.FileEntry) bool { return f.GetReg() != nil }}},
 		{Type: fdinfo.FdTypes_PIPE, Kind: Pipe{}},
-		{Type: fdinfo.FdTypes_FIFO, Kind: inPlace{fdinfo.FdTypes_FIFO, func(f *fdinfo.FileEntry) bool { return f.GetFifo() != nil }}},
+		{Type: fdinfo.FdTypes_FIFO, Kind: Fifo{}},
 		{Type: fdinfo.FdTypes_INETSK, Kind: inPlace{fdinfo.FdTypes_INETSK, func(f *fdinfo.FileEntry) bool { return f.GetIsk() != nil }}},
 		{Type: fdinfo.FdTypes_UNIXSK, Kind: inPlace{fdinfo.FdTypes_UNIXSK, func(f *fdinfo.FileEntry) bool { return f.GetUsk() != nil }}},
 		{Type: fdinfo.FdTypes_EVENTFD, Kind: Eventfd{}},

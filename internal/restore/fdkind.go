@@ -125,3 +125,63 @@ func (m groupMaker) FdPath(fd uint64) string { return fmt.Sprintf("/proc/%d/fd/%
 
 // The interface restore offers the kinds made in groups.
 var _ fdkind.GroupMaker = groupMaker{}
+
+// openKind has an Opened kind (internal/fdkind) open file id in p, the
+// common ancestor of its holders, at its temporary descriptor.
+func (fp *filePlan) openKind(p *process, id uint32, k fdkind.Opened) error {
+	return k.Open(opener{fp: fp, p: p, id: id}, fp.snap.files[id])
+}
+
+// opener is a restored process, as an Opened kind sees it while it opens
+// file id there.
+type opener struct {
+	fp *filePlan
+	p  *process
+	id uint32
+}
+
+// Process names the process by its saved pid.
+func (m opener) Process() string { return fmt.Sprintf("restore pid %d", m.p.c.pid) }
+
+// Syscall injects a call into the process's leader.
+func (m opener) Syscall(nr uintptr, args ...uint64) (uint64, error) {
+	return m.p.leader.Syscall(nr, args...)
+}
+
+// File is an entry of files.img.
+func (m opener) File(id uint32) *fdinfo.FileEntry { return m.fp.snap.files[id] }
+
+// OpenChecked opens path as the file's owner (owner.go's checked open).
+func (m opener) OpenChecked(path string, flags uint64, want fdkind.Want) (uint64, error) {
+	return m.p.openChecked(m.fp.ownerOf(m.p, m.id), path, flags, wantFile{f: want.Reg, dev: want.Dev, ino: want.Ino, size: want.Size})
+}
+
+// Place duplicates fd to the file's temporary descriptor.
+func (m opener) Place(fd uint64) (uint64, error) {
+	temp := m.fp.temp[m.id]
+	if fd == temp {
+		return temp, nil
+	}
+	if _, err := m.p.leader.Syscall(unix.SYS_DUP3, fd, temp, unix.O_CLOEXEC); err != nil {
+		return temp, fmt.Errorf("dup3 %d to %d: %w", fd, temp, err)
+	}
+	return temp, nil
+}
+
+// FifoQueue is FIFO pipeID's saved queue, given once.
+func (m opener) FifoQueue(pipeID uint32) (*pipedata.PipeDataEntry, []byte) {
+	if m.fp.fifosFilled == nil {
+		m.fp.fifosFilled = map[uint32]bool{}
+	}
+	if m.fp.fifosFilled[pipeID] {
+		return nil, nil
+	}
+	m.fp.fifosFilled[pipeID] = true
+	return m.fp.snap.fifos[pipeID], m.fp.snap.fifoBytes[pipeID]
+}
+
+// FdPath is the process's descriptor in cryo's /proc.
+func (m opener) FdPath(fd uint64) string { return fmt.Sprintf("/proc/%d/fd/%d", m.p.pid, fd) }
+
+// The interface restore offers the kinds opened one by one.
+var _ fdkind.Opener = opener{}

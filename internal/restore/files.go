@@ -416,8 +416,8 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeUnix(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_INETSK {
 			err = fp.makeInet(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
-			err = fp.openFifo(p, j.ids[0])
+		} else if k := fdkind.OpenedOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+			err = fp.openKind(p, j.ids[0], k)
 		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.makeKind(p, j.ids[0], k)
 		} else if j.group != nil {
@@ -579,44 +579,6 @@ func (fp *filePlan) makeMemfd(p *process, id uint32) error {
 		}
 	}
 	return nil
-}
-
-// openFifo opens a FIFO end at its temporary descriptor. A read-write
-// "keeper" opened first means neither end blocks (or fails, non-blocking)
-// waiting for the other; the first end opened of each FIFO also gets its
-// capacity and queued bytes, written by cryo through the keeper.
-func (fp *filePlan) openFifo(p *process, id uint32) error {
-	t := p.leader
-	ff := fp.snap.files[id].GetFifo()
-	f := fp.snap.reg(ff.GetRegfId())
-	where := fmt.Sprintf("restore pid %d FIFO %s", p.c.pid, f.GetName())
-	owner := fp.ownerOf(p, id)
-	keeper, err := p.openChecked(owner, f.GetName(), unix.O_RDWR|unix.O_NONBLOCK, wantFile{f: f})
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	defer t.Syscall(unix.SYS_CLOSE, keeper)
-	flags := reopenFlags(f.GetFlags())
-	n, err := p.openChecked(owner, f.GetName(), flags|unix.O_NONBLOCK, wantFile{f: f})
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	temp := fp.temp[id]
-	if err := fp.moveTo(p, n, temp); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if _, err := t.Syscall(unix.SYS_FCNTL, temp, unix.F_SETFL, flags&^unix.O_ACCMODE); err != nil {
-		return fmt.Errorf("%s: flags: %w", where, err)
-	}
-	pipeID := ff.GetPipeId()
-	if fp.fifosFilled == nil {
-		fp.fifosFilled = map[uint32]bool{}
-	}
-	if fp.fifosFilled[pipeID] {
-		return nil
-	}
-	fp.fifosFilled[pipeID] = true
-	return fdkind.FillQueue(fp.groupMaker(p), keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
 }
 
 // chownPath gives the file at path (not following a link) host ids uid

@@ -119,9 +119,9 @@ func load(dir *image.Dir) (*snapshot, error) {
 		}
 		s.files[f.GetId()] = f
 	}
-	for id, f := range s.files {
-		if f.GetType() == fdinfo.FdTypes_FIFO && s.files[f.GetFifo().GetRegfId()].GetReg() == nil {
-			return nil, fmt.Errorf("%s: FIFO %d refers to unknown file %d", image.FilesName, id, f.GetFifo().GetRegfId())
+	for _, f := range s.files {
+		if err := fdkind.CheckRefs(f, s.file); err != nil {
+			return nil, fmt.Errorf("%s: %w", image.FilesName, err)
 		}
 	}
 	seen := map[uint32]bool{}
@@ -504,6 +504,9 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 
 // reg returns the regular-file entry of a file id (checked in load).
 func (s *snapshot) reg(id uint32) *regfile.RegFileEntry { return s.files[id].GetReg() }
+
+// file is entry id of files.img, nil when there is none.
+func (s *snapshot) file(id uint32) *fdinfo.FileEntry { return s.files[id] }
 
 // checkFiles refuses files that changed since the dump: a mapped library or
 // executable with another size or checksum would run foreign code.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,20 +26,15 @@ import (
 func (s *snapshot) inheritKeys(id uint32) []string {
 	f := s.files[id]
 	switch f.GetType() {
-	case fdinfo.FdTypes_PIPE:
-		return []string{fmt.Sprintf("pipe:[%d]", f.GetPipe().GetPipeId())}
 	case fdinfo.FdTypes_UNIXSK:
 		return []string{fmt.Sprintf("socket:[%d]", f.GetUsk().GetIno())}
 	case fdinfo.FdTypes_INETSK:
 		return []string{fmt.Sprintf("socket:[%d]", f.GetIsk().GetIno())}
-	case fdinfo.FdTypes_FIFO:
-		name := s.reg(f.GetFifo().GetRegfId()).GetName()
-		return []string{name, strings.TrimPrefix(name, "/")}
 	case fdinfo.FdTypes_REG:
 		name := f.GetReg().GetName()
 		return []string{name, strings.TrimPrefix(name, "/")}
 	}
-	return nil
+	return fdkind.InheritKeys(f, s.file)
 }
 
 // stubFiles returns the descriptors the stub starts with: cryo's 0-2 and
