@@ -188,7 +188,7 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	case !strings.HasPrefix(target, "/"):
 		kind, _, _ := strings.Cut(target, ":")
 		return nil, fmt.Errorf("%s: %s is not supported yet", p.fdName(fd), describeKind(kind, target))
-	case strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)"):
+	case isMemfd(target):
 		e, err = p.dumpMemfd(ft, fd, target, info)
 	default:
 		e, err = p.dumpPath(ft, fd, target, info)
@@ -311,4 +311,10 @@ func Checksum(path string) (sum uint32, n uint32, err error) {
 	}
 	defer f.Close()
 	return image.ChecksumOf(f)
+}
+
+// isMemfd tells whether /proc/PID/fd names a memfd with target.
+func isMemfd(target string) bool {
+	_, ok := fdkind.MemfdName(target)
+	return ok
 }

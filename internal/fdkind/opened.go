@@ -67,6 +67,10 @@ type Opener interface {
 	// FdPath is the path by which cryo opens descriptor fd of the process
 	// (/proc/PID/fd/N).
 	FdPath(fd uint64) string
+	// Shared is the descriptor, in the process, of the memfd restore made
+	// for shared memory object (memfd inode) shmid, and whether there is
+	// one.
+	Shared(shmid uint64) (uint64, bool)
 }
 
 // Want is what a file opened by path must be, from the images.

@@ -40,7 +40,7 @@ func Registry() []Entry {
 		{Type: fdinfo.FdTypes_TUNF, Refused: "a tun/tap device"},
 		{Type: fdinfo.FdTypes_EXT, Refused: "an external file"},
 		{Type: fdinfo.FdTypes_TIMERFD, Kind: Timerfd{}},
-		{Type: fdinfo.FdTypes_MEMFD, Kind: inPlace{fdinfo.FdTypes_MEMFD, func(f *fdinfo.FileEntry) bool { return f.GetMemfd() != nil }}},
+		{Type: fdinfo.FdTypes_MEMFD, Kind: Memfd{}},
 		{Type: fdinfo.FdTypes_BPFMAP, Refused: "a BPF map"},
 		{Type: fdinfo.FdTypes_CTL_TTY, Refused: "a controlling terminal entry"},
 		{Type: fdinfo.FdTypes_AUTOFS_PIPE, Refused: "an autofs pipe"},

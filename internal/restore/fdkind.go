@@ -183,5 +183,11 @@ func (m opener) FifoQueue(pipeID uint32) (*pipedata.PipeDataEntry, []byte) {
 // FdPath is the process's descriptor in cryo's /proc.
 func (m opener) FdPath(fd uint64) string { return fmt.Sprintf("/proc/%d/fd/%d", m.p.pid, fd) }
 
+// Shared is the temporary descriptor of shared memory object shmid.
+func (m opener) Shared(shmid uint64) (uint64, bool) {
+	fd, ok := m.fp.shmTemp[shmid]
+	return fd, ok
+}
+
 // The interface restore offers the kinds opened one by one.
 var _ fdkind.Opener = opener{}

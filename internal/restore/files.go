@@ -243,8 +243,7 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			continue
 		}
 		for _, fd := range p.c.fds {
-			if m := s.files[fd.GetId()].GetMemfd(); m != nil {
-				id := uint64(m.GetInodeId())
+			if id, ok := fdkind.MemfdInode(s.files[fd.GetId()]); ok {
 				if len(shmHolders[id]) == 0 {
 					shmOrder = append(shmOrder, id)
 				}
@@ -408,8 +407,6 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.useInherited(p, j, n, key)
 		} else if j.ctty {
 			err = fp.openCtty(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
-			err = fp.makeMemfd(p, j.ids[0])
 		} else if j.unixPair {
 			err = fp.makeUnixPair(p, j.ids)
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK {
@@ -559,26 +556,6 @@ func (fp *filePlan) isAnonStaging(start, end uint64) bool {
 		}
 	}
 	return false
-}
-
-// makeMemfd gives a memfd descriptor its temporary number: a copy of the
-// memfd made for its inode, with its flags and offset.
-func (fp *filePlan) makeMemfd(p *process, id uint32) error {
-	t := p.leader
-	m := fp.snap.files[id].GetMemfd()
-	where := fmt.Sprintf("restore pid %d memfd %d", p.c.pid, id)
-	if _, err := t.Syscall(unix.SYS_DUP3, fp.shmTemp[uint64(m.GetInodeId())], fp.temp[id], unix.O_CLOEXEC); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if _, err := t.Syscall(unix.SYS_FCNTL, fp.temp[id], unix.F_SETFL, uint64(m.GetFlags()&^unix.O_ACCMODE)); err != nil {
-		return fmt.Errorf("%s: flags: %w", where, err)
-	}
-	if pos := m.GetPos(); pos != 0 {
-		if _, err := t.Syscall(unix.SYS_LSEEK, fp.temp[id], pos, 0); err != nil {
-			return fmt.Errorf("%s: seek: %w", where, err)
-		}
-	}
-	return nil
 }
 
 // chownPath gives the file at path (not following a link) host ids uid

@@ -408,8 +408,8 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 		s.shmem[e.GetInodeId()] = obj
 	}
 	for _, f := range s.files {
-		if m := f.GetMemfd(); m != nil && s.memfds[uint64(m.GetInodeId())] == nil {
-			return fmt.Errorf("%s: memfd file %d refers to unknown inode %d", image.FilesName, f.GetId(), m.GetInodeId())
+		if ino, ok := fdkind.MemfdInode(f); ok && s.memfds[ino] == nil {
+			return fmt.Errorf("%s: memfd file %d refers to unknown inode %d", image.FilesName, f.GetId(), ino)
 		}
 	}
 	for _, c := range s.procs {
