@@ -2,6 +2,7 @@ package dump
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"io"
 	"os"
 	"slices"
@@ -82,7 +83,7 @@ func (m *mountNamespace) writeTmpfs(dir *image.Dir) error {
 // which it does not yet.
 func (t *nsTable) checkGhosts(ft *fileTable) error {
 	for _, g := range ft.ghosts {
-		name := ft.entries[g.id-1].GetReg().GetName()
+		name := fdkind.RegName(ft.entries[g.id-1])
 		for _, m := range t.mnts {
 			for _, e := range m.entries {
 				if !e.GetExtMount() && mountns.Under(e.GetMountpoint(), name) {

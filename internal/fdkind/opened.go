@@ -71,6 +71,13 @@ type Opener interface {
 	// for shared memory object (memfd inode) shmid, and whether there is
 	// one.
 	Shared(shmid uint64) (uint64, bool)
+	// Ghost is where restore put back the deleted file being opened (made
+	// once per inode, removed again once the tree holds it) and what
+	// opening it must give; ok is false for a file that was not deleted.
+	Ghost() (path string, want Want, ok bool, err error)
+	// ShellJob tells whether the restore hands terminals over to its own
+	// (-j, --shell-job).
+	ShellJob() bool
 }
 
 // Want is what a file opened by path must be, from the images.

@@ -23,7 +23,7 @@ type Entry struct {
 func Registry() []Entry {
 	return []Entry{
 		{Type: fdinfo.FdTypes_UND, Refused: "a file of undefined type"},
-		{Type: fdinfo.FdTypes_REG, Kind: inPlace{fdinfo.FdTypes_REG, func(f *fdinfo.FileEntry) bool { return f.GetReg() != nil }}},
+		{Type: fdinfo.FdTypes_REG, Kind: Reg{}},
 		{Type: fdinfo.FdTypes_PIPE, Kind: Pipe{}},
 		{Type: fdinfo.FdTypes_FIFO, Kind: Fifo{}},
 		{Type: fdinfo.FdTypes_INETSK, Kind: inPlace{fdinfo.FdTypes_INETSK, func(f *fdinfo.FileEntry) bool { return f.GetIsk() != nil }}},

@@ -189,5 +189,21 @@ func (m opener) Shared(shmid uint64) (uint64, bool) {
 	return fd, ok
 }
 
+// Ghost makes the file's ghost, if it was deleted (ghosts.go).
+func (m opener) Ghost() (string, fdkind.Want, bool, error) {
+	if m.fp.snap.ghosts[m.id] == nil {
+		return "", fdkind.Want{}, false, nil
+	}
+	gp, err := m.fp.ghostPath(m.p, m.fp.ownerOf(m.p, m.id), m.id)
+	if err != nil {
+		return "", fdkind.Want{}, false, err
+	}
+	w := gp.want(m.fp, m.id)
+	return gp.path, fdkind.Want{Reg: w.f, Dev: w.dev, Ino: w.ino, Size: w.size}, true, nil
+}
+
+// ShellJob is -j.
+func (m opener) ShellJob() bool { return m.p.r.opts.ShellJob }
+
 // The interface restore offers the kinds opened one by one.
 var _ fdkind.Opener = opener{}

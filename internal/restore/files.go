@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/cryo-cr/cryo/internal/fdkind"
@@ -15,16 +14,6 @@ import (
 	"github.com/cryo-cr/cryo/internal/tcprepair"
 	"golang.org/x/sys/unix"
 )
-
-// isTerminalPath tells whether a dumped descriptor named a terminal, which
-// with -j is replaced by the restoring terminal, as CRIU does.
-func isTerminalPath(name string, mode uint32) bool {
-	if mode&unix.S_IFMT != unix.S_IFCHR {
-		return false
-	}
-	return strings.HasPrefix(name, "/dev/pts/") || strings.HasPrefix(name, "/dev/tty") ||
-		name == "/dev/console" || name == "/dev/ptmx"
-}
 
 // filePlan says where each open file of the tree is created. A file (an
 // open file description) is opened once, in the lowest common ancestor of
@@ -420,55 +409,13 @@ func (fp *filePlan) openIn(p *process) error {
 		} else if j.group != nil {
 			err = fp.makeGroup(p, j)
 		} else {
-			err = fp.openFile(p, j.ids[0])
+			err = fmt.Errorf("restore pid %d: file %d of type %v: no kind opens it", p.c.pid, j.ids[0], fp.snap.files[j.ids[0]].GetType())
 		}
 		if err != nil {
 			return err
 		}
 		for _, id := range j.ids {
 			fp.madeIn[id] = p
-		}
-	}
-	return nil
-}
-
-// openFile opens one regular file (or hands over a terminal with -j) at its
-// temporary descriptor, at its offset.
-func (fp *filePlan) openFile(p *process, id uint32) error {
-	t := p.leader
-	f := fp.snap.reg(id)
-	temp := fp.temp[id]
-	where := fmt.Sprintf("restore pid %d file %s", p.c.pid, f.GetName())
-	if p.r.opts.ShellJob && isTerminalPath(f.GetName(), f.GetMode()) {
-		// Every process still holds cryo's 0-2 in phase one.
-		std := uint64(0)
-		if f.GetFlags()&unix.O_ACCMODE != unix.O_RDONLY {
-			std = 1
-		}
-		if _, err := t.Syscall(unix.SYS_DUP3, std, temp, unix.O_CLOEXEC); err != nil {
-			return fmt.Errorf("%s: hand over the terminal: %w", where, err)
-		}
-		return nil
-	}
-	name, want, owner := f.GetName(), wantFile{f: f}, fp.ownerOf(p, id)
-	if fp.snap.ghosts[id] != nil {
-		gp, err := fp.ghostPath(p, owner, id)
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		name, want = gp.path, gp.want(fp, id)
-	}
-	flags := reopenFlags(f.GetFlags())
-	n, err := p.openChecked(owner, name, flags, want)
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if err := fp.moveTo(p, n, temp); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if pos := f.GetPos(); pos != 0 {
-		if _, err := t.Syscall(unix.SYS_LSEEK, temp, pos, 0); err != nil {
-			return fmt.Errorf("%s: seek to %d: %w", where, pos, err)
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@ package restore
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/cryo-cr/cryo/internal/fdkind"
@@ -30,9 +29,6 @@ func (s *snapshot) inheritKeys(id uint32) []string {
 		return []string{fmt.Sprintf("socket:[%d]", f.GetUsk().GetIno())}
 	case fdinfo.FdTypes_INETSK:
 		return []string{fmt.Sprintf("socket:[%d]", f.GetIsk().GetIno())}
-	case fdinfo.FdTypes_REG:
-		name := f.GetReg().GetName()
-		return []string{name, strings.TrimPrefix(name, "/")}
 	}
 	return fdkind.InheritKeys(f, s.file)
 }
@@ -100,13 +96,8 @@ func (fp *filePlan) useInherited(p *process, j fileJob, n uint64, key string) er
 		if _, err := t.Syscall(unix.SYS_DUP3, n, fp.temp[id], unix.O_CLOEXEC); err != nil {
 			return fmt.Errorf("restore pid %d: %s given by --inherit-fd fd[%d]: %w", p.c.pid, key, p.r.opts.InheritFds[key], err)
 		}
-		var flags uint32
-		switch f := fp.snap.files[id]; f.GetType() {
-		case fdinfo.FdTypes_PIPE:
-			flags = f.GetPipe().GetFlags()
-		case fdinfo.FdTypes_REG:
-			flags = f.GetReg().GetFlags()
-		default:
+		flags, ok := fdkind.InheritFlags(fp.snap.files[id])
+		if !ok {
 			continue
 		}
 		// Only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME can
