@@ -121,13 +121,6 @@ func (ft *fileTable) pathFile(path, via string, openFlags uint32, checksum bool)
 	return ft.addReg(r, key), nil
 }
 
-// isTerminal tells whether a character device is a terminal: a pty slave
-// (136-143), a virtual console or serial line (4), /dev/tty, console or ptmx (5).
-func isTerminal(rdev uint64) bool {
-	major := unix.Major(rdev)
-	return major == 4 || major == 5 || (major >= 136 && major <= 143)
-}
-
 // dumpFds describes every open descriptor. Kinds not handled yet are
 // refused by name, before anything is written.
 func (p *process) dumpFds(ft *fileTable) ([]*fdinfo.FdinfoEntry, error) {
@@ -219,7 +212,7 @@ func (p *process) dumpPath(ft *fileTable, fd int, target string, info *proc.FdIn
 		if ft.ptys.isTreePty(p, st.Rdev) {
 			return p.dumpPty(ft, fd, target, info, &st)
 		}
-		if isTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
+		if fdkind.IsTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
 			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal, or with %s and restore with --inherit-fd fd[N]:%s", p.fdName(fd), target, ttyHint(&st), target)
 		}
 	case unix.S_IFIFO:

@@ -33,7 +33,7 @@ func Registry() []Entry {
 		{Type: fdinfo.FdTypes_INOTIFY, Kind: Inotify{}},
 		{Type: fdinfo.FdTypes_SIGNALFD, Kind: Signalfd{}},
 		{Type: fdinfo.FdTypes_PACKETSK, Refused: "a packet socket"},
-		{Type: fdinfo.FdTypes_TTY, Kind: inPlace{fdinfo.FdTypes_TTY, func(f *fdinfo.FileEntry) bool { return f.GetTty() != nil }}},
+		{Type: fdinfo.FdTypes_TTY, Kind: Tty{}},
 		{Type: fdinfo.FdTypes_FANOTIFY, Kind: Fanotify{}},
 		{Type: fdinfo.FdTypes_NETLINKSK, Refused: "a netlink socket"},
 		{Type: fdinfo.FdTypes_NS, Refused: "a namespace descriptor"},
