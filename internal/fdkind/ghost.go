@@ -1,12 +1,16 @@
 package fdkind
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
 	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -57,4 +61,32 @@ func GhostStat(g *ghostfile.GhostFileEntry, dev, ino uint64) unix.Stat_t {
 // file whose ghost is saved as file entry id remapID.
 func GhostRemap(orig, remapID uint32) proto.Message {
 	return &remap.RemapFilePathEntry{OrigId: proto.Uint32(orig), RemapId: proto.Uint32(remapID), RemapType: remap.RemapType_GHOST.Enum()}
+}
+
+// Remap says that file entry Orig is a description of the deleted file
+// whose ghost is saved as file entry Ghost.
+type Remap struct{ Orig, Ghost uint32 }
+
+// LoadGhostRemaps reads remap-fpath.img, if there is one: only ghost
+// remaps between regular-file entries of files.img (file returns the
+// entry of an id, nil if none) are supported.
+func LoadGhostRemaps(dir *image.Dir, file func(uint32) *fdinfo.FileEntry) ([]Remap, error) {
+	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, image.RemapName, "REMAP_FPATH")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Remap, 0, len(remaps))
+	for _, r := range remaps {
+		if r.GetRemapType() != remap.RemapType_GHOST {
+			return nil, fmt.Errorf("%s: remap of file %d of type %v is not supported", image.RemapName, r.GetOrigId(), r.GetRemapType())
+		}
+		if file(r.GetOrigId()).GetReg() == nil || file(r.GetRemapId()).GetReg() == nil {
+			return nil, fmt.Errorf("%s: ghost %d for file %d: not a regular file of the image", image.RemapName, r.GetRemapId(), r.GetOrigId())
+		}
+		out = append(out, Remap{Orig: r.GetOrigId(), Ghost: r.GetRemapId()})
+	}
+	return out, nil
 }

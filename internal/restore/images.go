@@ -19,7 +19,6 @@ import (
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
-	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
 	seccompimg "github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/fdkind"
@@ -460,25 +459,16 @@ type ghost struct {
 // loadGhosts reads remap-fpath.img and the ghost files it names, each once.
 func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	s.ghosts = map[uint32]*ghost{}
-	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, image.RemapName, "REMAP_FPATH")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	remaps, err := fdkind.LoadGhostRemaps(dir, s.file)
 	if err != nil {
 		return err
 	}
 	byRemap := map[uint32]*ghost{}
 	var total uint64
 	for _, r := range remaps {
-		if r.GetRemapType() != remap.RemapType_GHOST {
-			return fmt.Errorf("%s: remap of file %d of type %v is not supported", image.RemapName, r.GetOrigId(), r.GetRemapType())
-		}
-		if s.files[r.GetOrigId()].GetReg() == nil || s.files[r.GetRemapId()].GetReg() == nil {
-			return fmt.Errorf("%s: ghost %d for file %d: not a regular file of the image", image.RemapName, r.GetRemapId(), r.GetOrigId())
-		}
-		g, ok := byRemap[r.GetRemapId()]
+		g, ok := byRemap[r.Ghost]
 		if !ok {
-			e, data, err := dir.OpenGhost(r.GetRemapId())
+			e, data, err := dir.OpenGhost(r.Ghost)
 			if err != nil {
 				return err
 			}
@@ -486,18 +476,18 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 			// Refused before anything is made: the contents of every
 			// ghost take disk space at once.
 			if total += e.GetSize(); total > image.MaxGhostTotal {
-				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.GetRemapId()), int64(image.MaxGhostTotal))
+				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.Ghost), int64(image.MaxGhostTotal))
 			}
-			if name := s.reg(r.GetRemapId()).GetName(); !safeGhostName(name) {
+			if name := s.reg(r.Ghost).GetName(); !safeGhostName(name) {
 				return fmt.Errorf("%s: deleted file %q: not an absolute path of plain names (no \".\", \"..\" or empty component)", image.RemapName, name)
 			}
-			g = &ghost{remapID: r.GetRemapId(), entry: e}
-			if g.isDir() != (s.reg(r.GetRemapId()).GetMode()&unix.S_IFMT == unix.S_IFDIR) || (g.isDir() && e.GetSize() != 0) {
-				return fmt.Errorf("%s: ghost %d: a directory ghost must be an empty directory of the image", image.GhostName(r.GetRemapId()), r.GetRemapId())
+			g = &ghost{remapID: r.Ghost, entry: e}
+			if g.isDir() != (s.reg(r.Ghost).GetMode()&unix.S_IFMT == unix.S_IFDIR) || (g.isDir() && e.GetSize() != 0) {
+				return fmt.Errorf("%s: ghost %d: a directory ghost must be an empty directory of the image", image.GhostName(r.Ghost), r.Ghost)
 			}
-			byRemap[r.GetRemapId()] = g
+			byRemap[r.Ghost] = g
 		}
-		s.ghosts[r.GetOrigId()] = g
+		s.ghosts[r.Orig] = g
 	}
 	return nil
 }
