@@ -26,6 +26,7 @@ var homed = []struct {
 	{"eventfd", []string{"crit/images/eventfd"}, []string{"GetEfd"}},
 	{"signalfd", []string{"crit/images/signalfd"}, []string{"GetSgfd"}},
 	{"timerfd", []string{"crit/images/timerfd"}, nil},
+	{"inet socket", []string{"crit/images/sk-inet"}, []string{"GetIsk"}},
 	{"inotify", []string{"crit/images/fsnotify"}, []string{"GetIfy", "GetFfy"}},
 }
 

@@ -26,7 +26,7 @@ func Registry() []Entry {
 		{Type: fdinfo.FdTypes_REG, Kind: Reg{}},
 		{Type: fdinfo.FdTypes_PIPE, Kind: Pipe{}},
 		{Type: fdinfo.FdTypes_FIFO, Kind: Fifo{}},
-		{Type: fdinfo.FdTypes_INETSK, Kind: inPlace{fdinfo.FdTypes_INETSK, func(f *fdinfo.FileEntry) bool { return f.GetIsk() != nil }}},
+		{Type: fdinfo.FdTypes_INETSK, Kind: Inet{}},
 		{Type: fdinfo.FdTypes_UNIXSK, Kind: inPlace{fdinfo.FdTypes_UNIXSK, func(f *fdinfo.FileEntry) bool { return f.GetUsk() != nil }}},
 		{Type: fdinfo.FdTypes_EVENTFD, Kind: Eventfd{}},
 		{Type: fdinfo.FdTypes_EVENTPOLL, Kind: Epoll{}},

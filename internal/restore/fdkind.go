@@ -207,3 +207,47 @@ func (m opener) ShellJob() bool { return m.p.r.opts.ShellJob }
 
 // The interface restore offers the kinds opened one by one.
 var _ fdkind.Opener = opener{}
+
+// calls offers p's injected calls, scratch area and memory (to set a
+// socket's options, fdkind.SockCaller).
+func (p *process) calls() groupMaker { return groupMaker{fp: p.r.files, p: p} }
+
+// makeInet has the inet kind make socket id in p at its temporary
+// descriptor.
+func (fp *filePlan) makeInet(p *process, id uint32) error {
+	return fdkind.Inet{}.Make(socketMaker{opener{fp: fp, p: p, id: id}}, fp.snap.files[id])
+}
+
+// socketMaker is a restored process, as a socket kind sees it while it
+// makes socket id there.
+type socketMaker struct{ opener }
+
+// Put copies b into the process's scratch area.
+func (m socketMaker) Put(b []byte) (uint64, error) { return m.p.put(b) }
+
+// Read copies memory of the process into b.
+func (m socketMaker) Read(addr uint64, b []byte) error { return readMem(m.p, addr, b) }
+
+// AsIDs runs fn with the process's effective ids made uid and gid, as the
+// process's user namespace maps them.
+func (m socketMaker) AsIDs(uid, gid uint32, fn func() error) (bool, error) {
+	in, gin, err := m.p.idsInside(uid, gid)
+	if err != nil {
+		return false, err
+	}
+	return true, m.p.remote().AsEffective(uint64(in), uint64(gin), fn)
+}
+
+// RebuildTCP rebuilds a saved connection (tcp.go).
+func (m socketMaker) RebuildTCP(fd uint64, ino uint32, local, remote unix.Sockaddr) error {
+	return m.fp.rebuildTCP(m.p, fd, ino, local, remote)
+}
+
+// CloseTCP is --tcp-close (tcpclose.go).
+func (m socketMaker) CloseTCP(where string, port uint32) bool { return m.fp.closeTCP(m.p, where, port) }
+
+// Logf logs a line of the restore.
+func (m socketMaker) Logf(format string, args ...any) { m.p.r.logf(format, args...) }
+
+// The interface restore offers the socket kinds.
+var _ fdkind.SocketMaker = socketMaker{}

@@ -108,11 +108,6 @@ func load(dir *image.Dir) (*snapshot, error) {
 		if err := fdkind.CheckFile(f); err != nil {
 			return nil, fmt.Errorf("%s: %w", image.FilesName, err)
 		}
-		if f.GetType() == fdinfo.FdTypes_INETSK {
-			if err := checkInet(f.GetIsk()); err != nil {
-				return nil, fmt.Errorf("%s: socket %d: %w", image.FilesName, f.GetId(), err)
-			}
-		}
 		if _, dup := s.files[f.GetId()]; dup {
 			return nil, fmt.Errorf("%s: file id %d appears twice", image.FilesName, f.GetId())
 		}

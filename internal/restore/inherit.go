@@ -27,8 +27,6 @@ func (s *snapshot) inheritKeys(id uint32) []string {
 	switch f.GetType() {
 	case fdinfo.FdTypes_UNIXSK:
 		return []string{fmt.Sprintf("socket:[%d]", f.GetUsk().GetIno())}
-	case fdinfo.FdTypes_INETSK:
-		return []string{fmt.Sprintf("socket:[%d]", f.GetIsk().GetIno())}
 	}
 	return fdkind.InheritKeys(f, s.file)
 }

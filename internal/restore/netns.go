@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"io/fs"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
@@ -144,7 +145,7 @@ func (fp *filePlan) socketNet(id uint32) uint32 {
 	case fdinfo.FdTypes_UNIXSK:
 		ns = f.GetUsk().GetNsId()
 	case fdinfo.FdTypes_INETSK:
-		ns = f.GetIsk().GetNsId()
+		ns, _ = fdkind.InetNsID(f)
 	}
 	if fp.snap.ns.nets[ns] == nil {
 		return 0
