@@ -31,13 +31,6 @@ func (Inet) Keys(f *fdinfo.FileEntry, _ func(uint32) *fdinfo.FileEntry) []string
 	return []string{fmt.Sprintf("socket:[%d]", f.GetIsk().GetIno())}
 }
 
-// InetNsID is the id of the tree's net namespace inet socket f lives in
-// (0: cryo's), and whether f is an inet socket.
-func InetNsID(f *fdinfo.FileEntry) (uint32, bool) {
-	e := f.GetIsk()
-	return e.GetNsId(), e != nil
-}
-
 // TCP states, as the kernel and CRIU number them.
 const (
 	stateEstablished = 1

@@ -11,6 +11,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Socket is a kind whose files restore makes by socket calls, each in one
+// process (which one, and when, is restore's: restore/netns.go).
+type Socket interface {
+	Kind
+	// Make makes socket f in the restored process and puts it at its
+	// place (Opener.Place).
+	Make(m SocketMaker, f *fdinfo.FileEntry) error
+}
+
+// SocketOf returns the socket kind of file type t, or nil.
+func SocketOf(t fdinfo.FdTypes) Socket {
+	s, _ := Lookup(t).(Socket)
+	return s
+}
+
 // SocketMaker is what restore offers a socket kind to make one socket in a
 // restored process.
 type SocketMaker interface {

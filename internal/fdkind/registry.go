@@ -27,7 +27,7 @@ func Registry() []Entry {
 		{Type: fdinfo.FdTypes_PIPE, Kind: Pipe{}},
 		{Type: fdinfo.FdTypes_FIFO, Kind: Fifo{}},
 		{Type: fdinfo.FdTypes_INETSK, Kind: Inet{}},
-		{Type: fdinfo.FdTypes_UNIXSK, Kind: inPlace{fdinfo.FdTypes_UNIXSK, func(f *fdinfo.FileEntry) bool { return f.GetUsk() != nil }}},
+		{Type: fdinfo.FdTypes_UNIXSK, Kind: Unix{}},
 		{Type: fdinfo.FdTypes_EVENTFD, Kind: Eventfd{}},
 		{Type: fdinfo.FdTypes_EVENTPOLL, Kind: Epoll{}},
 		{Type: fdinfo.FdTypes_INOTIFY, Kind: Inotify{}},
@@ -84,21 +84,6 @@ func CheckFile(f *fdinfo.FileEntry) error {
 	}
 	return k.Check(f)
 }
-
-// inPlace is a kind whose dump and restore still live in packages dump and
-// restore (planned with their cross references there): the registry checks
-// only that an entry of its type carries its payload. Kinds move out of it
-// one at a time.
-type inPlace struct {
-	t   fdinfo.FdTypes
-	has func(*fdinfo.FileEntry) bool
-}
-
-// Type is the CRIU file type.
-func (k inPlace) Type() fdinfo.FdTypes { return k.t }
-
-// Check refuses an entry without its payload.
-func (k inPlace) Check(f *fdinfo.FileEntry) error { return needPayload(f, k.has(f)) }
 
 // needPayload is the one refusal of an entry whose type's payload is
 // missing, worded as for an unknown type.

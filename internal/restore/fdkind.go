@@ -212,10 +212,10 @@ var _ fdkind.Opener = opener{}
 // socket's options, fdkind.SockCaller).
 func (p *process) calls() groupMaker { return groupMaker{fp: p.r.files, p: p} }
 
-// makeInet has the inet kind make socket id in p at its temporary
-// descriptor.
-func (fp *filePlan) makeInet(p *process, id uint32) error {
-	return fdkind.Inet{}.Make(socketMaker{opener{fp: fp, p: p, id: id}}, fp.snap.files[id])
+// makeSocket has a socket kind (internal/fdkind) make socket id in p at
+// its temporary descriptor.
+func (fp *filePlan) makeSocket(p *process, id uint32, k fdkind.Socket) error {
+	return k.Make(socketMaker{opener{fp: fp, p: p, id: id}}, fp.snap.files[id])
 }
 
 // socketMaker is a restored process, as a socket kind sees it while it

@@ -363,12 +363,6 @@ func commonAncestor(ps []*process) *process {
 	return a
 }
 
-// reopenFlags are a file's saved flags for opening it again: without
-// those that only mean something when the file is created.
-func reopenFlags(saved uint32) uint64 {
-	return uint64(saved) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
-}
-
 // openIn creates, in p, the files p is the common ancestor of (phase one).
 // Shared memory objects come first: memfd descriptors are made from them.
 // Pseudo-terminal pairs come next, so that a session leader can take its
@@ -400,8 +394,8 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeUnixPair(p, j.ids)
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK {
 			err = fp.makeUnix(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_INETSK {
-			err = fp.makeInet(p, j.ids[0])
+		} else if k := fdkind.SocketOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+			err = fp.makeSocket(p, j.ids[0], k)
 		} else if k := fdkind.OpenedOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.openKind(p, j.ids[0], k)
 		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/cryo-cr/cryo/internal/fdkind"
 	"golang.org/x/sys/unix"
 )
@@ -23,12 +22,7 @@ import (
 // pipe:[INO] and socket:[INO], and for a file reached through a path
 // (a terminal, a FIFO) that path, with or without its leading slash.
 func (s *snapshot) inheritKeys(id uint32) []string {
-	f := s.files[id]
-	switch f.GetType() {
-	case fdinfo.FdTypes_UNIXSK:
-		return []string{fmt.Sprintf("socket:[%d]", f.GetUsk().GetIno())}
-	}
-	return fdkind.InheritKeys(f, s.file)
+	return fdkind.InheritKeys(s.files[id], s.file)
 }
 
 // stubFiles returns the descriptors the stub starts with: cryo's 0-2 and
