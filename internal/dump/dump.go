@@ -551,6 +551,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 	}
+	if d.ns.netInCryos {
+		d.logf("empty_ns: the tree is in cryo's net namespace, not one of its own: its sockets are dumped there, as CRIU does")
+	}
 	// Pseudo-terminal masters first: they tell the tree's own pairs from
 	// the caller's terminal.
 	if err := d.files.ptys.scan(d.procs); err != nil {

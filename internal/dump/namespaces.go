@@ -82,6 +82,11 @@ type nsTable struct {
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
 	emptyNet    bool
 	emptyNetIno uint64
+	// netInCryos: with emptyNet, the tree's root is in cryo's own net
+	// namespace, to which CRIU's empty_ns does not apply (a rootless
+	// runc container shares the host's): the tree is dumped as without
+	// the option, and every process must be there too.
+	netInCryos bool
 	// added counts the processes recorded so far: the first is the
 	// tree's root.
 	added int

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runcRootlessScript is a rootless container's process: it shares the
+// host's net namespace (runc spec --rootless has none of its own), so its
+// web server listens on the host's loopback, on a port the kernel picks
+// (the test finds it), serving a file of the container's /tmp tmpfs; and a
+// count, one number a line, goes to its stdout, a pipe the test reads.
+const runcRootlessScript = `mkdir -p /tmp/www && echo served-from-tmpfs > /tmp/www/index.html &&
+httpd -p 127.0.0.1:0 -h /tmp/www &&
+i=0; while :; do echo $i; i=$((i+1)); usleep 20000; done`
+
+// rootlessRunc is what the test user needs to drive runc: its state
+// directory (runc --root, under XDG_RUNTIME_DIR) and environment.
+type rootlessRunc struct {
+	state string
+	env   []string
+}
+
+// newRootlessRunc makes the user's XDG_RUNTIME_DIR (0700, the user's)
+// and returns runc's global flags under it.
+func newRootlessRunc(t *testing.T) *rootlessRunc {
+	xdg := usernsDir(t, 0o700)
+	return &rootlessRunc{state: filepath.Join(xdg, "runc"), env: []string{"XDG_RUNTIME_DIR=" + xdg, "HOME=" + xdg}}
+}
+
+// prep makes cmd (runc ARGS) run as the test user; a restore runs in a
+// user and mount namespace of the user's, where it has the capabilities
+// to bind the rootfs as runc restore does (runc 1.1.5 mounts it itself,
+// before it starts cryo, and a normal user may not mount).
+func (r *rootlessRunc) prep(cmd *exec.Cmd, args []string) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: testUserCred()}
+	cmd.Env = append(cmd.Env, r.env...)
+	if len(args) > 0 && args[0] == "restore" {
+		unshare, err := exec.LookPath("unshare")
+		if err != nil {
+			unshare = "/usr/bin/unshare"
+		}
+		cmd.Path = unshare
+		cmd.Args = append([]string{"unshare", "--map-current-user", "--keep-caps", "--mount", "runc"}, cmd.Args[1:]...)
+	}
+}
+
+// rootlessBundle makes runcBundle's busybox bundle with runc spec
+// --rootless for the test user (its ids mapped to root in the container),
+// running runcRootlessScript, owned by the user and reachable by it.
+func rootlessBundle(t *testing.T) string {
+	b := runcBundle(t, true, false)
+	// t.TempDir's parent is 0700: the user must reach the bundle.
+	if err := os.Chmod(filepath.Dir(b), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(b, "config.json")
+	var spec map[string]any
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", runcRootlessScript}
+	linux := spec["linux"].(map[string]any)
+	linux["uidMappings"] = []map[string]int{{"containerID": 0, "hostID": testUID, "size": 1}}
+	linux["gidMappings"] = []map[string]int{{"containerID": 0, "hostID": testGID, "size": 1}}
+	if data, err = json.MarshalIndent(spec, "", " "); err == nil {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.Walk(b, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, testUID, testGID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// listenPort returns the port of the TCP socket listening on 127.0.0.1
+// that a process of pid's pid namespace holds, 0 if none yet.
+func listenPort(pid int) int {
+	listening := map[string]int{} // socket inode -> port
+	for _, line := range strings.Split(readString(fmt.Sprintf("/proc/%d/net/tcp", pid)), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" || !strings.HasPrefix(f[1], "0100007F:") {
+			continue
+		}
+		port, err := strconv.ParseUint(strings.TrimPrefix(f[1], "0100007F:"), 16, 16)
+		if err == nil {
+			listening[f[9]] = int(port)
+		}
+	}
+	pidns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return 0
+	}
+	for _, q := range allPids() {
+		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", q)); ns != pidns {
+			continue
+		}
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", q))
+		for _, e := range ents {
+			target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", q, e.Name()))
+			ino := strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")
+			if port, ok := listening[ino]; ok && strings.HasPrefix(target, "socket:[") {
+				return port
+			}
+		}
+	}
+	return 0
+}
+
+// fetchHost asks the container's web server, on the host's loopback, for
+// the file in its tmpfs.
+func fetchHost(port int) (string, error) {
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", port))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return string(bytes.TrimSpace(b)), err
+}
+
+// waitServerPort waits until a process of pid's container listens on the
+// host's loopback and answers with the tmpfs file, and returns its port.
+func waitServerPort(t *testing.T, pid int) int {
+	t.Helper()
+	deadline := time.Now().Add(bound(t, readyTimeout))
+	var got string
+	var err error
+	for {
+		if port := listenPort(pid); port != 0 {
+			if got, err = fetchHost(port); err == nil && got == "served-from-tmpfs" {
+				return port
+			}
+		}
+		if time.Now().After(deadline) {
+			hung()
+			t.Fatalf("the web server of container process %d does not answer on the host's loopback: %v: %q", pid, err, got)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// TestE2ERuncRootless: the test user runs a busybox container with runc
+// spec --rootless (its user namespace maps root to the user; it shares the
+// host's net namespace; its /sys and device nodes are bind mounts of the
+// host's), checkpoints it with runc checkpoint and cryo as its criu, and
+// restores it with runc restore -d (in a user and mount namespace of its
+// own, where runc may bind the rootfs). The image and work directories
+// are made beforehand, 0700: runc 1.1.5 would make the image directory
+// 0600, which its own user cannot enter. After the restore the count goes
+// on with no gap through the same stdout pipe, the web server answers on
+// the host's loopback at the same port with the file of the container's
+// tmpfs, runc says running with cryo's pid for the init, pid 1 inside,
+// and runc exec works in the restored container.
+func TestE2ERuncRootless(t *testing.T) {
+	requireCryo(t)
+	ensureTestUser(t)
+	requireUserCanExec(t, cryoBin)
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Fatalf("runc (scripts/install-test-deps.sh): %v", err)
+	}
+	u := newRootlessRunc(t)
+	b := rootlessBundle(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &runcContainer{t: t, id: fmt.Sprintf("cryo-rootless-%d", os.Getpid()), bundle: b,
+		global: []string{"--root", u.state, "--criu", cryoBin}, out: &syncBuffer{}, w: w, prep: u.prep}
+	go io.Copy(c.out, r)
+	t.Cleanup(func() {
+		cmd := exec.Command("runc", "--root", u.state, "delete", "-f", c.id)
+		u.prep(cmd, nil)
+		cmd.Run()
+		w.Close()
+		r.Close()
+	})
+	if out, err := c.runc(nil, "run", "-d", c.id); err != nil {
+		t.Fatalf("runc run -d as %s: %v\n%s\n%s", testUserName, err, out, c.out.String())
+	}
+	n := c.waitCount(0)
+	_, pid := c.state()
+	port := waitServerPort(t, pid)
+
+	img, work := usernsDir(t, 0o700), usernsDir(t, 0o700)
+	start := time.Now()
+	out, err := c.runc(nil, "checkpoint", "--image-path", img, "--work-path", work, c.id)
+	if err != nil {
+		t.Fatalf("runc checkpoint as %s: %v\n%s\n%s", testUserName, err, out, readString(filepath.Join(work, "dump.log")))
+	}
+	dumped := time.Since(start)
+	if log := readString(filepath.Join(work, "dump.log")); !strings.Contains(log, "empty_ns: the tree is in cryo's net namespace") {
+		t.Errorf("dump.log does not say the container shares cryo's net namespace:\n%s", clip(log, 600))
+	}
+	if out, err := c.runc(nil, "state", c.id); err == nil {
+		t.Fatalf("the container is still there after its checkpoint:\n%s", out)
+	}
+	if got, err := fetchHost(port); err == nil {
+		t.Fatalf("port %d still answers after the checkpoint: %q", port, got)
+	}
+	n = c.lastCount()
+
+	start = time.Now()
+	out, err = c.runc(nil, "restore", "-d", "--image-path", img, "--work-path", work, c.id)
+	if err != nil {
+		t.Fatalf("runc restore -d as %s: %v\n%s\n%s", testUserName, err, out, readString(filepath.Join(work, "restore.log")))
+	}
+	t.Logf("rootless runc checkpoint %v + runc restore %v (under the test's load)", dumped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	c.waitCount(n + 10)
+	c.checkNoGap()
+	st, rpid := c.state()
+	if st != "running" || nsInnerPid(rpid) != 1 {
+		t.Fatalf("after the restore runc says %s, pid %d (pid %d in its namespace)", st, rpid, nsInnerPid(rpid))
+	}
+	if got, err := fetchHost(port); err != nil || got != "served-from-tmpfs" {
+		t.Fatalf("the restored web server does not answer on 127.0.0.1:%d with its tmpfs file: %v: %q", port, err, got)
+	}
+	if out, err := c.runc(nil, "exec", c.id, "cat", "/tmp/www/index.html"); err != nil || strings.TrimSpace(out) != "served-from-tmpfs" {
+		t.Fatalf("runc exec in the restored container: %v: %q", err, out)
+	}
+}
