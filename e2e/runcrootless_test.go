@@ -175,7 +175,8 @@ func waitServerPort(t *testing.T, pid int) int {
 // on with no gap through the same stdout pipe, the web server answers on
 // the host's loopback at the same port with the file of the container's
 // tmpfs, runc says running with cryo's pid for the init, pid 1 inside,
-// and runc exec works in the restored container.
+// and runc exec works in the restored container. Then the restored
+// container is checkpointed and restored again, with the same checks.
 func TestE2ERuncRootless(t *testing.T) {
 	requireCryo(t)
 	ensureTestUser(t)
@@ -206,40 +207,44 @@ func TestE2ERuncRootless(t *testing.T) {
 	_, pid := c.state()
 	port := waitServerPort(t, pid)
 
-	img, work := usernsDir(t, 0o700), usernsDir(t, 0o700)
-	start := time.Now()
-	out, err := c.runc(nil, "checkpoint", "--image-path", img, "--work-path", work, c.id)
-	if err != nil {
-		t.Fatalf("runc checkpoint as %s: %v\n%s\n%s", testUserName, err, out, readString(filepath.Join(work, "dump.log")))
-	}
-	dumped := time.Since(start)
-	if log := readString(filepath.Join(work, "dump.log")); !strings.Contains(log, "empty_ns: the tree is in cryo's net namespace") {
-		t.Errorf("dump.log does not say the container shares cryo's net namespace:\n%s", clip(log, 600))
-	}
-	if out, err := c.runc(nil, "state", c.id); err == nil {
-		t.Fatalf("the container is still there after its checkpoint:\n%s", out)
-	}
-	if got, err := fetchHost(port); err == nil {
-		t.Fatalf("port %d still answers after the checkpoint: %q", port, got)
-	}
-	n = c.lastCount()
+	// Twice: the second checkpoint is of the restored container, whose
+	// user namespace hangs below the one runc restore ran in.
+	for cycle := 1; cycle <= 2; cycle++ {
+		img, work := usernsDir(t, 0o700), usernsDir(t, 0o700)
+		start := time.Now()
+		out, err := c.runc(nil, "checkpoint", "--image-path", img, "--work-path", work, c.id)
+		if err != nil {
+			t.Fatalf("checkpoint %d: runc checkpoint as %s: %v\n%s\n%s", cycle, testUserName, err, out, readString(filepath.Join(work, "dump.log")))
+		}
+		dumped := time.Since(start)
+		if log := readString(filepath.Join(work, "dump.log")); !strings.Contains(log, "empty_ns: the tree is in cryo's net namespace") {
+			t.Errorf("checkpoint %d: dump.log does not say the container shares cryo's net namespace:\n%s", cycle, clip(log, 600))
+		}
+		if out, err := c.runc(nil, "state", c.id); err == nil {
+			t.Fatalf("checkpoint %d: the container is still there:\n%s", cycle, out)
+		}
+		if got, err := fetchHost(port); err == nil {
+			t.Fatalf("checkpoint %d: port %d still answers: %q", cycle, port, got)
+		}
+		n = c.lastCount()
 
-	start = time.Now()
-	out, err = c.runc(nil, "restore", "-d", "--image-path", img, "--work-path", work, c.id)
-	if err != nil {
-		t.Fatalf("runc restore -d as %s: %v\n%s\n%s", testUserName, err, out, readString(filepath.Join(work, "restore.log")))
-	}
-	t.Logf("rootless runc checkpoint %v + runc restore %v (under the test's load)", dumped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	c.waitCount(n + 10)
-	c.checkNoGap()
-	st, rpid := c.state()
-	if st != "running" || nsInnerPid(rpid) != 1 {
-		t.Fatalf("after the restore runc says %s, pid %d (pid %d in its namespace)", st, rpid, nsInnerPid(rpid))
-	}
-	if got, err := fetchHost(port); err != nil || got != "served-from-tmpfs" {
-		t.Fatalf("the restored web server does not answer on 127.0.0.1:%d with its tmpfs file: %v: %q", port, err, got)
-	}
-	if out, err := c.runc(nil, "exec", c.id, "cat", "/tmp/www/index.html"); err != nil || strings.TrimSpace(out) != "served-from-tmpfs" {
-		t.Fatalf("runc exec in the restored container: %v: %q", err, out)
+		start = time.Now()
+		out, err = c.runc(nil, "restore", "-d", "--image-path", img, "--work-path", work, c.id)
+		if err != nil {
+			t.Fatalf("restore %d: runc restore -d as %s: %v\n%s\n%s", cycle, testUserName, err, out, readString(filepath.Join(work, "restore.log")))
+		}
+		t.Logf("cycle %d: rootless runc checkpoint %v + runc restore %v (under the test's load)", cycle, dumped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		n = c.waitCount(n + 10)
+		c.checkNoGap()
+		st, rpid := c.state()
+		if st != "running" || nsInnerPid(rpid) != 1 {
+			t.Fatalf("restore %d: runc says %s, pid %d (pid %d in its namespace)", cycle, st, rpid, nsInnerPid(rpid))
+		}
+		if got, err := fetchHost(port); err != nil || got != "served-from-tmpfs" {
+			t.Fatalf("restore %d: the web server does not answer on 127.0.0.1:%d with its tmpfs file: %v: %q", cycle, port, err, got)
+		}
+		if out, err := c.runc(nil, "exec", c.id, "cat", "/tmp/www/index.html"); err != nil || strings.TrimSpace(out) != "served-from-tmpfs" {
+			t.Fatalf("restore %d: runc exec in the restored container: %v: %q", cycle, err, out)
+		}
 	}
 }
