@@ -26,17 +26,31 @@ httpd -p 127.0.0.1:0 -h /tmp/www &&
 i=0; while :; do echo $i; i=$((i+1)); usleep 20000; done`
 
 // rootlessRunc is what the test user needs to drive runc: its state
-// directory (runc --root, under XDG_RUNTIME_DIR) and environment.
+// directory (runc --root, under XDG_RUNTIME_DIR) and environment, and the
+// unshare options runc restore runs under.
 type rootlessRunc struct {
-	state string
-	env   []string
+	state   string
+	env     []string
+	unshare []string
 }
+
+// The user and mount namespaces a user's runc restore runs in (unshare
+// options): its own uid and gid kept (setgroups denied, as unshare
+// must), or, for a container over subordinate ids, those ids mapped to
+// themselves too (through newuidmap and newgidmap), where setgroups stays
+// allowed as the container's namespace needs it.
+var (
+	restoreOwnIDs = []string{"--map-current-user", "--keep-caps", "--mount"}
+	restoreSubIDs = []string{"--map-user=" + strconv.Itoa(testUID), "--map-group=" + strconv.Itoa(testGID),
+		fmt.Sprintf("--map-users=%d,%d,%d", subIDFirst, subIDFirst, subIDCount),
+		fmt.Sprintf("--map-groups=%d,%d,%d", subIDFirst, subIDFirst, subIDCount), "--keep-caps", "--mount"}
+)
 
 // newRootlessRunc makes the user's XDG_RUNTIME_DIR (0700, the user's)
 // and returns runc's global flags under it.
-func newRootlessRunc(t *testing.T) *rootlessRunc {
+func newRootlessRunc(t *testing.T, unshare []string) *rootlessRunc {
 	xdg := usernsDir(t, 0o700)
-	return &rootlessRunc{state: filepath.Join(xdg, "runc"), env: []string{"XDG_RUNTIME_DIR=" + xdg, "HOME=" + xdg}}
+	return &rootlessRunc{state: filepath.Join(xdg, "runc"), env: []string{"XDG_RUNTIME_DIR=" + xdg, "HOME=" + xdg}, unshare: unshare}
 }
 
 // prep makes cmd (runc ARGS) run as the test user; a restore runs in a
@@ -52,14 +66,16 @@ func (r *rootlessRunc) prep(cmd *exec.Cmd, args []string) {
 			unshare = "/usr/bin/unshare"
 		}
 		cmd.Path = unshare
-		cmd.Args = append([]string{"unshare", "--map-current-user", "--keep-caps", "--mount", "runc"}, cmd.Args[1:]...)
+		cmd.Args = append(append(append([]string{"unshare"}, r.unshare...), "runc"), cmd.Args[1:]...)
 	}
 }
 
 // rootlessBundle makes runcBundle's busybox bundle with runc spec
 // --rootless for the test user (its ids mapped to root in the container),
-// running runcRootlessScript, owned by the user and reachable by it.
-func rootlessBundle(t *testing.T) string {
+// running runcRootlessScript, owned by the user and reachable by it. With
+// subIDs the container maps 1-65536 to the user's subordinate ids too,
+// and its process runs as uid and gid 1000 there (host 100999).
+func rootlessBundle(t *testing.T, subIDs bool) string {
 	b := runcBundle(t, true, false)
 	// t.TempDir's parent is 0700: the user must reach the bundle.
 	if err := os.Chmod(filepath.Dir(b), 0o755); err != nil {
@@ -78,6 +94,16 @@ func rootlessBundle(t *testing.T) string {
 	linux := spec["linux"].(map[string]any)
 	linux["uidMappings"] = []map[string]int{{"containerID": 0, "hostID": testUID, "size": 1}}
 	linux["gidMappings"] = []map[string]int{{"containerID": 0, "hostID": testGID, "size": 1}}
+	if subIDs {
+		sub := map[string]int{"containerID": 1, "hostID": subIDFirst, "size": subIDCount}
+		linux["uidMappings"] = append(linux["uidMappings"].([]map[string]int), sub)
+		linux["gidMappings"] = append(linux["gidMappings"].([]map[string]int), sub)
+		spec["process"].(map[string]any)["user"] = map[string]int{"uid": 1000, "gid": 1000}
+		// runc gives a tmpfs the mode of the directory beneath it.
+		if err := os.Chmod(filepath.Join(b, "rootfs/tmp"), os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if data, err = json.MarshalIndent(spec, "", " "); err == nil {
 		err = os.WriteFile(path, data, 0o644)
 	}
@@ -175,8 +201,10 @@ func waitServerPort(t *testing.T, pid int) int {
 // on with no gap through the same stdout pipe, the web server answers on
 // the host's loopback at the same port with the file of the container's
 // tmpfs, runc says running with cryo's pid for the init, pid 1 inside,
-// and runc exec works in the restored container. Then the restored
-// container is checkpointed and restored again, with the same checks.
+// and runc exec works in the restored container. own-ids: twice, the
+// second checkpoint of the restored container. sub-ids: the container
+// also maps the user's subordinate ids and runs as uid 1000 there, still
+// its uid after the restore.
 func TestE2ERuncRootless(t *testing.T) {
 	requireCryo(t)
 	ensureTestUser(t)
@@ -184,8 +212,19 @@ func TestE2ERuncRootless(t *testing.T) {
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Fatalf("runc (scripts/install-test-deps.sh): %v", err)
 	}
-	u := newRootlessRunc(t)
-	b := rootlessBundle(t)
+	t.Run("own-ids", func(t *testing.T) { runcRootless(t, false, 2) })
+	t.Run("sub-ids", func(t *testing.T) { runcRootless(t, true, 1) })
+}
+
+// runcRootless runs TestE2ERuncRootless's container (over subordinate ids
+// with subIDs) and checkpoints and restores it cycles times.
+func runcRootless(t *testing.T, subIDs bool, cycles int) {
+	unshare := restoreOwnIDs
+	if subIDs {
+		unshare = restoreSubIDs
+	}
+	u := newRootlessRunc(t, unshare)
+	b := rootlessBundle(t, subIDs)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +248,7 @@ func TestE2ERuncRootless(t *testing.T) {
 
 	// Twice: the second checkpoint is of the restored container, whose
 	// user namespace hangs below the one runc restore ran in.
-	for cycle := 1; cycle <= 2; cycle++ {
+	for cycle := 1; cycle <= cycles; cycle++ {
 		img, work := usernsDir(t, 0o700), usernsDir(t, 0o700)
 		start := time.Now()
 		out, err := c.runc(nil, "checkpoint", "--image-path", img, "--work-path", work, c.id)
@@ -245,6 +284,13 @@ func TestE2ERuncRootless(t *testing.T) {
 		}
 		if out, err := c.runc(nil, "exec", c.id, "cat", "/tmp/www/index.html"); err != nil || strings.TrimSpace(out) != "served-from-tmpfs" {
 			t.Fatalf("restore %d: runc exec in the restored container: %v: %q", cycle, err, out)
+		}
+		wantUID := strconv.Itoa(testUID)
+		if subIDs {
+			wantUID = strconv.Itoa(subIDFirst + 999)
+		}
+		if got := strings.Fields(procStatus(fmt.Sprintf("/proc/%d/status", rpid))["Uid"]); len(got) == 0 || got[0] != wantUID {
+			t.Fatalf("restore %d: the restored init runs as host uid %v, want %s", cycle, got, wantUID)
 		}
 	}
 }
