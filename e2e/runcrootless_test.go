@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // runcRootlessScript is a rootless container's process: it shares the
@@ -292,5 +294,103 @@ func runcRootless(t *testing.T, subIDs bool, cycles int) {
 		if got := strings.Fields(procStatus(fmt.Sprintf("/proc/%d/status", rpid))["Uid"]); len(got) == 0 || got[0] != wantUID {
 			t.Fatalf("restore %d: the restored init runs as host uid %v, want %s", cycle, got, wantUID)
 		}
+	}
+}
+
+// userConsoleSocket is newConsoleSocket's receiver, reachable by the test
+// user (its directories searchable, the socket writable).
+func userConsoleSocket(t *testing.T) *consoleSocket {
+	t.Helper()
+	cs := newConsoleSocket(t)
+	for _, p := range []string{filepath.Dir(filepath.Dir(cs.path)), filepath.Dir(cs.path)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(cs.path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// TestE2ERuncRootlessConsole: TestE2ERuncConsole's terminal container
+// (an interactive shell and a count on the pty whose master the test
+// holds) run, checkpointed and restored by the test user as in
+// TestE2ERuncRootless: the count goes on through the new master runc
+// passes on, and the restored shell runs what is typed on it, with the
+// window size it had.
+func TestE2ERuncRootlessConsole(t *testing.T) {
+	requireCryo(t)
+	ensureTestUser(t)
+	requireUserCanExec(t, cryoBin)
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Fatalf("runc (scripts/install-test-deps.sh): %v", err)
+	}
+	u := newRootlessRunc(t, restoreOwnIDs)
+	b := rootlessBundle(t, false)
+	if err := os.Symlink("busybox", filepath.Join(b, "rootfs/bin/stty")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(b, "config.json")
+	var spec map[string]any
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", consoleScript}
+	spec["process"].(map[string]any)["terminal"] = true
+	if data, err = json.Marshal(spec); err == nil {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &runcContainer{t: t, id: fmt.Sprintf("cryo-rootless-console-%d", os.Getpid()), bundle: b,
+		global: []string{"--root", u.state, "--criu", cryoBin}, out: &syncBuffer{}, w: devnull, prep: u.prep}
+	t.Cleanup(func() {
+		cmd := exec.Command("runc", "--root", u.state, "delete", "-f", c.id)
+		u.prep(cmd, nil)
+		cmd.Run()
+		devnull.Close()
+	})
+	cs := userConsoleSocket(t)
+	if out, err := c.runc(nil, "run", "-d", "--console-socket", cs.path, c.id); err != nil {
+		t.Fatalf("runc run -d --console-socket as %s: %v\n%s", testUserName, err, out)
+	}
+	before := &syncBuffer{}
+	master := cs.take(before)
+	ws := &unix.Winsize{Row: 33, Col: 101}
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+		t.Fatal(err)
+	}
+	waitTerminal(t, before, "a count", func(s string) bool { return terminalCount(before) > 2 })
+
+	img, work := usernsDir(t, 0o700), usernsDir(t, 0o700)
+	if out, err := c.runc(nil, "checkpoint", "--image-path", img, "--work-path", work, c.id); err != nil {
+		t.Fatalf("runc checkpoint as %s: %v\n%s\n%s", testUserName, err, out, readString(filepath.Join(work, "dump.log")))
+	}
+	n := terminalCount(before)
+	cs2 := userConsoleSocket(t)
+	if out, err := c.runc(nil, "restore", "-d", "--console-socket", cs2.path, "--image-path", img, "--work-path", work, c.id); err != nil {
+		t.Fatalf("runc restore -d --console-socket as %s: %v\n%s\n%s", testUserName, err, out, readString(filepath.Join(work, "restore.log")))
+	}
+	after := &syncBuffer{}
+	m2 := cs2.take(after)
+	waitTerminal(t, after, fmt.Sprintf("the count going on past %d", n+5), func(string) bool { return terminalCount(after) > n+5 })
+	if _, err := m2.Write([]byte("echo $((6*7))-typed; stty size\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitTerminal(t, after, "the typed command's output", func(s string) bool {
+		return strings.Contains(s, "42-typed\r\n") && strings.Contains(s, "33 101\r\n")
+	})
+	if st, rpid := c.state(); st != "running" || nsInnerPid(rpid) != 1 {
+		t.Fatalf("after the restore runc says %s, pid %d (pid %d in its namespace)", st, rpid, nsInnerPid(rpid))
 	}
 }
