@@ -90,13 +90,41 @@ func TestPlanRootlessContainer(t *testing.T) {
 	if !steps[2].Recursive || steps[6].Recursive || steps[7].Recursive {
 		t.Errorf("recursive binds: /sys %v, cgroup cpu %v, /dev/null %v; want only /sys", steps[2].Recursive, steps[6].Recursive, steps[7].Recursive)
 	}
-	// A mount of the host's is accepted only beneath an external mount.
+	// A mount of the host's is accepted only beneath an external mount;
+	// a mount id met twice (the images are untrusted) is refused.
 	for why, bad := range map[string]*mnt.MntEntry{
-		"not beneath an external mount":     entry(99, 68, 6, FstypeOther, "devtmpfs", "/", "/dev/x", true),
-		"not beneath an external mount too": entry(99, 95, 6, FstypeOther, "devtmpfs", "/", "/elsewhere", true),
+		"not beneath an external mount":  entry(99, 68, 6, FstypeOther, "devtmpfs", "/", "/dev/x", true),
+		"not beneath an external mount ": entry(99, 95, 6, FstypeOther, "devtmpfs", "/", "/elsewhere", true),
+		"twice":                          entry(73, 74, 28, FstypeCgroup, "cgroup", "/", "/sys/fs/cgroup/cpu/x", true),
 	} {
-		if _, err := Plan(append(es[:len(es):len(es)], bad)); err == nil || !strings.Contains(err.Error(), "not beneath an external mount") {
+		if _, err := Plan(append(es[:len(es):len(es)], bad)); err == nil || !strings.Contains(err.Error(), strings.TrimSpace(why)) {
 			t.Errorf("%s: got %v", why, err)
 		}
 	}
+}
+
+// FuzzPlan feeds Plan arbitrary mount tables (from an image: untrusted),
+// each mount marked the host's or external by the bits of flags. It must
+// plan or refuse, never panic.
+func FuzzPlan(f *testing.F) {
+	f.Add([]byte(rootlessMountinfo), []byte{0, 0, 0, 2, 1, 1, 0, 0, 2, 2, 0})
+	f.Add([]byte(hostMountinfo), []byte{1, 1, 1})
+	f.Fuzz(func(t *testing.T, info, flags []byte) {
+		ms, err := Parse(info)
+		if err != nil || len(ms) > 64 {
+			return
+		}
+		es := make([]*mnt.MntEntry, len(ms))
+		for i, m := range ms {
+			var bits byte
+			if i < len(flags) {
+				bits = flags[i]
+			}
+			es[i] = entry(m.ID, m.Parent, m.Dev, Fstype(m.FSType), m.FSType, m.Root, m.Point, bits&1 != 0)
+			if bits&2 != 0 {
+				es[i].ExtKey = proto.String(m.Point)
+			}
+		}
+		Plan(es)
+	})
 }

@@ -115,6 +115,9 @@ func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 		if e.GetSharedId() != 0 || e.GetMasterId() != 0 {
 			return nil, fmt.Errorf("%s: propagation (shared:%d master:%d) other than private is not supported yet", what, e.GetSharedId(), e.GetMasterId())
 		}
+		if seen[e.GetMntId()] {
+			return nil, fmt.Errorf("%s: mount id %d twice", what, e.GetMntId())
+		}
 		seen[e.GetMntId()] = true
 		step[e.GetMntId()] = len(steps)
 		if container && i == 0 {
