@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	ipcdesc "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-desc"
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
@@ -343,6 +342,13 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 	if _, err := t.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWUSER); err != nil {
 		return fmt.Errorf("restore pid %d: create user namespace %d (owner %d): %w", p.c.pid, u.id, u.ext.Owner, err)
 	}
+	return r.writeUsernsMaps(p, u, parent, creators)
+}
+
+// writeUsernsMaps writes the setgroups policy and the maps of user
+// namespace u, which p has just created (parent: its parent's image, nil
+// for cryo's own).
+func (r *restorer) writeUsernsMaps(p *process, u, parent *usernsImage, creators map[uint32]*process) error {
 	// Maps are written from the parent namespace: by cryo for the initial
 	// one, else by the process that created the parent, which sits in it.
 	uidMap, gidMap := u.uidMap, u.gidMap
@@ -612,9 +618,6 @@ func setSysctl(rp remote.Proc, name, value string) error {
 	return nil
 }
 
-// nsLastPid serialises uses of /proc/sys/kernel/ns_last_pid.
-var nsLastPid sync.Mutex
-
 // setLastPid returns a function that sets ns_last_pid with raw system
 // calls: it runs on the tracer thread right before an injected clone, so
 // that no task of cryo's (a runtime thread) can take the PID in between.
@@ -652,10 +655,10 @@ func readLastPid() uint32 {
 // the task takes the next PID. Another task created on the machine at
 // that moment could take it first: callers check the result.
 func (p *process) cloneAtLastPid(pid uint32, args []byte) (uint64, error) {
-	nsLastPid.Lock()
-	defer nsLastPid.Unlock()
-	// Other cryos restoring at the same time set ns_last_pid too: one at a
-	// time on the machine.
+	// Other restores at the same time set ns_last_pid too: one at a time
+	// on the machine. The lock is a flock on a file of its own, which
+	// also keeps apart two restores in one process (a program using the
+	// API), since each takes it through an open of its own.
 	unlock, err := p.r.lockLastPid()
 	if err != nil {
 		return 0, fmt.Errorf("restore pid %d: %w", pid, err)

@@ -37,5 +37,6 @@ func (p *process) cloneBothLevels(inner, outer uint32, flags, exitSignal uint64)
 	if _, err := p.put(args.Bytes()); err != nil {
 		return 0, err
 	}
+	p.r.logf("restore pid %d: clone3 with set_tid {%d, %d}: both ids chosen", outer, inner, outer)
 	return p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 }

@@ -125,6 +125,9 @@ func (r *restorer) createRoot(root *process) error {
 		return err
 	}
 	flags := uint64(unix.CLONE_PARENT)
+	// bornIn, u: the user namespace the root is cloned with, if any.
+	var bornIn uint32
+	var u *usernsImage
 	if root.c.nsPids != nil {
 		// The stub opens every file of the tree while it is still root in
 		// cryo's namespaces; the root inherits them, and the rest of the
@@ -167,9 +170,16 @@ func (r *restorer) createRoot(root *process) error {
 			return err
 		}
 		// The root is the init of its own pid namespace, which must belong
-		// to the right user namespace: the stub enters that first, and the
-		// namespace comes with the root (CLONE_NEWPID).
-		if err := r.stubIntoOwner(stubScratch, root); err != nil {
+		// to the right user namespace. Root clones it with that user
+		// namespace at once (CLONE_NEWUSER), both ids chosen by set_tid
+		// (rootpidns.go); otherwise the stub enters that namespace first,
+		// and the pid namespace comes with the root (CLONE_NEWPID).
+		if bornIn, u = r.rootBornInUserns(root); u != nil {
+			if err := r.stubAsOwner(stubScratch, root, u); err != nil {
+				return err
+			}
+			flags |= unix.CLONE_NEWUSER
+		} else if err := r.stubIntoOwner(stubScratch, root); err != nil {
 			return err
 		}
 		flags |= unix.CLONE_NEWPID
@@ -185,6 +195,12 @@ func (r *restorer) createRoot(root *process) error {
 	}
 	if err := parent.clone(root, flags, exitSignal); err != nil {
 		return err
+	}
+	if u != nil {
+		if err := r.writeUsernsMaps(root, u, nil, nil); err != nil {
+			return err
+		}
+		r.rootUserns = bornIn
 	}
 	root.userns = r.snap.ns.users[r.rootUserns]
 	// The stub goes: the root holds what it made.
