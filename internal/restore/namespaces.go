@@ -185,9 +185,26 @@ func (r *restorer) enterNamespaces() error {
 		creators["user"][r.rootUserns] = r.procs[0]
 	}
 	for _, p := range r.procs {
-		if p.c.zombie {
-			continue
+		if p.c.zombie || r.nested[p] {
+			continue // nested ones: made and put in place by buildNested
 		}
+		if err := r.enterOwn(p, creators); err != nil {
+			return err
+		}
+	}
+	if err := r.buildNested(creators); err != nil {
+		return err
+	}
+	return r.finishNets()
+}
+
+// enterOwn puts p in its namespaces: it creates those it is the first of
+// and joins the others, where creators made them. A namespace p was born
+// in (its parent's, once the parent was in place: see buildNested) is
+// left as it is.
+func (r *restorer) enterOwn(p *process, creators map[string]map[uint32]*process) error {
+	ns := r.snap.ns
+	{
 		// Files on the tree's own mounts it shares with an ancestor, which
 		// opened them at the end of its turn.
 		if err := r.files.copyLate(p); err != nil {
@@ -207,13 +224,22 @@ func (r *restorer) enterNamespaces() error {
 			{"time", unix.CLONE_NEWTIME, ids.GetTimeNsId(), ns.times[ids.GetTimeNsId()] != nil},
 			{"net", unix.CLONE_NEWNET, ids.GetNetNsId(), ns.nets[ids.GetNetNsId()] != nil},
 		}
+		// A process cloned once its parent was in place has its parent's
+		// namespaces already; the one of the tree's root, or of a nested
+		// pid namespace's init, was born in its user namespace.
+		born := p.userns != nil && p.userns.id == ids.GetUserNsId()
+		for i, k := range kinds {
+			if p.late != nil && k.id == r.nsIDOf(p.late, k.name) {
+				kinds[i].has = false
+			}
+			if k.name == "user" && born {
+				kinds[i].has = false
+			}
+		}
 		// Open what p joins while it is still root in cryo's namespaces:
 		// once in a user namespace it may no longer reach them.
 		fds := map[string]uint64{}
 		for _, k := range kinds {
-			if k.name == "user" && k.id == r.rootUserns {
-				continue // born in it
-			}
 			if c := creators[k.name][k.id]; k.has && c != nil {
 				fd, err := p.openNs(c, k.name)
 				if err != nil {
@@ -222,7 +248,7 @@ func (r *restorer) enterNamespaces() error {
 				fds[k.name] = fd
 			}
 		}
-		if u := ns.users[ids.GetUserNsId()]; u != nil {
+		if u := ns.users[ids.GetUserNsId()]; u != nil && !born {
 			if u.ext.SetgroupsDeny && u.id != r.rootUserns {
 				if err := p.setHostGroups(u, ns.users[r.rootUserns], p.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
 					return err
@@ -250,7 +276,7 @@ func (r *restorer) enterNamespaces() error {
 			}
 		}
 		for _, k := range kinds {
-			if !k.has || (k.name == "user" && k.id == r.rootUserns) {
+			if !k.has {
 				continue
 			}
 			if fd, ok := fds[k.name]; ok {
@@ -289,7 +315,31 @@ func (r *restorer) enterNamespaces() error {
 			return err
 		}
 	}
-	return r.finishNets()
+	return nil
+}
+
+// nsIDOf is the image's id of p's namespace of a kind (as enterOwn names
+// them).
+func (r *restorer) nsIDOf(p *process, kind string) uint32 {
+	if len(p.c.cores) == 0 {
+		return 0
+	}
+	ids := p.c.cores[0].GetIds()
+	switch kind {
+	case "user":
+		return ids.GetUserNsId()
+	case "uts":
+		return ids.GetUtsNsId()
+	case "ipc":
+		return ids.GetIpcNsId()
+	case "mnt":
+		return ids.GetMntNsId()
+	case "time":
+		return ids.GetTimeNsId()
+	case "net":
+		return ids.GetNetNsId()
+	}
+	return 0
 }
 
 // createUserns creates user namespace u in p, first entering its parent

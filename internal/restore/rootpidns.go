@@ -2,8 +2,6 @@ package restore
 
 import (
 	"fmt"
-
-	"golang.org/x/sys/unix"
 )
 
 // secbitNoSetuidFixup keeps a process's capabilities when its uids change
@@ -34,26 +32,13 @@ func (r *restorer) rootBornInUserns(root *process) (uint32, *usernsImage) {
 // the owner of every pid namespace level that set_tid sets, and the new
 // user namespace belongs to the cloner's euid.
 func (r *restorer) stubAsOwner(stub, root *process, u *usernsImage) error {
-	t := stub.leader
-	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, secbitNoSetuidFixup); err != nil {
-		return fmt.Errorf("restore pid %d: keep the stub's capabilities: %w", root.c.pid, err)
-	}
 	if u.ext.SetgroupsDeny {
 		if err := stub.setHostGroups(u, nil, root.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
 			return err
 		}
 	}
-	if _, err := t.Syscall(unix.SYS_SETRESGID, 0, 0, 0); err != nil {
-		return fmt.Errorf("restore pid %d: user namespace %d: become gid 0: %w", root.c.pid, u.id, err)
-	}
-	owner := uint64(u.ext.Owner)
-	if _, err := t.Syscall(unix.SYS_SETRESUID, owner, owner, owner); err != nil {
-		return fmt.Errorf("restore pid %d: user namespace %d: become its owner %d: %w", root.c.pid, u.id, owner, err)
-	}
-	// Changing ids made the stub non-dumpable, which its child inherits:
-	// its /proc files would be root's, and cryo could not write its maps.
-	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1); err != nil {
-		return fmt.Errorf("restore pid %d: dumpable: %w", root.c.pid, err)
+	if err := asOwnerOf(stub, u, nil); err != nil {
+		return fmt.Errorf("restore pid %d: stub: %w", root.c.pid, err)
 	}
 	return nil
 }
