@@ -61,25 +61,25 @@ type shmemImage struct {
 
 // checkpoint is one process of the snapshot.
 type checkpoint struct {
-	pid    int
-	tree   *pstree.PstreeEntry
-	cores  []*core.CoreEntry // leader first, in tree.Threads order
-	zombie bool              // dead but not reaped: only cores[0].Tc matters
-	nsPids []uint32          // ids in its own pid namespace, thread by thread (nil: cryo's)
+	pid     int
+	tree    *pstree.PstreeEntry
+	cores   []*core.CoreEntry // leader first, in tree.Threads order
+	zombie  bool              // dead but not reaped: only cores[0].Tc matters
+	nsPids  []uint32          // ids in its own pid namespace, thread by thread (nil: cryo's)
+	helper  bool              // (with zombie) stands for a group whose leader is gone
+	stopSig unix.Signal       // a stopped process's stop signal, sent again before it goes (0: running)
+	mm      *mm.MmEntry
+	pagesID uint32
+	pagemap []*pagemap.PagemapEntry
+	fds     []*fdinfo.FdinfoEntry
+	fs      *fsimg.FsEntry
+	// locks are the file locks the process takes again (filelocks.img).
+	locks []*filelock.FileLockEntry
 	// nestedPids: for a process of a pid namespace nested in the tree's
 	// (made below the root, as sandboxes do) when the tree moves to a new
 	// pid namespace (a rootless restore: see mustMovePids), its ids in the
 	// nested namespace; nsPids are then those one level up, in the new one.
 	nestedPids []uint32
-	helper     bool        // (with zombie) stands for a group whose leader is gone
-	stopSig    unix.Signal // a stopped process's stop signal, sent again before it goes (0: running)
-	mm         *mm.MmEntry
-	pagesID    uint32
-	pagemap    []*pagemap.PagemapEntry
-	fds        []*fdinfo.FdinfoEntry
-	fs         *fsimg.FsEntry
-	// locks are the file locks the process takes again (filelocks.img).
-	locks []*filelock.FileLockEntry
 }
 
 // CRIU's task states.
