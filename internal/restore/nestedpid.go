@@ -165,15 +165,12 @@ func asOwnerOf(p *process, u, parent *usernsImage) error {
 
 // movedLevelWriter is, for a process of a nested pid namespace in a moved
 // tree, the process that sets ns_last_pid of the new pid namespace one
-// level up: the nested init's parent, which is in it with every
-// capability of its owner. Only the tree's processes, all stopped, live
-// there: no other task can take the id meanwhile.
+// level up: its init (pidnsinit.go), blank until the tree is let go, in
+// that namespace and in its owner with every capability. Only the tree's
+// processes, all stopped, live there: no other task can take the id
+// meanwhile.
 func (p *process) movedLevelWriter() *process {
-	q := p
-	for q != nil && q.c.nestedPids != nil {
-		q = q.parent
-	}
-	return q
+	return p.r.init
 }
 
 // setMovedLevel makes id the next one the new pid namespace of a moved
