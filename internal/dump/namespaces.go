@@ -94,6 +94,8 @@ type nsTable struct {
 	// added counts the processes recorded so far: the first is the
 	// tree's root.
 	added int
+	// pidNsOf: the pid namespace of each live process recorded so far.
+	pidNsOf map[int]uint64
 	// nets: the tree's own net namespaces (netns.go).
 	nets netTable
 	// extMounts are the external mounts the caller named
@@ -199,10 +201,12 @@ func (t *nsTable) add(p *process) error {
 		if err := p.innerPids(); err != nil {
 			return err
 		}
+	}
+	if err := t.checkPidNsParent(p, ns["pid"]); err != nil {
+		return err
+	}
+	if ino := ns["pid"]; ino != t.own["pid"] {
 		if _, ok := t.pids[ino]; !ok {
-			if err := t.pidNsAtRoot(p, ino); err != nil {
-				return err
-			}
 			owner, err := userns.OwnerOf(p.pid, "pid")
 			if err != nil {
 				return fmt.Errorf("process %d: owner of its pid namespace: %w", p.pid, err)
