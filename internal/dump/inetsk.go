@@ -8,6 +8,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -31,6 +32,9 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return v
 	}
 	family, typ, protocol := get(unix.SOL_SOCKET, unix.SO_DOMAIN), get(unix.SOL_SOCKET, unix.SO_TYPE), get(unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if k := fdkind.SocketOf(family); k != nil {
+		return p.dumpSocketKind(ft, fd, target, ino, s, k, info)
+	}
 	if family != unix.AF_INET && family != unix.AF_INET6 {
 		return nil, fmt.Errorf("%s: socket family %d is not supported yet", where, family)
 	}

@@ -418,7 +418,7 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeInet(p, j.ids[0])
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
 			err = fp.openFifo(p, j.ids[0])
-		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+		} else if k := fdkind.CreatorOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.makeKind(p, j.ids[0], k)
 		} else if j.group != nil {
 			err = fp.makeGroup(p, j)

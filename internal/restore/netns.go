@@ -7,6 +7,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/netdev"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netns"
 	"golang.org/x/sys/unix"
@@ -145,6 +146,8 @@ func (fp *filePlan) socketNet(id uint32) uint32 {
 		ns = f.GetUsk().GetNsId()
 	case fdinfo.FdTypes_INETSK:
 		ns = f.GetIsk().GetNsId()
+	case fdinfo.FdTypes_NETLINKSK:
+		ns = f.GetNlsk().GetNsId()
 	}
 	if fp.snap.ns.nets[ns] == nil {
 		return 0
@@ -185,8 +188,10 @@ func (fp *filePlan) planNetLate(id uint32, lca *process, holders []*process) (bo
 func (fp *filePlan) openNetLate(p *process) error {
 	for _, id := range fp.netLate[p] {
 		var err error
-		if fp.snap.files[id].GetType() == fdinfo.FdTypes_UNIXSK {
+		if t := fp.snap.files[id].GetType(); t == fdinfo.FdTypes_UNIXSK {
 			err = fp.makeUnix(p, id)
+		} else if k := fdkind.CreatorOf(t); k != nil {
+			err = fp.makeKind(p, id, k)
 		} else {
 			before := fp.tcpRestored
 			err = fp.makeInet(p, id)
