@@ -472,6 +472,7 @@ func (p *process) restore() error {
 	if err := p.buildMemory(); err != nil {
 		return err
 	}
+	p.collapseHuge()
 	if err := p.restoreFiles(); err != nil {
 		return err
 	}
