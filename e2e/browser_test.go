@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cryo-cr/cryo/internal/sockdiag"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,11 +54,14 @@ var browserMissing = []struct {
 	missing string
 }{
 	{regexp.MustCompile(`its own net namespace .* is not supported`), "net namespaces nested under the session's user namespace (issue 14 item 1, branch netns)"},
-	{regexp.MustCompile(`socket family 16 is not supported`), "netlink sockets (Firefox's NETLINK_ROUTE link monitor)"},
 	{regexp.MustCompile(`under seccomp .*needs CAP_SYS_ADMIN in the initial user namespace`),
 		"a way to read seccomp filters without root: the kernel gives them (PTRACE_SECCOMP_GET_FILTER) and lets injected calls past them (PTRACE_O_SUSPEND_SECCOMP) only to CAP_SYS_ADMIN in the initial user namespace"},
 	{regexp.MustCompile(`(?i)seccomp`), "seccomp filters (issue 14 item 3)"},
 }
+
+// netlinkQueued is the dump's refusal of a netlink socket with messages
+// waiting, which passes once the program read them.
+var netlinkQueued = regexp.MustCompile(`netlink socket .*messages waiting in its receive queue`)
 
 // browser is one started browser desktop.
 type browser struct {
@@ -69,6 +73,7 @@ type browser struct {
 	launcher *bgProc
 	root     int
 	pids     []int // the tree's PIDs now (for the cleanup)
+	helper   int   // Firefox's crash helper, outside the tree (0: none)
 	imgDir   string
 }
 
@@ -334,8 +339,23 @@ func (b *browser) checkpointRestore(cred *syscall.Credential) int {
 	start := time.Now()
 	// --file-locks: the profile's .parentlock and sqlite databases hold
 	// POSIX locks.
-	res := runCryoAs(t, cred, b.left(60*time.Second), "dump", "-t", strconv.Itoa(b.root), "-D", b.imgDir, "-v", "4", "-o", "dump.log",
-		"--file-locks")
+	dumpArgs := []string{"dump", "-t", strconv.Itoa(b.root), "-D", b.imgDir, "-v", "4", "-o", "dump.log", "--file-locks"}
+	restoreArgs := []string{"restore", "-D", b.imgDir, "-d", "-v", "4", "-o", "restore.log", "--file-locks"}
+	inos, inherit := b.crashHelperSockets()
+	for i, ino := range inos {
+		defer inherit[i].Close()
+		dumpArgs = append(dumpArgs, "--external", "unix["+ino+"]")
+		restoreArgs = append(restoreArgs, "--inherit-fd", fmt.Sprintf("fd[%d]:socket:[%s]", 3+i, ino))
+	}
+	res := runCryoAs(t, cred, b.left(60*time.Second), dumpArgs...)
+	for try := 1; try < 4 && netlinkQueued.MatchString(firstLine(res.Stderr)); try++ {
+		// Link events of the host (other tests' links) wait on Firefox's
+		// link monitor: the refusal says to dump again once the browser
+		// read them, and the tree runs on meanwhile.
+		t.Logf("dump %d refused, dumping again: %s", try, firstLine(res.Stderr))
+		start = time.Now()
+		res = runCryoAs(t, cred, b.left(60*time.Second), dumpArgs...)
+	}
 	dumpTook := time.Since(start)
 	b.skipIfMissing("cryo dump", res)
 	origRoot := b.root
@@ -346,7 +366,7 @@ func (b *browser) checkpointRestore(cred *syscall.Credential) int {
 		}
 	}
 	start = time.Now()
-	res = runCryoAs(t, cred, b.left(60*time.Second), "restore", "-D", b.imgDir, "-d", "-v", "4", "-o", "restore.log", "--file-locks")
+	res = runCryoFiles(t, cred, b.left(60*time.Second), inherit, restoreArgs...)
 	restoreTook := time.Since(start)
 	b.skipIfMissing("cryo restore", res)
 	t.Logf("dump %v, restore %v, images %d KiB", dumpTook.Round(time.Millisecond), restoreTook.Round(time.Millisecond), imageSize(b.imgDir)>>10)
@@ -373,6 +393,84 @@ func (b *browser) checkpointRestore(cred *syscall.Credential) int {
 	return b.root
 }
 
+// crashHelperSockets finds Firefox's crash helper, a process outside the
+// tree (Firefox starts it as a daemon of its own, reparented to init, even
+// with MOZ_CRASHREPORTER_DISABLE=1 since its 14x releases), and the tree's
+// Unix sockets connected to it. For each it returns the socket's inode and
+// the test's copy of it (pidfd_getfd from a process of the tree), which
+// keeps the connection open while the tree is dumped and gone, to be given
+// back to the restored browser with --inherit-fd: the crash helper is a
+// service outside the tree, as CRIU's users treat one.
+func (b *browser) crashHelperSockets() (inos []string, files []*os.File) {
+	t := b.t
+	t.Helper()
+	helperHolds := map[string]bool{}
+	for _, pid := range allPids() {
+		uid := strings.Fields(procStatus(fmt.Sprintf("/proc/%d/status", pid))["Uid"])
+		if slices.Contains(b.pids, pid) || len(uid) == 0 || uid[0] != strconv.Itoa(testUID) ||
+			strings.TrimSpace(readString(fmt.Sprintf("/proc/%d/comm", pid))) != "crashhelper" {
+			continue
+		}
+		b.helper = pid
+		for _, target := range fdTargetsOf(pid) {
+			helperHolds[target.link] = true
+		}
+	}
+	if b.helper == 0 {
+		return nil, nil
+	}
+	diag, err := sockdiag.Unixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, pid := range b.pids {
+		for _, target := range fdTargetsOf(pid) {
+			ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target.link, "socket:["), "]"), 10, 32)
+			if err != nil || seen[target.link] || diag[uint32(ino)] == nil ||
+				!helperHolds[fmt.Sprintf("socket:[%d]", diag[uint32(ino)].Peer)] {
+				continue
+			}
+			seen[target.link] = true
+			pidfd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				t.Fatalf("process %d: %v", pid, err)
+			}
+			fd, err := unix.PidfdGetfd(pidfd, target.fd, 0)
+			unix.Close(pidfd)
+			if err != nil {
+				t.Fatalf("process %d fd %d: %v", pid, target.fd, err)
+			}
+			inos = append(inos, strconv.FormatUint(ino, 10))
+			files = append(files, os.NewFile(uintptr(fd), target.link))
+		}
+	}
+	t.Logf("crash helper %d, outside the tree, is connected to its sockets %v: dumped as external, given back with --inherit-fd", b.helper, inos)
+	return inos, files
+}
+
+// fdTarget is one descriptor of a process and what it links to.
+type fdTarget struct {
+	fd   int
+	link string
+}
+
+// fdTargetsOf lists the descriptors of process pid.
+func fdTargetsOf(pid int) []fdTarget {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var out []fdTarget
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, n)); err == nil {
+			out = append(out, fdTarget{n, link})
+		}
+	}
+	return out
+}
+
 // cleanup kills what is left of the tree (the test user's processes
 // below the launcher or the restored root).
 func (b *browser) cleanup() {
@@ -380,6 +478,9 @@ func (b *browser) cleanup() {
 	// before the tree settled knows only the root's PID, and Xvnc and
 	// Firefox would outlive it.
 	sid := b.launcher.Pid()
+	if b.helper > 0 && !slices.Contains(b.pids, b.helper) {
+		b.pids = append(b.pids, b.helper)
+	}
 	for _, pid := range allPids() {
 		if st, err := readProcState(pid); err == nil && st.Sid == sid && !slices.Contains(b.pids, pid) {
 			b.pids = append(b.pids, pid)

@@ -204,8 +204,16 @@ func runCryo(t *testing.T, args ...string) cryoResult {
 // it after limit.
 func runCryoAs(t *testing.T, cred *syscall.Credential, limit time.Duration, args ...string) cryoResult {
 	t.Helper()
+	return runCryoFiles(t, cred, limit, nil, args...)
+}
+
+// runCryoFiles is runCryoAs with files as cryo's descriptors 3 and up
+// (for --inherit-fd).
+func runCryoFiles(t *testing.T, cred *syscall.Credential, limit time.Duration, files []*os.File, args ...string) cryoResult {
+	t.Helper()
 	cmd, stdout, stderr := cryoCommand(t, args...)
 	cmd.SysProcAttr.Credential = cred
+	cmd.ExtraFiles = files
 	res := cryoResult{Args: args}
 	p, err := startBg(t, "cryo "+args[0], cmd)
 	if err != nil {

@@ -48,3 +48,22 @@ func TestE2ENetlinkQueued(t *testing.T) {
 	}
 	w.Finish()
 }
+
+// TestE2ESandboxRoot: what a browser sandbox leaves below the tree's root
+// (sandbox_root.c), dumped and restored by root: a child whose root and
+// working directory are the fdinfo directory of a helper that is gone
+// (Firefox's chroot), in an IPC namespace of its own with a System V
+// segment (read through a stub, the child reaching no /proc), with an
+// anonymous shared area it made (not the root), and a memfd made with
+// MFD_NOEXEC_SEAL, mapped writable, then sealed against new writable
+// mappings (F_SEAL_FUTURE_WRITE). The restored child checks each of them.
+func TestE2ESandboxRoot(t *testing.T) {
+	requireRoot(t)
+	w := startWorkload(t, workloadBin(t, "sandbox_root", linkDynamic))
+	w.Checkpoint()
+	if !noCR {
+		reapChild(t, w)
+	}
+	w.Restore()
+	w.Finish()
+}

@@ -362,6 +362,13 @@ func (p *process) fsEntry(ft *fileTable) (*fs.FsEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %d: root: %w", p.pid, err)
 	}
+	dead, err := deadProcRoot(p.pid, root)
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", p.pid, err)
+	}
+	if dead && cwd != root {
+		return nil, fmt.Errorf("process %d: its root is the fdinfo directory of a process that is gone (%s), its working directory %s: not supported", p.pid, root, cwd)
+	}
 	cwdID, err := ft.dirFile(cwd, fmt.Sprintf("/proc/%d/cwd", p.pid))
 	if err != nil {
 		return nil, fmt.Errorf("process %d: cwd: %w", p.pid, err)
@@ -374,5 +381,9 @@ func (p *process) fsEntry(ft *fileTable) (*fs.FsEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", p.pid, err)
 	}
-	return &fs.FsEntry{CwdId: proto.Uint32(cwdID), RootId: proto.Uint32(rootID), Umask: proto.Uint32(st.Umask)}, nil
+	e := &fs.FsEntry{CwdId: proto.Uint32(cwdID), RootId: proto.Uint32(rootID), Umask: proto.Uint32(st.Umask)}
+	if dead {
+		image.SetDeadProcRoot(e)
+	}
+	return e, nil
 }

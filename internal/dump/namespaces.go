@@ -248,14 +248,27 @@ func (t *nsTable) readInside(p *process, rp remote.Proc) error {
 	if ino := p.ns["ipc"]; ino != t.own["ipc"] {
 		if _, ok := t.ipc[ino]; !ok {
 			objs, err := readSysV(rp)
+			if err == nil {
+				t.ipc[ino], err = ipcVars(rp)
+			}
+			if err != nil && unreachableProc(err) {
+				// Its root is no way to /proc (a sandbox's chroot): a
+				// reader in its namespaces reads for it.
+				r, rerr := startIPCReader(p.pid)
+				if rerr != nil {
+					return fmt.Errorf("IPC namespace: %w (%v)", rerr, err)
+				}
+				objs, err = readSysV(r.rp)
+				if err == nil {
+					t.ipc[ino], err = ipcVars(r.rp)
+				}
+				r.stop()
+			}
 			if err != nil {
+				delete(t.ipc, ino)
 				return fmt.Errorf("IPC namespace: %w", err)
 			}
-			vars, err := ipcVars(rp)
-			if err != nil {
-				return fmt.Errorf("IPC namespace: %w", err)
-			}
-			t.ipc[ino], t.sysv[ino] = vars, objs
+			t.sysv[ino] = objs
 		}
 	}
 	return nil

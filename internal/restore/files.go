@@ -51,6 +51,9 @@ type filePlan struct {
 	// anonAddr: where an anonymous shared object is mapped whole while the
 	// tree is built (shmid -> address).
 	anonAddr map[uint64]uint64
+	// sealsLeft: sealed memfds processes map (shmid -> processes still to
+	// map them), sealed after the last (planSeals).
+	sealsLeft map[uint64]int
 	// repair: restored TCP connections, in repair mode until the end.
 	repair tcprepair.Set
 	// boundPaths: the socket files Unix sockets of the restore are bound
@@ -279,6 +282,7 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			used = append(used, span{addr, addr + size + pageSize})
 		}
 	}
+	fp.planSeals(procs)
 	return fp, nil
 }
 
@@ -295,9 +299,7 @@ func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
 	mi := fp.snap.memfds[shmid]
 	if mi != nil {
 		name = mi.GetName()
-		if mi.GetSeals() != 0 {
-			flags |= 2 // MFD_ALLOW_SEALING
-		}
+		flags |= memfdCreateFlags(mi.GetSeals())
 	}
 	addr, err := p.putString(name)
 	if err != nil {
@@ -319,10 +321,11 @@ func (fp *filePlan) makeShmem(p *process, shmid uint64) error {
 	if err := f.Truncate(int64(obj.size)); err != nil {
 		return fmt.Errorf("restore pid %d: shared memory %d: size %d: %w", p.c.pid, shmid, obj.size, err)
 	}
-	if mi != nil && mi.GetSeals() != 0 {
-		// Sealed once filled: a write seal would forbid filling it.
+	if mi != nil && mi.GetSeals() != 0 && fp.sealsLeft[shmid] == 0 {
+		// Sealed once filled: a write seal would forbid filling it. One
+		// that processes map is sealed once they have (sealMapped).
 		defer func() {
-			if _, err := t.Syscall(unix.SYS_FCNTL, temp, unix.F_ADD_SEALS, uint64(mi.GetSeals())); err != nil {
+			if err := p.addSeals(temp, mi.GetSeals()); err != nil {
 				p.r.logf("restore pid %d: memfd %s: seals %#x: %v", p.c.pid, name, mi.GetSeals(), err)
 			}
 		}()

@@ -268,6 +268,9 @@ func loadProcess(dir *image.Dir, s *snapshot, t *pstree.PstreeEntry, seen map[ui
 	if err := dir.ReadOne(image.FSName(c.pid), "FS", c.fs); err != nil {
 		return nil, err
 	}
+	if _, err := image.DeadProcRoot(c.fs); err != nil {
+		return nil, fmt.Errorf("%s: %w", image.FSName(c.pid), err)
+	}
 	for _, id := range []uint32{c.fs.GetCwdId(), c.fs.GetRootId(), c.mm.GetExeFileId()} {
 		if f, ok := s.files[id]; !ok || f.GetReg() == nil {
 			return nil, fmt.Errorf("%s: refers to unknown file %d", image.FSName(c.pid), id)

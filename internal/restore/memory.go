@@ -125,6 +125,12 @@ func (p *process) buildMemory() error {
 			return fmt.Errorf("restore pid %d: vdso layout differs from the image's (%s %#x bytes): restoring on another kernel is not supported", t.Pid, m.Path, m.End-m.Start)
 		}
 	}
+	// Nor where the tree's anonymous shared objects are built: a process
+	// that is not below an object's maker does not have it mapped, but
+	// unmaps its place once its memory is built (mapVmas).
+	for id, addr := range p.r.files.anonAddr {
+		used = append(used, span{addr, addr + (p.r.snap.shmem[id].size+pageSize-1)&^(pageSize-1) + pageSize})
+	}
 	blockStart := curSpecial[0].Start
 	blockSize := curSpecial[len(curSpecial)-1].End - blockStart
 	gap, err := findGap(used, scratchSize+blockSize)
@@ -173,7 +179,10 @@ func (p *process) buildMemory() error {
 	if err := move(tmp, imgSpecial[0].GetStart()); err != nil {
 		return err
 	}
-	return p.mapVmas(staged)
+	if err := p.mapVmas(staged); err != nil {
+		return err
+	}
+	return p.sealMapped()
 }
 
 // mapVmas maps every area of the image, fills it from the pages image and
@@ -213,7 +222,7 @@ func (p *process) mapVmas(staged map[uint64]bool) error {
 		// Locked once filled (lockVma): MAP_LOCKED would fault every page
 		// in before the fill, which then finds them there.
 		flags := uint64(v.GetFlags())&^(unix.MAP_FIXED_NOREPLACE|unix.MAP_LOCKED) | unix.MAP_FIXED
-		fd := ^uint64(0)
+		fd, roFd := ^uint64(0), false
 		if addr, ok := p.r.files.anonAddr[v.GetShmid()]; ok && v.GetStatus()&image.VmaAnonShared != 0 {
 			if !staged[v.GetShmid()] {
 				return fmt.Errorf("restore pid %d: shared memory at %#x-%#x: object %d was not inherited from the common ancestor", t.Pid, v.GetStart(), v.GetEnd(), v.GetShmid())
@@ -237,6 +246,13 @@ func (p *process) mapVmas(staged map[uint64]bool) error {
 			// still open at its temporary descriptor.
 			fd = p.r.files.shmTemp[v.GetShmid()]
 			flags &^= unix.MAP_ANONYMOUS
+			ro, err := p.readOnlySealed(v, fd)
+			if err != nil {
+				return err
+			}
+			if ro != 0 {
+				fd, roFd = ro, true
+			}
 		} else if v.GetStatus()&(image.VmaFilePrivate|image.VmaFileShared) != 0 {
 			id := uint32(v.GetShmid())
 			name, want := p.r.snap.reg(id).GetName(), wantFile{f: p.r.snap.reg(id), size: true}
@@ -262,7 +278,7 @@ func (p *process) mapVmas(staged map[uint64]bool) error {
 			flags |= unix.MAP_ANONYMOUS
 		}
 		addr, err := t.Syscall(unix.SYS_MMAP, v.GetStart(), v.GetEnd()-v.GetStart(), prot, flags, fd, v.GetPgoff())
-		if fd != ^uint64(0) && v.GetStatus()&image.VmaAnonShared == 0 {
+		if fd != ^uint64(0) && (v.GetStatus()&image.VmaAnonShared == 0 || roFd) {
 			t.Syscall(unix.SYS_CLOSE, fd)
 		}
 		if err == nil && addr != v.GetStart() {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	regfile "github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/remote"
 	"github.com/cryo-cr/cryo/internal/userns"
 	"golang.org/x/sys/unix"
@@ -382,6 +383,12 @@ func (p *process) openChecked(owner *process, name string, flags uint64, want wa
 // fchdir to the working directory.
 func (p *process) restoreCwdRoot() error {
 	t := p.leader
+	if dead, _ := image.DeadProcRoot(p.c.fs); dead { // well-formed: loadProcess
+		if err := p.holdExeOutsideRoot(); err != nil {
+			return err
+		}
+		return p.enterDeadProcRoot()
+	}
 	dirAt := func(id uint32, what string) (uint64, error) {
 		f := p.r.snap.reg(id)
 		name, want := f.GetName(), wantFile{f: f}

@@ -201,9 +201,10 @@ func (p *process) createThreads() error {
 		}
 		if errors.Is(err, unix.EPERM) {
 			// Inside a user namespace that does not own cryo's pid
-			// namespace, set_tid is refused.
+			// namespace, set_tid is refused: ns_last_pid, tried again
+			// when a task elsewhere takes the id first (a busy host).
 			plain := ptrace.CloneArgs{Flags: threadFlags}
-			got, err = p.cloneAtLastPid(tid, plain.Bytes())
+			got, err = p.cloneThreadAtLastPid(tid, plain.Bytes())
 		}
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
