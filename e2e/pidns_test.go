@@ -33,6 +33,8 @@ func init() {
 	// A pid namespace nested below the tree's root, with threads and a
 	// grandchild inside (testdata/nestedpid.c).
 	usernsScenarios["nestedpid"] = usernsScenario{bin: "nestedpid", unshare: []string{"-c", "-i"}, procs: 5, initPidNS: true}
+	// The same two levels below cryo's: in an unshare -Urpf tree.
+	usernsScenarios["nestedpid-Urpf"] = usernsScenario{bin: "nestedpid", unshare: []string{"-U", "-r", "-p", "-f", "--mount-proc"}, pidns: true, procs: 5}
 }
 
 // TestE2EPidnsNested: the root of a tree under `unshare -c -i` forks a
@@ -50,3 +52,22 @@ func TestE2EPidnsNested(t *testing.T) { usernsRunAsRoot(t, "nestedpid") }
 // pid namespace with its old PIDs inside, and the nested one below it
 // with its ids there.
 func TestE2EPidnsNestedRootless(t *testing.T) { usernsRunRootless(t, "nestedpid") }
+
+// TestE2EPidnsNestedTwoLevelsRefused: the nested tree of TestE2EPidnsNested
+// inside an `unshare -Urpf` tree puts its sandbox two pid namespaces below
+// cryo's, which the restore cannot make: the dump refuses it in one line
+// naming the depth, and the tree runs on untouched (it still passes its
+// own checks).
+func TestE2EPidnsNestedTwoLevelsRefused(t *testing.T) {
+	r := startUserns(t, usernsScenarios["nestedpid-Urpf"])
+	if noCR {
+		r.Finish()
+		return
+	}
+	r.ImgDir = filepath.Join(t.TempDir(), "images")
+	res := tryDump(t, r.Pid, r.ImgDir)
+	assertOneErrorLine(t, res, "nested 2 deep", "one level below cryo's")
+	after := r.view(t, "after the refused dump")
+	nsCompareViews(t, r.before, after, false)
+	r.Finish()
+}
