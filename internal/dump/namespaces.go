@@ -82,6 +82,15 @@ type nsTable struct {
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
 	emptyNet    bool
 	emptyNetIno uint64
+	// flatUserns: the parent of the root's user namespace, which holds
+	// no process of the tree and is not cryo's; the root's is recorded
+	// as a child of cryo's (0: none).
+	flatUserns uint64
+	// netInCryos: with emptyNet, the tree's root is in cryo's own net
+	// namespace, to which CRIU's empty_ns does not apply (a rootless
+	// runc container shares the host's): the tree is dumped as without
+	// the option, and every process must be there too.
+	netInCryos bool
 	// added counts the processes recorded so far: the first is the
 	// tree's root.
 	added int
@@ -170,8 +179,18 @@ func (t *nsTable) add(p *process) error {
 				return err
 			}
 			if info.Parent != t.own["user"] {
-				if _, known := t.users[info.Parent]; !known {
+				if _, known := t.users[info.Parent]; !known && t.added > 1 {
 					return fmt.Errorf("process %d: user namespace %d is nested in namespace %d, which holds no earlier process of the tree: not supported yet", p.pid, ino, info.Parent)
+				} else if !known {
+					// The root's namespace hangs below namespaces that
+					// hold no process of the tree and none can enter (a
+					// restored rootless container below the one its user
+					// ran runc restore in). Its maps, as cryo reads
+					// them, are relative to cryo's namespace: the
+					// restore makes it a child of its own, as the first
+					// restore did.
+					t.flatUserns = info.Parent
+					info.Parent = t.own["user"]
 				}
 			}
 			t.users[ino] = info

@@ -1,11 +1,14 @@
 package restore
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/cryo-cr/cryo/internal/mountns"
 	"github.com/cryo-cr/cryo/internal/proc"
+	"github.com/cryo-cr/cryo/internal/userns"
+	"golang.org/x/sys/unix"
 )
 
 // Capabilities that let clone3's set_tid and ns_last_pid choose PIDs in a
@@ -23,11 +26,11 @@ const (
 // process has its old PID; without a user namespace of its own it cannot
 // be restored that way.
 func mustMovePids(s *snapshot) (moved, newNS bool, err error) {
-	st, err := proc.ReadStatus(os.Getpid())
+	choose, err := choosesPids()
 	if err != nil {
 		return false, false, err
 	}
-	if st.CapEff&(1<<capSysAdmin|1<<capCheckpointRestore) != 0 {
+	if choose {
 		return false, false, nil
 	}
 	root := s.procs[0]
@@ -45,6 +48,34 @@ func mustMovePids(s *snapshot) (moved, newNS bool, err error) {
 		c.nsPids = append([]uint32(nil), c.tree.GetThreads()...)
 	}
 	return true, true, nil
+}
+
+// choosesPids reports whether cryo may choose PIDs in its own pid
+// namespace: it has CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE in the user
+// namespace that owns it. Capabilities in a user namespace of cryo's own
+// do not count: a user runs runc restore in one (unshare
+// --map-current-user --keep-caps --mount), since runc mounts the rootfs
+// itself, and cryo inherits its capabilities there.
+func choosesPids() (bool, error) {
+	st, err := proc.ReadStatus(os.Getpid())
+	if err != nil {
+		return false, err
+	}
+	if st.CapEff&(1<<capSysAdmin|1<<capCheckpointRestore) == 0 {
+		return false, nil
+	}
+	owner, err := userns.OwnerOf(os.Getpid(), "pid")
+	if errors.Is(err, unix.EPERM) {
+		return false, nil // owned by an ancestor of cryo's user namespace
+	}
+	if err != nil {
+		return false, fmt.Errorf("owner of cryo's pid namespace: %w", err)
+	}
+	var own unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/user", &own); err != nil {
+		return false, err
+	}
+	return owner == own.Ino, nil
 }
 
 // outerTid finds the TID in cryo's pid namespace of the thread of process

@@ -234,9 +234,14 @@ func Restore(opts Options) (root *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEmptyNet(dir, snap, opts); err != nil {
+	newNet, err := checkEmptyNet(dir, snap, opts)
+	if err != nil {
 		return nil, err
 	}
+	if opts.EmptyNetNS && !newNet {
+		opts.Logf("empty_ns: the tree was not in a net namespace of its own; it is restored in cryo's, as CRIU does")
+	}
+	opts.EmptyNetNS = newNet
 	for _, c := range snap.procs {
 		if c.zombie {
 			continue
