@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // checkRootIdsBySetTid checks, for a tree restored by root whose root is
@@ -70,4 +73,48 @@ func TestE2EPidnsNestedTwoLevelsRefused(t *testing.T) {
 	after := r.view(t, "after the refused dump")
 	nsCompareViews(t, r.before, after, false)
 	r.Finish()
+}
+
+// TestE2EPidnsNestedZombieInitRefused: the init of a nested pid namespace
+// that exited and that its parent has not reaped cannot be made again
+// (restore clones a nested pid namespace's init alive): the dump refuses it
+// in one line, and the tree runs on untouched.
+func TestE2EPidnsNestedZombieInitRefused(t *testing.T) {
+	ensureTestUser(t)
+	bin, err := filepath.EvalSymlinks(workloadBin(t, "nestedpid", linkDynamic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireUserCanExec(t, bin)
+	dir := usernsDir(t, 0o755)
+	out := filepath.Join(filepath.Dir(dir), "output.txt")
+	cmd := userCommand(t, dir, out, "unshare", "-c", "-i", bin, "zombie-init")
+	p, err := startBg(t, "nestedpid zombie-init", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.kill(t)
+	deadline := time.Now().Add(bound(t, readyTimeout))
+	for !readyRe.MatchString(readString(out)) {
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("nestedpid zombie-init did not print READY (exited %v); output:\n%s", p.Exited(), readString(out))
+		}
+		time.Sleep(pollInterval)
+	}
+	if noCR {
+		return
+	}
+	res := tryDump(t, p.Pid(), filepath.Join(t.TempDir(), "images"))
+	assertOneErrorLine(t, res, "a zombie", "pid namespace below the tree's root")
+	// The tree runs on: the root and the helper are not traced, and the
+	// helper reaps the zombie once told to stop.
+	if err := unix.Kill(p.Pid(), unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Wait(bound(t, finishTimeout)) {
+		t.Fatalf("the tree did not finish after SIGTERM; output:\n%s", readString(out))
+	}
+	if text := readString(out); !strings.Contains(text, "PASS") {
+		t.Errorf("after the refused dump the tree failed:\n%s", text)
+	}
 }
