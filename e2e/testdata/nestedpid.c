@@ -3,7 +3,7 @@
  * grandchildren inside, as a sandbox's zygote makes one. Started by the
  * test as a normal user under `unshare -c -i`, see e2e/pidns_test.go.
  *
- * usage: nestedpid
+ * usage: nestedpid [zombie-init]
  *
  * The root forks a helper, which clone()s S with CLONE_NEWUSER|CLONE_NEWPID
  * and writes its maps (its uid and gid mapped to themselves, setgroups
@@ -13,6 +13,9 @@
  * again after SIGTERM, which the root passes down: getpid, gettid and
  * getppid as its own pid namespace sees them. The root prints PASS only if
  * every process exited 0.
+ *
+ * zombie-init: S exits at once and the helper leaves it unreaped until
+ * SIGTERM (a dead init of a nested pid namespace, which cryo refuses).
  */
 #include "wl.h"
 
@@ -130,6 +133,7 @@ static void run_c(void)
 }
 
 static int go_r = -1, go_w = -1;
+static int zombie_init;
 static char stack[256 * 1024];
 
 static int sandboxed(void *arg)
@@ -141,6 +145,12 @@ static int sandboxed(void *arg)
 	while (read(go_r, &c, 1) < 0 && errno == EINTR)
 		;
 	close(go_r);
+	if (zombie_init) {
+		char c = 'z';
+		if (write(ready_w, &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
 	member("S", 1, 0, 2, run_c);
 	return 0;
 }
@@ -181,12 +191,13 @@ static void helper(void)
 	exit(reap(child) ? 1 : 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int ready[2];
 	char buf[8];
 	pid_t h;
 	wl_prog = "nestedpid";
+	zombie_init = argc > 1 && !strcmp(argv[1], "zombie-init");
 	setvbuf(stdout, wl_stdout_buf, _IOLBF, sizeof(wl_stdout_buf));
 	signal(SIGTERM, on_term);
 	if (pipe(ready))
@@ -201,8 +212,8 @@ int main(void)
 		helper();
 	}
 	close(ready[1]);
-	/* S, C and D each say they are set up */
-	for (int i = 0; i < 3; i++)
+	/* S, C and D each say they are set up (S alone if it exits) */
+	for (int i = 0; i < (zombie_init ? 1 : 3); i++)
 		if (read(ready[0], buf, 1) != 1)
 			wl_die("a process of the nested pid namespace failed to start");
 	close(ready[0]);

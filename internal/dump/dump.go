@@ -559,6 +559,9 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 	}
+	if err := d.checkZombieInits(); err != nil {
+		return err
+	}
 	if d.ns.flatUserns != 0 {
 		d.logf("user namespace: the root's is nested in namespace %d, which holds no process of the tree: recorded as a child of cryo's, with its ids as cryo sees them", d.ns.flatUserns)
 	}

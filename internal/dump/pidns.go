@@ -65,3 +65,22 @@ func (t *nsTable) checkPidNsParent(p *process, ino uint64) error {
 	}
 	return fmt.Errorf("process %d is pid %d of pid namespace %d, but its parent %d is in another one: only the init of a pid namespace may have its parent outside (nothing else could be made again there)", p.pid, p.nsPid, ino, p.ppid)
 }
+
+// checkZombieInits refuses a zombie that has an id in a pid namespace its
+// parent is not in: the init of a nested pid namespace that exited. Restore
+// makes such a namespace by cloning its init alive, once its parent is in
+// place, and the images' loader refuses it; refused here, the dump leaves
+// the tree running instead of killing it for images no restore accepts.
+func (d *dumper) checkZombieInits() error {
+	byPid := map[int]*process{}
+	for _, p := range d.procs {
+		byPid[p.pid] = p
+	}
+	for _, p := range d.procs {
+		parent := byPid[p.ppid]
+		if p.zombie && p.nsPid != 0 && parent != nil && parent.nsPid == 0 {
+			return fmt.Errorf("process %d, a zombie, was pid %d of a pid namespace below the tree's root, which its parent %d is not in: not supported", p.pid, p.nsPid, p.ppid)
+		}
+	}
+	return nil
+}
