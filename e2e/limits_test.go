@@ -157,7 +157,7 @@ func (m *memcg) ooms() int {
 // TestE2ERobustMemcg: a process (limits memcg: 16 MiB of a pattern) in a
 // memory cgroup whose limit is set just above its usage. Every page cryo
 // makes the kernel charge there could make it kill the process.
-//   - 256 KiB of room: dump --leave-running is refused in one line naming
+//   - 128 KiB of room: dump --leave-running is refused in one line naming
 //     the cgroup (the scratch memory does not fit); the process runs on.
 //   - 4 MiB of room: the scratch fits, a snapshot (which may need up to
 //     the 16 MiB again) does not: the dump falls back to copying while
@@ -176,7 +176,7 @@ func TestE2ERobustMemcg(t *testing.T) {
 	if base < 16<<20 {
 		t.Fatalf("the cgroup's usage is %d bytes, below the workload's 16 MiB: it is not charged there", base)
 	}
-	m.limit(base + 256<<10)
+	m.limit(base + 128<<10)
 	res := tryDump(t, w.Pid, t.TempDir(), "--leave-running")
 	assertOneErrorLine(t, res, "memory cgroup", m.Dir, "scratch")
 	w.assertRunningUntouched("after the refused dump")

@@ -20,7 +20,7 @@ import (
 
 // memcgMargin is added to what cryo's own pages need: page tables, the
 // kernel's structures, the tree's own allocations meanwhile.
-const memcgMargin = 1 << 20
+const memcgMargin = 256 << 10
 
 // memcgRoomFor fails if the memory cgroups of p leave less than need
 // bytes (plus memcgMargin) for what; the error says how much there is.
