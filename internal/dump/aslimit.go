@@ -13,6 +13,9 @@ import (
 // its limit (and the image saves it) while cryo gets its few pages. A hard
 // limit that leaves no room makes a clear error; the tree is untouched.
 func (p *process) mapScratch() error {
+	if err := p.memcgRoomFor(p.scratch.sizeFor(p), "cryo's scratch memory"); err != nil {
+		return err
+	}
 	err := p.scratch.mapIn(p)
 	if err == nil || !errors.Is(err, unix.ENOMEM) {
 		return err

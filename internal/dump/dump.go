@@ -763,7 +763,14 @@ func (p *process) leader() *ptrace.Tracee { return p.threads[0] }
 // It is safe to call more than once.
 func (p *process) release() error {
 	var first error
-	if err := p.scratch.unmap(); err != nil {
+	// A thread a wait gave up on is brought back to a stop first, if it
+	// can be, so that the rest of the rollback reaches it.
+	for _, t := range p.threads {
+		if err := t.Recover(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := p.scratch.unmap(); err != nil && first == nil {
 		first = err
 	}
 	for _, t := range p.threads {

@@ -72,6 +72,10 @@ func (d *dumper) takeSnapshot(p *process, runs []pageRun) *snapshot {
 		p.logf("process %d: no snapshot (%v): memory copied while frozen", p.pid, ptrace.ErrNoSnapshot)
 		return nil
 	}
+	if err := p.memcgRoomFor(snapshotCharge(runs), "a snapshot"); err != nil {
+		p.logf("no snapshot (%v): memory copied while frozen", err)
+		return nil
+	}
 	start := time.Now()
 	child, err := t.Snapshot(p.scratch.addr)
 	if err != nil {

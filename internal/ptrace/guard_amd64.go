@@ -383,7 +383,7 @@ func (t *Tracee) runSyscall(nr uintptr) (uint64, error) {
 		if err := ptrace(unix.PTRACE_SYSCALL, t.Tid, 0, 0); err != nil {
 			return 0, fmt.Errorf("thread %d: run syscall %d: %w", t.Tid, nr, err)
 		}
-		ws, err := wait(t.Tid)
+		ws, err := t.wait()
 		if err != nil {
 			return 0, fmt.Errorf("thread %d: wait for syscall %d: %w", t.Tid, nr, err)
 		}
@@ -466,7 +466,7 @@ func (t *Tracee) interruptStop() error {
 		return fmt.Errorf("continue thread %d: %w", t.Tid, err)
 	}
 	for {
-		ws, err := wait(t.Tid)
+		ws, err := t.wait()
 		if err != nil {
 			return fmt.Errorf("wait thread %d: %w", t.Tid, err)
 		}

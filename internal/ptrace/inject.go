@@ -99,7 +99,7 @@ func (t *Tracee) runToDeath(sig unix.Signal) error {
 		if err := ptrace(unix.PTRACE_CONT, t.Tid, 0, uintptr(deliver)); err != nil && err != unix.ESRCH {
 			return fmt.Errorf("thread %d: continue: %w", t.Tid, err)
 		}
-		ws, err := wait(t.Tid)
+		ws, err := t.wait()
 		if err != nil {
 			return fmt.Errorf("thread %d: wait: %w", t.Tid, err)
 		}

@@ -71,7 +71,7 @@ func (t *Tracee) step(nr uintptr) error {
 		if err := ptrace(unix.PTRACE_SINGLESTEP, t.Tid, 0, 0); err != nil {
 			return fmt.Errorf("thread %d: single-step syscall %d: %w", t.Tid, nr, err)
 		}
-		ws, err := wait(t.Tid)
+		ws, err := t.wait()
 		if err != nil {
 			return fmt.Errorf("thread %d: wait for syscall %d: %w", t.Tid, nr, err)
 		}

@@ -51,6 +51,12 @@ type Tracee struct {
 	chain uint64
 	// last describes the last injected call, for failure reports.
 	last string
+
+	// pending is a wait4 for the thread still running on another
+	// goroutine after a wait timed out; stuck says one did (see
+	// waitbound.go).
+	pending chan waitResult
+	stuck   bool
 }
 
 // Tracer returns the tracer owning t.
@@ -59,6 +65,8 @@ func (t *Tracee) Tracer() *Tracer { return t.tr }
 // event returns the PTRACE_EVENT_* number of a stop status, or 0.
 func event(ws unix.WaitStatus) int { return int(uint32(ws)>>16) & 0xff }
 
+// wait blocks until thread tid changes state (unbounded: only for the
+// goroutine of a bounded wait, see Tracee.wait).
 func wait(tid int) (unix.WaitStatus, error) {
 	var ws unix.WaitStatus
 	for {
@@ -102,7 +110,7 @@ func (tr *Tracer) Seize(pid, tid int) (*Tracee, error) {
 // moves signal-delivery stops out of the way.
 func (t *Tracee) waitStop(interrupted bool) error {
 	for {
-		ws, err := wait(t.Tid)
+		ws, err := t.wait()
 		if err != nil {
 			return fmt.Errorf("wait thread %d: %w", t.Tid, err)
 		}
@@ -246,6 +254,9 @@ func (t *Tracee) restoreRegs() error {
 // delivers again the signals intercepted while the thread was held.
 func (t *Tracee) Detach() error {
 	return t.tr.Do(func() error {
+		if err := t.recoverStop(); err != nil {
+			return err
+		}
 		if t.guard != nil {
 			if err := t.disarm(); err != nil {
 				return err

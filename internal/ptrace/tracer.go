@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/cryo-cr/cryo/internal/fault"
 	"golang.org/x/sys/unix"
@@ -23,11 +24,13 @@ type Tracer struct {
 	// Fault marks the steps of injections for the fault-injection tests
 	// (nil outside them).
 	Fault *fault.Injector
+	// stopTimeout bounds each wait for a tracee's stop (waitbound.go).
+	stopTimeout time.Duration
 }
 
 // NewTracer starts the tracer thread.
 func NewTracer() *Tracer {
-	t := &Tracer{reqs: make(chan func()), quit: make(chan struct{})}
+	t := &Tracer{reqs: make(chan func()), quit: make(chan struct{}), stopTimeout: stopTimeoutFromEnv()}
 	ready := make(chan struct{})
 	go func() {
 		// Never unlocked: if the goroutine returned while locked, the

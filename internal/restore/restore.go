@@ -272,6 +272,9 @@ func restoreOn(tr *ptrace.Tracer, opts Options) (root *Process, err error) {
 	if err := snap.checkCreds(); err != nil {
 		return nil, err
 	}
+	if err := snap.checkMemcgRoom(); err != nil {
+		return nil, err
+	}
 	if opts.PidFile != "" {
 		pf, err := createPidFile(opts.PidFile)
 		if err != nil {

@@ -232,15 +232,29 @@ func (r *restorer) raiseNofile(p *process) error {
 		return err
 	}
 	hard := binary.LittleEndian.Uint64(b[8:])
-	if need := r.files.base + uint64(r.files.tempCount()) + 1; need > hard {
-		return fmt.Errorf("restore pid %d: %d descriptors needed, RLIMIT_NOFILE allows %d", pid, need, hard)
+	need := r.files.base + uint64(r.files.tempCount()) + 1
+	tooLow := need > hard
+	if tooLow {
+		// cryo's hard limit is too low for the tree's descriptors. With
+		// CAP_SYS_RESOURCE it is raised (the image's own limits are set
+		// at the end); without, the restore stops in one line.
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("restore: the tree needs descriptors up to %d, and cryo's RLIMIT_NOFILE hard limit is %d: raise it (ulimit -Hn %d)", need-1, hard, need)
+		}
+		binary.LittleEndian.PutUint64(b[8:], need)
 	}
 	copy(b[:8], b[8:])
 	if _, err := p.put(b); err != nil {
 		return err
 	}
 	if _, err := p.leader.Syscall(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, lim, 0); err != nil {
+		if tooLow {
+			return fmt.Errorf("restore: the tree needs descriptors up to %d, and cryo's RLIMIT_NOFILE hard limit is %d and may not be raised (%v): raise it (ulimit -Hn %d)", need-1, hard, err, need)
+		}
 		return fmt.Errorf("restore pid %d: raise RLIMIT_NOFILE: %w", pid, err)
+	}
+	if tooLow {
+		r.logf("restore: cryo's RLIMIT_NOFILE hard limit %d was below the tree's %d descriptors: raised for the restore", hard, need)
 	}
 	return nil
 }
