@@ -111,7 +111,7 @@ func mountNs(pid int, own []mountns.Mount, ext map[string]string) ([]*mnt.MntEnt
 	if len(theirs) > 0 && theirs[0].Point == "/" && !slices.ContainsFunc(own, func(m mountns.Mount) bool {
 		return m.Point == "/" && m.Dev == theirs[0].Dev && m.Root == theirs[0].Root
 	}) {
-		return containerMountNs(pid, theirs, ext)
+		return containerMountNs(pid, theirs, own, ext)
 	}
 	// The device tells a mount copied from cryo's namespace from a new one
 	// of the same kind at the same place (a fresh tmpfs on /dev/shm, a new

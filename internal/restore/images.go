@@ -74,6 +74,11 @@ type checkpoint struct {
 	fs      *fsimg.FsEntry
 	// locks are the file locks the process takes again (filelocks.img).
 	locks []*filelock.FileLockEntry
+	// nestedPids: for a process of a pid namespace nested in the tree's
+	// (made below the root, as sandboxes do) when the tree moves to a new
+	// pid namespace (a rootless restore: see mustMovePids), its ids in the
+	// nested namespace; nsPids are then those one level up, in the new one.
+	nestedPids []uint32
 }
 
 // CRIU's task states.
