@@ -22,6 +22,12 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	defer unix.Close(s)
+	// A socket of a family a kind of its own handles (netlink).
+	if family, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil {
+		if k := fdkind.FamilySocketOf(family); k != nil {
+			return p.dumpSocketKind(ft, fd, target, ino, s, k, info)
+		}
+	}
 	fe, err := fdkind.DumpInet(inetDumped{p: p, ft: ft, where: where}, s, ino, info.Flags, ft.nextID())
 	if err != nil {
 		return nil, err

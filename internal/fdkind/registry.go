@@ -35,7 +35,7 @@ func Registry() []Entry {
 		{Type: fdinfo.FdTypes_PACKETSK, Refused: "a packet socket"},
 		{Type: fdinfo.FdTypes_TTY, Kind: Tty{}},
 		{Type: fdinfo.FdTypes_FANOTIFY, Kind: Fanotify{}},
-		{Type: fdinfo.FdTypes_NETLINKSK, Refused: "a netlink socket"},
+		{Type: fdinfo.FdTypes_NETLINKSK, Kind: Netlink{}},
 		{Type: fdinfo.FdTypes_NS, Refused: "a namespace descriptor"},
 		{Type: fdinfo.FdTypes_TUNF, Refused: "a tun/tap device"},
 		{Type: fdinfo.FdTypes_EXT, Refused: "an external file"},
@@ -64,6 +64,30 @@ func Detect(target string) Simple {
 		if s, ok := e.Kind.(Simple); ok && s.Target() == target {
 			return s
 		}
+	}
+	return nil
+}
+
+// FamilySocketOf returns the socket kind of family (AF_NETLINK), or nil.
+func FamilySocketOf(family int) FamilySocket {
+	for _, e := range Registry() {
+		if s, ok := e.Kind.(FamilySocket); ok && s.Family() == family {
+			return s
+		}
+	}
+	return nil
+}
+
+// CreatorOf returns the kind that creates files of type t one at a time
+// by injected calls (a simple kind or a family socket kind), or nil.
+func CreatorOf(t fdinfo.FdTypes) interface {
+	Create(m Maker, f *fdinfo.FileEntry) (uint64, error)
+} {
+	switch k := Lookup(t).(type) {
+	case Simple:
+		return k
+	case FamilySocket:
+		return k
 	}
 	return nil
 }

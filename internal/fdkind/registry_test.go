@@ -41,14 +41,15 @@ func TestRegistryCoversCRIUTypes(t *testing.T) {
 		s, simple := e.Kind.(Simple)
 		_, planner := e.Kind.(Planner)
 		opened, socket := OpenedOf(e.Type), SocketOf(e.Type)
+		_, family := e.Kind.(FamilySocket)
 		ways := 0
-		for _, made := range []bool{simple, planner, opened != nil, socket != nil} {
+		for _, made := range []bool{simple, planner, opened != nil, socket != nil, family} {
 			if made {
 				ways++
 			}
 		}
 		if ways > 1 || (ways == 1) == madeByTree[e.Type] {
-			t.Errorf("%v: made %d ways (simple %v, planner %v, opened %v, socket %v), made by the tree %v", e.Type, ways, simple, planner, opened != nil, socket != nil, madeByTree[e.Type])
+			t.Errorf("%v: made %d ways (simple %v, planner %v, opened %v, socket %v, family socket %v), made by the tree %v", e.Type, ways, simple, planner, opened != nil, socket != nil, family, madeByTree[e.Type])
 		}
 		if !simple {
 			continue

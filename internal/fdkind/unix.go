@@ -25,14 +25,16 @@ func (Unix) Keys(f *fdinfo.FileEntry, _ func(uint32) *fdinfo.FileEntry) []string
 	return []string{fmt.Sprintf("socket:[%d]", f.GetUsk().GetIno())}
 }
 
-// SocketNsID is the id of the tree's net namespace socket f (Unix or
-// inet) lives in, 0 for cryo's or for another kind of file.
+// SocketNsID is the id of the tree's net namespace socket f (Unix, inet
+// or netlink) lives in, 0 for cryo's or for another kind of file.
 func SocketNsID(f *fdinfo.FileEntry) uint32 {
 	switch f.GetType() {
 	case fdinfo.FdTypes_UNIXSK:
 		return f.GetUsk().GetNsId()
 	case fdinfo.FdTypes_INETSK:
 		return f.GetIsk().GetNsId()
+	case fdinfo.FdTypes_NETLINKSK:
+		return f.GetNlsk().GetNsId()
 	}
 	return 0
 }

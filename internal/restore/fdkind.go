@@ -9,9 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// makeKind creates a file of a simple kind (internal/fdkind) in p, the
-// common ancestor of its holders, at its temporary descriptor.
-func (fp *filePlan) makeKind(p *process, id uint32, k fdkind.Simple) error {
+// makeKind creates a file of a simple or socket kind (internal/fdkind)
+// in p, the common ancestor of its holders, at its temporary descriptor.
+func (fp *filePlan) makeKind(p *process, id uint32, k interface {
+	Create(m fdkind.Maker, f *fdinfo.FileEntry) (uint64, error)
+}) error {
 	f := fp.snap.files[id]
 	fd, err := k.Create(maker{p: p, owner: fp.ownerOf(p, id), f: f}, f)
 	if err != nil {

@@ -398,7 +398,7 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.makeSocket(p, j.ids[0], k)
 		} else if k := fdkind.OpenedOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.openKind(p, j.ids[0], k)
-		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+		} else if k := fdkind.CreatorOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.makeKind(p, j.ids[0], k)
 		} else if j.group != nil {
 			err = fp.makeGroup(p, j)

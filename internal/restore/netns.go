@@ -178,10 +178,13 @@ func (fp *filePlan) planNetLate(id uint32, lca *process, holders []*process) (bo
 func (fp *filePlan) openNetLate(p *process) error {
 	for _, id := range fp.netLate[p] {
 		var err error
-		if k := fdkind.SocketOf(fp.snap.files[id].GetType()); k != nil {
+		t := fp.snap.files[id].GetType()
+		if k := fdkind.SocketOf(t); k != nil {
 			before := fp.tcpRestored
 			err = fp.makeSocket(p, id, k)
 			fp.tcpInNets += fp.tcpRestored - before
+		} else if k := fdkind.CreatorOf(t); k != nil {
+			err = fp.makeKind(p, id, k)
 		} else {
 			err = fp.makeUnix(p, id)
 		}

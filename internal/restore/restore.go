@@ -212,7 +212,22 @@ type process struct {
 
 // Restore recreates the process tree saved in opts.Dir. On error nothing is
 // left behind: the stub and every half-built process are killed and reaped.
-func Restore(opts Options) (root *Process, err error) {
+func Restore(opts Options) (*Process, error) {
+	tr := ptrace.NewTracer()
+	defer tr.Close()
+	// On the tracer thread, each of the restore's thousands of ptrace
+	// calls runs in place instead of being handed to that thread (see
+	// ptrace.Tracer.Run).
+	var root *Process
+	err := tr.Run(func() (err error) {
+		root, err = restoreOn(tr, opts)
+		return err
+	})
+	return root, err
+}
+
+// restoreOn is Restore, run on tr's thread.
+func restoreOn(tr *ptrace.Tracer, opts Options) (root *Process, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -276,11 +291,10 @@ func Restore(opts Options) (root *Process, err error) {
 			return nil, err
 		}
 	}
-	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: ptrace.NewTracer(), movedPids: moved, newPidNS: newNS}
+	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: tr, movedPids: moved, newPidNS: newNS}
 	for _, tid := range snap.allTids() {
 		r.maxPid = max(r.maxPid, tid)
 	}
-	defer r.tr.Close()
 	if os.Geteuid() != 0 {
 		// Closed after abort's cleanup, which may need them.
 		r.agents = nsagent.NewPool(opts.StubPath, opts.Logf)
@@ -472,6 +486,7 @@ func (p *process) restore() error {
 	if err := p.buildMemory(); err != nil {
 		return err
 	}
+	p.collapseHuge()
 	if err := p.restoreFiles(); err != nil {
 		return err
 	}
