@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cryo-cr/cryo/internal/fdkind"
-	"github.com/cryo-cr/cryo/internal/pty"
 	"path/filepath"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
@@ -181,7 +180,7 @@ func (pair *ptyPair) read(master int) error {
 		return err
 	}
 	var st unix.Stat_t
-	if unix.Stat(pty.PtsPath(pair.Index), &st) == nil && st.Rdev == pair.SlaveRdev {
+	if unix.Stat(fdkind.PtsPath(pair.Index), &st) == nil && st.Rdev == pair.SlaveRdev {
 		pair.SlaveUID, pair.SlaveGID, pair.HaveSlaveOwner = st.Uid, st.Gid, true
 	}
 	return nil

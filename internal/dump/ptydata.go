@@ -3,7 +3,6 @@ package dump
 import (
 	"errors"
 	"fmt"
-	"github.com/cryo-cr/cryo/internal/pty"
 
 	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
@@ -78,7 +77,7 @@ func (pair *ptyPair) putBack() error {
 		return err
 	}
 	defer unix.Close(master)
-	return pty.QueueForMaster(master, pair.output)
+	return fdkind.QueueForMaster(master, pair.output)
 }
 
 // writeData writes tty-data.img: the bytes queued for each master.

@@ -186,18 +186,8 @@ func (p *process) socketState(ft *fileTable, fd int, u *sockdiag.Unix, peek bool
 		return nil, nil, nil, err
 	}
 	defer unix.Close(s)
-	get := func(opt int) uint32 {
-		v, _ := unix.GetsockoptInt(s, unix.SOL_SOCKET, opt)
-		return uint32(v)
-	}
-	opts := &skopts.SkOptsEntry{
-		SoSndbuf: proto.Uint32(get(unix.SO_SNDBUF)), SoRcvbuf: proto.Uint32(get(unix.SO_RCVBUF)),
-		SoPasscred: proto.Bool(get(unix.SO_PASSCRED) != 0),
-	}
-	if err := fdkind.SocketTimeouts(s, opts); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := unixSockOpts(s, opts); err != nil {
+	opts, err := fdkind.DumpUnixOpts(s)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	cred, _ := unix.GetsockoptUcred(s, unix.SOL_SOCKET, unix.SO_PEERCRED)

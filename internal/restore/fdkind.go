@@ -210,10 +210,6 @@ func (m opener) ShellJob() bool { return m.p.r.opts.ShellJob }
 // The interface restore offers the kinds opened one by one.
 var _ fdkind.Opener = opener{}
 
-// calls offers p's injected calls, scratch area and memory (to set a
-// socket's options, fdkind.SockCaller).
-func (p *process) calls() groupMaker { return groupMaker{fp: p.r.files, p: p} }
-
 // makeSocket has a socket kind (internal/fdkind) make socket id in p at
 // its temporary descriptor.
 func (fp *filePlan) makeSocket(p *process, id uint32, k fdkind.Socket) error {

@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// The image format lives in internal/image (and a pty's shared helpers in
-// internal/pty): restore reads what dump writes without importing dump.
+// The image format lives in internal/image (and each kind in
+// internal/fdkind): restore reads what dump writes without importing dump.
 func TestDoesNotImportDump(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
-	"github.com/cryo-cr/cryo/internal/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,7 +104,7 @@ func (fp *filePlan) makeOrphanPty(p *process, pair *ptyPair) error {
 	if err := unix.IoctlSetPointerInt(mc, unix.TIOCSPTLCK, 0); err != nil {
 		return fmt.Errorf("%s: unlock: %w", where, err)
 	}
-	path := pty.PtsPath(pair.Index)
+	path := fdkind.PtsPath(pair.Index)
 	for _, id := range pair.SlaveFiles {
 		n, err := p.open(path, fdkind.TtyFlags(fp.snap.files[id]))
 		if err == nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"github.com/cryo-cr/cryo/internal/fdkind"
-	"github.com/cryo-cr/cryo/internal/pty"
 	"maps"
 	"slices"
 
@@ -148,7 +147,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
 		return fmt.Errorf("%s: unlock: %w", where, err)
 	}
-	path := pty.PtsPath(pair.Index)
+	path := fdkind.PtsPath(pair.Index)
 	for _, id := range pair.SlaveFiles {
 		flags := fdkind.TtyFlags(fp.snap.files[id])
 		n, err := p.open(path, flags)
@@ -160,7 +159,7 @@ func (fp *filePlan) makePty(p *process, pair *ptyPair) error {
 		}
 	}
 	if len(pair.Output) > 0 {
-		if err := pty.QueueForMaster(master, pair.Output); err != nil {
+		if err := fdkind.QueueForMaster(master, pair.Output); err != nil {
 			return fmt.Errorf("%s: queue %d bytes for the master: %w", where, len(pair.Output), err)
 		}
 	}
@@ -279,7 +278,7 @@ func (fp *filePlan) foreground(p *process, pair *ptyPair) error {
 // onTerminal runs do on a descriptor of the pair's slave opened in p for
 // the purpose, and closes it.
 func (p *process) onTerminal(pair *ptyPair, do func(fd uint64) error) error {
-	fd, err := p.open(pty.PtsPath(pair.Index), unix.O_RDWR)
+	fd, err := p.open(fdkind.PtsPath(pair.Index), unix.O_RDWR)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: pty %d: %w", p.c.pid, pair.Index, err)
 	}

@@ -296,34 +296,10 @@ func (fp *filePlan) makeUnix(p *process, id uint32) error {
 	return fp.socketSettings(p, id)
 }
 
-// socketSettings restores file flags and buffer sizes (the kernel doubles
-// what is set, and reports the doubled value).
+// socketSettings restores a Unix socket's file flags and options
+// (fdkind.UnixSettings).
 func (fp *filePlan) socketSettings(p *process, id uint32) error {
-	t := p.leader
-	u := fp.snap.files[id].GetUsk()
-	fd := fp.temp[id]
-	if _, err := t.Syscall(unix.SYS_FCNTL, fd, unix.F_SETFL, uint64(u.GetFlags()&^unix.O_ACCMODE)); err != nil {
-		return fmt.Errorf("restore pid %d Unix socket %d: flags: %w", p.c.pid, u.GetIno(), err)
-	}
-	opts := u.GetOpts()
-	set := func(opt, v uint64) {
-		if addr, err := p.put(binary.LittleEndian.AppendUint32(nil, uint32(v))); err == nil {
-			t.Syscall(unix.SYS_SETSOCKOPT, fd, unix.SOL_SOCKET, opt, addr, 4)
-		}
-	}
-	if err := fdkind.SetSockBuffers(p.calls(), fd, opts); err != nil {
-		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
-	}
-	if err := fdkind.SetSockTimeouts(p.calls(), fd, opts); err != nil {
-		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
-	}
-	if opts.GetSoPasscred() {
-		set(unix.SO_PASSCRED, 1)
-	}
-	if err := p.setUnixOpts(fd, opts); err != nil {
-		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
-	}
-	return nil
+	return fdkind.UnixSettings(fp.groupMaker(p), fp.temp[id], fp.snap.files[id])
 }
 
 // isRelative tells whether a socket name is a path relative to the

@@ -1,6 +1,7 @@
-// Package pty holds what the dump and the restore of a pseudo-terminal
-// pair both do: name its slave, and queue bytes for its master.
-package pty
+package fdkind
+
+// What the dump and the restore of a pseudo-terminal pair both do: name
+// its slave, and queue bytes for its master.
 
 import (
 	"fmt"
