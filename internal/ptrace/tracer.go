@@ -18,6 +18,9 @@ type Tracer struct {
 	// Fault marks the steps of injections for the fault-injection tests
 	// (nil outside them).
 	Fault *fault.Injector
+	// interrupted are the threads Interrupt attached that no Seize took
+	// yet, tid -> pid (interrupt.go); used on the tracer thread only.
+	interrupted map[int]int
 }
 
 // NewTracer starts the tracer thread.
