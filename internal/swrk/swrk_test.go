@@ -91,6 +91,13 @@ func TestServeInProcess(t *testing.T) {
 	if !strings.Contains(string(log), "Error: "+r.GetCrErrmsg()) {
 		t.Errorf("dump.log does not hold the error line:\n%s", log)
 	}
+	// SINGLE_PRE_DUMP (and PRE_DUMP) reach the engine as a pre-dump, with
+	// parent_img and track_mem, and are answered with their own type.
+	r = ask(&rpc.CriuReq{Type: rpc.CriuReqType_SINGLE_PRE_DUMP.Enum(), Opts: &rpc.CriuOpts{ImagesDirFd: proto.Int32(int32(d.Fd())),
+		Pid: proto.Int32(42), ParentImg: proto.String("../pre"), TrackMem: proto.Bool(true)}})
+	if r.GetType() != rpc.CriuReqType_SINGLE_PRE_DUMP || r.GetSuccess() || !got.PreDump || got.ParentDir != "../pre" || !got.TrackMem {
+		t.Errorf("SINGLE_PRE_DUMP: %v; the engine got %+v", r, got)
+	}
 	if r := ask(&rpc.CriuReq{Type: rpc.CriuReqType_WAIT_PID.Enum()}); r.GetType() != rpc.CriuReqType_EMPTY || r.GetSuccess() {
 		t.Errorf("WAIT_PID: %v, want a failure typed EMPTY", r)
 	}
