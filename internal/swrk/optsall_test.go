@@ -32,7 +32,9 @@ func TestTranslateEveryOption(t *testing.T) {
 		{"auto_dedup", func(o *rpc.CriuOpts) { o.AutoDedup = proto.Bool(true) }, rpc.CriuReqType_DUMP},
 		{"lazy_pages", func(o *rpc.CriuOpts) { o.LazyPages = proto.Bool(true) }, rpc.CriuReqType_DUMP},
 		{"ps:", func(o *rpc.CriuOpts) { o.Ps = &rpc.CriuPageServerInfo{Port: proto.Int32(1)} }, rpc.CriuReqType_PRE_DUMP},
-		{"veths", func(o *rpc.CriuOpts) { o.Veths = []*rpc.CriuVethPair{{IfIn: proto.String("a"), IfOut: proto.String("b")}} }, rpc.CriuReqType_RESTORE},
+		{"veths", func(o *rpc.CriuOpts) {
+			o.Veths = []*rpc.CriuVethPair{{IfIn: proto.String("a"), IfOut: proto.String("b")}}
+		}, rpc.CriuReqType_RESTORE},
 		{"exec_cmd", func(o *rpc.CriuOpts) { o.ExecCmd = []string{"x"} }, rpc.CriuReqType_RESTORE},
 		{"force_irmap", func(o *rpc.CriuOpts) { o.ForceIrmap = proto.Bool(true) }, rpc.CriuReqType_DUMP},
 		{"unix_sk_ino", func(o *rpc.CriuOpts) { o.UnixSkIno = []*rpc.UnixSk{{Inode: proto.Uint32(1)}} }, rpc.CriuReqType_DUMP},
@@ -43,7 +45,9 @@ func TestTranslateEveryOption(t *testing.T) {
 		{"pidfd_store_sk", func(o *rpc.CriuOpts) { o.PidfdStoreSk = proto.Int32(3) }, rpc.CriuReqType_PRE_DUMP},
 		{"skip_file_rwx_check", func(o *rpc.CriuOpts) { o.SkipFileRwxCheck = proto.Bool(true) }, rpc.CriuReqType_RESTORE},
 		{"external", func(o *rpc.CriuOpts) { o.External = []string{"net[1]:x"} }, rpc.CriuReqType_DUMP},
-		{"join_ns", func(o *rpc.CriuOpts) { o.JoinNs = []*rpc.JoinNamespace{{Ns: proto.String("uts"), NsFile: proto.String("/x")}} }, rpc.CriuReqType_RESTORE},
+		{"join_ns", func(o *rpc.CriuOpts) {
+			o.JoinNs = []*rpc.JoinNamespace{{Ns: proto.String("uts"), NsFile: proto.String("/x")}}
+		}, rpc.CriuReqType_RESTORE},
 		{"lsm_profile", func(o *rpc.CriuOpts) { o.LsmProfile = proto.String("apparmor:x") }, rpc.CriuReqType_RESTORE},
 		{"cgroup_props", func(o *rpc.CriuOpts) { o.CgroupProps = proto.String("x") }, rpc.CriuReqType_DUMP},
 		{"config_file", func(o *rpc.CriuOpts) { o.ConfigFile = proto.String(conf) }, rpc.CriuReqType_DUMP},
