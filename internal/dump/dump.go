@@ -124,7 +124,16 @@ var ErrInterrupted = errors.New("interrupted")
 // images are complete: the error then wraps ErrInterrupted and
 // context.Cause(ctx). Once they are, the dump finishes (the tree is killed
 // or let go as asked).
-func DumpContext(ctx context.Context, opts Options) (err error) {
+func DumpContext(ctx context.Context, opts Options) error {
+	tr := ptrace.NewTracer()
+	defer tr.Close()
+	// On the tracer thread, each of the dump's ptrace calls runs in place
+	// instead of being handed to that thread (see ptrace.Tracer.Run).
+	return tr.Run(func() error { return dumpOn(ctx, tr, opts) })
+}
+
+// dumpOn is DumpContext, run on tr's thread.
+func dumpOn(ctx context.Context, tr *ptrace.Tracer, opts Options) (err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -186,11 +195,10 @@ func DumpContext(ctx context.Context, opts Options) (err error) {
 	}
 	// Released last, once the tree is let go or killed.
 	defer locks.unlock()
-	d := &dumper{ctx: ctx, tr: ptrace.NewTracer(), opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
+	d := &dumper{ctx: ctx, tr: tr, opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
 	d.tr.Fault = opts.Fault
 	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
 	d.ns.extMounts = opts.ExtMounts
-	defer d.tr.Close()
 	defer d.files.closeHeld()
 	defer d.ns.closeNets()
 	d.files.nets = d.ns
@@ -555,6 +563,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 		if err := d.ns.add(p); err != nil {
 			return err
 		}
+	}
+	if d.ns.flatUserns != 0 {
+		d.logf("user namespace: the root's is nested in namespace %d, which holds no process of the tree: recorded as a child of cryo's, with its ids as cryo sees them", d.ns.flatUserns)
+	}
+	if d.ns.netInCryos {
+		d.logf("empty_ns: the tree is in cryo's net namespace, not one of its own: its sockets are dumped there, as CRIU does")
 	}
 	// Pseudo-terminal masters first: they tell the tree's own pairs from
 	// the caller's terminal.

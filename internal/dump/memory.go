@@ -160,6 +160,9 @@ func (p *process) vmaEntries(maps []proc.Mapping, ft *fileTable) ([]*vma.VmaEntr
 		if madv != 0 {
 			e.Madv = proto.Uint64(madv)
 		}
+		if status&image.VmaAnonPrivate != 0 {
+			image.SetVmaAnonHuge(e, m.AnonHuge) // for restore's collapseHuge
+		}
 		vmas = append(vmas, e)
 
 		if status&(image.VmaAnonPrivate|image.VmaFilePrivate) == 0 {

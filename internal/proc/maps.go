@@ -36,6 +36,9 @@ type Mapping struct {
 	// Swap is how much of it is swapped out, in bytes ("Swap:"; for
 	// shared memory, of the object's pages in its range).
 	Swap uint64
+	// AnonHuge is how much of it is mapped by transparent huge pages, in
+	// bytes ("AnonHugePages:").
+	AnonHuge uint64
 }
 
 // Size returns the length of the mapping in bytes.
@@ -258,13 +261,18 @@ func parseSmapsLine(line []byte, maps *[]Mapping, intern map[string]string) erro
 	// "start-end" and never contains ':'.
 	tok, rest := nextField(line)
 	if len(tok) > 0 && tok[len(tok)-1] == ':' {
-		if string(tok) == "Swap:" && len(*maps) > 0 {
+		if (string(tok) == "Swap:" || string(tok) == "AnonHugePages:") && len(*maps) > 0 {
 			kb, _ := nextField(rest)
 			v, err := strconv.ParseUint(string(kb), 10, 64)
 			if err != nil {
-				return fmt.Errorf("Swap: %w", err)
+				return fmt.Errorf("%s %w", tok, err)
 			}
-			(*maps)[len(*maps)-1].Swap = v << 10
+			m := &(*maps)[len(*maps)-1]
+			if string(tok) == "Swap:" {
+				m.Swap = v << 10
+			} else {
+				m.AnonHuge = v << 10
+			}
 		}
 		return nil
 	}

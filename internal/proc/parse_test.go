@@ -236,6 +236,7 @@ VmFlags: rd mr mw me
 Size:                 20 kB
 VmFlags: rd ex mr mw me 
 5608311eb000-56083120c000 rw-p 00000000 00:00 0                          [heap]
+AnonHugePages:      2048 kB
 VmFlags: rd wr mr mw me ac 
 7f1641453000-7f1641475000 rw-p 00000000 00:00 0 
 THPeligible:           0
@@ -272,7 +273,7 @@ func TestParseSmaps(t *testing.T) {
 			VmFlags: FlagRead | FlagMayRead | FlagMayWrite | FlagMayExec},
 		{Start: 0x55861b0d8000, End: 0x55861b0dd000, Prot: unix.PROT_READ | unix.PROT_EXEC, Offset: 0x2000, Major: 0xfe, Inode: 247026,
 			Path: "/usr/bin/cat", VmFlags: FlagRead | FlagExec | FlagMayRead | FlagMayWrite | FlagMayExec},
-		{Start: 0x5608311eb000, End: 0x56083120c000, Prot: unix.PROT_READ | unix.PROT_WRITE, Path: "[heap]",
+		{Start: 0x5608311eb000, End: 0x56083120c000, Prot: unix.PROT_READ | unix.PROT_WRITE, Path: "[heap]", AnonHuge: 2 << 20,
 			VmFlags: FlagRead | FlagWrite | FlagMayRead | FlagMayWrite | FlagMayExec | FlagAccount},
 		{Start: 0x7f1641453000, End: 0x7f1641475000, Prot: unix.PROT_READ | unix.PROT_WRITE,
 			VmFlags: FlagRead | FlagWrite | FlagMayRead | FlagMayWrite | FlagMayExec | FlagAccount},
@@ -335,7 +336,7 @@ func TestParseSmaps(t *testing.T) {
 	}
 	for i := range maps {
 		w := want[i]
-		w.VmFlags, w.Swap = 0, 0
+		w.VmFlags, w.Swap, w.AnonHuge = 0, 0, 0
 		if maps[i] != w {
 			t.Errorf("maps format %d: %+v", i, maps[i])
 		}

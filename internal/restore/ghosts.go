@@ -97,27 +97,39 @@ func (fp *filePlan) makeGhostRootless(p *process, g *ghost) (ghostPath, error) {
 
 // makeGhostAsOwner makes a ghost for a root restore. Its directory is
 // resolved in p as owner, following no symlink, and held by descriptor;
-// the file is created there as owner, O_EXCL|O_NOFOLLOW, so that only a
-// directory the owner may write gets it. cryo then takes both
-// descriptors, streams the contents from the images into the file (holes
-// stay holes), gives it its saved owner and mode, and removes it later
-// through the same directory descriptor, once the name is checked to
-// still be that inode: no path string is resolved twice.
+// the file is created there as owner, without a name (O_TMPFILE), so that
+// only a directory the owner may write gets it. cryo then takes both
+// descriptors, marks the file as its own (see ghostmark.go), streams the
+// contents from the images into it (holes stay holes), gives it its saved
+// owner and mode, and only then links it under its name: a cryo killed
+// before that leaves nothing, one killed later leaves a marked file that
+// the next restore removes. cryo removes it later through the same
+// directory descriptor, once the name is checked to still be that inode:
+// no path string is resolved twice. On a file system without O_TMPFILE
+// the file is created under its name (O_EXCL|O_NOFOLLOW) and filled there.
 func (fp *filePlan) makeGhostAsOwner(p, owner *process, g *ghost) (ghostPath, error) {
 	name := fp.snap.reg(g.remapID).GetName()
 	dir, base := path.Split(name)
 	var dfd, fd uint64
 	var made string
+	nameless := false
 	err := p.asOwner(owner, func() error {
 		var err error
 		if dfd, err = p.openat2(remote.AtFdcwd, dir, unix.O_PATH|unix.O_DIRECTORY, 0, resolveFlags); err != nil {
 			return fmt.Errorf("directory %s: %w", dir, err)
 		}
-		for _, try := range []string{base, fmt.Sprintf("%s.cryo-ghost-%d", base, g.remapID)} {
-			fd, err = p.openat2(dfd, try, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600, resolveFlags|unix.RESOLVE_BENEATH)
-			if !errors.Is(err, unix.EEXIST) {
-				made = try
-				break
+		fd, err = p.openat2(dfd, ".", unix.O_TMPFILE|unix.O_WRONLY, 0o600, resolveFlags|unix.RESOLVE_BENEATH)
+		if err == nil {
+			nameless = true
+			return nil
+		}
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+			for _, try := range []string{base, fmt.Sprintf("%s.cryo-ghost-%d", base, g.remapID)} {
+				fd, err = p.openat2(dfd, try, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600, resolveFlags|unix.RESOLVE_BENEATH)
+				if !errors.Is(err, unix.EEXIST) {
+					made = try
+					break
+				}
 			}
 		}
 		if err != nil {
@@ -133,26 +145,39 @@ func (fp *filePlan) makeGhostAsOwner(p, owner *process, g *ghost) (ghostPath, er
 	p.leader.Syscall(unix.SYS_CLOSE, dfd)
 	p.leader.Syscall(unix.SYS_CLOSE, fd)
 	if errD != nil || errF != nil {
-		// Without the descriptors, the file made cannot be removed
-		// safely: say where it is.
 		if errD == nil {
 			unix.Close(ownDir)
 		}
 		if errF == nil {
 			unix.Close(ownFile)
 		}
+		if nameless {
+			return ghostPath{}, fmt.Errorf("take over the file made in %s: %w", dir, errors.Join(errD, errF))
+		}
+		// Without the descriptors, the file made cannot be removed
+		// safely: say where it is.
 		return ghostPath{}, fmt.Errorf("%s%s was made but cryo could not take it over, remove it: %w", dir, made, errors.Join(errD, errF))
 	}
-	f := os.NewFile(uintptr(ownFile), dir+made)
-	defer f.Close()
+	// f stays open until the ghost is removed: its mark goes then.
+	f := os.NewFile(uintptr(ownFile), dir+base)
 	var st unix.Stat_t
 	if err := unix.Fstat(ownFile, &st); err != nil {
+		f.Close()
 		unix.Close(ownDir)
+		if !nameless {
+			return ghostPath{}, fmt.Errorf("%s%s was made but could not be checked, remove it: %w", dir, made, err)
+		}
 		return ghostPath{}, err
+	}
+	if mark, err := runMark(); err != nil {
+		p.r.logf("restore pid %d: ghost %s: no mark (%v): a cryo killed before it is removed again leaves it", p.c.pid, name, err)
+	} else if err := unix.Fsetxattr(ownFile, ghostMarkXattr, []byte(mark), 0); err != nil {
+		p.r.logf("restore pid %d: ghost %s: cannot mark it (%v): a cryo killed before it is removed again leaves it", p.c.pid, name, err)
 	}
 	gp := ghostPath{path: dir + made, dev: st.Dev, ino: st.Ino}
 	gp.remove = func() error {
 		defer unix.Close(ownDir)
+		defer f.Close()
 		var now unix.Stat_t
 		if err := unix.Fstatat(ownDir, made, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
@@ -160,11 +185,31 @@ func (fp *filePlan) makeGhostAsOwner(p, owner *process, g *ghost) (ghostPath, er
 		if now.Dev != gp.dev || now.Ino != gp.ino {
 			return fmt.Errorf("%s is no longer the file cryo made: left alone", gp.path)
 		}
-		return unix.Unlinkat(ownDir, made, 0)
+		if err := unix.Unlinkat(ownDir, made, 0); err != nil {
+			return err
+		}
+		// Nameless again, the file needs no mark: the tree's process
+		// holds it as the original held the deleted file.
+		unix.Fremovexattr(int(f.Fd()), ghostMarkXattr)
+		return nil
 	}
 	if err := fp.fillGhost(f, g); err != nil {
-		gp.remove()
+		if nameless {
+			f.Close()
+			unix.Close(ownDir)
+		} else {
+			gp.remove()
+		}
 		return ghostPath{}, err
+	}
+	if nameless {
+		if made, err = fp.linkGhost(ownFile, ownDir, dir, base, g.remapID, p.r.logf); err != nil {
+			f.Close()
+			unix.Close(ownDir)
+			return ghostPath{}, fmt.Errorf("name it in %s: %w", dir, err)
+		}
+		gp.path = dir + made
+		p.r.opts.Fault.Point("restore: ghost " + gp.path + " named")
 	}
 	return gp, nil
 }

@@ -152,6 +152,10 @@ func (p *process) buildMemory() error {
 	if err := move(blockStart, tmp); err != nil {
 		return err
 	}
+	// Only the common ancestor of a shared object's holders and the
+	// processes forked below it have its staging mapping; anywhere else
+	// the object's range is free and may hold this process's scratch.
+	staged := p.r.files.stagedIn(cur)
 	for _, m := range cur {
 		if m.Path == "[vdso]" || m.Path == "[vvar]" || m.Path == "[vvar_vclock]" || m.Path == "[vsyscall]" {
 			continue
@@ -169,12 +173,13 @@ func (p *process) buildMemory() error {
 	if err := move(tmp, imgSpecial[0].GetStart()); err != nil {
 		return err
 	}
-	return p.mapVmas()
+	return p.mapVmas(staged)
 }
 
 // mapVmas maps every area of the image, fills it from the pages image and
-// gives it its final protection.
-func (p *process) mapVmas() error {
+// gives it its final protection. staged holds the anonymous shared objects
+// whose staging mapping p inherited (see stagedIn).
+func (p *process) mapVmas(staged map[uint64]bool) error {
 	t := p.leader
 	vmas := p.c.mm.GetVmas()
 	hasPages := make([]bool, len(vmas))
@@ -210,6 +215,9 @@ func (p *process) mapVmas() error {
 		flags := uint64(v.GetFlags())&^(unix.MAP_FIXED_NOREPLACE|unix.MAP_LOCKED) | unix.MAP_FIXED
 		fd := ^uint64(0)
 		if addr, ok := p.r.files.anonAddr[v.GetShmid()]; ok && v.GetStatus()&image.VmaAnonShared != 0 {
+			if !staged[v.GetShmid()] {
+				return fmt.Errorf("restore pid %d: shared memory at %#x-%#x: object %d was not inherited from the common ancestor", t.Pid, v.GetStart(), v.GetEnd(), v.GetShmid())
+			}
 			// A piece of the object, inherited whole: a new mapping of the
 			// same pages (mremap with old size 0), then its protection.
 			size := v.GetEnd() - v.GetStart()
@@ -273,7 +281,13 @@ func (p *process) mapVmas() error {
 		return err
 	}
 	// The whole objects inherited for building are not the process's.
+	// Only those it has: in a process outside the holders' subtree the
+	// range may be its scratch memory (issue: a shell above a program
+	// sharing 64 MiB with its workers lost its scratch here).
 	for id, addr := range p.r.files.anonAddr {
+		if !staged[id] {
+			continue
+		}
 		size := (p.r.snap.shmem[id].size + pageSize - 1) &^ (pageSize - 1)
 		t.Syscall(unix.SYS_MUNMAP, addr, size)
 	}
@@ -299,6 +313,22 @@ func (p *process) mapVmas() error {
 		}
 	}
 	return nil
+}
+
+// stagedIn returns the anonymous shared objects whose staging mapping is
+// among a process's current mappings cur: those it made or inherited.
+func (fp *filePlan) stagedIn(cur []proc.Mapping) map[uint64]bool {
+	staged := map[uint64]bool{}
+	for id, addr := range fp.anonAddr {
+		size := (fp.snap.shmem[id].size + pageSize - 1) &^ (pageSize - 1)
+		for _, m := range cur {
+			if m.Start >= addr && m.End <= addr+size {
+				staged[id] = true
+				break
+			}
+		}
+	}
+	return staged
 }
 
 // attachShm attaches a System V segment where it was; its contents came

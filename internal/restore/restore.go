@@ -170,6 +170,12 @@ type restorer struct {
 	// lastPidHeld: this restore holds the machine-wide ns_last_pid lock
 	// for its whole run (holdLastPid).
 	lastPidHeld bool
+	// later are the inits of pid namespaces nested below the root, in the
+	// order build met them, and nested every process of their subtrees:
+	// they are made once their parents are in their namespaces
+	// (buildNested).
+	later  []*process
+	nested map[*process]bool
 }
 
 // process is one process being restored.
@@ -199,11 +205,29 @@ type process struct {
 	// exe is the executable opened before p entered its root, when it
 	// lies outside (see outsideroot.go).
 	exe earlyExe
+	// late: p was cloned once that process, its parent or an ancestor,
+	// was in its namespaces, and holds them already (buildNested).
+	late *process
 }
 
 // Restore recreates the process tree saved in opts.Dir. On error nothing is
 // left behind: the stub and every half-built process are killed and reaped.
-func Restore(opts Options) (root *Process, err error) {
+func Restore(opts Options) (*Process, error) {
+	tr := ptrace.NewTracer()
+	defer tr.Close()
+	// On the tracer thread, each of the restore's thousands of ptrace
+	// calls runs in place instead of being handed to that thread (see
+	// ptrace.Tracer.Run).
+	var root *Process
+	err := tr.Run(func() (err error) {
+		root, err = restoreOn(tr, opts)
+		return err
+	})
+	return root, err
+}
+
+// restoreOn is Restore, run on tr's thread.
+func restoreOn(tr *ptrace.Tracer, opts Options) (root *Process, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -225,9 +249,14 @@ func Restore(opts Options) (root *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEmptyNet(dir, snap, opts); err != nil {
+	newNet, err := checkEmptyNet(dir, snap, opts)
+	if err != nil {
 		return nil, err
 	}
+	if opts.EmptyNetNS && !newNet {
+		opts.Logf("empty_ns: the tree was not in a net namespace of its own; it is restored in cryo's, as CRIU does")
+	}
+	opts.EmptyNetNS = newNet
 	for _, c := range snap.procs {
 		if c.zombie {
 			continue
@@ -262,11 +291,10 @@ func Restore(opts Options) (root *Process, err error) {
 			return nil, err
 		}
 	}
-	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: ptrace.NewTracer(), movedPids: moved, newPidNS: newNS}
+	r := &restorer{snap: snap, dir: dir, opts: opts, logf: opts.Logf, tr: tr, movedPids: moved, newPidNS: newNS}
 	for _, tid := range snap.allTids() {
 		r.maxPid = max(r.maxPid, tid)
 	}
-	defer r.tr.Close()
 	if os.Geteuid() != 0 {
 		// Closed after abort's cleanup, which may need them.
 		r.agents = nsagent.NewPool(opts.StubPath, opts.Logf)
@@ -458,6 +486,7 @@ func (p *process) restore() error {
 	if err := p.buildMemory(); err != nil {
 		return err
 	}
+	p.collapseHuge()
 	if err := p.restoreFiles(); err != nil {
 		return err
 	}
