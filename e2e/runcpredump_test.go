@@ -241,8 +241,8 @@ func memoryLimit(t *testing.T, pid int) string {
 // cgroup.img (the memory limit among them, as cgroup v1 or v2 names it).
 // runc 1.1.5 sends no mode with a restore (always the default, soft), so
 // the restore sets nothing: the container comes back in the cgroups runc
-// made, its count going on. Restores with full and strict are tested
-// in-process (internal/swrk, TestCgroupProps).
+// made, its count going on. Restores with full and strict are tested over
+// the RPC (TestE2ESwrkCgroupLimits) and in-process (TestCgroupProps).
 func TestE2ERuncCgroupLimits(t *testing.T) {
 	requireRunc(t)
 	b := runcBundle(t, false, false)

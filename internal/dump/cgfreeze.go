@@ -173,6 +173,13 @@ func (d *dumper) seizeTreeFrozen(root int) (refreeze func(), err error) {
 	if d.opts.FreezeCgroup == "" {
 		return refreeze, d.seizeTree(root)
 	}
+	if _, err := os.Stat(d.opts.FreezeCgroup); errors.Is(err, fs.ErrNotExist) && os.Geteuid() != 0 {
+		// runc names a freezer cgroup for a rootless container even
+		// where it could make none (cgroup v1): there is nothing to
+		// freeze, and the user could not write it anyway.
+		d.logf("freeze_cgroup %s: no such cgroup (a rootless container has none): the tree is seized with ptrace only", d.opts.FreezeCgroup)
+		return refreeze, d.seizeTree(root)
+	}
 	f, err := openFreezer(d.opts.FreezeCgroup, root)
 	if err != nil {
 		return refreeze, err
