@@ -17,7 +17,8 @@ import (
 // parent_img ../pre2 and track_mem, which leaves the pages unchanged since
 // pre2 in it; RESTORE reads through the chain and the process passes its
 // own checks. A PRE_DUMP leaves the tree running, and so does one whose
-// parent_img is not a sibling (refused in one line).
+// parent_img is not a sibling (refused in one line), and one whose caller
+// leaves in its middle.
 func TestE2ESwrkPreDump(t *testing.T) {
 	requireCryo(t)
 	w := startWorkload(t, workloadBin(t, "threads", linkDynamic), "-t", "3")
@@ -31,8 +32,31 @@ func TestE2ESwrkPreDump(t *testing.T) {
 		return &rpc.CriuOpts{ImagesDirFd: proto.Int32(openDir(t, dir(img))), WorkDirFd: proto.Int32(openDir(t, work)),
 			LogLevel: proto.Int32(4), LogFile: proto.String(log), Pid: proto.Int32(int32(w.Pid))}
 	}
+	// A caller that leaves in the middle of a PRE_DUMP (at network-lock,
+	// the tree frozen) gets its tree back running; cryo exits with one
+	// line.
 	c := startSwrk(t, "", 3)
-	resp, _ := c.call(&rpc.CriuReq{Type: rpc.CriuReqType_FEATURE_CHECK.Enum(), Features: &rpc.CriuFeatures{MemTrack: proto.Bool(true)}}, nil)
+	o := opts("gone", "gone.log")
+	o.NotifyScripts = proto.Bool(true)
+	resp, events := c.call(&rpc.CriuReq{Type: rpc.CriuReqType_PRE_DUMP.Enum(), Opts: o},
+		func(script string, _ int32) bool {
+			if script == "network-lock" {
+				c.close()
+			}
+			return true
+		})
+	if resp != nil || len(events) != 1 {
+		t.Fatalf("the pre-dump went on after the caller left: %v, events %v", resp, events)
+	}
+	if !c.proc.Wait(bound(t, cryoTimeout)) {
+		hung()
+		t.Fatalf("cryo swrk did not exit after its caller left")
+	}
+	assertOneErrorLine(t, cryoResult{Args: []string{"swrk", "3"}, ExitCode: c.proc.ExitCode(), Stderr: readString(c.stderr)}, "PRE_DUMP")
+	w.assertRunningUntouched("after its caller left in the middle of a PRE_DUMP")
+
+	c = startSwrk(t, "", 3)
+	resp, _ = c.call(&rpc.CriuReq{Type: rpc.CriuReqType_FEATURE_CHECK.Enum(), Features: &rpc.CriuFeatures{MemTrack: proto.Bool(true)}}, nil)
 	if !resp.GetFeatures().GetMemTrack() {
 		t.Fatalf("FEATURE_CHECK: mem_track false on a kernel where cryo pre-dump tracks writes: %v", resp)
 	}
@@ -42,7 +66,7 @@ func TestE2ESwrkPreDump(t *testing.T) {
 		t.Fatalf("PRE_DUMP: %v", resp)
 	}
 	w.assertRunningUntouched("after the first PRE_DUMP")
-	o := opts("pre2", "pre2.log")
+	o = opts("pre2", "pre2.log")
 	o.ParentImg = proto.String("../pre1")
 	resp, _ = c.call(&rpc.CriuReq{Type: rpc.CriuReqType_PRE_DUMP.Enum(), Opts: o}, nil)
 	if !resp.GetSuccess() {
