@@ -94,6 +94,20 @@ type DumpOptions struct {
 	// the namespace -> key. They are bind-mounted again on restore from
 	// the host path RestoreOptions.ExtMounts gives for the key.
 	ExtMounts map[string]string
+	// ParentDir is the images directory of an earlier PreDump of the same
+	// tree, relative to Dir as a sibling ("../DIR1", CRIU's
+	// --prev-images-dir and parent_img): the pages written since that
+	// pre-dump are saved, the others left in it (Dir/parent links to it).
+	ParentDir string
+	// TrackMem keeps the tree's writes tracked after the dump, for a later
+	// dump with ParentDir (CRIU's --track-mem); PreDump always tracks.
+	TrackMem bool
+	// FreezeCgroup is the cgroup the tree is in, frozen with the cgroup
+	// freezer (v1 freezer.state, v2 cgroup.freeze) while the tree is seized,
+	// so that no process forks out of the seize (CRIU's freeze_cgroup): a
+	// directory of the freezer v1 hierarchy or of cgroup v2. The tree is
+	// then held with ptrace, and the cgroup thawed, before its state is read.
+	FreezeCgroup string
 	// OrphanPts saves a terminal whose master is outside the tree (a
 	// container started with runc --console-socket) instead of refusing
 	// it (CRIU's orphan_pts_master); restore gives it back with
@@ -157,6 +171,24 @@ type Stats struct {
 // the dump back the same way and gives an *InterruptedError; once they
 // are, the dump finishes.
 func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
+	return dumpTree(ctx, pid, opts, false)
+}
+
+// PreDump saves the memory of the tree at pid into opts.Dir and leaves it
+// running, its writes tracked (CRIU's pre-dump): a later PreDump or Dump
+// with ParentDir naming this directory saves only the pages written since,
+// and Restore of that dump reads the others through the chain. A process
+// of cryo's own holds the tracking between the calls (see docs/speed.md);
+// if it is lost, the next dump copies every page and logs why. Only the
+// memory is saved: the other options are checked as a dump's, and the
+// tree runs on whether the call succeeds or fails.
+func PreDump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
+	return dumpTree(ctx, pid, opts, true)
+}
+
+// dumpTree is Dump, or PreDump when preDump is set: one implementation,
+// the command line's (internal/dump).
+func dumpTree(ctx context.Context, pid int, opts DumpOptions, preDump bool) (*Stats, error) {
 	if err := ptrace.ArchSupported(); err != nil {
 		return nil, &RefusedError{Pid: pid, Err: err}
 	}
@@ -187,6 +219,11 @@ func Dump(ctx context.Context, pid int, opts DumpOptions) (*Stats, error) {
 		ExtMounts:      opts.ExtMounts,
 		Notify:         opts.Notify,
 		Logf:           logf(opts.Logger),
+		PreDump:        preDump,
+		ParentDir:      opts.ParentDir,
+		// CRIU's pre-dump always tracks, as `cryo pre-dump` does.
+		TrackMem:     opts.TrackMem || preDump,
+		FreezeCgroup: opts.FreezeCgroup,
 	})
 	stopProgress()
 	switch {

@@ -278,7 +278,7 @@ func dumpLogError(path string) string {
 // TestE2ERuncRoundTrip: runc drives cryo as its criu on a busybox
 // container with a web server on its loopback, a file in a tmpfs and a
 // count sent through a TCP connection inside it. A checkpoint cryo must
-// refuse (manage_cgroups mode strict) fails in one line in runc's log, the
+// refuse (auto_dedup) fails in one line in runc's log, the
 // container running on; --leave-running checkpoints it and it runs on;
 // then it is checkpointed with --tcp-established through a `criu` link on
 // PATH and restored with runc restore -d; its connections are locked in
@@ -298,13 +298,13 @@ func TestE2ERuncRoundTrip(t *testing.T) {
 
 	// Refused: the container runs on, the reason in runc's log.
 	work := t.TempDir()
-	out, err := c.runc(nil, "--criu", cryoBin, "checkpoint", "--manage-cgroups-mode", "strict", "--tcp-established",
+	out, err := c.runc(nil, "--criu", cryoBin, "checkpoint", "--auto-dedup", "--tcp-established",
 		"--image-path", t.TempDir(), "--work-path", work, c.id)
 	if err == nil {
-		t.Fatalf("a checkpoint with manage_cgroups mode strict succeeded:\n%s", out)
+		t.Fatalf("a checkpoint with auto_dedup succeeded:\n%s", out)
 	}
-	if line := dumpLogError(filepath.Join(work, "dump.log")); !strings.Contains(line, "cryo: options cryo cannot honour: manage_cgroups mode strict") {
-		t.Errorf("the refusal in dump.log does not name manage_cgroups mode strict: %q\n%s", line, out)
+	if line := dumpLogError(filepath.Join(work, "dump.log")); !strings.Contains(line, "cryo: options cryo cannot honour: auto_dedup") {
+		t.Errorf("the refusal in dump.log does not name auto_dedup: %q\n%s", line, out)
 	}
 	if st, _ := c.state(); st != "running" {
 		t.Fatalf("the container is %s after a refused checkpoint", st)

@@ -205,8 +205,9 @@ func wantFailure(t *testing.T, resp *rpc.CriuResp, parts ...string) {
 // TestE2ESwrkRequests: the requests without a tree. VERSION through a
 // `criu` link on another descriptor than 3 (runc's version check passes its
 // own number), FEATURE_CHECK with what cryo has, CHECK with its report in
-// the log file of the work directory, PRE_DUMP, PAGE_SERVER and a stray
-// NOTIFY refused in one line, and exit 0 once the caller closes.
+// the log file of the work directory, a PRE_DUMP without images or
+// options, PAGE_SERVER and a stray NOTIFY refused in one line, and exit 0
+// once the caller closes.
 func TestE2ESwrkRequests(t *testing.T) {
 	requireCryo(t)
 	c := startSwrk(t, "criu", 7)
@@ -233,7 +234,9 @@ func TestE2ESwrkRequests(t *testing.T) {
 		t.Errorf("the CHECK report is not in the log file; it holds:\n%s", log)
 	}
 	resp, _ = c.call(&rpc.CriuReq{Type: rpc.CriuReqType_PRE_DUMP.Enum(), Opts: &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1)}}, nil)
-	wantFailure(t, resp, "pre-dump", "not supported")
+	wantFailure(t, resp, "no images directory")
+	resp, _ = c.call(&rpc.CriuReq{Type: rpc.CriuReqType_PRE_DUMP.Enum()}, nil)
+	wantFailure(t, resp, "PRE_DUMP request without options")
 	resp, _ = c.call(&rpc.CriuReq{Type: rpc.CriuReqType_PAGE_SERVER.Enum()}, nil)
 	wantFailure(t, resp, "PAGE_SERVER", "not supported")
 	// A reply typed NOTIFY would read as a notification: EMPTY, as CRIU.
@@ -334,11 +337,11 @@ func TestE2ESwrkErrors(t *testing.T) {
 	c := startSwrk(t, "", 3)
 	resp, _ := c.call(&rpc.CriuReq{Type: rpc.CriuReqType_DUMP.Enum(), Opts: &rpc.CriuOpts{
 		ImagesDirFd: proto.Int32(openDir(t, img)), Pid: proto.Int32(int32(w.Pid)),
-		ManageCgroups: proto.Bool(true), ManageCgroupsMode: rpc.CriuCgMode_FULL.Enum(), Root: proto.String("/run/x/rootfs"),
+		AutoDedup: proto.Bool(true), Root: proto.String("/run/x/rootfs"),
 		EmptyNs: proto.Uint32(unix.CLONE_NEWNET | unix.CLONE_NEWIPC), ExtMnt: []*rpc.ExtMountMap{{Key: proto.String("/proc/kcore"), Val: proto.String("/dev/null")}},
 		Ps: &rpc.CriuPageServerInfo{Port: proto.Int32(1)}, LsmProfile: proto.String("apparmor:x"),
 	}}, nil)
-	wantFailure(t, resp, "options cryo cannot honour", "manage_cgroups mode full", "empty_ns 0x8000000 (ipc)", "ps:", "lsm_profile")
+	wantFailure(t, resp, "options cryo cannot honour", "auto_dedup", "empty_ns 0x8000000 (ipc)", "ps:", "lsm_profile")
 	w.assertRunningUntouched("after the refused DUMP")
 
 	resp, _ = c.call(&rpc.CriuReq{Type: rpc.CriuReqType_DUMP.Enum(), Opts: &rpc.CriuOpts{ImagesDirFd: proto.Int32(openDir(t, img))}}, nil)

@@ -65,6 +65,9 @@ type Options struct {
 	// TrackMem (--track-mem) tracks the writes of the tree after a
 	// pre-dump, for the next dump.
 	TrackMem bool
+	// FreezeCgroup (CRIU's freeze_cgroup) is the tree's cgroup, frozen
+	// with the cgroup freezer while the tree is seized (cgfreeze.go).
+	FreezeCgroup string
 	// TCPClose (--tcp-close) saves established TCP and MPTCP connections
 	// as closed sockets instead of refusing them or repairing them.
 	TCPClose bool
@@ -213,7 +216,9 @@ func dumpOn(ctx context.Context, tr *ptrace.Tracer, opts Options) (err error) {
 		defer d.closeTracking(false)
 	}
 	d.stats.frozenAt = time.Now()
-	if err := d.seizeTree(pid); err != nil {
+	refreeze, err := d.seizeTreeFrozen(pid)
+	defer refreeze()
+	if err != nil {
 		d.report(err)
 		d.release()
 		return err

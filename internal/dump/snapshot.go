@@ -60,9 +60,10 @@ func (d *dumper) takeSnapshot(p *process, runs []pageRun) *snapshot {
 	if !d.wantSnapshots() || len(runs) == 0 {
 		return nil
 	}
-	if p.nsPid != 0 {
+	if p.nsPid != 0 || !inCryoPidNs(p.pid) {
 		// The injected clones return pids of the tree's pid namespace,
-		// which ptrace.Tracee.Snapshot would take for cryo's.
+		// which ptrace.Tracee.Snapshot would take for cryo's. A
+		// pre-dump reads no namespaces (nsPid unset): NSpid says it.
 		p.logf("process %d: no snapshot (in a pid namespace of its own): memory copied while frozen", p.pid)
 		return nil
 	}
@@ -187,4 +188,11 @@ func (d *dumper) dropSnapshots() error {
 	}
 	d.snaps = nil
 	return first
+}
+
+// inCryoPidNs reports whether process pid is in cryo's pid namespace (its
+// NSpid has one field); false when that cannot be read.
+func inCryoPidNs(pid int) bool {
+	st, err := proc.ReadStatus(pid)
+	return err == nil && len(st.NSpid) == 1
 }

@@ -91,6 +91,10 @@ func exitError(tid int, ws unix.WaitStatus) error {
 func (tr *Tracer) Seize(pid, tid int) (*Tracee, error) {
 	t := &Tracee{tr: tr, Tid: tid, Pid: pid}
 	err := tr.Do(func() error {
+		if tr.takeInterrupted(tid) {
+			// Attached and asked to stop by Interrupt already.
+			return t.waitStop(true)
+		}
 		if err := ptrace(unix.PTRACE_SEIZE, tid, 0, baseOptions); err != nil {
 			return fmt.Errorf("seize thread %d: %w", tid, err)
 		}

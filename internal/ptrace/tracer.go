@@ -26,6 +26,9 @@ type Tracer struct {
 	Fault *fault.Injector
 	// stopTimeout bounds each wait for a tracee's stop (waitbound.go).
 	stopTimeout time.Duration
+	// interrupted are the threads Interrupt attached that no Seize took
+	// yet, tid -> pid (interrupt.go); used on the tracer thread only.
+	interrupted map[int]int
 }
 
 // NewTracer starts the tracer thread.

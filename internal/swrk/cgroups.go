@@ -13,12 +13,13 @@ import (
 // them, as far as cryo honours them: the restored tree is put in the
 // cgroups of cryo's own process, which its caller chose (runc moves the
 // engine into the container's cgroups before a restore), and no cgroup is
-// made or has its properties set. So mode ignore is honoured, soft (and
-// default, which is soft) too for a caller that places cryo, and full and
-// strict, which restore properties, are refused; each cg_root must be
-// where cryo is already. A mode or cg_root cryo cannot honour is
-// returned as the refusal's text.
+// made. Mode ignore is honoured, soft (and default, which is soft) too for
+// a caller that places cryo; full and strict save the cgroups' limits on
+// dump, and set or check them on restore (cgprops.go). Each cg_root must
+// be where cryo is already. The mode is kept in s.cgMode; a mode or
+// cg_root cryo cannot honour is returned as the refusal's text.
 func (s *session) cgroups(kind rpc.CriuReqType, o *rpc.CriuOpts, note func(string, ...any)) error {
+	s.cgMode = rpc.CriuCgMode_IGNORE
 	if !o.GetManageCgroups() && o.ManageCgroupsMode == nil && len(o.GetCgRoot()) == 0 {
 		return nil
 	}
@@ -27,17 +28,30 @@ func (s *session) cgroups(kind rpc.CriuReqType, o *rpc.CriuOpts, note func(strin
 		mode = o.GetManageCgroupsMode()
 	}
 	name := strings.ToLower(mode.String())
+	dumping := kind != rpc.CriuReqType_RESTORE
 	switch mode {
 	case rpc.CriuCgMode_IGNORE:
 		note("manage_cgroups mode ignore: the tree is restored in cryo's cgroups")
 	case rpc.CriuCgMode_SOFT, rpc.CriuCgMode_DEFAULT:
 		note("manage_cgroups mode %s: the tree is restored in the cgroups cryo is in, which its caller chose; no cgroup is made and no property set", name)
+	case rpc.CriuCgMode_CG_NONE:
+		// CRIU's none: no property set, the cgroups must exist, which
+		// cryo's own do.
+		note("manage_cgroups mode none: the tree is restored in the cgroups cryo is in; no property set")
+		mode = rpc.CriuCgMode_SOFT
+	case rpc.CriuCgMode_FULL, rpc.CriuCgMode_PROPS:
+		// CRIU's props is full for cgroups that exist, and cryo's do.
+		note("manage_cgroups mode %s: the cgroups' limits are saved by a dump, and set again in cryo's cgroups (which its caller chose) by a restore", name)
+		mode = rpc.CriuCgMode_FULL
+	case rpc.CriuCgMode_STRICT:
+		note("manage_cgroups mode strict: the cgroups' limits are saved by a dump, and a restore refuses cgroups whose limits differ")
 	default:
-		return fmt.Errorf("manage_cgroups mode %s: cryo does not make cgroups or set their properties (modes ignore and soft only)", name)
+		return fmt.Errorf("manage_cgroups mode %s: not a mode cryo knows (ignore, soft, full, strict)", name)
 	}
-	if kind == rpc.CriuReqType_DUMP {
+	s.cgMode = mode
+	if dumping {
 		for _, r := range o.GetCgRoot() {
-			note("cg_root %s=%s: the dump records no cgroup", r.GetCtrl(), r.GetPath())
+			note("cg_root %s=%s: the dump saves the tree's own cgroups", r.GetCtrl(), r.GetPath())
 		}
 		return nil
 	}

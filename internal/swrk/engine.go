@@ -24,6 +24,19 @@ type Request struct {
 	// As cryo's flags of the same names.
 	LeaveRunning, LeaveStopped, ShellJob, TCPEstablished, ExtUnixSk bool
 	SkipInFlight, TCPClose, LinkRemap                               bool
+	// FileLocks is file_locks: the locks the tree holds are saved, and
+	// taken again on restore (cryo's --file-locks).
+	FileLocks bool
+	// PreDump is a PRE_DUMP request: the memory only, the tree running on
+	// with its writes tracked (cryo pre-dump).
+	PreDump bool
+	// ParentDir is parent_img, the previous pre-dump's images directory
+	// relative to ImagesDir (../DIR); TrackMem is track_mem.
+	ParentDir string
+	TrackMem  bool
+	// FreezeCgroup is freeze_cgroup: the cgroup frozen while the tree is
+	// seized.
+	FreezeCgroup string
 	// EmptyNetNS: empty_ns with CLONE_NEWNET, the tree's net namespace
 	// left out of the dump and made new, loopback up, on restore.
 	EmptyNetNS bool
@@ -77,24 +90,28 @@ func runCheck(w io.Writer) error {
 	return nil
 }
 
-// runDump is `cryo dump -t PID -D DIR` with the request's flags; its error
-// reads as the command line's.
+// runDump is `cryo dump -t PID -D DIR` (or `cryo pre-dump`) with the
+// request's flags; its error reads as the command line's.
 func runDump(r Request) error {
-	_, err := cryo.Dump(context.Background(), r.Pid, cryo.DumpOptions{
+	call, name := cryo.Dump, "dump"
+	if r.PreDump {
+		call, name = cryo.PreDump, "pre-dump"
+	}
+	_, err := call(context.Background(), r.Pid, cryo.DumpOptions{
 		Dir: r.ImagesDir, LeaveRunning: r.LeaveRunning, LeaveStopped: r.LeaveStopped, ShellJob: r.ShellJob,
 		TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, SkipInFlight: r.SkipInFlight, TCPClose: r.TCPClose,
 		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, ExtMounts: r.ExtMounts, Notify: r.Notify, Logger: logger(r.Logf),
-		OrphanPts: r.OrphanPts,
+		OrphanPts: r.OrphanPts, FileLocks: r.FileLocks, ParentDir: r.ParentDir, TrackMem: r.TrackMem, FreezeCgroup: r.FreezeCgroup,
 	})
 	var refused *cryo.RefusedError
 	var intr *cryo.InterruptedError
 	switch {
 	case errors.As(err, &refused):
-		return fmt.Errorf("dump %d: %w", r.Pid, refused.Err)
+		return fmt.Errorf("%s %d: %w", name, r.Pid, refused.Err)
 	case errors.As(err, &intr):
-		return fmt.Errorf("dump %d: %w", r.Pid, intr.Err)
+		return fmt.Errorf("%s %d: %w", name, r.Pid, intr.Err)
 	case err != nil:
-		return fmt.Errorf("dump %d: %w", r.Pid, err)
+		return fmt.Errorf("%s %d: %w", name, r.Pid, err)
 	}
 	return nil
 }

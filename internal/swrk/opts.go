@@ -27,7 +27,8 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	var refused, noted []string
 	refuse := func(format string, args ...any) { refused = append(refused, fmt.Sprintf(format, args...)) }
 	note := func(format string, args ...any) { noted = append(noted, fmt.Sprintf(format, args...)) }
-	dumping := kind == rpc.CriuReqType_DUMP
+	// A pre-dump takes a dump's options: it seizes the same tree.
+	dumping := kind == rpc.CriuReqType_DUMP || kind == rpc.CriuReqType_PRE_DUMP
 
 	// Where the images are, and the work directory for the log and stats.
 	switch {
@@ -81,7 +82,12 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 		note("evasive_devices: devices are opened again at their dumped path (no other is tried)")
 	}
 	if o.GetFileLocks() {
-		note("file_locks: cryo does not dump file locks yet; a tree holding one is refused by the dump")
+		// As --file-locks: saved by the dump; a restore takes again
+		// whatever locks the images hold.
+		req.FileLocks = true
+		if !dumping {
+			note("file_locks: the locks the images hold are taken again")
+		}
 	}
 	if o.GetLinkRemap() {
 		req.LinkRemap = true
@@ -101,8 +107,12 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	if o.GetUnprivileged() {
 		note("unprivileged: cryo needs no capability for a tree in a user namespace of the caller's")
 	}
-	if o.GetFreezeCgroup() != "" {
-		note("freeze_cgroup %s: the tree is frozen with ptrace, not with the cgroup freezer", o.GetFreezeCgroup())
+	if c := o.GetFreezeCgroup(); c != "" {
+		if dumping {
+			req.FreezeCgroup = c
+		} else {
+			note("freeze_cgroup %s: a dump option, unused on restore", c)
+		}
 	}
 	if o.GetDisplayStats() {
 		note("display_stats: the statistics are in the stats-dump and stats-restore images")
@@ -176,8 +186,23 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 	if o.Ps != nil {
 		refuse("ps: cryo has no page server")
 	}
-	if o.GetParentImg() != "" || o.GetTrackMem() || o.GetAutoDedup() {
-		refuse("parent_img, track_mem, auto_dedup: incremental dumps are not served over the RPC yet (the command line has them)")
+	// Incremental dumps, as cryo's --prev-images-dir and --track-mem.
+	if p := o.GetParentImg(); p != "" {
+		if dumping {
+			req.ParentDir = p
+		} else {
+			note("parent_img %s: unused on restore, which follows the images' parent link", p)
+		}
+	}
+	if o.GetTrackMem() {
+		if dumping {
+			req.TrackMem = true
+		} else {
+			note("track_mem: a dump option, unused on restore")
+		}
+	}
+	if o.GetAutoDedup() {
+		refuse("auto_dedup: cryo does not punch the parent's pages out of its images")
 	}
 	if o.GetLazyPages() {
 		refuse("lazy_pages: cryo has no lazy restore")
@@ -207,7 +232,7 @@ func (s *session) translate(kind rpc.CriuReqType, o *rpc.CriuOpts) (Request, err
 		refuse("tls: cryo has no page server")
 	}
 	if o.PidfdStoreSk != nil {
-		refuse("pidfd_store_sk: cryo has no pre-dump")
+		refuse("pidfd_store_sk: cryo knows a tracked process by its pid and start time, it keeps no pidfd store")
 	}
 	if o.GetSkipFileRwxCheck() {
 		refuse("skip_file_rwx_check: cryo always checks a file's access mode")

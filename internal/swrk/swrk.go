@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
 	"github.com/checkpoint-restore/go-criu/v7/rpc"
 	"github.com/cryo-cr/cryo/internal/memtrack"
 	"golang.org/x/sys/unix"
@@ -70,9 +71,13 @@ type session struct {
 	// notifyScripts is criu_opts.notify_scripts: the caller wants the
 	// NOTIFY round trips.
 	notifyScripts bool
-	log           *log.Logger // the log file, if any
-	verbose       bool        // log_level 4 or more
-	logf          func(format string, args ...any)
+	// cgMode is the request's manage_cgroups mode (IGNORE when unset):
+	// with any other, a dump saves the cgroups' limits; full and strict
+	// restore or check them (cgprops.go).
+	cgMode  rpc.CriuCgMode
+	log     *log.Logger // the log file, if any
+	verbose bool        // log_level 4 or more
+	logf    func(format string, args ...any)
 }
 
 // close closes what the request opened.
@@ -93,9 +98,8 @@ func (s *session) handle(req *rpc.CriuReq) *rpc.CriuResp {
 		resp.Version = versionReply()
 	case rpc.CriuReqType_FEATURE_CHECK:
 		// What cryo has, whatever was asked: write tracking when this
-		// kernel has what it needs (memtrack.Probe; pre-dump itself is a
-		// command-line feature, not served here yet), no lazy pages, no
-		// pidfd store.
+		// kernel has what it needs (memtrack.Probe: what PRE_DUMP and
+		// track_mem use), no lazy pages, no pidfd store.
 		resp.Features = &rpc.CriuFeatures{MemTrack: proto.Bool(memtrack.Probe() == nil), LazyPages: proto.Bool(false), PidfdStore: proto.Bool(false)}
 	case rpc.CriuReqType_CHECK:
 		err = s.check(req.GetOpts())
@@ -107,7 +111,10 @@ func (s *session) handle(req *rpc.CriuReq) *rpc.CriuResp {
 			resp.Restore = &rpc.CriuRestoreResp{Pid: proto.Int32(int32(pid))}
 		}
 	case rpc.CriuReqType_PRE_DUMP, rpc.CriuReqType_SINGLE_PRE_DUMP:
-		err = errors.New("pre-dump: not supported yet over the RPC (the command line has cryo pre-dump)")
+		// CRIU's single pre-dump differs only in that CRIU ends its swrk
+		// after it; here a keeper holds the tracking either way, and the
+		// server waits for the next request (runc closes the socket).
+		err = s.preDump(req.GetOpts())
 	case rpc.CriuReqType_NOTIFY:
 		// Typed EMPTY, as CRIU answers what it does not serve: a reply
 		// typed NOTIFY would read as a notification to answer, and caller
@@ -204,6 +211,37 @@ func (s *session) dump(o *rpc.CriuOpts) error {
 		return err
 	}
 	r.Logf, r.Notify = s.logf, s.notify
+	// Read while the tree runs, saved once the dump succeeded: it may be
+	// gone by then.
+	var cg *cgroup.CgroupEntry
+	if s.cgMode != rpc.CriuCgMode_IGNORE {
+		if cg, err = readCgroupProps(r.Pid); err != nil {
+			return fmt.Errorf("dump %d: %w", r.Pid, err)
+		}
+	}
+	if err := s.eng.Dump(r); err != nil {
+		return err
+	}
+	if cg != nil {
+		if err := writeCgroupImage(r.ImagesDir, cg); err != nil {
+			return fmt.Errorf("dump %d: %w", r.Pid, err)
+		}
+	}
+	s.copyStats(r, "stats-dump")
+	return nil
+}
+
+// preDump serves PRE_DUMP: cryo pre-dump with the request's options.
+func (s *session) preDump(o *rpc.CriuOpts) error {
+	if o == nil {
+		return errors.New("PRE_DUMP request without options")
+	}
+	r, err := s.translate(rpc.CriuReqType_PRE_DUMP, o)
+	if err != nil {
+		return err
+	}
+	r.PreDump = true
+	r.Logf, r.Notify = s.logf, s.notify
 	if err := s.eng.Dump(r); err != nil {
 		return err
 	}
@@ -221,6 +259,13 @@ func (s *session) restore(o *rpc.CriuOpts) (int, error) {
 		return 0, err
 	}
 	r.Logf, r.Notify = s.logf, s.notify
+	if s.cgMode == rpc.CriuCgMode_FULL || s.cgMode == rpc.CriuCgMode_STRICT {
+		did, err := restoreCgroupProps(r.ImagesDir, s.cgMode)
+		if err != nil {
+			return 0, fmt.Errorf("restore: %w", err)
+		}
+		s.logf("%s", did)
+	}
 	if r.OrphanPts {
 		r.OrphanPtsMaster = s.sendPtsMaster
 	}

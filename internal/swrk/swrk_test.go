@@ -91,6 +91,13 @@ func TestServeInProcess(t *testing.T) {
 	if !strings.Contains(string(log), "Error: "+r.GetCrErrmsg()) {
 		t.Errorf("dump.log does not hold the error line:\n%s", log)
 	}
+	// SINGLE_PRE_DUMP (and PRE_DUMP) reach the engine as a pre-dump, with
+	// parent_img and track_mem, and are answered with their own type.
+	r = ask(&rpc.CriuReq{Type: rpc.CriuReqType_SINGLE_PRE_DUMP.Enum(), Opts: &rpc.CriuOpts{ImagesDirFd: proto.Int32(int32(d.Fd())),
+		Pid: proto.Int32(42), ParentImg: proto.String("../pre"), TrackMem: proto.Bool(true)}})
+	if r.GetType() != rpc.CriuReqType_SINGLE_PRE_DUMP || r.GetSuccess() || !got.PreDump || got.ParentDir != "../pre" || !got.TrackMem {
+		t.Errorf("SINGLE_PRE_DUMP: %v; the engine got %+v", r, got)
+	}
 	if r := ask(&rpc.CriuReq{Type: rpc.CriuReqType_WAIT_PID.Enum()}); r.GetType() != rpc.CriuReqType_EMPTY || r.GetSuccess() {
 		t.Errorf("WAIT_PID: %v, want a failure typed EMPTY", r)
 	}
@@ -113,12 +120,12 @@ func TestTranslateRefusesByName(t *testing.T) {
 	s := &session{conn: c, logf: func(string, ...any) {}}
 	defer s.close()
 	_, err = s.translate(rpc.CriuReqType_RESTORE, &rpc.CriuOpts{ImagesDirFd: proto.Int32(int32(d.Fd())),
-		ManageCgroupsMode: rpc.CriuCgMode_STRICT.Enum(), EmptyNs: proto.Uint32(unix.CLONE_NEWNET | unix.CLONE_NEWUTS),
+		AutoDedup: proto.Bool(true), EmptyNs: proto.Uint32(unix.CLONE_NEWNET | unix.CLONE_NEWUTS),
 		GhostLimit: proto.Uint32(1)})
 	if err == nil {
 		t.Fatal("translate accepted options cryo cannot honour")
 	}
-	for _, want := range []string{"manage_cgroups mode strict",
+	for _, want := range []string{"auto_dedup",
 		"empty_ns 0x4000000 (uts): cryo does not restore a tree into fresh namespaces", "ghost_limit 1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not name %q: %v", want, err)
@@ -133,6 +140,25 @@ func TestTranslateRefusesByName(t *testing.T) {
 		OrphanPtsMaster: proto.Bool(true)})
 	if err != nil || r.ImagesDir != dir || r.EmptyNetNS || !r.LinkRemap || !r.OrphanPts {
 		t.Errorf("accepted options: %+v, %v", r, err)
+	}
+	// What a dump or pre-dump takes as cryo's flags of the same meaning.
+	for _, kind := range []rpc.CriuReqType{rpc.CriuReqType_DUMP, rpc.CriuReqType_PRE_DUMP} {
+		r, err = s.translate(kind, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir), Pid: proto.Int32(1),
+			FileLocks: proto.Bool(true), ParentImg: proto.String("../pre"), TrackMem: proto.Bool(true),
+			FreezeCgroup: proto.String("/sys/fs/cgroup/freezer/ct"), ManageCgroupsMode: rpc.CriuCgMode_STRICT.Enum()})
+		if err != nil || !r.FileLocks || r.ParentDir != "../pre" || !r.TrackMem || r.FreezeCgroup != "/sys/fs/cgroup/freezer/ct" || s.cgMode != rpc.CriuCgMode_STRICT {
+			t.Errorf("%s options: %+v, mode %v, %v", kind, r, s.cgMode, err)
+		}
+	}
+	// On restore they have no use: logged, not taken.
+	r, err = s.translate(rpc.CriuReqType_RESTORE, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir),
+		ParentImg: proto.String("../pre"), TrackMem: proto.Bool(true), FreezeCgroup: proto.String("/x"), ManageCgroupsMode: rpc.CriuCgMode_PROPS.Enum()})
+	if err != nil || r.ParentDir != "" || r.TrackMem || r.FreezeCgroup != "" || s.cgMode != rpc.CriuCgMode_FULL {
+		t.Errorf("restore options: %+v, mode %v, %v", r, s.cgMode, err)
+	}
+	if _, err = s.translate(rpc.CriuReqType_RESTORE, &rpc.CriuOpts{ImagesDirFd: proto.Int32(-1), ImagesDir: proto.String(dir),
+		ManageCgroupsMode: rpc.CriuCgMode(42).Enum()}); err == nil || !strings.Contains(err.Error(), "not a mode cryo knows") {
+		t.Errorf("an unknown manage_cgroups mode: %v", err)
 	}
 	// What runc sends for a container's restore is taken as given.
 	own, err := os.ReadFile("/proc/self/cgroup")
