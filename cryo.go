@@ -85,7 +85,9 @@ type DumpOptions struct {
 	// EmptyNetNS leaves the tree's network namespace out of the images, as
 	// CRIU's empty_ns does for a container engine that makes a new one: the
 	// tree must hold no socket in it, and the images are restored with
-	// RestoreOptions.EmptyNetNS.
+	// RestoreOptions.EmptyNetNS. As in CRIU, it does nothing to a tree in
+	// cryo's own network namespace (a rootless runc container shares the
+	// host's), which is dumped and restored there.
 	EmptyNetNS bool
 	// ExtMounts names the external mounts of a container's mount namespace
 	// (CRIU's ext_mnt on dump, --external mnt[POINT]:KEY): mount point in
@@ -215,6 +217,8 @@ type RestoreOptions struct {
 	TrustImages bool
 	// EmptyNetNS restores the tree into a new network namespace whose
 	// loopback is up; images dumped with DumpOptions.EmptyNetNS need it.
+	// A tree that was in the dumper's network namespace is restored in
+	// cryo's, as CRIU does.
 	EmptyNetNS bool
 	// Root is the directory a container's mount namespace is made again
 	// at (CRIU's --root; runc gives a bind mount of the container's

@@ -114,6 +114,10 @@ type runcContainer struct {
 	global []string // runc's global flags
 	out    *syncBuffer
 	w      *os.File
+	// prep, if set, adjusts each runc command before it starts (a
+	// rootless container's runs as its user): args are runc's arguments
+	// after the global flags.
+	prep func(cmd *exec.Cmd, args []string)
 }
 
 // startRunc runs the bundle b with runc run -d under id.
@@ -146,6 +150,9 @@ func (c *runcContainer) runc(env []string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if args[0] == "run" || args[0] == "restore" {
 		cmd.Stdout, cmd.Stderr = c.w, c.w
+	}
+	if c.prep != nil {
+		c.prep(cmd, args)
 	}
 	if err := cmd.Start(); err != nil {
 		return "", err

@@ -850,6 +850,7 @@ func usernsRunAsRoot(t *testing.T, name string) {
 		dump(t, r.Pid, r.ImgDir)
 		r.reapTree()
 		r.Restore()
+		checkRootIdsBySetTid(t, r.ImgDir, r.Pid)
 	}
 	after := r.view(t, "after restore")
 	nsCompareViews(t, r.before, after, false)

@@ -563,6 +563,12 @@ func (d *dumper) checkpoint(dir *image.Dir) error {
 			return err
 		}
 	}
+	if d.ns.flatUserns != 0 {
+		d.logf("user namespace: the root's is nested in namespace %d, which holds no process of the tree: recorded as a child of cryo's, with its ids as cryo sees them", d.ns.flatUserns)
+	}
+	if d.ns.netInCryos {
+		d.logf("empty_ns: the tree is in cryo's net namespace, not one of its own: its sockets are dumped there, as CRIU does")
+	}
 	// Pseudo-terminal masters first: they tell the tree's own pairs from
 	// the caller's terminal.
 	if err := d.files.ptys.scan(d.procs); err != nil {

@@ -22,14 +22,22 @@ func (t *nsTable) leaveNetOut(p *process, ino uint64) error {
 
 // checkNetShared refuses a tree whose processes are not all in one net
 // namespace when it is left out: restored, they would all be in the new
-// one.
+// one. A tree whose root is in cryo's namespace keeps it (netInCryos).
 func (t *nsTable) checkNetShared(p *process) error {
 	ino := p.ns["net"]
 	if t.emptyNetIno != 0 && ino != t.emptyNetIno {
 		return fmt.Errorf("process %d is in net namespace %d, the tree's root in %d: with empty_ns every process must share the one left out", p.pid, ino, t.emptyNetIno)
 	}
-	if t.emptyNetIno == 0 && ino == t.own["net"] {
-		return fmt.Errorf("process %d is in cryo's own net namespace: empty_ns leaves out a net namespace of the tree's own", p.pid)
+	if t.netInCryos && ino != t.own["net"] {
+		return fmt.Errorf("process %d is in net namespace %d, the tree's root in cryo's: with empty_ns every process must share the root's", p.pid, ino)
+	}
+	if t.added == 1 && ino == t.own["net"] {
+		// CRIU leaves out only a net namespace of the tree's own
+		// (root_ns_mask & empty_ns): a tree in its own namespace is
+		// dumped, and restored there, as without the option. runc sends
+		// empty_ns for every container, also a rootless one that shares
+		// the host's namespace.
+		t.netInCryos = true
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fown"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"github.com/cryo-cr/cryo/internal/tcprepair"
 	"golang.org/x/sys/unix"
@@ -73,16 +72,16 @@ func (ft *fileTable) add(e *fdinfo.FileEntry) uint32 {
 	return id
 }
 
-// addReg adds a regular-file entry; entries with the same non-empty key
-// (mapped files, directories) are shared.
-func (ft *fileTable) addReg(r *regfile.RegFileEntry, key string) uint32 {
+// addReg adds a regular-file entry (fdkind.DumpReg); entries with the same
+// non-empty key (mapped files, directories) are shared.
+func (ft *fileTable) addReg(e *fdinfo.FileEntry, key string) uint32 {
 	if key != "" {
 		if id, ok := ft.byKey[key]; ok {
 			return id
 		}
 	}
-	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Reg: r})
-	r.Id = proto.Uint32(id)
+	id := ft.add(e)
+	fdkind.SetID(e, id)
 	if key != "" {
 		ft.byKey[key] = id
 	}
@@ -111,29 +110,15 @@ func (ft *fileTable) pathFile(path, via string, openFlags uint32, checksum bool)
 	if err != nil {
 		return 0, fmt.Errorf("file %s: %w", path, err)
 	}
-	r := &regfile.RegFileEntry{
-		Flags: proto.Uint32(openFlags),
-		Pos:   proto.Uint64(0),
-		Fown:  noOwner(),
-		Name:  proto.String(path),
-		Size:  proto.Uint64(uint64(st.Size)),
-		Mode:  proto.Uint32(st.Mode),
-	}
+	r := fdkind.DumpReg(path, openFlags, 0, uint64(st.Size), st.Mode)
 	if checksum && st.Mode&unix.S_IFMT == unix.S_IFREG {
 		sum, n, err := Checksum(via)
 		if err != nil {
 			return 0, fmt.Errorf("file %s: checksum: %w", path, err)
 		}
-		r.Checksum, r.ChecksumConfig = proto.Uint32(sum), proto.Uint32(n)
+		fdkind.SetChecksum(r, sum, n)
 	}
 	return ft.addReg(r, key), nil
-}
-
-// isTerminal tells whether a character device is a terminal: a pty slave
-// (136-143), a virtual console or serial line (4), /dev/tty, console or ptmx (5).
-func isTerminal(rdev uint64) bool {
-	major := unix.Major(rdev)
-	return major == 4 || major == 5 || (major >= 136 && major <= 143)
 }
 
 // dumpFds describes every open descriptor. Kinds not handled yet are
@@ -188,7 +173,7 @@ func (p *process) dumpFd(ft *fileTable, fd int) (*fdinfo.FdinfoEntry, error) {
 	case !strings.HasPrefix(target, "/"):
 		kind, _, _ := strings.Cut(target, ":")
 		return nil, fmt.Errorf("%s: %s is not supported yet", p.fdName(fd), describeKind(kind, target))
-	case strings.HasPrefix(target, "/memfd:") && strings.HasSuffix(target, " (deleted)"):
+	case isMemfd(target):
 		e, err = p.dumpMemfd(ft, fd, target, info)
 	default:
 		e, err = p.dumpPath(ft, fd, target, info)
@@ -216,8 +201,8 @@ func (p *process) dumpPath(ft *fileTable, fd int, target string, info *proc.FdIn
 	}
 	ghost := false
 	if strings.HasSuffix(target, " (deleted)") {
-		if !isGhostDir(target, &st) && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost) {
-			return nil, fmt.Errorf("%s: %s was deleted while open: only regular files up to %d bytes and directories are saved", p.fdName(fd), strings.TrimSuffix(target, " (deleted)"), maxGhost)
+		if !isGhostDir(target, &st) && (st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > fdkind.MaxGhost) {
+			return nil, fmt.Errorf("%s: %s was deleted while open: only regular files up to %d bytes and directories are saved", p.fdName(fd), strings.TrimSuffix(target, " (deleted)"), fdkind.MaxGhost)
 		}
 		ghost = true
 	}
@@ -227,7 +212,7 @@ func (p *process) dumpPath(ft *fileTable, fd int, target string, info *proc.FdIn
 		if ft.ptys.isTreePty(p, st.Rdev) {
 			return p.dumpPty(ft, fd, target, info, &st)
 		}
-		if isTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
+		if fdkind.IsTerminal(st.Rdev) && !p.opts.ShellJob && !p.opts.ext.tty(&st) {
 			return nil, fmt.Errorf("%s: %s is a terminal: dump with -j/--shell-job to hand it to the restoring terminal, or with %s and restore with --inherit-fd fd[N]:%s", p.fdName(fd), target, ttyHint(&st), target)
 		}
 	case unix.S_IFIFO:
@@ -238,14 +223,7 @@ func (p *process) dumpPath(ft *fileTable, fd int, target string, info *proc.FdIn
 	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
 		return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Type: fdinfo.FdTypes_REG.Enum(), Fd: proto.Uint32(uint32(fd))}, nil
 	}
-	id := ft.addReg(&regfile.RegFileEntry{
-		Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
-		Pos:   proto.Uint64(info.Pos),
-		Fown:  noOwner(),
-		Name:  proto.String(strings.TrimSuffix(target, " (deleted)")),
-		Size:  proto.Uint64(uint64(st.Size)),
-		Mode:  proto.Uint32(st.Mode),
-	}, "")
+	id := ft.addReg(fdkind.DumpReg(strings.TrimSuffix(target, " (deleted)"), info.Flags&^unix.O_CLOEXEC, info.Pos, uint64(st.Size), st.Mode), "")
 	if ghost && st.Nlink > 0 && !p.opts.LinkRemap {
 		return nil, fmt.Errorf("%s (%s): deleted file still linked under another name (%d links): dump with --link-remap to save a copy of it", p.fdName(fd), target, st.Nlink)
 	}
@@ -311,4 +289,10 @@ func Checksum(path string) (sum uint32, n uint32, err error) {
 	}
 	defer f.Close()
 	return image.ChecksumOf(f)
+}
+
+// isMemfd tells whether /proc/PID/fd names a memfd with target.
+func isMemfd(target string) bool {
+	_, ok := fdkind.MemfdName(target)
+	return ok
 }

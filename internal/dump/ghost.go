@@ -3,20 +3,14 @@ package dump
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	ghostfile "github.com/checkpoint-restore/go-criu/v7/crit/images/ghost-file"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
-	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
-
-// maxGhost bounds the size of a deleted file cryo saves.
-const maxGhost = 64 << 20
 
 // ghostFile is a regular file deleted while open: its contents go into the
 // images (CRIU's ghost files) and come back under its old name, unlinked.
@@ -42,25 +36,11 @@ func (ft *fileTable) addGhost(id uint32, procPath string, st *unix.Stat_t) error
 		ft.ghostRemaps = append(ft.ghostRemaps, ghostRemap{orig: id, remap: remap})
 		return nil
 	}
-	var data []byte
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		// A removed directory is empty: its ghost is its mode and owner.
-		f, err := proc.Open(procPath, os.O_RDONLY)
-		if err != nil {
-			return fmt.Errorf("read the deleted file: %w", err)
-		}
-		defer f.Close()
-		if data, err = io.ReadAll(io.LimitReader(f, maxGhost+1)); err != nil {
-			return fmt.Errorf("read the deleted file: %w", err)
-		}
-		if int64(len(data)) != st.Size {
-			return fmt.Errorf("deleted file of %d bytes read as %d", st.Size, len(data))
-		}
+	entry, data, err := fdkind.DumpGhost(procPath, st)
+	if err != nil {
+		return err
 	}
-	ft.ghosts = append(ft.ghosts, ghostFile{id: id, data: data, entry: &ghostfile.GhostFileEntry{
-		Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid), Mode: proto.Uint32(st.Mode),
-		Ino: proto.Uint64(st.Ino), Size: proto.Uint64(uint64(len(data))), Chunks: proto.Bool(false),
-	}})
+	ft.ghosts = append(ft.ghosts, ghostFile{id: id, data: data, entry: entry})
 	if ft.ghostByInode == nil {
 		ft.ghostByInode = map[inodeKey]uint32{}
 	}
@@ -77,8 +57,7 @@ func (ft *fileTable) ghostStat(key inodeKey) (unix.Stat_t, bool) {
 	}
 	for _, g := range ft.ghosts {
 		if g.id == id {
-			e := g.entry
-			return unix.Stat_t{Dev: key.dev, Ino: key.ino, Mode: e.GetMode(), Uid: e.GetUid(), Gid: e.GetGid(), Size: int64(e.GetSize())}, true
+			return fdkind.GhostStat(g.entry, key.dev, key.ino), true
 		}
 	}
 	return unix.Stat_t{}, false
@@ -93,7 +72,7 @@ func (ft *fileTable) writeGhosts(dir *image.Dir) error {
 		}
 	}
 	for _, r := range ft.ghostRemaps {
-		remaps = append(remaps, &remap.RemapFilePathEntry{OrigId: proto.Uint32(r.orig), RemapId: proto.Uint32(r.remap), RemapType: remap.RemapType_GHOST.Enum()})
+		remaps = append(remaps, fdkind.GhostRemap(r.orig, r.remap))
 	}
 	if len(remaps) == 0 {
 		return nil
@@ -117,16 +96,13 @@ func (ft *fileTable) mappedGhost(pid int, m *proc.Mapping, openFlags uint32) (ui
 	} else if err != nil {
 		return 0, fmt.Errorf("deleted file: %w", err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxGhost {
-		return 0, fmt.Errorf("deleted file: only regular files up to %d bytes are saved", maxGhost)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > fdkind.MaxGhost {
+		return 0, fmt.Errorf("deleted file: only regular files up to %d bytes are saved", fdkind.MaxGhost)
 	}
 	key := fmt.Sprintf("ghost\x00%d\x00%d\x00%d", st.Dev, st.Ino, openFlags)
 	if id, ok := ft.byKey[key]; ok {
 		return id, nil
 	}
-	id := ft.addReg(&regfile.RegFileEntry{
-		Flags: proto.Uint32(openFlags), Pos: proto.Uint64(0), Fown: noOwner(),
-		Name: proto.String(m.Path), Size: proto.Uint64(uint64(st.Size)), Mode: proto.Uint32(st.Mode),
-	}, key)
+	id := ft.addReg(fdkind.DumpReg(m.Path, openFlags, 0, uint64(st.Size), st.Mode), key)
 	return id, ft.addGhost(id, link, &st)
 }

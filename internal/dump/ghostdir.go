@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	regfile "github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 )
 
 // deletedSuffix is what the kernel appends to the path of a file or
@@ -38,9 +37,6 @@ func (ft *fileTable) dirFile(path, via string) (uint32, error) {
 	if id, ok := ft.byKey[key]; ok {
 		return id, nil
 	}
-	id := ft.addReg(&regfile.RegFileEntry{
-		Flags: proto.Uint32(unix.O_RDONLY | unix.O_DIRECTORY), Pos: proto.Uint64(0), Fown: noOwner(),
-		Name: proto.String(strings.TrimSuffix(path, deletedSuffix)), Size: proto.Uint64(0), Mode: proto.Uint32(st.Mode),
-	}, key)
+	id := ft.addReg(fdkind.DumpReg(strings.TrimSuffix(path, deletedSuffix), unix.O_RDONLY|unix.O_DIRECTORY, 0, 0, st.Mode), key)
 	return id, ft.addGhost(id, via, &st)
 }

@@ -1,24 +1,20 @@
 package dump
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
-	"github.com/cryo-cr/cryo/internal/image"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/netlock"
 	"github.com/cryo-cr/cryo/internal/proc"
-	"github.com/cryo-cr/cryo/internal/sockopt"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
 // dumpInet describes a TCP or UDP socket, IPv4 or IPv6, from a copy of it
 // (pidfd_getfd): listening and bound sockets, connected UDP ones, and with
-// --tcp-established, established TCP connections (TCP repair).
+// --tcp-established, established TCP connections (TCP repair). The kind
+// reads it (fdkind.DumpInet); the tree keeps the connections it saved.
 func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, info *proc.FdInfo) (*fdinfo.FdinfoEntry, error) {
 	where := fmt.Sprintf("%s (%s)", p.fdName(fd), target)
 	s, err := proc.CopyFd(p.pid, fd)
@@ -26,153 +22,54 @@ func (p *process) dumpInet(ft *fileTable, fd int, target string, ino uint32, inf
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	defer unix.Close(s)
-	get := func(level, opt int) int {
-		v, _ := unix.GetsockoptInt(s, level, opt)
-		return v
-	}
-	family, typ, protocol := get(unix.SOL_SOCKET, unix.SO_DOMAIN), get(unix.SOL_SOCKET, unix.SO_TYPE), get(unix.SOL_SOCKET, unix.SO_PROTOCOL)
-	if family != unix.AF_INET && family != unix.AF_INET6 {
-		return nil, fmt.Errorf("%s: socket family %d is not supported yet", where, family)
-	}
-	if typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM {
-		return nil, fmt.Errorf("%s: socket type %d is not supported yet", where, typ)
-	}
-	// Only TCP, UDP and MPTCP: restore makes nothing else. An MPTCP
-	// socket (Go's net.Listen since 1.24) is a stream socket whose
-	// listening and bound states are TCP's.
-	mptcp := protocol == unix.IPPROTO_MPTCP && typ == unix.SOCK_STREAM
-	if protocol != sockopt.Protocol(typ) && !mptcp {
-		return nil, fmt.Errorf("%s: socket protocol %d is not supported yet (only TCP and UDP)", where, protocol)
-	}
-	listening := get(unix.SOL_SOCKET, unix.SO_ACCEPTCONN) != 0
-	if listening && typ == unix.SOCK_STREAM && !p.opts.SkipInFlight {
-		// For a listener, TCP_INFO's unacked is the length of its accept
-		// queue. Those connections have no descriptor to save them from.
-		if ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && ti.Unacked > 0 {
-			return nil, fmt.Errorf("%s: TCP listening socket with %d connections waiting to be accepted: not supported yet", where, ti.Unacked)
+	// A socket of a family a kind of its own handles (netlink).
+	if family, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil {
+		if k := fdkind.FamilySocketOf(family); k != nil {
+			return p.dumpSocketKind(ft, fd, target, ino, s, k, info)
 		}
 	}
-	if typ == unix.SOCK_DGRAM {
-		// CRIU drops them silently; a clear refusal is better than lost
-		// datagrams, and the tree runs on.
-		n, err := udpQueued(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		if n > 0 {
-			return nil, fmt.Errorf("%s: UDP socket with datagrams waiting in its receive queue, or errors in its error queue (%d bytes of receive memory): saving them is not supported", where, n)
-		}
-	}
-	// Not saved: refused rather than lost without a word.
-	switch n, err := sockopt.FilterLen(s); {
-	case errors.Is(err, unix.EACCES):
-		return nil, fmt.Errorf("%s: an eBPF socket filter (SO_ATTACH_BPF) is attached: not supported yet", where)
-	case err != nil && !errors.Is(err, unix.ENOPROTOOPT):
-		return nil, fmt.Errorf("%s: socket filter: %w", where, err)
-	case n > 0:
-		return nil, fmt.Errorf("%s: a socket filter (SO_ATTACH_FILTER, %d instructions) is attached: not supported yet", where, n)
-	}
-	if typ == unix.SOCK_DGRAM {
-		if v, err := unix.GetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_CORK); err == nil && v != 0 {
-			return nil, fmt.Errorf("%s: UDP_CORK is set: not supported yet", where)
-		}
-	}
-	local, err := unix.Getsockname(s)
+	fe, err := fdkind.DumpInet(inetDumped{p: p, ft: ft, where: where}, s, ino, info.Flags, ft.nextID())
 	if err != nil {
-		return nil, fmt.Errorf("%s: getsockname: %w", where, err)
+		return nil, err
 	}
-	// Before saveTCP: repair mode changes SO_REUSEADDR.
-	e := &skinet.InetSkEntry{Family: proto.Uint32(uint32(family)), Type: proto.Uint32(uint32(typ))}
-	if nsID, err := ft.nets.socketNs(s); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	} else if nsID != 0 {
-		e.NsId = proto.Uint32(nsID)
-	}
-	if err := inetOptions(s, e); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	remote, _ := unix.Getpeername(s)
-	// --tcp-close (CRIU's): a connection is saved as a closed socket, with
-	// neither its state nor its addresses; the restored process finds an
-	// unconnected socket.
-	if remote != nil && typ == unix.SOCK_STREAM && p.opts.TCPClose {
-		// In repair mode while the tree is killed, as --tcp-established
-		// does: it closes without a FIN, so no TIME_WAIT holds its port
-		// (a listener of the tree that accepted it is bound there again);
-		// the peer gets a reset at its next packet.
-		if _, err := ft.repair.Add(s); err != nil {
-			return nil, fmt.Errorf("%s: --tcp-close: %w", where, err)
-		}
-		remote, local = nil, nil
-	}
-	if remote != nil && mptcp {
-		// The kernel has no repair mode for MPTCP sockets, even for one
-		// that fell back to TCP: the connection cannot be made again.
-		return nil, fmt.Errorf("%s: established MPTCP connection %s -> %s: the kernel cannot repair MPTCP connections: not supported", where, addrPort(local), addrPort(remote))
-	}
-	if remote != nil && typ == unix.SOCK_STREAM {
-		if !p.opts.TCPEstablished {
-			return nil, fmt.Errorf("%s: established TCP connection %s -> %s: dump with --tcp-established to save it", where, addrPort(local), addrPort(remote))
-		}
-		conn := netlock.Conn{Local: addrPort(local), Remote: addrPort(remote)}
-		if err := ft.saveTCP(s, ino, conn); err != nil {
-			return nil, fmt.Errorf("%s: TCP connection %s -> %s: %w", where, conn.Local, conn.Remote, err)
-		}
-		ft.tcp[len(ft.tcp)-1].netNs = e.GetNsId()
-	}
-	state := uint32(stateClose)
-	if listening {
-		state = stateListen
-	} else if remote != nil {
-		state = stateEstablished
-	}
-	srcAddr, srcPort := addrWords(local)
-	e.Ino, e.Proto, e.State = proto.Uint32(ino), proto.Uint32(uint32(protocol)), proto.Uint32(state)
-	e.SrcPort, e.DstPort, e.SrcAddr = proto.Uint32(srcPort), proto.Uint32(0), srcAddr
-	e.Flags, e.Backlog, e.Fown = proto.Uint32(info.Flags&^unix.O_CLOEXEC), proto.Uint32(0), noOwner()
-	if listening {
-		// The kernel does not tell a listener's backlog outside sock_diag's
-		// inet family; SOMAXCONN is what most servers ask for.
-		e.Backlog = proto.Uint32(unix.SOMAXCONN)
-	}
-	if remote != nil {
-		dst, port := addrWords(remote)
-		e.DstAddr, e.DstPort = dst, proto.Uint32(port)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(s, &st); err != nil {
-		return nil, fmt.Errorf("%s: owner: %w", where, err)
-	}
-	image.SetInetOwner(e, st.Uid, st.Gid)
-	kind := fdinfo.FdTypes_INETSK
-	id := ft.add(&fdinfo.FileEntry{Type: kind.Enum(), Isk: e})
-	e.Id = proto.Uint32(id)
+	id := ft.add(fe)
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
-	return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: kind.Enum(), Fd: proto.Uint32(uint32(fd))}, nil
+	return &fdinfo.FdinfoEntry{Id: proto.Uint32(id), Flags: proto.Uint32(0), Type: fdinfo.FdTypes_INETSK.Enum(), Fd: proto.Uint32(uint32(fd))}, nil
 }
 
-// addrWords gives an address as CRIU stores it (32-bit words in network
-// order) and its port.
-func addrWords(sa unix.Sockaddr) ([]uint32, uint32) {
-	ap := addrPort(sa)
-	if !ap.IsValid() {
-		return nil, 0
-	}
-	b := ap.Addr().AsSlice()
-	words := make([]uint32, len(b)/4)
-	for i := range words {
-		words[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
-	return words, uint32(ap.Port())
+// inetDumped is one inet socket of the tree, as the inet kind sees it.
+type inetDumped struct {
+	p     *process
+	ft    *fileTable
+	where string
 }
 
-// addrPort converts an inet socket address.
-func addrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+// Where names the descriptor.
+func (d inetDumped) Where() string { return d.where }
+
+// SkipInFlight is --skip-in-flight.
+func (d inetDumped) SkipInFlight() bool { return d.p.opts.SkipInFlight }
+
+// TCPEstablished is --tcp-established.
+func (d inetDumped) TCPEstablished() bool { return d.p.opts.TCPEstablished }
+
+// TCPClose is --tcp-close.
+func (d inetDumped) TCPClose() bool { return d.p.opts.TCPClose }
+
+// NetNs finds the socket's net namespace among the tree's.
+func (d inetDumped) NetNs(s int) (uint32, error) { return d.ft.nets.socketNs(s) }
+
+// Repair keeps s in repair mode until the tree is gone.
+func (d inetDumped) Repair(s int) error {
+	_, err := d.ft.repair.Add(s)
+	return err
+}
+
+// SaveTCP saves the connection of s.
+func (d inetDumped) SaveTCP(s int, ino uint32, conn netlock.Conn, netNs uint32) error {
+	if err := d.ft.saveTCP(s, ino, conn); err != nil {
+		return err
 	}
-	return netip.AddrPort{}
+	d.ft.tcp[len(d.ft.tcp)-1].netNs = netNs
+	return nil
 }

@@ -2,13 +2,12 @@ package dump
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/memfd"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -35,28 +34,15 @@ func (p *process) dumpMemfd(ft *fileTable, fd int, target string, info *proc.FdI
 		ft.memfds = map[uint64]*memfd.MemfdInodeEntry{}
 	}
 	if _, ok := ft.memfds[st.Ino]; !ok {
-		f, err := proc.Open(path, unix.O_RDONLY)
+		name, _ := fdkind.MemfdName(target)
+		inode, err := fdkind.DumpMemfdInode(path, name, &st)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
-		f.Close()
-		if err != nil {
-			seals = 0 // made without MFD_ALLOW_SEALING: sealed by the kernel
-		}
-		name := strings.TrimSuffix(strings.TrimPrefix(target, "/memfd:"), " (deleted)")
-		ft.memfds[st.Ino] = &memfd.MemfdInodeEntry{
-			Name: proto.String(name), Uid: proto.Uint32(st.Uid), Gid: proto.Uint32(st.Gid),
-			Size: proto.Uint64(uint64(st.Size)), Shmid: proto.Uint32(uint32(st.Ino)),
-			Seals: proto.Uint32(uint32(seals)), InodeId: proto.Uint64(st.Ino),
-		}
+		ft.memfds[st.Ino] = inode
 		ft.memfdOrder = append(ft.memfdOrder, st.Ino)
 	}
-	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_MEMFD.Enum(), Memfd: &memfd.MemfdFileEntry{
-		Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC), Pos: proto.Uint64(info.Pos),
-		Fown: noOwner(), InodeId: proto.Uint32(uint32(st.Ino)),
-	}})
-	ft.entries[id-1].Memfd.Id = proto.Uint32(id)
+	id := ft.add(fdkind.DumpMemfd(info.Flags, info.Pos, st.Ino, ft.nextID()))
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil
 }

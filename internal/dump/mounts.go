@@ -2,6 +2,7 @@ package dump
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"io"
 	"os"
 	"slices"
@@ -82,7 +83,7 @@ func (m *mountNamespace) writeTmpfs(dir *image.Dir) error {
 // which it does not yet.
 func (t *nsTable) checkGhosts(ft *fileTable) error {
 	for _, g := range ft.ghosts {
-		name := ft.entries[g.id-1].GetReg().GetName()
+		name := fdkind.RegName(ft.entries[g.id-1])
 		for _, m := range t.mnts {
 			for _, e := range m.entries {
 				if !e.GetExtMount() && mountns.Under(e.GetMountpoint(), name) {
@@ -110,7 +111,7 @@ func mountNs(pid int, own []mountns.Mount, ext map[string]string) ([]*mnt.MntEnt
 	if len(theirs) > 0 && theirs[0].Point == "/" && !slices.ContainsFunc(own, func(m mountns.Mount) bool {
 		return m.Point == "/" && m.Dev == theirs[0].Dev && m.Root == theirs[0].Root
 	}) {
-		return containerMountNs(pid, theirs, ext)
+		return containerMountNs(pid, theirs, own, ext)
 	}
 	// The device tells a mount copied from cryo's namespace from a new one
 	// of the same kind at the same place (a fresh tmpfs on /dev/shm, a new

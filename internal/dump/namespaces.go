@@ -82,9 +82,20 @@ type nsTable struct {
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
 	emptyNet    bool
 	emptyNetIno uint64
+	// flatUserns: the parent of the root's user namespace, which holds
+	// no process of the tree and is not cryo's; the root's is recorded
+	// as a child of cryo's (0: none).
+	flatUserns uint64
+	// netInCryos: with emptyNet, the tree's root is in cryo's own net
+	// namespace, to which CRIU's empty_ns does not apply (a rootless
+	// runc container shares the host's): the tree is dumped as without
+	// the option, and every process must be there too.
+	netInCryos bool
 	// added counts the processes recorded so far: the first is the
 	// tree's root.
 	added int
+	// pidNsOf: the pid namespace of each live process recorded so far.
+	pidNsOf map[int]uint64
 	// nets: the tree's own net namespaces (netns.go).
 	nets netTable
 	// extMounts are the external mounts the caller named
@@ -168,8 +179,18 @@ func (t *nsTable) add(p *process) error {
 				return err
 			}
 			if info.Parent != t.own["user"] {
-				if _, known := t.users[info.Parent]; !known {
+				if _, known := t.users[info.Parent]; !known && t.added > 1 {
 					return fmt.Errorf("process %d: user namespace %d is nested in namespace %d, which holds no earlier process of the tree: not supported yet", p.pid, ino, info.Parent)
+				} else if !known {
+					// The root's namespace hangs below namespaces that
+					// hold no process of the tree and none can enter (a
+					// restored rootless container below the one its user
+					// ran runc restore in). Its maps, as cryo reads
+					// them, are relative to cryo's namespace: the
+					// restore makes it a child of its own, as the first
+					// restore did.
+					t.flatUserns = info.Parent
+					info.Parent = t.own["user"]
 				}
 			}
 			t.users[ino] = info
@@ -180,10 +201,12 @@ func (t *nsTable) add(p *process) error {
 		if err := p.innerPids(); err != nil {
 			return err
 		}
+	}
+	if err := t.checkPidNsParent(p, ns["pid"]); err != nil {
+		return err
+	}
+	if ino := ns["pid"]; ino != t.own["pid"] {
 		if _, ok := t.pids[ino]; !ok {
-			if err := t.pidNsAtRoot(p, ino); err != nil {
-				return err
-			}
 			owner, err := userns.OwnerOf(p.pid, "pid")
 			if err != nil {
 				return fmt.Errorf("process %d: owner of its pid namespace: %w", p.pid, err)

@@ -45,14 +45,23 @@ func (p *process) pidSeenBy(q *process) (int, error) {
 	return 0, fmt.Errorf("process %d is not in the pid namespace of process %d", p.pid, q.pid)
 }
 
-// pidNsAtRoot refuses p's pid namespace ino, not cryo's and met for the
-// first time, unless p is the tree's root: restore makes a pid namespace
-// only with the tree's root, so one a sandbox made below it (bubblewrap's,
-// Chromium's: clone with CLONE_NEWUSER|CLONE_NEWPID by a process of the
-// tree) would be refused only after the dump had killed the tree.
-func (t *nsTable) pidNsAtRoot(p *process, ino uint64) error {
-	if t.added == 1 {
+// checkPidNsParent refuses p, in pid namespace ino, when its parent is
+// in another pid namespace and p is not the init of its own: restore makes
+// a pid namespace only with its init (a clone with CLONE_NEWPID by the
+// parent), so a process its parent put in an existing pid namespace
+// (setns to pid_for_children, then fork) could not be made again. A pid
+// namespace made below the tree's root, as sandboxes make them (bubblewrap,
+// Chromium: clone with CLONE_NEWUSER|CLONE_NEWPID by a process of the
+// tree), is recorded like the root's; innerPids refuses it if it lies more
+// than one level below cryo's.
+func (t *nsTable) checkPidNsParent(p *process, ino uint64) error {
+	if t.pidNsOf == nil {
+		t.pidNsOf = map[int]uint64{}
+	}
+	t.pidNsOf[p.pid] = ino
+	parent, ok := t.pidNsOf[p.ppid]
+	if t.added == 1 || !ok || parent == ino || p.nsPid == 1 {
 		return nil
 	}
-	return fmt.Errorf("process %d has a pid namespace of its own (%d) below the tree's root: nested pid namespaces, as sandboxes make them, are not supported yet", p.pid, ino)
+	return fmt.Errorf("process %d is pid %d of pid namespace %d, but its parent %d is in another one: only the init of a pid namespace may have its parent outside (nothing else could be made again there)", p.pid, p.nsPid, ino, p.ppid)
 }

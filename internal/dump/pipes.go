@@ -4,9 +4,7 @@ import (
 	"fmt"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fifo"
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
 	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
@@ -72,18 +70,7 @@ func (p *process) dumpFifo(ft *fileTable, fd int, target string, info *proc.FdIn
 	if id, ok := p.sameFile(ft.byTarget[target], fd); ok {
 		return entry(id), nil
 	}
-	regID := ft.addReg(&regfile.RegFileEntry{
-		Flags: proto.Uint32(info.Flags &^ unix.O_CLOEXEC),
-		Pos:   proto.Uint64(0),
-		Fown:  noOwner(),
-		Name:  proto.String(target),
-		Mode:  proto.Uint32(st.Mode),
-	}, "")
-	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_FIFO.Enum(), Fifo: &fifo.FifoEntry{
-		PipeId: proto.Uint32(uint32(st.Ino)),
-		RegfId: proto.Uint32(regID),
-	}})
-	ft.entries[id-1].Fifo.Id = proto.Uint32(id)
+	id := fdkind.DumpFifo(target, info.Flags, st.Mode, st.Ino, ft.add)
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil
 }

@@ -3,57 +3,26 @@ package dump
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/pty"
 	"path/filepath"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
-// Device numbers of Unix98 pseudo-terminals: the master is /dev/ptmx (5:2),
-// slave N is 136:N. The kernel numbers every Unix98 slave under major 136
-// (its minors reach 1<<20); majors 137-143 are reserved but never used.
-const (
-	ptmxMajor, ptmxMinor = 5, 2
-	ptsMajor             = 136
-)
-
-// isDevTty tells whether rdev is /dev/tty (5:0), which opens the caller's
-// controlling terminal.
-func isDevTty(rdev uint64) bool { return unix.Major(rdev) == 5 && unix.Minor(rdev) == 0 }
-
-func isPtyMaster(rdev uint64) bool {
-	return unix.Major(rdev) == ptmxMajor && unix.Minor(rdev) == ptmxMinor
-}
-
-// ptsIndex gives the pty index of a slave device.
-func ptsIndex(rdev uint64) (uint32, bool) {
-	if unix.Major(rdev) != ptsMajor {
-		return 0, false
-	}
-	return unix.Minor(rdev), true
-}
-
 // ptyPair is one pseudo-terminal pair whose master the tree holds. Its
 // settings are read through the master: ioctls on a master act on the
 // slave's terminal, and TIOCGSID/TIOCGPGRP answer only there for a
 // process (cryo) the terminal does not control.
 type ptyPair struct {
-	index                  uint32
-	termios, termiosLocked *tty.TermiosEntry
-	winsize                *tty.WinsizeEntry
-	locked, packet         bool
-	masterExcl, slaveExcl  bool
-	sid, pgrp              uint32 // the session it controls, its foreground group
-	slaveRdev, masterRdev  uint64
-	masterPid, masterFd    int    // where putBack copies the master again
-	slaveUID, slaveGID     uint32 // owner of /dev/pts/N (grantpt)
-	haveSlaveOwner         bool
-	output                 []byte // written on the slave, unread by the master
+	// PtyInfo: what tty-info.img says of it.
+	fdkind.PtyInfo
+	masterPid, masterFd int    // where putBack copies the master again
+	output              []byte // written on the slave, unread by the master
 	// orphanDev is, for an orphan slave (its master outside the tree,
 	// orphan_pts_master), the device of its devpts; zero for a pair the
 	// tree owns.
@@ -79,6 +48,20 @@ func (pt *ptyTable) scan(procs []*process) error {
 		return fmt.Errorf("devpts: %w", err)
 	}
 	pt.devpts = st.Dev
+	return eachCharDev(procs, func(p *process, fd int, st *unix.Stat_t) error {
+		if !fdkind.IsPtyMaster(st.Rdev) {
+			return nil
+		}
+		if err := pt.addMaster(p, fd, st); err != nil {
+			return fmt.Errorf("process %d fd %d: pty master: %w", p.pid, fd, err)
+		}
+		return nil
+	})
+}
+
+// eachCharDev calls fn for each descriptor of a character device held by
+// a live process of procs, until fn fails.
+func eachCharDev(procs []*process, fn func(p *process, fd int, st *unix.Stat_t) error) error {
 	for _, p := range procs {
 		if p.zombie || p.helper {
 			continue
@@ -89,11 +72,11 @@ func (pt *ptyTable) scan(procs []*process) error {
 		}
 		for _, fd := range fds {
 			st, err := proc.FileStat(fmt.Sprintf("/proc/%d/fd/%d", p.pid, fd))
-			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || !isPtyMaster(st.Rdev) {
+			if err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
 				continue
 			}
-			if err := pt.addMaster(p, fd, &st); err != nil {
-				return fmt.Errorf("process %d fd %d: pty master: %w", p.pid, fd, err)
+			if err := fn(p, fd, &st); err != nil {
+				return err
 			}
 		}
 	}
@@ -125,7 +108,7 @@ func (pt *ptyTable) addMaster(p *process, fd int, st *unix.Stat_t) error {
 	if devpts != pt.devpts {
 		return fmt.Errorf("pty %d: a master of another devpts instance than /dev/pts: not supported", index)
 	}
-	pair := &ptyPair{index: index, masterRdev: st.Rdev, slaveRdev: unix.Mkdev(ptsMajor, index), masterPid: p.pid, masterFd: fd}
+	pair := &ptyPair{PtyInfo: fdkind.PtyInfo{Index: index, MasterRdev: st.Rdev, SlaveRdev: fdkind.PtsRdev(index)}, masterPid: p.pid, masterFd: fd}
 	pt.owned[index] = pair
 	pt.order = append(pt.order, index)
 	if err := pair.read(c); err != nil {
@@ -162,31 +145,9 @@ func devptsOf(p *process, fd, c int) (uint64, error) {
 	return st.Dev, nil
 }
 
-// readSettings takes the terminal's termios, locked termios and window
-// size through fd, a copy of either end.
-func (pair *ptyPair) readSettings(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("termios: %w", err)
-	}
-	pair.termios = termiosEntry(t)
-	lt, err := unix.IoctlGetTermios(fd, unix.TIOCGLCKTRMIOS)
-	if err != nil {
-		return fmt.Errorf("locked termios: %w", err)
-	}
-	pair.termiosLocked = termiosEntry(lt)
-	ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
-	if err != nil {
-		return fmt.Errorf("window size: %w", err)
-	}
-	pair.winsize = &tty.WinsizeEntry{WsRow: proto.Uint32(uint32(ws.Row)), WsCol: proto.Uint32(uint32(ws.Col)),
-		WsXpixel: proto.Uint32(uint32(ws.Xpixel)), WsYpixel: proto.Uint32(uint32(ws.Ypixel))}
-	return nil
-}
-
 // read takes the pair's settings through a copy of its master.
 func (pair *ptyPair) read(master int) error {
-	if err := pair.readSettings(master); err != nil {
+	if err := pair.ReadSettings(master); err != nil {
 		return err
 	}
 	var err error
@@ -194,34 +155,34 @@ func (pair *ptyPair) read(master int) error {
 		v, err := unix.IoctlGetInt(master, req)
 		return v != 0, err
 	}
-	if pair.locked, err = flag(unix.TIOCGPTLCK); err != nil {
+	if pair.Locked, err = flag(unix.TIOCGPTLCK); err != nil {
 		return fmt.Errorf("TIOCGPTLCK: %w", err)
 	}
-	if pair.packet, err = flag(unix.TIOCGPKT); err != nil {
+	if pair.Packet, err = flag(unix.TIOCGPKT); err != nil {
 		return fmt.Errorf("TIOCGPKT: %w", err)
 	}
-	if pair.masterExcl, err = flag(unix.TIOCGEXCL); err != nil {
+	if pair.MasterExcl, err = flag(unix.TIOCGEXCL); err != nil {
 		return fmt.Errorf("TIOCGEXCL: %w", err)
 	}
 	// No session (ENOTTY) and no foreground group are zero.
 	if sid, err := unix.IoctlGetInt(master, unix.TIOCGSID); err == nil {
-		pair.sid = uint32(sid)
+		pair.Sid = uint32(sid)
 	} else if !errors.Is(err, unix.ENOTTY) {
 		return fmt.Errorf("TIOCGSID: %w", err)
 	}
-	if pair.sid != 0 {
+	if pair.Sid != 0 {
 		pgrp, err := unix.IoctlGetInt(master, unix.TIOCGPGRP)
 		if err != nil {
 			return fmt.Errorf("TIOCGPGRP: %w", err)
 		}
-		pair.pgrp = uint32(pgrp)
+		pair.Pgrp = uint32(pgrp)
 	}
 	if err := pair.takeOutput(master); err != nil {
 		return err
 	}
 	var st unix.Stat_t
-	if unix.Stat(pty.PtsPath(pair.index), &st) == nil && st.Rdev == pair.slaveRdev {
-		pair.slaveUID, pair.slaveGID, pair.haveSlaveOwner = st.Uid, st.Gid, true
+	if unix.Stat(pty.PtsPath(pair.Index), &st) == nil && st.Rdev == pair.SlaveRdev {
+		pair.SlaveUID, pair.SlaveGID, pair.HaveSlaveOwner = st.Uid, st.Gid, true
 	}
 	return nil
 }
@@ -233,7 +194,7 @@ func (pair *ptyPair) addSlave(slave int) error {
 	if err != nil {
 		return fmt.Errorf("TIOCGEXCL: %w", err)
 	}
-	pair.slaveExcl = excl != 0
+	pair.SlaveExcl = excl != 0
 	// Input for the slave cannot be taken and put back unchanged (the
 	// line discipline processes it again): refused rather than lost.
 	n, err := unix.IoctlGetInt(slave, unix.TIOCINQ)
@@ -246,27 +207,17 @@ func (pair *ptyPair) addSlave(slave int) error {
 	return nil
 }
 
-func termiosEntry(t *unix.Termios) *tty.TermiosEntry {
-	cc := make([]uint32, len(t.Cc))
-	for i, c := range t.Cc {
-		cc[i] = uint32(c)
-	}
-	return &tty.TermiosEntry{CIflag: proto.Uint32(t.Iflag), COflag: proto.Uint32(t.Oflag), CCflag: proto.Uint32(t.Cflag),
-		CLflag: proto.Uint32(t.Lflag), CLine: proto.Uint32(uint32(t.Line)), CIspeed: proto.Uint32(t.Ispeed),
-		COspeed: proto.Uint32(t.Ospeed), CCc: cc}
-}
-
 // ownsSlave tells whether a slave device belongs to a pair of the tree.
 func (pt *ptyTable) ownsSlave(rdev uint64) bool {
-	index, ok := ptsIndex(rdev)
+	index, ok := fdkind.PtsIndex(rdev)
 	return ok && pt.owned[index] != nil
 }
 
 // cttyOf returns the pair that is p's controlling terminal, if the tree
 // owns it.
 func (pt *ptyTable) cttyOf(p *process) *ptyPair {
-	index, ok := ptsIndex(uint64(p.stat.TtyNr))
-	if !ok || pt.owned[index] == nil || pt.owned[index].sid != uint32(p.stat.Session) {
+	index, ok := fdkind.PtsIndex(uint64(p.stat.TtyNr))
+	if !ok || pt.owned[index] == nil || pt.owned[index].Sid != uint32(p.stat.Session) {
 		return nil
 	}
 	return pt.owned[index]
@@ -275,7 +226,7 @@ func (pt *ptyTable) cttyOf(p *process) *ptyPair {
 // isTreePty tells whether a character device held by p is a side of a
 // pair the tree owns, or /dev/tty standing for such a pair.
 func (pt *ptyTable) isTreePty(p *process, rdev uint64) bool {
-	return isPtyMaster(rdev) || pt.ownsSlave(rdev) || (isDevTty(rdev) && pt.cttyOf(p) != nil)
+	return fdkind.IsPtyMaster(rdev) || pt.ownsSlave(rdev) || (fdkind.IsDevTty(rdev) && pt.cttyOf(p) != nil)
 }
 
 // dumpPty describes a descriptor of a pair the tree owns, as CRIU's TTY
@@ -295,17 +246,17 @@ func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInf
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	defer unix.Close(c)
-	master := isPtyMaster(st.Rdev)
+	master := fdkind.IsPtyMaster(st.Rdev)
 	flags := info.Flags &^ unix.O_CLOEXEC
 	var index, regf uint32
 	switch {
 	case master:
 		index, err = unix.IoctlGetUint32(c, unix.TIOCGPTN)
-	case isDevTty(st.Rdev):
-		index = ft.ptys.cttyOf(p).index
+	case fdkind.IsDevTty(st.Rdev):
+		index = ft.ptys.cttyOf(p).Index
 		regf, err = ft.pathFile(target, p.viaRoot+target, flags, false)
 	default:
-		index, _ = ptsIndex(st.Rdev)
+		index, _ = fdkind.PtsIndex(st.Rdev)
 		if pair := ft.ptys.owned[index]; pair.orphanDev != 0 {
 			if st.Dev != pair.orphanDev {
 				err = fmt.Errorf("a slave of another devpts instance than the orphan pty's: not supported")
@@ -322,12 +273,7 @@ func (p *process) dumpPty(ft *fileTable, fd int, target string, info *proc.FdInf
 			return nil, fmt.Errorf("%s: pty %d: %w", where, index, err)
 		}
 	}
-	tf := &tty.TtyFileEntry{TtyInfoId: proto.Uint32(image.TtyInfoID(index, master)), Flags: proto.Uint32(flags), Fown: noOwner()}
-	if regf != 0 {
-		tf.RegfId = proto.Uint32(regf)
-	}
-	id := ft.add(&fdinfo.FileEntry{Type: fdinfo.FdTypes_TTY.Enum(), Tty: tf})
-	ft.entries[id-1].Tty.Id = proto.Uint32(id)
+	id := ft.add(fdkind.DumpTty(index, master, flags, regf, ft.nextID()))
 	ft.byTarget[target] = append(ft.byTarget[target], seenFile{p.pid, fd, id})
 	return entry(id), nil
 }
@@ -347,11 +293,11 @@ func (pt *ptyTable) check(procs []*process) error {
 	}
 	for _, index := range pt.order {
 		pair := pt.owned[index]
-		if pair.sid != 0 && !leaders[pair.sid] {
-			return fmt.Errorf("pty %d is the controlling terminal of session %d, whose leader is not a live process of the tree: not supported", index, pair.sid)
+		if pair.Sid != 0 && !leaders[pair.Sid] {
+			return fmt.Errorf("pty %d is the controlling terminal of session %d, whose leader is not a live process of the tree: not supported", index, pair.Sid)
 		}
-		if pair.pgrp != 0 && !groups[pair.pgrp] {
-			return fmt.Errorf("pty %d: its foreground process group %d has no process in the tree: not supported", index, pair.pgrp)
+		if pair.Pgrp != 0 && !groups[pair.Pgrp] {
+			return fmt.Errorf("pty %d: its foreground process group %d has no process in the tree: not supported", index, pair.Pgrp)
 		}
 	}
 	return nil
@@ -361,23 +307,7 @@ func (pt *ptyTable) check(procs []*process) error {
 func (pt *ptyTable) write(dir *image.Dir) error {
 	var entries []proto.Message
 	for _, index := range pt.order {
-		pair := pt.owned[index]
-		for _, master := range []bool{false, true} {
-			e := &tty.TtyInfoEntry{
-				Id: proto.Uint32(image.TtyInfoID(index, master)), Type: tty.TtyType_PTY.Enum(),
-				Locked: proto.Bool(pair.locked), Exclusive: proto.Bool(pair.slaveExcl), PacketMode: proto.Bool(pair.packet),
-				Sid: proto.Uint32(pair.sid), Pgrp: proto.Uint32(pair.pgrp), Rdev: proto.Uint32(uint32(pair.slaveRdev)),
-				Termios: pair.termios, TermiosLocked: pair.termiosLocked, Winsize: pair.winsize,
-				Pty: &tty.TtyPtyEntry{Index: proto.Uint32(index)},
-			}
-			if master {
-				e.Exclusive, e.Rdev = proto.Bool(pair.masterExcl), proto.Uint32(uint32(pair.masterRdev))
-			}
-			if !master && pair.haveSlaveOwner {
-				e.Uid, e.Gid = proto.Uint32(pair.slaveUID), proto.Uint32(pair.slaveGID)
-			}
-			entries = append(entries, e)
-		}
+		entries = append(entries, pt.owned[index].Entries()...)
 	}
 	if len(entries) == 0 {
 		return nil

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"github.com/cryo-cr/cryo/internal/pty"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/tty"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/proc"
 	"golang.org/x/sys/unix"
@@ -45,7 +45,7 @@ func (pair *ptyPair) takeOutput(master int) error {
 			return fmt.Errorf("read the queued bytes: %w", err)
 		}
 		data := buf[:r]
-		if pair.packet {
+		if pair.Packet {
 			if r == 0 || data[0] != 0 {
 				continue
 			}
@@ -86,7 +86,7 @@ func (pt *ptyTable) writeData(dir *image.Dir) error {
 	var entries []proto.Message
 	for _, index := range pt.order {
 		if out := pt.owned[index].output; len(out) > 0 {
-			entries = append(entries, &tty.TtyDataEntry{TtyId: proto.Uint32(image.TtyInfoID(index, true)), Data: out})
+			entries = append(entries, fdkind.PtyOutput(index, out))
 		}
 	}
 	if len(entries) == 0 {

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"os"
 	"strconv"
 	"strings"
@@ -193,7 +194,7 @@ func (p *process) socketState(ft *fileTable, fd int, u *sockdiag.Unix, peek bool
 		SoSndbuf: proto.Uint32(get(unix.SO_SNDBUF)), SoRcvbuf: proto.Uint32(get(unix.SO_RCVBUF)),
 		SoPasscred: proto.Bool(get(unix.SO_PASSCRED) != 0),
 	}
-	if err := socketTimeouts(s, opts); err != nil {
+	if err := fdkind.SocketTimeouts(s, opts); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := unixSockOpts(s, opts); err != nil {

@@ -144,3 +144,36 @@ type GroupMaker interface {
 	// (/proc/PID/fd/N).
 	FdPath(fd uint64) string
 }
+
+// FamilySocket is a kind of socket found by its family. /proc names every
+// socket "socket:[INO]", so dump finds such a socket's kind by its family
+// (SO_DOMAIN), read from a copy of it, not by its name. Restore creates it
+// as a simple kind is created, by injected calls in one process, which is
+// in the socket's net namespace when it is made. Netlink sockets are of
+// this kind; inet sockets, which restore makes with more of its help, are
+// a Socket.
+type FamilySocket interface {
+	Kind
+	// Family is the socket family (AF_NETLINK) the kind handles.
+	Family() int
+	// DumpSocket describes the socket as file entry id. Errors name it
+	// (d.Where()).
+	DumpSocket(d SocketDumped, id uint32) (*fdinfo.FileEntry, error)
+	// Create makes the socket in the restored process and returns the
+	// descriptor it got there (restore moves it to its number).
+	Create(m Maker, f *fdinfo.FileEntry) (uint64, error)
+}
+
+// SocketDumped is what dump offers a socket kind about one socket of a
+// seized process.
+type SocketDumped interface {
+	Dumped
+	// Socket is cryo's copy of the socket (pidfd_getfd), open while the
+	// kind describes it.
+	Socket() int
+	// Ino is the socket's inode number.
+	Ino() uint32
+	// NetNs is the id of the tree's net namespace the socket lives in, 0
+	// for cryo's; a socket of a namespace outside the tree is refused.
+	NetNs() (uint32, error)
+}

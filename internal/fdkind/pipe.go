@@ -27,6 +27,11 @@ func (Pipe) Type() fdinfo.FdTypes { return fdinfo.FdTypes_PIPE }
 // Check refuses an entry without its payload.
 func (Pipe) Check(f *fdinfo.FileEntry) error { return needPayload(f, f.GetPipe() != nil) }
 
+// Keys are CRIU's name of the pipe, pipe:[INO].
+func (Pipe) Keys(f *fdinfo.FileEntry, _ func(uint32) *fdinfo.FileEntry) []string {
+	return []string{fmt.Sprintf("pipe:[%d]", f.GetPipe().GetPipeId())}
+}
+
 // PipeInode is the pipe's inode in its /proc/PID/fd link "pipe:[INO]".
 func PipeInode(target string) (uint64, bool) {
 	ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(target, "pipe:["), "]"), 10, 64)
@@ -120,16 +125,24 @@ func (Pipe) CreateGroup(m GroupMaker, g Group, files []*fdinfo.FileEntry) error 
 		}
 	}
 	pd, data := m.Queue(g.Key)
-	err = FillQueue(m, ends[1], pd, data)
+	err = fillQueue(m, ends[1], pd, data)
 	m.Syscall(unix.SYS_CLOSE, ends[0])
 	m.Syscall(unix.SYS_CLOSE, ends[1])
 	return err
 }
 
-// FillQueue gives a new pipe or FIFO its capacity and queues its saved
+// queueMaker is what filling a pipe's queue needs of the restored process:
+// both a GroupMaker (pipes) and an Opener (FIFOs) offer it.
+type queueMaker interface {
+	Process() string
+	Syscall(nr uintptr, args ...uint64) (uint64, error)
+	FdPath(fd uint64) string
+}
+
+// fillQueue gives a new pipe or FIFO its capacity and queues its saved
 // bytes, written by cryo through a write end of its own (FdPath of the
 // given end). A nil entry: nothing was saved.
-func FillQueue(m GroupMaker, end uint64, pd *pipedata.PipeDataEntry, data []byte) error {
+func fillQueue(m queueMaker, end uint64, pd *pipedata.PipeDataEntry, data []byte) error {
 	if pd == nil {
 		return nil
 	}

@@ -23,24 +23,24 @@ type Entry struct {
 func Registry() []Entry {
 	return []Entry{
 		{Type: fdinfo.FdTypes_UND, Refused: "a file of undefined type"},
-		{Type: fdinfo.FdTypes_REG, Kind: inPlace{fdinfo.FdTypes_REG, func(f *fdinfo.FileEntry) bool { return f.GetReg() != nil }}},
+		{Type: fdinfo.FdTypes_REG, Kind: Reg{}},
 		{Type: fdinfo.FdTypes_PIPE, Kind: Pipe{}},
-		{Type: fdinfo.FdTypes_FIFO, Kind: inPlace{fdinfo.FdTypes_FIFO, func(f *fdinfo.FileEntry) bool { return f.GetFifo() != nil }}},
-		{Type: fdinfo.FdTypes_INETSK, Kind: inPlace{fdinfo.FdTypes_INETSK, func(f *fdinfo.FileEntry) bool { return f.GetIsk() != nil }}},
-		{Type: fdinfo.FdTypes_UNIXSK, Kind: inPlace{fdinfo.FdTypes_UNIXSK, func(f *fdinfo.FileEntry) bool { return f.GetUsk() != nil }}},
+		{Type: fdinfo.FdTypes_FIFO, Kind: Fifo{}},
+		{Type: fdinfo.FdTypes_INETSK, Kind: Inet{}},
+		{Type: fdinfo.FdTypes_UNIXSK, Kind: Unix{}},
 		{Type: fdinfo.FdTypes_EVENTFD, Kind: Eventfd{}},
 		{Type: fdinfo.FdTypes_EVENTPOLL, Kind: Epoll{}},
 		{Type: fdinfo.FdTypes_INOTIFY, Kind: Inotify{}},
 		{Type: fdinfo.FdTypes_SIGNALFD, Kind: Signalfd{}},
 		{Type: fdinfo.FdTypes_PACKETSK, Refused: "a packet socket"},
-		{Type: fdinfo.FdTypes_TTY, Kind: inPlace{fdinfo.FdTypes_TTY, func(f *fdinfo.FileEntry) bool { return f.GetTty() != nil }}},
+		{Type: fdinfo.FdTypes_TTY, Kind: Tty{}},
 		{Type: fdinfo.FdTypes_FANOTIFY, Kind: Fanotify{}},
-		{Type: fdinfo.FdTypes_NETLINKSK, Refused: "a netlink socket"},
+		{Type: fdinfo.FdTypes_NETLINKSK, Kind: Netlink{}},
 		{Type: fdinfo.FdTypes_NS, Refused: "a namespace descriptor"},
 		{Type: fdinfo.FdTypes_TUNF, Refused: "a tun/tap device"},
 		{Type: fdinfo.FdTypes_EXT, Refused: "an external file"},
 		{Type: fdinfo.FdTypes_TIMERFD, Kind: Timerfd{}},
-		{Type: fdinfo.FdTypes_MEMFD, Kind: inPlace{fdinfo.FdTypes_MEMFD, func(f *fdinfo.FileEntry) bool { return f.GetMemfd() != nil }}},
+		{Type: fdinfo.FdTypes_MEMFD, Kind: Memfd{}},
 		{Type: fdinfo.FdTypes_BPFMAP, Refused: "a BPF map"},
 		{Type: fdinfo.FdTypes_CTL_TTY, Refused: "a controlling terminal entry"},
 		{Type: fdinfo.FdTypes_AUTOFS_PIPE, Refused: "an autofs pipe"},
@@ -68,6 +68,30 @@ func Detect(target string) Simple {
 	return nil
 }
 
+// FamilySocketOf returns the socket kind of family (AF_NETLINK), or nil.
+func FamilySocketOf(family int) FamilySocket {
+	for _, e := range Registry() {
+		if s, ok := e.Kind.(FamilySocket); ok && s.Family() == family {
+			return s
+		}
+	}
+	return nil
+}
+
+// CreatorOf returns the kind that creates files of type t one at a time
+// by injected calls (a simple kind or a family socket kind), or nil.
+func CreatorOf(t fdinfo.FdTypes) interface {
+	Create(m Maker, f *fdinfo.FileEntry) (uint64, error)
+} {
+	switch k := Lookup(t).(type) {
+	case Simple:
+		return k
+	case FamilySocket:
+		return k
+	}
+	return nil
+}
+
 // SimpleOf returns the simple kind of file type t, or nil.
 func SimpleOf(t fdinfo.FdTypes) Simple {
 	s, _ := Lookup(t).(Simple)
@@ -84,21 +108,6 @@ func CheckFile(f *fdinfo.FileEntry) error {
 	}
 	return k.Check(f)
 }
-
-// inPlace is a kind whose dump and restore still live in packages dump and
-// restore (planned with their cross references there): the registry checks
-// only that an entry of its type carries its payload. Kinds move out of it
-// one at a time.
-type inPlace struct {
-	t   fdinfo.FdTypes
-	has func(*fdinfo.FileEntry) bool
-}
-
-// Type is the CRIU file type.
-func (k inPlace) Type() fdinfo.FdTypes { return k.t }
-
-// Check refuses an entry without its payload.
-func (k inPlace) Check(f *fdinfo.FileEntry) error { return needPayload(f, k.has(f)) }
 
 // needPayload is the one refusal of an entry whose type's payload is
 // missing, worded as for an unknown type.

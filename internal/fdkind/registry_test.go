@@ -10,13 +10,11 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// notMoved are the kinds whose dump and restore still live in packages
-// dump and restore (inPlace): the registry only checks their payload.
-var notMoved = map[fdinfo.FdTypes]bool{
-	fdinfo.FdTypes_REG: true, fdinfo.FdTypes_FIFO: true,
-	fdinfo.FdTypes_INETSK: true, fdinfo.FdTypes_UNIXSK: true,
-	fdinfo.FdTypes_TTY: true, fdinfo.FdTypes_MEMFD: true,
-}
+// madeByTree are the kinds restore still makes itself: a pty pair with the
+// tree's sessions (restore/pty.go), Unix sockets with the links between
+// sockets of several processes (restore/unixsk.go). Every other kind is
+// made one way: Simple, Planner, Opened or Socket.
+var madeByTree = map[fdinfo.FdTypes]bool{fdinfo.FdTypes_TTY: true, fdinfo.FdTypes_UNIXSK: true}
 
 // Every CRIU file type maps to exactly one registry entry, which has a kind
 // of that type or a refusal; every moved kind has all its parts (detect and
@@ -42,11 +40,16 @@ func TestRegistryCoversCRIUTypes(t *testing.T) {
 		}
 		s, simple := e.Kind.(Simple)
 		_, planner := e.Kind.(Planner)
-		if simple && planner {
-			t.Errorf("%v: both simple and a planner", e.Type)
+		opened, socket := OpenedOf(e.Type), SocketOf(e.Type)
+		_, family := e.Kind.(FamilySocket)
+		ways := 0
+		for _, made := range []bool{simple, planner, opened != nil, socket != nil, family} {
+			if made {
+				ways++
+			}
 		}
-		if (simple || planner) == notMoved[e.Type] {
-			t.Errorf("%v: simple %v, planner %v, but listed as not moved %v", e.Type, simple, planner, notMoved[e.Type])
+		if ways > 1 || (ways == 1) == madeByTree[e.Type] {
+			t.Errorf("%v: made %d ways (simple %v, planner %v, opened %v, socket %v, family socket %v), made by the tree %v", e.Type, ways, simple, planner, opened != nil, socket != nil, family, madeByTree[e.Type])
 		}
 		if !simple {
 			continue

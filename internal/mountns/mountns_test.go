@@ -242,8 +242,8 @@ func TestPlanContainer(t *testing.T) {
 		t.Errorf("the masked path binds %q, want /dev/null", steps[6].From)
 	}
 	for why, bad := range map[string]*mnt.MntEntry{
-		"a mount of cryo's":                 entry(11, 1, 990, FstypeOther, "ext4", "/", "/host", true),
-		"part /ct of a cgroup v1 hierarchy": entry(11, 8, 991, FstypeCgroup, "cgroup", "/ct", "/sys/fs/cgroup/pids", false),
+		"a mount of cryo's in a container's namespace, not beneath": entry(11, 1, 990, FstypeOther, "ext4", "/", "/host", true),
+		"part /ct of a cgroup v1 hierarchy":                         entry(11, 8, 991, FstypeCgroup, "cgroup", "/ct", "/sys/fs/cgroup/pids", false),
 	} {
 		if _, err := Plan(append(es[:len(es):len(es)], bad)); err == nil || !strings.Contains(err.Error(), why) {
 			t.Errorf("%s: got %v", why, err)

@@ -68,6 +68,11 @@ const (
 	// mounted fresh with its options: sysfs, devpts (a new instance),
 	// mqueue, cgroup2, and a cgroup v1 hierarchy from its root.
 	NewFS
+	// WithExternal: in a container's namespace, a mount of the host's
+	// that came with the recursive bind of an external mount above it
+	// (the entry's ExtMount, see CameWithExternal); that bind, made again
+	// recursive, brings it back: nothing to do.
+	WithExternal
 )
 
 // IsContainer reports whether entries describe a container's mount
@@ -84,6 +89,9 @@ type Step struct {
 	// From is, for a bind mount, the path in the namespace that shows
 	// what it shows (a mount of the same filesystem made before it).
 	From string
+	// Recursive: for an External mount, the bind is recursive, since
+	// mounts of the host's beneath it came with it (WithExternal steps).
+	Recursive bool
 }
 
 // Plan decides, in the order of entries (the namespace's mountinfo order,
@@ -96,6 +104,8 @@ func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 	steps := make([]Step, 0, len(entries))
 	seen := map[uint32]bool{}
 	container := IsContainer(entries)
+	// step: the index in steps of each mount id met.
+	step := map[uint32]int{}
 	for i, e := range entries {
 		point, root := e.GetMountpoint(), e.GetRoot()
 		if !cleanAbs(point) || !cleanAbs(root) {
@@ -105,14 +115,29 @@ func Plan(entries []*mnt.MntEntry) ([]Step, error) {
 		if e.GetSharedId() != 0 || e.GetMasterId() != 0 {
 			return nil, fmt.Errorf("%s: propagation (shared:%d master:%d) other than private is not supported yet", what, e.GetSharedId(), e.GetMasterId())
 		}
+		if seen[e.GetMntId()] {
+			return nil, fmt.Errorf("%s: mount id %d twice", what, e.GetMntId())
+		}
 		seen[e.GetMntId()] = true
+		step[e.GetMntId()] = len(steps)
 		if container && i == 0 {
 			steps = append(steps, Step{Entry: e, Kind: Root})
 			continue
 		}
 		if e.GetExtMount() {
 			if container {
-				return nil, fmt.Errorf("%s: a mount of cryo's in a container's namespace", what)
+				// Only beneath an external mount, whose bind brings it.
+				at, ok := step[e.GetParentMntId()]
+				if !ok || e.GetParentMntId() == e.GetMntId() || e.GetExtKey() != "" ||
+					(steps[at].Kind != External && steps[at].Kind != WithExternal) || !Under(steps[at].Entry.GetMountpoint(), point) {
+					return nil, fmt.Errorf("%s: a mount of cryo's in a container's namespace, not beneath an external mount", what)
+				}
+				for steps[at].Kind == WithExternal {
+					at = step[steps[at].Entry.GetParentMntId()]
+				}
+				steps[at].Recursive = true
+				steps = append(steps, Step{Entry: e, Kind: WithExternal})
+				continue
 			}
 			steps = append(steps, Step{Entry: e, Kind: Inherited})
 			continue

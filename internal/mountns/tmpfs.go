@@ -33,6 +33,7 @@ func Archive(w io.Writer, dir string) (err error) {
 	}
 	tw := tar.NewWriter(zw)
 	var rootDev uint64
+	var rootUID, rootGID uint32
 	links := map[uint64]string{} // inode -> first name, for hard links
 	err = walk(dir, func(p string, st *unix.Stat_t) error {
 		rel, err := filepath.Rel(dir, p)
@@ -40,10 +41,17 @@ func Archive(w io.Writer, dir string) (err error) {
 			return err
 		}
 		if p == dir {
-			rootDev = st.Dev
+			rootDev, rootUID, rootGID = st.Dev, st.Uid, st.Gid
 		}
 		hdr := &tar.Header{Name: rel, Mode: int64(st.Mode & 07777), Uid: int(st.Uid), Gid: int(st.Gid),
 			ModTime: time.Unix(st.Mtim.Unix()), Format: tar.FormatPAX}
+		if st.Dev != rootDev {
+			// A mount point: what the mount hides, its owner too, is not
+			// visible. The tmpfs root's owner made it (the engine); the
+			// mounted file's may be one the restore cannot give (the
+			// host's root for a rootless container's device nodes).
+			hdr.Uid, hdr.Gid = int(rootUID), int(rootGID)
+		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"

@@ -86,6 +86,9 @@ func (p *process) createContainerMnt(steps []mountns.Step, u *usernsImage) error
 // containerMount makes one mount of a container's namespace beneath the
 // root open at rootFd in p.
 func (p *process) containerMount(rootFd uint64, s mountns.Step, u *usernsImage) error {
+	if s.Kind == mountns.WithExternal {
+		return nil // the recursive bind of the external mount above brought it
+	}
 	e := s.Entry
 	flags := uint64(e.GetFlags()) & mountFlagMask
 	target, err := p.openInRoot(rootFd, e.GetMountpoint())
@@ -93,9 +96,15 @@ func (p *process) containerMount(rootFd uint64, s mountns.Step, u *usernsImage) 
 		return fmt.Errorf("mount point: %w", err)
 	}
 	defer p.leader.Syscall(unix.SYS_CLOSE, target)
-	// bindFrom binds source (a path as p sees it) and sets the flags.
+	// bindFrom binds source (a path as p sees it), recursively for an
+	// external mount the host's mounts beneath it came with, and sets the
+	// flags (of the top mount only: those beneath keep the host's).
 	bindFrom := func(source string) error {
-		if err := p.mount(source, fdPath(target), "", unix.MS_BIND, ""); err != nil {
+		bind := uint64(unix.MS_BIND)
+		if s.Recursive {
+			bind |= unix.MS_REC
+		}
+		if err := p.mount(source, fdPath(target), "", bind, ""); err != nil {
 			return fmt.Errorf("bind %s: %w", source, err)
 		}
 		return p.remountAt(rootFd, e.GetMountpoint(), "", unix.MS_BIND|unix.MS_REMOUNT|flags)

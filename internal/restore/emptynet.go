@@ -14,30 +14,35 @@ import (
 
 // checkEmptyNet refuses images whose net namespace was left out of the
 // dump (empty_ns) unless the restore makes a new one, and a new one for a
-// normal user, who may not make it outside the tree's user namespace.
-func checkEmptyNet(dir *image.Dir, snap *snapshot, opts Options) error {
-	if opts.EmptyNetNS && os.Geteuid() != 0 {
-		return errors.New("empty_ns: a new net namespace for the tree is made by root only yet")
-	}
-	if len(snap.procs[0].cores) == 0 {
-		return nil
+// normal user, who may not make it outside the tree's user namespace. It
+// returns whether a new one is to be made: as CRIU (root_ns_mask &
+// empty_ns), empty_ns makes none for a tree that was in the dumper's own
+// net namespace (a rootless runc container shares the host's), which is
+// restored in cryo's.
+func checkEmptyNet(dir *image.Dir, snap *snapshot, opts Options) (bool, error) {
+	if len(snap.procs[0].cores) == 0 || snap.procs[0].cores[0].GetIds().GetNetNsId() == 0 {
+		if opts.EmptyNetNS && os.Geteuid() != 0 {
+			return false, errors.New("empty_ns: a new net namespace for the tree is made by root only yet")
+		}
+		return opts.EmptyNetNS, nil
 	}
 	id := snap.procs[0].cores[0].GetIds().GetNetNsId()
-	if id == 0 || opts.EmptyNetNS {
-		return nil
-	}
 	var e netdev.NetnsEntry
 	err := dir.ReadOne(image.NetnsName(id), "NETNS", &e)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil // the dumper's own: restored in cryo's
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	if e.GetExtKey() == image.EmptyNetKey {
-		return fmt.Errorf("%s: the tree's net namespace was left out of the dump (empty_ns): the restore must make a new one (empty_ns)", image.NetnsName(id))
+	if e.GetExtKey() == image.EmptyNetKey && !opts.EmptyNetNS {
+		return false, fmt.Errorf("%s: the tree's net namespace was left out of the dump (empty_ns): the restore must make a new one (empty_ns)", image.NetnsName(id))
 	}
-	return nil // the tree's own: loadNet read it
+	// The tree's own (loadNet read it) or the one left out.
+	if opts.EmptyNetNS && os.Geteuid() != 0 {
+		return false, errors.New("empty_ns: a new net namespace for the tree is made by root only yet")
+	}
+	return opts.EmptyNetNS, nil
 }
 
 // newEmptyNet moves the stub into a new net namespace with its loopback

@@ -9,9 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// makeKind creates a file of a simple kind (internal/fdkind) in p, the
-// common ancestor of its holders, at its temporary descriptor.
-func (fp *filePlan) makeKind(p *process, id uint32, k fdkind.Simple) error {
+// makeKind creates a file of a simple or socket kind (internal/fdkind)
+// in p, the common ancestor of its holders, at its temporary descriptor.
+func (fp *filePlan) makeKind(p *process, id uint32, k interface {
+	Create(m fdkind.Maker, f *fdinfo.FileEntry) (uint64, error)
+}) error {
 	f := fp.snap.files[id]
 	fd, err := k.Create(maker{p: p, owner: fp.ownerOf(p, id), f: f}, f)
 	if err != nil {
@@ -125,3 +127,129 @@ func (m groupMaker) FdPath(fd uint64) string { return fmt.Sprintf("/proc/%d/fd/%
 
 // The interface restore offers the kinds made in groups.
 var _ fdkind.GroupMaker = groupMaker{}
+
+// openKind has an Opened kind (internal/fdkind) open file id in p, the
+// common ancestor of its holders, at its temporary descriptor.
+func (fp *filePlan) openKind(p *process, id uint32, k fdkind.Opened) error {
+	return k.Open(opener{fp: fp, p: p, id: id}, fp.snap.files[id])
+}
+
+// opener is a restored process, as an Opened kind sees it while it opens
+// file id there.
+type opener struct {
+	fp *filePlan
+	p  *process
+	id uint32
+}
+
+// Process names the process by its saved pid.
+func (m opener) Process() string { return fmt.Sprintf("restore pid %d", m.p.c.pid) }
+
+// Syscall injects a call into the process's leader.
+func (m opener) Syscall(nr uintptr, args ...uint64) (uint64, error) {
+	return m.p.leader.Syscall(nr, args...)
+}
+
+// File is an entry of files.img.
+func (m opener) File(id uint32) *fdinfo.FileEntry { return m.fp.snap.files[id] }
+
+// OpenChecked opens path as the file's owner (owner.go's checked open).
+func (m opener) OpenChecked(path string, flags uint64, want fdkind.Want) (uint64, error) {
+	return m.p.openChecked(m.fp.ownerOf(m.p, m.id), path, flags, wantFile{f: want.Reg, dev: want.Dev, ino: want.Ino, size: want.Size})
+}
+
+// Place duplicates fd to the file's temporary descriptor.
+func (m opener) Place(fd uint64) (uint64, error) {
+	temp := m.fp.temp[m.id]
+	if fd == temp {
+		return temp, nil
+	}
+	if _, err := m.p.leader.Syscall(unix.SYS_DUP3, fd, temp, unix.O_CLOEXEC); err != nil {
+		return temp, fmt.Errorf("dup3 %d to %d: %w", fd, temp, err)
+	}
+	return temp, nil
+}
+
+// FifoQueue is FIFO pipeID's saved queue, given once.
+func (m opener) FifoQueue(pipeID uint32) (*pipedata.PipeDataEntry, []byte) {
+	if m.fp.fifosFilled == nil {
+		m.fp.fifosFilled = map[uint32]bool{}
+	}
+	if m.fp.fifosFilled[pipeID] {
+		return nil, nil
+	}
+	m.fp.fifosFilled[pipeID] = true
+	return m.fp.snap.fifos[pipeID], m.fp.snap.fifoBytes[pipeID]
+}
+
+// FdPath is the process's descriptor in cryo's /proc.
+func (m opener) FdPath(fd uint64) string { return fmt.Sprintf("/proc/%d/fd/%d", m.p.pid, fd) }
+
+// Shared is the temporary descriptor of shared memory object shmid.
+func (m opener) Shared(shmid uint64) (uint64, bool) {
+	fd, ok := m.fp.shmTemp[shmid]
+	return fd, ok
+}
+
+// Ghost makes the file's ghost, if it was deleted (ghosts.go).
+func (m opener) Ghost() (string, fdkind.Want, bool, error) {
+	if m.fp.snap.ghosts[m.id] == nil {
+		return "", fdkind.Want{}, false, nil
+	}
+	gp, err := m.fp.ghostPath(m.p, m.fp.ownerOf(m.p, m.id), m.id)
+	if err != nil {
+		return "", fdkind.Want{}, false, err
+	}
+	w := gp.want(m.fp, m.id)
+	return gp.path, fdkind.Want{Reg: w.f, Dev: w.dev, Ino: w.ino, Size: w.size}, true, nil
+}
+
+// ShellJob is -j.
+func (m opener) ShellJob() bool { return m.p.r.opts.ShellJob }
+
+// The interface restore offers the kinds opened one by one.
+var _ fdkind.Opener = opener{}
+
+// calls offers p's injected calls, scratch area and memory (to set a
+// socket's options, fdkind.SockCaller).
+func (p *process) calls() groupMaker { return groupMaker{fp: p.r.files, p: p} }
+
+// makeSocket has a socket kind (internal/fdkind) make socket id in p at
+// its temporary descriptor.
+func (fp *filePlan) makeSocket(p *process, id uint32, k fdkind.Socket) error {
+	return k.Make(socketMaker{opener{fp: fp, p: p, id: id}}, fp.snap.files[id])
+}
+
+// socketMaker is a restored process, as a socket kind sees it while it
+// makes socket id there.
+type socketMaker struct{ opener }
+
+// Put copies b into the process's scratch area.
+func (m socketMaker) Put(b []byte) (uint64, error) { return m.p.put(b) }
+
+// Read copies memory of the process into b.
+func (m socketMaker) Read(addr uint64, b []byte) error { return readMem(m.p, addr, b) }
+
+// AsIDs runs fn with the process's effective ids made uid and gid, as the
+// process's user namespace maps them.
+func (m socketMaker) AsIDs(uid, gid uint32, fn func() error) (bool, error) {
+	in, gin, err := m.p.idsInside(uid, gid)
+	if err != nil {
+		return false, err
+	}
+	return true, m.p.remote().AsEffective(uint64(in), uint64(gin), fn)
+}
+
+// RebuildTCP rebuilds a saved connection (tcp.go).
+func (m socketMaker) RebuildTCP(fd uint64, ino uint32, local, remote unix.Sockaddr) error {
+	return m.fp.rebuildTCP(m.p, fd, ino, local, remote)
+}
+
+// CloseTCP is --tcp-close (tcpclose.go).
+func (m socketMaker) CloseTCP(where string, port uint32) bool { return m.fp.closeTCP(m.p, where, port) }
+
+// Logf logs a line of the restore.
+func (m socketMaker) Logf(format string, args ...any) { m.p.r.logf(format, args...) }
+
+// The interface restore offers the socket kinds.
+var _ fdkind.SocketMaker = socketMaker{}

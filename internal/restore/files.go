@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/cryo-cr/cryo/internal/fdkind"
@@ -15,16 +14,6 @@ import (
 	"github.com/cryo-cr/cryo/internal/tcprepair"
 	"golang.org/x/sys/unix"
 )
-
-// isTerminalPath tells whether a dumped descriptor named a terminal, which
-// with -j is replaced by the restoring terminal, as CRIU does.
-func isTerminalPath(name string, mode uint32) bool {
-	if mode&unix.S_IFMT != unix.S_IFCHR {
-		return false
-	}
-	return strings.HasPrefix(name, "/dev/pts/") || strings.HasPrefix(name, "/dev/tty") ||
-		name == "/dev/console" || name == "/dev/ptmx"
-}
 
 // filePlan says where each open file of the tree is created. A file (an
 // open file description) is opened once, in the lowest common ancestor of
@@ -243,8 +232,7 @@ func planFiles(s *snapshot, procs []*process) (*filePlan, error) {
 			continue
 		}
 		for _, fd := range p.c.fds {
-			if m := s.files[fd.GetId()].GetMemfd(); m != nil {
-				id := uint64(m.GetInodeId())
+			if id, ok := fdkind.MemfdInode(s.files[fd.GetId()]); ok {
 				if len(shmHolders[id]) == 0 {
 					shmOrder = append(shmOrder, id)
 				}
@@ -375,12 +363,6 @@ func commonAncestor(ps []*process) *process {
 	return a
 }
 
-// reopenFlags are a file's saved flags for opening it again: without
-// those that only mean something when the file is created.
-func reopenFlags(saved uint32) uint64 {
-	return uint64(saved) &^ (unix.O_CREAT | unix.O_TRUNC | unix.O_EXCL)
-}
-
 // openIn creates, in p, the files p is the common ancestor of (phase one).
 // Shared memory objects come first: memfd descriptors are made from them.
 // Pseudo-terminal pairs come next, so that a session leader can take its
@@ -408,70 +390,26 @@ func (fp *filePlan) openIn(p *process) error {
 			err = fp.useInherited(p, j, n, key)
 		} else if j.ctty {
 			err = fp.openCtty(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_MEMFD {
-			err = fp.makeMemfd(p, j.ids[0])
 		} else if j.unixPair {
 			err = fp.makeUnixPair(p, j.ids)
 		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_UNIXSK {
 			err = fp.makeUnix(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_INETSK {
-			err = fp.makeInet(p, j.ids[0])
-		} else if fp.snap.files[j.ids[0]].GetType() == fdinfo.FdTypes_FIFO {
-			err = fp.openFifo(p, j.ids[0])
-		} else if k := fdkind.SimpleOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+		} else if k := fdkind.SocketOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+			err = fp.makeSocket(p, j.ids[0], k)
+		} else if k := fdkind.OpenedOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
+			err = fp.openKind(p, j.ids[0], k)
+		} else if k := fdkind.CreatorOf(fp.snap.files[j.ids[0]].GetType()); k != nil {
 			err = fp.makeKind(p, j.ids[0], k)
 		} else if j.group != nil {
 			err = fp.makeGroup(p, j)
 		} else {
-			err = fp.openFile(p, j.ids[0])
+			err = fmt.Errorf("restore pid %d: file %d of type %v: no kind opens it", p.c.pid, j.ids[0], fp.snap.files[j.ids[0]].GetType())
 		}
 		if err != nil {
 			return err
 		}
 		for _, id := range j.ids {
 			fp.madeIn[id] = p
-		}
-	}
-	return nil
-}
-
-// openFile opens one regular file (or hands over a terminal with -j) at its
-// temporary descriptor, at its offset.
-func (fp *filePlan) openFile(p *process, id uint32) error {
-	t := p.leader
-	f := fp.snap.reg(id)
-	temp := fp.temp[id]
-	where := fmt.Sprintf("restore pid %d file %s", p.c.pid, f.GetName())
-	if p.r.opts.ShellJob && isTerminalPath(f.GetName(), f.GetMode()) {
-		// Every process still holds cryo's 0-2 in phase one.
-		std := uint64(0)
-		if f.GetFlags()&unix.O_ACCMODE != unix.O_RDONLY {
-			std = 1
-		}
-		if _, err := t.Syscall(unix.SYS_DUP3, std, temp, unix.O_CLOEXEC); err != nil {
-			return fmt.Errorf("%s: hand over the terminal: %w", where, err)
-		}
-		return nil
-	}
-	name, want, owner := f.GetName(), wantFile{f: f}, fp.ownerOf(p, id)
-	if fp.snap.ghosts[id] != nil {
-		gp, err := fp.ghostPath(p, owner, id)
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		name, want = gp.path, gp.want(fp, id)
-	}
-	flags := reopenFlags(f.GetFlags())
-	n, err := p.openChecked(owner, name, flags, want)
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if err := fp.moveTo(p, n, temp); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if pos := f.GetPos(); pos != 0 {
-		if _, err := t.Syscall(unix.SYS_LSEEK, temp, pos, 0); err != nil {
-			return fmt.Errorf("%s: seek to %d: %w", where, pos, err)
 		}
 	}
 	return nil
@@ -559,64 +497,6 @@ func (fp *filePlan) isAnonStaging(start, end uint64) bool {
 		}
 	}
 	return false
-}
-
-// makeMemfd gives a memfd descriptor its temporary number: a copy of the
-// memfd made for its inode, with its flags and offset.
-func (fp *filePlan) makeMemfd(p *process, id uint32) error {
-	t := p.leader
-	m := fp.snap.files[id].GetMemfd()
-	where := fmt.Sprintf("restore pid %d memfd %d", p.c.pid, id)
-	if _, err := t.Syscall(unix.SYS_DUP3, fp.shmTemp[uint64(m.GetInodeId())], fp.temp[id], unix.O_CLOEXEC); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if _, err := t.Syscall(unix.SYS_FCNTL, fp.temp[id], unix.F_SETFL, uint64(m.GetFlags()&^unix.O_ACCMODE)); err != nil {
-		return fmt.Errorf("%s: flags: %w", where, err)
-	}
-	if pos := m.GetPos(); pos != 0 {
-		if _, err := t.Syscall(unix.SYS_LSEEK, fp.temp[id], pos, 0); err != nil {
-			return fmt.Errorf("%s: seek: %w", where, err)
-		}
-	}
-	return nil
-}
-
-// openFifo opens a FIFO end at its temporary descriptor. A read-write
-// "keeper" opened first means neither end blocks (or fails, non-blocking)
-// waiting for the other; the first end opened of each FIFO also gets its
-// capacity and queued bytes, written by cryo through the keeper.
-func (fp *filePlan) openFifo(p *process, id uint32) error {
-	t := p.leader
-	ff := fp.snap.files[id].GetFifo()
-	f := fp.snap.reg(ff.GetRegfId())
-	where := fmt.Sprintf("restore pid %d FIFO %s", p.c.pid, f.GetName())
-	owner := fp.ownerOf(p, id)
-	keeper, err := p.openChecked(owner, f.GetName(), unix.O_RDWR|unix.O_NONBLOCK, wantFile{f: f})
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	defer t.Syscall(unix.SYS_CLOSE, keeper)
-	flags := reopenFlags(f.GetFlags())
-	n, err := p.openChecked(owner, f.GetName(), flags|unix.O_NONBLOCK, wantFile{f: f})
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	temp := fp.temp[id]
-	if err := fp.moveTo(p, n, temp); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if _, err := t.Syscall(unix.SYS_FCNTL, temp, unix.F_SETFL, flags&^unix.O_ACCMODE); err != nil {
-		return fmt.Errorf("%s: flags: %w", where, err)
-	}
-	pipeID := ff.GetPipeId()
-	if fp.fifosFilled == nil {
-		fp.fifosFilled = map[uint32]bool{}
-	}
-	if fp.fifosFilled[pipeID] {
-		return nil
-	}
-	fp.fifosFilled[pipeID] = true
-	return fdkind.FillQueue(fp.groupMaker(p), keeper, fp.snap.fifos[pipeID], fp.snap.fifoBytes[pipeID])
 }
 
 // chownPath gives the file at path (not following a link) host ids uid

@@ -19,7 +19,6 @@ import (
 	pipedata "github.com/checkpoint-restore/go-criu/v7/crit/images/pipe-data"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/regfile"
-	remap "github.com/checkpoint-restore/go-criu/v7/crit/images/remap-file-path"
 	seccompimg "github.com/checkpoint-restore/go-criu/v7/crit/images/seccomp"
 	skpacket "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-packet"
 	"github.com/cryo-cr/cryo/internal/fdkind"
@@ -75,6 +74,11 @@ type checkpoint struct {
 	fs      *fsimg.FsEntry
 	// locks are the file locks the process takes again (filelocks.img).
 	locks []*filelock.FileLockEntry
+	// nestedPids: for a process of a pid namespace nested in the tree's
+	// (made below the root, as sandboxes do) when the tree moves to a new
+	// pid namespace (a rootless restore: see mustMovePids), its ids in the
+	// nested namespace; nsPids are then those one level up, in the new one.
+	nestedPids []uint32
 }
 
 // CRIU's task states.
@@ -109,19 +113,14 @@ func load(dir *image.Dir) (*snapshot, error) {
 		if err := fdkind.CheckFile(f); err != nil {
 			return nil, fmt.Errorf("%s: %w", image.FilesName, err)
 		}
-		if f.GetType() == fdinfo.FdTypes_INETSK {
-			if err := checkInet(f.GetIsk()); err != nil {
-				return nil, fmt.Errorf("%s: socket %d: %w", image.FilesName, f.GetId(), err)
-			}
-		}
 		if _, dup := s.files[f.GetId()]; dup {
 			return nil, fmt.Errorf("%s: file id %d appears twice", image.FilesName, f.GetId())
 		}
 		s.files[f.GetId()] = f
 	}
-	for id, f := range s.files {
-		if f.GetType() == fdinfo.FdTypes_FIFO && s.files[f.GetFifo().GetRegfId()].GetReg() == nil {
-			return nil, fmt.Errorf("%s: FIFO %d refers to unknown file %d", image.FilesName, id, f.GetFifo().GetRegfId())
+	for _, f := range s.files {
+		if err := fdkind.CheckRefs(f, s.file); err != nil {
+			return nil, fmt.Errorf("%s: %w", image.FilesName, err)
 		}
 	}
 	seen := map[uint32]bool{}
@@ -408,8 +407,8 @@ func (s *snapshot) loadShmem(dir *image.Dir) error {
 		s.shmem[e.GetInodeId()] = obj
 	}
 	for _, f := range s.files {
-		if m := f.GetMemfd(); m != nil && s.memfds[uint64(m.GetInodeId())] == nil {
-			return fmt.Errorf("%s: memfd file %d refers to unknown inode %d", image.FilesName, f.GetId(), m.GetInodeId())
+		if ino, ok := fdkind.MemfdInode(f); ok && s.memfds[ino] == nil {
+			return fmt.Errorf("%s: memfd file %d refers to unknown inode %d", image.FilesName, f.GetId(), ino)
 		}
 	}
 	for _, c := range s.procs {
@@ -460,25 +459,16 @@ type ghost struct {
 // loadGhosts reads remap-fpath.img and the ghost files it names, each once.
 func (s *snapshot) loadGhosts(dir *image.Dir) error {
 	s.ghosts = map[uint32]*ghost{}
-	remaps, err := image.ReadEntries[*remap.RemapFilePathEntry](dir, image.RemapName, "REMAP_FPATH")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	remaps, err := fdkind.LoadGhostRemaps(dir, s.file)
 	if err != nil {
 		return err
 	}
 	byRemap := map[uint32]*ghost{}
 	var total uint64
 	for _, r := range remaps {
-		if r.GetRemapType() != remap.RemapType_GHOST {
-			return fmt.Errorf("%s: remap of file %d of type %v is not supported", image.RemapName, r.GetOrigId(), r.GetRemapType())
-		}
-		if s.files[r.GetOrigId()].GetReg() == nil || s.files[r.GetRemapId()].GetReg() == nil {
-			return fmt.Errorf("%s: ghost %d for file %d: not a regular file of the image", image.RemapName, r.GetRemapId(), r.GetOrigId())
-		}
-		g, ok := byRemap[r.GetRemapId()]
+		g, ok := byRemap[r.Ghost]
 		if !ok {
-			e, data, err := dir.OpenGhost(r.GetRemapId())
+			e, data, err := dir.OpenGhost(r.Ghost)
 			if err != nil {
 				return err
 			}
@@ -486,24 +476,27 @@ func (s *snapshot) loadGhosts(dir *image.Dir) error {
 			// Refused before anything is made: the contents of every
 			// ghost take disk space at once.
 			if total += e.GetSize(); total > image.MaxGhostTotal {
-				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.GetRemapId()), int64(image.MaxGhostTotal))
+				return fmt.Errorf("%s: the deleted files to put back total over %d bytes", image.GhostName(r.Ghost), int64(image.MaxGhostTotal))
 			}
-			if name := s.reg(r.GetRemapId()).GetName(); !safeGhostName(name) {
+			if name := s.reg(r.Ghost).GetName(); !safeGhostName(name) {
 				return fmt.Errorf("%s: deleted file %q: not an absolute path of plain names (no \".\", \"..\" or empty component)", image.RemapName, name)
 			}
-			g = &ghost{remapID: r.GetRemapId(), entry: e}
-			if g.isDir() != (s.reg(r.GetRemapId()).GetMode()&unix.S_IFMT == unix.S_IFDIR) || (g.isDir() && e.GetSize() != 0) {
-				return fmt.Errorf("%s: ghost %d: a directory ghost must be an empty directory of the image", image.GhostName(r.GetRemapId()), r.GetRemapId())
+			g = &ghost{remapID: r.Ghost, entry: e}
+			if g.isDir() != (s.reg(r.Ghost).GetMode()&unix.S_IFMT == unix.S_IFDIR) || (g.isDir() && e.GetSize() != 0) {
+				return fmt.Errorf("%s: ghost %d: a directory ghost must be an empty directory of the image", image.GhostName(r.Ghost), r.Ghost)
 			}
-			byRemap[r.GetRemapId()] = g
+			byRemap[r.Ghost] = g
 		}
-		s.ghosts[r.GetOrigId()] = g
+		s.ghosts[r.Orig] = g
 	}
 	return nil
 }
 
 // reg returns the regular-file entry of a file id (checked in load).
 func (s *snapshot) reg(id uint32) *regfile.RegFileEntry { return s.files[id].GetReg() }
+
+// file is entry id of files.img, nil when there is none.
+func (s *snapshot) file(id uint32) *fdinfo.FileEntry { return s.files[id] }
 
 // checkFiles refuses files that changed since the dump: a mapped library or
 // executable with another size or checksum would run foreign code.

@@ -3,9 +3,8 @@ package restore
 import (
 	"fmt"
 	"sort"
-	"strings"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,22 +22,7 @@ import (
 // pipe:[INO] and socket:[INO], and for a file reached through a path
 // (a terminal, a FIFO) that path, with or without its leading slash.
 func (s *snapshot) inheritKeys(id uint32) []string {
-	f := s.files[id]
-	switch f.GetType() {
-	case fdinfo.FdTypes_PIPE:
-		return []string{fmt.Sprintf("pipe:[%d]", f.GetPipe().GetPipeId())}
-	case fdinfo.FdTypes_UNIXSK:
-		return []string{fmt.Sprintf("socket:[%d]", f.GetUsk().GetIno())}
-	case fdinfo.FdTypes_INETSK:
-		return []string{fmt.Sprintf("socket:[%d]", f.GetIsk().GetIno())}
-	case fdinfo.FdTypes_FIFO:
-		name := s.reg(f.GetFifo().GetRegfId()).GetName()
-		return []string{name, strings.TrimPrefix(name, "/")}
-	case fdinfo.FdTypes_REG:
-		name := f.GetReg().GetName()
-		return []string{name, strings.TrimPrefix(name, "/")}
-	}
-	return nil
+	return fdkind.InheritKeys(s.files[id], s.file)
 }
 
 // stubFiles returns the descriptors the stub starts with: cryo's 0-2 and
@@ -104,13 +88,8 @@ func (fp *filePlan) useInherited(p *process, j fileJob, n uint64, key string) er
 		if _, err := t.Syscall(unix.SYS_DUP3, n, fp.temp[id], unix.O_CLOEXEC); err != nil {
 			return fmt.Errorf("restore pid %d: %s given by --inherit-fd fd[%d]: %w", p.c.pid, key, p.r.opts.InheritFds[key], err)
 		}
-		var flags uint32
-		switch f := fp.snap.files[id]; f.GetType() {
-		case fdinfo.FdTypes_PIPE:
-			flags = f.GetPipe().GetFlags()
-		case fdinfo.FdTypes_REG:
-			flags = f.GetReg().GetFlags()
-		default:
+		flags, ok := fdkind.InheritFlags(fp.snap.files[id])
+		if !ok {
 			continue
 		}
 		// Only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME can

@@ -42,7 +42,7 @@ func (r *restorer) lockLastPid() (func(), error) {
 // stub's, say) into this tree's range. Such restores take turns; the
 // release is returned.
 func (r *restorer) holdLastPid() (func(), error) {
-	if r.snap.procs[0].nsPids == nil || r.movedPids {
+	if r.movedPids || !r.snap.anyNsPids() {
 		return func() {}, nil
 	}
 	unlock, err := r.lockLastPid()
@@ -85,4 +85,15 @@ func prewarmThreads(n int) {
 	started.Wait()
 	close(release)
 	finished.Wait()
+}
+
+// anyNsPids tells whether a process of the tree has ids in a pid
+// namespace of the tree's (the root's, or one nested below it).
+func (s *snapshot) anyNsPids() bool {
+	for _, c := range s.procs {
+		if c.nsPids != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"github.com/cryo-cr/cryo/internal/image"
 	"strconv"
 	"strings"
@@ -133,7 +134,7 @@ func (fp *filePlan) openLate(p *process) error {
 		if j.pty != nil {
 			err = fp.makeOrphanPty(p, j.pty)
 		} else {
-			err = fp.openFile(p, j.ids[0])
+			err = fp.openKind(p, j.ids[0], fdkind.Reg{})
 		}
 		if err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	ipcdesc "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-desc"
 	ipcvar "github.com/checkpoint-restore/go-criu/v7/crit/images/ipc-var"
@@ -186,9 +185,26 @@ func (r *restorer) enterNamespaces() error {
 		creators["user"][r.rootUserns] = r.procs[0]
 	}
 	for _, p := range r.procs {
-		if p.c.zombie {
-			continue
+		if p.c.zombie || r.nested[p] {
+			continue // nested ones: made and put in place by buildNested
 		}
+		if err := r.enterOwn(p, creators); err != nil {
+			return err
+		}
+	}
+	if err := r.buildNested(creators); err != nil {
+		return err
+	}
+	return r.finishNets()
+}
+
+// enterOwn puts p in its namespaces: it creates those it is the first of
+// and joins the others, where creators made them. A namespace p was born
+// in (its parent's, once the parent was in place: see buildNested) is
+// left as it is.
+func (r *restorer) enterOwn(p *process, creators map[string]map[uint32]*process) error {
+	ns := r.snap.ns
+	{
 		// Files on the tree's own mounts it shares with an ancestor, which
 		// opened them at the end of its turn.
 		if err := r.files.copyLate(p); err != nil {
@@ -208,13 +224,22 @@ func (r *restorer) enterNamespaces() error {
 			{"time", unix.CLONE_NEWTIME, ids.GetTimeNsId(), ns.times[ids.GetTimeNsId()] != nil},
 			{"net", unix.CLONE_NEWNET, ids.GetNetNsId(), ns.nets[ids.GetNetNsId()] != nil},
 		}
+		// A process cloned once its parent was in place has its parent's
+		// namespaces already; the one of the tree's root, or of a nested
+		// pid namespace's init, was born in its user namespace.
+		born := p.userns != nil && p.userns.id == ids.GetUserNsId()
+		for i, k := range kinds {
+			if p.late != nil && k.id == r.nsIDOf(p.late, k.name) {
+				kinds[i].has = false
+			}
+			if k.name == "user" && born {
+				kinds[i].has = false
+			}
+		}
 		// Open what p joins while it is still root in cryo's namespaces:
 		// once in a user namespace it may no longer reach them.
 		fds := map[string]uint64{}
 		for _, k := range kinds {
-			if k.name == "user" && k.id == r.rootUserns {
-				continue // born in it
-			}
 			if c := creators[k.name][k.id]; k.has && c != nil {
 				fd, err := p.openNs(c, k.name)
 				if err != nil {
@@ -223,7 +248,7 @@ func (r *restorer) enterNamespaces() error {
 				fds[k.name] = fd
 			}
 		}
-		if u := ns.users[ids.GetUserNsId()]; u != nil {
+		if u := ns.users[ids.GetUserNsId()]; u != nil && !born {
 			if u.ext.SetgroupsDeny && u.id != r.rootUserns {
 				if err := p.setHostGroups(u, ns.users[r.rootUserns], p.c.cores[0].GetThreadCore().GetCreds().GetGroups()); err != nil {
 					return err
@@ -251,7 +276,7 @@ func (r *restorer) enterNamespaces() error {
 			}
 		}
 		for _, k := range kinds {
-			if !k.has || (k.name == "user" && k.id == r.rootUserns) {
+			if !k.has {
 				continue
 			}
 			if fd, ok := fds[k.name]; ok {
@@ -290,7 +315,31 @@ func (r *restorer) enterNamespaces() error {
 			return err
 		}
 	}
-	return r.finishNets()
+	return nil
+}
+
+// nsIDOf is the image's id of p's namespace of a kind (as enterOwn names
+// them).
+func (r *restorer) nsIDOf(p *process, kind string) uint32 {
+	if len(p.c.cores) == 0 {
+		return 0
+	}
+	ids := p.c.cores[0].GetIds()
+	switch kind {
+	case "user":
+		return ids.GetUserNsId()
+	case "uts":
+		return ids.GetUtsNsId()
+	case "ipc":
+		return ids.GetIpcNsId()
+	case "mnt":
+		return ids.GetMntNsId()
+	case "time":
+		return ids.GetTimeNsId()
+	case "net":
+		return ids.GetNetNsId()
+	}
+	return 0
 }
 
 // createUserns creates user namespace u in p, first entering its parent
@@ -343,6 +392,13 @@ func (r *restorer) createUserns(p *process, u *usernsImage, parentFd uint64, cre
 	if _, err := t.Syscall(unix.SYS_UNSHARE, unix.CLONE_NEWUSER); err != nil {
 		return fmt.Errorf("restore pid %d: create user namespace %d (owner %d): %w", p.c.pid, u.id, u.ext.Owner, err)
 	}
+	return r.writeUsernsMaps(p, u, parent, creators)
+}
+
+// writeUsernsMaps writes the setgroups policy and the maps of user
+// namespace u, which p has just created (parent: its parent's image, nil
+// for cryo's own).
+func (r *restorer) writeUsernsMaps(p *process, u, parent *usernsImage, creators map[uint32]*process) error {
 	// Maps are written from the parent namespace: by cryo for the initial
 	// one, else by the process that created the parent, which sits in it.
 	uidMap, gidMap := u.uidMap, u.gidMap
@@ -612,9 +668,6 @@ func setSysctl(rp remote.Proc, name, value string) error {
 	return nil
 }
 
-// nsLastPid serialises uses of /proc/sys/kernel/ns_last_pid.
-var nsLastPid sync.Mutex
-
 // setLastPid returns a function that sets ns_last_pid with raw system
 // calls: it runs on the tracer thread right before an injected clone, so
 // that no task of cryo's (a runtime thread) can take the PID in between.
@@ -652,10 +705,10 @@ func readLastPid() uint32 {
 // the task takes the next PID. Another task created on the machine at
 // that moment could take it first: callers check the result.
 func (p *process) cloneAtLastPid(pid uint32, args []byte) (uint64, error) {
-	nsLastPid.Lock()
-	defer nsLastPid.Unlock()
-	// Other cryos restoring at the same time set ns_last_pid too: one at a
-	// time on the machine.
+	// Other restores at the same time set ns_last_pid too: one at a time
+	// on the machine. The lock is a flock on a file of its own, which
+	// also keeps apart two restores in one process (a program using the
+	// API), since each takes it through an open of its own.
 	unlock, err := p.r.lockLastPid()
 	if err != nil {
 		return 0, fmt.Errorf("restore pid %d: %w", pid, err)

@@ -3,9 +3,9 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"io/fs"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/netdev"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/netns"
@@ -138,14 +138,7 @@ func (r *restorer) createNet(p *process, id uint32) error {
 // socketNet is the id of the tree's restored net namespace socket file id
 // lives in, 0 if it is cryo's.
 func (fp *filePlan) socketNet(id uint32) uint32 {
-	f := fp.snap.files[id]
-	var ns uint32
-	switch f.GetType() {
-	case fdinfo.FdTypes_UNIXSK:
-		ns = f.GetUsk().GetNsId()
-	case fdinfo.FdTypes_INETSK:
-		ns = f.GetIsk().GetNsId()
-	}
+	ns := fdkind.SocketNsID(fp.snap.files[id])
 	if fp.snap.ns.nets[ns] == nil {
 		return 0
 	}
@@ -185,12 +178,15 @@ func (fp *filePlan) planNetLate(id uint32, lca *process, holders []*process) (bo
 func (fp *filePlan) openNetLate(p *process) error {
 	for _, id := range fp.netLate[p] {
 		var err error
-		if fp.snap.files[id].GetType() == fdinfo.FdTypes_UNIXSK {
-			err = fp.makeUnix(p, id)
-		} else {
+		t := fp.snap.files[id].GetType()
+		if k := fdkind.SocketOf(t); k != nil {
 			before := fp.tcpRestored
-			err = fp.makeInet(p, id)
+			err = fp.makeSocket(p, id, k)
 			fp.tcpInNets += fp.tcpRestored - before
+		} else if k := fdkind.CreatorOf(t); k != nil {
+			err = fp.makeKind(p, id, k)
+		} else {
+			err = fp.makeUnix(p, id)
 		}
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 	"os"
 	"strconv"
 	"strings"
@@ -21,33 +22,30 @@ import (
 // (lateCopies), as for the files on the tree's own mounts.
 func (fp *filePlan) planOrphanPty(procs []*process, holders map[uint32][]*process, pair *ptyPair) error {
 	var all []*process
-	for _, id := range append(append([]uint32{}, pair.slaveFiles...), pair.cttyFiles...) {
+	for _, id := range append(append([]uint32{}, pair.SlaveFiles...), pair.CttyFiles...) {
 		all = append(all, holders[id]...)
 	}
 	if len(all) == 0 {
-		return fmt.Errorf("%s: orphan pty %d: held by no process", image.FilesName, pair.index)
+		return fmt.Errorf("%s: orphan pty %d: held by no process", image.FilesName, pair.Index)
 	}
 	maker := commonAncestor(all)
-	leader, err := pair.sessionLeader(procs)
+	leader, err := fp.controller(procs, pair)
 	if err != nil {
 		return err
 	}
 	if leader != nil {
-		if fp.controls[leader] != nil {
-			return fmt.Errorf("process %d is the session leader of two ptys", leader.c.pid)
-		}
 		// The leader takes it as its terminal (TIOCSCTTY): it must be the
 		// one that makes it, its holders its own descendants.
 		if commonAncestor([]*process{maker, leader}) != leader {
-			return fmt.Errorf("orphan pty %d: held by processes (first %d) outside the tree of its session leader %d: not supported", pair.index, all[0].c.pid, leader.c.pid)
+			return fmt.Errorf("orphan pty %d: held by processes (first %d) outside the tree of its session leader %d: not supported", pair.Index, all[0].c.pid, leader.c.pid)
 		}
 		fp.controls[leader], maker = pair, leader
-	} else if len(pair.cttyFiles) > 0 {
-		return fmt.Errorf("orphan pty %d: opened through /dev/tty but controls no session", pair.index)
+	} else if len(pair.CttyFiles) > 0 {
+		return fmt.Errorf("orphan pty %d: opened through /dev/tty but controls no session", pair.Index)
 	}
 	pair.maker = maker
 	fp.late[maker] = append(fp.late[maker], fileJob{pty: pair})
-	for _, id := range append(append([]uint32{}, pair.slaveFiles...), pair.cttyFiles...) {
+	for _, id := range append(append([]uint32{}, pair.SlaveFiles...), pair.CttyFiles...) {
 		for _, h := range holders[id] {
 			if cs := fp.lateCopies[h]; h != maker && (len(cs) == 0 || cs[len(cs)-1].id != id) {
 				fp.lateCopies[h] = append(cs, lateCopy{id: id, from: maker})
@@ -61,7 +59,7 @@ func (fp *filePlan) planOrphanPty(procs []*process, holders map[uint32][]*proces
 // no master (Options.OrphanPtsMaster), before anything is made.
 func (fp *filePlan) checkOrphanPtys() error {
 	for index, pair := range fp.snap.ptys {
-		if pair.orphan && fp.orphanMaster == nil {
+		if pair.Orphan && fp.orphanMaster == nil {
 			return fmt.Errorf("pty %d: its master was outside the tree (an orphan pts, saved with orphan_pts_master): the caller must take the new master (orphan_pts_master)", index)
 		}
 	}
@@ -72,7 +70,7 @@ func (fp *filePlan) checkOrphanPtys() error {
 // no mount namespace of its own to make it in.
 func (fp *filePlan) checkOrphansMade() error {
 	for index, pair := range fp.snap.ptys {
-		if pair.orphan && !pair.made {
+		if pair.Orphan && !pair.made {
 			return fmt.Errorf("orphan pty %d: the tree has no mount namespace of its own to make it in: not supported", index)
 		}
 	}
@@ -85,10 +83,10 @@ func (fp *filePlan) checkOrphansMade() error {
 // settings and foreground group; then the master goes to the caller, and
 // none is left in the tree, as before the dump.
 func (fp *filePlan) makeOrphanPty(p *process, pair *ptyPair) error {
-	where := fmt.Sprintf("restore pid %d orphan pty %d", p.c.pid, pair.index)
+	where := fmt.Sprintf("restore pid %d orphan pty %d", p.c.pid, pair.Index)
 	fd, err := pair.early, error(nil)
 	if !pair.hasEarly {
-		if fd, err = openPtyMaster(p, pair.index, unix.O_RDWR|unix.O_NOCTTY); err != nil {
+		if fd, err = openPtyMaster(p, pair.Index, unix.O_RDWR|unix.O_NOCTTY); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -107,9 +105,9 @@ func (fp *filePlan) makeOrphanPty(p *process, pair *ptyPair) error {
 	if err := unix.IoctlSetPointerInt(mc, unix.TIOCSPTLCK, 0); err != nil {
 		return fmt.Errorf("%s: unlock: %w", where, err)
 	}
-	path := pty.PtsPath(pair.index)
-	for _, id := range pair.slaveFiles {
-		n, err := p.open(path, reopenFlags(fp.snap.files[id].GetTty().GetFlags()))
+	path := pty.PtsPath(pair.Index)
+	for _, id := range pair.SlaveFiles {
+		n, err := p.open(path, fdkind.TtyFlags(fp.snap.files[id]))
 		if err == nil {
 			err = fp.moveTo(p, n, fp.temp[id])
 		}
@@ -117,11 +115,11 @@ func (fp *filePlan) makeOrphanPty(p *process, pair *ptyPair) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	if err := pair.apply(mc); err != nil {
+	if err := pair.Apply(mc); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	if pair.slave.Uid != nil && pair.slave.Gid != nil {
-		if err := p.chownPath(path, pair.slave.GetUid(), pair.slave.GetGid()); err != nil {
+	if uid, gid, ok := pair.SlaveOwner(); ok {
+		if err := p.chownPath(path, uid, gid); err != nil {
 			return fmt.Errorf("%s: owner: %w", where, err)
 		}
 	}
@@ -134,7 +132,7 @@ func (fp *filePlan) makeOrphanPty(p *process, pair *ptyPair) error {
 		}); err != nil {
 			return err
 		}
-		for _, id := range pair.cttyFiles {
+		for _, id := range pair.CttyFiles {
 			if err := fp.openCtty(p, id); err != nil {
 				return err
 			}
@@ -144,7 +142,7 @@ func (fp *filePlan) makeOrphanPty(p *process, pair *ptyPair) error {
 		}
 	}
 	// Last: the opens above would meet it.
-	if pair.slave.GetExclusive() && len(pair.slaveFiles) > 0 {
+	if pair.SlaveExclusive() && len(pair.SlaveFiles) > 0 {
 		if err := p.onTerminal(pair, func(fd uint64) error {
 			_, err := p.leader.Syscall(unix.SYS_IOCTL, fd, unix.TIOCEXCL, 0)
 			return err
@@ -174,7 +172,7 @@ func (fp *filePlan) earlyOrphanMaster(p *process, rootFd uint64, from string) (b
 		return false, nil
 	}
 	pair := fp.snap.ptys[uint32(index)]
-	if pair == nil || !pair.orphan || pair.maker != p || pair.hasEarly || pair.made {
+	if pair == nil || !pair.Orphan || pair.maker != p || pair.hasEarly || pair.made {
 		return false, nil
 	}
 	where := fmt.Sprintf("orphan pty %d", index)
@@ -193,7 +191,7 @@ func (fp *filePlan) earlyOrphanMaster(p *process, rootFd uint64, from string) (b
 		got, err = unix.IoctlGetUint32(c, unix.TIOCGPTN)
 		unix.Close(c)
 	}
-	if err == nil && got != pair.index {
+	if err == nil && got != pair.Index {
 		err = fmt.Errorf("the container's devpts gave index %d", got)
 	}
 	if err != nil {

@@ -170,6 +170,12 @@ type restorer struct {
 	// lastPidHeld: this restore holds the machine-wide ns_last_pid lock
 	// for its whole run (holdLastPid).
 	lastPidHeld bool
+	// later are the inits of pid namespaces nested below the root, in the
+	// order build met them, and nested every process of their subtrees:
+	// they are made once their parents are in their namespaces
+	// (buildNested).
+	later  []*process
+	nested map[*process]bool
 }
 
 // process is one process being restored.
@@ -199,6 +205,9 @@ type process struct {
 	// exe is the executable opened before p entered its root, when it
 	// lies outside (see outsideroot.go).
 	exe earlyExe
+	// late: p was cloned once that process, its parent or an ancestor,
+	// was in its namespaces, and holds them already (buildNested).
+	late *process
 }
 
 // Restore recreates the process tree saved in opts.Dir. On error nothing is
@@ -240,9 +249,14 @@ func restoreOn(tr *ptrace.Tracer, opts Options) (root *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEmptyNet(dir, snap, opts); err != nil {
+	newNet, err := checkEmptyNet(dir, snap, opts)
+	if err != nil {
 		return nil, err
 	}
+	if opts.EmptyNetNS && !newNet {
+		opts.Logf("empty_ns: the tree was not in a net namespace of its own; it is restored in cryo's, as CRIU does")
+	}
+	opts.EmptyNetNS = newNet
 	for _, c := range snap.procs {
 		if c.zombie {
 			continue

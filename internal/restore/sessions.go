@@ -74,15 +74,15 @@ func (p *process) setsid() error {
 // whose id is a live process of the tree that is now in another group,
 // and returns those processes. selfOf is a process's id as its calls see
 // it, pgidOf its group.
-func (r *restorer) leadLeftGroups(selfOf func(*process) uint64, pgidOf func(*process) uint64) (map[*process]bool, error) {
+func (r *restorer) leadLeftGroups(procs []*process, selfOf func(*process) uint64, pgidOf func(*process) uint64) (map[*process]bool, error) {
 	wanted := map[uint64]bool{}
-	for _, p := range r.procs {
-		if !p.c.zombie {
+	for _, p := range procs {
+		if !p.c.zombie && p.leader != nil {
 			wanted[pgidOf(p)] = true
 		}
 	}
 	left := map[*process]bool{}
-	for _, p := range r.procs {
+	for _, p := range procs {
 		if p.c.zombie || p.leader == nil {
 			continue
 		}

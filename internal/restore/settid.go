@@ -37,5 +37,16 @@ func (p *process) cloneBothLevels(inner, outer uint32, flags, exitSignal uint64)
 	if _, err := p.put(args.Bytes()); err != nil {
 		return 0, err
 	}
+	p.r.logf("restore pid %d: clone3 with set_tid {%d, %d}: both ids chosen", outer, inner, outer)
+	return p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
+}
+
+// cloneSetTid injects a clone3 whose set_tid array of n ids the caller
+// put at scratch+128, innermost first.
+func (p *process) cloneSetTid(flags, exitSignal uint64, n uint64) (uint64, error) {
+	args := ptrace.CloneArgs{Flags: flags, ExitSignal: exitSignal, SetTid: p.scratch + 128, SetTidSize: n}
+	if _, err := p.put(args.Bytes()); err != nil {
+		return 0, err
+	}
 	return p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
 }

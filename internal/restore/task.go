@@ -172,6 +172,14 @@ func (p *process) createThreads() error {
 			}
 			args := ptrace.CloneArgs{Flags: threadFlags, SetTid: p.scratch + 128, SetTidSize: 1}
 			switch {
+			case p.c.nestedPids != nil:
+				// A nested pid namespace in a moved tree: its id there
+				// by set_tid, the one a level up through ns_last_pid.
+				if err = p.setMovedLevel(tid); err == nil {
+					if _, err = p.putAt(128, putU64(nil, uint64(p.c.nestedPids[i+1]))); err == nil {
+						got, err = p.cloneSetTid(threadFlags, 0, 1)
+					}
+				}
 			case p.r.movedPids:
 				if _, err = p.put(args.Bytes()); err == nil {
 					got, err = p.leader.Syscall(unix.SYS_CLONE3, p.scratch, uint64(len(args.Bytes())))
@@ -204,7 +212,10 @@ func (p *process) createThreads() error {
 			return fmt.Errorf("restore pid %d: clone3 thread %d: %w", p.c.pid, tid, err)
 		}
 		want := tid
-		if p.c.nsPids != nil {
+		switch {
+		case p.c.nestedPids != nil:
+			want = p.c.nestedPids[i+1]
+		case p.c.nsPids != nil:
 			want = p.c.nsPids[i+1]
 		}
 		if uint32(got) != want {
@@ -214,6 +225,11 @@ func (p *process) createThreads() error {
 		if p.r.movedPids {
 			if outer, err = outerTid(p.pid, uint32(got)); err != nil {
 				return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
+			}
+			if p.c.nestedPids != nil {
+				if err := checkMovedLevel(p.pid, outer, tid); err != nil {
+					return fmt.Errorf("restore pid %d: %w", p.c.pid, err)
+				}
 			}
 		}
 		t, err := p.r.tr.Adopt(p.pid, outer)

@@ -1,9 +1,5 @@
 package restore
 
-import (
-	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
-)
-
 // restore --tcp-close, with CRIU's meaning: an established TCP connection
 // saved with --tcp-established comes back closed. The socket is made at
 // its descriptor with its options, but neither bound nor connected, and
@@ -14,8 +10,13 @@ import (
 // connection is still lifted once the tree is back, so the peer's next
 // packet meets no socket and gets a reset.
 
-// closeTCP records that the connection of e comes back closed.
-func (fp *filePlan) closeTCP(p *process, e *skinet.InetSkEntry, where string) {
+// closeTCP tells whether established connections come back closed, and
+// if so counts and logs this one.
+func (fp *filePlan) closeTCP(p *process, where string, port uint32) bool {
+	if !fp.tcpClose {
+		return false
+	}
 	fp.tcpClosed++
-	p.r.logf("%s: --tcp-close: the TCP connection to port %d comes back closed", where, e.GetDstPort())
+	p.r.logf("%s: --tcp-close: the TCP connection to port %d comes back closed", where, port)
+	return true
 }

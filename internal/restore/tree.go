@@ -61,7 +61,7 @@ func (r *restorer) createTree() error {
 	if err := r.files.linkUnix(); err != nil {
 		return err
 	}
-	if err := r.setGroups(); err != nil {
+	if err := r.setGroups(r.procs); err != nil {
 		return err
 	}
 	if err := r.files.setForeground(r.procs); err != nil {
@@ -125,6 +125,9 @@ func (r *restorer) createRoot(root *process) error {
 		return err
 	}
 	flags := uint64(unix.CLONE_PARENT)
+	// bornIn, u: the user namespace the root is cloned with, if any.
+	var bornIn uint32
+	var u *usernsImage
 	if root.c.nsPids != nil {
 		// The stub opens every file of the tree while it is still root in
 		// cryo's namespaces; the root inherits them, and the rest of the
@@ -167,9 +170,16 @@ func (r *restorer) createRoot(root *process) error {
 			return err
 		}
 		// The root is the init of its own pid namespace, which must belong
-		// to the right user namespace: the stub enters that first, and the
-		// namespace comes with the root (CLONE_NEWPID).
-		if err := r.stubIntoOwner(stubScratch, root); err != nil {
+		// to the right user namespace. Root clones it with that user
+		// namespace at once (CLONE_NEWUSER), both ids chosen by set_tid
+		// (rootpidns.go); otherwise the stub enters that namespace first,
+		// and the pid namespace comes with the root (CLONE_NEWPID).
+		if bornIn, u = r.rootBornInUserns(root); u != nil {
+			if err := r.stubAsOwner(stubScratch, root, u); err != nil {
+				return err
+			}
+			flags |= unix.CLONE_NEWUSER
+		} else if err := r.stubIntoOwner(stubScratch, root); err != nil {
 			return err
 		}
 		flags |= unix.CLONE_NEWPID
@@ -185,6 +195,12 @@ func (r *restorer) createRoot(root *process) error {
 	}
 	if err := parent.clone(root, flags, exitSignal); err != nil {
 		return err
+	}
+	if u != nil {
+		if err := r.writeUsernsMaps(root, u, nil, nil); err != nil {
+			return err
+		}
+		r.rootUserns = bornIn
 	}
 	root.userns = r.snap.ns.users[r.rootUserns]
 	// The stub goes: the root holds what it made.
@@ -255,6 +271,13 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 			return err
 		}
 		switch {
+		case child.c.nestedPids != nil && flags&unix.CLONE_NEWPID != 0:
+			// The init of a nested pid namespace in a moved tree: p
+			// is in the new pid namespace, owned by its user
+			// namespace, and may choose both ids below cryo's.
+			got, err = p.cloneBothLevels(1, child.c.nsPids[0], flags, exitSignal)
+		case child.c.nestedPids != nil:
+			got, err = p.cloneInMovedNested(child, flags, exitSignal)
 		case p.r.movedPids:
 			// Outside, the kernel picks.
 			if _, err = p.put(args.Bytes()); err == nil {
@@ -281,7 +304,10 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 	}
 	// clone3 answers in the parent's pid namespace.
 	want := uint64(pid)
-	if p.c.nsPids != nil {
+	switch {
+	case p.c.nestedPids != nil:
+		want = uint64(child.c.nestedPids[0])
+	case p.c.nsPids != nil:
 		want = uint64(child.c.nsPids[0])
 	}
 	if got != want && !(p.r.movedPids && p.c.nsPids == nil) {
@@ -290,6 +316,11 @@ func (p *process) clone(child *process, flags, exitSignal uint64) error {
 	outer, err := outerPid(p, got)
 	if err != nil {
 		return fmt.Errorf("restore pid %d: %w", pid, err)
+	}
+	if child.c.nestedPids != nil {
+		if err := checkMovedLevel(outer, outer, child.c.nsPids[0]); err != nil {
+			return fmt.Errorf("restore pid %d: %w", pid, err)
+		}
 	}
 	child.pid = outer
 	t, err := p.r.tr.Adopt(outer, outer)
@@ -344,17 +375,26 @@ func (p *process) cloneAtLastPidRetry(child *process, args []byte) (uint64, erro
 	}
 }
 
-// outerPid converts a PID seen in p's pid namespace to cryo's.
+// outerPid converts the PID of a child of p, seen in p's pid namespace
+// (the child's may be nested below it), to cryo's.
 func outerPid(p *process, pid uint64) (int, error) {
 	if p.c.nsPids == nil {
 		return int(pid), nil
 	}
+	st, err := proc.ReadStatus(p.pid)
+	if err != nil {
+		return 0, err
+	}
+	level := len(st.NSpid) - 1
 	children, err := proc.ChildrenOf(p.pid)
 	if err != nil {
 		return 0, err
 	}
-	if c, ok := byInnerID(children, proc.ReadStatus, pid); ok {
-		return c, nil
+	for _, c := range children {
+		cs, err := proc.ReadStatus(c)
+		if err == nil && len(cs.NSpid) > level && uint64(cs.NSpid[level]) == pid {
+			return c, nil
+		}
 	}
 	return 0, fmt.Errorf("child %d of %d not found", pid, p.c.pid)
 }
@@ -420,10 +460,14 @@ func (r *restorer) build(p *process) error {
 	}
 	fork := func(children []*process) error {
 		for _, child := range children {
+			if r.startsNestedPidNs(child) {
+				r.deferNested(child)
+				continue
+			}
 			if err := p.clone(child, 0, uint64(unix.SIGCHLD)); err != nil {
 				return err
 			}
-			child.userns = p.userns
+			child.userns, child.late = p.userns, p.late
 			if err := r.build(child); err != nil {
 				return err
 			}
@@ -443,10 +487,12 @@ func (r *restorer) build(p *process) error {
 	return fork(late)
 }
 
-// setGroups puts every process in its process group, and checks sessions.
-// A process in the root's session or group, when the root does not lead
-// it, stays in cryo's (a shell job, as with CRIU's -j).
-func (r *restorer) setGroups() error {
+// setGroups puts every process of procs in its process group, and checks
+// sessions. A process in the root's session or group, when the root does
+// not lead it, stays in cryo's (a shell job, as with CRIU's -j). Processes
+// not made yet (those of nested pid namespaces, see buildNested) are
+// left for later.
+func (r *restorer) setGroups(procs []*process) error {
 	root := r.procs[0]
 	rootTree := root.c.tree
 	actual := func(p *process, nr uintptr) (uint64, error) {
@@ -468,30 +514,33 @@ func (r *restorer) setGroups() error {
 	inner := innerPidsOf(r.procs)
 	wantFor := func(p *process) func(v, rootV uint32, rootActual uint64) uint64 {
 		return func(v, rootV uint32, rootActual uint64) uint64 {
+			if pidNsOf(p) != pidNsOf(root) {
+				// Nested below the root's pid namespace: the root's
+				// group and session, outside, read as 0.
+				return uint64(inner.seenBy(p, v))
+			}
 			if v == rootV && int(rootV) != root.c.pid {
 				return rootActual
 			}
 			return uint64(inner.seenBy(p, v))
 		}
 	}
-	selfOf := func(p *process) uint64 {
-		if p.c.nsPids != nil {
-			return uint64(p.c.nsPids[0])
-		}
-		return uint64(p.c.pid)
-	}
+	selfOf := func(p *process) uint64 { return uint64(p.c.innerID()) }
 	pgidOf := func(p *process) uint64 { return wantFor(p)(p.c.tree.GetPgid(), rootTree.GetPgid(), rootPgid) }
 	// A group whose id is a live process that has joined another group
 	// since: that process makes it again first, and joins its own group
 	// last, once the members are in (sessions.go).
-	left, err := r.leadLeftGroups(selfOf, pgidOf)
+	left, err := r.leadLeftGroups(procs, selfOf, pgidOf)
 	if err != nil {
 		return err
 	}
 	// Group leaders first, then the members, then those that left the
 	// group of their id.
 	for pass := 0; pass < 3; pass++ {
-		for _, p := range r.procs {
+		for _, p := range procs {
+			if p.leader == nil {
+				continue
+			}
 			pgid := pgidOf(p)
 			self := selfOf(p)
 			switch {
@@ -510,7 +559,10 @@ func (r *restorer) setGroups() error {
 			}
 		}
 	}
-	for _, p := range r.procs {
+	for _, p := range procs {
+		if p.leader == nil {
+			continue
+		}
 		sid, err := actual(p, unix.SYS_GETSID)
 		if err != nil {
 			return err

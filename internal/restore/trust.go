@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cryo-cr/cryo/internal/image"
 
@@ -20,9 +21,11 @@ import (
 // sticky (as /tmp: nobody else may then rename the root-owned entry
 // beneath it). trusted (--trust-images) skips the check: the caller vouches
 // for the images. A normal user's restore of their own images is not
-// checked: the kernel gives them nothing they do not have.
+// checked: the kernel gives them nothing they do not have. Nor is one by
+// root of a user namespace of a user's (rootless podman runs its engine
+// there), whose capabilities reach no further than that user's.
 func CheckImagesTrusted(dir string, trusted bool) error {
-	if trusted || os.Geteuid() != 0 {
+	if trusted || os.Geteuid() != 0 || !initialUserns() {
 		return nil
 	}
 	real, err := filepath.EvalSymlinks(dir)
@@ -84,4 +87,17 @@ func CheckImagesTrusted(dir string, trusted bool) error {
 		}
 	}
 	return nil
+}
+
+// initialUserns reports whether cryo runs in the initial user namespace,
+// whose uid map is the identity over every id (or cannot be read).
+func initialUserns() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	return err != nil || identityMap(string(b))
+}
+
+// identityMap reports whether uid_map text maps every id to itself.
+func identityMap(m string) bool {
+	f := strings.Fields(m)
+	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
 }

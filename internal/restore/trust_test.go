@@ -68,3 +68,19 @@ func TestCheckImagesTrusted(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentityMap: only the initial user namespace's map is the identity
+// over every id.
+func TestIdentityMap(t *testing.T) {
+	for m, want := range map[string]bool{
+		"         0          0 4294967295\n": true,
+		"0 4242 1\n":                         false,
+		"0 4242 1\n1 100000 65536\n":         false,
+		"0 0 65536\n":                        false,
+		"":                                   false,
+	} {
+		if got := identityMap(m); got != want {
+			t.Errorf("identityMap(%q) = %v, want %v", m, got, want)
+		}
+	}
+}

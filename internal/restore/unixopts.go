@@ -3,6 +3,7 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 
 	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	"golang.org/x/sys/unix"
@@ -39,15 +40,15 @@ func (p *process) setUnixOpts(fd uint64, o *skopts.SkOptsEntry) error {
 		if x.value == nil {
 			continue
 		}
-		if err := p.setsockopt(fd, unix.SOL_SOCKET, x.opt, binary.LittleEndian.AppendUint32(nil, *x.value)); err != nil {
-			return optionError(x.name, *x.value, err)
+		if err := fdkind.SetSockopt(p.calls(), fd, unix.SOL_SOCKET, x.opt, binary.LittleEndian.AppendUint32(nil, *x.value)); err != nil {
+			return fdkind.OptionError(x.name, *x.value, err)
 		}
 	}
 	if o.SoLinger != nil {
 		// struct linger: int l_onoff, int l_linger.
 		l := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 1), o.GetSoLinger())
-		if err := p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_LINGER, l); err != nil {
-			return optionError("SO_LINGER", fmt.Sprintf("on, %ds", o.GetSoLinger()), err)
+		if err := fdkind.SetSockopt(p.calls(), fd, unix.SOL_SOCKET, unix.SO_LINGER, l); err != nil {
+			return fdkind.OptionError("SO_LINGER", fmt.Sprintf("on, %ds", o.GetSoLinger()), err)
 		}
 	}
 	return nil

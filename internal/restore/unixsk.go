@@ -2,11 +2,10 @@ package restore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"github.com/cryo-cr/cryo/internal/fdkind"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	skopts "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-opts"
 	skunix "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-unix"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockdiag"
@@ -312,10 +311,10 @@ func (fp *filePlan) socketSettings(p *process, id uint32) error {
 			t.Syscall(unix.SYS_SETSOCKOPT, fd, unix.SOL_SOCKET, opt, addr, 4)
 		}
 	}
-	if err := setBuffers(p, fd, opts); err != nil {
+	if err := fdkind.SetSockBuffers(p.calls(), fd, opts); err != nil {
 		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
 	}
-	if err := p.setTimeouts(fd, opts); err != nil {
+	if err := fdkind.SetSockTimeouts(p.calls(), fd, opts); err != nil {
 		return fmt.Errorf("restore pid %d Unix socket %d: %w", p.c.pid, u.GetIno(), err)
 	}
 	if opts.GetSoPasscred() {
@@ -373,37 +372,6 @@ func printable(name []byte) string {
 		return "@" + string(name[1:])
 	}
 	return string(name)
-}
-
-// setBuffers gives the socket at fd its saved buffer sizes. The kernel
-// doubles what is set and reports the doubled value, so half is set; the
-// FORCE options (root) pass over net.core.[rw]mem_max, as the sizes may
-// have been set by a process that could, or grown by TCP autotuning.
-func setBuffers(p *process, fd uint64, opts *skopts.SkOptsEntry) error {
-	for _, b := range []struct {
-		name         string
-		force, plain uint64
-		size         uint32
-	}{
-		{"SO_SNDBUF", unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, opts.GetSoSndbuf()},
-		{"SO_RCVBUF", unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, opts.GetSoRcvbuf()},
-	} {
-		if b.size == 0 {
-			continue
-		}
-		addr, err := p.put(binary.LittleEndian.AppendUint32(nil, b.size/2))
-		if err != nil {
-			return err
-		}
-		_, err = p.leader.Syscall(unix.SYS_SETSOCKOPT, fd, unix.SOL_SOCKET, b.force, addr, 4)
-		if errors.Is(err, unix.EPERM) {
-			_, err = p.leader.Syscall(unix.SYS_SETSOCKOPT, fd, unix.SOL_SOCKET, b.plain, addr, 4)
-		}
-		if err != nil {
-			return fmt.Errorf("%s %d: %w", b.name, b.size, err)
-		}
-	}
-	return nil
 }
 
 // connectExternal connects socket id, at fd, to its peer outside the

@@ -35,38 +35,57 @@ func (s *snapshot) checkTreeRefs() error {
 }
 
 // checkNsPids checks the ids of processes in a pid namespace of the tree's
-// own: the tree has such ids only if its root has (it makes the namespace),
-// every live process has them then, and no id is used twice in one
-// namespace.
+// own: the root's (then every live process has ids in it), or one nested
+// one level below cryo's, made below a root in cryo's pid namespace (as
+// sandboxes do), whose first process is its init, and no id is used twice
+// in one namespace.
 func (s *snapshot) checkNsPids() error {
 	root := s.procs[0]
-	if root.nsPids == nil {
-		for _, c := range s.procs {
-			if c.nsPids != nil {
-				return fmt.Errorf("%s: process %d has ids in a pid namespace of its own below a root in cryo's: nested pid namespaces are not supported", image.PstreeName, c.pid)
+	byPid := map[int]*checkpoint{}
+	for _, c := range s.procs {
+		byPid[c.pid] = c
+	}
+	pidNs := func(c *checkpoint) uint32 {
+		for c != nil {
+			if len(c.cores) > 0 && c.cores[0].GetIds() != nil {
+				return c.cores[0].GetIds().GetPidNsId()
+			}
+			c = byPid[int(c.tree.GetPpid())]
+			if c == nil || c.pid == root.pid && len(c.cores) == 0 {
+				break
 			}
 		}
-		return nil
+		return 0
+	}
+	for _, c := range s.procs[1:] {
+		parent := byPid[int(c.tree.GetPpid())]
+		switch {
+		case root.nsPids != nil && c.nsPids == nil && !c.zombie:
+			return fmt.Errorf("%s: process %d has no id in the tree's pid namespace, which its root made", image.PstreeName, c.pid)
+		case root.nsPids != nil && !c.zombie && pidNs(c) != pidNs(root):
+			return fmt.Errorf("%s: process %d is in a pid namespace nested in the tree's own: pid namespaces more than one level below cryo's are not supported", image.PstreeName, c.pid)
+		case root.nsPids != nil:
+		case c.nsPids != nil && parent.nsPids == nil && c.zombie:
+			return fmt.Errorf("%s: process %d, a zombie, was the init of a nested pid namespace: not supported", image.PstreeName, c.pid)
+		case c.nsPids != nil && parent.nsPids == nil && c.nsPids[0] != 1:
+			return fmt.Errorf("%s: process %d is pid %d of a nested pid namespace and its parent %d is outside it: only its init may be", image.PstreeName, c.pid, c.nsPids[0], parent.pid)
+		case c.nsPids == nil && parent.nsPids != nil && !c.zombie:
+			return fmt.Errorf("%s: process %d has no id in the nested pid namespace of its parent %d", image.PstreeName, c.pid, parent.pid)
+		}
 	}
 	type nsID struct{ ns, id uint32 }
 	inner := map[nsID]int{}
 	for _, c := range s.procs {
-		if c.zombie && c.nsPids == nil {
-			continue // zombies and helpers keep only their outer id
-		}
 		if c.nsPids == nil {
-			return fmt.Errorf("%s: process %d has no id in the tree's pid namespace, which its root made", image.PstreeName, c.pid)
+			continue // zombies and helpers may keep only their outer id
 		}
-		var ns uint32
-		if len(c.cores) > 0 {
-			ns = c.cores[0].GetIds().GetPidNsId()
-		}
+		ns := pidNs(c)
 		for _, id := range c.nsPids {
 			if id == 0 || id > 1<<22 {
 				return fmt.Errorf("%s: process %d: invalid id %d in its pid namespace", image.PstreeName, c.pid, id)
 			}
 			if other, dup := inner[nsID{ns, id}]; dup {
-				return fmt.Errorf("%s: processes %d and %d both have id %d in the tree's pid namespace", image.PstreeName, other, c.pid, id)
+				return fmt.Errorf("%s: processes %d and %d both have id %d in one pid namespace", image.PstreeName, other, c.pid, id)
 			}
 			inner[nsID{ns, id}] = c.pid
 		}

@@ -31,7 +31,9 @@ func TestCheckTreeRefs(t *testing.T) {
 		{"pidns", []*checkpoint{xrefProc(10, 1, 10, 10, 1), xrefProc(11, 10, 10, 10, 2)}, ""},
 		{"pidns duplicate", []*checkpoint{xrefProc(10, 1, 10, 10, 1), xrefProc(11, 10, 10, 10, 1)}, "both have id 1"},
 		{"pidns missing", []*checkpoint{xrefProc(10, 1, 10, 10, 1), xrefProc(11, 10, 10, 10)}, "no id in the tree's pid namespace"},
-		{"nested", []*checkpoint{xrefProc(10, 1, 10, 10), xrefProc(11, 10, 10, 10, 1)}, "nested pid namespaces"},
+		{"nested", []*checkpoint{xrefProc(10, 1, 10, 10), xrefProc(11, 10, 10, 10, 1), xrefProc(12, 11, 10, 10, 2)}, ""},
+		{"nested not init", []*checkpoint{xrefProc(10, 1, 10, 10), xrefProc(11, 10, 10, 10, 2)}, "only its init"},
+		{"nested child outside", []*checkpoint{xrefProc(10, 1, 10, 10), xrefProc(11, 10, 10, 10, 1), xrefProc(12, 11, 10, 10)}, "no id in the nested pid namespace"},
 	} {
 		err := (&snapshot{procs: tc.procs}).checkTreeRefs()
 		switch {

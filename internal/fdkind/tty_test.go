@@ -1,4 +1,4 @@
-package dump
+package fdkind
 
 import (
 	"testing"
@@ -22,9 +22,9 @@ func TestPtsIndex(t *testing.T) {
 		{unix.Mkdev(5, 2), 0, false},
 		{unix.Mkdev(5, 0), 0, false},
 	} {
-		index, ok := ptsIndex(c.rdev)
+		index, ok := PtsIndex(c.rdev)
 		if index != c.index || ok != c.ok {
-			t.Errorf("ptsIndex(%d:%d) = %d, %v; want %d, %v", unix.Major(c.rdev), unix.Minor(c.rdev), index, ok, c.index, c.ok)
+			t.Errorf("PtsIndex(%d:%d) = %d, %v; want %d, %v", unix.Major(c.rdev), unix.Minor(c.rdev), index, ok, c.index, c.ok)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package dump
+package fdkind
 
 import (
 	"encoding/binary"
@@ -36,7 +36,7 @@ func inetOptions(s int, e *skinet.InetSkEntry) error {
 	if err != nil {
 		return fmt.Errorf("buffer sizes: %w", err)
 	}
-	if err := socketTimeouts(s, o); err != nil {
+	if err := SocketTimeouts(s, o); err != nil {
 		return err
 	}
 	// CRIU keeps the linger time only when lingering is on.
@@ -55,9 +55,9 @@ func inetOptions(s int, e *skinet.InetSkEntry) error {
 	return nil
 }
 
-// socketTimeouts reads the send and receive timeouts of socket s (any
+// SocketTimeouts reads the send and receive timeouts of socket s (any
 // family) into o; sk_opts_entry requires them, zero is no timeout.
-func socketTimeouts(s int, o *skopts.SkOptsEntry) error {
+func SocketTimeouts(s int, o *skopts.SkOptsEntry) error {
 	for _, t := range []struct {
 		opt       int
 		sec, usec **uint64

@@ -1,24 +1,77 @@
-package restore
+package fdkind
 
 import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	skinet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	"github.com/cryo-cr/cryo/internal/image"
 	"github.com/cryo-cr/cryo/internal/sockopt"
 	"golang.org/x/sys/unix"
 )
 
-// makeInet recreates a TCP or UDP socket: bound to its address, listening
-// or connected (UDP) as it was.
-func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
-	t := p.leader
-	e := fp.snap.files[id].GetIsk()
-	where := fmt.Sprintf("restore pid %d socket %d", p.c.pid, e.GetIno())
+// Socket is a kind whose files restore makes by socket calls, each in one
+// process (which one, and when, is restore's: restore/netns.go).
+type Socket interface {
+	Kind
+	// Make makes socket f in the restored process and puts it at its
+	// place (Opener.Place).
+	Make(m SocketMaker, f *fdinfo.FileEntry) error
+}
+
+// SocketOf returns the socket kind of file type t, or nil.
+func SocketOf(t fdinfo.FdTypes) Socket {
+	s, _ := Lookup(t).(Socket)
+	return s
+}
+
+// SocketMaker is what restore offers a socket kind to make one socket in a
+// restored process.
+type SocketMaker interface {
+	Opener
+	// Put copies b into the process's scratch area and returns its
+	// address there; each call reuses the area.
+	Put(b []byte) (uint64, error)
+	// Read copies len(b) bytes at addr of the process into b.
+	Read(addr uint64, b []byte) error
+	// AsIDs runs fn, which makes the socket, with the process's
+	// effective ids made the host ids uid and gid, as it sees them: the
+	// socket takes its owner from them. made is false, with the reason,
+	// when they are not mapped where the process is (fn did not run).
+	AsIDs(uid, gid uint32, fn func() error) (made bool, err error)
+	// RebuildTCP gives the socket at fd the connection of socket ino
+	// saved in its tcp-stream image, in repair mode until the whole tree
+	// is back.
+	RebuildTCP(fd uint64, ino uint32, local, remote unix.Sockaddr) error
+	// CloseTCP tells whether established connections come back closed
+	// (--tcp-close), and counts this one (to port) when they do.
+	CloseTCP(where string, port uint32) bool
+	// Logf logs a line of the restore.
+	Logf(format string, args ...any)
+}
+
+// Check refuses an entry without its payload, or one the dump never
+// writes (checkInet).
+func (Inet) Check(f *fdinfo.FileEntry) error {
+	if err := needPayload(f, f.GetIsk() != nil); err != nil {
+		return err
+	}
+	if err := checkInet(f.GetIsk()); err != nil {
+		return fmt.Errorf("socket %d: %w", f.GetId(), err)
+	}
+	return nil
+}
+
+// Make recreates a TCP or UDP socket at its place: bound to its address,
+// listening or connected (UDP) as it was, an established TCP connection
+// rebuilt (or left closed with --tcp-close).
+func (Inet) Make(m SocketMaker, f *fdinfo.FileEntry) (err error) {
+	e := f.GetIsk()
+	where := fmt.Sprintf("%s socket %d", m.Process(), e.GetIno())
 	var fd uint64
 	makeSocket := func() (err error) {
-		fd, err = t.Syscall(unix.SYS_SOCKET, uint64(e.GetFamily()), uint64(e.GetType())|unix.SOCK_CLOEXEC, uint64(e.GetProto()))
+		fd, err = m.Syscall(unix.SYS_SOCKET, uint64(e.GetFamily()), uint64(e.GetType())|unix.SOCK_CLOEXEC, uint64(e.GetProto()))
 		return err
 	}
 	// The socket takes its owner from its maker's fsuid and fsgid: made
@@ -27,13 +80,10 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	// privileges.
 	made := false
 	if uid, gid, ok, _ := image.GetInetOwner(e); ok { // well-formed: checkInet
-		in, gin, ierr := p.idsInside(uid, gid)
-		if ierr == nil {
-			err, made = p.remote().AsEffective(uint64(in), uint64(gin), makeSocket), true
-		} else {
+		if made, err = m.AsIDs(uid, gid, makeSocket); !made {
 			// An owner the namespace does not map (root's socket passed
 			// into the tree): the maker's ids, as before owners were kept.
-			p.r.logf("%s: its owner %d:%d is not mapped where it is made: %v; it gets the maker's", where, uid, gid, ierr)
+			m.Logf("%s: its owner %d:%d is not mapped where it is made: %v; it gets the maker's", where, uid, gid, err)
 		}
 	}
 	if !made {
@@ -42,15 +92,14 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	if err := fp.moveTo(p, fd, fp.temp[id]); err != nil {
+	if fd, err = placeAndClose(m, fd); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	fd = fp.temp[id]
-	if err := p.setInetOptions(fd, e); err != nil {
+	if err := setInetOptions(m, fd, e); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	setReuseAddr := func(on uint32) error {
-		return p.setsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, binary.LittleEndian.AppendUint32(nil, on))
+		return SetSockopt(m, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, binary.LittleEndian.AppendUint32(nil, on))
 	}
 	// withAddr makes bind or connect to an address of the image.
 	withAddr := func(nr uintptr, words []uint32, port uint32) error {
@@ -58,24 +107,22 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 		if err != nil {
 			return err
 		}
-		addr, err := p.put(sa)
+		addr, err := m.Put(sa)
 		if err != nil {
 			return err
 		}
-		_, err = t.Syscall(nr, fd, addr, uint64(len(sa)))
+		_, err = m.Syscall(nr, fd, addr, uint64(len(sa)))
 		return err
 	}
 	established := e.GetType() == unix.SOCK_STREAM && e.GetState() == stateEstablished
-	closed := established && fp.tcpClose
-	if closed {
-		fp.closeTCP(p, e, where)
-	} else if established {
+	closed := established && m.CloseTCP(where, e.GetDstPort())
+	if established && !closed {
 		// Bound and connected in repair mode, which binds the port even
 		// where the listener that accepted the connection holds it.
-		if err := fp.rebuildTCP(p, fd, id); err != nil {
+		if err := rebuildTCP(m, fd, e); err != nil {
 			return fmt.Errorf("%s: TCP connection to port %d: %w", where, e.GetDstPort(), err)
 		}
-	} else if e.GetSrcPort() != 0 || anyNonZero(e.GetSrcAddr()) {
+	} else if !established && (e.GetSrcPort() != 0 || anyNonZero(e.GetSrcAddr())) {
 		// The port may still be held by connections of the dumped tree in
 		// TIME_WAIT: bind as CRIU does, with SO_REUSEADDR for the moment.
 		// Not for UDP, where it would let the socket share its port with
@@ -100,7 +147,7 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 	case closed: // left unconnected
 	case established: // connected above
 	case e.GetState() == stateListen:
-		if _, err := t.Syscall(unix.SYS_LISTEN, fd, uint64(e.GetBacklog())); err != nil {
+		if _, err := m.Syscall(unix.SYS_LISTEN, fd, uint64(e.GetBacklog())); err != nil {
 			return fmt.Errorf("%s: listen: %w", where, err)
 		}
 	case e.GetState() == stateEstablished: // a connected UDP socket
@@ -108,10 +155,43 @@ func (fp *filePlan) makeInet(p *process, id uint32) (err error) {
 			return fmt.Errorf("%s: connect: %w", where, err)
 		}
 	}
-	if _, err := t.Syscall(unix.SYS_FCNTL, fd, unix.F_SETFL, uint64(e.GetFlags()&^unix.O_ACCMODE)); err != nil {
+	if _, err := m.Syscall(unix.SYS_FCNTL, fd, unix.F_SETFL, uint64(e.GetFlags()&^unix.O_ACCMODE)); err != nil {
 		return fmt.Errorf("%s: flags: %w", where, err)
 	}
 	return nil
+}
+
+// rebuildTCP has restore rebuild the connection of e at fd, from its
+// saved addresses.
+func rebuildTCP(m SocketMaker, fd uint64, e *skinet.InetSkEntry) error {
+	local, err := inetAddr(e.GetFamily(), e.GetSrcAddr(), e.GetSrcPort())
+	if err != nil {
+		return err
+	}
+	remote, err := inetAddr(e.GetFamily(), e.GetDstAddr(), e.GetDstPort())
+	if err != nil {
+		return err
+	}
+	return m.RebuildTCP(fd, e.GetIno(), local, remote)
+}
+
+// inetAddr is the address an image keeps as 32-bit words in network order.
+func inetAddr(family uint32, words []uint32, port uint32) (unix.Sockaddr, error) {
+	var b []byte
+	for _, w := range words {
+		b = binary.LittleEndian.AppendUint32(b, w)
+	}
+	switch {
+	case family == unix.AF_INET && len(b) == 4:
+		a := &unix.SockaddrInet4{Port: int(port)}
+		copy(a.Addr[:], b)
+		return a, nil
+	case family == unix.AF_INET6 && len(b) == 16:
+		a := &unix.SockaddrInet6{Port: int(port)}
+		copy(a.Addr[:], b)
+		return a, nil
+	}
+	return nil, fmt.Errorf("address of %d bytes for family %d", len(b), family)
 }
 
 func anyNonZero(ws []uint32) bool {
