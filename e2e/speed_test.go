@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
+	"github.com/cryo-cr/cryo/internal/image"
 )
 
 // TestE2EMemoryHugePages: an area advised MADV_HUGEPAGE and backed by
@@ -38,4 +43,37 @@ func TestE2EMemoryNoUffd(t *testing.T) {
 	t.Run("hugemem", func(t *testing.T) {
 		checkpointRestore(t, workloadBin(t, "hugemem", linkDynamic))
 	})
+}
+
+// TestE2EStatsSharedMemory: the dump's statistics (stats-dump, CRIU's
+// image) count the private pages and, apart, the pages of shared memory
+// objects written (shpages_written), and `--display-stats` prints them;
+// the tree_shm workload then restores and checks itself.
+func TestE2EStatsSharedMemory(t *testing.T) {
+	requireRoot(t)
+	tr := startTree(t, workloadBin(t, "tree_shm", linkDynamic))
+	t.Cleanup(func() { _ = os.Remove(fmt.Sprintf("/dev/shm/cryo-shm-test.%d", tr.w.Pid)) })
+	tr.Checkpoint()
+	d, err := image.Open(tr.w.ImgDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st stats.StatsEntry
+	if err := d.ReadOne("stats-dump", "STATS", &st); err != nil {
+		t.Fatal(err)
+	}
+	ds := st.GetDump()
+	// The workload maps 4 MiB of shared anonymous memory with pattern
+	// pages and a 1 MiB memfd, besides its private memory.
+	if ds.GetPagesWritten() == 0 || ds.GetShpagesWritten() == 0 {
+		t.Fatalf("stats-dump: %d pages written, %d shared memory pages written; want both above 0", ds.GetPagesWritten(), ds.GetShpagesWritten())
+	}
+	tr.Restore("-d", "--display-stats")
+	out := readString(tr.w.rstOut)
+	for _, line := range []string{"Displaying restore stats:", "Pages restored: "} {
+		if !strings.Contains(out, line) {
+			t.Errorf("restore --display-stats printed no %q:\n%s", line, out)
+		}
+	}
+	tr.Finish()
 }

@@ -30,6 +30,7 @@ func displayStats(w io.Writer, dir, name string) error {
 		fmt.Fprintf(w, "Memory pages skipped from parent: %d (%#x)\n", ds.GetPagesSkippedParent(), ds.GetPagesSkippedParent())
 		fmt.Fprintf(w, "Memory pages written: %d (%#x)\n", ds.GetPagesWritten(), ds.GetPagesWritten())
 		fmt.Fprintf(w, "Lazy memory pages: %d (%#x)\n", ds.GetPagesLazy(), ds.GetPagesLazy())
+		fmt.Fprintf(w, "Shared memory pages written: %d (%#x)\n", ds.GetShpagesWritten(), ds.GetShpagesWritten())
 	}
 	if rs := st.GetRestore(); rs != nil {
 		fmt.Fprintf(w, "Displaying restore stats:\n")

@@ -302,6 +302,7 @@ func dumpOn(ctx context.Context, tr *ptrace.Tracer, opts Options) (err error) {
 		d.stats.frozen = time.Since(d.stats.frozenAt)
 	}
 	opts.Logf("frozen for %v", d.stats.frozen)
+	d.stats.shpagesSaved = d.files.shmem.savedPages()
 	opts.Logf("stats: %s", d.stats.summary())
 	if err := dir.Write(StatsName, "STATS", d.stats.entry()); err != nil {
 		opts.Logf("warning: %v", err)
@@ -335,6 +336,8 @@ type dumpStats struct {
 	pagesScanned, pagesSaved uint64
 	// pagesParent are the pages left in the parent's images.
 	pagesParent uint64
+	// shpagesSaved are the pages of shared memory objects saved.
+	shpagesSaved uint64
 }
 
 func usec(d time.Duration) *uint32 { return proto.Uint32(uint32(d.Microseconds())) }
@@ -349,6 +352,7 @@ func (s *dumpStats) entry() *stats.StatsEntry {
 		PagesSkippedParent: proto.Uint64(s.pagesParent),
 		PagesWritten:       proto.Uint64(s.pagesSaved),
 		PagesLazy:          proto.Uint64(0),
+		ShpagesWritten:     proto.Uint64(s.shpagesSaved),
 	}}
 }
 

@@ -64,7 +64,14 @@ func (t *Tracer) Do(f func() error) error {
 	// Only the goroutine locked to the tracer thread ever runs on it, so
 	// the thread id says whether the caller is that goroutine.
 	if unix.Gettid() == t.tid {
-		return f()
+		select {
+		case <-t.quit:
+			// Closed: the thread ends with f, and its id may be another
+			// thread's later.
+			return ErrTracerClosed
+		default:
+			return f()
+		}
 	}
 	var err error
 	var failed *tracerPanic
