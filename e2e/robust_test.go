@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -442,5 +443,47 @@ func TestE2ERobustLimits(t *testing.T) {
 			w.Restore()
 			w.Finish()
 		})
+	}
+}
+
+// TestE2ERobustSessionOutsider: a tree whose session holds a process
+// outside the tree (an orphan of a subshell, reparented away) is refused
+// in one line once that process has had a bounded time to exit, and the
+// tree and the outsider run on untraced.
+func TestE2ERobustSessionOutsider(t *testing.T) {
+	requireCryo(t)
+	cmd := exec.Command("sh", "-c", "(sleep 1000 &); exec sleep 1001")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	root, err := startBg(t, "session leader", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outsider int
+	waitFor(t, readyTimeout, "an orphan in the leader's session", func() bool {
+		for _, pid := range allPids() {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil || pid == root.Pid() {
+				continue
+			}
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+			if len(f) > 3 && f[3] == strconv.Itoa(root.Pid()) {
+				outsider = pid
+				return true
+			}
+		}
+		return false
+	})
+	t.Cleanup(func() { unix.Kill(outsider, unix.SIGKILL) })
+	waitFor(t, readyTimeout, "the leader to exec sleep", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", root.Pid()))
+		return strings.TrimSpace(string(b)) == "sleep"
+	})
+	res := tryDump(t, root.Pid(), filepath.Join(t.TempDir(), "images"))
+	t.Logf("%s", res)
+	assertOneErrorLine(t, res, fmt.Sprint(outsider), "not in its tree")
+	for _, pid := range []int{root.Pid(), outsider} {
+		if !pidAlive(pid) || procStatus(fmt.Sprintf("/proc/%d/status", pid))["TracerPid"] != "0" {
+			t.Fatalf("process %d is not running untraced after the refused dump", pid)
+		}
 	}
 }

@@ -514,9 +514,33 @@ func (d *dumper) checkSessionComplete(root int) error {
 		if err != nil || st.Session != root {
 			continue
 		}
+		if gone := outsiderGone(pid, time.Now().Add(outsiderWait)); gone {
+			d.logf("process %d of session %d, outside the tree, has exited: left out", pid, root)
+			continue
+		}
 		return fmt.Errorf("process %d is in the session of %d but not in its tree (its parent %d is outside): dumping it is not supported", pid, root, st.PPid)
 	}
 	return nil
+}
+
+// outsiderWait bounds the wait for a process of the tree's session
+// outside the tree to exit: the copy a killed cryo's snapshot left runs
+// its own way out for a moment after cryo died (see snapshot.go).
+const outsiderWait = 2 * time.Second
+
+// outsiderGone waits until deadline for process pid to exit (gone, or a
+// zombie: dead, and no part of the session anything restores).
+func outsiderGone(pid int, deadline time.Time) bool {
+	for {
+		st, err := proc.ReadStat(pid)
+		if err != nil || st.State == 'Z' || st.State == 'X' {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // addGroupHelpers adds a helper for every process group of the tree whose
