@@ -53,10 +53,8 @@ var browserMissing = []struct {
 	re      *regexp.Regexp
 	missing string
 }{
-	{regexp.MustCompile(`its own net namespace .* is not supported`), "net namespaces nested under the session's user namespace (issue 14 item 1, branch netns)"},
 	{regexp.MustCompile(`under seccomp .*needs CAP_SYS_ADMIN in the initial user namespace`),
 		"a way to read seccomp filters without root: the kernel gives them (PTRACE_SECCOMP_GET_FILTER) and lets injected calls past them (PTRACE_O_SUSPEND_SECCOMP) only to CAP_SYS_ADMIN in the initial user namespace"},
-	{regexp.MustCompile(`(?i)seccomp`), "seccomp filters (issue 14 item 3)"},
 }
 
 // netlinkQueued is the dump's refusal of a netlink socket with messages
