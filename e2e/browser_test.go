@@ -53,10 +53,8 @@ var browserMissing = []struct {
 	re      *regexp.Regexp
 	missing string
 }{
-	{regexp.MustCompile(`its own net namespace .* is not supported`), "net namespaces nested under the session's user namespace (issue 14 item 1, branch netns)"},
 	{regexp.MustCompile(`under seccomp .*needs CAP_SYS_ADMIN in the initial user namespace`),
 		"a way to read seccomp filters without root: the kernel gives them (PTRACE_SECCOMP_GET_FILTER) and lets injected calls past them (PTRACE_O_SUSPEND_SECCOMP) only to CAP_SYS_ADMIN in the initial user namespace"},
-	{regexp.MustCompile(`(?i)seccomp`), "seccomp filters (issue 14 item 3)"},
 }
 
 // netlinkQueued is the dump's refusal of a netlink socket with messages
@@ -505,6 +503,20 @@ func (b *browser) logAll() {
 		logFile(b.t, filepath.Join(b.imgDir, "restore.log"))
 	}
 	b.t.Logf("output of the tree %s:\n%s", b.log, clip(readString(b.log), 16000))
+	// Where each process's threads wait, to tell a stuck restored
+	// browser's part: state and wait channel of each thread, by name.
+	var lines []string
+	for _, pid := range b.pids {
+		waits := map[string]int{}
+		for _, tid := range procTids(pid) {
+			st := procStatus(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))["State"]
+			wchan := strings.TrimSpace(readString(fmt.Sprintf("/proc/%d/task/%d/wchan", pid, tid)))
+			name := strings.TrimSpace(readString(fmt.Sprintf("/proc/%d/task/%d/comm", pid, tid)))
+			waits[fmt.Sprintf("%s %s %s", name, st, wchan)]++
+		}
+		lines = append(lines, fmt.Sprintf("%d %s: %v", pid, strings.TrimSpace(readString(fmt.Sprintf("/proc/%d/comm", pid))), waits))
+	}
+	b.t.Logf("threads of the tree:\n%s", strings.Join(lines, "\n"))
 }
 
 // TestE2EDesktopBrowser: the browser desktop dumped and restored by root,

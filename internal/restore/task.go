@@ -137,9 +137,15 @@ func (p *process) cloneThreadAtLastPid(tid uint32, args []byte) (uint64, error) 
 		if err != nil {
 			return got, err
 		}
-		outer, err := outerTid(p.pid, uint32(got))
-		if err != nil || outer == int(tid) {
-			return got, err
+		// In cryo's pid namespace the id clone3 returns is the outer one.
+		outer := int(got)
+		if p.c.nsPids != nil {
+			if outer, err = outerTid(p.pid, uint32(got)); err != nil {
+				return got, err
+			}
+		}
+		if outer == int(tid) {
+			return got, nil
 		}
 		p.r.logf("restore pid %d: thread id %d was taken meanwhile (got %d), trying again", p.c.pid, tid, outer)
 		stray, err := p.r.tr.Adopt(p.pid, outer)
