@@ -88,27 +88,8 @@ func TestE2EPodmanRoundTrip(t *testing.T) {
 			t.Fatalf("%s (scripts/install-test-deps.sh): %v", bin, err)
 		}
 	}
-	link := t.TempDir()
-	if err := os.Symlink(cryoBin, filepath.Join(link, "criu")); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"PATH=" + link + ":" + os.Getenv("PATH")}
-	b := runcBundle(t, false, false)
-	tag := fmt.Sprintf("localhost/cryo-e2e-busybox:%d", os.Getpid())
-	imp := exec.Command("podman", "import", "-", tag)
-	tar := exec.Command("tar", "-C", filepath.Join(b, "rootfs"), "-c", ".")
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp.Stdin = pipe
-	if err := tar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := imp.CombinedOutput(); err != nil {
-		t.Fatalf("podman import: %v\n%s", err, out)
-	}
-	tar.Wait()
+	env := criuOnPath(t)
+	tag := podmanBusybox(t, fmt.Sprintf("localhost/cryo-e2e-busybox:%d", os.Getpid()))
 	name := fmt.Sprintf("cryo-e2e-%d", os.Getpid())
 	name2 := name + "-imported"
 	t.Cleanup(func() {
@@ -172,4 +153,26 @@ func TestE2EPodmanRoundTrip(t *testing.T) {
 	if st := procStatus("/proc/" + pid + "/status"); st["Seccomp"] != "2" || st["Seccomp_filters"] == "0" {
 		t.Errorf("the restored container lost podman's seccomp profile: Seccomp %q, filters %q", st["Seccomp"], st["Seccomp_filters"])
 	}
+}
+
+// podmanBusybox imports the busybox-static rootfs of a runc bundle as
+// podman image tag (nothing is pulled) and returns tag.
+func podmanBusybox(t *testing.T, tag string) string {
+	t.Helper()
+	b := runcBundle(t, false, false)
+	imp := exec.Command("podman", "import", "-", tag)
+	tar := exec.Command("tar", "-C", filepath.Join(b, "rootfs"), "-c", ".")
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp.Stdin = pipe
+	if err := tar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("podman import: %v\n%s", err, out)
+	}
+	tar.Wait()
+	return tag
 }

@@ -24,22 +24,7 @@ func TestE2EPodmanPreCheckpoint(t *testing.T) {
 		}
 	}
 	env := criuOnPath(t)
-	b := runcBundle(t, false, false)
-	tag := fmt.Sprintf("localhost/cryo-e2e-busybox-pre:%d", os.Getpid())
-	imp := exec.Command("podman", "import", "-", tag)
-	tar := exec.Command("tar", "-C", filepath.Join(b, "rootfs"), "-c", ".")
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp.Stdin = pipe
-	if err := tar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := imp.CombinedOutput(); err != nil {
-		t.Fatalf("podman import: %v\n%s", err, out)
-	}
-	tar.Wait()
+	tag := podmanBusybox(t, fmt.Sprintf("localhost/cryo-e2e-busybox-pre:%d", os.Getpid()))
 	name := fmt.Sprintf("cryo-e2e-pre-%d", os.Getpid())
 	t.Cleanup(func() {
 		exec.Command("podman", "rm", "-f", "-t", "0", name).Run()

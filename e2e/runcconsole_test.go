@@ -127,25 +127,7 @@ func TestE2ERuncConsole(t *testing.T) {
 		t.Fatalf("runc (scripts/install-test-deps.sh): %v", err)
 	}
 	b := runcBundle(t, false, true)
-	if err := os.Symlink("busybox", filepath.Join(b, "rootfs/bin/stty")); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(b, "config.json")
-	var spec map[string]any
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", consoleScript}
-	if data, err = json.Marshal(spec); err == nil {
-		err = os.WriteFile(path, data, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	consoleBundle(t, b)
 
 	id := fmt.Sprintf("cryo-e2e-console-%d", os.Getpid())
 	c := &runcContainer{t: t, id: id, bundle: b, out: &syncBuffer{}}
@@ -233,4 +215,30 @@ func hostTerminal(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// consoleBundle makes bundle b's container run consoleScript on a
+// terminal, with busybox's stty.
+func consoleBundle(t *testing.T, b string) {
+	t.Helper()
+	if err := os.Symlink("busybox", filepath.Join(b, "rootfs/bin/stty")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(b, "config.json")
+	var spec map[string]any
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", consoleScript}
+	spec["process"].(map[string]any)["terminal"] = true
+	if data, err = json.Marshal(spec); err == nil {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -328,26 +328,7 @@ func TestE2ERuncRootlessConsole(t *testing.T) {
 	}
 	u := newRootlessRunc(t, restoreOwnIDs)
 	b := rootlessBundle(t, false)
-	if err := os.Symlink("busybox", filepath.Join(b, "rootfs/bin/stty")); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(b, "config.json")
-	var spec map[string]any
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", consoleScript}
-	spec["process"].(map[string]any)["terminal"] = true
-	if data, err = json.Marshal(spec); err == nil {
-		err = os.WriteFile(path, data, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	consoleBundle(t, b)
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
