@@ -458,8 +458,11 @@ func TestE2ERobustSessionOutsider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The orphan once the subshell that started it has exited: then the
+	// session holds the leader and the orphan only.
 	var outsider int
-	waitFor(t, readyTimeout, "an orphan in the leader's session", func() bool {
+	waitFor(t, readyTimeout, "an orphan alone beside the leader in its session", func() bool {
+		var others []int
 		for _, pid := range allPids() {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 			if err != nil || pid == root.Pid() {
@@ -467,11 +470,15 @@ func TestE2ERobustSessionOutsider(t *testing.T) {
 			}
 			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 			if len(f) > 3 && f[3] == strconv.Itoa(root.Pid()) {
-				outsider = pid
-				return true
+				others = append(others, pid)
 			}
 		}
-		return false
+		if len(others) != 1 {
+			return false
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", others[0]))
+		outsider = others[0]
+		return strings.TrimSpace(string(comm)) == "sleep"
 	})
 	t.Cleanup(func() { unix.Kill(outsider, unix.SIGKILL) })
 	waitFor(t, readyTimeout, "the leader to exec sleep", func() bool {
