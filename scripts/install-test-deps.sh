@@ -12,6 +12,7 @@ packages+=(nftables)                              # the network lock
 packages+=(bsdutils)                              # script(1): the pty test
 packages+=(runc busybox-static)                   # container tests (a busybox bundle)
 packages+=(podman)                                # the podman test (an image imported from that bundle)
+packages+=(containernetworking-plugins iptables)  # podman's default network (a CNI bridge): TestE2EPodmanNetwork
 packages+=(libsqlite3-dev sqlite3)                # the sqlite writer of the file-lock test
 packages+=(qemu-user)                             # the other architectures' builds run under qemu
 packages+=(bubblewrap firefox-esr twm xterm xdotool) # sandbox and browser desktop tests

@@ -198,6 +198,13 @@ func dumpOn(ctx context.Context, tr *ptrace.Tracer, opts Options) (err error) {
 	d := &dumper{ctx: ctx, tr: tr, opts: opts, logf: opts.Logf, files: newFileTable(), ns: newNsTable(own), locks: locks}
 	d.tr.Fault = opts.Fault
 	d.ns.emptyNet, d.files.emptyNet = opts.EmptyNetNS, opts.EmptyNetNS
+	d.ns.emptyNetOpt = opts.EmptyNetNS
+	if opts.ext != nil && len(opts.ext.nets) > 0 {
+		// An external net namespace is left out as empty_ns leaves one
+		// out; its image names the key the restore joins it by.
+		d.ns.extNets = opts.ext.nets
+		d.ns.emptyNet, d.files.emptyNet = true, true
+	}
 	d.ns.extMounts = opts.ExtMounts
 	defer d.files.closeHeld()
 	defer d.ns.closeNets()

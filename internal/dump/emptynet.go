@@ -12,6 +12,9 @@ import (
 // of the images (Options.EmptyNetNS): the restore makes a new, empty one
 // for the whole tree, so the tree may have only this one.
 func (t *nsTable) leaveNetOut(p *process, ino uint64) error {
+	if len(t.extNets) > 0 && t.extNets[ino] == "" && !t.emptyNetOpt {
+		return fmt.Errorf("process %d: its net namespace %d is not the external one named (net[INO]:KEY) and empty_ns is not given", p.pid, ino)
+	}
 	if t.emptyNetIno != 0 && t.emptyNetIno != ino {
 		return fmt.Errorf("process %d: a second net namespace (%d, after %d) in the tree: only one can be left out (empty_ns)", p.pid, ino, t.emptyNetIno)
 	}
@@ -48,5 +51,9 @@ func (t *nsTable) writeEmptyNet(dir *image.Dir) error {
 	if t.emptyNetIno == 0 {
 		return nil
 	}
-	return dir.Write(image.NetnsName(t.id("net", t.emptyNetIno)), "NETNS", &netdev.NetnsEntry{ExtKey: proto.String(image.EmptyNetKey)})
+	key := image.EmptyNetKey
+	if k := t.extNets[t.emptyNetIno]; k != "" {
+		key = k // external: the restore joins the one given for key
+	}
+	return dir.Write(image.NetnsName(t.id("net", t.emptyNetIno)), "NETNS", &netdev.NetnsEntry{ExtKey: proto.String(key)})
 }

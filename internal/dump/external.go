@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cryo-cr/cryo/internal/image"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,12 +16,16 @@ type externals struct {
 	ttys map[string]bool
 	// unix: Unix sockets by inode (unix[INO]), the tree's end or its peer.
 	unix map[uint64]bool
+	// nets: net namespaces by inode (net[INO]:KEY), left out of the
+	// images under KEY: the restore joins the one its caller gives for
+	// KEY (podman's extRootNetNS).
+	nets map[uint64]string
 }
 
 // parseExternal checks the --external values before the tree is touched:
 // an unknown kind or a malformed one is refused in one line.
 func parseExternal(vals []string) (*externals, error) {
-	e := &externals{ttys: map[string]bool{}, unix: map[uint64]bool{}}
+	e := &externals{ttys: map[string]bool{}, unix: map[uint64]bool{}, nets: map[uint64]string{}}
 	for _, v := range vals {
 		kind, rest, ok := strings.Cut(v, "[")
 		id, tail, ok2 := strings.Cut(rest, "]")
@@ -42,8 +47,15 @@ func parseExternal(vals []string) (*externals, error) {
 				return nil, fmt.Errorf("--external %q: want unix[INO], the inode of the socket or of its peer", v)
 			}
 			e.unix[ino] = true
+		case "net":
+			ino, err := strconv.ParseUint(id, 10, 64)
+			key, ok := strings.CutPrefix(tail, ":")
+			if err != nil || !ok || key == "" || key == image.EmptyNetKey {
+				return nil, fmt.Errorf("--external %q: want net[INO]:KEY, the inode of the net namespace and the key the restore gives it by", v)
+			}
+			e.nets[ino] = key
 		default:
-			return nil, fmt.Errorf("--external %q: kind %q is not supported (tty[RDEV:DEV], unix[INO])", v, kind)
+			return nil, fmt.Errorf("--external %q: kind %q is not supported (tty[RDEV:DEV], unix[INO], net[INO]:KEY)", v, kind)
 		}
 	}
 	return e, nil

@@ -80,7 +80,12 @@ type nsTable struct {
 	tmpfsDevs map[uint32]uint64 // tmpfs device -> the mount namespace that mounts it
 	// emptyNet: a net namespace of the tree's own is left out of the
 	// images (Options.EmptyNetNS); emptyNetIno is it, once met.
-	emptyNet    bool
+	emptyNet bool
+	// emptyNetOpt is Options.EmptyNetNS itself; extNets are the net
+	// namespaces named external (net[INO]:KEY), left out as empty_ns
+	// leaves one out, under their keys.
+	emptyNetOpt bool
+	extNets     map[uint64]string
 	emptyNetIno uint64
 	// flatUserns: the parent of the root's user namespace, which holds
 	// no process of the tree and is not cryo's; the root's is recorded

@@ -35,6 +35,13 @@ func checkEmptyNet(dir *image.Dir, snap *snapshot, opts Options) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if key := e.GetExtKey(); key != "" && key != image.EmptyNetKey {
+		if err := joinExternalNet(key, opts); err != nil {
+			return false, err
+		}
+		snap.externalNet = key
+		return false, nil
+	}
 	if e.GetExtKey() == image.EmptyNetKey && !opts.EmptyNetNS {
 		return false, fmt.Errorf("%s: the tree's net namespace was left out of the dump (empty_ns): the restore must make a new one (empty_ns)", image.NetnsName(id))
 	}
@@ -45,12 +52,53 @@ func checkEmptyNet(dir *image.Dir, snap *snapshot, opts Options) (bool, error) {
 	return opts.EmptyNetNS, nil
 }
 
+// joinExternalNet checks that the caller gives the net namespace the dump
+// left out as external (--external net[INO]:KEY, podman's extRootNetNS)
+// with --inherit-fd fd[N]:KEY (podman makes and configures a new one for
+// the restored container): newEmptyNet moves the stub into it.
+func joinExternalNet(key string, opts Options) error {
+	fd, ok := opts.InheritFds[key]
+	if !ok {
+		return fmt.Errorf("the tree's net namespace was left out of the dump as external %q: give the one to restore it in with --inherit-fd fd[N]:%s", key, key)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("external net namespace %s: joined by root only yet", key)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("external net namespace %s, fd %d: %w", key, fd, err)
+	}
+	if t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+		return fmt.Errorf("external net namespace %s: fd %d is not a net namespace", key, fd)
+	}
+	return nil
+}
+
+// joinNet moves the stub into the net namespace the caller gave for an
+// external one (joinExternalNet), through cryo's descriptor of it.
+func (r *restorer) joinNet(stub *process, key string) error {
+	fd := r.opts.InheritFds[key]
+	ns, err := stub.open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd), unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("external net namespace %s: %w", key, err)
+	}
+	defer stub.leader.Syscall(unix.SYS_CLOSE, ns)
+	if _, err := stub.leader.Syscall(unix.SYS_SETNS, ns, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("external net namespace %s: setns: %w", key, err)
+	}
+	r.logf("external net namespace %s: the tree is restored in the one given with --inherit-fd fd[%d]", key, fd)
+	return nil
+}
+
 // newEmptyNet moves the stub into a new net namespace with its loopback
 // up, before the root is cloned from it, when the restore is to make one
 // (Options.EmptyNetNS): the tree comes back in it. Unlike CRIU's, whose
 // restored containers answer nothing on 127.0.0.1 (criu#590), the loopback
 // is up.
 func (r *restorer) newEmptyNet(stub *process) error {
+	if key := r.snap.externalNet; key != "" {
+		return r.joinNet(stub, key)
+	}
 	if !r.opts.EmptyNetNS {
 		return nil
 	}

@@ -30,17 +30,21 @@ import (
 // snapshot is everything read from an image directory, checked for
 // consistency before any process is created.
 type snapshot struct {
-	procs     []*checkpoint // pstree order: parents before children
-	files     map[uint32]*fdinfo.FileEntry
-	pipes     map[uint32]*pipedata.PipeDataEntry // by pipe id
-	pipeBytes map[uint32][]byte
-	fifos     map[uint32]*pipedata.PipeDataEntry // by FIFO inode
-	fifoBytes map[uint32][]byte
-	skQueues  map[uint32][]queuedMsg            // to read, by socket file id: stream bytes or messages
-	ghosts    map[uint32]*ghost                 // deleted-while-open files, by file id
-	shmem     map[uint64]*shmemImage            // anonymous shared memory, by shmid
-	memfds    map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
-	ptys      map[uint32]*ptyPair               // pseudo-terminal pairs, by index
+	// externalNet is the key of the tree's net namespace when the dump
+	// left it out as external (--external net[INO]:KEY): the restore
+	// joins the one the caller gives with --inherit-fd fd[N]:KEY.
+	externalNet string
+	procs       []*checkpoint // pstree order: parents before children
+	files       map[uint32]*fdinfo.FileEntry
+	pipes       map[uint32]*pipedata.PipeDataEntry // by pipe id
+	pipeBytes   map[uint32][]byte
+	fifos       map[uint32]*pipedata.PipeDataEntry // by FIFO inode
+	fifoBytes   map[uint32][]byte
+	skQueues    map[uint32][]queuedMsg            // to read, by socket file id: stream bytes or messages
+	ghosts      map[uint32]*ghost                 // deleted-while-open files, by file id
+	shmem       map[uint64]*shmemImage            // anonymous shared memory, by shmid
+	memfds      map[uint64]*memfd.MemfdInodeEntry // memfd inodes (also shmem objects)
+	ptys        map[uint32]*ptyPair               // pseudo-terminal pairs, by index
 	// uncheckedFiles are mapped files cryo's user may not read, by file
 	// id: checked through the descriptor of the process that maps them
 	// (checkMapped).

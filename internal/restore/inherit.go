@@ -50,6 +50,9 @@ func (r *restorer) stubFiles() []uintptr {
 	next := fp.base + uint64(fp.tempCount()) + 8
 	fp.inherit = map[string]uint64{}
 	for _, k := range keys {
+		if k == r.snap.externalNet {
+			continue // a net namespace (joinNet), not a file
+		}
 		if !known[k] {
 			r.logf("--inherit-fd fd[%d]:%s: no file of the images is %s: not used", r.opts.InheritFds[k], k, k)
 			continue

@@ -46,6 +46,9 @@ type Request struct {
 	// ExtMounts are the external mounts (ext_mnt): on dump mount point ->
 	// key, on restore key -> host path.
 	ExtMounts map[string]string
+	// External (dump) are the resources outside the tree it may hold, in
+	// CRIU's --external syntax (podman's net[INO]:extRootNetNS).
+	External []string
 	// InheritFds are inherit_fd's key -> descriptor of cryo's, on restore.
 	InheritFds map[string]int
 	Logf       func(format string, args ...any)
@@ -100,7 +103,7 @@ func runDump(r Request) error {
 	_, err := call(context.Background(), r.Pid, cryo.DumpOptions{
 		Dir: r.ImagesDir, LeaveRunning: r.LeaveRunning, LeaveStopped: r.LeaveStopped, ShellJob: r.ShellJob,
 		TCPEstablished: r.TCPEstablished, ExtUnixSk: r.ExtUnixSk, SkipInFlight: r.SkipInFlight, TCPClose: r.TCPClose,
-		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, ExtMounts: r.ExtMounts, Notify: r.Notify, Logger: logger(r.Logf),
+		LinkRemap: r.LinkRemap, EmptyNetNS: r.EmptyNetNS, ExtMounts: r.ExtMounts, External: r.External, Notify: r.Notify, Logger: logger(r.Logf),
 		OrphanPts: r.OrphanPts, FileLocks: r.FileLocks, ParentDir: r.ParentDir, TrackMem: r.TrackMem, FreezeCgroup: r.FreezeCgroup,
 	})
 	var refused *cryo.RefusedError

@@ -44,7 +44,7 @@ func TestTranslateEveryOption(t *testing.T) {
 		{"tls", func(o *rpc.CriuOpts) { o.Tls = proto.Bool(true) }, rpc.CriuReqType_DUMP},
 		{"pidfd_store_sk", func(o *rpc.CriuOpts) { o.PidfdStoreSk = proto.Int32(3) }, rpc.CriuReqType_PRE_DUMP},
 		{"skip_file_rwx_check", func(o *rpc.CriuOpts) { o.SkipFileRwxCheck = proto.Bool(true) }, rpc.CriuReqType_RESTORE},
-		{"external", func(o *rpc.CriuOpts) { o.External = []string{"net[1]:x"} }, rpc.CriuReqType_DUMP},
+		{"external", func(o *rpc.CriuOpts) { o.External = []string{"net[1]:x"} }, rpc.CriuReqType_RESTORE},
 		{"join_ns", func(o *rpc.CriuOpts) {
 			o.JoinNs = []*rpc.JoinNamespace{{Ns: proto.String("uts"), NsFile: proto.String("/x")}}
 		}, rpc.CriuReqType_RESTORE},
