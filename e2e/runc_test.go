@@ -63,26 +63,36 @@ func runcBundle(t *testing.T, rootless bool, terminal bool) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("runc spec: %v\n%s", err, out)
 	}
-	var spec map[string]any
+	editSpec(t, b, func(spec map[string]any) {
+		process := spec["process"].(map[string]any)
+		process["terminal"] = terminal
+		process["args"] = []string{"sh", "-c", runcScript}
+		spec["mounts"] = append(spec["mounts"].([]any), map[string]any{
+			"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "mode=1777"}})
+	})
+	return b
+}
+
+// editSpec reads bundle b's config.json, lets edit change it, and writes
+// it back.
+func editSpec(t *testing.T, b string, edit func(spec map[string]any)) {
+	t.Helper()
 	path := filepath.Join(b, "config.json")
-	if data, err = os.ReadFile(path); err == nil {
+	var spec map[string]any
+	data, err := os.ReadFile(path)
+	if err == nil {
 		err = json.Unmarshal(data, &spec)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	process := spec["process"].(map[string]any)
-	process["terminal"] = terminal
-	process["args"] = []string{"sh", "-c", runcScript}
-	spec["mounts"] = append(spec["mounts"].([]any), map[string]any{
-		"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "mode=1777"}})
+	edit(spec)
 	if data, err = json.MarshalIndent(spec, "", " "); err == nil {
 		err = os.WriteFile(path, data, 0o644)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
 }
 
 // syncBuffer is what a container wrote to its stdout pipe, read by a

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -224,21 +223,8 @@ func consoleBundle(t *testing.T, b string) {
 	if err := os.Symlink("busybox", filepath.Join(b, "rootfs/bin/stty")); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(b, "config.json")
-	var spec map[string]any
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", consoleScript}
-	spec["process"].(map[string]any)["terminal"] = true
-	if data, err = json.Marshal(spec); err == nil {
-		err = os.WriteFile(path, data, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	editSpec(t, b, func(spec map[string]any) {
+		spec["process"].(map[string]any)["args"] = []string{"sh", "-c", consoleScript}
+		spec["process"].(map[string]any)["terminal"] = true
+	})
 }

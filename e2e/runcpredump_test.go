@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,22 +19,7 @@ const runcForker = `{ while :; do (usleep 3000 &); usleep 5000; done & } && `
 // setRuncArgs replaces the process args of bundle b's config.json.
 func setRuncArgs(t *testing.T, b string, args ...string) {
 	t.Helper()
-	path := filepath.Join(b, "config.json")
-	var spec map[string]any
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec["process"].(map[string]any)["args"] = args
-	if data, err = json.MarshalIndent(spec, "", " "); err == nil {
-		err = os.WriteFile(path, data, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	editSpec(t, b, func(spec map[string]any) { spec["process"].(map[string]any)["args"] = args })
 }
 
 // criuOnPath returns the environment that puts a `criu` link to cryo first
@@ -187,28 +171,15 @@ i=0; while :; do echo $i; i=$((i+1)); usleep 20000; done`)
 // setRuncMemoryLimit sets linux.resources.memory.limit in bundle b.
 func setRuncMemoryLimit(t *testing.T, b string, limit int64) {
 	t.Helper()
-	path := filepath.Join(b, "config.json")
-	var spec map[string]any
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	linux := spec["linux"].(map[string]any)
-	res, _ := linux["resources"].(map[string]any)
-	if res == nil {
-		res = map[string]any{}
-		linux["resources"] = res
-	}
-	res["memory"] = map[string]any{"limit": limit}
-	if data, err = json.MarshalIndent(spec, "", " "); err == nil {
-		err = os.WriteFile(path, data, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	editSpec(t, b, func(spec map[string]any) {
+		linux := spec["linux"].(map[string]any)
+		res, _ := linux["resources"].(map[string]any)
+		if res == nil {
+			res = map[string]any{}
+			linux["resources"] = res
+		}
+		res["memory"] = map[string]any{"limit": limit}
+	})
 }
 
 // memoryLimit reads the memory limit of process pid's cgroup: cgroup v1's

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,36 +82,25 @@ func rootlessBundle(t *testing.T, subIDs bool) string {
 	if err := os.Chmod(filepath.Dir(b), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(b, "config.json")
-	var spec map[string]any
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", runcRootlessScript}
-	linux := spec["linux"].(map[string]any)
-	linux["uidMappings"] = []map[string]int{{"containerID": 0, "hostID": testUID, "size": 1}}
-	linux["gidMappings"] = []map[string]int{{"containerID": 0, "hostID": testGID, "size": 1}}
+	editSpec(t, b, func(spec map[string]any) {
+		spec["process"].(map[string]any)["args"] = []string{"sh", "-c", runcRootlessScript}
+		linux := spec["linux"].(map[string]any)
+		linux["uidMappings"] = []map[string]int{{"containerID": 0, "hostID": testUID, "size": 1}}
+		linux["gidMappings"] = []map[string]int{{"containerID": 0, "hostID": testGID, "size": 1}}
+		if subIDs {
+			sub := map[string]int{"containerID": 1, "hostID": subIDFirst, "size": subIDCount}
+			linux["uidMappings"] = append(linux["uidMappings"].([]map[string]int), sub)
+			linux["gidMappings"] = append(linux["gidMappings"].([]map[string]int), sub)
+			spec["process"].(map[string]any)["user"] = map[string]int{"uid": 1000, "gid": 1000}
+		}
+	})
 	if subIDs {
-		sub := map[string]int{"containerID": 1, "hostID": subIDFirst, "size": subIDCount}
-		linux["uidMappings"] = append(linux["uidMappings"].([]map[string]int), sub)
-		linux["gidMappings"] = append(linux["gidMappings"].([]map[string]int), sub)
-		spec["process"].(map[string]any)["user"] = map[string]int{"uid": 1000, "gid": 1000}
 		// runc gives a tmpfs the mode of the directory beneath it.
 		if err := os.Chmod(filepath.Join(b, "rootfs/tmp"), os.ModeSticky|0o777); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if data, err = json.MarshalIndent(spec, "", " "); err == nil {
-		err = os.WriteFile(path, data, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = filepath.Walk(b, func(p string, _ os.FileInfo, err error) error {
+	err := filepath.Walk(b, func(p string, _ os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
