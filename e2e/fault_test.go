@@ -566,23 +566,7 @@ func faultRandomOutside(t *testing.T, rng *rand.Rand, tally *faultTally) {
 func faultRestoreInterrupted(t *testing.T, rng *rand.Rand) {
 	w := startWorkload(t, workloadBin(t, "threads", linkDynamic), "-t", "4")
 	w.Checkpoint()
-	trace := filepath.Join(t.TempDir(), "trace")
-	// A step number past the end: the restore runs whole, listing its steps.
-	res := faultRun(t, faultBin(t), []string{"CRYO_FAULT_TRACE=" + trace}, -1, "restore", "-D", w.ImgDir, "-d")
-	if res.ExitCode != 0 {
-		t.Fatalf("traced restore: %s", res)
-	}
-	w.detach = true
-	if err := w.waitRestored(bound(t, restoreReadyTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	_ = unix.Kill(w.Pid, unix.SIGKILL)
-	if _, err := waitForeign(w.Pid, killTimeout); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
-		t.Fatal(err)
-	}
+	trace := traceRestore(t, w)
 	n := countLines(trace)
 	if n == 0 {
 		t.Fatalf("the restore marked no step")
@@ -608,4 +592,28 @@ func faultRestoreInterrupted(t *testing.T, rng *rand.Rand) {
 	w.detach = false
 	w.Restore()
 	w.Finish()
+}
+
+// traceRestore restores w's images whole, listing the restore's steps
+// into the trace file it returns, then kills the restored tree and waits
+// until its PID is free, for the kill points to restore again.
+func traceRestore(t *testing.T, w *Workload) string {
+	t.Helper()
+	trace := filepath.Join(t.TempDir(), "trace")
+	res := faultRun(t, faultBin(t), []string{"CRYO_FAULT_TRACE=" + trace}, -1, "restore", "-D", w.ImgDir, "-d")
+	if res.ExitCode != 0 {
+		t.Fatalf("traced restore: %s", res)
+	}
+	w.detach = true
+	if err := w.waitRestored(bound(t, restoreReadyTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	_ = unix.Kill(w.Pid, unix.SIGKILL)
+	if _, err := waitForeign(w.Pid, killTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	return trace
 }

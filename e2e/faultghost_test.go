@@ -7,8 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // TestE2EFaultGhost: cryo restore killed (SIGKILL) right after it gave a
@@ -23,22 +21,7 @@ import (
 func TestE2EFaultGhost(t *testing.T) {
 	w := startWorkload(t, workloadBin(t, "ghost", linkDynamic))
 	w.Checkpoint()
-	trace := filepath.Join(t.TempDir(), "trace")
-	res := faultRun(t, faultBin(t), []string{"CRYO_FAULT_TRACE=" + trace}, -1, "restore", "-D", w.ImgDir, "-d")
-	if res.ExitCode != 0 {
-		t.Fatalf("traced restore: %s", res)
-	}
-	w.detach = true
-	if err := w.waitRestored(bound(t, restoreReadyTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	_ = unix.Kill(w.Pid, unix.SIGKILL)
-	if _, err := waitForeign(w.Pid, killTimeout); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitPidFree(w.Pid, bound(t, pidFreeTimeout)); err != nil {
-		t.Fatal(err)
-	}
+	trace := traceRestore(t, w)
 	// Lines "N restore: ghost PATH named".
 	var steps []int
 	var paths []string
@@ -72,7 +55,7 @@ func TestE2EFaultGhost(t *testing.T) {
 		}
 		t.Logf("SIGKILL at restore step %d: %v left behind", step, paths[:i+1])
 	}
-	res = faultRun(t, faultBin(t), []string{fmt.Sprintf("CRYO_FAULT_STEP=%d", steps[1]), "CRYO_FAULT_SIGNAL=TERM"}, -1, "restore", "-D", w.ImgDir, "-d")
+	res := faultRun(t, faultBin(t), []string{fmt.Sprintf("CRYO_FAULT_STEP=%d", steps[1]), "CRYO_FAULT_SIGNAL=TERM"}, -1, "restore", "-D", w.ImgDir, "-d")
 	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "interrupted") {
 		t.Fatalf("SIGTERM at restore step %d: want one line saying it was interrupted and a non-zero exit: %s", steps[1], res)
 	}
