@@ -64,11 +64,11 @@ func joinExternalNet(key string, opts Options) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("external net namespace %s: joined by root only yet", key)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err != nil {
 		return fmt.Errorf("external net namespace %s, fd %d: %w", key, fd, err)
 	}
-	if t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+	if t != unix.CLONE_NEWNET {
 		return fmt.Errorf("external net namespace %s: fd %d is not a net namespace", key, fd)
 	}
 	return nil
